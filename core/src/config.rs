@@ -1,0 +1,93 @@
+//! Node configuration: where data lives, which formation to join, where to listen
+//! and which peers to dial.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::security::Formation;
+use crate::NodeId;
+
+/// A peer known in advance: its node id and the socket addresses it listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// The peer's node id (its Ed25519 public key).
+    pub id: NodeId,
+    /// Socket addresses to try, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl PeerAddr {
+    /// A peer reachable at one address.
+    pub fn new(id: NodeId, addr: SocketAddr) -> Self {
+        PeerAddr {
+            id,
+            addrs: vec![addr],
+        }
+    }
+}
+
+/// Everything [`crate::Node::open`] needs.
+///
+/// ```
+/// use peat_mesh::{NodeConfig, Formation};
+/// let cfg = NodeConfig::new("/tmp/peat-doc-example", Formation::new("alpha", [7u8; 32]))
+///     .listen("127.0.0.1:0".parse().unwrap());
+/// assert_eq!(cfg.formation.id(), "alpha");
+/// ```
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Directory for the redb database, the identity key and blobs. Created if missing.
+    pub data_dir: PathBuf,
+    /// The formation this node belongs to; only peers that prove the same secret are admitted.
+    pub formation: Formation,
+    /// UDP socket address to listen on. Default `0.0.0.0:0` (any interface, OS-chosen port).
+    pub listen: SocketAddr,
+    /// Peers to dial at start.
+    pub static_peers: Vec<PeerAddr>,
+    /// Identity secret key. `None`: load `identity.key` from the data dir, or create it.
+    pub secret_key: Option<[u8; 32]>,
+    /// How often connected peers re-run set reconciliation as a safety net. Default 30 s.
+    pub anti_entropy_interval: Duration,
+    /// Capacity of each subscription's queue before it reports lag. Default 1024.
+    pub subscription_capacity: usize,
+    /// Capacity of each peer's live-update queue before updates are coalesced. Default 4096.
+    pub peer_queue_capacity: usize,
+    /// Number of loaded documents kept in memory. Default 1024.
+    pub doc_cache_capacity: usize,
+}
+
+impl NodeConfig {
+    /// A config with defaults for everything but the data dir and formation.
+    pub fn new(data_dir: impl Into<PathBuf>, formation: Formation) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            formation,
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            static_peers: Vec::new(),
+            secret_key: None,
+            anti_entropy_interval: Duration::from_secs(30),
+            subscription_capacity: 1024,
+            peer_queue_capacity: 4096,
+            doc_cache_capacity: 1024,
+        }
+    }
+
+    /// Sets the listen address.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Adds a static peer.
+    pub fn peer(mut self, peer: PeerAddr) -> Self {
+        self.static_peers.push(peer);
+        self
+    }
+
+    /// Uses this identity secret instead of the one stored in the data dir.
+    pub fn secret_key(mut self, key: [u8; 32]) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+}

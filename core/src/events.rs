@@ -1,0 +1,227 @@
+//! Subscriptions: bounded per-subscriber queues with an explicit lag signal.
+//!
+//! A publisher never blocks and memory never grows without bound: when a
+//! subscriber's queue is full the oldest event is dropped and counted, and the
+//! subscriber's next read returns [`Event::Lagged`] with that count before any
+//! further item.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<T> {
+    /// The next item.
+    Item(T),
+    /// This many items were dropped because the subscriber fell behind.
+    Lagged(u64),
+}
+
+struct Queue<T> {
+    items: VecDeque<T>,
+    dropped: u64,
+    closed: bool,
+}
+
+struct Shared<T> {
+    queue: Mutex<Queue<T>>,
+    notify: Notify,
+    cap: usize,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, item: T) {
+        let mut q = self.lock();
+        if q.closed {
+            return;
+        }
+        if q.items.len() >= self.cap {
+            q.items.pop_front();
+            q.dropped += 1;
+        }
+        q.items.push_back(item);
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+}
+
+type Entry<T, F> = (u64, F, Weak<Shared<T>>);
+
+/// The publishing side: a set of subscribers, each with a filter `F`.
+pub(crate) struct Hub<T, F> {
+    subs: Mutex<(u64, Vec<Entry<T, F>>)>,
+    cap: usize,
+}
+
+impl<T: Clone, F> Hub<T, F> {
+    pub fn new(cap: usize) -> Self {
+        Hub {
+            subs: Mutex::new((0, Vec::new())),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Adds a subscriber.
+    pub fn subscribe(&self, filter: F) -> Subscription<T> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                dropped: 0,
+                closed: false,
+            }),
+            notify: Notify::new(),
+            cap: self.cap,
+        });
+        let mut g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += 1;
+        let id = g.0;
+        g.1.push((id, filter, Arc::downgrade(&shared)));
+        Subscription { shared }
+    }
+
+    /// True if any live subscriber's filter accepts.
+    pub fn wants(&self, accept: impl Fn(&F) -> bool) -> bool {
+        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.iter().any(|(_, f, w)| w.strong_count() > 0 && accept(f))
+    }
+
+    /// Delivers `item` to every subscriber whose filter accepts it. Never blocks.
+    pub fn publish(&self, item: &T, accept: impl Fn(&F) -> bool) {
+        let targets: Vec<Arc<Shared<T>>> = {
+            let mut g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+            g.1.retain(|(_, _, w)| w.strong_count() > 0);
+            g.1.iter()
+                .filter(|(_, f, _)| accept(f))
+                .filter_map(|(_, _, w)| w.upgrade())
+                .collect()
+        };
+        for t in targets {
+            t.push(item.clone());
+        }
+    }
+
+    /// Ends every subscription: readers drain what is queued, then get `None`.
+    pub fn close_all(&self) {
+        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, _, w) in &g.1 {
+            if let Some(s) = w.upgrade() {
+                s.close();
+            }
+        }
+    }
+
+    /// Number of live subscribers.
+    pub fn len(&self) -> usize {
+        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.iter().filter(|(_, _, w)| w.strong_count() > 0).count()
+    }
+}
+
+/// The receiving side of a subscription. Dropping it unsubscribes.
+pub struct Subscription<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl<T> Subscription<T> {
+    /// Queues an item into this subscription only (used for initial snapshots).
+    pub(crate) fn push_local(&self, item: T) {
+        self.shared.push(item);
+    }
+
+    /// The next event without waiting; `None` if none is queued.
+    pub fn try_next(&self) -> Option<Event<T>> {
+        let mut q = self.shared.lock();
+        if q.dropped > 0 {
+            let n = q.dropped;
+            q.dropped = 0;
+            return Some(Event::Lagged(n));
+        }
+        q.items.pop_front().map(Event::Item)
+    }
+
+    /// Waits for the next event. `None` once the subscription is closed and drained.
+    pub async fn next(&self) -> Option<Event<T>> {
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.try_next() {
+                return Some(e);
+            }
+            if self.shared.lock().closed {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits up to `timeout` for the next event. `Ok(None)` on timeout;
+    /// `Err(Closed)` once the subscription is closed and drained.
+    pub async fn next_timeout(&self, timeout: Duration) -> crate::Result<Option<Event<T>>> {
+        match tokio::time::timeout(timeout, self.next()).await {
+            Ok(Some(e)) => Ok(Some(e)),
+            Ok(None) => Err(crate::Error::Closed),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Ends this subscription; queued events can still be read.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lag_is_reported_and_queue_is_bounded() {
+        let hub: Hub<u32, ()> = Hub::new(3);
+        let sub = hub.subscribe(());
+        for i in 0..10 {
+            hub.publish(&i, |_| true);
+        }
+        assert_eq!(sub.next().await, Some(Event::Lagged(7)));
+        assert_eq!(sub.next().await, Some(Event::Item(7)));
+        assert_eq!(sub.try_next(), Some(Event::Item(8)));
+        assert_eq!(sub.try_next(), Some(Event::Item(9)));
+        assert_eq!(sub.try_next(), None);
+        assert_eq!(sub.next_timeout(Duration::from_millis(10)).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn drop_unsubscribes_and_close_ends() {
+        let hub: Hub<u32, u32> = Hub::new(8);
+        let a = hub.subscribe(1);
+        let b = hub.subscribe(2);
+        hub.publish(&5, |f| *f == 2);
+        assert_eq!(a.try_next(), None);
+        assert_eq!(b.try_next(), Some(Event::Item(5)));
+        drop(a);
+        assert_eq!(hub.len(), 1);
+        let waiter = tokio::spawn(async move { b.next().await });
+        tokio::task::yield_now().await;
+        hub.close_all();
+        assert_eq!(waiter.await.unwrap(), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! # peat-mesh
+//!
+//! Nodes that find each other, keep Automerge documents in sync over
+//! unreliable links, and store them durably — with no server and no internet.
+//!
+//! Read top-down, the crate follows the data:
+//!
+//! - [`Node`] — open one with a [`NodeConfig`], write and read documents, connect to peers.
+//! - [`transport`] — the iroh QUIC endpoint (no relays, nothing beyond what you configure)
+//!   and the peer table.
+//! - [`security`] — node identity ([`NodeId`]) and [`Formation`] admission: a peer must prove
+//!   the formation secret before any document byte flows.
+//! - [`sync`] — negentropy set reconciliation plus Automerge change exchange.
+//! - [`storage`] — documents persisted in redb, durable before a write returns.
+//! - [`wire`] — the length-prefixed frame format, defensively decoded.
+//!
+//! ```no_run
+//! # async fn demo() -> peat_mesh::Result<()> {
+//! use peat_mesh::{Formation, Node, NodeConfig};
+//! use std::time::Duration;
+//!
+//! let formation = Formation::new("alpha", [42; 32]);
+//! let a = Node::open(NodeConfig::new("/tmp/a", formation.clone()).listen("127.0.0.1:0".parse().unwrap())).await?;
+//! let b = Node::open(NodeConfig::new("/tmp/b", formation).listen("127.0.0.1:0".parse().unwrap())).await?;
+//! b.connect(&a.peer_addr()).await?;
+//! a.put("tracks", "t1", &serde_json::json!({"callsign": "ALPHA-1"})).await?;
+//! // ... shortly after, b.get("tracks", "t1") returns the same document.
+//! a.close(Duration::from_secs(5)).await?;
+//! b.close(Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod documents;
+mod error;
+mod events;
+mod node;
+pub mod security;
+pub mod storage;
+pub mod sync;
+pub mod transport;
+pub mod wire;
+
+pub use config::{NodeConfig, PeerAddr};
+pub use documents::{DocEvent, Origin};
+pub use error::{Error, ErrorKind, Result};
+pub use events::{Event, Subscription};
+pub use node::{ListOptions, Node};
+pub use security::{Formation, NodeId};
+pub use storage::{DocKey, ListPage};
+pub use transport::{PeerEvent, PeerInfo, PeerState};
+
+/// Re-export of the Automerge version this crate is built on, for [`Node::update`].
+pub use automerge;

@@ -1,0 +1,507 @@
+//! [`Node`]: the public face of a running peer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transaction;
+use automerge::{ActorId, AutomergeError, ROOT};
+use iroh::{Endpoint, EndpointAddr, TransportAddr};
+use serde_json::Value as Json;
+
+use crate::config::{NodeConfig, PeerAddr};
+use crate::documents::{DocEvent, DocFilter, Origin};
+use crate::error::{Error, Result};
+use crate::events::Subscription;
+use crate::security::load_or_create_identity;
+use crate::storage::{self, Committed, DocKey, ListPage, Store, StoreOptions};
+use crate::sync::Engine;
+use crate::transport::{bind_endpoint, PeerEvent, PeerInfo, SYNC_ALPN};
+use crate::NodeId;
+
+/// Options for [`Node::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only ids starting with this.
+    pub prefix: String,
+    /// Start after this id (the `next` of a previous page).
+    pub after: Option<String>,
+    /// Page size; 0 means 100.
+    pub limit: usize,
+}
+
+/// A running mesh node: documents, peers and sync. Cheap to clone; all clones
+/// share one node. Call [`Node::close`] to stop it; dropping the last clone also
+/// stops its tasks, without waiting.
+///
+/// ```no_run
+/// # async fn demo() -> peat_mesh::Result<()> {
+/// use peat_mesh::{Node, NodeConfig, Formation};
+/// let node = Node::open(NodeConfig::new("/tmp/peat-a", Formation::new("alpha", [7; 32]))
+///     .listen("127.0.0.1:0".parse().unwrap())).await?;
+/// node.put("tracks", "t1", &serde_json::json!({"lat": 1.5, "lon": 2.5})).await?;
+/// assert_eq!(node.get("tracks", "t1")?.unwrap()["lat"], 1.5);
+/// node.close(std::time::Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    endpoint: Endpoint,
+    closed: AtomicBool,
+    sub_snapshot_limit: usize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Never blocks: tasks see the cancellation and end on their own.
+        self.engine.cancel.cancel();
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id()).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// Opens the data dir, binds the endpoint, starts accepting peers and dials
+    /// the static peers.
+    pub async fn open(config: NodeConfig) -> Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let secret = match config.secret_key {
+            Some(k) => iroh::SecretKey::from_bytes(&k),
+            None => load_or_create_identity(&config.data_dir)?,
+        };
+        let me = NodeId(secret.public());
+        let store_path = config.data_dir.join("peat.redb");
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open(
+                &store_path,
+                StoreOptions {
+                    cache_docs: config.doc_cache_capacity,
+                    actor: ActorId::random(),
+                },
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let store = Arc::new(store);
+        let endpoint = match bind_endpoint(secret, config.listen).await {
+            Ok(e) => e,
+            Err(e) => {
+                store.close();
+                return Err(e);
+            }
+        };
+        let engine = Arc::new(Engine::new(
+            me,
+            config.formation.clone(),
+            store,
+            config.subscription_capacity,
+            config.peer_queue_capacity,
+            config.anti_entropy_interval,
+        ));
+        let node = Node {
+            inner: Arc::new(Inner {
+                engine: engine.clone(),
+                endpoint: endpoint.clone(),
+                closed: AtomicBool::new(false),
+                sub_snapshot_limit: 100_000,
+            }),
+        };
+        engine.tasks.spawn(accept_loop(engine.clone(), endpoint.clone()));
+        for peer in config.static_peers {
+            engine
+                .tasks
+                .spawn(keep_dialling(engine.clone(), endpoint.clone(), peer));
+        }
+        tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
+        Ok(node)
+    }
+
+    /// This node's id (its public key).
+    pub fn id(&self) -> NodeId {
+        self.inner.engine.me
+    }
+
+    /// The socket addresses this node listens on.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self.inner.endpoint.addr().ip_addrs().copied().collect();
+        if v.is_empty() {
+            v = self.inner.endpoint.bound_sockets();
+        }
+        v
+    }
+
+    /// What another node needs to dial this one.
+    pub fn peer_addr(&self) -> PeerAddr {
+        PeerAddr {
+            id: self.id(),
+            addrs: self.addrs(),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- peers -----
+
+    /// Dials a peer and waits until it is admitted (or refused). Returns at once
+    /// if the peer is already connected.
+    pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
+        self.check_open()?;
+        dial(&self.inner.engine, &self.inner.endpoint, peer).await
+    }
+
+    /// Every peer seen, with state and health.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.engine.peers.list()
+    }
+
+    /// Number of peers currently connected.
+    pub fn connected_peers(&self) -> usize {
+        self.inner.engine.session_count()
+    }
+
+    /// Closes the connection to `peer`, if any. A static peer will be re-dialled.
+    pub fn disconnect(&self, peer: &NodeId) -> bool {
+        self.inner.engine.disconnect(peer)
+    }
+
+    /// Number of live document and peer subscriptions (for leak checks).
+    pub fn subscription_count(&self) -> usize {
+        self.inner.engine.doc_hub.len() + self.inner.engine.peer_hub.len()
+    }
+
+    /// Peer events from now on: connected, disconnected, admission refused.
+    pub fn subscribe_peers(&self) -> Subscription<PeerEvent> {
+        self.inner.engine.peer_hub.subscribe(())
+    }
+
+    // ----- documents -----
+
+    async fn commit(&self, c: Committed) -> Result<()> {
+        self.inner.engine.on_commit(&c, Origin::Local);
+        c.durable.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn mutate<R>(
+        &self,
+        collection: &str,
+        id: &str,
+        create: bool,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
+        self.check_open()?;
+        let key = DocKey::new(collection, id)?;
+        let r = self.inner.engine.store.update(&key, create, |doc| {
+            doc.transact_with(|_| automerge::transaction::CommitOptions::default().with_time(now_ms()), f)
+                .map(|s| s.result)
+                .map_err(|f| f.error)
+        })?;
+        match r {
+            None => Ok(None),
+            Some((out, committed)) => {
+                if let Some(c) = committed {
+                    self.commit(c).await?;
+                }
+                Ok(Some(out))
+            }
+        }
+    }
+
+    /// Writes a document: afterwards its content equals `value` (a JSON object).
+    /// Fields are updated one by one, so concurrent edits of other fields merge.
+    /// Returns once the write is durable on disk.
+    pub async fn put(&self, collection: &str, id: &str, value: &Json) -> Result<()> {
+        let obj = storage::check_object(value)?;
+        self.mutate(collection, id, true, |tx| storage::put_map(tx, &ROOT, obj))
+            .await
+            .map(|_| ())
+    }
+
+    /// Applies an RFC 7386 JSON merge patch (creating the document if needed).
+    pub async fn merge_patch(&self, collection: &str, id: &str, patch: &Json) -> Result<()> {
+        let obj = storage::check_object(patch)?;
+        self.mutate(collection, id, true, |tx| storage::merge_patch(tx, &ROOT, obj))
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs `f` in an Automerge transaction on the document (creating it if
+    /// needed) and commits durably. An error from `f` rolls the transaction back.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: peat_mesh::Node) -> peat_mesh::Result<()> {
+    /// use automerge::{transaction::Transactable, ROOT};
+    /// node.update("counters", "c1", |tx| tx.put(ROOT, "hits", 1i64)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update<R>(
+        &self,
+        collection: &str,
+        id: &str,
+        f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
+    ) -> Result<R> {
+        self.mutate(collection, id, true, |tx| f(tx).map_err(|e| Error::InvalidArgument(e.to_string())))
+            .await?
+            .ok_or_else(|| Error::Internal("update created no document".into()))
+    }
+
+    /// The document as JSON, or `None` if it does not exist or was deleted.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Json>> {
+        self.check_open()?;
+        let key = DocKey::new(collection, id)?;
+        Ok(self
+            .inner
+            .engine
+            .store
+            .read(&key, |d| {
+                if storage::is_tombstoned(d) {
+                    Ok(None)
+                } else {
+                    storage::read_doc(d).map(Some)
+                }
+            })?
+            .flatten())
+    }
+
+    /// Deletes a document: a tombstone that syncs to peers. Returns false if there
+    /// was no live document.
+    pub async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        self.check_open()?;
+        let key = DocKey::new(collection, id)?;
+        match self.inner.engine.store.meta(&key)? {
+            Some(m) if !m.deleted => {}
+            _ => return Ok(false),
+        }
+        self.mutate(collection, id, false, |tx| storage::tombstone(tx))
+            .await
+            .map(|r| r.is_some())
+    }
+
+    /// Lists live document ids of a collection, in id order, one page at a time.
+    /// Memory does not grow with the collection. Listing reads committed rows:
+    /// a change just received from a peer shows in [`Node::get`] at once and in
+    /// listings after its group commit (about a millisecond later).
+    pub fn list(&self, collection: &str, opts: &ListOptions) -> Result<ListPage> {
+        self.check_open()?;
+        let limit = if opts.limit == 0 { 100 } else { opts.limit };
+        self.inner
+            .engine
+            .store
+            .list(collection, &opts.prefix, opts.after.as_deref(), limit)
+    }
+
+    /// Live documents of `collection` whose top-level `field` equals `value`
+    /// (at most `limit`), as (id, document). Scans the collection.
+    pub fn find(&self, collection: &str, field: &str, value: &Json, limit: usize) -> Result<Vec<(String, Json)>> {
+        self.check_open()?;
+        let store = &self.inner.engine.store;
+        let mut out = Vec::new();
+        store.scan(collection, "", None, |id, meta| {
+            if meta.deleted {
+                return Ok(true);
+            }
+            let key = DocKey::new(collection, id)?;
+            if let Some(doc) = store.peek(&key, |d| storage::read_doc(d))? {
+                if doc.get(field) == Some(value) {
+                    out.push((id.to_string(), doc));
+                }
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    /// The document's raw Automerge bytes (a full save), loadable by any Automerge
+    /// implementation.
+    pub fn export(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        let key = DocKey::new(collection, id)?;
+        self.inner.engine.store.read(&key, |d| Ok(d.save()))
+    }
+
+    /// Merges raw Automerge bytes (a save or changes, from any implementation)
+    /// into the document, creating it if needed.
+    pub async fn import(&self, collection: &str, id: &str, bytes: &[u8]) -> Result<()> {
+        self.check_open()?;
+        let key = DocKey::new(collection, id)?;
+        let r = self.inner.engine.store.update(&key, true, |doc| {
+            doc.load_incremental(bytes)
+                .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
+            Ok(())
+        })?;
+        if let Some((_, Some(c))) = r {
+            self.commit(c).await?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes to a collection (`id = None`) or one document. With `snapshot`,
+    /// the subscription first yields the current state of every matching live
+    /// document (origin [`Origin::Snapshot`]), then every change.
+    pub fn subscribe(&self, collection: &str, id: Option<&str>, snapshot: bool) -> Result<Subscription<DocEvent>> {
+        self.check_open()?;
+        if let Some(id) = id {
+            DocKey::new(collection, id)?;
+        }
+        let sub = self.inner.engine.doc_hub.subscribe(DocFilter {
+            collection: collection.to_string(),
+            id: id.map(str::to_string),
+        });
+        if snapshot {
+            let store = &self.inner.engine.store;
+            let push = |doc_id: &str| -> Result<()> {
+                let key = DocKey::new(collection, doc_id)?;
+                if let Some(Some(value)) = store.peek(&key, |d| {
+                    if storage::is_tombstoned(d) {
+                        Ok(None)
+                    } else {
+                        storage::read_doc(d).map(Some)
+                    }
+                })? {
+                    sub.push_local(DocEvent {
+                        key,
+                        value: Some(value),
+                        origin: Origin::Snapshot,
+                    });
+                }
+                Ok(())
+            };
+            match id {
+                Some(id) => push(id)?,
+                None => {
+                    let mut n = 0;
+                    store.scan(collection, "", None, |doc_id, meta| {
+                        if !meta.deleted {
+                            push(doc_id)?;
+                            n += 1;
+                        }
+                        Ok(n < self.inner.sub_snapshot_limit)
+                    })?;
+                }
+            }
+        }
+        Ok(sub)
+    }
+
+    /// Number of stored documents, tombstones included.
+    pub fn document_count(&self) -> Result<u64> {
+        self.inner.engine.store.len()
+    }
+
+    /// Stops the node: closes every connection, ends subscriptions, flushes the
+    /// store and ends every task, within `timeout`. Idempotent.
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        let engine = &self.inner.engine;
+        engine.cancel.cancel();
+        engine.close_sessions();
+        engine.tasks.close();
+        let tasks_done = tokio::time::timeout_at(deadline.into(), engine.tasks.wait()).await.is_ok();
+        let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
+        let store = engine.store.clone();
+        let _ = tokio::time::timeout_at(deadline.into(), tokio::task::spawn_blocking(move || store.close())).await;
+        engine.doc_hub.close_all();
+        engine.peer_hub.close_all();
+        tracing::info!(id = %engine.me.short(), "node closed");
+        if tasks_done {
+            Ok(())
+        } else {
+            Err(Error::Timeout("tasks still running at close deadline".into()))
+        }
+    }
+}
+
+async fn dial(engine: &Arc<Engine>, endpoint: &Endpoint, peer: &PeerAddr) -> Result<()> {
+    if peer.id == engine.me {
+        return Err(Error::InvalidArgument("cannot connect to self".into()));
+    }
+    if engine
+        .peers
+        .list()
+        .iter()
+        .any(|p| p.id == peer.id && p.state == crate::PeerState::Connected)
+    {
+        return Ok(());
+    }
+    let addr = EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
+    let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, SYNC_ALPN))
+        .await
+        .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
+        .map_err(Error::network)?;
+    let streams = engine.admit(&conn, true).await?;
+    engine.spawn_session(conn, streams, true);
+    Ok(())
+}
+
+async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
+    loop {
+        let incoming = tokio::select! {
+            _ = engine.cancel.cancelled() => return,
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let engine2 = engine.clone();
+        engine.tasks.spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "incoming connection failed");
+                    return;
+                }
+            };
+            if let Ok(streams) = engine2.admit(&conn, false).await {
+                engine2.spawn_session(conn, streams, false);
+            }
+        });
+    }
+}
+
+/// Keeps a static peer connected: re-dials with exponential backoff (0.25 s
+/// doubling to 10 s) whenever it is not connected.
+async fn keep_dialling(engine: Arc<Engine>, endpoint: Endpoint, peer: PeerAddr) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let connected = engine
+            .peers
+            .list()
+            .iter()
+            .any(|p| p.id == peer.id && p.state == crate::PeerState::Connected);
+        if connected {
+            backoff = Duration::from_millis(250);
+        } else if let Err(e) = dial(&engine, &endpoint, &peer).await {
+            tracing::debug!(peer = %peer.id.short(), error = %e, "dial failed");
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+        tokio::select! {
+            _ = engine.cancel.cancelled() => return,
+            _ = tokio::time::sleep(if connected { Duration::from_millis(500) } else { backoff }) => {}
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Durable document storage: Automerge documents persisted in redb.
+//!
+//! Each document is stored as a compressed Automerge snapshot plus the changes made
+//! since it (one row per commit). After [`COMPACT_AFTER`] incremental rows the
+//! document is re-saved as one snapshot and the rows are dropped, so a load reads at
+//! most one snapshot and a bounded number of small rows. Automerge keeps the full
+//! change history (it is what lets any two replicas merge), compressed in the
+//! snapshot's columnar format; history is never truncated.
+//!
+//! Writes are group-committed by one writer thread: every commit is durable
+//! (`redb::Durability::Immediate`) before the write is acknowledged, and all writes
+//! waiting at that moment share the commit.
+
+mod json;
+mod key;
+mod store;
+
+pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
+pub use key::DocKey;
+pub(crate) use store::{changes_since, heads_to_wire, parse_changes, Committed, Store, StoreOptions};
+pub use store::{ListPage, COMPACT_AFTER};

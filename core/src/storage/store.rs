@@ -1,0 +1,678 @@
+//! The redb-backed document store: a bounded cache of loaded documents in front
+//! of a group-committing writer thread.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+use lru::LruCache;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::oneshot;
+
+use super::key::storage_prefix;
+use super::DocKey;
+use crate::error::{Error, Result};
+use crate::wire::Hash32;
+
+/// Incremental rows kept per document before it is compacted into one snapshot.
+pub const COMPACT_AFTER: u32 = 64;
+
+/// Storage key → encoded [`Meta`].
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_meta");
+/// Storage key → compressed Automerge snapshot.
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_snapshots");
+/// (storage key, sequence) → one or more encoded change chunks.
+const INCREMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("doc_increments");
+/// timestamp (BE) ‖ version id → storage key. Sorted as negentropy wants.
+const VERSIONS: TableDefinition<&[u8], &str> = TableDefinition::new("doc_versions");
+/// version id → storage key.
+const VIDS: TableDefinition<&[u8], &str> = TableDefinition::new("doc_vids");
+
+/// Per-document metadata: the current version and persistence bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// Latest change time among the heads (ms), the negentropy timestamp.
+    pub ts: u64,
+    /// Hash of (key, heads): identical on every replica holding the same state.
+    pub vid: Hash32,
+    pub deleted: bool,
+    /// Incremental rows since the last snapshot.
+    pub incr: u32,
+    /// Next incremental row number.
+    pub next_seq: u64,
+}
+
+const META_LEN: usize = 8 + 32 + 1 + 4 + 8;
+
+impl Meta {
+    fn encode(&self) -> [u8; META_LEN] {
+        let mut b = [0u8; META_LEN];
+        b[..8].copy_from_slice(&self.ts.to_be_bytes());
+        b[8..40].copy_from_slice(&self.vid);
+        b[40] = self.deleted as u8;
+        b[41..45].copy_from_slice(&self.incr.to_be_bytes());
+        b[45..].copy_from_slice(&self.next_seq.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Self> {
+        if b.len() != META_LEN || b[40] > 1 {
+            return Err(Error::Corrupt(format!("document metadata of {} bytes", b.len())));
+        }
+        let arr = |r: std::ops::Range<usize>| b[r].to_vec();
+        Ok(Meta {
+            ts: u64::from_be_bytes(arr(0..8).try_into().map_err(|_| Error::Corrupt("ts".into()))?),
+            vid: arr(8..40).try_into().map_err(|_| Error::Corrupt("vid".into()))?,
+            deleted: b[40] == 1,
+            incr: u32::from_be_bytes(arr(41..45).try_into().map_err(|_| Error::Corrupt("incr".into()))?),
+            next_seq: u64::from_be_bytes(arr(45..53).try_into().map_err(|_| Error::Corrupt("seq".into()))?),
+        })
+    }
+
+    fn version_key(&self) -> [u8; 40] {
+        version_key(self.ts, &self.vid)
+    }
+}
+
+fn version_key(ts: u64, vid: &Hash32) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&ts.to_be_bytes());
+    k[8..].copy_from_slice(vid);
+    k
+}
+
+/// Computes a document's version: (newest head time, hash of key and heads).
+pub(crate) fn version_of(key: &DocKey, doc: &Automerge) -> (u64, Hash32) {
+    let heads = doc.get_heads();
+    let mut h = blake3::Hasher::new_derive_key("peat-mesh document version v1");
+    h.update(key.collection().as_bytes());
+    h.update(&[0]);
+    h.update(key.id().as_bytes());
+    h.update(&[0]);
+    let mut ts = 0u64;
+    for head in &heads {
+        h.update(&head.0);
+        if let Some(m) = doc.get_change_meta_by_hash(head) {
+            ts = ts.max(m.timestamp.max(0) as u64);
+        }
+    }
+    (ts, *h.finalize().as_bytes())
+}
+
+/// A loaded document and its metadata (None until first persisted).
+pub(crate) struct DocState {
+    pub doc: Automerge,
+    meta: Option<Meta>,
+}
+
+struct DocCell {
+    state: Mutex<DocState>,
+    /// Writes queued for this document but not yet committed; a cell with pending
+    /// writes is never evicted (a reload would read stale rows).
+    pending: Arc<AtomicUsize>,
+}
+
+/// The outcome of a change to a document.
+pub(crate) struct Committed {
+    pub key: DocKey,
+    /// The new change chunks, in causal order.
+    pub changes: Vec<Vec<u8>>,
+    pub deleted: bool,
+    /// Resolves when the change is durable.
+    pub durable: oneshot::Receiver<Result<()>>,
+}
+
+/// One page of a collection listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Document ids in this page, in id order.
+    pub ids: Vec<String>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+struct WriteOp {
+    skey: String,
+    old: Option<Meta>,
+    meta: Meta,
+    /// Change chunks to append, or a full snapshot that replaces all rows.
+    data: WriteData,
+    pending: Arc<AtomicUsize>,
+    ack: oneshot::Sender<Result<()>>,
+}
+
+enum WriteData {
+    Append(Vec<u8>),
+    Snapshot(Vec<u8>),
+}
+
+/// Tunables for [`Store::open`].
+#[derive(Debug, Clone)]
+pub(crate) struct StoreOptions {
+    pub cache_docs: usize,
+    pub actor: ActorId,
+}
+
+/// The document store. Cheap to share behind an `Arc`.
+pub(crate) struct Store {
+    /// Taken on close so the file lock is released even while clones of the
+    /// node are still alive.
+    db: std::sync::RwLock<Option<Arc<Database>>>,
+    cache: Mutex<LruCache<String, Arc<DocCell>>>,
+    cache_cap: usize,
+    writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    actor: ActorId,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a store lock leaves consistent data (every mutation
+    // is applied before the guard drops), so poisoning is not fatal.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and starts the writer thread.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(32 << 20)
+            .create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(SNAPSHOTS)?;
+            txn.open_table(INCREMENTS)?;
+            txn.open_table(VERSIONS)?;
+            txn.open_table(VIDS)?;
+        }
+        txn.commit()?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel();
+        let wdb = db.clone();
+        let handle = std::thread::Builder::new()
+            .name("peat-store-writer".into())
+            .spawn(move || writer_loop(&wdb, rx))?;
+        Ok(Store {
+            db: std::sync::RwLock::new(Some(db)),
+            cache: Mutex::new(LruCache::unbounded()),
+            cache_cap: opts.cache_docs.max(1),
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            actor: opts.actor,
+        })
+    }
+
+    /// Flushes queued writes, stops the writer and releases the database file.
+    /// Later calls fail with `Closed`.
+    pub fn close(&self) {
+        lock(&self.writer).take();
+        if let Some(h) = lock(&self.writer_thread).take() {
+            let _ = h.join();
+        }
+        self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        lock(&self.cache).clear();
+    }
+
+    fn db(&self) -> Result<Arc<Database>> {
+        self.db.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(Error::Closed)
+    }
+
+    fn load_cell(&self, skey: &str) -> Result<Option<Arc<DocCell>>> {
+        if let Some(c) = lock(&self.cache).get(skey) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(state) = self.read_doc(skey)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.insert_cell(skey, state)))
+    }
+
+    fn insert_cell(&self, skey: &str, state: DocState) -> Arc<DocCell> {
+        let mut cache = lock(&self.cache);
+        if let Some(c) = cache.get(skey) {
+            return c.clone(); // somebody loaded it meanwhile
+        }
+        let cell = Arc::new(DocCell {
+            state: Mutex::new(state),
+            pending: Arc::new(AtomicUsize::new(0)),
+        });
+        cache.put(skey.to_string(), cell.clone());
+        // Evict least-recently used cells that have no queued writes.
+        let mut budget = cache.len();
+        while cache.len() > self.cache_cap && budget > 0 {
+            budget -= 1;
+            if let Some((k, c)) = cache.pop_lru() {
+                if c.pending.load(Ordering::Acquire) > 0 || Arc::strong_count(&c) > 1 {
+                    cache.put(k, c);
+                }
+            }
+        }
+        cell
+    }
+
+    /// Reads a document straight from the database (no cache).
+    fn read_doc(&self, skey: &str) -> Result<Option<DocState>> {
+        let txn = self.db()?.begin_read()?;
+        let meta_t = txn.open_table(META)?;
+        let Some(meta) = meta_t.get(skey)? else {
+            return Ok(None);
+        };
+        let meta = Meta::decode(meta.value())?;
+        let mut bytes = Vec::new();
+        if let Some(s) = txn.open_table(SNAPSHOTS)?.get(skey)? {
+            bytes.extend_from_slice(s.value());
+        }
+        let incr = txn.open_table(INCREMENTS)?;
+        for row in incr.range((skey, 0u64)..=(skey, u64::MAX))? {
+            let (_, v) = row?;
+            bytes.extend_from_slice(v.value());
+        }
+        let doc = Automerge::load(&bytes)
+            .map_err(|e| Error::Corrupt(format!("document {skey:?}: {e}")))?
+            .with_actor(self.actor.clone());
+        Ok(Some(DocState { doc, meta: Some(meta) }))
+    }
+
+    /// Runs `f` on the document, creating an empty one if `create` and it is missing.
+    /// If `f` changed the document, the change is queued for a durable commit.
+    /// Returns `Ok(None)` (without calling `f`) if the document is missing and not `create`.
+    pub fn update<R>(
+        &self,
+        key: &DocKey,
+        create: bool,
+        f: impl FnOnce(&mut Automerge) -> Result<R>,
+    ) -> Result<Option<(R, Option<Committed>)>> {
+        let skey = key.storage_key();
+        let cell = match self.load_cell(&skey)? {
+            Some(c) => c,
+            None if create => self.insert_cell(
+                &skey,
+                DocState {
+                    doc: Automerge::new().with_actor(self.actor.clone()),
+                    meta: None,
+                },
+            ),
+            None => return Ok(None),
+        };
+        let mut st = lock(&cell.state);
+        if !create && st.meta.is_none() {
+            return Ok(None);
+        }
+        let before = st.doc.get_heads();
+        let out = f(&mut st.doc)?;
+        let after = st.doc.get_heads();
+        if before == after {
+            return Ok(Some((out, None)));
+        }
+        let changes: Vec<Vec<u8>> = st
+            .doc
+            .get_changes(&before)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let (ts, vid) = version_of(key, &st.doc);
+        let deleted = super::is_tombstoned(&st.doc);
+        let old = st.meta;
+        let (incr, next_seq) = old.map(|m| (m.incr, m.next_seq)).unwrap_or((0, 0));
+        let (data, incr) = if incr + 1 >= COMPACT_AFTER {
+            (WriteData::Snapshot(st.doc.save()), 0)
+        } else {
+            (WriteData::Append(changes.concat()), incr + 1)
+        };
+        let meta = Meta {
+            ts,
+            vid,
+            deleted,
+            incr,
+            next_seq: next_seq + 1,
+        };
+        let (ack, durable) = oneshot::channel();
+        cell.pending.fetch_add(1, Ordering::AcqRel);
+        let sent = lock(&self.writer).as_ref().map(|w| {
+            w.send(WriteOp {
+                skey,
+                old,
+                meta,
+                data,
+                pending: cell.pending.clone(),
+                ack,
+            })
+        });
+        if !matches!(sent, Some(Ok(()))) {
+            cell.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Closed);
+        }
+        st.meta = Some(meta);
+        Ok(Some((
+            out,
+            Some(Committed {
+                key: key.clone(),
+                changes,
+                deleted,
+                durable,
+            }),
+        )))
+    }
+
+    /// Runs `f` on the document read-only. `Ok(None)` if it does not exist.
+    pub fn read<R>(&self, key: &DocKey, f: impl FnOnce(&Automerge) -> Result<R>) -> Result<Option<R>> {
+        let Some(cell) = self.load_cell(&key.storage_key())? else {
+            return Ok(None);
+        };
+        let st = lock(&cell.state);
+        if st.meta.is_none() {
+            return Ok(None); // created in memory but never persisted: no content
+        }
+        f(&st.doc).map(Some)
+    }
+
+    /// Reads a document that may not be cached without disturbing the cache.
+    pub fn peek<R>(&self, key: &DocKey, f: impl FnOnce(&Automerge) -> Result<R>) -> Result<Option<R>> {
+        let skey = key.storage_key();
+        if let Some(c) = lock(&self.cache).peek(&skey).cloned() {
+            let st = lock(&c.state);
+            return if st.meta.is_some() { f(&st.doc).map(Some) } else { Ok(None) };
+        }
+        match self.read_doc(&skey)? {
+            Some(st) => f(&st.doc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Metadata of a stored document.
+    pub fn meta(&self, key: &DocKey) -> Result<Option<Meta>> {
+        let skey = key.storage_key();
+        if let Some(c) = lock(&self.cache).peek(&skey).cloned() {
+            return Ok(lock(&c.state).meta);
+        }
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(META)?;
+        let m = t.get(skey.as_str())?;
+        m.map(|v| Meta::decode(v.value())).transpose()
+    }
+
+    /// Lists live (not deleted) document ids of a collection in id order.
+    pub fn list(&self, collection: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        let mut page = ListPage::default();
+        self.scan(collection, prefix, after, |id, meta| {
+            if meta.deleted {
+                return Ok(true);
+            }
+            if page.ids.len() == limit {
+                page.next = page.ids.last().cloned();
+                return Ok(false);
+            }
+            page.ids.push(id.to_string());
+            Ok(true)
+        })?;
+        Ok(page)
+    }
+
+    /// Calls `f(id, meta)` for each document of `collection` whose id starts with
+    /// `prefix`, after `after`, in id order, until `f` returns `false`. Streams:
+    /// memory does not grow with the collection.
+    pub fn scan(
+        &self,
+        collection: &str,
+        prefix: &str,
+        after: Option<&str>,
+        mut f: impl FnMut(&str, &Meta) -> Result<bool>,
+    ) -> Result<()> {
+        let full_prefix = storage_prefix(collection, prefix);
+        let start = match after {
+            Some(a) => storage_prefix(collection, a),
+            None => full_prefix.clone(),
+        };
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(META)?;
+        for row in t.range(start.as_str()..)? {
+            let (k, v) = row?;
+            let k = k.value();
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            if after.is_some() && k == start {
+                continue;
+            }
+            let id = &k[collection.len() + 1..];
+            if !f(id, &Meta::decode(v.value())?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// All (timestamp, version id) items, sorted, for set reconciliation.
+    pub fn versions(&self) -> Result<Vec<(u64, Hash32)>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(VERSIONS)?;
+        let mut out = Vec::with_capacity(t.len()? as usize);
+        for row in t.iter()? {
+            let (k, _) = row?;
+            let k = k.value();
+            if k.len() != 40 {
+                return Err(Error::Corrupt("version key length".into()));
+            }
+            let ts = u64::from_be_bytes(k[..8].try_into().map_err(|_| Error::Corrupt("ts".into()))?);
+            let vid: Hash32 = k[8..].try_into().map_err(|_| Error::Corrupt("vid".into()))?;
+            out.push((ts, vid));
+        }
+        Ok(out)
+    }
+
+    /// The document currently at version `vid`, if any.
+    pub fn key_for_version(&self, vid: &Hash32) -> Result<Option<DocKey>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(VIDS)?;
+        let k = t.get(vid.as_slice())?;
+        k.map(|v| DocKey::from_storage_key(v.value())).transpose()
+    }
+
+    /// Number of stored documents (including tombstones).
+    pub fn len(&self) -> Result<u64> {
+        let txn = self.db()?.begin_read()?;
+        Ok(txn.open_table(META)?.len()?)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Heads as wire hashes.
+pub(crate) fn heads_to_wire(heads: &[ChangeHash]) -> Vec<Hash32> {
+    heads.iter().map(|h| h.0).collect()
+}
+
+/// Changes in `doc` that a replica with `their_heads` lacks. Unknown heads are
+/// ignored, so with unknown heads this may send changes the peer already has
+/// (harmless: applying a change twice is a no-op).
+pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<u8>> {
+    let known: Vec<ChangeHash> = their_heads
+        .iter()
+        .map(|h| ChangeHash(*h))
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .collect();
+    doc.get_changes(&known).iter().map(|c| c.raw_bytes().to_vec()).collect()
+}
+
+/// Parses received change chunks. A malformed chunk is a protocol error.
+pub(crate) fn parse_changes(chunks: Vec<Vec<u8>>) -> Result<Vec<Change>> {
+    chunks
+        .into_iter()
+        .map(|c| Change::from_bytes(c).map_err(|e| Error::Protocol(format!("bad change: {e}"))))
+        .collect()
+}
+
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
+    const MAX_BATCH: usize = 4096;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(db, &batch);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, ops = batch.len(), "store commit failed");
+        }
+        for op in batch {
+            op.pending.fetch_sub(1, Ordering::AcqRel);
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
+            };
+            let _ = op.ack.send(r);
+        }
+    }
+}
+
+fn commit_batch(db: &Database, batch: &[WriteOp]) -> Result<()> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let mut snaps = txn.open_table(SNAPSHOTS)?;
+        let mut incr = txn.open_table(INCREMENTS)?;
+        let mut versions = txn.open_table(VERSIONS)?;
+        let mut vids = txn.open_table(VIDS)?;
+        for op in batch {
+            let skey = op.skey.as_str();
+            match &op.data {
+                WriteData::Append(bytes) => {
+                    incr.insert((skey, op.meta.next_seq - 1), bytes.as_slice())?;
+                }
+                WriteData::Snapshot(bytes) => {
+                    snaps.insert(skey, bytes.as_slice())?;
+                    incr.retain_in((skey, 0u64)..=(skey, u64::MAX), |_, _| false)?;
+                }
+            }
+            if let Some(old) = &op.old {
+                versions.remove(old.version_key().as_slice())?;
+                vids.remove(old.vid.as_slice())?;
+            }
+            versions.insert(op.meta.version_key().as_slice(), skey)?;
+            vids.insert(op.meta.vid.as_slice(), skey)?;
+            meta.insert(skey, op.meta.encode().as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opts() -> StoreOptions {
+        StoreOptions {
+            cache_docs: 4,
+            actor: ActorId::random(),
+        }
+    }
+
+    fn put(store: &Store, key: &DocKey, v: serde_json::Value) -> Committed {
+        store
+            .update(key, true, |doc| {
+                doc.transact::<_, _, Error>(|tx| super::super::put_map(tx, &automerge::ROOT, v.as_object().unwrap()))
+                    .map_err(|f| f.error)?;
+                Ok(())
+            })
+            .unwrap()
+            .unwrap()
+            .1
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn survives_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let key = DocKey::new("c", "d").unwrap();
+        {
+            let store = Store::open(&path, opts()).unwrap();
+            for i in 0..(COMPACT_AFTER * 2 + 5) {
+                put(&store, &key, serde_json::json!({"n": i})).durable.await.unwrap().unwrap();
+            }
+            // churn the cache so the doc is reloaded from rows
+            for i in 0..10 {
+                put(&store, &DocKey::new("c", format!("o{i}")).unwrap(), serde_json::json!({"i": i}))
+                    .durable
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+            let v = store.read(&key, |d| super::super::read_doc(d)).unwrap().unwrap();
+            assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
+            store.close();
+        }
+        let store = Store::open(&path, opts()).unwrap();
+        let v = store.read(&key, |d| super::super::read_doc(d)).unwrap().unwrap();
+        assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
+        assert_eq!(store.len().unwrap(), 11);
+        assert_eq!(store.versions().unwrap().len(), 11);
+        let meta = store.meta(&key).unwrap().unwrap();
+        assert_eq!(store.key_for_version(&meta.vid).unwrap(), Some(key));
+        let page = store.list("c", "o", None, 4).unwrap();
+        assert_eq!(page.ids, vec!["o0", "o1", "o2", "o3"]);
+        let page2 = store.list("c", "o", page.next.as_deref(), 100).unwrap();
+        assert_eq!(page2.ids.len(), 6);
+        assert_eq!(page2.next, None);
+    }
+
+    #[test]
+    fn missing_doc_without_create_is_none_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), opts()).unwrap();
+        let key = DocKey::new("c", "x").unwrap();
+        assert!(store.update(&key, false, |_| Ok(())).unwrap().is_none());
+        // create, but change nothing: no placeholder
+        let (_, c) = store.update(&key, true, |_| Ok(())).unwrap().unwrap();
+        assert!(c.is_none());
+        assert!(store.read(&key, |_| Ok(())).unwrap().is_none());
+        assert_eq!(store.len().unwrap(), 0);
+    }
+
+    #[test]
+    fn corrupt_rows_are_reported_not_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let key = DocKey::new("c", "x").unwrap();
+        {
+            let store = Store::open(&path, opts()).unwrap();
+            let c = put(&store, &key, serde_json::json!({"a": 1}));
+            drop(c);
+            store.close();
+        }
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(INCREMENTS).unwrap().insert((key.storage_key().as_str(), 0u64), [1u8, 2, 3].as_slice()).unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, opts()).unwrap();
+        let err = store.read(&key, |_| Ok(())).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+    }
+
+    proptest! {
+        #[test]
+        fn meta_decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = Meta::decode(&b);
+        }
+
+        #[test]
+        fn meta_round_trips(ts in any::<u64>(), vid in any::<[u8; 32]>(), deleted in any::<bool>(), incr in any::<u32>(), seq in any::<u64>()) {
+            let m = Meta { ts, vid, deleted, incr, next_seq: seq };
+            prop_assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The sync engine: admits connections, runs sessions, applies remote changes,
+//! and fans local and remote changes out to peers and subscribers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use automerge::{Change, ReadDoc};
+use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::session::{write_loop, Outbox, Session};
+use crate::documents::{DocEvent, DocFilter, Origin};
+use crate::error::{Error, Result};
+use crate::events::Hub;
+use crate::security::{admit_inbound, admit_outbound, Formation};
+use crate::storage::{read_doc, Committed, DocKey, Store};
+use crate::transport::{PeerEvent, PeerTable};
+use crate::NodeId;
+
+/// QUIC application close codes.
+pub(crate) mod close_code {
+    pub const NORMAL: u32 = 0;
+    pub const ADMISSION_REFUSED: u32 = 1;
+    pub const PROTOCOL: u32 = 2;
+    pub const DUPLICATE: u32 = 3;
+}
+
+struct SessionEntry {
+    id: u64,
+    outbound: bool,
+    session: Arc<Session>,
+}
+
+/// Shared state of a running node's sync machinery.
+pub(crate) struct Engine {
+    pub me: NodeId,
+    pub formation: Formation,
+    pub store: Arc<Store>,
+    pub peers: PeerTable,
+    pub doc_hub: Hub<DocEvent, DocFilter>,
+    pub peer_hub: Hub<PeerEvent, ()>,
+    pub cancel: CancellationToken,
+    pub tasks: TaskTracker,
+    pub anti_entropy: Duration,
+    peer_queue: usize,
+    sessions: Mutex<HashMap<NodeId, SessionEntry>>,
+    next_session: AtomicU64,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        me: NodeId,
+        formation: Formation,
+        store: Arc<Store>,
+        sub_capacity: usize,
+        peer_queue: usize,
+        anti_entropy: Duration,
+    ) -> Self {
+        Engine {
+            me,
+            formation,
+            store,
+            peers: PeerTable::default(),
+            doc_hub: Hub::new(sub_capacity),
+            peer_hub: Hub::new(sub_capacity),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            anti_entropy,
+            peer_queue,
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of admitted sessions.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// Publishes a committed change to subscribers and connected peers.
+    pub(crate) fn on_commit(&self, c: &Committed, origin: Origin) {
+        let except = match &origin {
+            Origin::Peer(p) => Some(*p),
+            _ => None,
+        };
+        let outboxes: Vec<Arc<Outbox>> = self
+            .sessions()
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(_, e)| e.session.outbox.clone())
+            .collect();
+        for o in outboxes {
+            o.push_live(&c.key, &c.changes);
+        }
+        if self.doc_hub.wants(|f| f.matches(&c.key)) {
+            let value = if c.deleted {
+                None
+            } else {
+                match self.store.read(&c.key, |d| read_doc(d)) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(key = %c.key, error = %e, "cannot read changed document");
+                        return;
+                    }
+                }
+            };
+            let ev = DocEvent {
+                key: c.key.clone(),
+                value,
+                origin,
+            };
+            self.doc_hub.publish(&ev, |f| f.matches(&ev.key));
+        }
+    }
+
+    /// Applies changes received from `from`. Returns true if some changes still
+    /// wait for dependencies that have not arrived.
+    pub(crate) fn apply_remote(&self, key: &DocKey, changes: Vec<Change>, from: NodeId) -> Result<bool> {
+        let r = self.store.update(key, true, |doc| {
+            doc.apply_changes(changes)
+                .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
+            Ok(!doc.get_missing_deps(&[]).is_empty())
+        })?;
+        let Some((missing, committed)) = r else {
+            return Ok(false);
+        };
+        if let Some(c) = committed {
+            self.on_commit(&c, Origin::Peer(from));
+        }
+        Ok(missing)
+    }
+
+    /// Runs admission on a fresh connection. On failure the connection is closed
+    /// and an `AdmissionRefused` event is published.
+    pub(crate) async fn admit(&self, conn: &Connection, outbound: bool) -> Result<(SendStream, RecvStream)> {
+        let peer = NodeId(conn.remote_id());
+        let res = async {
+            let (mut send, mut recv) = if outbound {
+                conn.open_bi().await.map_err(Error::network)?
+            } else {
+                conn.accept_bi().await.map_err(Error::network)?
+            };
+            if outbound {
+                admit_outbound(&mut recv, &mut send, &self.formation, &self.me, &peer).await?;
+            } else {
+                admit_inbound(&mut recv, &mut send, &self.formation, &self.me, &peer).await?;
+            }
+            Ok::<_, Error>((send, recv))
+        };
+        match tokio::time::timeout(Duration::from_secs(10), res).await {
+            Ok(Ok(streams)) => Ok(streams),
+            Ok(Err(e)) => {
+                let reason = e.to_string();
+                if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
+                    tracing::warn!(peer = %peer.short(), %reason, "admission refused");
+                    self.peer_hub.publish(&PeerEvent::AdmissionRefused { peer, reason: reason.clone() }, |_| true);
+                    // Give the Refused frame a moment to reach the peer before closing.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                conn.close(VarInt::from_u32(close_code::ADMISSION_REFUSED), reason.as_bytes());
+                Err(e)
+            }
+            Err(_) => {
+                conn.close(VarInt::from_u32(close_code::ADMISSION_REFUSED), b"admission timed out");
+                Err(Error::Timeout("admission".into()))
+            }
+        }
+    }
+
+    /// Runs an admitted connection until it ends. Spawned on the engine's tracker.
+    pub(crate) fn spawn_session(self: &Arc<Self>, conn: Connection, streams: (SendStream, RecvStream), outbound: bool) {
+        let peer = NodeId(conn.remote_id());
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (outbox, control) = Outbox::new(self.peer_queue);
+        let session = Arc::new(Session::new(self.clone(), peer, outbox, conn.clone()));
+        // One connection per peer pair. Both sides keep the connection dialled by
+        // the smaller node id, so simultaneous dials settle on the same one.
+        {
+            let mut sessions = self.sessions();
+            if let Some(old) = sessions.get(&peer) {
+                let preferred_outbound = self.me < peer;
+                let keep_old = old.outbound != outbound && old.outbound == preferred_outbound;
+                if keep_old {
+                    conn.close(VarInt::from_u32(close_code::DUPLICATE), b"duplicate connection");
+                    return;
+                }
+                old.session
+                    .conn
+                    .close(VarInt::from_u32(close_code::DUPLICATE), b"duplicate connection");
+            }
+            sessions.insert(
+                peer,
+                SessionEntry {
+                    id,
+                    outbound,
+                    session: session.clone(),
+                },
+            );
+        }
+        let addr = conn
+            .paths()
+            .iter()
+            .find(|p| p.is_selected())
+            .and_then(|p| match p.remote_addr() {
+                iroh::TransportAddr::Ip(a) => Some(*a),
+                _ => None,
+            });
+        self.peers.connected(peer, addr, outbound);
+        self.peer_hub.publish(&PeerEvent::Connected { peer }, |_| true);
+        tracing::info!(me = %self.me.short(), peer = %peer.short(), outbound, "peer connected");
+
+        let engine = self.clone();
+        self.tasks.spawn(async move {
+            let (send, recv) = streams;
+            if outbound {
+                if let Err(e) = session.start_reconcile() {
+                    tracing::warn!(error = %e, "cannot start reconciliation");
+                }
+            }
+            let reason = tokio::select! {
+                r = session.read_loop(recv) => match r {
+                    Ok(()) => "peer closed the stream".to_string(),
+                    Err(e) => {
+                        if e.kind() == crate::ErrorKind::Protocol {
+                            conn.close(VarInt::from_u32(close_code::PROTOCOL), e.to_string().as_bytes());
+                        }
+                        e.to_string()
+                    }
+                },
+                r = write_loop(&session, send, control) => match r {
+                    Ok(()) => "session ended".to_string(),
+                    Err(e) => e.to_string(),
+                },
+                _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
+                e = conn.closed() => format!("connection closed: {e}"),
+                _ = engine.cancel.cancelled() => {
+                    conn.close(VarInt::from_u32(close_code::NORMAL), b"node closing");
+                    "node closing".to_string()
+                }
+            };
+            let removed = {
+                let mut sessions = engine.sessions();
+                match sessions.get(&peer) {
+                    Some(e) if e.id == id => {
+                        sessions.remove(&peer);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if removed {
+                engine.peers.disconnected(peer);
+                tracing::info!(me = %engine.me.short(), peer = %peer.short(), %reason, "peer disconnected");
+                engine
+                    .peer_hub
+                    .publish(&PeerEvent::Disconnected { peer, reason }, |_| true);
+            }
+            conn.close(VarInt::from_u32(close_code::NORMAL), b"session ended");
+        });
+    }
+
+    /// Closes the session with `peer`. Returns false if there was none.
+    pub(crate) fn disconnect(&self, peer: &NodeId) -> bool {
+        match self.sessions().get(peer) {
+            Some(e) => {
+                e.session
+                    .conn
+                    .close(VarInt::from_u32(close_code::NORMAL), b"disconnected by application");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every session.
+    pub(crate) fn close_sessions(&self) {
+        for e in self.sessions().values() {
+            e.session
+                .conn
+                .close(VarInt::from_u32(close_code::NORMAL), b"node closing");
+        }
+    }
+}
+
+/// The dialling side re-runs reconciliation periodically as a safety net.
+async fn anti_entropy(session: &Session, outbound: bool) {
+    if !outbound {
+        return std::future::pending().await;
+    }
+    let period = session.engine.anti_entropy;
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(e) = session.start_reconcile() {
+            tracing::warn!(error = %e, "anti-entropy reconciliation failed to start");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! One admitted connection: a reader that applies what the peer sends and a
+//! writer that drains two outboxes (protocol replies first, then live updates).
+//!
+//! Live updates go through a bounded queue. When it is full, further updates for
+//! a document are coalesced into a set of "dirty" documents; once the queue drains
+//! the writer offers its heads for each of them, and the normal heads/changes
+//! exchange brings the peer up to date. So a slow peer costs bounded memory and
+//! never blocks local writes or other peers, and no update is ever dropped.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use tokio::sync::{mpsc, Notify};
+
+use super::engine::Engine;
+use super::reconcile::{self, Reconciler};
+use crate::error::{Error, Result};
+use crate::storage::{heads_to_wire, DocKey};
+use crate::wire::{read_frame, write_frame, Frame, Hash32};
+use crate::NodeId;
+
+/// Frames sent per document request, at most, in one `Want`.
+const WANT_CHUNK: usize = 4096;
+
+/// The sending half of a session, shared with the engine for broadcasts.
+pub(crate) struct Outbox {
+    control: mpsc::UnboundedSender<Frame>,
+    live: Mutex<LiveQueue>,
+    wake: Notify,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct LiveQueue {
+    frames: VecDeque<Frame>,
+    dirty: HashSet<DocKey>,
+}
+
+impl Outbox {
+    pub(crate) fn new(cap: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<Frame>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Outbox {
+                control: tx,
+                live: Mutex::new(LiveQueue::default()),
+                wake: Notify::new(),
+                cap: cap.max(1),
+            }),
+            rx,
+        )
+    }
+
+    /// Queues a protocol reply (never dropped; bounded by what the peer asks).
+    pub(crate) fn send(&self, f: Frame) {
+        let _ = self.control.send(f);
+    }
+
+    /// Queues a live update, coalescing if the queue is full.
+    pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>]) {
+        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if q.frames.len() >= self.cap || q.dirty.contains(key) {
+            q.dirty.insert(key.clone());
+        } else {
+            q.frames.push_back(Frame::Changes {
+                collection: key.collection().to_string(),
+                id: key.id().to_string(),
+                changes: changes.to_vec(),
+            });
+        }
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    fn pop_live(&self) -> Option<Result<Frame, DocKey>> {
+        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = q.frames.pop_front() {
+            return Some(Ok(f));
+        }
+        let key = q.dirty.iter().next().cloned()?;
+        q.dirty.remove(&key);
+        Some(Err(key))
+    }
+}
+
+/// Session state the reader keeps.
+pub(crate) struct Session {
+    pub engine: Arc<Engine>,
+    pub peer: NodeId,
+    pub outbox: Arc<Outbox>,
+    pub conn: Connection,
+    /// Initiator state of the current reconciliation round, if any.
+    pub initiator: Mutex<Option<Reconciler>>,
+    responder: Mutex<Option<Reconciler>>,
+}
+
+impl Session {
+    pub(crate) fn new(engine: Arc<Engine>, peer: NodeId, outbox: Arc<Outbox>, conn: Connection) -> Self {
+        Session {
+            engine,
+            peer,
+            outbox,
+            conn,
+            initiator: Mutex::new(None),
+            responder: Mutex::new(None),
+        }
+    }
+
+    /// Starts a reconciliation round as initiator.
+    /// Does nothing while a round is still running.
+    pub(crate) fn start_reconcile(&self) -> Result<()> {
+        let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
+        if init.is_some() {
+            return Ok(());
+        }
+        let items = self.engine.store.versions()?;
+        let mut r = reconcile::reconciler(&items)?;
+        let msg = reconcile::initiate(&mut r)?;
+        *init = Some(r);
+        self.outbox.send(Frame::Reconcile { start: true, msg });
+        Ok(())
+    }
+
+    /// Reads and handles frames until the stream ends or a frame is bad.
+    pub(crate) async fn read_loop(&self, mut recv: RecvStream) -> Result<()> {
+        loop {
+            let Some(frame) = read_frame(&mut recv).await? else {
+                return Ok(());
+            };
+            let rtt = self.conn.paths().iter().find(|p| p.is_selected()).map(|p| p.rtt());
+            self.engine.peers.seen(self.peer, rtt);
+            self.handle(frame)?;
+        }
+    }
+
+    fn handle(&self, frame: Frame) -> Result<()> {
+        match frame {
+            Frame::Reconcile { start, msg } => self.on_reconcile(start, &msg),
+            Frame::Want { vids } => self.on_want(&vids),
+            Frame::Heads {
+                collection,
+                id,
+                heads,
+            } => self.on_heads(DocKey::new(collection, id)?, &heads),
+            Frame::Changes {
+                collection,
+                id,
+                changes,
+            } => self.on_changes(DocKey::new(collection, id)?, changes),
+            other => Err(Error::Protocol(format!("unexpected {} frame after admission", other.name()))),
+        }
+    }
+
+    fn on_reconcile(&self, start: bool, msg: &[u8]) -> Result<()> {
+        let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = init.as_mut().filter(|_| !start) {
+            let (mut have, mut need) = (Vec::new(), Vec::new());
+            let next = reconcile::step(r, msg, &mut have, &mut need)?;
+            if next.is_none() {
+                *init = None;
+            }
+            drop(init);
+            for vid in &have {
+                if let Some(key) = self.engine.store.key_for_version(vid)? {
+                    self.offer_heads(&key)?;
+                }
+            }
+            for chunk in need.chunks(WANT_CHUNK) {
+                self.outbox.send(Frame::Want { vids: chunk.to_vec() });
+            }
+            if let Some(msg) = next {
+                self.outbox.send(Frame::Reconcile { start: false, msg });
+            }
+            return Ok(());
+        }
+        drop(init);
+        let mut resp = self.responder.lock().unwrap_or_else(|p| p.into_inner());
+        if start || resp.is_none() {
+            if !start {
+                return Err(Error::Protocol("reconciliation message outside a round".into()));
+            }
+            *resp = Some(reconcile::reconciler(&self.engine.store.versions()?)?);
+        }
+        let r = resp
+            .as_mut()
+            .ok_or_else(|| Error::Internal("responder state missing".into()))?;
+        let answer = reconcile::respond(r, msg)?;
+        self.outbox.send(Frame::Reconcile { start: false, msg: answer });
+        Ok(())
+    }
+
+    fn on_want(&self, vids: &[Hash32]) -> Result<()> {
+        for vid in vids {
+            if let Some(key) = self.engine.store.key_for_version(vid)? {
+                self.offer_heads(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends our heads of `key`: the peer answers with what we lack or asks for more.
+    pub(crate) fn offer_heads(&self, key: &DocKey) -> Result<()> {
+        if let Some(heads) = self.engine.store.read(key, |d| Ok(heads_to_wire(&d.get_heads())))? {
+            self.outbox.send(heads_frame(key, heads));
+        }
+        Ok(())
+    }
+
+    fn on_heads(&self, key: DocKey, theirs: &[Hash32]) -> Result<()> {
+        let reply = self.engine.store.read(&key, |doc| {
+            let changes = crate::storage::changes_since(doc, theirs);
+            let unknown = theirs
+                .iter()
+                .any(|h| doc.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_none());
+            Ok((changes, unknown.then(|| heads_to_wire(&doc.get_heads()))))
+        })?;
+        match reply {
+            Some((changes, ours)) => {
+                if !changes.is_empty() {
+                    self.outbox.send(Frame::Changes {
+                        collection: key.collection().to_string(),
+                        id: key.id().to_string(),
+                        changes,
+                    });
+                }
+                if let Some(ours) = ours {
+                    self.outbox.send(heads_frame(&key, ours));
+                }
+            }
+            // We have nothing: ask for everything (unless they have nothing either).
+            None if !theirs.is_empty() => self.outbox.send(heads_frame(&key, Vec::new())),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn on_changes(&self, key: DocKey, chunks: Vec<Vec<u8>>) -> Result<()> {
+        let changes = crate::storage::parse_changes(chunks)?;
+        let missing = self.engine.apply_remote(&key, changes, self.peer)?;
+        if missing {
+            // Some dependencies have not arrived: ask for what we lack.
+            let heads = self
+                .engine
+                .store
+                .read(&key, |d| Ok(heads_to_wire(&d.get_heads())))?
+                .unwrap_or_default();
+            self.outbox.send(heads_frame(&key, heads));
+        }
+        Ok(())
+    }
+}
+
+fn heads_frame(key: &DocKey, heads: Vec<Hash32>) -> Frame {
+    Frame::Heads {
+        collection: key.collection().to_string(),
+        id: key.id().to_string(),
+        heads,
+    }
+}
+
+/// Drains the outboxes into the stream until it fails or both are closed.
+pub(crate) async fn write_loop(
+    session: &Session,
+    mut send: SendStream,
+    mut control: mpsc::UnboundedReceiver<Frame>,
+) -> Result<()> {
+    loop {
+        // Protocol replies first: they unblock the peer.
+        while let Ok(f) = control.try_recv() {
+            write_frame(&mut send, &f).await?;
+        }
+        if let Some(item) = session.outbox.pop_live() {
+            match item {
+                Ok(f) => write_frame(&mut send, &f).await?,
+                Err(key) => session.offer_heads(&key)?,
+            }
+            continue;
+        }
+        tokio::select! {
+            f = control.recv() => match f {
+                Some(f) => write_frame(&mut send, &f).await?,
+                None => return Ok(()),
+            },
+            _ = session.outbox.wake.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Transports: the iroh QUIC endpoint every connection runs over, and the table
+//! of known peers with their health.
+
+mod endpoint;
+mod peers;
+
+pub(crate) use endpoint::{bind_endpoint, SYNC_ALPN};
+pub(crate) use peers::PeerTable;
+pub use peers::{PeerEvent, PeerInfo, PeerState};
