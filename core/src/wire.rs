@@ -80,6 +80,9 @@ pub enum Frame {
         id: String,
         /// Encoded change chunks.
         changes: Vec<Vec<u8>>,
+        /// The sender's heads once these changes are applied. A receiver that
+        /// still lacks one of them asks for the rest with [`Frame::Heads`].
+        heads: Vec<Hash32>,
     },
 }
 
@@ -185,8 +188,8 @@ mod tests {
             proptest::collection::vec(arb_hash(), 0..10).prop_map(|vids| Frame::Want { vids }),
             (".{0,20}", ".{0,20}", proptest::collection::vec(arb_hash(), 0..4))
                 .prop_map(|(collection, id, heads)| Frame::Heads { collection, id, heads }),
-            (".{0,20}", ".{0,20}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..4))
-                .prop_map(|(collection, id, changes)| Frame::Changes { collection, id, changes }),
+            (".{0,20}", ".{0,20}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..4), proptest::collection::vec(arb_hash(), 0..3))
+                .prop_map(|(collection, id, changes, heads)| Frame::Changes { collection, id, changes, heads }),
         ]
     }
 

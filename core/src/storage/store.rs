@@ -119,6 +119,8 @@ pub(crate) struct Committed {
     pub key: DocKey,
     /// The new change chunks, in causal order.
     pub changes: Vec<Vec<u8>>,
+    /// The document's heads after the change.
+    pub heads: Vec<Hash32>,
     pub deleted: bool,
     /// Resolves when the change is durable.
     pub durable: oneshot::Receiver<Result<()>>,
@@ -350,6 +352,7 @@ impl Store {
             Some(Committed {
                 key: key.clone(),
                 changes,
+                heads: heads_to_wire(&after),
                 deleted,
                 durable,
             }),

@@ -97,7 +97,7 @@ impl Engine {
             .map(|(_, e)| e.session.outbox.clone())
             .collect();
         for o in outboxes {
-            o.push_live(&c.key, &c.changes);
+            o.push_live(&c.key, &c.changes, &c.heads);
         }
         if self.doc_hub.wants(|f| f.matches(&c.key)) {
             let value = if c.deleted {

@@ -57,7 +57,7 @@ impl Outbox {
     }
 
     /// Queues a live update, coalescing if the queue is full.
-    pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>]) {
+    pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>], heads: &[Hash32]) {
         let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if q.frames.len() >= self.cap || q.dirty.contains(key) {
             q.dirty.insert(key.clone());
@@ -66,6 +66,7 @@ impl Outbox {
                 collection: key.collection().to_string(),
                 id: key.id().to_string(),
                 changes: changes.to_vec(),
+                heads: heads.to_vec(),
             });
         }
         drop(q);
@@ -146,7 +147,8 @@ impl Session {
                 collection,
                 id,
                 changes,
-            } => self.on_changes(DocKey::new(collection, id)?, changes),
+                heads,
+            } => self.on_changes(DocKey::new(collection, id)?, changes, &heads),
             other => Err(Error::Protocol(format!("unexpected {} frame after admission", other.name()))),
         }
     }
@@ -209,21 +211,20 @@ impl Session {
     fn on_heads(&self, key: DocKey, theirs: &[Hash32]) -> Result<()> {
         let reply = self.engine.store.read(&key, |doc| {
             let changes = crate::storage::changes_since(doc, theirs);
-            let unknown = theirs
-                .iter()
-                .any(|h| doc.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_none());
-            Ok((changes, unknown.then(|| heads_to_wire(&doc.get_heads()))))
+            let unknown = theirs.iter().any(|h| !has_change(doc, h));
+            Ok((changes, unknown, heads_to_wire(&doc.get_heads())))
         })?;
         match reply {
-            Some((changes, ours)) => {
+            Some((changes, unknown, ours)) => {
                 if !changes.is_empty() {
                     self.outbox.send(Frame::Changes {
                         collection: key.collection().to_string(),
                         id: key.id().to_string(),
                         changes,
+                        heads: ours.clone(),
                     });
                 }
-                if let Some(ours) = ours {
+                if unknown {
                     self.outbox.send(heads_frame(&key, ours));
                 }
             }
@@ -234,20 +235,24 @@ impl Session {
         Ok(())
     }
 
-    fn on_changes(&self, key: DocKey, chunks: Vec<Vec<u8>>) -> Result<()> {
+    fn on_changes(&self, key: DocKey, chunks: Vec<Vec<u8>>, theirs: &[Hash32]) -> Result<()> {
         let changes = crate::storage::parse_changes(chunks)?;
         let missing = self.engine.apply_remote(&key, changes, self.peer)?;
-        if missing {
-            // Some dependencies have not arrived: ask for what we lack.
-            let heads = self
-                .engine
-                .store
-                .read(&key, |d| Ok(heads_to_wire(&d.get_heads())))?
-                .unwrap_or_default();
-            self.outbox.send(heads_frame(&key, heads));
+        let ours = self.engine.store.read(&key, |d| {
+            let behind = theirs.iter().any(|h| !has_change(d, h));
+            Ok((behind, heads_to_wire(&d.get_heads())))
+        })?;
+        let (behind, ours) = ours.unwrap_or((true, Vec::new()));
+        if missing || behind {
+            // Dependencies or earlier concurrent changes have not arrived: ask for them.
+            self.outbox.send(heads_frame(&key, ours));
         }
         Ok(())
     }
+}
+
+fn has_change(doc: &automerge::Automerge, h: &Hash32) -> bool {
+    doc.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some()
 }
 
 fn heads_frame(key: &DocKey, heads: Vec<Hash32>) -> Frame {
