@@ -1,1 +1,365 @@
-fn main(){}
+//! `peat-bench`: measures peat-mesh on this machine over loopback.
+//!
+//! ```text
+//! cargo run --release --bin peat-bench -- <scenario|all> [--json] [--small]
+//! ```
+//! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
+//! store, startup. One line per figure; JSON lines with `--json`. `--small` runs
+//! each scenario at a small size (CI uses it to show the scenarios work).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use peat_mesh::{Event, Formation, ListOptions, Node, NodeConfig};
+use serde_json::json;
+use tempfile::TempDir;
+
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn fig(&self, scenario: &str, metric: &str, value: f64, unit: &str) {
+        if self.json {
+            println!("{}", json!({"scenario": scenario, "metric": metric, "value": value, "unit": unit}));
+        } else {
+            println!("{scenario:<18} {metric:<40} {value:>14.3} {unit}");
+        }
+    }
+}
+
+struct Size {
+    small: bool,
+}
+
+impl Size {
+    fn n(&self, full: usize, small: usize) -> usize {
+        if self.small {
+            small
+        } else {
+            full
+        }
+    }
+}
+
+fn formation() -> Formation {
+    Formation::new("bench", [5; 32])
+}
+
+async fn open() -> Result<(Node, TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let node = Node::open(NodeConfig::new(dir.path(), formation()).listen("127.0.0.1:0".parse()?)).await?;
+    Ok((node, dir))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !f()? {
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    Ok(())
+}
+
+/// Writes `n` documents of ~200 bytes with `par` concurrent writers.
+async fn fill(node: &Node, collection: &str, n: usize, par: usize) -> Result<()> {
+    let mut tasks = Vec::new();
+    for w in 0..par {
+        let node = node.clone();
+        let collection = collection.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(par) {
+                node.put(&collection, &format!("doc-{i:08}"), &doc_body(i)).await?;
+            }
+            Ok::<_, peat_mesh::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+fn doc_body(i: usize) -> serde_json::Value {
+    json!({"callsign": format!("UNIT-{i:06}"), "lat": 59.0 + i as f64 * 1e-6, "lon": 18.0 - i as f64 * 1e-6,
+           "alt": 120, "speed": 12.5, "status": "active", "note": "x".repeat(60)})
+}
+
+async fn connect(out: &Out, size: &Size) -> Result<()> {
+    let (a, _da) = open().await?;
+    let (b, _db) = open().await?;
+    let n = size.n(200, 10);
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        b.connect(&a.peer_addr()).await?;
+        times.push(t.elapsed());
+        b.disconnect(&a.id());
+        wait_until(Duration::from_secs(5), || Ok(a.connected_peers() == 0 && b.connected_peers() == 0)).await?;
+    }
+    times.sort();
+    out.fig("connect", "connect+admission p50", pct(&times, 0.5), "ms");
+    out.fig("connect", "connect+admission p99", pct(&times, 0.99), "ms");
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+async fn sync_initial(out: &Out, size: &Size) -> Result<()> {
+    let n = size.n(10_000, 500);
+    let (a, _da) = open().await?;
+    let (b, _db) = open().await?;
+    fill(&a, "tracks", n, 64).await?;
+    let t = Instant::now();
+    b.connect(&a.peer_addr()).await?;
+    wait_until(Duration::from_secs(120), || Ok(b.document_count()? as usize >= n)).await?;
+    out.fig("sync-initial", &format!("{n} docs A->B until B holds all"), t.elapsed().as_secs_f64() * 1000.0, "ms");
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+async fn update_latency(out: &Out, size: &Size) -> Result<()> {
+    let n = size.n(1000, 50);
+    let (a, _da) = open().await?;
+    let (b, _db) = open().await?;
+    b.connect(&a.peer_addr()).await?;
+    a.put("lat", "d", &json!({"v": -1})).await?;
+    wait_until(Duration::from_secs(10), || Ok(b.get("lat", "d")?.is_some())).await?;
+    let sub = b.subscribe("lat", Some("d"), false)?;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        a.merge_patch("lat", "d", &json!({"v": i})).await?;
+        loop {
+            match sub.next_timeout(Duration::from_secs(5)).await? {
+                Some(Event::Item(e)) if e.value.as_ref().and_then(|v| v.get("v")) == Some(&json!(i)) => break,
+                Some(_) => continue,
+                None => bail!("update {i} did not arrive"),
+            }
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    out.fig("update-latency", "single-field update A->B p50", pct(&times, 0.5), "ms");
+    out.fig("update-latency", "single-field update A->B p99", pct(&times, 0.99), "ms");
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+async fn throughput_run(a: &Node, b: &Node, doc: &str, n: usize) -> Result<f64> {
+    let par = 64;
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..par {
+        let a = a.clone();
+        let doc = doc.to_string();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(par) {
+                a.merge_patch("tp", &doc, &json!({ format!("f{w}"): i })).await?;
+            }
+            Ok::<_, peat_mesh::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let want = a.get("tp", doc)?;
+    wait_until(Duration::from_secs(120), || Ok(b.get("tp", doc)? == want)).await?;
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+async fn update_throughput(out: &Out, size: &Size) -> Result<()> {
+    let n = size.n(50_000, 1000);
+    let (a, _da) = open().await?;
+    let (b, _db) = open().await?;
+    b.connect(&a.peer_addr()).await?;
+    let fresh = throughput_run(&a, &b, "fresh", n).await?;
+    out.fig("update-throughput", "durable updates/s A->B, fresh doc", fresh, "updates/s");
+    let history = size.n(10_000, 500);
+    for i in 0..history {
+        a.merge_patch("tp", "old", &json!({"h": i})).await?;
+    }
+    let old = throughput_run(&a, &b, "old", n).await?;
+    out.fig("update-throughput", &format!("durable updates/s A->B, doc with {history} changes"), old, "updates/s");
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+fn reconcile(out: &Out, size: &Size) -> Result<()> {
+    use peat_mesh::sync::reconcile::simulate;
+    let n = size.n(1_000_000, 20_000) as u64;
+    let item = |i: u64, salt: u64| (1_700_000_000_000 + i, *blake3::hash(&(i ^ (salt << 40)).to_le_bytes()).as_bytes());
+    let base: Vec<(u64, [u8; 32])> = (0..n).map(|i| item(i, 0)).collect();
+    let sorted = |v: Vec<(u64, [u8; 32])>| {
+        let mut v = v;
+        v.sort();
+        v
+    };
+    // 1% random: every 100th item differs on each side
+    let a_rand = sorted(base.iter().enumerate().map(|(i, x)| if i % 100 == 0 { item(i as u64, 1) } else { *x }).collect());
+    let b_rand = sorted(base.iter().enumerate().map(|(i, x)| if i % 100 == 0 { item(i as u64, 2) } else { *x }).collect());
+    // 1% newest: the last 1% differs on each side
+    let cut = (n - n / 100) as usize;
+    let a_new = sorted(base.iter().enumerate().map(|(i, x)| if i >= cut { item(i as u64, 1) } else { *x }).collect());
+    let b_new = sorted(base.iter().enumerate().map(|(i, x)| if i >= cut { item(i as u64, 2) } else { *x }).collect());
+    for (name, a, b) in [("1% random", &a_rand, &b_rand), ("1% newest", &a_new, &b_new), ("in sync", &base, &base)] {
+        let s = simulate(a, b)?;
+        out.fig("reconcile", &format!("{n} items {name}: bytes"), s.bytes as f64, "B");
+        out.fig("reconcile", &format!("{n} items {name}: round trips"), s.round_trips as f64, "rt");
+    }
+    Ok(())
+}
+
+fn rss_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+        .unwrap_or(0)
+}
+
+async fn store(out: &Out, size: &Size) -> Result<()> {
+    let n = size.n(100_000, 2_000);
+    let dir = tempfile::tempdir()?;
+    let cfg = || NodeConfig::new(dir.path(), formation()).listen("127.0.0.1:0".parse().unwrap());
+    let node = Node::open(cfg()).await?;
+    let t = Instant::now();
+    fill(&node, "s", n, 128).await?;
+    out.fig("store", "durable writes/s (group commit, 128 writers)", n as f64 / t.elapsed().as_secs_f64(), "writes/s");
+    node.close(Duration::from_secs(10)).await?;
+    drop(node);
+    out.fig("store", "bytes on disk per ~200 B document", dir_size(dir.path()) as f64 / n as f64, "B");
+    let before = rss_kib("VmRSS:");
+    let t = Instant::now();
+    let node = Node::open(cfg()).await?;
+    let count = node.document_count()?;
+    out.fig("store", &format!("reopen with {count} documents"), t.elapsed().as_secs_f64() * 1000.0, "ms");
+    let after = rss_kib("VmRSS:");
+    out.fig("store", "resident memory per idle stored document", (after - before).max(0.0) * 1024.0 / n as f64, "B");
+    reset_peak();
+    let base = rss_kib("VmRSS:");
+    let mut opts = ListOptions { limit: 1000, ..Default::default() };
+    let mut listed = 0;
+    loop {
+        let page = node.list("s", &opts)?;
+        listed += page.ids.len();
+        match page.next {
+            Some(n) => opts.after = Some(n),
+            None => break,
+        }
+    }
+    anyhow::ensure!(listed == n, "listed {listed} of {n}");
+    out.fig("store", &format!("peak memory growth listing {listed} docs"), (rss_kib("VmHWM:") - base).max(0.0) / 1024.0, "MiB");
+    node.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+fn startup(out: &Out) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe()?;
+    let mut times = Vec::new();
+    let mut rss = 0.0;
+    for _ in 0..10 {
+        let dir = tempfile::tempdir()?;
+        let t = Instant::now();
+        let mut child = std::process::Command::new(&exe)
+            .arg("__startup-child")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let ready = lines.next().context("child printed nothing")??;
+        times.push(t.elapsed());
+        anyhow::ensure!(ready == "ready", "child said {ready:?}");
+        rss = lines.next().context("no rss line")??.trim().parse()?;
+        child.wait()?;
+    }
+    times.sort();
+    out.fig("startup", "process start to node ready p50", pct(&times, 0.5), "ms");
+    out.fig("startup", "idle resident memory of one node", rss / 1024.0, "MiB");
+    Ok(())
+}
+
+/// Child side of `startup`: opens a node, says "ready", idles, prints RSS in KiB.
+fn startup_child(dir: &str) -> Result<()> {
+    use std::io::Write;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let node = Node::open(NodeConfig::new(dir, formation()).listen("127.0.0.1:0".parse()?)).await?;
+        println!("ready");
+        std::io::stdout().flush()?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("{}", rss_kib("VmRSS:"));
+        node.close(Duration::from_secs(5)).await?;
+        Ok(())
+    })
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__startup-child") {
+        return startup_child(args.get(1).context("dir")?);
+    }
+    let out = Out { json: args.iter().any(|a| a == "--json") };
+    let size = Size { small: args.iter().any(|a| a == "--small") };
+    let scenario = args.iter().find(|a| !a.starts_with("--")).map(String::as_str).unwrap_or("all");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let all = scenario == "all";
+    let mut ran = false;
+    let mut go = |name: &str| {
+        let hit = all || scenario == name;
+        ran |= hit;
+        hit
+    };
+    if go("connect") {
+        rt.block_on(connect(&out, &size))?;
+    }
+    if go("sync-initial") {
+        rt.block_on(sync_initial(&out, &size))?;
+    }
+    if go("update-latency") {
+        rt.block_on(update_latency(&out, &size))?;
+    }
+    if go("update-throughput") {
+        rt.block_on(update_throughput(&out, &size))?;
+    }
+    if go("reconcile") {
+        reconcile(&out, &size)?;
+    }
+    if go("store") {
+        rt.block_on(store(&out, &size))?;
+    }
+    if go("startup") {
+        startup(&out)?;
+    }
+    if !ran {
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, store, startup, all");
+    }
+    Ok(())
+}
