@@ -95,7 +95,8 @@ impl<T: Clone, F> Hub<T, F> {
     /// True if any live subscriber's filter accepts.
     pub fn wants(&self, accept: impl Fn(&F) -> bool) -> bool {
         let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
-        g.1.iter().any(|(_, f, w)| w.strong_count() > 0 && accept(f))
+        g.1.iter()
+            .any(|(_, f, w)| w.strong_count() > 0 && accept(f))
     }
 
     /// Delivers `item` to every subscriber whose filter accepts it. Never blocks.
@@ -206,7 +207,10 @@ mod tests {
         assert_eq!(sub.try_next(), Some(Event::Item(8)));
         assert_eq!(sub.try_next(), Some(Event::Item(9)));
         assert_eq!(sub.try_next(), None);
-        assert_eq!(sub.next_timeout(Duration::from_millis(10)).await.unwrap(), None);
+        assert_eq!(
+            sub.next_timeout(Duration::from_millis(10)).await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]

@@ -66,7 +66,9 @@ impl Drop for Inner {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("id", &self.id()).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,7 +125,9 @@ impl Node {
                 sub_snapshot_limit: 100_000,
             }),
         };
-        engine.tasks.spawn(accept_loop(engine.clone(), endpoint.clone()));
+        engine
+            .tasks
+            .spawn(accept_loop(engine.clone(), endpoint.clone()));
         for peer in config.static_peers {
             engine
                 .tasks
@@ -200,7 +204,7 @@ impl Node {
     // ----- documents -----
 
     async fn commit(&self, c: Committed) -> Result<()> {
-        self.inner.engine.on_commit(&c, Origin::Local);
+        self.inner.engine.notify(&c, Origin::Local);
         c.durable.await.map_err(|_| Error::Closed)?
     }
 
@@ -213,11 +217,20 @@ impl Node {
     ) -> Result<Option<R>> {
         self.check_open()?;
         let key = DocKey::new(collection, id)?;
-        let r = self.inner.engine.store.update(&key, create, |doc| {
-            doc.transact_with(|_| automerge::transaction::CommitOptions::default().with_time(now_ms()), f)
+        let engine = &self.inner.engine;
+        let r = engine.store.update(
+            &key,
+            create,
+            |doc| {
+                doc.transact_with(
+                    |_| automerge::transaction::CommitOptions::default().with_time(now_ms()),
+                    f,
+                )
                 .map(|s| s.result)
                 .map_err(|f| f.error)
-        })?;
+            },
+            |c| engine.fan_out(c, None),
+        )?;
         match r {
             None => Ok(None),
             Some((out, committed)) => {
@@ -242,9 +255,11 @@ impl Node {
     /// Applies an RFC 7386 JSON merge patch (creating the document if needed).
     pub async fn merge_patch(&self, collection: &str, id: &str, patch: &Json) -> Result<()> {
         let obj = storage::check_object(patch)?;
-        self.mutate(collection, id, true, |tx| storage::merge_patch(tx, &ROOT, obj))
-            .await
-            .map(|_| ())
+        self.mutate(collection, id, true, |tx| {
+            storage::merge_patch(tx, &ROOT, obj)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Runs `f` in an Automerge transaction on the document (creating it if
@@ -262,9 +277,11 @@ impl Node {
         id: &str,
         f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
     ) -> Result<R> {
-        self.mutate(collection, id, true, |tx| f(tx).map_err(|e| Error::InvalidArgument(e.to_string())))
-            .await?
-            .ok_or_else(|| Error::Internal("update created no document".into()))
+        self.mutate(collection, id, true, |tx| {
+            f(tx).map_err(|e| Error::InvalidArgument(e.to_string()))
+        })
+        .await?
+        .ok_or_else(|| Error::Internal("update created no document".into()))
     }
 
     /// The document as JSON, or `None` if it does not exist or was deleted.
@@ -314,7 +331,13 @@ impl Node {
 
     /// Live documents of `collection` whose top-level `field` equals `value`
     /// (at most `limit`), as (id, document). Scans the collection.
-    pub fn find(&self, collection: &str, field: &str, value: &Json, limit: usize) -> Result<Vec<(String, Json)>> {
+    pub fn find(
+        &self,
+        collection: &str,
+        field: &str,
+        value: &Json,
+        limit: usize,
+    ) -> Result<Vec<(String, Json)>> {
         self.check_open()?;
         let store = &self.inner.engine.store;
         let mut out = Vec::new();
@@ -323,7 +346,7 @@ impl Node {
                 return Ok(true);
             }
             let key = DocKey::new(collection, id)?;
-            if let Some(doc) = store.peek(&key, |d| storage::read_doc(d))? {
+            if let Some(doc) = store.peek(&key, storage::read_doc)? {
                 if doc.get(field) == Some(value) {
                     out.push((id.to_string(), doc));
                 }
@@ -346,11 +369,17 @@ impl Node {
     pub async fn import(&self, collection: &str, id: &str, bytes: &[u8]) -> Result<()> {
         self.check_open()?;
         let key = DocKey::new(collection, id)?;
-        let r = self.inner.engine.store.update(&key, true, |doc| {
-            doc.load_incremental(bytes)
-                .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
-            Ok(())
-        })?;
+        let engine = &self.inner.engine;
+        let r = engine.store.update(
+            &key,
+            true,
+            |doc| {
+                doc.load_incremental(bytes)
+                    .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
+                Ok(())
+            },
+            |c| engine.fan_out(c, None),
+        )?;
         if let Some((_, Some(c))) = r {
             self.commit(c).await?;
         }
@@ -360,7 +389,12 @@ impl Node {
     /// Subscribes to a collection (`id = None`) or one document. With `snapshot`,
     /// the subscription first yields the current state of every matching live
     /// document (origin [`Origin::Snapshot`]), then every change.
-    pub fn subscribe(&self, collection: &str, id: Option<&str>, snapshot: bool) -> Result<Subscription<DocEvent>> {
+    pub fn subscribe(
+        &self,
+        collection: &str,
+        id: Option<&str>,
+        snapshot: bool,
+    ) -> Result<Subscription<DocEvent>> {
         self.check_open()?;
         if let Some(id) = id {
             DocKey::new(collection, id)?;
@@ -421,17 +455,25 @@ impl Node {
         engine.cancel.cancel();
         engine.close_sessions();
         engine.tasks.close();
-        let tasks_done = tokio::time::timeout_at(deadline.into(), engine.tasks.wait()).await.is_ok();
+        let tasks_done = tokio::time::timeout_at(deadline.into(), engine.tasks.wait())
+            .await
+            .is_ok();
         let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
         let store = engine.store.clone();
-        let _ = tokio::time::timeout_at(deadline.into(), tokio::task::spawn_blocking(move || store.close())).await;
+        let _ = tokio::time::timeout_at(
+            deadline.into(),
+            tokio::task::spawn_blocking(move || store.close()),
+        )
+        .await;
         engine.doc_hub.close_all();
         engine.peer_hub.close_all();
         tracing::info!(id = %engine.me.short(), "node closed");
         if tasks_done {
             Ok(())
         } else {
-            Err(Error::Timeout("tasks still running at close deadline".into()))
+            Err(Error::Timeout(
+                "tasks still running at close deadline".into(),
+            ))
         }
     }
 }
@@ -448,7 +490,8 @@ async fn dial(engine: &Arc<Engine>, endpoint: &Endpoint, peer: &PeerAddr) -> Res
     {
         return Ok(());
     }
-    let addr = EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
+    let addr =
+        EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
     let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, SYNC_ALPN))
         .await
         .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?

@@ -177,19 +177,47 @@ mod tests {
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
-            (any::<u32>(), any::<[u8; 8]>(), arb_hash()).prop_map(|(version, formation_tag, nonce)| {
-                Frame::Hello { version, formation_tag, nonce }
-            }),
+            (any::<u32>(), any::<[u8; 8]>(), arb_hash()).prop_map(
+                |(version, formation_tag, nonce)| {
+                    Frame::Hello {
+                        version,
+                        formation_tag,
+                        nonce,
+                    }
+                }
+            ),
             (arb_hash(), arb_hash()).prop_map(|(nonce, proof)| Frame::Challenge { nonce, proof }),
             arb_hash().prop_map(|proof| Frame::Proof { proof }),
             Just(Frame::Welcome),
             ".{0,40}".prop_map(|reason| Frame::Refused { reason }),
-            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(start, msg)| Frame::Reconcile { start, msg }),
+            (
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..300)
+            )
+                .prop_map(|(start, msg)| Frame::Reconcile { start, msg }),
             proptest::collection::vec(arb_hash(), 0..10).prop_map(|vids| Frame::Want { vids }),
-            (".{0,20}", ".{0,20}", proptest::collection::vec(arb_hash(), 0..4))
-                .prop_map(|(collection, id, heads)| Frame::Heads { collection, id, heads }),
-            (".{0,20}", ".{0,20}", proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..4), proptest::collection::vec(arb_hash(), 0..3))
-                .prop_map(|(collection, id, changes, heads)| Frame::Changes { collection, id, changes, heads }),
+            (
+                ".{0,20}",
+                ".{0,20}",
+                proptest::collection::vec(arb_hash(), 0..4)
+            )
+                .prop_map(|(collection, id, heads)| Frame::Heads {
+                    collection,
+                    id,
+                    heads
+                }),
+            (
+                ".{0,20}",
+                ".{0,20}",
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..4),
+                proptest::collection::vec(arb_hash(), 0..3)
+            )
+                .prop_map(|(collection, id, changes, heads)| Frame::Changes {
+                    collection,
+                    id,
+                    changes,
+                    heads
+                }),
         ]
     }
 
@@ -236,7 +264,10 @@ mod tests {
         let mut longer = bytes.clone();
         longer[3] = 10; // claims 10 bytes, has 1
         let mut r: &[u8] = &longer;
-        assert_eq!(read_frame(&mut r).await.unwrap_err().kind(), crate::ErrorKind::Protocol);
+        assert_eq!(
+            read_frame(&mut r).await.unwrap_err().kind(),
+            crate::ErrorKind::Protocol
+        );
         let mut r: &[u8] = &bytes;
         assert_eq!(read_frame(&mut r).await.unwrap(), Some(Frame::Welcome));
         assert_eq!(read_frame(&mut r).await.unwrap(), None);

@@ -10,15 +10,38 @@ use serde_json::json;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { node: usize, doc: u8, field: u8, value: i64 },
-    Patch { node: usize, doc: u8, field: u8, value: i64 },
-    Delete { node: usize, doc: u8 },
+    Put {
+        node: usize,
+        doc: u8,
+        field: u8,
+        value: i64,
+    },
+    Patch {
+        node: usize,
+        doc: u8,
+        field: u8,
+        value: i64,
+    },
+    Delete {
+        node: usize,
+        doc: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..3usize, 0..4u8, 0..3u8, any::<i64>()).prop_map(|(node, doc, field, value)| Op::Put { node, doc, field, value }),
-        (0..3usize, 0..4u8, 0..3u8, any::<i64>()).prop_map(|(node, doc, field, value)| Op::Patch { node, doc, field, value }),
+        (0..3usize, 0..4u8, 0..3u8, any::<i64>()).prop_map(|(node, doc, field, value)| Op::Put {
+            node,
+            doc,
+            field,
+            value
+        }),
+        (0..3usize, 0..4u8, 0..3u8, any::<i64>()).prop_map(|(node, doc, field, value)| Op::Patch {
+            node,
+            doc,
+            field,
+            value
+        }),
         (0..3usize, 0..4u8).prop_map(|(node, doc)| Op::Delete { node, doc }),
     ]
 }

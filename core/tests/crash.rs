@@ -15,14 +15,22 @@ const CHILD_ENV: &str = "PEAT_CRASH_CHILD_DIR";
 fn child(dir: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let node = Node::open(common::config(dir.as_ref(), common::formation())).await.unwrap();
+        let node = Node::open(common::config(dir.as_ref(), common::formation()))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for w in 0..8 {
             let node = node.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
                     let id = format!("w{w}-{i}");
-                    node.put("burst", &id, &json!({"w": w, "i": i, "pad": "x".repeat(100)})).await.unwrap();
+                    node.put(
+                        "burst",
+                        &id,
+                        &json!({"w": w, "i": i, "pad": "x".repeat(100)}),
+                    )
+                    .await
+                    .unwrap();
                     println!("ACK {id}");
                 }
             }));
@@ -41,7 +49,12 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill_dash_nine_loses_no_acknowledged_write", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_dash_nine_loses_no_acknowledged_write",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .spawn()
@@ -64,13 +77,24 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let node = Node::open(common::config(dir.path(), common::formation())).await.unwrap();
+        let node = Node::open(common::config(dir.path(), common::formation()))
+            .await
+            .unwrap();
         let missing: Vec<&String> = acked
             .iter()
             .filter(|id| node.get("burst", id).unwrap().is_none())
             .collect();
-        assert!(missing.is_empty(), "{} of {} acknowledged writes lost: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(5)]);
-        eprintln!("{} acknowledged writes all present after SIGKILL", acked.len());
+        assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged writes lost: {:?}",
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(5)]
+        );
+        eprintln!(
+            "{} acknowledged writes all present after SIGKILL",
+            acked.len()
+        );
         node.close(Duration::from_secs(5)).await.unwrap();
     });
 }

@@ -13,14 +13,26 @@ async fn two_nodes_sync_both_ways() {
     init_tracing();
     let a = open().await;
     let b = open().await;
-    a.node.put("tracks", "t1", &json!({"lat": 1.0})).await.unwrap();
-    b.node.put("tracks", "t2", &json!({"lat": 2.0})).await.unwrap();
+    a.node
+        .put("tracks", "t1", &json!({"lat": 1.0}))
+        .await
+        .unwrap();
+    b.node
+        .put("tracks", "t2", &json!({"lat": 2.0}))
+        .await
+        .unwrap();
     b.node.connect(&a.node.peer_addr()).await.unwrap();
-    assert!(eventually(WAIT, || b.node.get("tracks", "t1").unwrap().is_some()
-        && a.node.get("tracks", "t2").unwrap().is_some()).await);
+    assert!(
+        eventually(WAIT, || b.node.get("tracks", "t1").unwrap().is_some()
+            && a.node.get("tracks", "t2").unwrap().is_some())
+        .await
+    );
     // live update after connecting
     let sub = b.node.subscribe("tracks", Some("t3"), false).unwrap();
-    a.node.put("tracks", "t3", &json!({"lat": 3.0})).await.unwrap();
+    a.node
+        .put("tracks", "t3", &json!({"lat": 3.0}))
+        .await
+        .unwrap();
     let ev = sub.next_timeout(WAIT).await.unwrap().unwrap();
     match ev {
         Event::Item(e) => {
@@ -33,7 +45,15 @@ async fn two_nodes_sync_both_ways() {
     assert!(a.node.delete("tracks", "t1").await.unwrap());
     assert!(eventually(WAIT, || b.node.get("tracks", "t1").unwrap().is_none()).await);
     // listing reads committed rows, which trail applied remote changes by one group commit
-    assert!(eventually(WAIT, || b.node.list("tracks", &Default::default()).unwrap().ids == vec!["t2", "t3"]).await);
+    assert!(
+        eventually(WAIT, || b
+            .node
+            .list("tracks", &Default::default())
+            .unwrap()
+            .ids
+            == vec!["t2", "t3"])
+        .await
+    );
     let peers = a.node.peers();
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].id, b.node.id());
@@ -49,18 +69,40 @@ async fn five_nodes_in_a_line_converge() {
         nodes.push(open().await);
     }
     for i in 1..5 {
-        nodes[i].node.connect(&nodes[i - 1].node.peer_addr()).await.unwrap();
+        nodes[i]
+            .node
+            .connect(&nodes[i - 1].node.peer_addr())
+            .await
+            .unwrap();
     }
     for (i, n) in nodes.iter().enumerate() {
-        n.node.put("line", &format!("d{i}"), &json!({"from": i})).await.unwrap();
+        n.node
+            .put("line", &format!("d{i}"), &json!({"from": i}))
+            .await
+            .unwrap();
     }
     // a shared document edited at both ends
-    nodes[0].node.merge_patch("line", "shared", &json!({"a": 1})).await.unwrap();
-    nodes[4].node.merge_patch("line", "shared", &json!({"e": 5})).await.unwrap();
+    nodes[0]
+        .node
+        .merge_patch("line", "shared", &json!({"a": 1}))
+        .await
+        .unwrap();
+    nodes[4]
+        .node
+        .merge_patch("line", "shared", &json!({"e": 5}))
+        .await
+        .unwrap();
     for n in &nodes {
         assert!(
-            eventually(WAIT, || n.node.list("line", &Default::default()).unwrap().ids.len() == 6
-                && n.node.get("line", "shared").unwrap() == Some(json!({"a": 1, "e": 5})))
+            eventually(WAIT, || n
+                .node
+                .list("line", &Default::default())
+                .unwrap()
+                .ids
+                .len()
+                == 6
+                && n.node.get("line", "shared").unwrap()
+                    == Some(json!({"a": 1, "e": 5})))
             .await,
             "node did not converge: {:?}",
             n.node.list("line", &Default::default()).unwrap()
@@ -84,15 +126,30 @@ async fn concurrent_edits_merge_identically_and_partitions_heal() {
     let mut events = a.node.subscribe_peers();
     assert!(a.node.disconnect(&b.node.id()));
     let ev = events.next_timeout(WAIT).await.unwrap().unwrap();
-    assert!(matches!(ev, Event::Item(PeerEvent::Disconnected { .. })), "{ev:?}");
+    assert!(
+        matches!(ev, Event::Item(PeerEvent::Disconnected { .. })),
+        "{ev:?}"
+    );
     assert!(eventually(WAIT, || b.node.connected_peers() == 0).await);
 
     // both sides write while apart: same doc, different and same fields, new docs
-    a.node.merge_patch("doc", "x", &json!({"a": "A", "both": "from-a"})).await.unwrap();
-    b.node.merge_patch("doc", "x", &json!({"b": "B", "both": "from-b"})).await.unwrap();
+    a.node
+        .merge_patch("doc", "x", &json!({"a": "A", "both": "from-a"}))
+        .await
+        .unwrap();
+    b.node
+        .merge_patch("doc", "x", &json!({"b": "B", "both": "from-b"}))
+        .await
+        .unwrap();
     for i in 0..50 {
-        a.node.put("a-side", &format!("{i}"), &json!({"i": i})).await.unwrap();
-        b.node.put("b-side", &format!("{i}"), &json!({"i": i})).await.unwrap();
+        a.node
+            .put("a-side", &format!("{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
+        b.node
+            .put("b-side", &format!("{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
     }
     drop(events.try_next());
     events = a.node.subscribe_peers();
@@ -100,13 +157,29 @@ async fn concurrent_edits_merge_identically_and_partitions_heal() {
     // heal
     b.node.connect(&a.node.peer_addr()).await.unwrap();
     let ev = events.next_timeout(WAIT).await.unwrap().unwrap();
-    assert!(matches!(ev, Event::Item(PeerEvent::Connected { .. })), "{ev:?}");
+    assert!(
+        matches!(ev, Event::Item(PeerEvent::Connected { .. })),
+        "{ev:?}"
+    );
     let converged = || {
-        let (da, db) = (a.node.get("doc", "x").unwrap(), b.node.get("doc", "x").unwrap());
+        let (da, db) = (
+            a.node.get("doc", "x").unwrap(),
+            b.node.get("doc", "x").unwrap(),
+        );
         da.is_some()
             && da == db
-            && a.node.list("b-side", &Default::default()).unwrap().ids.len() == 50
-            && b.node.list("a-side", &Default::default()).unwrap().ids.len() == 50
+            && a.node
+                .list("b-side", &Default::default())
+                .unwrap()
+                .ids
+                .len()
+                == 50
+            && b.node
+                .list("a-side", &Default::default())
+                .unwrap()
+                .ids
+                .len()
+                == 50
     };
     assert!(eventually(WAIT, converged).await);
     let merged = a.node.get("doc", "x").unwrap().unwrap();
@@ -115,8 +188,12 @@ async fn concurrent_edits_merge_identically_and_partitions_heal() {
     assert!(merged["both"] == "from-a" || merged["both"] == "from-b");
     // byte-identical history too
     assert_eq!(
-        peat_mesh::automerge::Automerge::load(&a.node.export("doc", "x").unwrap().unwrap()).unwrap().get_heads(),
-        peat_mesh::automerge::Automerge::load(&b.node.export("doc", "x").unwrap().unwrap()).unwrap().get_heads()
+        peat_mesh::automerge::Automerge::load(&a.node.export("doc", "x").unwrap().unwrap())
+            .unwrap()
+            .get_heads(),
+        peat_mesh::automerge::Automerge::load(&b.node.export("doc", "x").unwrap().unwrap())
+            .unwrap()
+            .get_heads()
     );
     a.node.close(Duration::from_secs(5)).await.unwrap();
     b.node.close(Duration::from_secs(5)).await.unwrap();
@@ -136,7 +213,10 @@ async fn restarted_node_keeps_data_and_catches_up() {
     b.close(Duration::from_secs(5)).await.unwrap();
     assert!(eventually(WAIT, || a.node.connected_peers() == 0).await);
 
-    a.node.put("c", "while-down", &json!({"v": 3})).await.unwrap();
+    a.node
+        .put("c", "while-down", &json!({"v": 3}))
+        .await
+        .unwrap();
     let b = Node::open(config(b_dir.path(), formation())).await.unwrap();
     assert_eq!(b.id(), b_id, "identity persists");
     assert_eq!(b.get("c", "mine").unwrap(), Some(json!({"v": 2})));
@@ -176,34 +256,81 @@ async fn documents_api() {
     init_tracing();
     let a = open().await;
     let n = &a.node;
-    n.put("units", "u1", &json!({"kind": "truck", "n": 1})).await.unwrap();
-    n.put("units", "u2", &json!({"kind": "drone", "n": 2})).await.unwrap();
-    n.put("units", "u3", &json!({"kind": "truck", "n": 3})).await.unwrap();
+    n.put("units", "u1", &json!({"kind": "truck", "n": 1}))
+        .await
+        .unwrap();
+    n.put("units", "u2", &json!({"kind": "drone", "n": 2}))
+        .await
+        .unwrap();
+    n.put("units", "u3", &json!({"kind": "truck", "n": 3}))
+        .await
+        .unwrap();
     let trucks = n.find("units", "kind", &json!("truck"), 10).unwrap();
-    assert_eq!(trucks.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec!["u1", "u3"]);
-    let page = n.list("units", &peat_mesh::ListOptions { limit: 2, ..Default::default() }).unwrap();
+    assert_eq!(
+        trucks.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        vec!["u1", "u3"]
+    );
+    let page = n
+        .list(
+            "units",
+            &peat_mesh::ListOptions {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(page.ids, vec!["u1", "u2"]);
     let rest = n
-        .list("units", &peat_mesh::ListOptions { after: page.next.clone(), ..Default::default() })
+        .list(
+            "units",
+            &peat_mesh::ListOptions {
+                after: page.next.clone(),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(rest.ids, vec!["u3"]);
     // closure over a transaction
     use peat_mesh::automerge::transaction::Transactable;
-    n.update("units", "u1", |tx| tx.put(peat_mesh::automerge::ROOT, "n", 10i64)).await.unwrap();
+    n.update("units", "u1", |tx| {
+        tx.put(peat_mesh::automerge::ROOT, "n", 10i64)
+    })
+    .await
+    .unwrap();
     assert_eq!(n.get("units", "u1").unwrap().unwrap()["n"], 10);
     // export / import round trip into another doc and from a foreign Automerge doc
     let bytes = n.export("units", "u2").unwrap().unwrap();
     n.import("copies", "u2", &bytes).await.unwrap();
-    assert_eq!(n.get("copies", "u2").unwrap(), n.get("units", "u2").unwrap());
+    assert_eq!(
+        n.get("copies", "u2").unwrap(),
+        n.get("units", "u2").unwrap()
+    );
     let mut foreign = peat_mesh::automerge::AutoCommit::new();
-    foreign.put(peat_mesh::automerge::ROOT, "made", "elsewhere").unwrap();
+    foreign
+        .put(peat_mesh::automerge::ROOT, "made", "elsewhere")
+        .unwrap();
     n.import("foreign", "f", &foreign.save()).await.unwrap();
-    assert_eq!(n.get("foreign", "f").unwrap(), Some(json!({"made": "elsewhere"})));
-    assert_eq!(n.import("foreign", "g", b"not automerge").await.unwrap_err().kind(), peat_mesh::ErrorKind::InvalidArgument);
+    assert_eq!(
+        n.get("foreign", "f").unwrap(),
+        Some(json!({"made": "elsewhere"}))
+    );
+    assert_eq!(
+        n.import("foreign", "g", b"not automerge")
+            .await
+            .unwrap_err()
+            .kind(),
+        peat_mesh::ErrorKind::InvalidArgument
+    );
     assert!(n.get("foreign", "g").unwrap().is_none());
     // bad input
-    assert_eq!(n.put("", "x", &json!({})).await.unwrap_err().kind(), peat_mesh::ErrorKind::InvalidArgument);
-    assert_eq!(n.put("c", "x", &json!([1])).await.unwrap_err().kind(), peat_mesh::ErrorKind::InvalidArgument);
+    assert_eq!(
+        n.put("", "x", &json!({})).await.unwrap_err().kind(),
+        peat_mesh::ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        n.put("c", "x", &json!([1])).await.unwrap_err().kind(),
+        peat_mesh::ErrorKind::InvalidArgument
+    );
     assert!(!n.delete("units", "nope").await.unwrap());
     // snapshot subscription
     let sub = n.subscribe("units", None, true).unwrap();
@@ -218,5 +345,8 @@ async fn documents_api() {
     assert_eq!(n.subscription_count(), 0);
     n.close(Duration::from_secs(5)).await.unwrap();
     n.close(Duration::from_secs(5)).await.unwrap(); // idempotent
-    assert_eq!(n.get("units", "u1").unwrap_err().kind(), peat_mesh::ErrorKind::Closed);
+    assert_eq!(
+        n.get("units", "u1").unwrap_err().kind(),
+        peat_mesh::ErrorKind::Closed
+    );
 }

@@ -36,7 +36,10 @@ fn main() -> Result<()> {
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 fn parse_secret(hex: &str) -> Result<[u8; 32]> {
@@ -52,14 +55,20 @@ fn parse_secret(hex: &str) -> Result<[u8; 32]> {
 
 async fn run(args: &[String]) -> Result<()> {
     let dir = flag(args, "--data-dir").ok_or_else(|| anyhow!("--data-dir is required\n{USAGE}"))?;
-    let fid = flag(args, "--formation").ok_or_else(|| anyhow!("--formation is required\n{USAGE}"))?;
-    let secret = parse_secret(flag(args, "--secret").ok_or_else(|| anyhow!("--secret is required"))?)?;
+    let fid =
+        flag(args, "--formation").ok_or_else(|| anyhow!("--formation is required\n{USAGE}"))?;
+    let secret =
+        parse_secret(flag(args, "--secret").ok_or_else(|| anyhow!("--secret is required"))?)?;
     let listen: SocketAddr = flag(args, "--listen").unwrap_or("0.0.0.0:0").parse()?;
     let mut cfg = NodeConfig::new(dir, Formation::new(fid, secret)).listen(listen);
     for (i, a) in args.iter().enumerate() {
         if a == "--peer" {
-            let p = args.get(i + 1).ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
-            let (id, addr) = p.split_once('@').ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
+            let p = args
+                .get(i + 1)
+                .ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
+            let (id, addr) = p
+                .split_once('@')
+                .ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
             cfg = cfg.peer(PeerAddr::new(id.parse()?, addr.parse()?));
         }
     }
@@ -89,8 +98,15 @@ async fn demo(args: &[String]) -> Result<()> {
     let t = Instant::now();
     for name in ["A", "B", "C"] {
         let dir = tempfile::tempdir()?;
-        let node = Node::open(NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse()?)).await?;
-        println!("node {name}: id {} on {:?}", node.id().short(), node.addrs());
+        let node = Node::open(
+            NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse()?),
+        )
+        .await?;
+        println!(
+            "node {name}: id {} on {:?}",
+            node.id().short(),
+            node.addrs()
+        );
         dirs.push(dir);
         nodes.push(node);
     }
@@ -104,8 +120,12 @@ async fn demo(args: &[String]) -> Result<()> {
             let node = node.clone();
             tasks.push(tokio::spawn(async move {
                 for d in (w..docs).step_by(16) {
-                    node.put("tracks", &format!("{name}-{d:05}"), &json!({"by": name, "seq": d, "lat": 59.3 + d as f64 * 1e-4}))
-                        .await?;
+                    node.put(
+                        "tracks",
+                        &format!("{name}-{d:05}"),
+                        &json!({"by": name, "seq": d, "lat": 59.3 + d as f64 * 1e-4}),
+                    )
+                    .await?;
                 }
                 Ok::<(), peat_mesh::Error>(())
             }));
@@ -114,30 +134,60 @@ async fn demo(args: &[String]) -> Result<()> {
             t.await??;
         }
     }
-    println!("wrote {} documents ({} per node, durable) in {:?}", docs * 3, docs, t.elapsed());
+    println!(
+        "wrote {} documents ({} per node, durable) in {:?}",
+        docs * 3,
+        docs,
+        t.elapsed()
+    );
 
     let t = Instant::now();
     let peer_events = nodes[0].subscribe_peers();
     nodes[1].connect(&nodes[0].peer_addr()).await?;
     nodes[2].connect(&nodes[1].peer_addr()).await?;
-    if let Some(Event::Item(PeerEvent::Connected { peer })) = peer_events.next_timeout(Duration::from_secs(5)).await? {
-        println!("A admitted {} (formation proof checked both ways)", peer.short());
+    if let Some(Event::Item(PeerEvent::Connected { peer })) =
+        peer_events.next_timeout(Duration::from_secs(5)).await?
+    {
+        println!(
+            "A admitted {} (formation proof checked both ways)",
+            peer.short()
+        );
     }
     println!("connected A–B–C in {:?}", t.elapsed());
 
     let t = Instant::now();
     wait_for(&nodes, docs * 3, Duration::from_secs(60)).await?;
-    println!("all 3 nodes hold all {} documents after {:?} (A and C never connect directly)", docs * 3, t.elapsed());
+    println!(
+        "all 3 nodes hold all {} documents after {:?} (A and C never connect directly)",
+        docs * 3,
+        t.elapsed()
+    );
 
     // concurrent edits of one document at both ends of the line
     let t = Instant::now();
-    nodes[0].merge_patch("missions", "m1", &json!({"status": "planned", "lead": "A"})).await?;
-    nodes[2].merge_patch("missions", "m1", &json!({"eta": "10:30", "lead": "C"})).await?;
+    nodes[0]
+        .merge_patch("missions", "m1", &json!({"status": "planned", "lead": "A"}))
+        .await?;
+    nodes[2]
+        .merge_patch("missions", "m1", &json!({"eta": "10:30", "lead": "C"}))
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v: Vec<_> = nodes.iter().map(|n| n.get("missions", "m1")).collect::<peat_mesh::Result<_>>()?;
-        if v.iter().all(|x| x.as_ref().is_some_and(|d| d.get("status").is_some() && d.get("eta").is_some())) && v[0] == v[1] && v[1] == v[2] {
-            println!("concurrent edits on A and C merged to {} on every node in {:?}", v[0].clone().unwrap_or_default(), t.elapsed());
+        let v: Vec<_> = nodes
+            .iter()
+            .map(|n| n.get("missions", "m1"))
+            .collect::<peat_mesh::Result<_>>()?;
+        if v.iter().all(|x| {
+            x.as_ref()
+                .is_some_and(|d| d.get("status").is_some() && d.get("eta").is_some())
+        }) && v[0] == v[1]
+            && v[1] == v[2]
+        {
+            println!(
+                "concurrent edits on A and C merged to {} on every node in {:?}",
+                v[0].clone().unwrap_or_default(),
+                t.elapsed()
+            );
             break;
         }
         if Instant::now() > deadline {
@@ -150,7 +200,10 @@ async fn demo(args: &[String]) -> Result<()> {
         println!(
             "node {name}: {} documents, peers {:?}",
             n.document_count()?,
-            peers.iter().map(|p| (p.id.short(), p.rtt)).collect::<Vec<_>>()
+            peers
+                .iter()
+                .map(|p| (p.id.short(), p.rtt))
+                .collect::<Vec<_>>()
         );
     }
     for n in &nodes {
@@ -163,7 +216,10 @@ async fn demo(args: &[String]) -> Result<()> {
 async fn wait_for(nodes: &[Node], n: usize, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let counts: Vec<u64> = nodes.iter().map(|x| x.document_count()).collect::<peat_mesh::Result<_>>()?;
+        let counts: Vec<u64> = nodes
+            .iter()
+            .map(|x| x.document_count())
+            .collect::<peat_mesh::Result<_>>()?;
         if counts.iter().all(|c| *c as usize >= n) {
             return Ok(());
         }

@@ -49,15 +49,25 @@ fn nonce() -> Hash32 {
 
 async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: String) -> Error {
     // Best effort: the peer may already be gone.
-    let _ = write_frame(w, &Frame::Refused { reason: reason.clone() }).await;
+    let _ = write_frame(
+        w,
+        &Frame::Refused {
+            reason: reason.clone(),
+        },
+    )
+    .await;
     Error::AdmissionRefused(reason)
 }
 
 async fn expect<R: AsyncRead + Unpin>(r: &mut R, stage: &str) -> Result<Frame> {
     match read_frame(r).await? {
-        Some(Frame::Refused { reason }) => Err(Error::AdmissionRefused(format!("peer refused: {reason}"))),
+        Some(Frame::Refused { reason }) => {
+            Err(Error::AdmissionRefused(format!("peer refused: {reason}")))
+        }
         Some(f) => Ok(f),
-        None => Err(Error::AdmissionRefused(format!("peer closed the stream before {stage}"))),
+        None => Err(Error::AdmissionRefused(format!(
+            "peer closed the stream before {stage}"
+        ))),
     }
 }
 
@@ -91,7 +101,13 @@ where
         return Err(refuse(w, "responder failed the formation proof".into()).await);
     }
     let proof = mac(formation, Role::Initiator, me, peer, &nonce_i, &nonce_r);
-    write_frame(w, &Frame::Proof { proof: *proof.as_bytes() }).await?;
+    write_frame(
+        w,
+        &Frame::Proof {
+            proof: *proof.as_bytes(),
+        },
+    )
+    .await?;
     match expect(r, "Welcome").await? {
         Frame::Welcome => Ok(()),
         other => Err(refuse(w, format!("expected Welcome, got {}", other.name())).await),
@@ -176,14 +192,22 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_secret_is_refused_on_both_sides() {
-        let (a, b) = run(Formation::new("alpha", [9; 32]), Formation::new("alpha", [8; 32])).await;
+        let (a, b) = run(
+            Formation::new("alpha", [9; 32]),
+            Formation::new("alpha", [8; 32]),
+        )
+        .await;
         assert_eq!(a.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
         assert_eq!(b.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
     }
 
     #[tokio::test]
     async fn other_formation_is_refused_on_both_sides() {
-        let (a, b) = run(Formation::new("alpha", [9; 32]), Formation::new("beta", [9; 32])).await;
+        let (a, b) = run(
+            Formation::new("alpha", [9; 32]),
+            Formation::new("beta", [9; 32]),
+        )
+        .await;
         assert!(a.unwrap_err().to_string().contains("different formation"));
         assert_eq!(b.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
     }
@@ -196,7 +220,9 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         aw.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]).await.unwrap();
         let f = Formation::new("alpha", [9; 32]);
-        let err = admit_inbound(&mut br, &mut bw, &f, &id(), &id()).await.unwrap_err();
+        let err = admit_inbound(&mut br, &mut bw, &f, &id(), &id())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Protocol);
     }
 }

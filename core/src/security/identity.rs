@@ -113,7 +113,10 @@ mod tests {
         let err = load_or_create_identity(dir.path()).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
         // the damaged file is left for the operator to inspect
-        assert_eq!(std::fs::read(dir.path().join(IDENTITY_FILE)).unwrap().len(), 5);
+        assert_eq!(
+            std::fs::read(dir.path().join(IDENTITY_FILE)).unwrap().len(),
+            5
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub(crate) fn check_object(value: &Json) -> Result<&Map<String, Json>> {
         .as_object()
         .ok_or_else(|| Error::InvalidArgument("a document must be a JSON object".into()))?;
     if obj.contains_key(TOMBSTONE_KEY) {
-        return Err(Error::InvalidArgument(format!("{TOMBSTONE_KEY} is a reserved key")));
+        return Err(Error::InvalidArgument(format!(
+            "{TOMBSTONE_KEY} is a reserved key"
+        )));
     }
     Ok(obj)
 }
@@ -46,7 +48,11 @@ fn scalar(v: &Json) -> Option<ScalarValue> {
 }
 
 /// Makes the map `obj` equal to `value`: sets changed keys, deletes absent ones.
-pub(crate) fn put_map<T: Transactable>(tx: &mut T, obj: &ObjId, value: &Map<String, Json>) -> Result<()> {
+pub(crate) fn put_map<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    value: &Map<String, Json>,
+) -> Result<()> {
     let existing: Vec<String> = tx.keys(obj).collect();
     for k in existing {
         if !value.contains_key(&k) && k != TOMBSTONE_KEY {
@@ -63,7 +69,11 @@ pub(crate) fn put_map<T: Transactable>(tx: &mut T, obj: &ObjId, value: &Map<Stri
 }
 
 /// Applies an RFC 7386 JSON merge patch to the map `obj`.
-pub(crate) fn merge_patch<T: Transactable>(tx: &mut T, obj: &ObjId, patch: &Map<String, Json>) -> Result<()> {
+pub(crate) fn merge_patch<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    patch: &Map<String, Json>,
+) -> Result<()> {
     if obj == &ROOT && tx.get(obj, TOMBSTONE_KEY)?.is_some() {
         tx.delete(obj, TOMBSTONE_KEY)?;
     }
@@ -122,7 +132,8 @@ fn set_key<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, v: &Json) -> Res
             fill_list(tx, &list, items)
         }
         other => {
-            let s = scalar(other).ok_or_else(|| Error::Internal("non-scalar in scalar path".into()))?;
+            let s =
+                scalar(other).ok_or_else(|| Error::Internal("non-scalar in scalar path".into()))?;
             if let Some((Value::Scalar(cur), _)) = &current {
                 if cur.as_ref() == &s {
                     return Ok(());
@@ -146,7 +157,8 @@ fn fill_list<T: Transactable>(tx: &mut T, list: &ObjId, items: &[Json]) -> Resul
                 fill_list(tx, &child, a)?;
             }
             other => {
-                let s = scalar(other).ok_or_else(|| Error::Internal("non-scalar in list".into()))?;
+                let s =
+                    scalar(other).ok_or_else(|| Error::Internal("non-scalar in list".into()))?;
                 tx.insert(list, i, s)?;
             }
         }
@@ -209,13 +221,15 @@ mod tests {
     use serde_json::json;
 
     fn put(doc: &mut Automerge, v: &Json) {
-        doc.transact::<_, _, Error>(|tx| put_map(tx, &ROOT, check_object(v)?)).unwrap();
+        doc.transact::<_, _, Error>(|tx| put_map(tx, &ROOT, check_object(v)?))
+            .unwrap();
     }
 
     #[test]
     fn put_then_read_round_trips() {
         let mut doc = Automerge::new();
-        let v = json!({"a": 1, "b": [1, "x", {"c": null}], "d": {"e": true, "f": 1.5}, "g": u64::MAX});
+        let v =
+            json!({"a": 1, "b": [1, "x", {"c": null}], "d": {"e": true, "f": 1.5}, "g": u64::MAX});
         put(&mut doc, &v);
         assert_eq!(read_doc(&doc).unwrap(), v);
         let v2 = json!({"a": 2, "d": {"e": false}});
@@ -228,8 +242,12 @@ mod tests {
         let mut doc = Automerge::new();
         put(&mut doc, &json!({"a": "b", "c": {"d": "e", "f": "g"}}));
         let patch = json!({"a": "z", "c": {"f": null}, "n": [1]});
-        doc.transact::<_, _, Error>(|tx| merge_patch(tx, &ROOT, patch.as_object().unwrap())).unwrap();
-        assert_eq!(read_doc(&doc).unwrap(), json!({"a": "z", "c": {"d": "e"}, "n": [1]}));
+        doc.transact::<_, _, Error>(|tx| merge_patch(tx, &ROOT, patch.as_object().unwrap()))
+            .unwrap();
+        assert_eq!(
+            read_doc(&doc).unwrap(),
+            json!({"a": "z", "c": {"d": "e"}, "n": [1]})
+        );
     }
 
     #[test]

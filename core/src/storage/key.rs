@@ -22,7 +22,9 @@ impl DocKey {
         check_name("collection", &collection)?;
         check_name("document id", &id)?;
         if collection.contains('\0') {
-            return Err(Error::InvalidArgument("collection must not contain NUL".into()));
+            return Err(Error::InvalidArgument(
+                "collection must not contain NUL".into(),
+            ));
         }
         Ok(DocKey { collection, id })
     }

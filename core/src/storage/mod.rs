@@ -1,9 +1,10 @@
 //! Durable document storage: Automerge documents persisted in redb.
 //!
 //! Each document is stored as a compressed Automerge snapshot plus the changes made
-//! since it (one row per commit). After [`COMPACT_AFTER`] incremental rows the
-//! document is re-saved as one snapshot and the rows are dropped, so a load reads at
-//! most one snapshot and a bounded number of small rows. Automerge keeps the full
+//! since it (one row per commit). Once there are at least [`COMPACT_AFTER`] rows
+//! and they hold as many bytes as the snapshot, the document is re-saved as one
+//! snapshot and the rows are dropped. So a load reads at most about twice the
+//! snapshot's size, and the cost of saving is amortised to a constant per byte. Automerge keeps the full
 //! change history (it is what lets any two replicas merge), compressed in the
 //! snapshot's columnar format; history is never truncated.
 //!
@@ -17,5 +18,7 @@ mod store;
 
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use key::DocKey;
-pub(crate) use store::{changes_since, heads_to_wire, parse_changes, Committed, Store, StoreOptions};
+pub(crate) use store::{
+    changes_since, heads_to_wire, parse_changes, Committed, Store, StoreOptions,
+};
 pub use store::{ListPage, COMPACT_AFTER};

@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use lru::LruCache;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use tokio::sync::oneshot;
 
 use super::key::storage_prefix;
@@ -59,15 +61,32 @@ impl Meta {
 
     fn decode(b: &[u8]) -> Result<Self> {
         if b.len() != META_LEN || b[40] > 1 {
-            return Err(Error::Corrupt(format!("document metadata of {} bytes", b.len())));
+            return Err(Error::Corrupt(format!(
+                "document metadata of {} bytes",
+                b.len()
+            )));
         }
         let arr = |r: std::ops::Range<usize>| b[r].to_vec();
         Ok(Meta {
-            ts: u64::from_be_bytes(arr(0..8).try_into().map_err(|_| Error::Corrupt("ts".into()))?),
-            vid: arr(8..40).try_into().map_err(|_| Error::Corrupt("vid".into()))?,
+            ts: u64::from_be_bytes(
+                arr(0..8)
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("ts".into()))?,
+            ),
+            vid: arr(8..40)
+                .try_into()
+                .map_err(|_| Error::Corrupt("vid".into()))?,
             deleted: b[40] == 1,
-            incr: u32::from_be_bytes(arr(41..45).try_into().map_err(|_| Error::Corrupt("incr".into()))?),
-            next_seq: u64::from_be_bytes(arr(45..53).try_into().map_err(|_| Error::Corrupt("seq".into()))?),
+            incr: u32::from_be_bytes(
+                arr(41..45)
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("incr".into()))?,
+            ),
+            next_seq: u64::from_be_bytes(
+                arr(45..53)
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("seq".into()))?,
+            ),
         })
     }
 
@@ -105,6 +124,11 @@ pub(crate) fn version_of(key: &DocKey, doc: &Automerge) -> (u64, Hash32) {
 pub(crate) struct DocState {
     pub doc: Automerge,
     meta: Option<Meta>,
+    /// Bytes of the stored snapshot and of the rows after it: compaction waits
+    /// until the rows hold as many bytes as the snapshot, so its cost (one save,
+    /// proportional to the document) is amortised to a constant per byte written.
+    snap_len: usize,
+    incr_bytes: usize,
 }
 
 struct DocCell {
@@ -178,9 +202,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Store {
     /// Opens (or creates) the database at `path` and starts the writer thread.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self> {
-        let db = Database::builder()
-            .set_cache_size(32 << 20)
-            .create(path)?;
+        let db = Database::builder().set_cache_size(32 << 20).create(path)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(META)?;
@@ -218,7 +240,11 @@ impl Store {
     }
 
     fn db(&self) -> Result<Arc<Database>> {
-        self.db.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(Error::Closed)
+        self.db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Error::Closed)
     }
 
     fn load_cell(&self, skey: &str) -> Result<Option<Arc<DocCell>>> {
@@ -266,6 +292,7 @@ impl Store {
         if let Some(s) = txn.open_table(SNAPSHOTS)?.get(skey)? {
             bytes.extend_from_slice(s.value());
         }
+        let snap_len = bytes.len();
         let incr = txn.open_table(INCREMENTS)?;
         for row in incr.range((skey, 0u64)..=(skey, u64::MAX))? {
             let (_, v) = row?;
@@ -274,17 +301,26 @@ impl Store {
         let doc = Automerge::load(&bytes)
             .map_err(|e| Error::Corrupt(format!("document {skey:?}: {e}")))?
             .with_actor(self.actor.clone());
-        Ok(Some(DocState { doc, meta: Some(meta) }))
+        let incr_bytes = bytes.len() - snap_len;
+        Ok(Some(DocState {
+            doc,
+            meta: Some(meta),
+            snap_len,
+            incr_bytes,
+        }))
     }
 
     /// Runs `f` on the document, creating an empty one if `create` and it is missing.
-    /// If `f` changed the document, the change is queued for a durable commit.
+    /// If `f` changed the document, the change is queued for a durable commit and
+    /// `fan_out` sees it while the document is still locked, so changes to one
+    /// document reach `fan_out` in commit order.
     /// Returns `Ok(None)` (without calling `f`) if the document is missing and not `create`.
     pub fn update<R>(
         &self,
         key: &DocKey,
         create: bool,
         f: impl FnOnce(&mut Automerge) -> Result<R>,
+        fan_out: impl FnOnce(&Committed),
     ) -> Result<Option<(R, Option<Committed>)>> {
         let skey = key.storage_key();
         let cell = match self.load_cell(&skey)? {
@@ -294,6 +330,8 @@ impl Store {
                 DocState {
                     doc: Automerge::new().with_actor(self.actor.clone()),
                     meta: None,
+                    snap_len: 0,
+                    incr_bytes: 0,
                 },
             ),
             None => return Ok(None),
@@ -318,11 +356,17 @@ impl Store {
         let deleted = super::is_tombstoned(&st.doc);
         let old = st.meta;
         let (incr, next_seq) = old.map(|m| (m.incr, m.next_seq)).unwrap_or((0, 0));
-        let (data, incr) = if incr + 1 >= COMPACT_AFTER {
-            (WriteData::Snapshot(st.doc.save()), 0)
-        } else {
-            (WriteData::Append(changes.concat()), incr + 1)
-        };
+        let appended = changes.concat();
+        let (data, incr) =
+            if incr + 1 >= COMPACT_AFTER && st.incr_bytes + appended.len() >= st.snap_len {
+                let snap = st.doc.save();
+                st.snap_len = snap.len();
+                st.incr_bytes = 0;
+                (WriteData::Snapshot(snap), 0)
+            } else {
+                st.incr_bytes += appended.len();
+                (WriteData::Append(appended), incr + 1)
+            };
         let meta = Meta {
             ts,
             vid,
@@ -341,26 +385,30 @@ impl Store {
                 pending: cell.pending.clone(),
                 ack,
             })
+            .is_ok()
         });
-        if !matches!(sent, Some(Ok(()))) {
+        if sent != Some(true) {
             cell.pending.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::Closed);
         }
         st.meta = Some(meta);
-        Ok(Some((
-            out,
-            Some(Committed {
-                key: key.clone(),
-                changes,
-                heads: heads_to_wire(&after),
-                deleted,
-                durable,
-            }),
-        )))
+        let committed = Committed {
+            key: key.clone(),
+            changes,
+            heads: heads_to_wire(&after),
+            deleted,
+            durable,
+        };
+        fan_out(&committed);
+        Ok(Some((out, Some(committed))))
     }
 
     /// Runs `f` on the document read-only. `Ok(None)` if it does not exist.
-    pub fn read<R>(&self, key: &DocKey, f: impl FnOnce(&Automerge) -> Result<R>) -> Result<Option<R>> {
+    pub fn read<R>(
+        &self,
+        key: &DocKey,
+        f: impl FnOnce(&Automerge) -> Result<R>,
+    ) -> Result<Option<R>> {
         let Some(cell) = self.load_cell(&key.storage_key())? else {
             return Ok(None);
         };
@@ -372,11 +420,19 @@ impl Store {
     }
 
     /// Reads a document that may not be cached without disturbing the cache.
-    pub fn peek<R>(&self, key: &DocKey, f: impl FnOnce(&Automerge) -> Result<R>) -> Result<Option<R>> {
+    pub fn peek<R>(
+        &self,
+        key: &DocKey,
+        f: impl FnOnce(&Automerge) -> Result<R>,
+    ) -> Result<Option<R>> {
         let skey = key.storage_key();
         if let Some(c) = lock(&self.cache).peek(&skey).cloned() {
             let st = lock(&c.state);
-            return if st.meta.is_some() { f(&st.doc).map(Some) } else { Ok(None) };
+            return if st.meta.is_some() {
+                f(&st.doc).map(Some)
+            } else {
+                Ok(None)
+            };
         }
         match self.read_doc(&skey)? {
             Some(st) => f(&st.doc).map(Some),
@@ -397,7 +453,13 @@ impl Store {
     }
 
     /// Lists live (not deleted) document ids of a collection in id order.
-    pub fn list(&self, collection: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
+    pub fn list(
+        &self,
+        collection: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
         let mut page = ListPage::default();
         self.scan(collection, prefix, after, |id, meta| {
             if meta.deleted {
@@ -458,8 +520,11 @@ impl Store {
             if k.len() != 40 {
                 return Err(Error::Corrupt("version key length".into()));
             }
-            let ts = u64::from_be_bytes(k[..8].try_into().map_err(|_| Error::Corrupt("ts".into()))?);
-            let vid: Hash32 = k[8..].try_into().map_err(|_| Error::Corrupt("vid".into()))?;
+            let ts =
+                u64::from_be_bytes(k[..8].try_into().map_err(|_| Error::Corrupt("ts".into()))?);
+            let vid: Hash32 = k[8..]
+                .try_into()
+                .map_err(|_| Error::Corrupt("vid".into()))?;
             out.push((ts, vid));
         }
         Ok(out)
@@ -500,7 +565,10 @@ pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<
         .map(|h| ChangeHash(*h))
         .filter(|h| doc.get_change_meta_by_hash(h).is_some())
         .collect();
-    doc.get_changes(&known).iter().map(|c| c.raw_bytes().to_vec()).collect()
+    doc.get_changes(&known)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
 }
 
 /// Parses received change chunks. A malformed chunk is a protocol error.
@@ -584,11 +652,18 @@ mod tests {
 
     fn put(store: &Store, key: &DocKey, v: serde_json::Value) -> Committed {
         store
-            .update(key, true, |doc| {
-                doc.transact::<_, _, Error>(|tx| super::super::put_map(tx, &automerge::ROOT, v.as_object().unwrap()))
+            .update(
+                key,
+                true,
+                |doc| {
+                    doc.transact::<_, _, Error>(|tx| {
+                        super::super::put_map(tx, &automerge::ROOT, v.as_object().unwrap())
+                    })
                     .map_err(|f| f.error)?;
-                Ok(())
-            })
+                    Ok(())
+                },
+                |_| {},
+            )
             .unwrap()
             .unwrap()
             .1
@@ -603,22 +678,36 @@ mod tests {
         {
             let store = Store::open(&path, opts()).unwrap();
             for i in 0..(COMPACT_AFTER * 2 + 5) {
-                put(&store, &key, serde_json::json!({"n": i})).durable.await.unwrap().unwrap();
-            }
-            // churn the cache so the doc is reloaded from rows
-            for i in 0..10 {
-                put(&store, &DocKey::new("c", format!("o{i}")).unwrap(), serde_json::json!({"i": i}))
+                put(&store, &key, serde_json::json!({"n": i}))
                     .durable
                     .await
                     .unwrap()
                     .unwrap();
             }
-            let v = store.read(&key, |d| super::super::read_doc(d)).unwrap().unwrap();
+            // churn the cache so the doc is reloaded from rows
+            for i in 0..10 {
+                put(
+                    &store,
+                    &DocKey::new("c", format!("o{i}")).unwrap(),
+                    serde_json::json!({"i": i}),
+                )
+                .durable
+                .await
+                .unwrap()
+                .unwrap();
+            }
+            let v = store
+                .read(&key, super::super::read_doc)
+                .unwrap()
+                .unwrap();
             assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
             store.close();
         }
         let store = Store::open(&path, opts()).unwrap();
-        let v = store.read(&key, |d| super::super::read_doc(d)).unwrap().unwrap();
+        let v = store
+            .read(&key, super::super::read_doc)
+            .unwrap()
+            .unwrap();
         assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
         assert_eq!(store.len().unwrap(), 11);
         assert_eq!(store.versions().unwrap().len(), 11);
@@ -636,9 +725,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), opts()).unwrap();
         let key = DocKey::new("c", "x").unwrap();
-        assert!(store.update(&key, false, |_| Ok(())).unwrap().is_none());
+        assert!(store
+            .update(&key, false, |_| Ok(()), |_| {})
+            .unwrap()
+            .is_none());
         // create, but change nothing: no placeholder
-        let (_, c) = store.update(&key, true, |_| Ok(())).unwrap().unwrap();
+        let (_, c) = store
+            .update(&key, true, |_| Ok(()), |_| {})
+            .unwrap()
+            .unwrap();
         assert!(c.is_none());
         assert!(store.read(&key, |_| Ok(())).unwrap().is_none());
         assert_eq!(store.len().unwrap(), 0);
@@ -658,7 +753,10 @@ mod tests {
         {
             let db = Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(INCREMENTS).unwrap().insert((key.storage_key().as_str(), 0u64), [1u8, 2, 3].as_slice()).unwrap();
+            txn.open_table(INCREMENTS)
+                .unwrap()
+                .insert((key.storage_key().as_str(), 0u64), [1u8, 2, 3].as_slice())
+                .unwrap();
             txn.commit().unwrap();
         }
         let store = Store::open(&path, opts()).unwrap();

@@ -84,12 +84,9 @@ impl Engine {
         self.sessions().len()
     }
 
-    /// Publishes a committed change to subscribers and connected peers.
-    pub(crate) fn on_commit(&self, c: &Committed, origin: Origin) {
-        let except = match &origin {
-            Origin::Peer(p) => Some(*p),
-            _ => None,
-        };
+    /// Queues a committed change to every connected peer except `except`.
+    /// Called with the document locked, so per-document order is commit order.
+    pub(crate) fn fan_out(&self, c: &Committed, except: Option<NodeId>) {
         let outboxes: Vec<Arc<Outbox>> = self
             .sessions()
             .iter()
@@ -99,11 +96,15 @@ impl Engine {
         for o in outboxes {
             o.push_live(&c.key, &c.changes, &c.heads);
         }
+    }
+
+    /// Publishes a committed change to subscribers (after the document lock is released).
+    pub(crate) fn notify(&self, c: &Committed, origin: Origin) {
         if self.doc_hub.wants(|f| f.matches(&c.key)) {
             let value = if c.deleted {
                 None
             } else {
-                match self.store.read(&c.key, |d| read_doc(d)) {
+                match self.store.read(&c.key, read_doc) {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::warn!(key = %c.key, error = %e, "cannot read changed document");
@@ -122,24 +123,38 @@ impl Engine {
 
     /// Applies changes received from `from`. Returns true if some changes still
     /// wait for dependencies that have not arrived.
-    pub(crate) fn apply_remote(&self, key: &DocKey, changes: Vec<Change>, from: NodeId) -> Result<bool> {
-        let r = self.store.update(key, true, |doc| {
-            doc.apply_changes(changes)
-                .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
-            Ok(!doc.get_missing_deps(&[]).is_empty())
-        })?;
+    pub(crate) fn apply_remote(
+        &self,
+        key: &DocKey,
+        changes: Vec<Change>,
+        from: NodeId,
+    ) -> Result<bool> {
+        let r = self.store.update(
+            key,
+            true,
+            |doc| {
+                doc.apply_changes(changes)
+                    .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
+                Ok(!doc.get_missing_deps(&[]).is_empty())
+            },
+            |c| self.fan_out(c, Some(from)),
+        )?;
         let Some((missing, committed)) = r else {
             return Ok(false);
         };
         if let Some(c) = committed {
-            self.on_commit(&c, Origin::Peer(from));
+            self.notify(&c, Origin::Peer(from));
         }
         Ok(missing)
     }
 
     /// Runs admission on a fresh connection. On failure the connection is closed
     /// and an `AdmissionRefused` event is published.
-    pub(crate) async fn admit(&self, conn: &Connection, outbound: bool) -> Result<(SendStream, RecvStream)> {
+    pub(crate) async fn admit(
+        &self,
+        conn: &Connection,
+        outbound: bool,
+    ) -> Result<(SendStream, RecvStream)> {
         let peer = NodeId(conn.remote_id());
         let res = async {
             let (mut send, mut recv) = if outbound {
@@ -160,22 +175,39 @@ impl Engine {
                 let reason = e.to_string();
                 if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
                     tracing::warn!(peer = %peer.short(), %reason, "admission refused");
-                    self.peer_hub.publish(&PeerEvent::AdmissionRefused { peer, reason: reason.clone() }, |_| true);
+                    self.peer_hub.publish(
+                        &PeerEvent::AdmissionRefused {
+                            peer,
+                            reason: reason.clone(),
+                        },
+                        |_| true,
+                    );
                     // Give the Refused frame a moment to reach the peer before closing.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                conn.close(VarInt::from_u32(close_code::ADMISSION_REFUSED), reason.as_bytes());
+                conn.close(
+                    VarInt::from_u32(close_code::ADMISSION_REFUSED),
+                    reason.as_bytes(),
+                );
                 Err(e)
             }
             Err(_) => {
-                conn.close(VarInt::from_u32(close_code::ADMISSION_REFUSED), b"admission timed out");
+                conn.close(
+                    VarInt::from_u32(close_code::ADMISSION_REFUSED),
+                    b"admission timed out",
+                );
                 Err(Error::Timeout("admission".into()))
             }
         }
     }
 
     /// Runs an admitted connection until it ends. Spawned on the engine's tracker.
-    pub(crate) fn spawn_session(self: &Arc<Self>, conn: Connection, streams: (SendStream, RecvStream), outbound: bool) {
+    pub(crate) fn spawn_session(
+        self: &Arc<Self>,
+        conn: Connection,
+        streams: (SendStream, RecvStream),
+        outbound: bool,
+    ) {
         let peer = NodeId(conn.remote_id());
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (outbox, control) = Outbox::new(self.peer_queue);
@@ -188,12 +220,16 @@ impl Engine {
                 let preferred_outbound = self.me < peer;
                 let keep_old = old.outbound != outbound && old.outbound == preferred_outbound;
                 if keep_old {
-                    conn.close(VarInt::from_u32(close_code::DUPLICATE), b"duplicate connection");
+                    conn.close(
+                        VarInt::from_u32(close_code::DUPLICATE),
+                        b"duplicate connection",
+                    );
                     return;
                 }
-                old.session
-                    .conn
-                    .close(VarInt::from_u32(close_code::DUPLICATE), b"duplicate connection");
+                old.session.conn.close(
+                    VarInt::from_u32(close_code::DUPLICATE),
+                    b"duplicate connection",
+                );
             }
             sessions.insert(
                 peer,
@@ -204,16 +240,17 @@ impl Engine {
                 },
             );
         }
-        let addr = conn
-            .paths()
-            .iter()
-            .find(|p| p.is_selected())
-            .and_then(|p| match p.remote_addr() {
-                iroh::TransportAddr::Ip(a) => Some(*a),
-                _ => None,
-            });
+        let addr =
+            conn.paths()
+                .iter()
+                .find(|p| p.is_selected())
+                .and_then(|p| match p.remote_addr() {
+                    iroh::TransportAddr::Ip(a) => Some(*a),
+                    _ => None,
+                });
         self.peers.connected(peer, addr, outbound);
-        self.peer_hub.publish(&PeerEvent::Connected { peer }, |_| true);
+        self.peer_hub
+            .publish(&PeerEvent::Connected { peer }, |_| true);
         tracing::info!(me = %self.me.short(), peer = %peer.short(), outbound, "peer connected");
 
         let engine = self.clone();
@@ -270,9 +307,10 @@ impl Engine {
     pub(crate) fn disconnect(&self, peer: &NodeId) -> bool {
         match self.sessions().get(peer) {
             Some(e) => {
-                e.session
-                    .conn
-                    .close(VarInt::from_u32(close_code::NORMAL), b"disconnected by application");
+                e.session.conn.close(
+                    VarInt::from_u32(close_code::NORMAL),
+                    b"disconnected by application",
+                );
                 true
             }
             None => false,

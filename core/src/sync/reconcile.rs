@@ -27,7 +27,9 @@ fn neg_err(e: negentropy::Error) -> Error {
 pub(crate) fn reconciler(items: &[(u64, Hash32)]) -> Result<Reconciler> {
     let mut storage = NegentropyStorageVector::with_capacity(items.len());
     for (ts, id) in items {
-        storage.insert(*ts, Id::from_byte_array(*id)).map_err(neg_err)?;
+        storage
+            .insert(*ts, Id::from_byte_array(*id))
+            .map_err(neg_err)?;
     }
     storage.seal().map_err(neg_err)?;
     Negentropy::owned(storage, FRAME_LIMIT).map_err(neg_err)
@@ -74,7 +76,10 @@ pub struct ReconcileStats {
 /// Runs a full reconciliation between two in-memory item sets (sorted by (ts, id))
 /// and reports its cost. Used by benchmarks and tests; the node runs the same
 /// steps over the network.
-pub fn simulate(initiator: &[(u64, Hash32)], responder: &[(u64, Hash32)]) -> Result<ReconcileStats> {
+pub fn simulate(
+    initiator: &[(u64, Hash32)],
+    responder: &[(u64, Hash32)],
+) -> Result<ReconcileStats> {
     let mut a = reconciler(initiator)?;
     let mut b = reconciler(responder)?;
     let mut stats = ReconcileStats::default();
@@ -128,7 +133,10 @@ mod tests {
         let mut a = reconciler(&items(1000, 0)).unwrap();
         let msg = initiate(&mut a).unwrap();
         let mut b = reconciler(&items(1000, 1)).unwrap();
-        assert!(respond(&mut b, &msg[..msg.len() / 2]).is_err(), "truncated message");
+        assert!(
+            respond(&mut b, &msg[..msg.len() / 2]).is_err(),
+            "truncated message"
+        );
         assert!(respond(&mut b, &[]).is_err(), "empty message");
     }
 

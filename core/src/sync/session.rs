@@ -96,7 +96,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(engine: Arc<Engine>, peer: NodeId, outbox: Arc<Outbox>, conn: Connection) -> Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        peer: NodeId,
+        outbox: Arc<Outbox>,
+        conn: Connection,
+    ) -> Self {
         Session {
             engine,
             peer,
@@ -128,7 +133,12 @@ impl Session {
             let Some(frame) = read_frame(&mut recv).await? else {
                 return Ok(());
             };
-            let rtt = self.conn.paths().iter().find(|p| p.is_selected()).map(|p| p.rtt());
+            let rtt = self
+                .conn
+                .paths()
+                .iter()
+                .find(|p| p.is_selected())
+                .map(|p| p.rtt());
             self.engine.peers.seen(self.peer, rtt);
             self.handle(frame)?;
         }
@@ -149,7 +159,10 @@ impl Session {
                 changes,
                 heads,
             } => self.on_changes(DocKey::new(collection, id)?, changes, &heads),
-            other => Err(Error::Protocol(format!("unexpected {} frame after admission", other.name()))),
+            other => Err(Error::Protocol(format!(
+                "unexpected {} frame after admission",
+                other.name()
+            ))),
         }
     }
 
@@ -168,7 +181,9 @@ impl Session {
                 }
             }
             for chunk in need.chunks(WANT_CHUNK) {
-                self.outbox.send(Frame::Want { vids: chunk.to_vec() });
+                self.outbox.send(Frame::Want {
+                    vids: chunk.to_vec(),
+                });
             }
             if let Some(msg) = next {
                 self.outbox.send(Frame::Reconcile { start: false, msg });
@@ -179,7 +194,9 @@ impl Session {
         let mut resp = self.responder.lock().unwrap_or_else(|p| p.into_inner());
         if start || resp.is_none() {
             if !start {
-                return Err(Error::Protocol("reconciliation message outside a round".into()));
+                return Err(Error::Protocol(
+                    "reconciliation message outside a round".into(),
+                ));
             }
             *resp = Some(reconcile::reconciler(&self.engine.store.versions()?)?);
         }
@@ -187,7 +204,10 @@ impl Session {
             .as_mut()
             .ok_or_else(|| Error::Internal("responder state missing".into()))?;
         let answer = reconcile::respond(r, msg)?;
-        self.outbox.send(Frame::Reconcile { start: false, msg: answer });
+        self.outbox.send(Frame::Reconcile {
+            start: false,
+            msg: answer,
+        });
         Ok(())
     }
 
@@ -202,7 +222,11 @@ impl Session {
 
     /// Sends our heads of `key`: the peer answers with what we lack or asks for more.
     pub(crate) fn offer_heads(&self, key: &DocKey) -> Result<()> {
-        if let Some(heads) = self.engine.store.read(key, |d| Ok(heads_to_wire(&d.get_heads())))? {
+        if let Some(heads) = self
+            .engine
+            .store
+            .read(key, |d| Ok(heads_to_wire(&d.get_heads())))?
+        {
             self.outbox.send(heads_frame(key, heads));
         }
         Ok(())
@@ -252,7 +276,8 @@ impl Session {
 }
 
 fn has_change(doc: &automerge::Automerge, h: &Hash32) -> bool {
-    doc.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some()
+    doc.get_change_meta_by_hash(&automerge::ChangeHash(*h))
+        .is_some()
 }
 
 fn heads_frame(key: &DocKey, heads: Vec<Hash32>) -> Frame {
