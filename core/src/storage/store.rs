@@ -696,18 +696,12 @@ mod tests {
                 .unwrap()
                 .unwrap();
             }
-            let v = store
-                .read(&key, super::super::read_doc)
-                .unwrap()
-                .unwrap();
+            let v = store.read(&key, super::super::read_doc).unwrap().unwrap();
             assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
             store.close();
         }
         let store = Store::open(&path, opts()).unwrap();
-        let v = store
-            .read(&key, super::super::read_doc)
-            .unwrap()
-            .unwrap();
+        let v = store.read(&key, super::super::read_doc).unwrap().unwrap();
         assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
         assert_eq!(store.len().unwrap(), 11);
         assert_eq!(store.versions().unwrap().len(), 11);
