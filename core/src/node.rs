@@ -482,12 +482,7 @@ async fn dial(engine: &Arc<Engine>, endpoint: &Endpoint, peer: &PeerAddr) -> Res
     if peer.id == engine.me {
         return Err(Error::InvalidArgument("cannot connect to self".into()));
     }
-    if engine
-        .peers
-        .list()
-        .iter()
-        .any(|p| p.id == peer.id && p.state == crate::PeerState::Connected)
-    {
+    if engine.is_connected(&peer.id) {
         return Ok(());
     }
     let addr =
@@ -531,11 +526,7 @@ async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
 async fn keep_dialling(engine: Arc<Engine>, endpoint: Endpoint, peer: PeerAddr) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        let connected = engine
-            .peers
-            .list()
-            .iter()
-            .any(|p| p.id == peer.id && p.state == crate::PeerState::Connected);
+        let connected = engine.is_connected(&peer.id);
         if connected {
             backoff = Duration::from_millis(250);
         } else if let Err(e) = dial(&engine, &endpoint, &peer).await {

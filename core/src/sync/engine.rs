@@ -79,6 +79,11 @@ impl Engine {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// True if an admitted session with `peer` is running.
+    pub(crate) fn is_connected(&self, peer: &NodeId) -> bool {
+        self.sessions().contains_key(peer)
+    }
+
     /// Number of admitted sessions.
     pub(crate) fn session_count(&self) -> usize {
         self.sessions().len()
