@@ -539,3 +539,98 @@ async fn keep_dialling(engine: Arc<Engine>, endpoint: Endpoint, peer: PeerAddr) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::{admit_outbound, Formation};
+    use crate::{Event, PeerEvent};
+    use tokio::io::AsyncWriteExt;
+
+    /// A raw peer that passes admission and then sends `bytes` as sync traffic.
+    async fn misbehave(bytes: &[u8]) -> (Vec<PeerEvent>, u64) {
+        let formation = Formation::new("f", [3; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(
+            NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let events = node.subscribe_peers();
+        let secret = iroh::SecretKey::generate();
+        let me = NodeId(secret.public());
+        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr =
+            EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
+        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        admit_outbound(&mut recv, &mut send, &formation, &me, &node.id())
+            .await
+            .unwrap();
+        send.write_all(bytes).await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(Some(Event::Item(e))) = events.next_timeout(Duration::from_secs(10)).await {
+            let done = matches!(e, PeerEvent::Disconnected { .. });
+            seen.push(e);
+            if done {
+                break;
+            }
+        }
+        let count = node.document_count().unwrap();
+        node.close(Duration::from_secs(5)).await.unwrap();
+        ep.close().await;
+        (seen, count)
+    }
+
+    fn disconnect_reason(events: &[PeerEvent]) -> String {
+        match events.last() {
+            Some(PeerEvent::Disconnected { reason, .. }) => reason.clone(),
+            other => panic!("expected a disconnect, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_frame_after_admission_closes_and_stores_nothing() {
+        let (events, count) = misbehave(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
+        assert!(matches!(events[0], PeerEvent::Connected { .. }));
+        assert!(
+            disconnect_reason(&events).contains("malformed"),
+            "{events:?}"
+        );
+        assert_eq!(count, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_frame_after_admission_closes() {
+        let (events, count) = misbehave(&[0x7f, 0xff, 0xff, 0xff, 1]).await;
+        assert!(disconnect_reason(&events).contains("exceeds"), "{events:?}");
+        assert_eq!(count, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn out_of_order_and_bad_changes_close_and_store_nothing() {
+        // an admission frame after admission
+        let hello = crate::wire::encode(&crate::wire::Frame::Welcome).unwrap();
+        let (events, _) = misbehave(&hello).await;
+        assert!(
+            disconnect_reason(&events).contains("unexpected"),
+            "{events:?}"
+        );
+        // a Changes frame whose change bytes are garbage
+        let bad = crate::wire::encode(&crate::wire::Frame::Changes {
+            collection: "c".into(),
+            id: "d".into(),
+            changes: vec![vec![1, 2, 3]],
+            heads: vec![],
+        })
+        .unwrap();
+        let (events, count) = misbehave(&bad).await;
+        assert!(
+            disconnect_reason(&events).contains("bad change"),
+            "{events:?}"
+        );
+        assert_eq!(count, 0);
+    }
+}
