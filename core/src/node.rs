@@ -545,7 +545,6 @@ mod tests {
     use super::*;
     use crate::security::{admit_outbound, Formation};
     use crate::{Event, PeerEvent};
-    use tokio::io::AsyncWriteExt;
 
     /// A raw peer that passes admission and then sends `bytes` as sync traffic.
     async fn misbehave(bytes: &[u8]) -> (Vec<PeerEvent>, u64) {
