@@ -63,7 +63,10 @@ pub enum Frame {
         /// Version ids learnt from reconciliation.
         vids: Vec<Hash32>,
     },
-    /// "These are my heads of this document": the peer answers with what we lack.
+    /// "These are my heads of this document". A peer that knows all of them
+    /// answers with the changes we lack. A peer that does not answers with its own
+    /// heads (`answer: true`); if the first side does not know all of those either,
+    /// the two have diverged, and it sends its changes and offers its heads again.
     Heads {
         /// Collection.
         collection: String,
@@ -71,6 +74,8 @@ pub enum Frame {
         id: String,
         /// Automerge change hashes.
         heads: Vec<Hash32>,
+        /// True when this answers a `Heads` offer the sender could not place.
+        answer: bool,
     },
     /// Automerge changes for one document, one encoded change chunk per entry.
     Changes {
@@ -199,12 +204,14 @@ mod tests {
             (
                 ".{0,20}",
                 ".{0,20}",
-                proptest::collection::vec(arb_hash(), 0..4)
+                proptest::collection::vec(arb_hash(), 0..4),
+                any::<bool>()
             )
-                .prop_map(|(collection, id, heads)| Frame::Heads {
+                .prop_map(|(collection, id, heads, answer)| Frame::Heads {
                     collection,
                     id,
-                    heads
+                    heads,
+                    answer
                 }),
             (
                 ".{0,20}",

@@ -188,7 +188,7 @@ pub(crate) struct Store {
     db: std::sync::RwLock<Option<Arc<Database>>>,
     cache: Mutex<LruCache<String, Arc<DocCell>>>,
     cache_cap: usize,
-    writer: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     actor: ActorId,
 }
@@ -237,6 +237,19 @@ impl Store {
         }
         self.db.write().unwrap_or_else(|p| p.into_inner()).take();
         lock(&self.cache).clear();
+    }
+
+    /// Waits until every write queued so far is durable, so that reads of the
+    /// database (version lists, listings) include them.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = lock(&self.writer)
+            .as_ref()
+            .map(|w| w.send(WriterMsg::Barrier(tx)).is_ok());
+        if sent != Some(true) {
+            return Err(Error::Closed);
+        }
+        rx.await.map_err(|_| Error::Closed)
     }
 
     fn db(&self) -> Result<Arc<Database>> {
@@ -377,14 +390,14 @@ impl Store {
         let (ack, durable) = oneshot::channel();
         cell.pending.fetch_add(1, Ordering::AcqRel);
         let sent = lock(&self.writer).as_ref().map(|w| {
-            w.send(WriteOp {
+            w.send(WriterMsg::Write(WriteOp {
                 skey,
                 old,
                 meta,
                 data,
                 pending: cell.pending.clone(),
                 ack,
-            })
+            }))
             .is_ok()
         });
         if sent != Some(true) {
@@ -417,6 +430,22 @@ impl Store {
             return Ok(None); // created in memory but never persisted: no content
         }
         f(&st.doc).map(Some)
+    }
+
+    /// Like [`Store::read`], also passing the bytes the document takes in storage.
+    pub fn read_sized<R>(
+        &self,
+        key: &DocKey,
+        f: impl FnOnce(&Automerge, usize) -> Result<R>,
+    ) -> Result<Option<R>> {
+        let Some(cell) = self.load_cell(&key.storage_key())? else {
+            return Ok(None);
+        };
+        let st = lock(&cell.state);
+        if st.meta.is_none() {
+            return Ok(None);
+        }
+        f(&st.doc, st.snap_len + st.incr_bytes).map(Some)
     }
 
     /// Reads a document that may not be cached without disturbing the cache.
@@ -530,12 +559,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The document currently at version `vid`, if any.
-    pub fn key_for_version(&self, vid: &Hash32) -> Result<Option<DocKey>> {
+    /// The documents currently at versions `vids` (None where a version is gone),
+    /// looked up in one read transaction.
+    pub fn keys_for_versions(&self, vids: &[Hash32]) -> Result<Vec<Option<DocKey>>> {
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(VIDS)?;
-        let k = t.get(vid.as_slice())?;
-        k.map(|v| DocKey::from_storage_key(v.value())).transpose()
+        vids.iter()
+            .map(|vid| {
+                t.get(vid.as_slice())?
+                    .map(|v| DocKey::from_storage_key(v.value()))
+                    .transpose()
+            })
+            .collect()
     }
 
     /// Number of stored documents (including tombstones).
@@ -579,17 +614,36 @@ pub(crate) fn parse_changes(chunks: Vec<Vec<u8>>) -> Result<Vec<Change>> {
         .collect()
 }
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
+/// What the writer thread receives.
+enum WriterMsg {
+    Write(WriteOp),
+    /// Acknowledged once every write queued before it is durable.
+    Barrier(oneshot::Sender<()>),
+}
+
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
     const MAX_BATCH: usize = 4096;
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let mut msgs = vec![first];
+        while msgs.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(m) => msgs.push(m),
                 Err(_) => break,
             }
         }
-        let result = commit_batch(db, &batch);
+        let mut batch = Vec::with_capacity(msgs.len());
+        let mut barriers = Vec::new();
+        for m in msgs {
+            match m {
+                WriterMsg::Write(op) => batch.push(op),
+                WriterMsg::Barrier(b) => barriers.push(b),
+            }
+        }
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            commit_batch(db, &batch)
+        };
         if let Err(e) = &result {
             tracing::error!(error = %e, ops = batch.len(), "store commit failed");
         }
@@ -600,6 +654,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriteOp>) {
                 Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
             };
             let _ = op.ack.send(r);
+        }
+        for b in barriers {
+            let _ = b.send(());
         }
     }
 }
@@ -706,7 +763,10 @@ mod tests {
         assert_eq!(store.len().unwrap(), 11);
         assert_eq!(store.versions().unwrap().len(), 11);
         let meta = store.meta(&key).unwrap().unwrap();
-        assert_eq!(store.key_for_version(&meta.vid).unwrap(), Some(key));
+        assert_eq!(
+            store.keys_for_versions(&[meta.vid, [0; 32]]).unwrap(),
+            vec![Some(key), None]
+        );
         let page = store.list("c", "o", None, 4).unwrap();
         assert_eq!(page.ids, vec!["o0", "o1", "o2", "o3"]);
         let page2 = store.list("c", "o", page.next.as_deref(), 100).unwrap();

@@ -261,11 +261,6 @@ impl Engine {
         let engine = self.clone();
         self.tasks.spawn(async move {
             let (send, recv) = streams;
-            if outbound {
-                if let Err(e) = session.start_reconcile() {
-                    tracing::warn!(error = %e, "cannot start reconciliation");
-                }
-            }
             let reason = tokio::select! {
                 r = session.read_loop(recv) => match r {
                     Ok(()) => "peer closed the stream".to_string(),
@@ -332,16 +327,16 @@ impl Engine {
     }
 }
 
-/// The dialling side re-runs reconciliation periodically as a safety net.
+/// The dialling side reconciles at once, then periodically as a safety net.
 async fn anti_entropy(session: &Session, outbound: bool) {
     if !outbound {
         return std::future::pending().await;
     }
     let period = session.engine.anti_entropy;
     loop {
-        tokio::time::sleep(period).await;
-        if let Err(e) = session.start_reconcile() {
-            tracing::warn!(error = %e, "anti-entropy reconciliation failed to start");
+        if let Err(e) = session.start_reconcile().await {
+            tracing::warn!(error = %e, "reconciliation failed to start");
         }
+        tokio::time::sleep(period).await;
     }
 }

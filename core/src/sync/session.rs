@@ -20,8 +20,11 @@ use crate::storage::{heads_to_wire, DocKey};
 use crate::wire::{read_frame, write_frame, Frame, Hash32};
 use crate::NodeId;
 
-/// Frames sent per document request, at most, in one `Want`.
+/// Version ids per `Want` frame, at most.
 const WANT_CHUNK: usize = 4096;
+
+/// Documents stored in at most this many bytes are sent whole in answer to `Want`.
+const SEND_WHOLE_BELOW: usize = 8 * 1024;
 
 /// The sending half of a session, shared with the engine for broadcasts.
 pub(crate) struct Outbox {
@@ -114,7 +117,20 @@ impl Session {
 
     /// Starts a reconciliation round as initiator.
     /// Does nothing while a round is still running.
-    pub(crate) fn start_reconcile(&self) -> Result<()> {
+    ///
+    /// The version snapshot is taken after flushing the store, so it covers every
+    /// change committed before this session was registered; changes committed
+    /// after that are pushed live. Together they leave no gap.
+    pub(crate) async fn start_reconcile(&self) -> Result<()> {
+        if self
+            .initiator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.engine.store.flush().await?;
         let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
         if init.is_some() {
             return Ok(());
@@ -140,6 +156,11 @@ impl Session {
                 .find(|p| p.is_selected())
                 .map(|p| p.rtt());
             self.engine.peers.seen(self.peer, rtt);
+            if matches!(frame, Frame::Reconcile { start: true, .. }) {
+                // The responder's snapshot must cover what it committed before
+                // this session existed (see `start_reconcile`).
+                self.engine.store.flush().await?;
+            }
             self.handle(frame)?;
         }
     }
@@ -152,7 +173,8 @@ impl Session {
                 collection,
                 id,
                 heads,
-            } => self.on_heads(DocKey::new(collection, id)?, &heads),
+                answer,
+            } => self.on_heads(DocKey::new(collection, id)?, &heads, answer),
             Frame::Changes {
                 collection,
                 id,
@@ -175,10 +197,14 @@ impl Session {
                 *init = None;
             }
             drop(init);
-            for vid in &have {
-                if let Some(key) = self.engine.store.key_for_version(vid)? {
-                    self.offer_heads(&key)?;
-                }
+            for key in self
+                .engine
+                .store
+                .keys_for_versions(&have)?
+                .into_iter()
+                .flatten()
+            {
+                self.offer_heads(&key)?;
             }
             for chunk in need.chunks(WANT_CHUNK) {
                 self.outbox.send(Frame::Want {
@@ -211,10 +237,34 @@ impl Session {
         Ok(())
     }
 
+    /// The peer lacks these versions. Small documents are sent whole at once (one
+    /// leg instead of three; a peer holding an older version just sees some
+    /// changes twice); larger ones start the heads exchange.
     fn on_want(&self, vids: &[Hash32]) -> Result<()> {
-        for vid in vids {
-            if let Some(key) = self.engine.store.key_for_version(vid)? {
-                self.offer_heads(&key)?;
+        for key in self
+            .engine
+            .store
+            .keys_for_versions(vids)?
+            .into_iter()
+            .flatten()
+        {
+            let whole = self.engine.store.read_sized(&key, |doc, stored| {
+                Ok((stored <= SEND_WHOLE_BELOW).then(|| {
+                    (
+                        crate::storage::changes_since(doc, &[]),
+                        heads_to_wire(&doc.get_heads()),
+                    )
+                }))
+            })?;
+            match whole {
+                Some(Some((changes, heads))) => self.outbox.send(Frame::Changes {
+                    collection: key.collection().to_string(),
+                    id: key.id().to_string(),
+                    changes,
+                    heads,
+                }),
+                Some(None) => self.offer_heads(&key)?,
+                None => {}
             }
         }
         Ok(())
@@ -227,15 +277,23 @@ impl Session {
             .store
             .read(key, |d| Ok(heads_to_wire(&d.get_heads())))?
         {
-            self.outbox.send(heads_frame(key, heads));
+            self.outbox.send(heads_frame(key, heads, false));
         }
         Ok(())
     }
 
-    fn on_heads(&self, key: DocKey, theirs: &[Hash32]) -> Result<()> {
+    fn on_heads(&self, key: DocKey, theirs: &[Hash32], answer: bool) -> Result<()> {
         let reply = self.engine.store.read(&key, |doc| {
-            let changes = crate::storage::changes_since(doc, theirs);
             let unknown = theirs.iter().any(|h| !has_change(doc, h));
+            // Knowing all their heads, we send exactly what they lack. Not knowing
+            // some, we first only answer with our heads; only when that is already
+            // an answer (both sides diverged) do we send changes bounded by the
+            // heads we do know, which may repeat some the peer has.
+            let changes = if !unknown || answer {
+                crate::storage::changes_since(doc, theirs)
+            } else {
+                Vec::new()
+            };
             Ok((changes, unknown, heads_to_wire(&doc.get_heads())))
         })?;
         match reply {
@@ -249,11 +307,12 @@ impl Session {
                     });
                 }
                 if unknown {
-                    self.outbox.send(heads_frame(&key, ours));
+                    // An offer of ours after diverged changes; an answer otherwise.
+                    self.outbox.send(heads_frame(&key, ours, !answer));
                 }
             }
             // We have nothing: ask for everything (unless they have nothing either).
-            None if !theirs.is_empty() => self.outbox.send(heads_frame(&key, Vec::new())),
+            None if !theirs.is_empty() => self.outbox.send(heads_frame(&key, Vec::new(), false)),
             None => {}
         }
         Ok(())
@@ -262,17 +321,37 @@ impl Session {
     fn on_changes(&self, key: DocKey, chunks: Vec<Vec<u8>>, theirs: &[Hash32]) -> Result<()> {
         let changes = crate::storage::parse_changes(chunks)?;
         let missing = self.engine.apply_remote(&key, changes, self.peer)?;
-        let ours = self.engine.store.read(&key, |d| {
+        let state = self.engine.store.read(&key, |d| {
             let behind = theirs.iter().any(|h| !has_change(d, h));
-            Ok((behind, heads_to_wire(&d.get_heads())))
+            let ours = heads_to_wire(&d.get_heads());
+            // Knowing all their heads, anything beyond them is ours alone: send it.
+            // (Our own earlier changes may not have reached them when the
+            // reconciliation snapshot went stale.)
+            let ahead = if behind || same_set(&ours, theirs) {
+                Vec::new()
+            } else {
+                crate::storage::changes_since(d, theirs)
+            };
+            Ok((behind, ours, ahead))
         })?;
-        let (behind, ours) = ours.unwrap_or((true, Vec::new()));
+        let (behind, ours, ahead) = state.unwrap_or((true, Vec::new(), Vec::new()));
         if missing || behind {
             // Dependencies or earlier concurrent changes have not arrived: ask for them.
-            self.outbox.send(heads_frame(&key, ours));
+            self.outbox.send(heads_frame(&key, ours, false));
+        } else if !ahead.is_empty() {
+            self.outbox.send(Frame::Changes {
+                collection: key.collection().to_string(),
+                id: key.id().to_string(),
+                changes: ahead,
+                heads: ours,
+            });
         }
         Ok(())
     }
+}
+
+fn same_set(a: &[Hash32], b: &[Hash32]) -> bool {
+    a.len() == b.len() && a.iter().all(|h| b.contains(h))
 }
 
 fn has_change(doc: &automerge::Automerge, h: &Hash32) -> bool {
@@ -280,11 +359,12 @@ fn has_change(doc: &automerge::Automerge, h: &Hash32) -> bool {
         .is_some()
 }
 
-fn heads_frame(key: &DocKey, heads: Vec<Hash32>) -> Frame {
+fn heads_frame(key: &DocKey, heads: Vec<Hash32>, answer: bool) -> Frame {
     Frame::Heads {
         collection: key.collection().to_string(),
         id: key.id().to_string(),
         heads,
+        answer,
     }
 }
 
