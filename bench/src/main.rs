@@ -207,7 +207,11 @@ async fn throughput_run(a: &Node, b: &Node, doc: &str, n: usize) -> Result<f64> 
         t.await??;
     }
     let want = a.get("tp", doc)?;
-    wait_until(Duration::from_secs(120), || Ok(b.get("tp", doc)? == want)).await?;
+    let done = wait_until(Duration::from_secs(120), || Ok(b.get("tp", doc)? == want)).await;
+    if std::env::var_os("PEAT_BENCH_STATS").is_some() {
+        eprintln!("A: {:?}\nB: {:?}", a.sync_stats(), b.sync_stats());
+    }
+    done?;
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
@@ -216,7 +220,7 @@ async fn update_throughput(out: &Out, size: &Size) -> Result<()> {
         std::env::var("PEAT_TP_N")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(5_000),
+            .unwrap_or(20_000),
         1000,
     );
     let (a, _da) = open().await?;
@@ -233,23 +237,13 @@ async fn update_throughput(out: &Out, size: &Size) -> Result<()> {
     for i in 0..history {
         a.merge_patch("tp", "old", &json!({"h": i})).await?;
     }
-    // Known issue (see the core issue notes): with a long history and a saturated
-    // live queue, the heads/changes exchange over-sends and can stall; report it
-    // rather than abort the other scenarios.
-    match throughput_run(&a, &b, "old", n).await {
-        Ok(old) => out.fig(
-            "update-throughput",
-            &format!("durable updates/s A->B, doc with {history} changes"),
-            old,
-            "updates/s",
-        ),
-        Err(e) => out.fig(
-            "update-throughput",
-            &format!("doc with {history} changes: FAILED ({e})"),
-            f64::NAN,
-            "updates/s",
-        ),
-    }
+    let old = throughput_run(&a, &b, "old", n).await?;
+    out.fig(
+        "update-throughput",
+        &format!("durable updates/s A->B, doc with {history} changes"),
+        old,
+        "updates/s",
+    );
     a.close(Duration::from_secs(5)).await?;
     b.close(Duration::from_secs(5)).await?;
     Ok(())
@@ -500,6 +494,37 @@ fn automerge_cost(out: &Out, size: &Size) -> Result<()> {
             std::hint::black_box(doc.get_last_local_change());
         }
         let with_last = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+        let mut replica = doc.fork();
+        let t = Instant::now();
+        for _ in 0..reps {
+            let before = doc.get_heads();
+            doc.transact::<_, _, peat_mesh::automerge::AutomergeError>(|tx| tx.put(ROOT, "v", i))
+                .map_err(|f| f.error)?;
+            i += 1;
+            replica.apply_changes(doc.get_changes(&before))?;
+        }
+        let with_apply = t.elapsed().as_secs_f64() * 1e6 / reps as f64;
+        out.fig(
+            "automerge-cost",
+            &format!("commit+apply on a replica at {checkpoint}"),
+            with_apply,
+            "us",
+        );
+        let before = doc.get_heads();
+        for _ in 0..reps {
+            doc.transact::<_, _, peat_mesh::automerge::AutomergeError>(|tx| tx.put(ROOT, "v", i))
+                .map_err(|f| f.error)?;
+            i += 1;
+        }
+        let batch = doc.get_changes(&before);
+        let t = Instant::now();
+        replica.apply_changes(batch)?;
+        out.fig(
+            "automerge-cost",
+            &format!("apply per change, batch of {reps}, at {checkpoint}"),
+            t.elapsed().as_secs_f64() * 1e6 / reps as f64,
+            "us",
+        );
         let _ = doc.length(ROOT);
         out.fig(
             "automerge-cost",

@@ -439,6 +439,11 @@ impl Node {
         Ok(sub)
     }
 
+    /// Sync traffic since the node opened, per frame kind.
+    pub fn sync_stats(&self) -> crate::sync::SyncStats {
+        self.inner.engine.counters.snapshot()
+    }
+
     /// Number of stored documents, tombstones included.
     pub fn document_count(&self) -> Result<u64> {
         self.inner.engine.store.len()

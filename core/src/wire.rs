@@ -142,6 +142,11 @@ pub fn decode(body: &[u8]) -> Result<Frame> {
 
 /// Reads one frame. `Ok(None)` on a clean end of stream before a new frame.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>> {
+    Ok(read_frame_sized(r).await?.map(|(f, _)| f))
+}
+
+/// Like [`read_frame`], also returning the frame's size on the wire.
+pub async fn read_frame_sized<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(Frame, usize)>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -162,13 +167,89 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>
             Error::network(e)
         }
     })?;
-    decode(&body).map(Some)
+    decode(&body).map(|f| Some((f, len + 4)))
 }
 
-/// Writes one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> Result<()> {
+/// Reads frames through its own buffer, so that a caller can take every frame
+/// that has already arrived without waiting ([`FrameReader::next_buffered`]) and
+/// process them as a batch.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Wraps a byte stream.
+    pub fn new(inner: R) -> Self {
+        FrameReader {
+            inner,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+        }
+    }
+
+    /// A complete frame from the buffer, if one is there; never waits.
+    pub fn next_buffered(&mut self) -> Result<Option<(Frame, usize)>> {
+        let avail = &self.buf[self.start..];
+        if avail.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+        if len > MAX_FRAME_LEN {
+            return Err(Error::Protocol(format!(
+                "frame length {len} exceeds the {MAX_FRAME_LEN} byte limit"
+            )));
+        }
+        if avail.len() < 4 + len {
+            return Ok(None);
+        }
+        let frame = decode(&avail[4..4 + len])?;
+        self.start += 4 + len;
+        Ok(Some((frame, len + 4)))
+    }
+
+    /// The next frame, waiting for it. `Ok(None)` on a clean end of stream.
+    pub async fn read(&mut self) -> Result<Option<(Frame, usize)>> {
+        loop {
+            if let Some(f) = self.next_buffered()? {
+                return Ok(Some(f));
+            }
+            // Compact, then read whatever has arrived.
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let have = self.buf.len();
+            self.buf.resize(have + 64 * 1024, 0);
+            let n = self.inner.read(&mut self.buf[have..]).await;
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(have);
+                    return Err(Error::network(e));
+                }
+            };
+            self.buf.truncate(have + n);
+            if n == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Error::Protocol(format!(
+                        "stream ended inside a frame ({} bytes buffered)",
+                        self.buf.len()
+                    )))
+                };
+            }
+        }
+    }
+}
+
+/// Writes one frame; returns its size on the wire.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> Result<usize> {
     let bytes = encode(frame)?;
-    w.write_all(&bytes).await.map_err(Error::network)
+    w.write_all(&bytes).await.map_err(Error::network)?;
+    Ok(bytes.len())
 }
 
 #[cfg(test)]
@@ -256,6 +337,56 @@ mod tests {
             body.extend(extra);
             prop_assert!(decode(&body).is_err());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn frame_reader_splits_any_chunking(frames in proptest::collection::vec(arb_frame(), 1..8), chunk in 1usize..50) {
+            let mut bytes = Vec::new();
+            for f in &frames {
+                bytes.extend(encode(f).unwrap());
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(async {
+                let (mut w, r) = tokio::io::duplex(64);
+                let writer = async move {
+                    use tokio::io::AsyncWriteExt;
+                    for c in bytes.chunks(chunk) {
+                        w.write_all(c).await.unwrap();
+                    }
+                };
+                let reader = async move {
+                    let mut fr = FrameReader::new(r);
+                    let mut out = Vec::new();
+                    while let Some((f, _)) = fr.read().await.unwrap() {
+                        out.push(f);
+                        while let Some((f, _)) = fr.next_buffered().unwrap() {
+                            out.push(f);
+                        }
+                    }
+                    out
+                };
+                tokio::join!(writer, reader).1
+            });
+            prop_assert_eq!(got, frames);
+        }
+    }
+
+    #[tokio::test]
+    async fn frame_reader_rejects_truncation_and_oversize() {
+        let mut bytes = encode(&Frame::Welcome).unwrap();
+        bytes.pop();
+        let mut r = FrameReader::new(&bytes[..]);
+        assert_eq!(
+            r.read().await.unwrap_err().kind(),
+            crate::ErrorKind::Protocol
+        );
+        let big: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0];
+        let mut r = FrameReader::new(big);
+        assert_eq!(
+            r.read().await.unwrap_err().kind(),
+            crate::ErrorKind::Protocol
+        );
     }
 
     #[tokio::test]

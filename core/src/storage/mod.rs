@@ -19,6 +19,6 @@ mod store;
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use key::DocKey;
 pub(crate) use store::{
-    changes_since, heads_to_wire, parse_changes, Committed, Store, StoreOptions,
+    changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, Store, StoreOptions,
 };
 pub use store::{ListPage, COMPACT_AFTER};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use automerge::ReadDoc;
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use lru::LruCache;
 use redb::{
@@ -102,22 +103,32 @@ fn version_key(ts: u64, vid: &Hash32) -> [u8; 40] {
     k
 }
 
-/// Computes a document's version: (newest head time, hash of key and heads).
-pub(crate) fn version_of(key: &DocKey, doc: &Automerge) -> (u64, Hash32) {
-    let heads = doc.get_heads();
+/// A document's version id: a hash of its key and heads, identical on every
+/// replica holding the same state.
+pub(crate) fn version_id(key: &DocKey, heads: &[ChangeHash]) -> Hash32 {
     let mut h = blake3::Hasher::new_derive_key("peat-mesh document version v1");
     h.update(key.collection().as_bytes());
     h.update(&[0]);
     h.update(key.id().as_bytes());
     h.update(&[0]);
-    let mut ts = 0u64;
-    for head in &heads {
+    for head in heads {
         h.update(&head.0);
-        if let Some(m) = doc.get_change_meta_by_hash(head) {
-            ts = ts.max(m.timestamp.max(0) as u64);
-        }
     }
-    (ts, *h.finalize().as_bytes())
+    *h.finalize().as_bytes()
+}
+
+/// The hashes among `hashes` that `doc` has neither applied nor queued.
+///
+/// One hash-set lookup each; automerge's per-change metadata lookups are linear
+/// in the history, so they are avoided on every sync path.
+pub(crate) fn unknown_hashes(doc: &Automerge, hashes: &[Hash32]) -> Vec<Hash32> {
+    let heads: Vec<ChangeHash> = hashes.iter().map(|h| ChangeHash(*h)).collect();
+    let missing = doc.get_missing_deps(&heads);
+    hashes
+        .iter()
+        .filter(|h| missing.contains(&ChangeHash(**h)))
+        .copied()
+        .collect()
 }
 
 /// A loaded document and its metadata (None until first persisted).
@@ -359,13 +370,17 @@ impl Store {
         if before == after {
             return Ok(Some((out, None)));
         }
-        let changes: Vec<Vec<u8>> = st
-            .doc
-            .get_changes(&before)
+        let new = st.doc.get_changes(&before);
+        let changes: Vec<Vec<u8>> = new.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        // The version's timestamp is the newest change time in the whole history:
+        // the same on every replica with the same changes, and kept incrementally.
+        let ts = new
             .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect();
-        let (ts, vid) = version_of(key, &st.doc);
+            .map(|c| c.timestamp().max(0) as u64)
+            .chain(st.meta.map(|m| m.ts))
+            .max()
+            .unwrap_or(0);
+        let vid = version_id(key, &after);
         let deleted = super::is_tombstoned(&st.doc);
         let old = st.meta;
         let (incr, next_seq) = old.map(|m| (m.incr, m.next_seq)).unwrap_or((0, 0));
@@ -595,10 +610,11 @@ pub(crate) fn heads_to_wire(heads: &[ChangeHash]) -> Vec<Hash32> {
 /// ignored, so with unknown heads this may send changes the peer already has
 /// (harmless: applying a change twice is a no-op).
 pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<u8>> {
+    let unknown = unknown_hashes(doc, their_heads);
     let known: Vec<ChangeHash> = their_heads
         .iter()
+        .filter(|h| !unknown.contains(h))
         .map(|h| ChangeHash(*h))
-        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
         .collect();
     doc.get_changes(&known)
         .iter()

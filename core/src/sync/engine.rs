@@ -48,6 +48,7 @@ pub(crate) struct Engine {
     peer_queue: usize,
     sessions: Mutex<HashMap<NodeId, SessionEntry>>,
     next_session: AtomicU64,
+    pub counters: super::stats::Counters,
 }
 
 impl Engine {
@@ -72,6 +73,7 @@ impl Engine {
             peer_queue,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            counters: Default::default(),
         }
     }
 

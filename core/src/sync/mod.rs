@@ -10,5 +10,7 @@
 pub(crate) mod engine;
 pub mod reconcile;
 mod session;
+mod stats;
 
 pub(crate) use engine::Engine;
+pub use stats::{SyncStats, TrafficStats};

@@ -17,8 +17,41 @@ use super::engine::Engine;
 use super::reconcile::{self, Reconciler};
 use crate::error::{Error, Result};
 use crate::storage::{heads_to_wire, DocKey};
-use crate::wire::{read_frame, write_frame, Frame, Hash32};
+use crate::wire::{write_frame, Frame, FrameReader, Hash32};
 use crate::NodeId;
+
+/// Frames taken from the receive buffer in one batch, at most.
+const MAX_BATCH_FRAMES: usize = 1024;
+
+/// Received changes grouped per document, in arrival order per document.
+#[derive(Default)]
+struct ChangeBatch {
+    order: Vec<DocKey>,
+    docs: std::collections::HashMap<DocKey, (Vec<Vec<u8>>, Vec<Hash32>)>,
+}
+
+impl ChangeBatch {
+    fn add(&mut self, key: DocKey, chunks: Vec<Vec<u8>>, heads: Vec<Hash32>) {
+        match self.docs.get_mut(&key) {
+            Some((c, h)) => {
+                c.extend(chunks);
+                *h = heads; // the sender's heads after the latest of them
+            }
+            None => {
+                self.order.push(key.clone());
+                self.docs.insert(key, (chunks, heads));
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<(DocKey, (Vec<Vec<u8>>, Vec<Hash32>))> {
+        let mut docs = std::mem::take(&mut self.docs);
+        std::mem::take(&mut self.order)
+            .into_iter()
+            .filter_map(|k| docs.remove(&k).map(|v| (k, v)))
+            .collect()
+    }
+}
 
 /// Version ids per `Want` frame, at most.
 const WANT_CHUNK: usize = 4096;
@@ -144,11 +177,22 @@ impl Session {
     }
 
     /// Reads and handles frames until the stream ends or a frame is bad.
-    pub(crate) async fn read_loop(&self, mut recv: RecvStream) -> Result<()> {
+    pub(crate) async fn read_loop(&self, recv: RecvStream) -> Result<()> {
+        let mut reader = FrameReader::new(recv);
         loop {
-            let Some(frame) = read_frame(&mut recv).await? else {
+            let Some(first) = reader.read().await? else {
                 return Ok(());
             };
+            // Take everything that has already arrived: under load, many changes
+            // to one document are applied in one call, which automerge does far
+            // faster than one by one (its per-call cost grows with history).
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_FRAMES {
+                match reader.next_buffered()? {
+                    Some(f) => batch.push(f),
+                    None => break,
+                }
+            }
             let rtt = self
                 .conn
                 .paths()
@@ -156,13 +200,37 @@ impl Session {
                 .find(|p| p.is_selected())
                 .map(|p| p.rtt());
             self.engine.peers.seen(self.peer, rtt);
-            if matches!(frame, Frame::Reconcile { start: true, .. }) {
-                // The responder's snapshot must cover what it committed before
-                // this session existed (see `start_reconcile`).
-                self.engine.store.flush().await?;
+            let mut changes = ChangeBatch::default();
+            for (frame, size) in batch {
+                self.engine.counters.received(&frame, size);
+                match frame {
+                    Frame::Changes {
+                        collection,
+                        id,
+                        changes: chunks,
+                        heads,
+                    } => changes.add(DocKey::new(collection, id)?, chunks, heads),
+                    other => {
+                        // Other frames see every change that arrived before them.
+                        self.apply_batch(&mut changes)?;
+                        if matches!(other, Frame::Reconcile { start: true, .. }) {
+                            // The responder's snapshot must cover what it committed
+                            // before this session existed (see `start_reconcile`).
+                            self.engine.store.flush().await?;
+                        }
+                        self.handle(other)?;
+                    }
+                }
             }
-            self.handle(frame)?;
+            self.apply_batch(&mut changes)?;
         }
+    }
+
+    fn apply_batch(&self, batch: &mut ChangeBatch) -> Result<()> {
+        for (key, (chunks, heads)) in batch.take() {
+            self.on_changes(key, chunks, &heads)?;
+        }
+        Ok(())
     }
 
     fn handle(&self, frame: Frame) -> Result<()> {
@@ -175,12 +243,6 @@ impl Session {
                 heads,
                 answer,
             } => self.on_heads(DocKey::new(collection, id)?, &heads, answer),
-            Frame::Changes {
-                collection,
-                id,
-                changes,
-                heads,
-            } => self.on_changes(DocKey::new(collection, id)?, changes, &heads),
             other => Err(Error::Protocol(format!(
                 "unexpected {} frame after admission",
                 other.name()
@@ -284,7 +346,7 @@ impl Session {
 
     fn on_heads(&self, key: DocKey, theirs: &[Hash32], answer: bool) -> Result<()> {
         let reply = self.engine.store.read(&key, |doc| {
-            let unknown = theirs.iter().any(|h| !has_change(doc, h));
+            let unknown = !crate::storage::unknown_hashes(doc, theirs).is_empty();
             // Knowing all their heads, we send exactly what they lack. Not knowing
             // some, we first only answer with our heads; only when that is already
             // an answer (both sides diverged) do we send changes bounded by the
@@ -322,7 +384,7 @@ impl Session {
         let changes = crate::storage::parse_changes(chunks)?;
         let missing = self.engine.apply_remote(&key, changes, self.peer)?;
         let state = self.engine.store.read(&key, |d| {
-            let behind = theirs.iter().any(|h| !has_change(d, h));
+            let behind = !crate::storage::unknown_hashes(d, theirs).is_empty();
             let ours = heads_to_wire(&d.get_heads());
             // Knowing all their heads, anything beyond them is ours alone: send it.
             // (Our own earlier changes may not have reached them when the
@@ -354,17 +416,20 @@ fn same_set(a: &[Hash32], b: &[Hash32]) -> bool {
     a.len() == b.len() && a.iter().all(|h| b.contains(h))
 }
 
-fn has_change(doc: &automerge::Automerge, h: &Hash32) -> bool {
-    doc.get_change_meta_by_hash(&automerge::ChangeHash(*h))
-        .is_some()
-}
-
 fn heads_frame(key: &DocKey, heads: Vec<Hash32>, answer: bool) -> Frame {
     Frame::Heads {
         collection: key.collection().to_string(),
         id: key.id().to_string(),
         heads,
         answer,
+    }
+}
+
+impl Session {
+    async fn send_frame(&self, send: &mut SendStream, f: &Frame) -> Result<()> {
+        let n = write_frame(send, f).await?;
+        self.engine.counters.sent(f, n);
+        Ok(())
     }
 }
 
@@ -377,18 +442,18 @@ pub(crate) async fn write_loop(
     loop {
         // Protocol replies first: they unblock the peer.
         while let Ok(f) = control.try_recv() {
-            write_frame(&mut send, &f).await?;
+            session.send_frame(&mut send, &f).await?;
         }
         if let Some(item) = session.outbox.pop_live() {
             match item {
-                Ok(f) => write_frame(&mut send, &f).await?,
+                Ok(f) => session.send_frame(&mut send, &f).await?,
                 Err(key) => session.offer_heads(&key)?,
             }
             continue;
         }
         tokio::select! {
             f = control.recv() => match f {
-                Some(f) => write_frame(&mut send, &f).await?,
+                Some(f) => session.send_frame(&mut send, &f).await?,
                 None => return Ok(()),
             },
             _ = session.outbox.wake.notified() => {}
