@@ -23,11 +23,14 @@ use crate::NodeId;
 /// Frames taken from the receive buffer in one batch, at most.
 const MAX_BATCH_FRAMES: usize = 1024;
 
+/// Change chunks received for one document, and the sender's latest heads.
+type DocChanges = (Vec<Vec<u8>>, Vec<Hash32>);
+
 /// Received changes grouped per document, in arrival order per document.
 #[derive(Default)]
 struct ChangeBatch {
     order: Vec<DocKey>,
-    docs: std::collections::HashMap<DocKey, (Vec<Vec<u8>>, Vec<Hash32>)>,
+    docs: std::collections::HashMap<DocKey, DocChanges>,
 }
 
 impl ChangeBatch {
@@ -44,7 +47,7 @@ impl ChangeBatch {
         }
     }
 
-    fn take(&mut self) -> Vec<(DocKey, (Vec<Vec<u8>>, Vec<Hash32>))> {
+    fn take(&mut self) -> Vec<(DocKey, DocChanges)> {
         let mut docs = std::mem::take(&mut self.docs);
         std::mem::take(&mut self.order)
             .into_iter()
