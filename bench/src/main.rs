@@ -291,6 +291,20 @@ fn reconcile(out: &Out, size: &Size) -> Result<()> {
             .map(|(i, x)| if i >= cut { item(i as u64, 2) } else { *x })
             .collect(),
     );
+    if let Ok(shapes) = std::env::var("PEAT_RBSR_SHAPES") {
+        for shape in shapes.split(',') {
+            let (br, l) = shape.split_once('x').context("shape BxL")?;
+            let (br, l): (usize, usize) = (br.parse()?, l.parse()?);
+            for (name, a, b) in [
+                ("1% random", &a_rand, &b_rand),
+                ("1% newest", &a_new, &b_new),
+            ] {
+                let s = peat_mesh::sync::reconcile::simulate_shaped(a, b, br, l)?;
+                println!("shape {br}x{l} {name}: {} B, {} rt", s.bytes, s.round_trips);
+            }
+        }
+        return Ok(());
+    }
     for (name, a, b) in [
         ("1% random", &a_rand, &b_rand),
         ("1% newest", &a_new, &b_new),

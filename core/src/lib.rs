@@ -10,7 +10,7 @@
 //!   and the peer table.
 //! - [`security`] — node identity ([`NodeId`]) and [`Formation`] admission: a peer must prove
 //!   the formation secret before any document byte flows.
-//! - [`sync`] — negentropy set reconciliation plus Automerge change exchange.
+//! - [`sync`] — range-based set reconciliation plus Automerge change exchange.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
 //! - [`wire`] — the length-prefixed frame format, defensively decoded.
 //!

@@ -50,12 +50,12 @@ pub enum Frame {
         /// Human-readable reason.
         reason: String,
     },
-    /// A negentropy reconciliation message (either direction).
+    /// A set-reconciliation message (either direction), see [`crate::sync::rbsr`].
     Reconcile {
         /// True on the initiator's first message of a round: the responder takes a
         /// fresh snapshot of its version set.
         start: bool,
-        /// Raw negentropy message.
+        /// Encoded reconciliation message.
         msg: Vec<u8>,
     },
     /// Ask the peer for the documents behind these version ids.

@@ -28,7 +28,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_meta");
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_snapshots");
 /// (storage key, sequence) → one or more encoded change chunks.
 const INCREMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("doc_increments");
-/// timestamp (BE) ‖ version id → storage key. Sorted as negentropy wants.
+/// timestamp (BE) ‖ version id → storage key. Sorted as reconciliation wants.
 const VERSIONS: TableDefinition<&[u8], &str> = TableDefinition::new("doc_versions");
 /// version id → storage key.
 const VIDS: TableDefinition<&[u8], &str> = TableDefinition::new("doc_vids");
@@ -36,7 +36,7 @@ const VIDS: TableDefinition<&[u8], &str> = TableDefinition::new("doc_vids");
 /// Per-document metadata: the current version and persistence bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
-    /// Latest change time among the heads (ms), the negentropy timestamp.
+    /// Newest change time in the history (ms), the reconciliation timestamp.
     pub ts: u64,
     /// Hash of (key, heads): identical on every replica holding the same state.
     pub vid: Hash32,

@@ -1,13 +1,14 @@
 //! Document sync between admitted peers.
 //!
 //! After admission, the dialling side reconciles the two version sets with
-//! negentropy ([`reconcile`]); every document whose version differs is then
+//! range-based set reconciliation ([`reconcile`]); every document whose version differs is then
 //! brought up to date by exchanging Automerge heads and the changes the other
 //! side lacks. Live changes are pushed to every connected peer as they commit,
 //! and changes received from one peer are passed on to the others, so nodes that
 //! never connect directly still converge through those between them.
 
 pub(crate) mod engine;
+pub mod rbsr;
 pub mod reconcile;
 mod session;
 mod stats;

@@ -172,8 +172,8 @@ impl Session {
             return Ok(());
         }
         let items = self.engine.store.versions()?;
-        let mut r = reconcile::reconciler(&items)?;
-        let msg = reconcile::initiate(&mut r)?;
+        let mut r = reconcile::reconciler(items);
+        let msg = reconcile::initiate(&mut r);
         *init = Some(r);
         self.outbox.send(Frame::Reconcile { start: true, msg });
         Ok(())
@@ -289,7 +289,7 @@ impl Session {
                     "reconciliation message outside a round".into(),
                 ));
             }
-            *resp = Some(reconcile::reconciler(&self.engine.store.versions()?)?);
+            *resp = Some(reconcile::reconciler(self.engine.store.versions()?));
         }
         let r = resp
             .as_mut()
