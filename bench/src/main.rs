@@ -293,14 +293,18 @@ fn reconcile(out: &Out, size: &Size) -> Result<()> {
     );
     if let Ok(shapes) = std::env::var("PEAT_RBSR_SHAPES") {
         for shape in shapes.split(',') {
-            let (br, l) = shape.split_once('x').context("shape BxL")?;
-            let (br, l): (usize, usize) = (br.parse()?, l.parse()?);
+            let parts: Vec<usize> = shape
+                .split('x')
+                .map(|p| p.parse())
+                .collect::<Result<_, _>>()?;
+            anyhow::ensure!(parts.len() == 4, "shape is BxLxWxA");
+            let (br, l, wide) = (parts[0], parts[1], (parts[2], parts[3]));
             for (name, a, b) in [
                 ("1% random", &a_rand, &b_rand),
                 ("1% newest", &a_new, &b_new),
             ] {
-                let s = peat_mesh::sync::reconcile::simulate_shaped(a, b, br, l)?;
-                println!("shape {br}x{l} {name}: {} B, {} rt", s.bytes, s.round_trips);
+                let s = peat_mesh::sync::reconcile::simulate_shaped(a, b, br, l, wide)?;
+                println!("shape {shape} {name}: {} B, {} rt", s.bytes, s.round_trips);
             }
         }
         return Ok(());

@@ -58,10 +58,12 @@ pub enum Frame {
         /// Encoded reconciliation message.
         msg: Vec<u8>,
     },
-    /// Ask the peer for the documents behind these version ids.
+    /// Ask the peer for the documents whose version ids start with these
+    /// prefixes (reconciliation tells the initiator only prefixes of the ids it
+    /// lacks).
     Want {
-        /// Version ids learnt from reconciliation.
-        vids: Vec<Hash32>,
+        /// Version id prefixes learnt from reconciliation.
+        prefixes: Vec<[u8; 8]>,
     },
     /// "These are my heads of this document". A peer that knows all of them
     /// answers with the changes we lack. A peer that does not answers with its own
@@ -281,7 +283,8 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..300)
             )
                 .prop_map(|(start, msg)| Frame::Reconcile { start, msg }),
-            proptest::collection::vec(arb_hash(), 0..10).prop_map(|vids| Frame::Want { vids }),
+            proptest::collection::vec(any::<[u8; 8]>(), 0..10)
+                .prop_map(|prefixes| Frame::Want { prefixes }),
             (
                 ".{0,20}",
                 ".{0,20}",

@@ -574,6 +574,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The documents whose current version id starts with one of `prefixes`
+    /// (none for a version that is gone), looked up in one read transaction.
+    pub fn keys_for_version_prefixes(&self, prefixes: &[[u8; 8]]) -> Result<Vec<DocKey>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(VIDS)?;
+        let mut out = Vec::new();
+        for p in prefixes {
+            let mut lo = [0u8; 32];
+            lo[..8].copy_from_slice(p);
+            let mut hi = [0xffu8; 32];
+            hi[..8].copy_from_slice(p);
+            for row in t.range(lo.as_slice()..=hi.as_slice())? {
+                let (_, v) = row?;
+                out.push(DocKey::from_storage_key(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The documents currently at versions `vids` (None where a version is gone),
     /// looked up in one read transaction.
     pub fn keys_for_versions(&self, vids: &[Hash32]) -> Result<Vec<Option<DocKey>>> {
@@ -781,7 +800,13 @@ mod tests {
         let meta = store.meta(&key).unwrap().unwrap();
         assert_eq!(
             store.keys_for_versions(&[meta.vid, [0; 32]]).unwrap(),
-            vec![Some(key), None]
+            vec![Some(key.clone()), None]
+        );
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&meta.vid[..8]);
+        assert_eq!(
+            store.keys_for_version_prefixes(&[prefix, [0; 8]]).unwrap(),
+            vec![key]
         );
         let page = store.list("c", "o", None, 4).unwrap();
         assert_eq!(page.ids, vec!["o0", "o1", "o2", "o3"]);

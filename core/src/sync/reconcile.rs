@@ -29,12 +29,12 @@ pub(crate) fn respond(r: &mut Reconciler, msg: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Initiator: processes an answer. Returns the next message (None when done) and
-/// adds to `have` (ids only we hold) and `need` (ids only the peer holds).
+/// adds to `have` (ids only we hold) and `need` (prefixes of ids only the peer holds).
 pub(crate) fn step(
     r: &mut Reconciler,
     msg: &[u8],
     have: &mut Vec<Hash32>,
-    need: &mut Vec<Hash32>,
+    need: &mut Vec<rbsr::IdPrefix>,
 ) -> Result<Option<Vec<u8>>> {
     r.process(msg, have, need)
 }
@@ -59,7 +59,13 @@ pub fn simulate(
     initiator: &[(u64, Hash32)],
     responder: &[(u64, Hash32)],
 ) -> Result<ReconcileStats> {
-    simulate_shaped(initiator, responder, rbsr::BRANCHING, rbsr::ID_LIST_MAX)
+    simulate_shaped(
+        initiator,
+        responder,
+        rbsr::BRANCHING,
+        rbsr::ID_LIST_MAX,
+        (rbsr::WIDE_BRANCHING, rbsr::WIDE_ABOVE),
+    )
 }
 
 /// [`simulate`] with a given branching factor and id-list threshold.
@@ -68,9 +74,14 @@ pub fn simulate_shaped(
     responder: &[(u64, Hash32)],
     branching: usize,
     id_list_max: usize,
+    wide: (usize, usize),
 ) -> Result<ReconcileStats> {
-    let mut a = reconciler(initiator.to_vec()).with_shape(branching, id_list_max);
-    let mut b = reconciler(responder.to_vec()).with_shape(branching, id_list_max);
+    let mut a = reconciler(initiator.to_vec())
+        .with_shape(branching, id_list_max)
+        .with_wide(wide.0, wide.1);
+    let mut b = reconciler(responder.to_vec())
+        .with_shape(branching, id_list_max)
+        .with_wide(wide.0, wide.1);
     let mut stats = ReconcileStats::default();
     let mut msg = initiate(&mut a);
     let (mut have, mut need) = (Vec::new(), Vec::new());

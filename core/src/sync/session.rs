@@ -239,7 +239,7 @@ impl Session {
     fn handle(&self, frame: Frame) -> Result<()> {
         match frame {
             Frame::Reconcile { start, msg } => self.on_reconcile(start, &msg),
-            Frame::Want { vids } => self.on_want(&vids),
+            Frame::Want { prefixes } => self.on_want(&prefixes),
             Frame::Heads {
                 collection,
                 id,
@@ -273,7 +273,7 @@ impl Session {
             }
             for chunk in need.chunks(WANT_CHUNK) {
                 self.outbox.send(Frame::Want {
-                    vids: chunk.to_vec(),
+                    prefixes: chunk.to_vec(),
                 });
             }
             if let Some(msg) = next {
@@ -305,14 +305,8 @@ impl Session {
     /// The peer lacks these versions. Small documents are sent whole at once (one
     /// leg instead of three; a peer holding an older version just sees some
     /// changes twice); larger ones start the heads exchange.
-    fn on_want(&self, vids: &[Hash32]) -> Result<()> {
-        for key in self
-            .engine
-            .store
-            .keys_for_versions(vids)?
-            .into_iter()
-            .flatten()
-        {
+    fn on_want(&self, prefixes: &[[u8; 8]]) -> Result<()> {
+        for key in self.engine.store.keys_for_version_prefixes(prefixes)? {
             let whole = self.engine.store.read_sized(&key, |doc, stored| {
                 Ok((stored <= SEND_WHOLE_BELOW).then(|| {
                     (
