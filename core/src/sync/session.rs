@@ -14,6 +14,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use tokio::sync::{mpsc, Notify};
 
 use super::engine::Engine;
+use super::rbsr;
 use super::reconcile::{self, Reconciler};
 use crate::error::{Error, Result};
 use crate::storage::{heads_to_wire, DocKey};
@@ -262,13 +263,8 @@ impl Session {
                 *init = None;
             }
             drop(init);
-            for key in self
-                .engine
-                .store
-                .keys_for_versions(&have)?
-                .into_iter()
-                .flatten()
-            {
+            let have: Vec<[u8; 8]> = have.iter().map(|id| rbsr::prefix_of(id)).collect();
+            for key in self.engine.store.keys_for_version_prefixes(&have)? {
                 self.offer_heads(&key)?;
             }
             for chunk in need.chunks(WANT_CHUNK) {
