@@ -369,7 +369,14 @@ async fn store(out: &Out, size: &Size) -> Result<()> {
         n as f64 / t.elapsed().as_secs_f64(),
         "writes/s",
     );
-    node.close(Duration::from_secs(10)).await?;
+    let t = Instant::now();
+    node.close(Duration::from_secs(30)).await?;
+    out.fig(
+        "store",
+        &format!("close with {n} documents (rewrites a bloated file)"),
+        t.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    );
     drop(node);
     out.fig(
         "store",

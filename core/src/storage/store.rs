@@ -209,6 +209,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Store {
     /// Opens (or creates) the database at `path` and starts the writer thread.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self> {
+        // A rewrite interrupted by a crash leaves its unfinished copy behind.
+        let _ = std::fs::remove_file(vacuum_path(path));
         let mut db = Database::builder().set_cache_size(32 << 20).create(path)?;
         compact_if_fragmented(&mut db, path, 2.0)?;
         let txn = db.begin_write()?;
@@ -246,9 +248,9 @@ impl Store {
         let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
         lock(&self.cache).clear();
         // Readers still holding the database keep it; otherwise tidy the file.
-        if let Some(mut db) = db.and_then(|d| Arc::try_unwrap(d).ok()) {
-            if let Err(e) = compact_if_fragmented(&mut db, &self.path, 4.0 / 3.0) {
-                tracing::warn!(error = %e, "compaction at close failed");
+        if let Some(db) = db.and_then(|d| Arc::try_unwrap(d).ok()) {
+            if let Err(e) = vacuum_if_bloated(db, &self.path) {
+                tracing::warn!(error = %e, "rewriting the store at close failed");
             }
         }
     }
@@ -665,6 +667,63 @@ fn compact_if_fragmented(db: &mut Database, path: &Path, ratio: f64) -> Result<(
     Ok(())
 }
 
+/// Rewrites the database into a fresh file when it is more than a third larger
+/// than what it holds (redb's in-place compaction leaves much of the free space
+/// of many small copy-on-write commits behind). The copy is made beside the
+/// original and renamed over it only once durable, so a crash leaves one intact.
+fn vacuum_if_bloated(db: Database, path: &Path) -> Result<()> {
+    let used = {
+        let txn = db.begin_write()?;
+        let s = txn.stats()?;
+        txn.abort()?;
+        s.stored_bytes() + s.metadata_bytes()
+    };
+    let file = std::fs::metadata(path)?.len();
+    if file <= 1 << 20 || file * 3 <= used * 4 {
+        return Ok(());
+    }
+    let t = std::time::Instant::now();
+    let tmp = vacuum_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let fresh = Database::builder().create(&tmp)?;
+        let read = db.begin_read()?;
+        let write = fresh.begin_write()?;
+        copy_table(&read, &write, META)?;
+        copy_table(&read, &write, SNAPSHOTS)?;
+        copy_table(&read, &write, INCREMENTS)?;
+        copy_table(&read, &write, VIDS)?;
+        write.commit()?;
+    }
+    drop(db);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    tracing::debug!(took = ?t.elapsed(), before = file, "store rewritten");
+    Ok(())
+}
+
+fn vacuum_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".vacuum");
+    p.into()
+}
+
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    write: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()> {
+    let src = read.open_table(def)?;
+    let mut dst = write.open_table(def)?;
+    for row in src.iter()? {
+        let (k, v) = row?;
+        dst.insert(k.value(), v.value())?;
+    }
+    Ok(())
+}
+
 /// What the writer thread receives.
 enum WriterMsg {
     Write(WriteOp),
@@ -822,6 +881,51 @@ mod tests {
         let page2 = store.list("c", "o", page.next.as_deref(), 100).unwrap();
         assert_eq!(page2.ids.len(), 6);
         assert_eq!(page2.next, None);
+    }
+
+    #[tokio::test]
+    async fn bloated_file_is_rewritten_at_close_and_keeps_every_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let n = 3000;
+        {
+            let store = Store::open(&path, opts()).unwrap();
+            for i in 0..n {
+                let key = DocKey::new("c", format!("d{i:05}")).unwrap();
+                put(
+                    &store,
+                    &key,
+                    serde_json::json!({"i": i, "pad": "p".repeat(100)}),
+                )
+                .durable
+                .await
+                .unwrap()
+                .unwrap();
+            }
+            let before = std::fs::metadata(&path).unwrap().len();
+            store.close();
+            let after = std::fs::metadata(&path).unwrap().len();
+            assert!(after < before, "file {before} -> {after}");
+            assert!(!vacuum_path(&path).exists());
+        }
+        let store = Store::open(&path, opts()).unwrap();
+        assert_eq!(store.len().unwrap(), n);
+        assert_eq!(store.versions().unwrap().len() as u64, n);
+        for i in [0, n / 2, n - 1] {
+            let key = DocKey::new("c", format!("d{i:05}")).unwrap();
+            let v = store.read(&key, super::super::read_doc).unwrap().unwrap();
+            assert_eq!(v["i"], i);
+        }
+    }
+
+    #[test]
+    fn leftover_rewrite_file_is_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(vacuum_path(&path), b"half-written copy").unwrap();
+        let store = Store::open(&path, opts()).unwrap();
+        assert!(!vacuum_path(&path).exists());
+        store.close();
     }
 
     #[test]
