@@ -638,3 +638,68 @@ mod tests {
         assert_eq!(count, 0);
     }
 }
+
+#[cfg(test)]
+mod stuck_peer_tests {
+    use super::*;
+    use crate::security::{admit_outbound, Formation};
+
+    /// A peer that is admitted and then never reads must not slow the writer or
+    /// the other peers: its live queue is bounded and coalesces.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stuck_peer_does_not_stall_writes_or_other_peers() {
+        let formation = Formation::new("f", [4; 32]);
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut cfg =
+            NodeConfig::new(da.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap());
+        cfg.peer_queue_capacity = 8;
+        let a = Node::open(cfg).await.unwrap();
+        let b = Node::open(
+            NodeConfig::new(db.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+
+        // the stuck peer: admitted, then reads nothing (its receive window fills)
+        let secret = iroh::SecretKey::generate();
+        let me = NodeId(secret.public());
+        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = EndpointAddr::from_parts(a.id().0, a.addrs().into_iter().map(TransportAddr::Ip));
+        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        admit_outbound(&mut recv, &mut send, &formation, &me, &a.id())
+            .await
+            .unwrap();
+
+        b.connect(&a.peer_addr()).await.unwrap();
+        assert_eq!(a.connected_peers(), 2);
+
+        let t = Instant::now();
+        let pad = "z".repeat(2000);
+        for i in 0..1500 {
+            a.put(
+                "bulk",
+                &format!("d{}", i % 50),
+                &serde_json::json!({"i": i, "pad": pad}),
+            )
+            .await
+            .unwrap();
+        }
+        let wrote = t.elapsed();
+        let want = a.get("bulk", "d49").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while b.get("bulk", "d49").unwrap() != want {
+            assert!(Instant::now() < deadline, "B fell behind while C was stuck");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(wrote < Duration::from_secs(20), "writes stalled: {wrote:?}");
+        // the stuck peer is still connected: nothing was torn down to cope
+        assert_eq!(a.connected_peers(), 2);
+        a.close(Duration::from_secs(5)).await.unwrap();
+        b.close(Duration::from_secs(5)).await.unwrap();
+        drop((send, recv, conn));
+        ep.close().await;
+    }
+}
