@@ -1,0 +1,860 @@
+//! The C ABI over [`crate::sdk`]. See `include/peat_mesh.h` for the ownership rule.
+//!
+//! Every function returns a status ([`ErrorCode`] as `int32_t`, 0 on success)
+//! and, on failure, stores an owned [`PeatError`] in `*err` when `err` is not
+//! NULL. Panics are caught at the boundary and reported as `PEAT_STATUS_INTERNAL`.
+
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
+
+/// Version of this C ABI; bumped on any incompatible change.
+pub const PEAT_ABI_VERSION: u32 = 1;
+
+/// An error returned by the library. Free with [`peat_error_free`].
+pub struct PeatError {
+    code: i32,
+    message: CString,
+}
+
+/// A borrowed UTF-8 string: `ptr` may be NULL only when `len` is 0.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PeatStr {
+    /// First byte (need not be NUL-terminated).
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// Bytes owned by the library. Free with [`peat_bytes_free`].
+#[repr(C)]
+pub struct PeatBytes {
+    /// First byte, or NULL when empty.
+    pub ptr: *mut u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// A list of NUL-terminated strings owned by the library. Free with
+/// [`peat_string_list_free`].
+#[repr(C)]
+pub struct PeatStringList {
+    /// `len` strings.
+    pub items: *mut *mut c_char,
+    /// Number of strings.
+    pub len: usize,
+}
+
+/// A node handle. `id == 0` is never valid.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PeatNode {
+    /// Opaque id.
+    pub id: u64,
+}
+
+/// A subscription handle (documents or peer events). `id == 0` is never valid.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PeatSubscription {
+    /// Opaque id.
+    pub id: u64,
+}
+
+/// Options for [`peat_node_open`].
+#[repr(C)]
+pub struct PeatNodeOptions {
+    /// Data directory (created if missing).
+    pub data_dir: PeatStr,
+    /// Public formation id.
+    pub formation_id: PeatStr,
+    /// Pointer to the 32-byte formation secret.
+    pub formation_secret: *const u8,
+    /// Must be 32.
+    pub formation_secret_len: usize,
+    /// Listen address such as "127.0.0.1:0"; empty for "0.0.0.0:0".
+    pub listen: PeatStr,
+    /// Static peers as "NODEID@HOST:PORT"; may be NULL when `peers_len` is 0.
+    pub peers: *const PeatStr,
+    /// Number of peers.
+    pub peers_len: usize,
+}
+
+/// Event kinds in [`PeatEvent::kind`].
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatEventKind {
+    /// A document changed: `collection`, `id`, `json`, `origin` are set.
+    DocChanged = 1,
+    /// A document was deleted: `collection`, `id`, `origin` are set.
+    DocDeleted = 2,
+    /// `lagged` events were dropped because the reader fell behind.
+    Lagged = 3,
+    /// A peer connected: `peer` is set.
+    PeerConnected = 4,
+    /// A peer disconnected: `peer` and `reason` are set.
+    PeerDisconnected = 5,
+    /// Admission failed: `peer` and `reason` are set.
+    PeerAdmissionRefused = 6,
+}
+
+/// One event. String fields not used by the kind are NULL. Free the strings
+/// with [`peat_event_free`].
+#[repr(C)]
+pub struct PeatEvent {
+    /// What happened.
+    pub kind: PeatEventKind,
+    /// Collection (document events).
+    pub collection: *mut c_char,
+    /// Document id (document events).
+    pub id: *mut c_char,
+    /// New content as JSON (DocChanged).
+    pub json: *mut c_char,
+    /// "snapshot", "local" or a peer's node id (document events).
+    pub origin: *mut c_char,
+    /// Peer node id (peer events).
+    pub peer: *mut c_char,
+    /// Reason (disconnects, refusals).
+    pub reason: *mut c_char,
+    /// Dropped event count (Lagged).
+    pub lagged: u64,
+}
+
+fn set_err(err: *mut *mut PeatError, e: &SdkError) -> i32 {
+    if !err.is_null() {
+        let message = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+        let boxed = Box::new(PeatError {
+            code: e.code as i32,
+            message,
+        });
+        // SAFETY: `err` is non-NULL and, per the header, points to writable storage
+        // for one pointer owned by the caller.
+        unsafe { *err = Box::into_raw(boxed) };
+    }
+    e.code as i32
+}
+
+/// Runs `f`, catching panics, and turns its result into a status code.
+fn call(err: *mut *mut PeatError, f: impl FnOnce() -> SdkResult<()>) -> i32 {
+    if !err.is_null() {
+        // SAFETY: non-NULL `err` points to caller-owned storage for one pointer.
+        unsafe { *err = ptr::null_mut() };
+    }
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => set_err(err, &e),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            set_err(
+                err,
+                &SdkError::new(ErrorCode::Internal, format!("panic in SDK: {msg}")),
+            )
+        }
+    }
+}
+
+fn str_arg<'a>(s: PeatStr, what: &str) -> SdkResult<&'a str> {
+    if s.ptr.is_null() {
+        return if s.len == 0 {
+            Ok("")
+        } else {
+            Err(SdkError::invalid(format!(
+                "{what}: NULL pointer with non-zero length"
+            )))
+        };
+    }
+    // SAFETY: the caller guarantees `ptr` points to `len` readable bytes for the
+    // duration of this call (borrowed input, see the header).
+    let bytes = unsafe { std::slice::from_raw_parts(s.ptr, s.len) };
+    std::str::from_utf8(bytes).map_err(|_| SdkError::invalid(format!("{what}: not valid UTF-8")))
+}
+
+fn out_ptr<'a, T>(p: *mut T, what: &str) -> SdkResult<&'a mut T> {
+    // SAFETY: a non-NULL out-pointer points to caller-owned writable storage for one T.
+    unsafe { p.as_mut() }.ok_or_else(|| SdkError::invalid(format!("{what}: NULL out-pointer")))
+}
+
+fn c_string(s: String) -> *mut c_char {
+    CString::new(s.replace('\0', " "))
+        .unwrap_or_default()
+        .into_raw()
+}
+
+fn opt_c_string(s: Option<String>) -> *mut c_char {
+    s.map(c_string).unwrap_or(ptr::null_mut())
+}
+
+fn string_list(v: Vec<String>) -> PeatStringList {
+    let mut items: Vec<*mut c_char> = v.into_iter().map(c_string).collect();
+    items.shrink_to_fit();
+    let list = PeatStringList {
+        items: items.as_mut_ptr(),
+        len: items.len(),
+    };
+    std::mem::forget(items);
+    list
+}
+
+/// The C ABI version ([`PEAT_ABI_VERSION`]).
+#[no_mangle]
+pub extern "C" fn peat_abi_version() -> u32 {
+    PEAT_ABI_VERSION
+}
+
+/// Sets the SDK runtime's worker count (1–16) before first use.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_runtime_configure(workers: u32, err: *mut *mut PeatError) -> i32 {
+    call(err, || crate::runtime::configure(workers as usize))
+}
+
+/// Shuts the SDK down: frees every handle and stops the runtime, waiting up to
+/// `timeout_ms`. Afterwards every call returns `PEAT_STATUS_SHUT_DOWN`. Idempotent.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_shutdown(timeout_ms: u64, err: *mut *mut PeatError) -> i32 {
+    call(err, || {
+        crate::runtime::shutdown(std::time::Duration::from_millis(timeout_ms))
+    })
+}
+
+/// Number of live handles (nodes and subscriptions), for leak checks.
+#[no_mangle]
+pub extern "C" fn peat_live_handles() -> u64 {
+    crate::handles::live_handles() as u64
+}
+
+/// Opens a node.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_open(
+    options: *const PeatNodeOptions,
+    timeout_ms: u64,
+    out: *mut PeatNode,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        // SAFETY: a non-NULL `options` points to a valid PeatNodeOptions for this call.
+        let o = unsafe { options.as_ref() }.ok_or_else(|| SdkError::invalid("options: NULL"))?;
+        let out = out_ptr(out, "out")?;
+        if o.formation_secret.is_null() && o.formation_secret_len != 0 {
+            return Err(SdkError::invalid("formation_secret: NULL pointer"));
+        }
+        let secret = if o.formation_secret.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the caller guarantees `formation_secret_len` readable bytes.
+            unsafe { std::slice::from_raw_parts(o.formation_secret, o.formation_secret_len) }
+                .to_vec()
+        };
+        let peers = if o.peers_len == 0 {
+            Vec::new()
+        } else if o.peers.is_null() {
+            return Err(SdkError::invalid(
+                "peers: NULL pointer with non-zero length",
+            ));
+        } else {
+            // SAFETY: the caller guarantees `peers_len` readable PeatStr values.
+            unsafe { std::slice::from_raw_parts(o.peers, o.peers_len) }
+                .iter()
+                .map(|p| str_arg(*p, "peer").map(str::to_string))
+                .collect::<SdkResult<Vec<_>>>()?
+        };
+        let opts = NodeOptions {
+            data_dir: str_arg(o.data_dir, "data_dir")?.to_string(),
+            formation_id: str_arg(o.formation_id, "formation_id")?.to_string(),
+            formation_secret: secret,
+            listen: str_arg(o.listen, "listen")?.to_string(),
+            peers,
+        };
+        out.id = sdk::node_open(&opts, timeout_ms)?;
+        Ok(())
+    })
+}
+
+/// Closes a node and frees its handle (within `timeout_ms`).
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_close(
+    node: PeatNode,
+    timeout_ms: u64,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || sdk::node_close(node.id, timeout_ms))
+}
+
+/// The node's id as 64 hex digits. Free `*out` with [`peat_string_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_id(
+    node: PeatNode,
+    out: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        *out = c_string(sdk::node_id(node.id)?);
+        Ok(())
+    })
+}
+
+/// "NODEID@HOST:PORT" strings that reach this node. Free with [`peat_string_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_addrs(
+    node: PeatNode,
+    out: *mut PeatStringList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        *out = string_list(sdk::node_addrs(node.id)?);
+        Ok(())
+    })
+}
+
+/// Dials a peer ("NODEID@HOST:PORT") and waits for admission.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_connect(
+    node: PeatNode,
+    peer: PeatStr,
+    timeout_ms: u64,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        sdk::connect(node.id, str_arg(peer, "peer")?, timeout_ms)
+    })
+}
+
+/// Ids of connected peers. Free with [`peat_string_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_connected_peers(
+    node: PeatNode,
+    out: *mut PeatStringList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let ids = sdk::peers(node.id)?
+            .into_iter()
+            .filter(|p| p.connected)
+            .map(|p| p.id)
+            .collect();
+        *out = string_list(ids);
+        Ok(())
+    })
+}
+
+/// Writes a document (a JSON object); returns once durable.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_put(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    json: PeatStr,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        sdk::put(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(id, "id")?,
+            str_arg(json, "json")?,
+        )
+    })
+}
+
+/// Applies an RFC 7386 JSON merge patch; returns once durable.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_merge_patch(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    json: PeatStr,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        sdk::merge_patch(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(id, "id")?,
+            str_arg(json, "json")?,
+        )
+    })
+}
+
+/// Reads a document as JSON into `*out` (free with [`peat_string_free`]).
+/// Returns `PEAT_STATUS_NOT_FOUND` if it does not exist.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_get(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    out: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        *out = ptr::null_mut();
+        let (c, i) = (str_arg(collection, "collection")?, str_arg(id, "id")?);
+        match sdk::get(node.id, c, i)? {
+            Some(json) => {
+                *out = c_string(json);
+                Ok(())
+            }
+            None => Err(SdkError::new(
+                ErrorCode::NotFound,
+                format!("no document {c}/{i}"),
+            )),
+        }
+    })
+}
+
+/// Deletes a document (a tombstone that syncs). `*deleted` tells whether there was one.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_delete(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    deleted: *mut bool,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(deleted, "deleted")?;
+        *out = sdk::delete(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(id, "id")?,
+        )?;
+        Ok(())
+    })
+}
+
+/// Lists document ids of a collection. `after` empty for the first page; `*next`
+/// receives the cursor for the next page or NULL at the end (free with
+/// [`peat_string_free`]); `*ids` with [`peat_string_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn peat_doc_list(
+    node: PeatNode,
+    collection: PeatStr,
+    prefix: PeatStr,
+    after: PeatStr,
+    limit: usize,
+    ids: *mut PeatStringList,
+    next: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let ids = out_ptr(ids, "ids")?;
+        let next = out_ptr(next, "next")?;
+        let after = str_arg(after, "after")?;
+        let (page, cursor) = sdk::list(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(prefix, "prefix")?,
+            (!after.is_empty()).then_some(after),
+            limit,
+        )?;
+        *ids = string_list(page);
+        *next = opt_c_string(cursor);
+        Ok(())
+    })
+}
+
+/// The document's raw Automerge bytes (free with [`peat_bytes_free`]);
+/// `PEAT_STATUS_NOT_FOUND` if it does not exist.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_export(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    out: *mut PeatBytes,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let (c, i) = (str_arg(collection, "collection")?, str_arg(id, "id")?);
+        let bytes = sdk::export(node.id, c, i)?
+            .ok_or_else(|| SdkError::new(ErrorCode::NotFound, format!("no document {c}/{i}")))?;
+        let mut b = bytes.into_boxed_slice();
+        *out = PeatBytes {
+            ptr: b.as_mut_ptr(),
+            len: b.len(),
+        };
+        std::mem::forget(b);
+        Ok(())
+    })
+}
+
+/// Merges raw Automerge bytes (from any implementation) into a document.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_import(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    bytes: *const u8,
+    len: usize,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        if bytes.is_null() {
+            return Err(SdkError::invalid("bytes: NULL"));
+        }
+        // SAFETY: the caller guarantees `len` readable bytes at `bytes` for this call.
+        let data = unsafe { std::slice::from_raw_parts(bytes, len) };
+        sdk::import(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(id, "id")?,
+            data,
+        )
+    })
+}
+
+/// Subscribes to a collection (`id` empty) or one document. With `snapshot`,
+/// current documents arrive first.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_subscribe(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    snapshot: bool,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let id = str_arg(id, "id")?;
+        out.id = sdk::subscribe_docs(
+            node.id,
+            str_arg(collection, "collection")?,
+            (!id.is_empty()).then_some(id),
+            snapshot,
+        )?;
+        Ok(())
+    })
+}
+
+/// Subscribes to peer events.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_peer_subscribe(
+    node: PeatNode,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        out.id = sdk::subscribe_peers(node.id)?;
+        Ok(())
+    })
+}
+
+fn empty_event(kind: PeatEventKind) -> PeatEvent {
+    PeatEvent {
+        kind,
+        collection: ptr::null_mut(),
+        id: ptr::null_mut(),
+        json: ptr::null_mut(),
+        origin: ptr::null_mut(),
+        peer: ptr::null_mut(),
+        reason: ptr::null_mut(),
+        lagged: 0,
+    }
+}
+
+/// Waits up to `timeout_ms` for the next event of a subscription. Returns
+/// `PEAT_STATUS_TIMEOUT` when none came, `PEAT_STATUS_CLOSED` once the subscription or its node
+/// has closed and every event was read. Free the event with [`peat_event_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_subscription_next(
+    sub: PeatSubscription,
+    timeout_ms: u64,
+    out: *mut PeatEvent,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let ev = match crate::handles::doc_sub(sub.id) {
+            Ok(_) => sdk::next_doc_event(sub.id, timeout_ms)?.map(|e| match e {
+                DocEventRecord::Changed {
+                    collection,
+                    id,
+                    json,
+                    origin,
+                } => {
+                    let mut ev = empty_event(if json.is_some() {
+                        PeatEventKind::DocChanged
+                    } else {
+                        PeatEventKind::DocDeleted
+                    });
+                    ev.collection = c_string(collection);
+                    ev.id = c_string(id);
+                    ev.json = opt_c_string(json);
+                    ev.origin = c_string(origin);
+                    ev
+                }
+                DocEventRecord::Lagged(n) => {
+                    let mut ev = empty_event(PeatEventKind::Lagged);
+                    ev.lagged = n;
+                    ev
+                }
+            }),
+            Err(_) => sdk::next_peer_event(sub.id, timeout_ms)?.map(|e| match e {
+                PeerEventRecord::Connected { peer } => {
+                    let mut ev = empty_event(PeatEventKind::PeerConnected);
+                    ev.peer = c_string(peer);
+                    ev
+                }
+                PeerEventRecord::Disconnected { peer, reason } => {
+                    let mut ev = empty_event(PeatEventKind::PeerDisconnected);
+                    ev.peer = c_string(peer);
+                    ev.reason = c_string(reason);
+                    ev
+                }
+                PeerEventRecord::AdmissionRefused { peer, reason } => {
+                    let mut ev = empty_event(PeatEventKind::PeerAdmissionRefused);
+                    ev.peer = c_string(peer);
+                    ev.reason = c_string(reason);
+                    ev
+                }
+                PeerEventRecord::Lagged(n) => {
+                    let mut ev = empty_event(PeatEventKind::Lagged);
+                    ev.lagged = n;
+                    ev
+                }
+            }),
+        };
+        match ev {
+            Some(ev) => {
+                *out = ev;
+                Ok(())
+            }
+            None => Err(SdkError::new(
+                ErrorCode::Timeout,
+                "no event within the timeout",
+            )),
+        }
+    })
+}
+
+/// Ends a subscription and frees its handle.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_subscription_close(
+    sub: PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || sdk::unsubscribe(sub.id))
+}
+
+/// The error's code (a `PeatStatus`). 0 for NULL.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_error_code(err: *const PeatError) -> i32 {
+    // SAFETY: a non-NULL `err` was returned by this library and not yet freed.
+    unsafe { err.as_ref() }.map(|e| e.code).unwrap_or(0)
+}
+
+/// The error's message, valid until [`peat_error_free`]. "" for NULL.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_error_message(err: *const PeatError) -> *const c_char {
+    // SAFETY: a non-NULL `err` was returned by this library and not yet freed.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// Frees an error. Accepts NULL.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_error_free(err: *mut PeatError) {
+    if !err.is_null() {
+        // SAFETY: `err` came from Box::into_raw in this library and is freed once.
+        drop(unsafe { Box::from_raw(err) });
+    }
+}
+
+/// Frees a string returned by the library. Accepts NULL.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` came from CString::into_raw in this library and is freed once.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Frees a string list (and its strings). Accepts an empty/zeroed list.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_string_list_free(list: PeatStringList) {
+    if list.items.is_null() {
+        return;
+    }
+    // SAFETY: `items`/`len` came from a Vec forgotten in `string_list` (capacity ==
+    // len after shrink_to_fit) and are freed once.
+    let items = unsafe { Vec::from_raw_parts(list.items, list.len, list.len) };
+    for s in items {
+        // SAFETY: each item came from CString::into_raw in `string_list`.
+        unsafe { peat_string_free(s) };
+    }
+}
+
+/// Frees bytes returned by the library. Accepts an empty/zeroed value.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_bytes_free(bytes: PeatBytes) {
+    if !bytes.ptr.is_null() {
+        // SAFETY: `ptr`/`len` came from a boxed slice forgotten in this library.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes.ptr, bytes.len)) });
+    }
+}
+
+/// Frees the strings inside an event (not the event struct itself, which the
+/// caller owns). Accepts NULL and a zeroed event; sets the freed fields to NULL.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_event_free(ev: *mut PeatEvent) {
+    // SAFETY: a non-NULL `ev` points to a caller-owned PeatEvent filled by this library.
+    if let Some(ev) = unsafe { ev.as_mut() } {
+        for p in [
+            &mut ev.collection,
+            &mut ev.id,
+            &mut ev.json,
+            &mut ev.origin,
+            &mut ev.peer,
+            &mut ev.reason,
+        ] {
+            // SAFETY: event strings came from CString::into_raw in this library.
+            unsafe { peat_string_free(*p) };
+            *p = ptr::null_mut();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Opaque handles: ids (never reused, 0 invalid) looked up in one registry. A
+//! zero, stale, closed or double-closed handle is an error, never undefined
+//! behaviour, and ids are plain integers, safe to hold in any language.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use peat_mesh::{DocEvent, Node, PeerEvent, Subscription};
+
+use crate::error::{ErrorCode, SdkError, SdkResult};
+
+/// Everything a handle can name.
+#[derive(Clone)]
+pub(crate) enum Object {
+    Node(Node),
+    DocSub(Arc<Subscription<DocEvent>>),
+    PeerSub(Arc<Subscription<PeerEvent>>),
+}
+
+impl Object {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Object::Node(_) => "node",
+            Object::DocSub(_) => "document subscription",
+            Object::PeerSub(_) => "peer subscription",
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<u64, Object>> {
+    static R: OnceLock<Mutex<HashMap<u64, Object>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock() -> std::sync::MutexGuard<'static, HashMap<u64, Object>> {
+    registry().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Registers an object and returns its new handle.
+pub(crate) fn insert(obj: Object) -> u64 {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock().insert(id, obj);
+    id
+}
+
+fn invalid(id: u64, what: &str) -> SdkError {
+    if id == 0 {
+        SdkError::new(ErrorCode::InvalidHandle, format!("null {what} handle"))
+    } else {
+        SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!("{what} handle {id} is closed or unknown"),
+        )
+    }
+}
+
+/// Looks up a node.
+pub(crate) fn node(id: u64) -> SdkResult<Node> {
+    match lock().get(&id) {
+        Some(Object::Node(n)) => Ok(n.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!("handle {id} is a {}, not a node", other.type_name()),
+        )),
+        None => Err(invalid(id, "node")),
+    }
+}
+
+/// Looks up a document subscription.
+pub(crate) fn doc_sub(id: u64) -> SdkResult<Arc<Subscription<DocEvent>>> {
+    match lock().get(&id) {
+        Some(Object::DocSub(s)) => Ok(s.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!(
+                "handle {id} is a {}, not a document subscription",
+                other.type_name()
+            ),
+        )),
+        None => Err(invalid(id, "subscription")),
+    }
+}
+
+/// Looks up a peer-event subscription.
+pub(crate) fn peer_sub(id: u64) -> SdkResult<Arc<Subscription<PeerEvent>>> {
+    match lock().get(&id) {
+        Some(Object::PeerSub(s)) => Ok(s.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!(
+                "handle {id} is a {}, not a peer subscription",
+                other.type_name()
+            ),
+        )),
+        None => Err(invalid(id, "subscription")),
+    }
+}
+
+/// Removes a handle, returning what it named.
+pub(crate) fn remove(id: u64) -> SdkResult<Object> {
+    lock().remove(&id).ok_or_else(|| invalid(id, "object"))
+}
+
+/// Removes a subscription handle (of either kind) and ends the subscription.
+/// Any other kind of handle is left untouched and reported.
+pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
+    let mut reg = lock();
+    match reg.get(&id) {
+        Some(Object::DocSub(_)) | Some(Object::PeerSub(_)) => {}
+        Some(other) => {
+            return Err(SdkError::new(
+                ErrorCode::InvalidHandle,
+                format!("handle {id} is a {}, not a subscription", other.type_name()),
+            ))
+        }
+        None => return Err(invalid(id, "subscription")),
+    }
+    let obj = reg.remove(&id);
+    drop(reg);
+    match obj {
+        Some(Object::DocSub(s)) => s.close(),
+        Some(Object::PeerSub(s)) => s.close(),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Number of live handles (for leak checks in every language's tests).
+pub fn live_handles() -> usize {
+    lock().len()
+}
+
+/// Drops every handle (at shutdown).
+pub(crate) fn clear() {
+    let all: Vec<Object> = lock().drain().map(|(_, o)| o).collect();
+    for o in all {
+        if let Object::DocSub(s) = &o {
+            s.close();
+        }
+        if let Object::PeerSub(s) = &o {
+            s.close();
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The SDK layer in safe Rust: every behaviour the language bindings share.
+//! Calls block the caller's thread while the work runs on the SDK runtime, with
+//! a deadline where they can wait; the C ABI, Python, Go and Kotlin layers only
+//! convert types around these functions.
+
+use std::time::Duration;
+
+use peat_mesh::{
+    Event, Formation, ListOptions, Node, NodeConfig, NodeId, PeerAddr, PeerEvent, PeerState,
+};
+
+use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::handles::{self, Object};
+use crate::runtime;
+
+/// What [`node_open`] needs. Documents travel as JSON text; everything else is typed.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Data directory (created if missing).
+    pub data_dir: String,
+    /// Public formation id.
+    pub formation_id: String,
+    /// The formation's 32-byte shared secret.
+    pub formation_secret: Vec<u8>,
+    /// Listen address, e.g. `127.0.0.1:0`; empty for `0.0.0.0:0`.
+    pub listen: String,
+    /// Static peers as `NODEID@HOST:PORT`.
+    pub peers: Vec<String>,
+}
+
+/// A peer as the SDK reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Node id (64 hex digits).
+    pub id: String,
+    /// True while connected.
+    pub connected: bool,
+    /// Socket address, if known.
+    pub addr: Option<String>,
+    /// Round-trip time in microseconds, while connected.
+    pub rtt_us: Option<u64>,
+    /// Milliseconds since the Unix epoch when a frame last arrived.
+    pub last_seen_ms: Option<u64>,
+}
+
+/// A document event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocEventRecord {
+    /// A document's new state (`json` is `None` when it was deleted).
+    Changed {
+        /// Collection.
+        collection: String,
+        /// Document id.
+        id: String,
+        /// Content as JSON text, or `None` if deleted.
+        json: Option<String>,
+        /// "snapshot", "local" or the peer's node id.
+        origin: String,
+    },
+    /// This many events were dropped because the subscriber fell behind.
+    Lagged(u64),
+}
+
+/// A peer event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEventRecord {
+    /// Admitted and syncing.
+    Connected {
+        /// Node id.
+        peer: String,
+    },
+    /// Connection ended.
+    Disconnected {
+        /// Node id.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// Admission failed.
+    AdmissionRefused {
+        /// Node id.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// This many events were dropped.
+    Lagged(u64),
+}
+
+fn parse_peer(s: &str) -> SdkResult<PeerAddr> {
+    let (id, addr) = s
+        .split_once('@')
+        .ok_or_else(|| SdkError::invalid(format!("peer {s:?} is not NODEID@HOST:PORT")))?;
+    let id: NodeId = id.parse().map_err(SdkError::from)?;
+    let addr = addr
+        .parse()
+        .map_err(|e| SdkError::invalid(format!("peer address {addr:?}: {e}")))?;
+    Ok(PeerAddr::new(id, addr))
+}
+
+fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
+    if o.data_dir.is_empty() {
+        return Err(SdkError::invalid("data_dir must not be empty"));
+    }
+    let secret: [u8; 32] = o
+        .formation_secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| SdkError::invalid("formation secret must be 32 bytes"))?;
+    let listen = if o.listen.is_empty() {
+        "0.0.0.0:0"
+    } else {
+        &o.listen
+    };
+    let mut cfg = NodeConfig::new(&o.data_dir, Formation::new(&o.formation_id, secret)).listen(
+        listen
+            .parse()
+            .map_err(|e| SdkError::invalid(format!("listen address {listen:?}: {e}")))?,
+    );
+    for p in &o.peers {
+        cfg = cfg.peer(parse_peer(p)?);
+    }
+    Ok(cfg)
+}
+
+fn ms(timeout_ms: u64) -> Duration {
+    Duration::from_millis(timeout_ms)
+}
+
+/// Opens a node; returns its handle.
+pub fn node_open(opts: &NodeOptions, timeout_ms: u64) -> SdkResult<u64> {
+    let cfg = node_config(opts)?;
+    let node = runtime::block_on_timeout(ms(timeout_ms), async move {
+        Node::open(cfg).await.map_err(SdkError::from)
+    })?;
+    Ok(handles::insert(Object::Node(node)))
+}
+
+/// Closes a node and frees its handle. Its subscriptions end (their handles stay
+/// valid until closed and report `Closed`). Closing twice is an `InvalidHandle` error.
+pub fn node_close(node: u64, timeout_ms: u64) -> SdkResult<()> {
+    handles::node(node)?;
+    let Object::Node(n) = handles::remove(node)? else {
+        return Err(SdkError::new(ErrorCode::Internal, "handle changed type"));
+    };
+    runtime::block_on(async move { n.close(ms(timeout_ms)).await.map_err(SdkError::from) })?
+}
+
+/// The node's id (64 hex digits).
+pub fn node_id(node: u64) -> SdkResult<String> {
+    Ok(handles::node(node)?.id().to_string())
+}
+
+/// `NODEID@HOST:PORT` strings another node can dial to reach this one.
+pub fn node_addrs(node: u64) -> SdkResult<Vec<String>> {
+    let n = handles::node(node)?;
+    Ok(n.addrs()
+        .iter()
+        .map(|a| format!("{}@{a}", n.id()))
+        .collect())
+}
+
+/// Dials a peer (`NODEID@HOST:PORT`) and waits for admission.
+pub fn connect(node: u64, peer: &str, timeout_ms: u64) -> SdkResult<()> {
+    let n = handles::node(node)?;
+    let p = parse_peer(peer)?;
+    runtime::block_on_timeout(ms(timeout_ms), async move {
+        n.connect(&p).await.map_err(SdkError::from)
+    })
+}
+
+/// Every peer seen.
+pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
+    let n = handles::node(node)?;
+    Ok(n.peers()
+        .into_iter()
+        .map(|p| PeerRecord {
+            id: p.id.to_string(),
+            connected: p.state == PeerState::Connected,
+            addr: p.addr.map(|a| a.to_string()),
+            rtt_us: p.rtt.map(|d| d.as_micros() as u64),
+            last_seen_ms: p.last_seen.and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64)
+            }),
+        })
+        .collect())
+}
+
+fn parse_json(json: &str) -> SdkResult<serde_json::Value> {
+    serde_json::from_str(json).map_err(|e| SdkError::invalid(format!("not JSON: {e}")))
+}
+
+/// Writes a document (a JSON object). Returns once durable.
+pub fn put(node: u64, collection: &str, id: &str, json: &str) -> SdkResult<()> {
+    let n = handles::node(node)?;
+    let v = parse_json(json)?;
+    let (c, i) = (collection.to_string(), id.to_string());
+    runtime::block_on(async move { n.put(&c, &i, &v).await.map_err(SdkError::from) })?
+}
+
+/// Applies an RFC 7386 JSON merge patch. Returns once durable.
+pub fn merge_patch(node: u64, collection: &str, id: &str, json: &str) -> SdkResult<()> {
+    let n = handles::node(node)?;
+    let v = parse_json(json)?;
+    let (c, i) = (collection.to_string(), id.to_string());
+    runtime::block_on(async move { n.merge_patch(&c, &i, &v).await.map_err(SdkError::from) })?
+}
+
+/// A document as JSON text, or `None`.
+pub fn get(node: u64, collection: &str, id: &str) -> SdkResult<Option<String>> {
+    let n = handles::node(node)?;
+    Ok(n.get(collection, id)?.map(|v| v.to_string()))
+}
+
+/// Deletes a document; false if there was none.
+pub fn delete(node: u64, collection: &str, id: &str) -> SdkResult<bool> {
+    let n = handles::node(node)?;
+    let (c, i) = (collection.to_string(), id.to_string());
+    runtime::block_on(async move { n.delete(&c, &i).await.map_err(SdkError::from) })?
+}
+
+/// One page of ids: (ids, cursor for the next page).
+pub fn list(
+    node: u64,
+    collection: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> SdkResult<(Vec<String>, Option<String>)> {
+    let n = handles::node(node)?;
+    let page = n.list(
+        collection,
+        &ListOptions {
+            prefix: prefix.to_string(),
+            after: after.map(str::to_string),
+            limit,
+        },
+    )?;
+    Ok((page.ids, page.next))
+}
+
+/// Raw Automerge bytes of a document.
+pub fn export(node: u64, collection: &str, id: &str) -> SdkResult<Option<Vec<u8>>> {
+    Ok(handles::node(node)?.export(collection, id)?)
+}
+
+/// Merges raw Automerge bytes into a document.
+pub fn import(node: u64, collection: &str, id: &str, bytes: &[u8]) -> SdkResult<()> {
+    let n = handles::node(node)?;
+    let (c, i, b) = (collection.to_string(), id.to_string(), bytes.to_vec());
+    runtime::block_on(async move { n.import(&c, &i, &b).await.map_err(SdkError::from) })?
+}
+
+/// Subscribes to a collection (`id = None`) or a document; returns its handle.
+pub fn subscribe_docs(
+    node: u64,
+    collection: &str,
+    id: Option<&str>,
+    snapshot: bool,
+) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    let sub = n.subscribe(collection, id, snapshot)?;
+    Ok(handles::insert(Object::DocSub(std::sync::Arc::new(sub))))
+}
+
+/// Subscribes to peer events; returns its handle.
+pub fn subscribe_peers(node: u64) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    Ok(handles::insert(Object::PeerSub(std::sync::Arc::new(
+        n.subscribe_peers(),
+    ))))
+}
+
+fn origin(o: &peat_mesh::Origin) -> String {
+    match o {
+        peat_mesh::Origin::Snapshot => "snapshot".into(),
+        peat_mesh::Origin::Local => "local".into(),
+        peat_mesh::Origin::Peer(p) => p.to_string(),
+    }
+}
+
+/// The next document event, waiting up to `timeout_ms`. `Ok(None)` on timeout;
+/// `Err(Closed)` once the subscription (or its node) is closed and drained.
+pub fn next_doc_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<DocEventRecord>> {
+    let s = handles::doc_sub(sub)?;
+    let ev = runtime::block_on(async move { s.next_timeout(ms(timeout_ms)).await })??;
+    Ok(ev.map(|e| match e {
+        Event::Item(d) => DocEventRecord::Changed {
+            collection: d.key.collection().to_string(),
+            id: d.key.id().to_string(),
+            json: d.value.map(|v| v.to_string()),
+            origin: origin(&d.origin),
+        },
+        Event::Lagged(n) => DocEventRecord::Lagged(n),
+    }))
+}
+
+/// The next peer event; see [`next_doc_event`].
+pub fn next_peer_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<PeerEventRecord>> {
+    let s = handles::peer_sub(sub)?;
+    let ev = runtime::block_on(async move { s.next_timeout(ms(timeout_ms)).await })??;
+    Ok(ev.map(|e| match e {
+        Event::Item(PeerEvent::Connected { peer }) => PeerEventRecord::Connected {
+            peer: peer.to_string(),
+        },
+        Event::Item(PeerEvent::Disconnected { peer, reason }) => PeerEventRecord::Disconnected {
+            peer: peer.to_string(),
+            reason,
+        },
+        Event::Item(PeerEvent::AdmissionRefused { peer, reason }) => {
+            PeerEventRecord::AdmissionRefused {
+                peer: peer.to_string(),
+                reason,
+            }
+        }
+        Event::Lagged(n) => PeerEventRecord::Lagged(n),
+        // PeerEvent is non-exhaustive in spirit; unknown kinds surface as lag 0.
+        #[allow(unreachable_patterns)]
+        _ => PeerEventRecord::Lagged(0),
+    }))
+}
+
+/// Ends a subscription and frees its handle. Waiting readers wake with `Closed`.
+pub fn unsubscribe(sub: u64) -> SdkResult<()> {
+    handles::remove_subscription(sub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &std::path::Path) -> NodeOptions {
+        NodeOptions {
+            data_dir: dir.to_string_lossy().into_owned(),
+            formation_id: "t".into(),
+            formation_secret: vec![9; 32],
+            listen: "127.0.0.1:0".into(),
+            peers: vec![],
+        }
+    }
+
+    /// Called from a plain thread with no tokio context, as every binding does.
+    #[test]
+    fn two_nodes_sync_and_handles_are_freed() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let before = handles::live_handles();
+        let a = node_open(&opts(da.path()), 5000).unwrap();
+        let b = node_open(&opts(db.path()), 5000).unwrap();
+        let sub = subscribe_docs(b, "c", None, true).unwrap();
+        connect(b, &node_addrs(a).unwrap()[0], 5000).unwrap();
+        put(a, "c", "d", r#"{"x":1}"#).unwrap();
+        let ev = loop {
+            match next_doc_event(sub, 5000).unwrap() {
+                Some(DocEventRecord::Changed { json, .. }) => break json,
+                Some(DocEventRecord::Lagged(_)) => continue,
+                None => panic!("timed out"),
+            }
+        };
+        assert_eq!(ev.as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(get(b, "c", "d").unwrap().as_deref(), Some(r#"{"x":1}"#));
+        assert_eq!(get(a, "c", "nope").unwrap(), None);
+        assert_eq!(
+            put(a, "c", "d", "not json").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        unsubscribe(sub).unwrap();
+        assert_eq!(unsubscribe(sub).unwrap_err().code, ErrorCode::InvalidHandle);
+        node_close(a, 5000).unwrap();
+        node_close(b, 5000).unwrap();
+        assert_eq!(
+            node_close(a, 5000).unwrap_err().code,
+            ErrorCode::InvalidHandle
+        );
+        assert_eq!(get(0, "c", "d").unwrap_err().code, ErrorCode::InvalidHandle);
+        assert_eq!(handles::live_handles(), before);
+    }
+
+    #[test]
+    fn blocking_call_from_runtime_thread_is_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let refused = rt.block_on(async { runtime::block_on(async { 1 }) });
+        assert_eq!(refused.unwrap_err().code, ErrorCode::WouldDeadlock);
+    }
+}
