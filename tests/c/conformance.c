@@ -1,5 +1,5 @@
 /*
- * The conformance scenarios (docs/conformance.md) in C, against libpeat_mesh.
+ * The conformance scenarios (docs/conformance.md) in C, against libpeat_mesh_ffi.
  * Run plainly and under valgrind by scripts/test-c. Prints "N passed, N failed".
  */
 #define _DEFAULT_SOURCE
