@@ -61,6 +61,11 @@ enum PeatEventKind
    Admission failed: `peer` and `reason` are set.
    */
   PEAT_EVENT_KIND_PEER_ADMISSION_REFUSED = 6,
+  /*
+   The subscription ended on its own (its node closed); nothing follows.
+   Only delivered to callbacks.
+   */
+  PEAT_EVENT_KIND_CLOSED = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -284,6 +289,48 @@ typedef struct {
    */
   uint64_t lagged;
 } PeatEvent;
+
+/*
+ Push delivery of a subscription's events. `on_event` runs on the SDK's
+ dispatcher thread (never a runtime worker), one event at a time, in order; it
+ may call any SDK function. The event and its strings are valid only during the
+ call. `on_drop` (may be NULL) runs exactly once, when the subscription is
+ closed, after the last `on_event` has returned. `ctx` is passed back unchanged.
+ */
+typedef struct {
+  /*
+   Caller's context.
+   */
+  void *ctx;
+  /*
+   Called for each event.
+   */
+  void (*on_event)(void *ctx, const PeatEvent *event);
+  /*
+   Cleanup hook; may be NULL.
+   */
+  void (*on_drop)(void *ctx);
+} PeatCallback;
+
+/*
+ Receives the SDK's log records (level 1 error … 5 trace) on the dispatcher
+ thread; strings are valid only during the call. `on_drop` (may be NULL) runs
+ once when the callback is replaced or cleared.
+ */
+typedef struct {
+  /*
+   Caller's context.
+   */
+  void *ctx;
+  /*
+   Called for each record.
+   */
+  void (*on_log)(void *ctx, int32_t level, const char *target, const char *message);
+  /*
+   Cleanup hook; may be NULL.
+   */
+  void (*on_drop)(void *ctx);
+} PeatLogCallback;
 
 #ifdef __cplusplus
 extern "C" {
@@ -521,6 +568,58 @@ int32_t peat_subscription_next(PeatSubscription sub,
                                uint64_t timeout_ms,
                                PeatEvent *out,
                                PeatError **err);
+
+/*
+ Subscribes to a collection (`id` empty) or one document with push delivery
+ to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_doc_subscribe_callback(PeatNode node,
+                                    PeatStr collection,
+                                    PeatStr id,
+                                    bool snapshot,
+                                    PeatCallback callback,
+                                    PeatSubscription *out,
+                                    PeatError **err);
+
+/*
+ Subscribes to peer events with push delivery to `callback`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_peer_subscribe_callback(PeatNode node,
+                                     PeatCallback callback,
+                                     PeatSubscription *out,
+                                     PeatError **err);
+
+/*
+ Sends the SDK's log records at `max_level` (1 error … 5 trace) and more
+ severe to `callback`, replacing any previous log callback (whose `on_drop`
+ then runs).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_log_set_callback(PeatLogCallback callback, int32_t max_level, PeatError **err);
+
+/*
+ Stops forwarding logs (the callback's `on_drop` runs).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_log_clear_callback(PeatError **err);
 
 /*
  Ends a subscription and frees its handle.

@@ -8,6 +8,7 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
+use crate::dispatch::{EventSink, SubEvent};
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
 
@@ -100,6 +101,166 @@ pub enum PeatEventKind {
     PeerDisconnected = 5,
     /// Admission failed: `peer` and `reason` are set.
     PeerAdmissionRefused = 6,
+    /// The subscription ended on its own (its node closed); nothing follows.
+    /// Only delivered to callbacks.
+    Closed = 7,
+}
+
+/// Push delivery of a subscription's events. `on_event` runs on the SDK's
+/// dispatcher thread (never a runtime worker), one event at a time, in order; it
+/// may call any SDK function. The event and its strings are valid only during the
+/// call. `on_drop` (may be NULL) runs exactly once, when the subscription is
+/// closed, after the last `on_event` has returned. `ctx` is passed back unchanged.
+#[repr(C)]
+pub struct PeatCallback {
+    /// Caller's context.
+    pub ctx: *mut std::ffi::c_void,
+    /// Called for each event.
+    pub on_event: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void, event: *const PeatEvent)>,
+    /// Cleanup hook; may be NULL.
+    pub on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
+}
+
+/// Receives the SDK's log records (level 1 error … 5 trace) on the dispatcher
+/// thread; strings are valid only during the call. `on_drop` (may be NULL) runs
+/// once when the callback is replaced or cleared.
+#[repr(C)]
+pub struct PeatLogCallback {
+    /// Caller's context.
+    pub ctx: *mut std::ffi::c_void,
+    /// Called for each record.
+    pub on_log: Option<
+        unsafe extern "C" fn(
+            ctx: *mut std::ffi::c_void,
+            level: i32,
+            target: *const c_char,
+            message: *const c_char,
+        ),
+    >,
+    /// Cleanup hook; may be NULL.
+    pub on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
+}
+
+/// A C callback as an [`EventSink`]: dropping it runs `on_drop`.
+struct CSink {
+    cb: PeatCallback,
+}
+
+// SAFETY: the header requires callbacks and their ctx to be callable from the
+// SDK's dispatcher thread; the SDK never calls them from two threads at once.
+unsafe impl Send for CSink {}
+
+impl EventSink for CSink {
+    fn on_event(&self, event: &SubEvent) {
+        let Some(f) = self.cb.on_event else { return };
+        let mut ev = to_c_event(event);
+        // SAFETY: `f` is the caller's callback; `ev` lives until after it returns.
+        unsafe { f(self.cb.ctx, &ev) };
+        // SAFETY: the strings in `ev` were made by `to_c_event` and are freed once.
+        unsafe { peat_event_free(&mut ev) };
+    }
+}
+
+impl Drop for CSink {
+    fn drop(&mut self) {
+        if let Some(f) = self.cb.on_drop {
+            // SAFETY: the caller's cleanup hook, called exactly once (Drop).
+            unsafe { f(self.cb.ctx) };
+        }
+    }
+}
+
+struct CLogSink {
+    cb: PeatLogCallback,
+}
+
+// SAFETY: as for CSink.
+unsafe impl Send for CLogSink {}
+
+impl EventSink for CLogSink {
+    fn on_event(&self, event: &SubEvent) {
+        if let (
+            Some(f),
+            SubEvent::Log {
+                level,
+                target,
+                message,
+            },
+        ) = (self.cb.on_log, event)
+        {
+            let t = CString::new(target.replace('\0', " ")).unwrap_or_default();
+            let m = CString::new(message.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: the caller's callback; the strings outlive the call.
+            unsafe { f(self.cb.ctx, *level as i32, t.as_ptr(), m.as_ptr()) };
+        }
+    }
+}
+
+impl Drop for CLogSink {
+    fn drop(&mut self) {
+        if let Some(f) = self.cb.on_drop {
+            // SAFETY: the caller's cleanup hook, called exactly once (Drop).
+            unsafe { f(self.cb.ctx) };
+        }
+    }
+}
+
+fn to_c_event(event: &SubEvent) -> PeatEvent {
+    match event {
+        SubEvent::Doc(d) => doc_event(d.clone()),
+        SubEvent::Peer(p) => peer_event(p.clone()),
+        SubEvent::Closed | SubEvent::Log { .. } => empty_event(PeatEventKind::Closed),
+    }
+}
+
+fn doc_event(e: DocEventRecord) -> PeatEvent {
+    match e {
+        DocEventRecord::Changed {
+            collection,
+            id,
+            json,
+            origin,
+        } => {
+            let mut ev = empty_event(if json.is_some() {
+                PeatEventKind::DocChanged
+            } else {
+                PeatEventKind::DocDeleted
+            });
+            ev.collection = c_string(collection);
+            ev.id = c_string(id);
+            ev.json = opt_c_string(json);
+            ev.origin = c_string(origin);
+            ev
+        }
+        DocEventRecord::Lagged(n) => {
+            let mut ev = empty_event(PeatEventKind::Lagged);
+            ev.lagged = n;
+            ev
+        }
+    }
+}
+
+fn peer_event(e: PeerEventRecord) -> PeatEvent {
+    let (kind, peer, reason) = match e {
+        PeerEventRecord::Connected { peer } => (PeatEventKind::PeerConnected, Some(peer), None),
+        PeerEventRecord::Disconnected { peer, reason } => {
+            (PeatEventKind::PeerDisconnected, Some(peer), Some(reason))
+        }
+        PeerEventRecord::AdmissionRefused { peer, reason } => (
+            PeatEventKind::PeerAdmissionRefused,
+            Some(peer),
+            Some(reason),
+        ),
+        PeerEventRecord::Lagged(n) => {
+            let mut ev = empty_event(PeatEventKind::Lagged);
+            ev.lagged = n;
+            return ev;
+        }
+    };
+    let mut ev = empty_event(kind);
+    ev.peer = opt_c_string(peer);
+    ev.reason = opt_c_string(reason);
+    ev
 }
 
 /// One event. String fields not used by the kind are NULL. Free the strings
@@ -668,54 +829,8 @@ pub unsafe extern "C" fn peat_subscription_next(
     call(err, || {
         let out = out_ptr(out, "out")?;
         let ev = match crate::handles::doc_sub(sub.id) {
-            Ok(_) => sdk::next_doc_event(sub.id, timeout_ms)?.map(|e| match e {
-                DocEventRecord::Changed {
-                    collection,
-                    id,
-                    json,
-                    origin,
-                } => {
-                    let mut ev = empty_event(if json.is_some() {
-                        PeatEventKind::DocChanged
-                    } else {
-                        PeatEventKind::DocDeleted
-                    });
-                    ev.collection = c_string(collection);
-                    ev.id = c_string(id);
-                    ev.json = opt_c_string(json);
-                    ev.origin = c_string(origin);
-                    ev
-                }
-                DocEventRecord::Lagged(n) => {
-                    let mut ev = empty_event(PeatEventKind::Lagged);
-                    ev.lagged = n;
-                    ev
-                }
-            }),
-            Err(_) => sdk::next_peer_event(sub.id, timeout_ms)?.map(|e| match e {
-                PeerEventRecord::Connected { peer } => {
-                    let mut ev = empty_event(PeatEventKind::PeerConnected);
-                    ev.peer = c_string(peer);
-                    ev
-                }
-                PeerEventRecord::Disconnected { peer, reason } => {
-                    let mut ev = empty_event(PeatEventKind::PeerDisconnected);
-                    ev.peer = c_string(peer);
-                    ev.reason = c_string(reason);
-                    ev
-                }
-                PeerEventRecord::AdmissionRefused { peer, reason } => {
-                    let mut ev = empty_event(PeatEventKind::PeerAdmissionRefused);
-                    ev.peer = c_string(peer);
-                    ev.reason = c_string(reason);
-                    ev
-                }
-                PeerEventRecord::Lagged(n) => {
-                    let mut ev = empty_event(PeatEventKind::Lagged);
-                    ev.lagged = n;
-                    ev
-                }
-            }),
+            Ok(_) => sdk::next_doc_event(sub.id, timeout_ms)?.map(doc_event),
+            Err(_) => sdk::next_peer_event(sub.id, timeout_ms)?.map(peer_event),
         };
         match ev {
             Some(ev) => {
@@ -727,6 +842,95 @@ pub unsafe extern "C" fn peat_subscription_next(
                 "no event within the timeout",
             )),
         }
+    })
+}
+
+/// Subscribes to a collection (`id` empty) or one document with push delivery
+/// to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_doc_subscribe_callback(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    snapshot: bool,
+    callback: PeatCallback,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let sink = Box::new(CSink { cb: callback });
+        let out = out_ptr(out, "out")?;
+        let id = str_arg(id, "id")?;
+        out.id = sdk::subscribe_docs_push(
+            node.id,
+            str_arg(collection, "collection")?,
+            (!id.is_empty()).then_some(id),
+            snapshot,
+            sink,
+        )?;
+        Ok(())
+    })
+}
+
+/// Subscribes to peer events with push delivery to `callback`.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_peer_subscribe_callback(
+    node: PeatNode,
+    callback: PeatCallback,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let sink = Box::new(CSink { cb: callback });
+        let out = out_ptr(out, "out")?;
+        out.id = sdk::subscribe_peers_push(node.id, sink)?;
+        Ok(())
+    })
+}
+
+/// Sends the SDK's log records at `max_level` (1 error … 5 trace) and more
+/// severe to `callback`, replacing any previous log callback (whose `on_drop`
+/// then runs).
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_log_set_callback(
+    callback: PeatLogCallback,
+    max_level: i32,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        crate::log::set_log_sink(
+            Box::new(CLogSink { cb: callback }),
+            max_level.clamp(0, 5) as u8,
+        )
+    })
+}
+
+/// Stops forwarding logs (the callback's `on_drop` runs).
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_log_clear_callback(err: *mut *mut PeatError) -> i32 {
+    call(err, || {
+        crate::log::clear_log_sink();
+        Ok(())
     })
 }
 

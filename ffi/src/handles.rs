@@ -16,6 +16,7 @@ pub(crate) enum Object {
     Node(Node),
     DocSub(Arc<Subscription<DocEvent>>),
     PeerSub(Arc<Subscription<PeerEvent>>),
+    Push(Arc<crate::dispatch::Push>),
 }
 
 impl Object {
@@ -24,6 +25,7 @@ impl Object {
             Object::Node(_) => "node",
             Object::DocSub(_) => "document subscription",
             Object::PeerSub(_) => "peer subscription",
+            Object::Push(_) => "callback subscription",
         }
     }
 }
@@ -109,7 +111,7 @@ pub(crate) fn remove(id: u64) -> SdkResult<Object> {
 pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
     let mut reg = lock();
     match reg.get(&id) {
-        Some(Object::DocSub(_)) | Some(Object::PeerSub(_)) => {}
+        Some(Object::DocSub(_)) | Some(Object::PeerSub(_)) | Some(Object::Push(_)) => {}
         Some(other) => {
             return Err(SdkError::new(
                 ErrorCode::InvalidHandle,
@@ -123,6 +125,7 @@ pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
     match obj {
         Some(Object::DocSub(s)) => s.close(),
         Some(Object::PeerSub(s)) => s.close(),
+        Some(Object::Push(p)) => p.stop(),
         _ => {}
     }
     Ok(())
@@ -142,6 +145,9 @@ pub(crate) fn clear() {
         }
         if let Object::PeerSub(s) = &o {
             s.close();
+        }
+        if let Object::Push(p) = &o {
+            p.stop();
         }
     }
 }

@@ -7,8 +7,10 @@
 //! cbindgen) is a thin layer over [`sdk`]; Python, Go and Kotlin sit on the same
 //! functions, so no behaviour is written twice.
 
+pub mod dispatch;
 pub mod error;
 pub mod handles;
+pub mod log;
 pub mod runtime;
 pub mod sdk;
 

@@ -9,6 +9,7 @@ use peat_mesh::{
     Event, Formation, ListOptions, Node, NodeConfig, NodeId, PeerAddr, PeerEvent, PeerState,
 };
 
+use crate::dispatch::{EventSink, Push, SubEvent};
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles::{self, Object};
 use crate::runtime;
@@ -286,7 +287,18 @@ fn origin(o: &peat_mesh::Origin) -> String {
 pub fn next_doc_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<DocEventRecord>> {
     let s = handles::doc_sub(sub)?;
     let ev = runtime::block_on(async move { s.next_timeout(ms(timeout_ms)).await })??;
-    Ok(ev.map(|e| match e {
+    Ok(ev.map(doc_record))
+}
+
+/// The next peer event; see [`next_doc_event`].
+pub fn next_peer_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<PeerEventRecord>> {
+    let s = handles::peer_sub(sub)?;
+    let ev = runtime::block_on(async move { s.next_timeout(ms(timeout_ms)).await })??;
+    Ok(ev.map(peer_record))
+}
+
+fn doc_record(e: Event<peat_mesh::DocEvent>) -> DocEventRecord {
+    match e {
         Event::Item(d) => DocEventRecord::Changed {
             collection: d.key.collection().to_string(),
             id: d.key.id().to_string(),
@@ -294,14 +306,11 @@ pub fn next_doc_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<DocEventRec
             origin: origin(&d.origin),
         },
         Event::Lagged(n) => DocEventRecord::Lagged(n),
-    }))
+    }
 }
 
-/// The next peer event; see [`next_doc_event`].
-pub fn next_peer_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<PeerEventRecord>> {
-    let s = handles::peer_sub(sub)?;
-    let ev = runtime::block_on(async move { s.next_timeout(ms(timeout_ms)).await })??;
-    Ok(ev.map(|e| match e {
+fn peer_record(e: Event<PeerEvent>) -> PeerEventRecord {
+    match e {
         Event::Item(PeerEvent::Connected { peer }) => PeerEventRecord::Connected {
             peer: peer.to_string(),
         },
@@ -316,10 +325,38 @@ pub fn next_peer_event(sub: u64, timeout_ms: u64) -> SdkResult<Option<PeerEventR
             }
         }
         Event::Lagged(n) => PeerEventRecord::Lagged(n),
-        // PeerEvent is non-exhaustive in spirit; unknown kinds surface as lag 0.
-        #[allow(unreachable_patterns)]
-        _ => PeerEventRecord::Lagged(0),
-    }))
+    }
+}
+
+/// Subscribes to documents with push delivery: `sink` receives every event on
+/// the SDK's dispatcher thread (see [`crate::dispatch`]). Returns its handle.
+pub fn subscribe_docs_push(
+    node: u64,
+    collection: &str,
+    id: Option<&str>,
+    snapshot: bool,
+    sink: Box<dyn EventSink>,
+) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    let sub = std::sync::Arc::new(n.subscribe(collection, id, snapshot)?);
+    let push = Push::new(sink);
+    push.start(move || {
+        let sub = sub.clone();
+        async move { sub.next().await.map(|e| SubEvent::Doc(doc_record(e))) }
+    })?;
+    Ok(handles::insert(Object::Push(push)))
+}
+
+/// Subscribes to peer events with push delivery; see [`subscribe_docs_push`].
+pub fn subscribe_peers_push(node: u64, sink: Box<dyn EventSink>) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    let sub = std::sync::Arc::new(n.subscribe_peers());
+    let push = Push::new(sink);
+    push.start(move || {
+        let sub = sub.clone();
+        async move { sub.next().await.map(|e| SubEvent::Peer(peer_record(e))) }
+    })?;
+    Ok(handles::insert(Object::Push(push)))
 }
 
 /// Ends a subscription and frees its handle. Waiting readers wake with `Closed`.

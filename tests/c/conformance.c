@@ -5,6 +5,7 @@
 #define _DEFAULT_SOURCE
 #include "peat_mesh.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,210 @@ static int t_close_with_subscriptions_in_flight(void) {
     return 1;
 }
 
+/* ---- push delivery ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    int events;
+    int drops;
+    int closed_events;
+    int reentrant_ok; /* an SDK call made from inside the callback succeeded */
+    int after_close;  /* callbacks that started after close returned */
+    int closing_done;
+    PeatNode node;
+} cb_state;
+
+static void on_event(void *ctx, const PeatEvent *ev) {
+    cb_state *st = (cb_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    if (st->closing_done) st->after_close++;
+    if (ev->kind == PEAT_EVENT_KIND_CLOSED) st->closed_events++;
+    else st->events++;
+    PeatNode node = st->node;
+    pthread_mutex_unlock(&st->mu);
+    if (ev->kind == PEAT_EVENT_KIND_DOC_CHANGED && strcmp(ev->id, "first") == 0) {
+        /* calling back into the SDK, including a blocking call, from the callback */
+        char *json = NULL;
+        if (peat_doc_get(node, S(ev->collection), S(ev->id), &json, NULL) == PEAT_STATUS_OK) {
+            pthread_mutex_lock(&st->mu);
+            st->reentrant_ok = strcmp(json, ev->json) == 0;
+            pthread_mutex_unlock(&st->mu);
+            peat_string_free(json);
+        }
+    }
+}
+
+static void on_drop(void *ctx) {
+    cb_state *st = (cb_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    st->drops++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int wait_for(cb_state *st, int *field, int want) {
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&st->mu);
+        int v = *field;
+        pthread_mutex_unlock(&st->mu);
+        if (v >= want) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static int t_callback_subscription(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    cb_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    st.node = n;
+    PeatCallback cb = {&st, on_event, on_drop};
+    PeatSubscription sub;
+    OK(peat_doc_subscribe_callback(n, S("cb"), S(""), false, cb, &sub, ERR));
+    OK(peat_doc_put(n, S("cb"), S("first"), S("{\"a\":1}"), ERR));
+    CHECK(wait_for(&st, &st.events, 1));
+    CHECK(wait_for(&st, &st.reentrant_ok, 1));
+    /* a burst, then close in the middle: nothing starts after close returns */
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        OK(peat_doc_put(n, S("cb"), S(id), S("{}"), ERR));
+        if (i == 100) {
+            OK(peat_subscription_close(sub, ERR));
+            pthread_mutex_lock(&st.mu);
+            st.closing_done = 1;
+            pthread_mutex_unlock(&st.mu);
+        }
+    }
+    usleep(100000);
+    pthread_mutex_lock(&st.mu);
+    int drops = st.drops, after = st.after_close;
+    pthread_mutex_unlock(&st.mu);
+    CHECK(drops == 1);
+    CHECK(after == 0);
+    CHECK(call_with_err_(peat_subscription_close(sub, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    OK(peat_node_close(n, 5000, ERR));
+    pthread_mutex_destroy(&st.mu);
+    rm_rf(dir);
+    return 1;
+}
+
+static int t_callback_sees_node_close(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    cb_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    st.node = n;
+    PeatCallback cb = {&st, on_event, on_drop};
+    PeatSubscription sub;
+    OK(peat_peer_subscribe_callback(n, cb, &sub, ERR));
+    OK(peat_node_close(n, 5000, ERR));
+    CHECK(wait_for(&st, &st.closed_events, 1));
+    CHECK(st.drops == 0); /* the cleanup hook waits for the close of the handle */
+    OK(peat_subscription_close(sub, ERR));
+    CHECK(st.drops == 1);
+    pthread_mutex_destroy(&st.mu);
+    rm_rf(dir);
+    return 1;
+}
+
+static int subscription_cycles = 0;
+static void count_drop(void *ctx) {
+    (void)ctx;
+    subscription_cycles++;
+}
+
+static int t_callback_cycles_free_everything(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    uint64_t base = peat_live_handles();
+    subscription_cycles = 0;
+    for (int i = 0; i < 1000; i++) {
+        PeatCallback cb = {NULL, NULL, count_drop};
+        PeatSubscription sub;
+        OK(peat_doc_subscribe_callback(n, S("c"), S(""), false, cb, &sub, ERR));
+        OK(peat_subscription_close(sub, ERR));
+    }
+    CHECK(subscription_cycles == 1000);
+    CHECK(peat_live_handles() == base);
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int records;
+    int dropped;
+} log_state;
+
+static void on_log(void *ctx, int32_t level, const char *target, const char *message) {
+    log_state *st = (log_state *)ctx;
+    (void)target;
+    if (level >= 1 && level <= 5 && message) {
+        pthread_mutex_lock(&st->mu);
+        st->records++;
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
+static void on_log_drop(void *ctx) {
+    log_state *st = (log_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    st->dropped++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int t_log_callback(void) {
+    log_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    PeatLogCallback cb = {&st, on_log, on_log_drop};
+    OK(peat_log_set_callback(cb, 3, ERR));
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET)); /* logs "node open" at info */
+    OK(peat_node_close(n, 5000, ERR));
+    int got = 0;
+    for (int i = 0; i < 200 && !got; i++) {
+        pthread_mutex_lock(&st.mu);
+        got = st.records > 0;
+        pthread_mutex_unlock(&st.mu);
+        if (!got) usleep(10000);
+    }
+    CHECK(got);
+    OK(peat_log_clear_callback(ERR));
+    CHECK(st.dropped == 1);
+    pthread_mutex_destroy(&st.mu);
+    rm_rf(dir);
+    return 1;
+}
+
+static const char *self_path = "";
+
+/* Process exit with an open node: run ourselves as a child that opens a node and
+   returns from main without closing it; it must exit 0, promptly. */
+static int t_exit_with_open_node(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "timeout 20 '%s' --exit-with-open-node", self_path);
+    int rc = system(cmd);
+    CHECK(rc == 0);
+    return 1;
+}
+
+static int child_exit_with_open_node(void) {
+    PeatNode n;
+    char dir[64];
+    if (!open_node(&n, dir, SECRET)) return 2;
+    if (peat_doc_put(n, S("x"), S("y"), S("{}"), NULL) != PEAT_STATUS_OK) return 3;
+    return 0; /* node left open on purpose */
+}
+
 /* Runs last: afterwards every call reports SHUT_DOWN. */
 static int t_shutdown(void) {
     PeatNode n;
@@ -382,10 +587,17 @@ static const struct {
     {"error_kinds_and_bad_input", t_error_kinds_and_bad_input},
     {"admission_refused", t_admission_refused},
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},
+    {"callback_subscription", t_callback_subscription},
+    {"callback_sees_node_close", t_callback_sees_node_close},
+    {"callback_cycles_free_everything", t_callback_cycles_free_everything},
+    {"log_callback", t_log_callback},
+    {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };
 
-int main(void) {
+int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--exit-with-open-node") == 0) return child_exit_with_open_node();
     for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
         current = TESTS[i].name;
         if (TESTS[i].fn()) {
