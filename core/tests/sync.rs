@@ -298,6 +298,19 @@ async fn documents_api() {
     .await
     .unwrap();
     assert_eq!(n.get("units", "u1").unwrap().unwrap()["n"], 10);
+    // the cached JSON text follows every change
+    assert_eq!(
+        n.get_json("units", "u1").unwrap().as_deref(),
+        Some(r#"{"kind":"truck","n":10}"#)
+    );
+    n.merge_patch("units", "u1", &json!({"n": 11}))
+        .await
+        .unwrap();
+    assert_eq!(
+        n.get_json("units", "u1").unwrap().as_deref(),
+        Some(r#"{"kind":"truck","n":11}"#)
+    );
+    assert_eq!(n.get_json("units", "nope").unwrap(), None);
     // export / import round trip into another doc and from a foreign Automerge doc
     let bytes = n.export("units", "u2").unwrap().unwrap();
     n.import("copies", "u2", &bytes).await.unwrap();

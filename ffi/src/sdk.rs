@@ -212,7 +212,7 @@ pub fn merge_patch(node: u64, collection: &str, id: &str, json: &str) -> SdkResu
 /// A document as JSON text, or `None`.
 pub fn get(node: u64, collection: &str, id: &str) -> SdkResult<Option<String>> {
     let n = handles::node(node)?;
-    Ok(n.get(collection, id)?.map(|v| v.to_string()))
+    Ok(n.get_json(collection, id)?.map(|v| v.to_string()))
 }
 
 /// Deletes a document; false if there was none.

@@ -135,6 +135,9 @@ pub(crate) struct DocState {
     /// proportional to the document) is amortised to a constant per byte written.
     snap_len: usize,
     incr_bytes: usize,
+    /// The document rendered as JSON (`None` inside when deleted), kept until
+    /// the next change so repeated reads cost a clone of an `Arc`.
+    rendered: Option<Option<Arc<str>>>,
 }
 
 struct DocCell {
@@ -336,6 +339,7 @@ impl Store {
             meta: Some(meta),
             snap_len,
             incr_bytes,
+            rendered: None,
         }))
     }
 
@@ -361,6 +365,7 @@ impl Store {
                     meta: None,
                     snap_len: 0,
                     incr_bytes: 0,
+                    rendered: None,
                 },
             ),
             None => return Ok(None),
@@ -375,6 +380,7 @@ impl Store {
         if before == after {
             return Ok(Some((out, None)));
         }
+        st.rendered = None;
         let new = st.doc.get_changes(&before);
         let changes: Vec<Vec<u8>> = new.iter().map(|c| c.raw_bytes().to_vec()).collect();
         // The version's timestamp is the newest change time in the whole history:
@@ -450,6 +456,28 @@ impl Store {
             return Ok(None); // created in memory but never persisted: no content
         }
         f(&st.doc).map(Some)
+    }
+
+    /// The document rendered by `render` (`None` for a deleted one), cached until
+    /// the document next changes. `Ok(None)` if the document does not exist.
+    pub fn rendered(
+        &self,
+        key: &DocKey,
+        render: impl FnOnce(&Automerge) -> Result<Option<String>>,
+    ) -> Result<Option<Option<Arc<str>>>> {
+        let Some(cell) = self.load_cell(&key.storage_key())? else {
+            return Ok(None);
+        };
+        let mut st = lock(&cell.state);
+        if st.meta.is_none() {
+            return Ok(None);
+        }
+        if let Some(r) = &st.rendered {
+            return Ok(Some(r.clone()));
+        }
+        let r: Option<Arc<str>> = render(&st.doc)?.map(Arc::from);
+        st.rendered = Some(r.clone());
+        Ok(Some(r))
     }
 
     /// Like [`Store::read`], also passing the bytes the document takes in storage.
