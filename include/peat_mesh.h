@@ -228,6 +228,80 @@ typedef struct {
 } PeatStringList;
 
 /*
+ One peer in [`PeatPeerList`].
+ */
+typedef struct {
+  /*
+   Node id (64 hex digits).
+   */
+  char *id;
+  /*
+   True while connected.
+   */
+  bool connected;
+  /*
+   "HOST:PORT", or NULL if unknown.
+   */
+  char *addr;
+  /*
+   Round-trip time in microseconds; -1 when unknown.
+   */
+  int64_t rtt_us;
+  /*
+   Milliseconds since the Unix epoch of the last frame; -1 when never.
+   */
+  int64_t last_seen_ms;
+} PeatPeerInfo;
+
+/*
+ Peers owned by the library. Free with [`peat_peer_list_free`].
+ */
+typedef struct {
+  /*
+   `len` peers.
+   */
+  PeatPeerInfo *items;
+  /*
+   Number of peers.
+   */
+  uintptr_t len;
+} PeatPeerList;
+
+/*
+ Counters of a node (see [`peat_node_stats`]).
+ */
+typedef struct {
+  /*
+   Stored documents, tombstones included.
+   */
+  uint64_t documents;
+  /*
+   Peers connected now.
+   */
+  uint64_t connected_peers;
+  /*
+   Live subscriptions on the node.
+   */
+  uint64_t subscriptions;
+  /*
+   Sync frames sent since open.
+   */
+  uint64_t frames_sent;
+  /*
+   Sync bytes sent since open.
+   */
+  uint64_t bytes_sent;
+  /*
+   Sync frames received since open.
+   */
+  uint64_t frames_received;
+  /*
+   Sync bytes received since open.
+   */
+  uint64_t bytes_received;
+} PeatNodeStats;
+
+/*
  Bytes owned by the library. Free with [`peat_bytes_free`].
  */
 typedef struct {
@@ -429,6 +503,34 @@ int32_t peat_node_connect(PeatNode node, PeatStr peer, uint64_t timeout_ms, Peat
  to a `peat_*_free` function exactly as the library returned it.
  */
 int32_t peat_node_connected_peers(PeatNode node, PeatStringList *out, PeatError **err);
+
+/*
+ Every peer seen, with state and health. Free with [`peat_peer_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_peers(PeatNode node, PeatPeerList *out, PeatError **err);
+
+/*
+ Frees a peer list. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by [`peat_node_peers`].
+ */
+void peat_peer_list_free(PeatPeerList list);
+
+/*
+ The node's counters.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_stats(PeatNode node, PeatNodeStats *out, PeatError **err);
 
 /*
  Writes a document (a JSON object); returns once durable.

@@ -548,6 +548,133 @@ pub unsafe extern "C" fn peat_node_connected_peers(
     })
 }
 
+/// One peer in [`PeatPeerList`].
+#[repr(C)]
+pub struct PeatPeerInfo {
+    /// Node id (64 hex digits).
+    pub id: *mut c_char,
+    /// True while connected.
+    pub connected: bool,
+    /// "HOST:PORT", or NULL if unknown.
+    pub addr: *mut c_char,
+    /// Round-trip time in microseconds; -1 when unknown.
+    pub rtt_us: i64,
+    /// Milliseconds since the Unix epoch of the last frame; -1 when never.
+    pub last_seen_ms: i64,
+}
+
+/// Peers owned by the library. Free with [`peat_peer_list_free`].
+#[repr(C)]
+pub struct PeatPeerList {
+    /// `len` peers.
+    pub items: *mut PeatPeerInfo,
+    /// Number of peers.
+    pub len: usize,
+}
+
+/// Counters of a node (see [`peat_node_stats`]).
+#[repr(C)]
+#[derive(Default)]
+pub struct PeatNodeStats {
+    /// Stored documents, tombstones included.
+    pub documents: u64,
+    /// Peers connected now.
+    pub connected_peers: u64,
+    /// Live subscriptions on the node.
+    pub subscriptions: u64,
+    /// Sync frames sent since open.
+    pub frames_sent: u64,
+    /// Sync bytes sent since open.
+    pub bytes_sent: u64,
+    /// Sync frames received since open.
+    pub frames_received: u64,
+    /// Sync bytes received since open.
+    pub bytes_received: u64,
+}
+
+/// Every peer seen, with state and health. Free with [`peat_peer_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_peers(
+    node: PeatNode,
+    out: *mut PeatPeerList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let mut items: Vec<PeatPeerInfo> = sdk::peers(node.id)?
+            .into_iter()
+            .map(|p| PeatPeerInfo {
+                id: c_string(p.id),
+                connected: p.connected,
+                addr: opt_c_string(p.addr),
+                rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
+                last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
+            })
+            .collect();
+        items.shrink_to_fit();
+        *out = PeatPeerList {
+            items: items.as_mut_ptr(),
+            len: items.len(),
+        };
+        std::mem::forget(items);
+        Ok(())
+    })
+}
+
+/// Frees a peer list. Accepts a zeroed list.
+///
+/// # Safety
+/// `list` must be zeroed or exactly as returned by [`peat_node_peers`].
+#[no_mangle]
+pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
+    if list.items.is_null() {
+        return;
+    }
+    // SAFETY: `items`/`len` came from a Vec forgotten in `peat_node_peers`
+    // (capacity == len after shrink_to_fit) and are freed once.
+    let items = unsafe { Vec::from_raw_parts(list.items, list.len, list.len) };
+    for p in items {
+        // SAFETY: strings made by `c_string` in this library.
+        unsafe {
+            peat_string_free(p.id);
+            peat_string_free(p.addr);
+        }
+    }
+}
+
+/// The node's counters.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_stats(
+    node: PeatNode,
+    out: *mut PeatNodeStats,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let out = out_ptr(out, "out")?;
+        let s = sdk::stats(node.id)?;
+        *out = PeatNodeStats {
+            documents: s.documents,
+            connected_peers: s.connected_peers,
+            subscriptions: s.subscriptions,
+            frames_sent: s.frames_sent,
+            bytes_sent: s.bytes_sent,
+            frames_received: s.frames_received,
+            bytes_received: s.bytes_received,
+        };
+        Ok(())
+    })
+}
+
 /// Writes a document (a JSON object); returns once durable.
 ///
 /// # Safety

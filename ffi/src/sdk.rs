@@ -189,6 +189,40 @@ pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
         .collect())
 }
 
+/// Counters of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStats {
+    /// Stored documents, tombstones included.
+    pub documents: u64,
+    /// Peers connected now.
+    pub connected_peers: u64,
+    /// Live subscriptions on the node.
+    pub subscriptions: u64,
+    /// Sync frames sent since open.
+    pub frames_sent: u64,
+    /// Sync bytes sent since open.
+    pub bytes_sent: u64,
+    /// Sync frames received since open.
+    pub frames_received: u64,
+    /// Sync bytes received since open.
+    pub bytes_received: u64,
+}
+
+/// The node's counters.
+pub fn stats(node: u64) -> SdkResult<NodeStats> {
+    let n = handles::node(node)?;
+    let s = n.sync_stats();
+    Ok(NodeStats {
+        documents: n.document_count()?,
+        connected_peers: n.connected_peers() as u64,
+        subscriptions: n.subscription_count() as u64,
+        frames_sent: s.sent.frames(),
+        bytes_sent: s.sent.bytes(),
+        frames_received: s.received.frames(),
+        bytes_received: s.received.bytes(),
+    })
+}
+
 fn parse_json(json: &str) -> SdkResult<serde_json::Value> {
     serde_json::from_str(json).map_err(|e| SdkError::invalid(format!("not JSON: {e}")))
 }

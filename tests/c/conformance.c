@@ -140,6 +140,20 @@ static int t_two_nodes_sync(void) {
     OK(peat_doc_get(b, S("tracks"), S("t1"), &json, ERR));
     CHECK(strcmp(json, "{\"lat\":1.5}") == 0);
     peat_string_free(json);
+    PeatPeerList peers;
+    OK(peat_node_peers(b, &peers, ERR));
+    CHECK(peers.len == 1 && peers.items[0].connected && strlen(peers.items[0].id) == 64 &&
+          peers.items[0].addr != NULL && peers.items[0].last_seen_ms > 0);
+    peat_peer_list_free(peers);
+    PeatNodeStats stats;
+    /* counts read committed rows, which trail a received change by one group commit */
+    for (int i = 0; i < 200; i++) {
+        OK(peat_node_stats(b, &stats, ERR));
+        if (stats.documents == 1) break;
+        usleep(10000);
+    }
+    CHECK(stats.documents == 1 && stats.connected_peers == 1 && stats.subscriptions == 1 &&
+          stats.frames_received > 0 && stats.bytes_received > 0);
     OK(peat_subscription_close(sub, ERR));
     OK(peat_node_close(a, 5000, ERR));
     OK(peat_node_close(b, 5000, ERR));
