@@ -140,6 +140,10 @@ enum PeatStatus
    A bug inside the SDK (including a caught panic).
    */
   PEAT_STATUS_INTERNAL = 13,
+  /*
+   The operation was cancelled through its cancel token.
+   */
+  PEAT_STATUS_CANCELLED = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -201,6 +205,16 @@ typedef struct {
    */
   uintptr_t peers_len;
 } PeatNodeOptions;
+
+/*
+ A cancel token for long operations; `id == 0` means "no token".
+ */
+typedef struct {
+  /*
+   Opaque id.
+   */
+  uint64_t id;
+} PeatCancel;
 
 /*
  A node handle. `id == 0` is never valid.
@@ -451,8 +465,41 @@ uint64_t peat_live_handles(void);
  */
 int32_t peat_node_open(const PeatNodeOptions *options,
                        uint64_t timeout_ms,
+                       PeatCancel cancel,
                        PeatNode *out,
                        PeatError **err);
+
+/*
+ Creates a cancel token. Pass it to [`peat_node_open`] or [`peat_node_connect`]
+ (`{0}` for none); [`peat_cancel`] from any thread ends them with
+ `PEAT_STATUS_CANCELLED`. Free with [`peat_cancel_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_cancel_new(PeatCancel *out, PeatError **err);
+
+/*
+ Triggers a cancel token.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_cancel(PeatCancel token, PeatError **err);
+
+/*
+ Frees a cancel token's handle.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_cancel_free(PeatCancel token, PeatError **err);
 
 /*
  Closes a node and frees its handle (within `timeout_ms`).
@@ -492,7 +539,11 @@ int32_t peat_node_addrs(PeatNode node, PeatStringList *out, PeatError **err);
  inputs readable for the call, out-pointers writable, and anything passed back
  to a `peat_*_free` function exactly as the library returned it.
  */
-int32_t peat_node_connect(PeatNode node, PeatStr peer, uint64_t timeout_ms, PeatError **err);
+int32_t peat_node_connect(PeatNode node,
+                          PeatStr peer,
+                          uint64_t timeout_ms,
+                          PeatCancel cancel,
+                          PeatError **err);
 
 /*
  Ids of connected peers. Free with [`peat_string_list_free`].

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     o.formation_secret_len = 32;
     o.listen = S("127.0.0.1:0");
     PeatNode n;
-    if (peat_node_open(&o, 10000, &n, NULL)) return 1;
+    if (peat_node_open(&o, 10000, (PeatCancel){0}, &n, NULL)) return 1;
     if (peat_doc_put(n, S("b"), S("small"), S("{\"callsign\":\"A-1\",\"lat\":59.3,\"lon\":18.1}"), NULL)) return 1;
 
     for (int i = 0; i < 1000; i++) { /* warm up */

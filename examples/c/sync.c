@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         o.peers_len = 1;
     }
     PeatNode node;
-    if (peat_node_open(&o, 10000, &node, &err)) return fail("open", err);
+    if (peat_node_open(&o, 10000, (PeatCancel){0}, &node, &err)) return fail("open", err);
 
     char *id = NULL;
     if (peat_node_id(node, &id, &err)) return fail("node id", err);

@@ -66,6 +66,14 @@ pub struct PeatSubscription {
     pub id: u64,
 }
 
+/// A cancel token for long operations; `id == 0` means "no token".
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PeatCancel {
+    /// Opaque id.
+    pub id: u64,
+}
+
 /// Options for [`peat_node_open`].
 #[repr(C)]
 pub struct PeatNodeOptions {
@@ -411,6 +419,7 @@ pub extern "C" fn peat_live_handles() -> u64 {
 pub unsafe extern "C" fn peat_node_open(
     options: *const PeatNodeOptions,
     timeout_ms: u64,
+    cancel: PeatCancel,
     out: *mut PeatNode,
     err: *mut *mut PeatError,
 ) -> i32 {
@@ -448,9 +457,47 @@ pub unsafe extern "C" fn peat_node_open(
             listen: str_arg(o.listen, "listen")?.to_string(),
             peers,
         };
-        out.id = sdk::node_open(&opts, timeout_ms)?;
+        out.id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(())
     })
+}
+
+/// Creates a cancel token. Pass it to [`peat_node_open`] or [`peat_node_connect`]
+/// (`{0}` for none); [`peat_cancel`] from any thread ends them with
+/// `PEAT_STATUS_CANCELLED`. Free with [`peat_cancel_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_cancel_new(out: *mut PeatCancel, err: *mut *mut PeatError) -> i32 {
+    call(err, || {
+        out_ptr(out, "out")?.id = sdk::cancel_new();
+        Ok(())
+    })
+}
+
+/// Triggers a cancel token.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_cancel(token: PeatCancel, err: *mut *mut PeatError) -> i32 {
+    call(err, || sdk::cancel(token.id))
+}
+
+/// Frees a cancel token's handle.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_cancel_free(token: PeatCancel, err: *mut *mut PeatError) -> i32 {
+    call(err, || sdk::cancel_free(token.id))
 }
 
 /// Closes a node and frees its handle (within `timeout_ms`).
@@ -517,10 +564,11 @@ pub unsafe extern "C" fn peat_node_connect(
     node: PeatNode,
     peer: PeatStr,
     timeout_ms: u64,
+    cancel: PeatCancel,
     err: *mut *mut PeatError,
 ) -> i32 {
     call(err, || {
-        sdk::connect(node.id, str_arg(peer, "peer")?, timeout_ms)
+        sdk::connect(node.id, str_arg(peer, "peer")?, timeout_ms, cancel.id)
     })
 }
 

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     WouldDeadlock = 12,
     /// A bug inside the SDK (including a caught panic).
     Internal = 13,
+    /// The operation was cancelled through its cancel token.
+    Cancelled = 14,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::ShutDown => "shut_down",
             ErrorCode::WouldDeadlock => "would_deadlock",
             ErrorCode::Internal => "internal",
+            ErrorCode::Cancelled => "cancelled",
         }
     }
 }

@@ -17,6 +17,7 @@ pub(crate) enum Object {
     DocSub(Arc<Subscription<DocEvent>>),
     PeerSub(Arc<Subscription<PeerEvent>>),
     Push(Arc<crate::dispatch::Push>),
+    Cancel(tokio_util::sync::CancellationToken),
 }
 
 impl Object {
@@ -26,6 +27,7 @@ impl Object {
             Object::DocSub(_) => "document subscription",
             Object::PeerSub(_) => "peer subscription",
             Object::Push(_) => "callback subscription",
+            Object::Cancel(_) => "cancel token",
         }
     }
 }
@@ -68,6 +70,21 @@ pub(crate) fn node(id: u64) -> SdkResult<Node> {
             format!("handle {id} is a {}, not a node", other.type_name()),
         )),
         None => Err(invalid(id, "node")),
+    }
+}
+
+/// Looks up a cancel token; handle 0 means "no token".
+pub(crate) fn cancel_token(id: u64) -> SdkResult<Option<tokio_util::sync::CancellationToken>> {
+    if id == 0 {
+        return Ok(None);
+    }
+    match lock().get(&id) {
+        Some(Object::Cancel(t)) => Ok(Some(t.clone())),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!("handle {id} is a {}, not a cancel token", other.type_name()),
+        )),
+        None => Err(invalid(id, "cancel token")),
     }
 }
 

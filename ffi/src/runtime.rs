@@ -93,13 +93,33 @@ where
     F: Future<Output = SdkResult<T>> + Send + 'static,
     T: Send + 'static,
 {
+    block_on_cancellable(timeout, None, fut)
+}
+
+/// Like [`block_on_timeout`], also ending (and dropping the work) when `cancel`
+/// is triggered from any thread.
+pub fn block_on_cancellable<F, T>(
+    timeout: Duration,
+    cancel: Option<tokio_util::sync::CancellationToken>,
+    fut: F,
+) -> SdkResult<T>
+where
+    F: Future<Output = SdkResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
     block_on(async move {
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(SdkError::new(
-                ErrorCode::Timeout,
-                format!("no result within {timeout:?}"),
-            )),
+        let cancelled = async {
+            match &cancel {
+                Some(t) => t.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(timeout, fut) => match r {
+                Ok(r) => r,
+                Err(_) => Err(SdkError::new(ErrorCode::Timeout, format!("no result within {timeout:?}"))),
+            },
+            _ = cancelled => Err(SdkError::new(ErrorCode::Cancelled, "cancelled")),
         }
     })?
 }

@@ -128,10 +128,31 @@ fn ms(timeout_ms: u64) -> Duration {
     Duration::from_millis(timeout_ms)
 }
 
-/// Opens a node; returns its handle.
-pub fn node_open(opts: &NodeOptions, timeout_ms: u64) -> SdkResult<u64> {
+/// A new cancel token (a handle). Pass it to long operations; [`cancel`] ends them.
+pub fn cancel_new() -> u64 {
+    handles::insert(Object::Cancel(tokio_util::sync::CancellationToken::new()))
+}
+
+/// Triggers a cancel token: every operation waiting on it ends with `Cancelled`
+/// and its work is dropped. Later operations given the token end at once.
+pub fn cancel(token: u64) -> SdkResult<()> {
+    handles::cancel_token(token)?
+        .ok_or_else(|| SdkError::new(ErrorCode::InvalidHandle, "null cancel token handle"))?
+        .cancel();
+    Ok(())
+}
+
+/// Frees a cancel token's handle.
+pub fn cancel_free(token: u64) -> SdkResult<()> {
+    handles::cancel_token(token)?;
+    handles::remove(token).map(|_| ())
+}
+
+/// Opens a node; returns its handle. `cancel` is a token handle or 0.
+pub fn node_open(opts: &NodeOptions, timeout_ms: u64, cancel: u64) -> SdkResult<u64> {
     let cfg = node_config(opts)?;
-    let node = runtime::block_on_timeout(ms(timeout_ms), async move {
+    let token = handles::cancel_token(cancel)?;
+    let node = runtime::block_on_cancellable(ms(timeout_ms), token, async move {
         Node::open(cfg).await.map_err(SdkError::from)
     })?;
     Ok(handles::insert(Object::Node(node)))
@@ -162,10 +183,11 @@ pub fn node_addrs(node: u64) -> SdkResult<Vec<String>> {
 }
 
 /// Dials a peer (`NODEID@HOST:PORT`) and waits for admission.
-pub fn connect(node: u64, peer: &str, timeout_ms: u64) -> SdkResult<()> {
+pub fn connect(node: u64, peer: &str, timeout_ms: u64, cancel: u64) -> SdkResult<()> {
     let n = handles::node(node)?;
     let p = parse_peer(peer)?;
-    runtime::block_on_timeout(ms(timeout_ms), async move {
+    let token = handles::cancel_token(cancel)?;
+    runtime::block_on_cancellable(ms(timeout_ms), token, async move {
         n.connect(&p).await.map_err(SdkError::from)
     })
 }
@@ -402,6 +424,13 @@ pub fn unsubscribe(sub: u64) -> SdkResult<()> {
 mod tests {
     use super::*;
 
+    /// The handle registry is process-wide: tests that count handles run one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn opts(dir: &std::path::Path) -> NodeOptions {
         NodeOptions {
             data_dir: dir.to_string_lossy().into_owned(),
@@ -415,12 +444,13 @@ mod tests {
     /// Called from a plain thread with no tokio context, as every binding does.
     #[test]
     fn two_nodes_sync_and_handles_are_freed() {
+        let _g = serial();
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let before = handles::live_handles();
-        let a = node_open(&opts(da.path()), 5000).unwrap();
-        let b = node_open(&opts(db.path()), 5000).unwrap();
+        let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+        let b = node_open(&opts(db.path()), 5000, 0).unwrap();
         let sub = subscribe_docs(b, "c", None, true).unwrap();
-        connect(b, &node_addrs(a).unwrap()[0], 5000).unwrap();
+        connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
         put(a, "c", "d", r#"{"x":1}"#).unwrap();
         let ev = loop {
             match next_doc_event(sub, 5000).unwrap() {
@@ -446,6 +476,36 @@ mod tests {
         );
         assert_eq!(get(0, "c", "d").unwrap_err().code, ErrorCode::InvalidHandle);
         assert_eq!(handles::live_handles(), before);
+    }
+
+    #[test]
+    fn cancel_token_ends_a_waiting_connect() {
+        let _g = serial();
+        let da = tempfile::tempdir().unwrap();
+        let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+        // a peer that never answers: a blackhole port on loopback
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ghost = format!(
+            "{}@{}",
+            "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29",
+            sock.local_addr().unwrap()
+        );
+        let token = cancel_new();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            cancel(token).unwrap();
+        });
+        let start = std::time::Instant::now();
+        let err = connect(a, &ghost, 20_000, token).unwrap_err();
+        t.join().unwrap();
+        assert_eq!(err.code, ErrorCode::Cancelled, "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        cancel_free(token).unwrap();
+        assert_eq!(
+            cancel_free(token).unwrap_err().code,
+            ErrorCode::InvalidHandle
+        );
+        node_close(a, 5000).unwrap();
     }
 
     #[test]

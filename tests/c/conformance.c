@@ -34,6 +34,7 @@ static const char *current = "";
         }                                                                                          \
     } while (0)
 
+static const PeatCancel NO_CANCEL = {0};
 static char last_message[512];
 static PeatError *err_slot = NULL;
 #define ERR (&err_slot)
@@ -70,7 +71,7 @@ static int open_node(PeatNode *node, char *dir, const uint8_t *secret) {
     o.formation_secret = secret;
     o.formation_secret_len = 32;
     o.listen = S("127.0.0.1:0");
-    return call_with_err_(peat_node_open(&o, 10000, node, ERR)) == PEAT_STATUS_OK;
+    return call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
 }
 
 static void rm_rf(const char *dir) {
@@ -83,7 +84,7 @@ static int connect_nodes(PeatNode from, PeatNode to) {
     PeatStringList addrs;
     memset(&addrs, 0, sizeof addrs);
     if (call_with_err_(peat_node_addrs(to, &addrs, ERR)) != PEAT_STATUS_OK || addrs.len == 0) return 0;
-    int32_t rc = call_with_err_(peat_node_connect(from, S(addrs.items[0]), 10000, ERR));
+    int32_t rc = call_with_err_(peat_node_connect(from, S(addrs.items[0]), 10000, NO_CANCEL, ERR));
     peat_string_list_free(addrs);
     return rc == PEAT_STATUS_OK;
 }
@@ -277,7 +278,7 @@ static int t_error_kinds_and_bad_input(void) {
     CHECK(call_with_err_(peat_doc_put(n, S("c"), nul, S("{}"), ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     /* NULL out-pointer */
     CHECK(call_with_err_(peat_node_id(n, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
-    CHECK(call_with_err_(peat_node_open(NULL, 1000, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_node_open(NULL, 1000, NO_CANCEL, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     /* not found */
     char *json = NULL;
     CHECK(call_with_err_(peat_doc_get(n, S("c"), S("missing"), &json, ERR)) == PEAT_STATUS_NOT_FOUND);
@@ -323,7 +324,7 @@ static int t_admission_refused(void) {
     OK(peat_peer_subscribe(a, &events, ERR));
     PeatStringList addrs;
     OK(peat_node_addrs(a, &addrs, ERR));
-    CHECK(call_with_err_(peat_node_connect(b, S(addrs.items[0]), 10000, ERR)) == PEAT_STATUS_ADMISSION_REFUSED);
+    CHECK(call_with_err_(peat_node_connect(b, S(addrs.items[0]), 10000, NO_CANCEL, ERR)) == PEAT_STATUS_ADMISSION_REFUSED);
     peat_string_list_free(addrs);
     PeatEvent ev;
     memset(&ev, 0, sizeof ev);
@@ -566,6 +567,31 @@ static int child_exit_with_open_node(void) {
     return 0; /* node left open on purpose */
 }
 
+static void *cancel_later(void *arg) {
+    usleep(200000);
+    peat_cancel(*(PeatCancel *)arg, NULL);
+    return NULL;
+}
+
+static int t_cancel_connect(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    PeatCancel token;
+    OK(peat_cancel_new(&token, ERR));
+    /* a peer that never answers */
+    const char *ghost = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9";
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, cancel_later, &token) == 0);
+    CHECK(call_with_err_(peat_node_connect(n, S(ghost), 30000, token, ERR)) == PEAT_STATUS_CANCELLED);
+    pthread_join(t, NULL);
+    OK(peat_cancel_free(token, ERR));
+    CHECK(call_with_err_(peat_cancel_free(token, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
 /* Runs last: afterwards every call reports SHUT_DOWN. */
 static int t_shutdown(void) {
     PeatNode n;
@@ -580,7 +606,7 @@ static int t_shutdown(void) {
     o.formation_secret = SECRET;
     o.formation_secret_len = 32;
     PeatNode m;
-    CHECK(call_with_err_(peat_node_open(&o, 1000, &m, ERR)) == PEAT_STATUS_SHUT_DOWN);
+    CHECK(call_with_err_(peat_node_open(&o, 1000, NO_CANCEL, &m, ERR)) == PEAT_STATUS_SHUT_DOWN);
     OK(peat_shutdown(5000, ERR)); /* idempotent */
     rm_rf(dir);
     return 1;
@@ -605,6 +631,7 @@ static const struct {
     {"callback_sees_node_close", t_callback_sees_node_close},
     {"callback_cycles_free_everything", t_callback_cycles_free_everything},
     {"log_callback", t_log_callback},
+    {"cancel_connect", t_cancel_connect},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };
