@@ -1,0 +1,71 @@
+package peatmesh
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -lpeat_mesh_ffi -lpthread -ldl -lm
+#include <stdlib.h>
+#include "peat_mesh.h"
+
+extern void goPeatOnEvent(uintptr_t handle, PeatEvent *ev);
+extern void goPeatOnDrop(uintptr_t handle);
+
+static void peat_go_on_event(void *ctx, const PeatEvent *ev) {
+	goPeatOnEvent((uintptr_t)ctx, (PeatEvent *)ev);
+}
+static void peat_go_on_drop(void *ctx) { goPeatOnDrop((uintptr_t)ctx); }
+
+// The Go side's callback: ctx carries a cgo.Handle value.
+PeatCallback peat_go_callback(uintptr_t handle) {
+	PeatCallback cb = {(void *)handle, peat_go_on_event, peat_go_on_drop};
+	return cb;
+}
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+// str borrows a Go string as a PeatStr for the duration of one C call. The
+// caller keeps s alive (runtime.KeepAlive) until the call returns.
+func str(s string) C.PeatStr {
+	if len(s) == 0 {
+		return C.PeatStr{ptr: nil, len: 0}
+	}
+	return C.PeatStr{ptr: (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), len: C.size_t(len(s))}
+}
+
+// check turns a status and optional error object into a Go error, freeing it.
+func check(rc C.int32_t, e *C.PeatError) error {
+	if rc == 0 {
+		return nil
+	}
+	msg := ""
+	if e != nil {
+		msg = C.GoString(C.peat_error_message(e))
+		C.peat_error_free(e)
+	}
+	return &Error{Code: Code(rc), Message: msg}
+}
+
+func takeString(p *C.char) string {
+	s := C.GoString(p)
+	C.peat_string_free(p)
+	return s
+}
+
+func takeList(l C.PeatStringList) []string {
+	n := int(l.len)
+	out := make([]string, 0, n)
+	if n > 0 {
+		items := unsafe.Slice(l.items, n)
+		for _, p := range items {
+			out = append(out, C.GoString(p))
+		}
+	}
+	C.peat_string_list_free(l)
+	return out
+}
+
+var _ = runtime.KeepAlive

@@ -1,0 +1,356 @@
+// Package peatmesh drives peat-mesh nodes from Go: documents that sync between
+// peers of a formation, durably, with no server.
+//
+// It is a thin cgo layer over the C ABI in include/peat_mesh.h; all behaviour
+// lives in the shared Rust SDK layer. Build it against the library built from
+// this repository (see the README: CGO_LDFLAGS points at the library).
+//
+// Every call that can wait takes a context.Context: its deadline becomes the
+// call's timeout and, for Open and Connect, cancelling it stops the Rust work.
+// Close is the contract for releasing a node; a cleanup is only a safety net.
+package peatmesh
+
+/*
+#include <stdlib.h>
+#include "peat_mesh.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Config describes a node. FormationSecret must be the same on every node that
+// may sync with this one.
+type Config struct {
+	DataDir         string   // created if missing
+	FormationID     string   // public formation id
+	FormationSecret [32]byte // shared secret, never sent
+	Listen          string   // e.g. "127.0.0.1:0"; empty means "0.0.0.0:0"
+	Peers           []string // static peers, "NODEID@HOST:PORT"
+}
+
+// Node is an open peat-mesh node. Safe for concurrent use.
+type Node struct {
+	mu     sync.RWMutex
+	handle C.PeatNode
+	closed bool
+}
+
+// defaultTimeout bounds calls whose context has no deadline.
+const defaultTimeout = 30 * time.Second
+
+func timeoutMs(ctx context.Context) C.uint64_t {
+	if d, ok := ctx.Deadline(); ok {
+		ms := time.Until(d).Milliseconds()
+		if ms < 0 {
+			ms = 0
+		}
+		return C.uint64_t(ms)
+	}
+	return C.uint64_t(defaultTimeout.Milliseconds())
+}
+
+// withCancel runs f with a cancel token that is triggered if ctx is cancelled
+// while f runs, so the Rust work stops.
+func withCancel(ctx context.Context, f func(C.PeatCancel) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var token C.PeatCancel
+	var e *C.PeatError
+	if err := check(C.peat_cancel_new(&token, &e), e); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			C.peat_cancel(token, nil)
+		case <-done:
+		}
+	}()
+	err := f(token)
+	close(done)
+	C.peat_cancel_free(token, nil)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+// Open opens a node.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	// Everything the options struct points to lives in C memory: a Go pointer
+	// may not be stored in memory that C reads after a call builds it.
+	var allocs []unsafe.Pointer
+	defer func() {
+		for _, p := range allocs {
+			C.free(p)
+		}
+	}()
+	cstr := func(s string) C.PeatStr {
+		p := C.CBytes([]byte(s))
+		allocs = append(allocs, p)
+		return C.PeatStr{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
+	}
+	peers := C.malloc(C.size_t(len(cfg.Peers)+1) * C.size_t(unsafe.Sizeof(C.PeatStr{})))
+	allocs = append(allocs, peers)
+	cpeers := unsafe.Slice((*C.PeatStr)(peers), len(cfg.Peers)+1)
+	for i, p := range cfg.Peers {
+		cpeers[i] = cstr(p)
+	}
+	secret := C.CBytes(cfg.FormationSecret[:])
+	allocs = append(allocs, secret)
+	opts := (*C.PeatNodeOptions)(C.malloc(C.size_t(unsafe.Sizeof(C.PeatNodeOptions{}))))
+	allocs = append(allocs, unsafe.Pointer(opts))
+	*opts = C.PeatNodeOptions{
+		data_dir:             cstr(cfg.DataDir),
+		formation_id:         cstr(cfg.FormationID),
+		formation_secret:     (*C.uint8_t)(secret),
+		formation_secret_len: 32,
+		listen:               cstr(cfg.Listen),
+		peers:                (*C.PeatStr)(peers),
+		peers_len:            C.size_t(len(cfg.Peers)),
+	}
+	n := &Node{}
+	var handle C.PeatNode
+	err := withCancel(ctx, func(token C.PeatCancel) error {
+		var e *C.PeatError
+		rc := C.peat_node_open(opts, timeoutMs(ctx), token, &handle, &e)
+		return check(rc, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.handle = handle
+	h := n.handle
+	// Safety net only: Close is the contract. Never blocks the cleanup goroutine.
+	runtime.AddCleanup(n, func(h C.PeatNode) { go C.peat_node_close(h, 1000, nil) }, h)
+	return n, nil
+}
+
+func (n *Node) node() (C.PeatNode, error) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.closed {
+		return C.PeatNode{}, &Error{Code: CodeClosed, Message: "node is closed"}
+	}
+	return n.handle, nil
+}
+
+// Close closes the node, waiting up to 5 s for its work to end. Idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	h := n.handle
+	n.mu.Unlock()
+	var e *C.PeatError
+	return check(C.peat_node_close(h, 5000, &e), e)
+}
+
+// ID is the node's id (64 hex digits).
+func (n *Node) ID() (string, error) {
+	h, err := n.node()
+	if err != nil {
+		return "", err
+	}
+	var out *C.char
+	var e *C.PeatError
+	if err := check(C.peat_node_id(h, &out, &e), e); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}
+
+// Addrs lists "NODEID@HOST:PORT" strings that reach this node.
+func (n *Node) Addrs() ([]string, error) {
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var out C.PeatStringList
+	var e *C.PeatError
+	if err := check(C.peat_node_addrs(h, &out, &e), e); err != nil {
+		return nil, err
+	}
+	return takeList(out), nil
+}
+
+// Connect dials a peer ("NODEID@HOST:PORT") and waits for admission.
+func (n *Node) Connect(ctx context.Context, peer string) error {
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	return withCancel(ctx, func(token C.PeatCancel) error {
+		var e *C.PeatError
+		rc := C.peat_node_connect(h, str(peer), timeoutMs(ctx), token, &e)
+		runtime.KeepAlive(peer)
+		return check(rc, e)
+	})
+}
+
+// PutJSON writes a document given as a JSON object; returns once durable.
+func (n *Node) PutJSON(ctx context.Context, collection, id string, doc json.RawMessage) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	js := string(doc)
+	var e *C.PeatError
+	rc := C.peat_doc_put(h, str(collection), str(id), str(js), &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	runtime.KeepAlive(js)
+	return check(rc, e)
+}
+
+// Put writes a document from any value that marshals to a JSON object.
+func (n *Node) Put(ctx context.Context, collection, id string, doc any) error {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return &Error{Code: CodeInvalidArgument, Message: err.Error()}
+	}
+	return n.PutJSON(ctx, collection, id, b)
+}
+
+// MergePatch applies an RFC 7386 JSON merge patch; returns once durable.
+func (n *Node) MergePatch(ctx context.Context, collection, id string, patch any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return &Error{Code: CodeInvalidArgument, Message: err.Error()}
+	}
+	js := string(b)
+	var e *C.PeatError
+	rc := C.peat_doc_merge_patch(h, str(collection), str(id), str(js), &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	runtime.KeepAlive(js)
+	return check(rc, e)
+}
+
+// Get returns a document as JSON; ErrNotFound if it does not exist.
+func (n *Node) Get(ctx context.Context, collection, id string) (json.RawMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var out *C.char
+	var e *C.PeatError
+	rc := C.peat_doc_get(h, str(collection), str(id), &out, &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	if err := check(rc, e); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(takeString(out)), nil
+}
+
+// GetAs decodes a document into a T.
+func GetAs[T any](ctx context.Context, n *Node, collection, id string) (T, error) {
+	var v T
+	raw, err := n.Get(ctx, collection, id)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, &Error{Code: CodeInvalidArgument, Message: err.Error()}
+	}
+	return v, nil
+}
+
+// Delete deletes a document (a tombstone that syncs). It reports whether there was one.
+func (n *Node) Delete(ctx context.Context, collection, id string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	h, err := n.node()
+	if err != nil {
+		return false, err
+	}
+	var deleted C.bool
+	var e *C.PeatError
+	rc := C.peat_doc_delete(h, str(collection), str(id), &deleted, &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	return bool(deleted), check(rc, e)
+}
+
+// List returns up to limit document ids of a collection after the cursor
+// `after` ("" for the first page), and the cursor for the next page ("" at the end).
+func (n *Node) List(ctx context.Context, collection, prefix, after string, limit int) ([]string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	h, err := n.node()
+	if err != nil {
+		return nil, "", err
+	}
+	var ids C.PeatStringList
+	var next *C.char
+	var e *C.PeatError
+	rc := C.peat_doc_list(h, str(collection), str(prefix), str(after), C.size_t(limit), &ids, &next, &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(prefix)
+	runtime.KeepAlive(after)
+	if err := check(rc, e); err != nil {
+		return nil, "", err
+	}
+	cursor := ""
+	if next != nil {
+		cursor = takeString(next)
+	}
+	return takeList(ids), cursor, nil
+}
+
+// Stats are a node's counters.
+type Stats struct {
+	Documents, ConnectedPeers, Subscriptions     uint64
+	FramesSent, BytesSent, FramesRecv, BytesRecv uint64
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() (Stats, error) {
+	h, err := n.node()
+	if err != nil {
+		return Stats{}, err
+	}
+	var s C.PeatNodeStats
+	var e *C.PeatError
+	if err := check(C.peat_node_stats(h, &s, &e), e); err != nil {
+		return Stats{}, err
+	}
+	return Stats{
+		Documents: uint64(s.documents), ConnectedPeers: uint64(s.connected_peers),
+		Subscriptions: uint64(s.subscriptions), FramesSent: uint64(s.frames_sent),
+		BytesSent: uint64(s.bytes_sent), FramesRecv: uint64(s.frames_received),
+		BytesRecv: uint64(s.bytes_received),
+	}, nil
+}
+
+// LiveHandles is the number of live SDK handles in the process (for leak checks).
+func LiveHandles() uint64 { return uint64(C.peat_live_handles()) }

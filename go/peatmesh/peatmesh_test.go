@@ -1,0 +1,449 @@
+package peatmesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var secret = [32]byte{7, 7, 7}
+
+func open(t testing.TB, s [32]byte) *Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Open(ctx, Config{DataDir: t.TempDir(), FormationID: "go", FormationSecret: s, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func connect(t *testing.T, from, to *Node) {
+	t.Helper()
+	addrs, err := to.Addrs()
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("addrs: %v %v", addrs, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := from.Connect(ctx, addrs[0]); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+}
+
+func awaitDoc(t *testing.T, sub *Subscription, id string) Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-sub.Events():
+			if !ok {
+				t.Fatalf("subscription closed while waiting for %s", id)
+			}
+			if ev.Kind == DocChanged && ev.ID == id {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no event for %s", id)
+		}
+	}
+}
+
+func TestOpenCloseFreesHandles(t *testing.T) {
+	before := LiveHandles()
+	n := open(t, secret)
+	id, err := n.ID()
+	if err != nil || len(id) != 64 {
+		t.Fatalf("id %q %v", id, err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("close is idempotent: %v", err)
+	}
+	if _, err := n.ID(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	if LiveHandles() > before {
+		t.Fatalf("handles leaked: %d > %d", LiveHandles(), before)
+	}
+}
+
+func TestTwoNodesSync(t *testing.T) {
+	a, b := open(t, secret), open(t, secret)
+	sub, err := b.Subscribe("tracks", "", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	connect(t, b, a)
+	ctx := context.Background()
+	type track struct {
+		Lat float64 `json:"lat"`
+	}
+	if err := a.Put(ctx, "tracks", "t1", track{Lat: 1.5}); err != nil {
+		t.Fatal(err)
+	}
+	ev := awaitDoc(t, sub, "t1")
+	if string(ev.JSON) != `{"lat":1.5}` {
+		t.Fatalf("event %s", ev.JSON)
+	}
+	got, err := GetAs[track](ctx, b, "tracks", "t1")
+	if err != nil || got.Lat != 1.5 {
+		t.Fatalf("GetAs %v %v", got, err)
+	}
+}
+
+func TestGetListDelete(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		if err := n.Put(ctx, "u", id, map[string]any{"id": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, next, err := n.List(ctx, "u", "", "", 2)
+	if err != nil || strings.Join(ids, ",") != "a,b" || next == "" {
+		t.Fatalf("page 1: %v %q %v", ids, next, err)
+	}
+	ids, next, err = n.List(ctx, "u", "", next, 10)
+	if err != nil || strings.Join(ids, ",") != "c" || next != "" {
+		t.Fatalf("page 2: %v %q %v", ids, next, err)
+	}
+	if ok, err := n.Delete(ctx, "u", "a"); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if _, err := n.Get(ctx, "u", "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := n.MergePatch(ctx, "u", "b", map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := n.Get(ctx, "u", "b")
+	if string(raw) != `{"id":"b","x":1}` {
+		t.Fatalf("merged %s", raw)
+	}
+}
+
+func TestSubscribeWithSnapshot(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	_ = n.Put(ctx, "s", "x", map[string]int{"v": 1})
+	sub, err := n.Subscribe("s", "", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := awaitDoc(t, sub, "x"); ev.Origin != "snapshot" {
+		t.Fatalf("origin %q", ev.Origin)
+	}
+	_ = n.Put(ctx, "s", "y", map[string]int{"v": 2})
+	if ev := awaitDoc(t, sub, "y"); ev.Origin != "local" {
+		t.Fatalf("origin %q", ev.Origin)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-sub.Events(); ok {
+		// drain: buffered events may remain, but the channel must end
+		for range sub.Events() {
+		}
+	}
+	if err := sub.Close(); !errors.Is(err, ErrInvalidHandle) {
+		t.Fatalf("double close: %v", err)
+	}
+}
+
+func TestUnsubscribeDuringBurst(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	sub, _ := n.Subscribe("b", "", false, 1024)
+	var afterClose int
+	for i := 0; i < 60; i++ {
+		_ = n.Put(ctx, "b", fmt.Sprint(i), map[string]int{"i": i})
+		if i == 30 {
+			_ = sub.Close()
+			afterClose = len(sub.Events())
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	count := 0
+	for range sub.Events() {
+		count++
+	}
+	if count != afterClose {
+		t.Fatalf("%d events arrived after Close returned (had %d queued)", count-afterClose, afterClose)
+	}
+}
+
+func TestSlowReaderGetsLagEvent(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	sub, _ := n.Subscribe("lag", "", false, 4)
+	defer sub.Close()
+	for i := 0; i < 40; i++ {
+		_ = n.Put(ctx, "lag", fmt.Sprint(i), map[string]int{"i": i})
+	}
+	time.Sleep(200 * time.Millisecond)
+	lagged := uint64(0)
+	for i := 0; i < 40; i++ {
+		select {
+		case ev := <-sub.Events():
+			if ev.Kind == Lagged {
+				lagged += ev.Dropped
+			}
+		case <-time.After(300 * time.Millisecond):
+			i = 40
+		}
+	}
+	if lagged == 0 {
+		t.Fatalf("expected a lag event")
+	}
+}
+
+func TestThousandsOfSubscriptionsFreeEverything(t *testing.T) {
+	n := open(t, secret)
+	base := LiveHandles()
+	for i := 0; i < 2000; i++ {
+		sub, err := n.Subscribe("c", "", false, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := <-sub.Events(); ok {
+			t.Fatal("channel not closed")
+		}
+	}
+	if LiveHandles() != base {
+		t.Fatalf("handles %d != %d", LiveHandles(), base)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	var perr *Error
+	if err := n.PutJSON(ctx, "c", "d", []byte("{bad")); !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &perr) {
+		t.Fatalf("bad json: %v", err)
+	}
+	if err := n.PutJSON(ctx, "c", "d", []byte("[1]")); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("array: %v", err)
+	}
+	if err := n.Put(ctx, "", "d", map[string]int{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("empty collection: %v", err)
+	}
+	if err := n.Put(ctx, "c\xff", "d", map[string]int{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("invalid utf-8: %v", err)
+	}
+	if _, err := n.Get(ctx, "c", "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	time.Sleep(2 * time.Millisecond)
+	if err := n.Connect(short, "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired context: %v", err)
+	}
+	other := open(t, [32]byte{1})
+	addrs, _ := n.Addrs()
+	cctx, c2 := context.WithTimeout(ctx, 10*time.Second)
+	defer c2()
+	if err := other.Connect(cctx, addrs[0]); !errors.Is(err, ErrAdmissionRefused) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+func TestCancelContextStopsConnect(t *testing.T) {
+	n := open(t, secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	start := time.Now()
+	err := n.Connect(ctx, "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9")
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
+		t.Fatalf("cancelled connect: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("cancel took %v", time.Since(start))
+	}
+}
+
+func TestCloseWithSubscriptionsInFlight(t *testing.T) {
+	a, b := open(t, secret), open(t, secret)
+	sub, _ := a.Subscribe("x", "", false, 8)
+	peers, _ := a.SubscribePeers(8)
+	connect(t, b, a)
+	for i := 0; i < 20; i++ {
+		_ = b.Put(context.Background(), "x", "k", map[string]int{"i": i})
+	}
+	start := time.Now()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 6*time.Second {
+		t.Fatalf("close took %v", time.Since(start))
+	}
+	// the node's end closes both channels
+	for _, s := range []*Subscription{sub, peers} {
+		timeout := time.After(5 * time.Second)
+		for done := false; !done; {
+			select {
+			case _, ok := <-s.Events():
+				done = !ok
+			case <-timeout:
+				t.Fatal("channel not closed after node close")
+			}
+		}
+		_ = s.Close()
+	}
+}
+
+func TestManyGoroutinesOneNode(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				id := fmt.Sprintf("g%d-%d", g, i)
+				if err := n.Put(ctx, "m", id, map[string]int{"g": g}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := n.Get(ctx, "m", id); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ids, _, _ := n.List(ctx, "m", "", "", 1000)
+	if len(ids) != 400 {
+		t.Fatalf("%d docs", len(ids))
+	}
+}
+
+// The child side of the process tests, selected by environment.
+func TestMain(m *testing.M) {
+	switch os.Getenv("PEATMESH_CHILD") {
+	case "exit-open":
+		n, err := Open(context.Background(), Config{DataDir: os.Getenv("PEATMESH_DIR"), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"})
+		if err != nil {
+			os.Exit(2)
+		}
+		_ = n.Put(context.Background(), "x", "y", map[string]int{})
+		os.Exit(0) // node left open on purpose
+	case "writer":
+		n, err := Open(context.Background(), Config{DataDir: os.Getenv("PEATMESH_DIR"), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"})
+		if err != nil {
+			os.Exit(2)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Connect(ctx, os.Getenv("PEATMESH_PEER")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		_ = n.Put(ctx, "procs", "from-child", map[string]string{"hello": "parent"})
+		sub, _ := n.Subscribe("procs", "from-parent", true, 8)
+		select {
+		case <-sub.Events():
+		case <-ctx.Done():
+			os.Exit(4)
+		}
+		_ = n.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestExitWithOpenNode(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PEATMESH_CHILD=exit-open", "PEATMESH_DIR="+t.TempDir())
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("child hung at exit")
+	}
+}
+
+func TestTwoProcessesSync(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	_ = n.Put(ctx, "procs", "from-parent", map[string]string{"hello": "child"})
+	sub, _ := n.Subscribe("procs", "from-child", true, 8)
+	defer sub.Close()
+	addrs, _ := n.Addrs()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PEATMESH_CHILD=writer", "PEATMESH_DIR="+t.TempDir(), "PEATMESH_PEER="+addrs[0])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v %s", err, out)
+	}
+	ev := awaitDoc(t, sub, "from-child")
+	if string(ev.JSON) != `{"hello":"parent"}` {
+		t.Fatalf("got %s", ev.JSON)
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	n := open(b, secret)
+	ctx := context.Background()
+	_ = n.Put(ctx, "bench", "small", map[string]any{"callsign": "A-1", "lat": 59.3, "lon": 18.1})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := n.Get(ctx, "bench", "small"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Durable puts from many goroutines (group commit), each followed by a get.
+func BenchmarkPutGetParallel(b *testing.B) {
+	n := open(b, secret)
+	ctx := context.Background()
+	var seq sync.Mutex
+	next := 0
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			seq.Lock()
+			id := fmt.Sprint(next)
+			next++
+			seq.Unlock()
+			if err := n.Put(ctx, "bench", id, map[string]int{"v": 1}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := n.Get(ctx, "bench", id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
