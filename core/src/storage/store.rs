@@ -936,7 +936,9 @@ mod tests {
                 h.join().unwrap();
             }
             let db = store.db.write().unwrap().take().unwrap();
-            let db = Arc::try_unwrap(db).ok().expect("sole owner");
+            let Ok(db) = Arc::try_unwrap(db) else {
+                panic!("the store must be the sole owner")
+            };
             let before = std::fs::metadata(&path).unwrap().len();
             vacuum_if_bloated(db, &path, 0, 1.0).unwrap();
             let after = std::fs::metadata(&path).unwrap().len();
