@@ -354,3 +354,82 @@ func (n *Node) Stats() (Stats, error) {
 
 // LiveHandles is the number of live SDK handles in the process (for leak checks).
 func LiveHandles() uint64 { return uint64(C.peat_live_handles()) }
+
+// Export returns the document's raw Automerge bytes; ErrNotFound if it does not exist.
+func (n *Node) Export(ctx context.Context, collection, id string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var out C.PeatBytes
+	var e *C.PeatError
+	rc := C.peat_doc_export(h, str(collection), str(id), &out, &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	if err := check(rc, e); err != nil {
+		return nil, err
+	}
+	b := C.GoBytes(unsafe.Pointer(out.ptr), C.int(out.len))
+	C.peat_bytes_free(out)
+	return b, nil
+}
+
+// Import merges raw Automerge bytes (from any implementation) into a document.
+func (n *Node) Import(ctx context.Context, collection, id string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		return &Error{Code: CodeInvalidArgument, Message: "no data"}
+	}
+	var e *C.PeatError
+	rc := C.peat_doc_import(h, str(collection), str(id), (*C.uint8_t)(unsafe.Pointer(&data[0])), C.size_t(len(data)), &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	runtime.KeepAlive(data)
+	return check(rc, e)
+}
+
+// PeerInfo describes a peer the node has seen.
+type PeerInfo struct {
+	ID        string
+	Connected bool
+	Addr      string        // "" if unknown
+	RTT       time.Duration // 0 if unknown
+	LastSeen  time.Time     // zero if never
+}
+
+// Peers lists every peer seen, with state and health.
+func (n *Node) Peers() ([]PeerInfo, error) {
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var list C.PeatPeerList
+	var e *C.PeatError
+	if err := check(C.peat_node_peers(h, &list, &e), e); err != nil {
+		return nil, err
+	}
+	defer C.peat_peer_list_free(list)
+	out := make([]PeerInfo, 0, int(list.len))
+	if list.len > 0 {
+		for _, p := range unsafe.Slice(list.items, int(list.len)) {
+			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr)}
+			if p.rtt_us >= 0 {
+				info.RTT = time.Duration(p.rtt_us) * time.Microsecond
+			}
+			if p.last_seen_ms >= 0 {
+				info.LastSeen = time.UnixMilli(int64(p.last_seen_ms))
+			}
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}

@@ -101,6 +101,11 @@ func TestTwoNodesSync(t *testing.T) {
 	if err != nil || got.Lat != 1.5 {
 		t.Fatalf("GetAs %v %v", got, err)
 	}
+	peers, err := b.Peers()
+	aid, _ := a.ID()
+	if err != nil || len(peers) != 1 || peers[0].ID != aid || !peers[0].Connected || peers[0].LastSeen.IsZero() {
+		t.Fatalf("peers %+v %v", peers, err)
+	}
 }
 
 func TestGetListDelete(t *testing.T) {
@@ -124,6 +129,19 @@ func TestGetListDelete(t *testing.T) {
 	}
 	if _, err := n.Get(ctx, "u", "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
+	}
+	data, err := n.Export(ctx, "u", "c")
+	if err != nil || len(data) == 0 {
+		t.Fatalf("export: %v", err)
+	}
+	if err := n.Import(ctx, "copy", "c", data); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := n.Get(ctx, "copy", "c"); string(raw) != `{"id":"c"}` {
+		t.Fatalf("imported %s", raw)
+	}
+	if err := n.Import(ctx, "copy", "x", []byte("not automerge")); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad import: %v", err)
 	}
 	if err := n.MergePatch(ctx, "u", "b", map[string]any{"x": 1}); err != nil {
 		t.Fatal(err)
