@@ -1,0 +1,434 @@
+"""peat-mesh for Python: Automerge documents that sync between peers of a
+formation, durably, with no server.
+
+Async-first::
+
+    async with await peat_mesh.Node.open("/tmp/a", "alpha", secret) as node:
+        await node.put("tracks", "t1", {"lat": 59.3})
+        async for event in node.subscribe("tracks"):
+            ...
+
+and a blocking twin, :class:`SyncNode`, for scripts. Everything here only
+converts types around the shared Rust SDK layer; every wait releases the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
+
+from . import _native
+from ._native import (
+    AdmissionRefusedError,
+    ClosedError,
+    CorruptError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    NetworkError,
+    NotFoundError,
+    OperationCancelledError,
+    PeatError,
+    PeatTimeoutError,
+    ProtocolError,
+    ShutDownError,
+    StorageError,
+    WouldDeadlockError,
+)
+
+__all__ = [
+    "Node",
+    "SyncNode",
+    "Subscription",
+    "DocEvent",
+    "PeerEvent",
+    "Lagged",
+    "PeerInfo",
+    "live_handles",
+    "PeatError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "InvalidHandleError",
+    "ClosedError",
+    "PeatTimeoutError",
+    "StorageError",
+    "NetworkError",
+    "AdmissionRefusedError",
+    "ProtocolError",
+    "CorruptError",
+    "ShutDownError",
+    "WouldDeadlockError",
+    "InternalError",
+    "OperationCancelledError",
+]
+
+_PID = os.getpid()
+_open_nodes: "weakref.WeakSet[SyncNode]" = weakref.WeakSet()
+
+
+def _check_process() -> None:
+    """A forked child cannot use the parent's runtime: fail clearly instead of hanging."""
+    if os.getpid() != _PID:
+        raise PeatError("peat_mesh was initialised in another process (fork); use it only in the parent, or spawn")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(seconds * 1000))
+
+
+def live_handles() -> int:
+    """Number of live SDK handles (nodes, subscriptions) in the process, for leak checks."""
+    return _native.live_handles()
+
+
+@dataclass(frozen=True)
+class DocEvent:
+    """A document's new state; ``value`` is None when it was deleted."""
+
+    collection: str
+    id: str
+    value: Optional[dict]
+    origin: str  # "snapshot", "local" or the sending peer's node id
+
+
+@dataclass(frozen=True)
+class PeerEvent:
+    """``kind`` is "connected", "disconnected" or "admission_refused"."""
+
+    kind: str
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Lagged:
+    """This many events were dropped because the reader fell behind."""
+
+    dropped: int
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A peer the node has seen."""
+
+    id: str
+    connected: bool
+    addr: Optional[str]
+    rtt_us: Optional[int]
+    last_seen_ms: Optional[int]
+
+
+Event = Union[DocEvent, PeerEvent, Lagged]
+
+
+class Subscription:
+    """Events of a collection, a document or the peers, in order. Iterate it
+    (``for`` or ``async for``) or call :meth:`next`. Close it (or use ``with``)
+    to free it; it also ends when its node closes."""
+
+    def __init__(self, handle: int, peers: bool) -> None:
+        self._handle = handle
+        self._peers = peers
+        self._closed = False
+
+    def next(self, timeout: float = 1.0) -> Optional[Event]:
+        """The next event, waiting up to ``timeout`` seconds; None on timeout.
+        Raises :class:`ClosedError` once the subscription has ended."""
+        _check_process()
+        if self._peers:
+            raw = _native.next_peer_event(self._handle, _ms(timeout))
+            if raw is None:
+                return None
+            if raw[0] == "lagged":
+                return Lagged(raw[1])
+            return PeerEvent(raw[0], raw[1], raw[2])
+        raw = _native.next_doc_event(self._handle, _ms(timeout))
+        if raw is None:
+            return None
+        if raw[0] == "lagged":
+            return Lagged(raw[1])
+        _, collection, doc_id, js, origin = raw
+        return DocEvent(collection, doc_id, json.loads(js) if js is not None else None, origin)
+
+    def __iter__(self) -> Iterator[Event]:
+        while True:
+            try:
+                ev = self.next(0.5)
+            except (ClosedError, InvalidHandleError):
+                return
+            if ev is not None:
+                yield ev
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[Event]:
+        while True:
+            try:
+                ev = await asyncio.to_thread(self.next, 0.25)
+            except (ClosedError, InvalidHandleError):
+                return
+            if ev is not None:
+                yield ev
+
+    def close(self) -> None:
+        """Ends the subscription; nothing is delivered after it returns. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            try:
+                _native.unsubscribe(self._handle)
+            except InvalidHandleError:
+                pass
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _with_cancel(call, *args):  # type: ignore[no-untyped-def]
+    """Runs a cancellable native call; returns (token, runner) for asyncio use."""
+    token = _native.cancel_new()
+
+    def run():  # type: ignore[no-untyped-def]
+        try:
+            return call(*args, token)
+        finally:
+            _native.cancel_free(token)
+
+    return token, run
+
+
+async def _cancellable(call, *args):  # type: ignore[no-untyped-def]
+    """Awaits a native call in a thread; cancelling the task cancels the Rust work."""
+    token, run = _with_cancel(call, *args)
+    task = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            _native.cancel(token)
+        except InvalidHandleError:
+            pass
+        try:
+            await task
+        except Exception:
+            pass
+        raise
+
+
+class SyncNode:
+    """A node with a blocking API (for scripts). See :class:`Node` for async use."""
+
+    def __init__(self, handle: int) -> None:
+        self._handle = handle
+        self._closed = False
+        self._lock = threading.Lock()
+        _open_nodes.add(self)
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str,
+        formation_id: str,
+        formation_secret: bytes,
+        listen: str = "0.0.0.0:0",
+        peers: Sequence[str] = (),
+        timeout: float = 30.0,
+    ) -> "SyncNode":
+        """Opens a node. ``formation_secret`` is 32 bytes shared by the formation."""
+        _check_process()
+        token, run = _with_cancel(
+            _native.node_open, str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout)
+        )
+        return cls(run())
+
+    @property
+    def handle(self) -> int:
+        if self._closed:
+            raise ClosedError("node is closed")
+        _check_process()
+        return self._handle
+
+    @property
+    def id(self) -> str:
+        """The node id (64 hex digits)."""
+        return _native.node_id(self.handle)
+
+    def addrs(self) -> list:
+        """``NODEID@HOST:PORT`` strings another node can dial."""
+        return _native.node_addrs(self.handle)
+
+    def connect(self, peer: str, timeout: float = 10.0) -> None:
+        """Dials a peer (``NODEID@HOST:PORT``) and waits for admission."""
+        _, run = _with_cancel(_native.connect, self.handle, peer, _ms(timeout))
+        run()
+
+    def peers(self) -> list:
+        """Every peer seen, with state and health."""
+        return [PeerInfo(*p) for p in _native.peers(self.handle)]
+
+    def put(self, collection: str, id: str, doc: dict) -> None:
+        """Writes a document (a dict of JSON-compatible values); returns once durable."""
+        _native.put(self.handle, collection, id, json.dumps(doc))
+
+    def merge_patch(self, collection: str, id: str, patch: dict) -> None:
+        """Applies an RFC 7386 merge patch; returns once durable."""
+        _native.merge_patch(self.handle, collection, id, json.dumps(patch))
+
+    def get(self, collection: str, id: str) -> Optional[dict]:
+        """The document, or None."""
+        js = _native.get(self.handle, collection, id)
+        return json.loads(js) if js is not None else None
+
+    def delete(self, collection: str, id: str) -> bool:
+        """Deletes a document (a tombstone that syncs); False if there was none."""
+        return _native.delete(self.handle, collection, id)
+
+    def list(self, collection: str, prefix: str = "", after: Optional[str] = None, limit: int = 100) -> tuple:
+        """One page of ids: ``(ids, next_cursor_or_None)``."""
+        return _native.list(self.handle, collection, prefix, after, limit)
+
+    def export(self, collection: str, id: str) -> Optional[bytes]:
+        """The document's raw Automerge bytes, or None."""
+        data = _native.export(self.handle, collection, id)
+        return bytes(data) if data is not None else None
+
+    def import_bytes(self, collection: str, id: str, data: bytes) -> None:
+        """Merges raw Automerge bytes (from any implementation) into a document."""
+        _native.import_bytes(self.handle, collection, id, bytes(data))
+
+    def subscribe(self, collection: str, id: Optional[str] = None, snapshot: bool = False) -> Subscription:
+        """Events of a collection or one document; with ``snapshot``, current documents first."""
+        return Subscription(_native.subscribe_docs(self.handle, collection, id, snapshot), peers=False)
+
+    def subscribe_peers(self) -> Subscription:
+        """Peer events: connected, disconnected, admission refused."""
+        return Subscription(_native.subscribe_peers(self.handle), peers=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Closes the node within ``timeout`` seconds. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        _native.node_close(self._handle, _ms(timeout))
+
+    def __enter__(self) -> "SyncNode":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Node:
+    """A node with an asyncio API. Open with ``await Node.open(...)``; use
+    ``async with`` or ``await node.close()``."""
+
+    def __init__(self, sync: SyncNode) -> None:
+        self.sync = sync
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: str,
+        formation_id: str,
+        formation_secret: bytes,
+        listen: str = "0.0.0.0:0",
+        peers: Sequence[str] = (),
+        timeout: float = 30.0,
+    ) -> "Node":
+        """Opens a node; cancelling the awaiting task stops the opening."""
+        _check_process()
+        handle = await _cancellable(
+            _native.node_open, str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout)
+        )
+        return cls(SyncNode(handle))
+
+    @property
+    def id(self) -> str:
+        """The node id (64 hex digits)."""
+        return self.sync.id
+
+    def addrs(self) -> list:
+        """``NODEID@HOST:PORT`` strings another node can dial."""
+        return self.sync.addrs()
+
+    async def connect(self, peer: str, timeout: float = 10.0) -> None:
+        """Dials a peer and waits for admission; cancelling the task stops the dial."""
+        await _cancellable(_native.connect, self.sync.handle, peer, _ms(timeout))
+
+    def peers(self) -> list:
+        """Every peer seen."""
+        return self.sync.peers()
+
+    async def put(self, collection: str, id: str, doc: dict) -> None:
+        """Writes a document; returns once durable."""
+        await asyncio.to_thread(self.sync.put, collection, id, doc)
+
+    async def merge_patch(self, collection: str, id: str, patch: dict) -> None:
+        """Applies an RFC 7386 merge patch; returns once durable."""
+        await asyncio.to_thread(self.sync.merge_patch, collection, id, patch)
+
+    async def get(self, collection: str, id: str) -> Optional[dict]:
+        """The document, or None."""
+        return self.sync.get(collection, id)
+
+    async def delete(self, collection: str, id: str) -> bool:
+        """Deletes a document; False if there was none."""
+        return await asyncio.to_thread(self.sync.delete, collection, id)
+
+    async def list(self, collection: str, prefix: str = "", after: Optional[str] = None, limit: int = 100) -> tuple:
+        """One page of ids: ``(ids, next_cursor_or_None)``."""
+        return self.sync.list(collection, prefix, after, limit)
+
+    async def export(self, collection: str, id: str) -> Optional[bytes]:
+        """The document's raw Automerge bytes, or None."""
+        return self.sync.export(collection, id)
+
+    async def import_bytes(self, collection: str, id: str, data: bytes) -> None:
+        """Merges raw Automerge bytes into a document."""
+        await asyncio.to_thread(self.sync.import_bytes, collection, id, data)
+
+    def subscribe(self, collection: str, id: Optional[str] = None, snapshot: bool = False) -> Subscription:
+        """Events of a collection or one document (``async for``)."""
+        return self.sync.subscribe(collection, id, snapshot)
+
+    def subscribe_peers(self) -> Subscription:
+        """Peer events (``async for``)."""
+        return self.sync.subscribe_peers()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Closes the node. Idempotent."""
+        await asyncio.to_thread(self.sync.close, timeout)
+
+    async def __aenter__(self) -> "Node":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    if os.getpid() != _PID:
+        return
+    for node in list(_open_nodes):
+        try:
+            node.close(1.0)
+        except Exception:
+            pass

@@ -1,0 +1,363 @@
+//! `peat_mesh._native`: the PyO3 module. It only converts types around the
+//! shared SDK layer (`peat_mesh_ffi::sdk`); every wait releases the GIL.
+
+use peat_mesh_ffi::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
+use peat_mesh_ffi::{ErrorCode, SdkError};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+create_exception!(
+    _native,
+    PeatError,
+    PyException,
+    "Base class of every peat-mesh error."
+);
+create_exception!(
+    _native,
+    InvalidArgumentError,
+    PeatError,
+    "An argument was invalid."
+);
+create_exception!(
+    _native,
+    NotFoundError,
+    PeatError,
+    "No such document or object."
+);
+create_exception!(
+    _native,
+    InvalidHandleError,
+    PeatError,
+    "The object was closed or never existed."
+);
+create_exception!(
+    _native,
+    ClosedError,
+    PeatError,
+    "The node or subscription is closed."
+);
+create_exception!(
+    _native,
+    PeatTimeoutError,
+    PeatError,
+    "The operation did not finish in time."
+);
+create_exception!(
+    _native,
+    StorageError,
+    PeatError,
+    "File or database failure."
+);
+create_exception!(_native, NetworkError, PeatError, "Network failure.");
+create_exception!(
+    _native,
+    AdmissionRefusedError,
+    PeatError,
+    "A peer refused (or failed) formation admission."
+);
+create_exception!(
+    _native,
+    ProtocolError,
+    PeatError,
+    "A peer broke the wire protocol."
+);
+create_exception!(
+    _native,
+    CorruptError,
+    PeatError,
+    "Stored or received data could not be decoded."
+);
+create_exception!(_native, ShutDownError, PeatError, "The SDK was shut down.");
+create_exception!(
+    _native,
+    WouldDeadlockError,
+    PeatError,
+    "A blocking call from an SDK thread."
+);
+create_exception!(_native, InternalError, PeatError, "A bug inside peat-mesh.");
+create_exception!(
+    _native,
+    OperationCancelledError,
+    PeatError,
+    "The operation was cancelled."
+);
+
+fn err(e: SdkError) -> PyErr {
+    let m = e.message;
+    match e.code {
+        ErrorCode::InvalidArgument => InvalidArgumentError::new_err(m),
+        ErrorCode::NotFound => NotFoundError::new_err(m),
+        ErrorCode::InvalidHandle => InvalidHandleError::new_err(m),
+        ErrorCode::Closed => ClosedError::new_err(m),
+        ErrorCode::Timeout => PeatTimeoutError::new_err(m),
+        ErrorCode::Io => StorageError::new_err(m),
+        ErrorCode::Network => NetworkError::new_err(m),
+        ErrorCode::AdmissionRefused => AdmissionRefusedError::new_err(m),
+        ErrorCode::Protocol => ProtocolError::new_err(m),
+        ErrorCode::Corrupt => CorruptError::new_err(m),
+        ErrorCode::ShutDown => ShutDownError::new_err(m),
+        ErrorCode::WouldDeadlock => WouldDeadlockError::new_err(m),
+        ErrorCode::Cancelled => OperationCancelledError::new_err(m),
+        ErrorCode::Internal | ErrorCode::Ok => InternalError::new_err(m),
+    }
+}
+
+type R<T> = PyResult<T>;
+
+#[pyfunction]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, timeout_ms, cancel))]
+#[allow(clippy::too_many_arguments)]
+fn node_open(
+    py: Python<'_>,
+    data_dir: String,
+    formation_id: String,
+    formation_secret: Vec<u8>,
+    listen: String,
+    peers: Vec<String>,
+    timeout_ms: u64,
+    cancel: u64,
+) -> R<u64> {
+    let opts = NodeOptions {
+        data_dir,
+        formation_id,
+        formation_secret,
+        listen,
+        peers,
+    };
+    py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
+        .map_err(err)
+}
+
+#[pyfunction]
+fn node_close(py: Python<'_>, node: u64, timeout_ms: u64) -> R<()> {
+    py.detach(|| sdk::node_close(node, timeout_ms)).map_err(err)
+}
+
+#[pyfunction]
+fn node_id(node: u64) -> R<String> {
+    sdk::node_id(node).map_err(err)
+}
+
+#[pyfunction]
+fn node_addrs(node: u64) -> R<Vec<String>> {
+    sdk::node_addrs(node).map_err(err)
+}
+
+#[pyfunction]
+fn connect(py: Python<'_>, node: u64, peer: String, timeout_ms: u64, cancel: u64) -> R<()> {
+    py.detach(|| sdk::connect(node, &peer, timeout_ms, cancel))
+        .map_err(err)
+}
+
+/// (id, connected, addr, rtt_us, last_seen_ms) of one peer.
+type PeerTuple = (String, bool, Option<String>, Option<u64>, Option<u64>);
+
+/// Every peer seen.
+#[pyfunction]
+fn peers(node: u64) -> R<Vec<PeerTuple>> {
+    Ok(sdk::peers(node)
+        .map_err(err)?
+        .into_iter()
+        .map(|p| (p.id, p.connected, p.addr, p.rtt_us, p.last_seen_ms))
+        .collect())
+}
+
+#[pyfunction]
+fn put(py: Python<'_>, node: u64, collection: String, id: String, json: String) -> R<()> {
+    py.detach(|| sdk::put(node, &collection, &id, &json))
+        .map_err(err)
+}
+
+#[pyfunction]
+fn merge_patch(py: Python<'_>, node: u64, collection: String, id: String, json: String) -> R<()> {
+    py.detach(|| sdk::merge_patch(node, &collection, &id, &json))
+        .map_err(err)
+}
+
+#[pyfunction]
+fn get(py: Python<'_>, node: u64, collection: String, id: String) -> R<Option<String>> {
+    py.detach(|| sdk::get(node, &collection, &id)).map_err(err)
+}
+
+#[pyfunction]
+fn delete(py: Python<'_>, node: u64, collection: String, id: String) -> R<bool> {
+    py.detach(|| sdk::delete(node, &collection, &id))
+        .map_err(err)
+}
+
+#[pyfunction]
+#[pyo3(signature = (node, collection, prefix, after, limit))]
+fn list(
+    py: Python<'_>,
+    node: u64,
+    collection: String,
+    prefix: String,
+    after: Option<String>,
+    limit: usize,
+) -> R<(Vec<String>, Option<String>)> {
+    py.detach(|| sdk::list(node, &collection, &prefix, after.as_deref(), limit))
+        .map_err(err)
+}
+
+#[pyfunction]
+fn export(py: Python<'_>, node: u64, collection: String, id: String) -> R<Option<Vec<u8>>> {
+    py.detach(|| sdk::export(node, &collection, &id))
+        .map_err(err)
+}
+
+#[pyfunction]
+fn import_bytes(py: Python<'_>, node: u64, collection: String, id: String, data: Vec<u8>) -> R<()> {
+    py.detach(|| sdk::import(node, &collection, &id, &data))
+        .map_err(err)
+}
+
+#[pyfunction]
+#[pyo3(signature = (node, collection, id, snapshot))]
+fn subscribe_docs(node: u64, collection: String, id: Option<String>, snapshot: bool) -> R<u64> {
+    sdk::subscribe_docs(node, &collection, id.as_deref(), snapshot).map_err(err)
+}
+
+#[pyfunction]
+fn subscribe_peers(node: u64) -> R<u64> {
+    sdk::subscribe_peers(node).map_err(err)
+}
+
+/// A document event as a tuple: ("changed", collection, id, json|None, origin)
+/// or ("lagged", n); None on timeout.
+type DocTuple = (String, String, String, Option<String>, String);
+
+#[pyfunction]
+fn next_doc_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyAny>>> {
+    let ev = py
+        .detach(|| sdk::next_doc_event(sub, timeout_ms))
+        .map_err(err)?;
+    Ok(match ev {
+        None => None,
+        Some(DocEventRecord::Changed {
+            collection,
+            id,
+            json,
+            origin,
+        }) => {
+            let t: DocTuple = ("changed".into(), collection, id, json, origin);
+            Some(t.into_pyobject(py)?.into_any().unbind())
+        }
+        Some(DocEventRecord::Lagged(n)) => {
+            Some(("lagged", n).into_pyobject(py)?.into_any().unbind())
+        }
+    })
+}
+
+/// ("connected", peer, "") / ("disconnected", peer, reason) /
+/// ("admission_refused", peer, reason) / ("lagged", n); None on timeout.
+#[pyfunction]
+fn next_peer_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyAny>>> {
+    let ev = py
+        .detach(|| sdk::next_peer_event(sub, timeout_ms))
+        .map_err(err)?;
+    let t = |k: &str, p: String, r: String| -> R<Py<PyAny>> {
+        Ok((k, p, r).into_pyobject(py)?.into_any().unbind())
+    };
+    Ok(match ev {
+        None => None,
+        Some(PeerEventRecord::Connected { peer }) => Some(t("connected", peer, String::new())?),
+        Some(PeerEventRecord::Disconnected { peer, reason }) => {
+            Some(t("disconnected", peer, reason)?)
+        }
+        Some(PeerEventRecord::AdmissionRefused { peer, reason }) => {
+            Some(t("admission_refused", peer, reason)?)
+        }
+        Some(PeerEventRecord::Lagged(n)) => {
+            Some(("lagged", n).into_pyobject(py)?.into_any().unbind())
+        }
+    })
+}
+
+#[pyfunction]
+fn unsubscribe(sub: u64) -> R<()> {
+    sdk::unsubscribe(sub).map_err(err)
+}
+
+#[pyfunction]
+fn cancel_new() -> u64 {
+    sdk::cancel_new()
+}
+
+#[pyfunction]
+fn cancel(token: u64) -> R<()> {
+    sdk::cancel(token).map_err(err)
+}
+
+#[pyfunction]
+fn cancel_free(token: u64) -> R<()> {
+    sdk::cancel_free(token).map_err(err)
+}
+
+#[pyfunction]
+fn live_handles() -> usize {
+    peat_mesh_ffi::handles::live_handles()
+}
+
+#[pyfunction]
+fn shutdown(py: Python<'_>, timeout_ms: u64) -> R<()> {
+    py.detach(|| peat_mesh_ffi::runtime::shutdown(std::time::Duration::from_millis(timeout_ms)))
+        .map_err(err)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    for (name, ty) in [
+        ("PeatError", py.get_type::<PeatError>()),
+        (
+            "InvalidArgumentError",
+            py.get_type::<InvalidArgumentError>(),
+        ),
+        ("NotFoundError", py.get_type::<NotFoundError>()),
+        ("InvalidHandleError", py.get_type::<InvalidHandleError>()),
+        ("ClosedError", py.get_type::<ClosedError>()),
+        ("PeatTimeoutError", py.get_type::<PeatTimeoutError>()),
+        ("StorageError", py.get_type::<StorageError>()),
+        ("NetworkError", py.get_type::<NetworkError>()),
+        (
+            "AdmissionRefusedError",
+            py.get_type::<AdmissionRefusedError>(),
+        ),
+        ("ProtocolError", py.get_type::<ProtocolError>()),
+        ("CorruptError", py.get_type::<CorruptError>()),
+        ("ShutDownError", py.get_type::<ShutDownError>()),
+        ("WouldDeadlockError", py.get_type::<WouldDeadlockError>()),
+        ("InternalError", py.get_type::<InternalError>()),
+        (
+            "OperationCancelledError",
+            py.get_type::<OperationCancelledError>(),
+        ),
+    ] {
+        m.add(name, ty)?;
+    }
+    m.add_function(wrap_pyfunction!(node_open, m)?)?;
+    m.add_function(wrap_pyfunction!(node_close, m)?)?;
+    m.add_function(wrap_pyfunction!(node_id, m)?)?;
+    m.add_function(wrap_pyfunction!(node_addrs, m)?)?;
+    m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(peers, m)?)?;
+    m.add_function(wrap_pyfunction!(put, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_patch, m)?)?;
+    m.add_function(wrap_pyfunction!(get, m)?)?;
+    m.add_function(wrap_pyfunction!(delete, m)?)?;
+    m.add_function(wrap_pyfunction!(list, m)?)?;
+    m.add_function(wrap_pyfunction!(export, m)?)?;
+    m.add_function(wrap_pyfunction!(import_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(subscribe_docs, m)?)?;
+    m.add_function(wrap_pyfunction!(subscribe_peers, m)?)?;
+    m.add_function(wrap_pyfunction!(next_doc_event, m)?)?;
+    m.add_function(wrap_pyfunction!(next_peer_event, m)?)?;
+    m.add_function(wrap_pyfunction!(unsubscribe, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_new, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_free, m)?)?;
+    m.add_function(wrap_pyfunction!(live_handles, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,269 @@
+"""The conformance scenarios (docs/conformance.md) and Python specifics."""
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import peat_mesh
+from peat_mesh import DocEvent, Lagged
+
+from conftest import SECRET
+
+
+def wait_doc(sub, doc_id, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ev = sub.next(0.2)
+        if isinstance(ev, DocEvent) and ev.id == doc_id:
+            return ev
+    raise AssertionError(f"no event for {doc_id}")
+
+
+def test_open_close_frees_handles(open_node):
+    before = peat_mesh.live_handles()
+    n = open_node("a")
+    assert len(n.id) == 64
+    assert peat_mesh.live_handles() == before + 1
+    n.close()
+    n.close()  # idempotent
+    assert peat_mesh.live_handles() == before
+    with pytest.raises(peat_mesh.ClosedError):
+        n.put("c", "d", {})
+
+
+def test_two_nodes_sync(open_node):
+    a, b = open_node("a"), open_node("b")
+    with b.subscribe("tracks") as sub:
+        b.connect(a.addrs()[0])
+        a.put("tracks", "t1", {"lat": 1.5})
+        ev = wait_doc(sub, "t1")
+        assert ev.value == {"lat": 1.5} and ev.origin == a.id
+    assert b.get("tracks", "t1") == {"lat": 1.5}
+    peers = b.peers()
+    assert len(peers) == 1 and peers[0].connected and peers[0].id == a.id
+
+
+def test_get_list_delete_export_import(open_node):
+    n = open_node()
+    for i in "abc":
+        n.put("u", i, {"id": i})
+    ids, nxt = n.list("u", limit=2)
+    assert ids == ["a", "b"] and nxt
+    ids, nxt = n.list("u", after=nxt)
+    assert ids == ["c"] and nxt is None
+    assert n.delete("u", "a") is True
+    assert n.get("u", "a") is None
+    assert n.delete("u", "a") is False
+    data = n.export("u", "b")
+    n.import_bytes("copy", "b", data)
+    assert n.get("copy", "b") == {"id": "b"}
+    n.merge_patch("u", "b", {"x": 1})
+    assert n.get("u", "b") == {"id": "b", "x": 1}
+
+
+def test_subscribe_with_snapshot(open_node):
+    n = open_node()
+    n.put("s", "x", {"v": 1})
+    with n.subscribe("s", snapshot=True) as sub:
+        ev = sub.next(2)
+        assert ev.origin == "snapshot" and ev.id == "x"
+        n.put("s", "y", {"v": 2})
+        assert wait_doc(sub, "y").origin == "local"
+        assert sub.next(0.01) is None
+
+
+def test_unsubscribe_during_burst(open_node):
+    n = open_node()
+    sub = n.subscribe("b")
+    for i in range(50):
+        n.put("b", str(i), {})
+        if i == 25:
+            sub.close()
+    with pytest.raises(peat_mesh.InvalidHandleError):
+        peat_mesh._native.next_doc_event(sub._handle, 10)
+
+
+def test_subscription_cycles_and_gc_free_everything(open_node):
+    n = open_node()
+    base = peat_mesh.live_handles()
+    for _ in range(2000):
+        n.subscribe("c").close()
+    for _ in range(200):
+        n.subscribe("c")  # dropped without close: the finaliser frees it
+    gc.collect()
+    assert peat_mesh.live_handles() == base
+
+
+def test_lag_is_reported(open_node, tmp_path):
+    n = open_node()
+    with n.subscribe("lag") as sub:
+        # the SDK queue holds 1024 events; write more without reading
+        for i in range(1100):
+            n.merge_patch("lag", "d", {"i": i})
+        events = []
+        while True:
+            ev = sub.next(0.2)
+            if ev is None:
+                break
+            events.append(ev)
+        assert any(isinstance(e, Lagged) and e.dropped > 0 for e in events)
+
+
+def test_error_kinds(open_node):
+    n = open_node("a")
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        n.put("", "d", {})
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        peat_mesh._native.put(n.handle, "c", "d", "{bad")
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        n.import_bytes("c", "d", b"not automerge")
+    with pytest.raises(peat_mesh.InvalidHandleError):
+        peat_mesh._native.get(0, "c", "d")
+    other = open_node("b", secret=bytes([1]) * 32)
+    with pytest.raises(peat_mesh.AdmissionRefusedError):
+        other.connect(n.addrs()[0])
+    with pytest.raises(peat_mesh.PeatTimeoutError):
+        n.connect("3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9", timeout=0.3)
+    assert issubclass(peat_mesh.NotFoundError, peat_mesh.PeatError)
+
+
+def test_close_with_subscriptions_in_flight(open_node):
+    a, b = open_node("a"), open_node("b")
+    sub = a.subscribe("x")
+    peers = a.subscribe_peers()
+    b.connect(a.addrs()[0])
+    for i in range(20):
+        b.put("x", "k", {"i": i})
+    start = time.time()
+    a.close(timeout=2)
+    assert time.time() - start < 3
+    assert list(sub) is not None  # iteration ends once the node closed
+    sub.close()
+    peers.close()
+
+
+def test_gil_released_during_native_wait(open_node):
+    n = open_node()
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    with n.subscribe("quiet") as sub:
+        assert sub.next(0.5) is None  # a 0.5 s native wait
+    stop.set()
+    t.join()
+    assert len(ticks) >= 20
+
+
+def test_threads_share_one_node(open_node):
+    n = open_node()
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(25):
+                n.put("m", f"{k}-{i}", {"k": k})
+                assert n.get("m", f"{k}-{i}") == {"k": k}
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(n.list("m", limit=1000)[0]) == 200
+
+
+def test_asyncio_api_and_cancellation(tmp_path):
+    async def main():
+        async with await peat_mesh.Node.open(str(tmp_path / "a"), "py", SECRET, listen="127.0.0.1:0") as a:
+            async with await peat_mesh.Node.open(str(tmp_path / "b"), "py", SECRET, listen="127.0.0.1:0") as b:
+                sub = b.subscribe("t")
+                await b.connect(a.addrs()[0])
+                await a.put("t", "1", {"v": 1})
+                async for ev in sub:
+                    if isinstance(ev, DocEvent) and ev.id == "1":
+                        assert ev.value == {"v": 1}
+                        break
+                sub.close()
+                # cancelling the task cancels the native dial
+                task = asyncio.ensure_future(
+                    a.connect("3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9", timeout=30)
+                )
+                await asyncio.sleep(0.2)
+                start = time.time()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert time.time() - start < 5
+
+    asyncio.run(main())
+
+
+def run_child(code, *args, timeout=30):
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_exit_with_open_node(tmp_path):
+    r = run_child(
+        """
+        import sys, peat_mesh
+        n = peat_mesh.SyncNode.open(sys.argv[1], "py", bytes([7]) * 32, listen="127.0.0.1:0")
+        n.put("x", "y", {"a": 1})
+        """,
+        str(tmp_path / "c"),
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_two_python_processes_sync(open_node, tmp_path):
+    n = open_node("parent")
+    with n.subscribe("procs", "from-child") as sub:
+        r = run_child(
+            """
+            import sys, peat_mesh
+            with peat_mesh.SyncNode.open(sys.argv[1], "py", bytes([7]) * 32, listen="127.0.0.1:0") as c:
+                c.connect(sys.argv[2])
+                c.put("procs", "from-child", {"hello": "parent"})
+                c.close()
+            """,
+            str(tmp_path / "child"),
+            n.addrs()[0],
+        )
+        assert r.returncode == 0, r.stderr
+        assert wait_doc(sub, "from-child").value == {"hello": "parent"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_gets_a_clear_error(open_node):
+    n = open_node()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            n.put("c", "d", {})
+            os.write(w, b"no error")
+        except peat_mesh.PeatError as e:
+            os.write(w, b"ok " + str(e).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    msg = os.read(r, 200).decode()
+    assert msg.startswith("ok") and "fork" in msg, msg
