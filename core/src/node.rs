@@ -477,12 +477,13 @@ impl Node {
         }
         let deadline = Instant::now() + timeout;
         let engine = &self.inner.engine;
+        // Sessions first send what is queued (bounded), then end.
         engine.cancel.cancel();
-        engine.close_sessions();
         engine.tasks.close();
         let tasks_done = tokio::time::timeout_at(deadline.into(), engine.tasks.wait())
             .await
             .is_ok();
+        engine.close_sessions();
         let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
         let store = engine.store.clone();
         let _ = tokio::time::timeout_at(

@@ -9,11 +9,13 @@
  * prints every note it sees, until it has seen `PEAT_EXPECT` notes (default 2)
  * or 60 s pass. Build: cc sync.c $(pkg-config --cflags --libs peat-mesh)
  */
+#define _POSIX_C_SOURCE 199309L
 #include "peat_mesh.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static PeatStr S(const char *s) {
     PeatStr r = {(const uint8_t *)s, s ? strlen(s) : 0};
@@ -93,6 +95,10 @@ int main(int argc, char **argv) {
         }
         peat_event_free(&ev);
     }
+    /* Stay up a little so our own note reaches a peer that is still catching up
+       (a note not sent before close is kept and syncs at the next meeting). */
+    struct timespec linger = {2, 0};
+    nanosleep(&linger, NULL);
     peat_string_free(id);
     peat_subscription_close(sub, NULL);
     if (peat_node_close(node, 5000, &err)) return fail("close", err);

@@ -273,13 +273,17 @@ impl Engine {
                         e.to_string()
                     }
                 },
-                r = write_loop(&session, send, control) => match r {
+                r = write_loop(&session, send, control, &engine.cancel) => match r {
                     Ok(()) => "session ended".to_string(),
                     Err(e) => e.to_string(),
                 },
                 _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
                 e = conn.closed() => format!("connection closed: {e}"),
-                _ = engine.cancel.cancelled() => {
+                // The writer drains on close; a peer too stuck to take it gets a second.
+                _ = async {
+                    engine.cancel.cancelled().await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } => {
                     conn.close(VarInt::from_u32(close_code::NORMAL), b"node closing");
                     "node closing".to_string()
                 }

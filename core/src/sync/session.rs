@@ -427,12 +427,29 @@ impl Session {
 }
 
 /// Drains the outboxes into the stream until it fails or both are closed.
+///
+/// When the node closes (`closing`), everything already queued is sent, the
+/// stream is finished and the peer's receipt awaited briefly, so writes made
+/// just before `close` still reach connected peers.
 pub(crate) async fn write_loop(
     session: &Session,
     mut send: SendStream,
     mut control: mpsc::UnboundedReceiver<Frame>,
+    closing: &tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     loop {
+        if closing.is_cancelled() {
+            while let Ok(f) = control.try_recv() {
+                session.send_frame(&mut send, &f).await?;
+            }
+            while let Some(Ok(f)) = session.outbox.pop_live() {
+                session.send_frame(&mut send, &f).await?;
+            }
+            let _ = send.finish();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(500), send.stopped()).await;
+            return Ok(());
+        }
         // Protocol replies first: they unblock the peer.
         while let Ok(f) = control.try_recv() {
             session.send_frame(&mut send, &f).await?;
@@ -450,6 +467,7 @@ pub(crate) async fn write_loop(
                 None => return Ok(()),
             },
             _ = session.outbox.wake.notified() => {}
+            _ = closing.cancelled() => {}
         }
     }
 }
