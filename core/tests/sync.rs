@@ -371,11 +371,19 @@ async fn writes_made_just_before_close_reach_connected_peers() {
     let b = open().await;
     b.node.connect(&a.node.peer_addr()).await.unwrap();
     for i in 0..20 {
-        a.node.put("last", &format!("d{i}"), &json!({"i": i})).await.unwrap();
+        a.node
+            .put("last", &format!("d{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
     }
     a.node.close(Duration::from_secs(5)).await.unwrap();
     assert!(
-        eventually(WAIT, || (0..20).all(|i| b.node.get("last", &format!("d{i}")).unwrap().is_some())).await,
+        eventually(WAIT, || (0..20).all(|i| b
+            .node
+            .get("last", &format!("d{i}"))
+            .unwrap()
+            .is_some()))
+        .await,
         "writes queued at close were lost in transit"
     );
     b.node.close(Duration::from_secs(5)).await.unwrap();
