@@ -286,20 +286,12 @@ impl Node {
 
     /// The document as JSON, or `None` if it does not exist or was deleted.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Json>> {
-        self.check_open()?;
-        let key = DocKey::new(collection, id)?;
-        Ok(self
-            .inner
-            .engine
-            .store
-            .read(&key, |d| {
-                if storage::is_tombstoned(d) {
-                    Ok(None)
-                } else {
-                    storage::read_doc(d).map(Some)
-                }
-            })?
-            .flatten())
+        self.get_json(collection, id)?
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Internal(format!("rendered document is not JSON: {e}")))
+            })
+            .transpose()
     }
 
     /// The document as JSON text, or `None` if it does not exist or was deleted.
