@@ -282,7 +282,7 @@ typedef struct {
 } PeatPeerList;
 
 /*
- Counters of a node (see [`peat_node_stats`]).
+ Counters of a node. `repr(C)`: the C ABI returns it as is (`PeatNodeStats`).
  */
 typedef struct {
   /*

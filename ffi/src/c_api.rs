@@ -620,26 +620,6 @@ pub struct PeatPeerList {
     pub len: usize,
 }
 
-/// Counters of a node (see [`peat_node_stats`]).
-#[repr(C)]
-#[derive(Default)]
-pub struct PeatNodeStats {
-    /// Stored documents, tombstones included.
-    pub documents: u64,
-    /// Peers connected now.
-    pub connected_peers: u64,
-    /// Live subscriptions on the node.
-    pub subscriptions: u64,
-    /// Sync frames sent since open.
-    pub frames_sent: u64,
-    /// Sync bytes sent since open.
-    pub bytes_sent: u64,
-    /// Sync frames received since open.
-    pub frames_received: u64,
-    /// Sync bytes received since open.
-    pub bytes_received: u64,
-}
-
 /// Every peer seen, with state and health. Free with [`peat_peer_list_free`].
 ///
 /// # Safety
@@ -704,22 +684,32 @@ pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
 #[no_mangle]
 pub unsafe extern "C" fn peat_node_stats(
     node: PeatNode,
-    out: *mut PeatNodeStats,
+    out: *mut sdk::NodeStats,
     err: *mut *mut PeatError,
 ) -> i32 {
     call(err, || {
         let out = out_ptr(out, "out")?;
-        let s = sdk::stats(node.id)?;
-        *out = PeatNodeStats {
-            documents: s.documents,
-            connected_peers: s.connected_peers,
-            subscriptions: s.subscriptions,
-            frames_sent: s.frames_sent,
-            bytes_sent: s.bytes_sent,
-            frames_received: s.frames_received,
-            bytes_received: s.bytes_received,
-        };
+        *out = sdk::stats(node.id)?;
         Ok(())
+    })
+}
+
+/// Shared body of the JSON-writing calls (put, merge patch).
+fn write_doc(
+    err: *mut *mut PeatError,
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    json: PeatStr,
+    write: fn(u64, &str, &str, &str) -> SdkResult<()>,
+) -> i32 {
+    call(err, || {
+        write(
+            node.id,
+            str_arg(collection, "collection")?,
+            str_arg(id, "id")?,
+            str_arg(json, "json")?,
+        )
     })
 }
 
@@ -737,14 +727,7 @@ pub unsafe extern "C" fn peat_doc_put(
     json: PeatStr,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        sdk::put(
-            node.id,
-            str_arg(collection, "collection")?,
-            str_arg(id, "id")?,
-            str_arg(json, "json")?,
-        )
-    })
+    write_doc(err, node, collection, id, json, sdk::put)
 }
 
 /// Applies an RFC 7386 JSON merge patch; returns once durable.
@@ -761,14 +744,7 @@ pub unsafe extern "C" fn peat_doc_merge_patch(
     json: PeatStr,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        sdk::merge_patch(
-            node.id,
-            str_arg(collection, "collection")?,
-            str_arg(id, "id")?,
-            str_arg(json, "json")?,
-        )
-    })
+    write_doc(err, node, collection, id, json, sdk::merge_patch)
 }
 
 /// Reads a document as JSON into `*out` (free with [`peat_string_free`]).

@@ -211,7 +211,8 @@ pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
         .collect())
 }
 
-/// Counters of a node.
+/// Counters of a node. `repr(C)`: the C ABI returns it as is (`PeatNodeStats`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NodeStats {
     /// Stored documents, tombstones included.

@@ -200,6 +200,11 @@ class Subscription:
                 pass
 
 
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, timeout):  # type: ignore[no-untyped-def]
+    """The native node_open arguments (before the cancel token), shared by both APIs."""
+    return (str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout))
+
+
 def _with_cancel(call, *args):  # type: ignore[no-untyped-def]
     """Runs a cancellable native call; returns (token, runner) for asyncio use."""
     token = _native.cancel_new()
@@ -252,9 +257,7 @@ class SyncNode:
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation."""
         _check_process()
-        token, run = _with_cancel(
-            _native.node_open, str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout)
-        )
+        _, run = _with_cancel(_native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, timeout))
         return cls(run())
 
     @property
@@ -355,7 +358,7 @@ class Node:
         """Opens a node; cancelling the awaiting task stops the opening."""
         _check_process()
         handle = await _cancellable(
-            _native.node_open, str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout)
+            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, timeout)
         )
         return cls(SyncNode(handle))
 
