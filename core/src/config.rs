@@ -55,6 +55,10 @@ pub struct NodeConfig {
     pub peer_queue_capacity: usize,
     /// Number of loaded documents kept in memory. Default 1024.
     pub doc_cache_capacity: usize,
+    /// Blob garbage collection spares blobs added less than this long ago, so a
+    /// blob added just before the document that refers to it is written survives.
+    /// Default one hour.
+    pub blob_gc_grace: Duration,
 }
 
 impl NodeConfig {
@@ -70,6 +74,7 @@ impl NodeConfig {
             subscription_capacity: 1024,
             peer_queue_capacity: 4096,
             doc_cache_capacity: 1024,
+            blob_gc_grace: Duration::from_secs(3600),
         }
     }
 

@@ -23,10 +23,12 @@ pub enum ErrorKind {
     AdmissionRefused,
     /// A peer sent bytes that break the wire protocol.
     Protocol,
-    /// Stored or received document data could not be decoded.
+    /// Stored or received data could not be decoded, or does not match its hash.
     Corrupt,
     /// A bug: an invariant inside the library did not hold.
     Internal,
+    /// The operation was cancelled by the caller.
+    Cancelled,
 }
 
 impl fmt::Display for ErrorKind {
@@ -42,6 +44,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Internal => "internal",
+            ErrorKind::Cancelled => "cancelled",
         };
         f.write_str(s)
     }
@@ -83,6 +86,9 @@ pub enum Error {
     /// See [`ErrorKind::Internal`].
     #[error("internal error: {0}")]
     Internal(String),
+    /// See [`ErrorKind::Cancelled`].
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl Error {
@@ -99,6 +105,43 @@ impl Error {
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+        }
+    }
+
+    /// The message without the kind's prefix.
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument(s)
+            | Error::NotFound(s)
+            | Error::Timeout(s)
+            | Error::Network(s)
+            | Error::AdmissionRefused(s)
+            | Error::Protocol(s)
+            | Error::Corrupt(s)
+            | Error::Internal(s)
+            | Error::Cancelled(s) => s.clone(),
+            Error::Closed => String::new(),
+            Error::Io(e) => e.to_string(),
+            Error::Database(e) => e.to_string(),
+        }
+    }
+
+    /// Rebuilds an error of `kind` from its [`Error::detail`], for errors that
+    /// must be reported to several waiters.
+    pub(crate) fn from_kind(kind: ErrorKind, detail: String) -> Error {
+        match kind {
+            ErrorKind::InvalidArgument => Error::InvalidArgument(detail),
+            ErrorKind::NotFound => Error::NotFound(detail),
+            ErrorKind::Closed => Error::Closed,
+            ErrorKind::Timeout => Error::Timeout(detail),
+            ErrorKind::Io => Error::Io(std::io::Error::other(detail)),
+            ErrorKind::Network => Error::Network(detail),
+            ErrorKind::AdmissionRefused => Error::AdmissionRefused(detail),
+            ErrorKind::Protocol => Error::Protocol(detail),
+            ErrorKind::Corrupt => Error::Corrupt(detail),
+            ErrorKind::Internal => Error::Internal(detail),
+            ErrorKind::Cancelled => Error::Cancelled(detail),
         }
     }
 

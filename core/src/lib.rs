@@ -12,6 +12,8 @@
 //!   the formation secret before any document byte flows.
 //! - [`sync`] — range-based set reconciliation plus Automerge change exchange.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
+//! - [`blobs`] — large files, content-addressed and verified, fetched resumably
+//!   over the same admitted connections ([`Node::blobs`]).
 //! - [`wire`] — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blobs;
 mod config;
 mod documents;
 mod error;

@@ -10,6 +10,7 @@ use automerge::{ActorId, AutomergeError, ROOT};
 use iroh::{Endpoint, EndpointAddr, TransportAddr};
 use serde_json::Value as Json;
 
+use crate::blobs::{BlobShared, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
@@ -52,6 +53,7 @@ pub struct Node {
 
 struct Inner {
     engine: Arc<Engine>,
+    blobs: Arc<BlobShared>,
     endpoint: Endpoint,
     closed: AtomicBool,
     sub_snapshot_limit: usize,
@@ -102,6 +104,7 @@ impl Node {
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
+        let blobs = Arc::new(BlobShared::open(&config.data_dir, config.blob_gc_grace)?);
         let endpoint = match bind_endpoint(secret, config.listen).await {
             Ok(e) => e,
             Err(e) => {
@@ -120,6 +123,7 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 engine: engine.clone(),
+                blobs: blobs.clone(),
                 endpoint: endpoint.clone(),
                 closed: AtomicBool::new(false),
                 sub_snapshot_limit: 100_000,
@@ -127,11 +131,14 @@ impl Node {
         };
         engine
             .tasks
-            .spawn(accept_loop(engine.clone(), endpoint.clone()));
+            .spawn(accept_loop(engine.clone(), blobs.clone(), endpoint.clone()));
         for peer in config.static_peers {
-            engine
-                .tasks
-                .spawn(keep_dialling(engine.clone(), endpoint.clone(), peer));
+            engine.tasks.spawn(keep_dialling(
+                engine.clone(),
+                blobs.clone(),
+                endpoint.clone(),
+                peer,
+            ));
         }
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
@@ -173,7 +180,21 @@ impl Node {
     /// if the peer is already connected.
     pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
         self.check_open()?;
-        dial(&self.inner.engine, &self.inner.endpoint, peer).await
+        dial(
+            &self.inner.engine,
+            &self.inner.blobs,
+            &self.inner.endpoint,
+            peer,
+        )
+        .await
+    }
+
+    /// The blob store and transfers of this node.
+    pub fn blobs(&self) -> Blobs {
+        Blobs {
+            engine: self.inner.engine.clone(),
+            shared: self.inner.blobs.clone(),
+        }
     }
 
     /// Every peer seen, with state and health.
@@ -496,7 +517,29 @@ impl Node {
     }
 }
 
-async fn dial(engine: &Arc<Engine>, endpoint: &Endpoint, peer: &PeerAddr) -> Result<()> {
+/// Runs an admitted connection: the sync session, and blob requests on further streams.
+fn start_session(
+    engine: &Arc<Engine>,
+    blobs: &Arc<BlobShared>,
+    conn: iroh::endpoint::Connection,
+    streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
+    outbound: bool,
+) {
+    engine.spawn_session(conn.clone(), streams, outbound);
+    engine.tasks.spawn(crate::blobs::serve_connection(
+        blobs.clone(),
+        conn,
+        engine.tasks.clone(),
+        engine.cancel.clone(),
+    ));
+}
+
+async fn dial(
+    engine: &Arc<Engine>,
+    blobs: &Arc<BlobShared>,
+    endpoint: &Endpoint,
+    peer: &PeerAddr,
+) -> Result<()> {
     if peer.id == engine.me {
         return Err(Error::InvalidArgument("cannot connect to self".into()));
     }
@@ -510,11 +553,11 @@ async fn dial(engine: &Arc<Engine>, endpoint: &Endpoint, peer: &PeerAddr) -> Res
         .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
         .map_err(Error::network)?;
     let streams = engine.admit(&conn, true).await?;
-    engine.spawn_session(conn, streams, true);
+    start_session(engine, blobs, conn, streams, true);
     Ok(())
 }
 
-async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
+async fn accept_loop(engine: Arc<Engine>, blobs: Arc<BlobShared>, endpoint: Endpoint) {
     loop {
         let incoming = tokio::select! {
             _ = engine.cancel.cancelled() => return,
@@ -524,6 +567,7 @@ async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
             },
         };
         let engine2 = engine.clone();
+        let blobs = blobs.clone();
         engine.tasks.spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -533,7 +577,7 @@ async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
                 }
             };
             if let Ok(streams) = engine2.admit(&conn, false).await {
-                engine2.spawn_session(conn, streams, false);
+                start_session(&engine2, &blobs, conn, streams, false);
             }
         });
     }
@@ -541,13 +585,18 @@ async fn accept_loop(engine: Arc<Engine>, endpoint: Endpoint) {
 
 /// Keeps a static peer connected: re-dials with exponential backoff (0.25 s
 /// doubling to 10 s) whenever it is not connected.
-async fn keep_dialling(engine: Arc<Engine>, endpoint: Endpoint, peer: PeerAddr) {
+async fn keep_dialling(
+    engine: Arc<Engine>,
+    blobs: Arc<BlobShared>,
+    endpoint: Endpoint,
+    peer: PeerAddr,
+) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let connected = engine.is_connected(&peer.id);
         if connected {
             backoff = Duration::from_millis(250);
-        } else if let Err(e) = dial(&engine, &endpoint, &peer).await {
+        } else if let Err(e) = dial(&engine, &blobs, &endpoint, &peer).await {
             tracing::debug!(peer = %peer.id.short(), error = %e, "dial failed");
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }

@@ -105,6 +105,7 @@ impl From<peat_mesh::Error> for SdkError {
             K::AdmissionRefused => ErrorCode::AdmissionRefused,
             K::Protocol => ErrorCode::Protocol,
             K::Corrupt => ErrorCode::Corrupt,
+            K::Cancelled => ErrorCode::Cancelled,
             _ => ErrorCode::Internal,
         };
         SdkError::new(code, e.to_string())

@@ -586,6 +586,20 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f` with the key of every live (not deleted) document, in key order.
+    pub fn scan_all(&self, mut f: impl FnMut(&DocKey) -> Result<()>) -> Result<()> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(META)?;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            if Meta::decode(v.value())?.deleted {
+                continue;
+            }
+            f(&DocKey::from_storage_key(k.value())?)?;
+        }
+        Ok(())
+    }
+
     /// All (timestamp, version id) items, sorted, for set reconciliation.
     /// Built from the metadata rows (one sequential scan and a sort) rather than
     /// kept as a second index, which would cost ~55 bytes per document on disk.

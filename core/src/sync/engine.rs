@@ -86,6 +86,17 @@ impl Engine {
         self.sessions().contains_key(peer)
     }
 
+    /// The admitted connection to `peer`, if one is up. Other protocols (blobs)
+    /// open their own streams on it, so they inherit its admission.
+    pub(crate) fn connection(&self, peer: &NodeId) -> Option<Connection> {
+        self.sessions().get(peer).map(|e| e.session.conn.clone())
+    }
+
+    /// Ids of every connected peer.
+    pub(crate) fn connected_peers(&self) -> Vec<NodeId> {
+        self.sessions().keys().copied().collect()
+    }
+
     /// Number of admitted sessions.
     pub(crate) fn session_count(&self) -> usize {
         self.sessions().len()
