@@ -166,13 +166,22 @@ impl Transfer {
 /// beyond a tenth of a second.
 pub(crate) struct Pacer {
     rate: f64,
+    slack: Duration,
     state: Mutex<(Instant, f64)>,
 }
 
 impl Pacer {
     pub(crate) fn new(rate: u64) -> Pacer {
+        Pacer::with_slack(rate, Duration::ZERO)
+    }
+
+    /// A pacer that only waits once more than `slack` ahead of the rate: a
+    /// guard against a sender that ignores the rate, which does not queue data
+    /// behind a sender that honours it.
+    pub(crate) fn with_slack(rate: u64, slack: Duration) -> Pacer {
         Pacer {
             rate: rate.max(1) as f64,
+            slack,
             state: Mutex::new((Instant::now(), 0.0)),
         }
     }
@@ -187,8 +196,9 @@ impl Pacer {
                 *sent = (elapsed - 0.1) * self.rate;
             }
             *sent += n as f64;
-            *start + Duration::from_secs_f64(*sent / self.rate)
+            (*start + Duration::from_secs_f64(*sent / self.rate)).checked_sub(self.slack)
         };
+        let Some(due) = due else { return };
         tokio::time::sleep_until(due.into()).await;
     }
 }
@@ -243,6 +253,8 @@ fn spawn_sink(
     leaves_per_chunk: u64,
     checkpoint_every: Duration,
     counters: Arc<Counters>,
+    progress: Arc<watch::Sender<Progress>>,
+    received: Arc<AtomicU64>,
 ) -> Result<Sink> {
     let outboard = match &target {
         Target::Store(p) => p.outboard.clone(),
@@ -268,7 +280,7 @@ fn spawn_sink(
         present: AtomicU64::new(present0),
         failed: Mutex::new(None),
     });
-    let (tx, mut rx) = mpsc::channel::<SinkMsg>(4);
+    let (tx, mut rx) = mpsc::channel::<SinkMsg>(2);
     let st = state.clone();
     let thread = std::thread::Builder::new()
         .name("peat-blob-sink".into())
@@ -317,6 +329,11 @@ fn spawn_sink(
                 match res {
                     Ok(present) => {
                         st.present.store(present, Ordering::Relaxed);
+                        // Published per piece, so a watcher sees every verified chunk.
+                        progress.send_modify(|p| {
+                            p.done = present;
+                            p.received = received.load(Ordering::Relaxed);
+                        });
                         let c = first_leaf / leaves_per_chunk;
                         if let Some(d) = lock(&st.done).get_mut(c as usize) {
                             *d = true;
@@ -630,11 +647,14 @@ pub(crate) async fn pump(
     };
     let lpc = opts.profile.leaves_per_chunk();
     let counters = ctx.shared.counters.clone();
+    let received = Arc::new(AtomicU64::new(0));
     let sink = spawn_sink(
         target,
         lpc,
         opts.profile.checkpoint_interval,
         counters.clone(),
+        progress.clone(),
+        received.clone(),
     )?;
     let missing: BTreeSet<u64> = lock(&sink.state.done)
         .iter()
@@ -654,17 +674,15 @@ pub(crate) async fn pump(
     } else {
         batch
     };
-    let pacer = opts.rate_limit.map(|r| Arc::new(Pacer::new(r)));
+    // Providers pace what they send; the fetcher only steps in if one does not.
+    let pacer = opts
+        .rate_limit
+        .map(|r| Arc::new(Pacer::with_slack(r, Duration::from_millis(250))));
     let per_provider_rate = opts
         .rate_limit
         .map(|r| (r / providers.len().max(1) as u64).max(1))
         .unwrap_or(0);
-    let received = Arc::new(AtomicU64::new(0));
-    let ticker = tokio::spawn(tick_progress(
-        sink.state.clone(),
-        progress.clone(),
-        received.clone(),
-    ));
+    let ticker = tokio::spawn(tick_progress(sink.state.clone(), progress.clone()));
     let mut workers = Vec::new();
     for (i, p) in providers.iter().enumerate() {
         let w = Worker {
@@ -721,11 +739,7 @@ pub(crate) async fn pump(
     Ok((target, why))
 }
 
-async fn tick_progress(
-    st: Arc<SinkState>,
-    progress: Arc<watch::Sender<Progress>>,
-    received: Arc<AtomicU64>,
-) {
+async fn tick_progress(st: Arc<SinkState>, progress: Arc<watch::Sender<Progress>>) {
     let mut last = (Instant::now(), st.present.load(Ordering::Relaxed));
     let mut rate = 0.0f64;
     loop {
@@ -740,11 +754,7 @@ async fn tick_progress(
             0.5 * rate + 0.5 * inst
         };
         last = (now, present);
-        progress.send_modify(|p| {
-            p.done = present.max(p.done);
-            p.rate = rate;
-            p.received = received.load(Ordering::Relaxed);
-        });
+        progress.send_modify(|p| p.rate = rate);
     }
 }
 
@@ -904,6 +914,11 @@ impl Worker {
                     })
                     .await
                     .map_err(|_| Error::Cancelled("blob sink stopped".into()))?;
+                // Wait until the piece is checked and written before reading the
+                // next: a crash then loses at most the chunk being received. QUIC
+                // keeps receiving into the stream window meanwhile, so the link
+                // does not idle.
+                flush(&self.sink_tx).await;
                 if lock(&self.state.liars).contains(&self.id) {
                     let _ = recv.stop(VarInt::from_u32(1));
                     return Ok(());
