@@ -4,8 +4,10 @@
 //! cargo run --release --bin peat-bench -- <scenario|all> [--json] [--small]
 //! ```
 //! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
-//! store, startup. One line per figure; JSON lines with `--json`. `--small` runs
+//! automerge-cost, store, startup, blob-add, blob-transfer, blob-resume. One line per figure; JSON lines with `--json`. `--small` runs
 //! each scenario at a small size (CI uses it to show the scenarios work).
+
+mod blobs;
 
 use std::time::{Duration, Instant};
 
@@ -14,12 +16,12 @@ use peat_mesh::{Event, Formation, ListOptions, Node, NodeConfig};
 use serde_json::json;
 use tempfile::TempDir;
 
-struct Out {
+pub(crate) struct Out {
     json: bool,
 }
 
 impl Out {
-    fn fig(&self, scenario: &str, metric: &str, value: f64, unit: &str) {
+    pub(crate) fn fig(&self, scenario: &str, metric: &str, value: f64, unit: &str) {
         if self.json {
             println!(
                 "{}",
@@ -31,8 +33,8 @@ impl Out {
     }
 }
 
-struct Size {
-    small: bool,
+pub(crate) struct Size {
+    pub(crate) small: bool,
 }
 
 impl Size {
@@ -45,11 +47,11 @@ impl Size {
     }
 }
 
-fn formation() -> Formation {
+pub(crate) fn formation() -> Formation {
     Formation::new("bench", [5; 32])
 }
 
-async fn open() -> Result<(Node, TempDir)> {
+pub(crate) async fn open() -> Result<(Node, TempDir)> {
     let dir = tempfile::tempdir()?;
     let node =
         Node::open(NodeConfig::new(dir.path(), formation()).listen("127.0.0.1:0".parse()?)).await?;
@@ -578,6 +580,9 @@ fn main() -> Result<()> {
     if args.first().map(String::as_str) == Some("__startup-child") {
         return startup_child(args.get(1).context("dir")?);
     }
+    if args.first().map(String::as_str) == Some("__blob-recv") {
+        return blobs::recv_child(&args[1..]);
+    }
     let out = Out {
         json: args.iter().any(|a| a == "--json"),
     };
@@ -624,8 +629,17 @@ fn main() -> Result<()> {
     if go("startup") {
         startup(&out)?;
     }
+    if go("blob-add") {
+        rt.block_on(blobs::blob_add(&out, &size))?;
+    }
+    if go("blob-transfer") {
+        rt.block_on(blobs::blob_transfer(&out, &size))?;
+    }
+    if go("blob-resume") {
+        rt.block_on(blobs::blob_resume(&out, &size))?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, store, startup, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, blob-add, blob-transfer, blob-resume, all");
     }
     Ok(())
 }

@@ -139,6 +139,19 @@ impl Blobs {
         .await
     }
 
+    /// The hash and SHA-256 a file would get as a blob, without adding it
+    /// (to ask peers or the store whether it is already there).
+    pub async fn hash_file(&self, path: impl AsRef<Path>) -> Result<(BlobHash, [u8; 32])> {
+        let path = path.as_ref().to_path_buf();
+        blocking(move || {
+            let f = std::fs::File::open(&path)
+                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+            let (ob, sha) = store::hash_stream(f, None)?;
+            Ok((ob.hash(), sha))
+        })
+        .await
+    }
+
     /// Adds bytes held in memory.
     pub async fn add_bytes(&self, bytes: impl Into<Bytes>) -> Result<BlobInfo> {
         self.check_open()?;

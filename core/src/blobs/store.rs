@@ -250,60 +250,14 @@ impl BlobStore {
         Ok(Some((file, Outboard::verify(*h, info.size, &ob)?)))
     }
 
-    /// Imports from a reader: streams through a temp file while hashing (BLAKE3
-    /// on this thread, SHA-256 on a second one), then moves the result into place.
-    pub(crate) fn import(&self, mut src: impl Read) -> Result<BlobInfo> {
+    /// Imports from a reader: streams through a temp file while hashing, then
+    /// moves the result into place.
+    pub(crate) fn import(&self, src: impl Read) -> Result<BlobInfo> {
         let tmp = self.tmp_dir();
         fs::create_dir_all(&tmp)?;
-        let res = (|| {
-            let mut data = File::create(tmp.join("data"))?;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(4);
-            let sha = std::thread::Builder::new()
-                .name("peat-sha256".into())
-                .spawn(move || {
-                    let mut h = Sha256::new();
-                    for piece in rx {
-                        h.update(&piece);
-                    }
-                    let out: [u8; 32] = h.finalize().into();
-                    out
-                })?;
-            let mut leaves = LeafHasher::new();
-            let mut buf = vec![0u8; IO_PIECE];
-            let mut total = 0u64;
-            let read_res = loop {
-                let n = match read_full(&mut src, &mut buf) {
-                    Ok(n) => n,
-                    Err(e) => break Err(e),
-                };
-                if n == 0 {
-                    break Ok(());
-                }
-                if total + n as u64 > super::hash::MAX_BLOB_SIZE {
-                    break Err(Error::InvalidArgument(format!(
-                        "blob exceeds the {} byte limit",
-                        super::hash::MAX_BLOB_SIZE
-                    )));
-                }
-                total += n as u64;
-                let piece = bytes::Bytes::copy_from_slice(&buf[..n]);
-                if tx.send(piece.clone()).is_err() {
-                    break Err(Error::Internal("sha thread ended".into()));
-                }
-                leaves.update(&piece);
-                if let Err(e) = data.write_all(&piece) {
-                    break Err(e.into());
-                }
-            };
-            drop(tx);
-            let sha256 = sha
-                .join()
-                .map_err(|_| Error::Internal("sha thread panicked".into()))?;
-            read_res?;
-            let ob = leaves.finish();
-            data.sync_all()?;
-            Ok::<_, Error>((ob, sha256))
-        })();
+        let res = File::create(tmp.join("data"))
+            .map_err(Error::from)
+            .and_then(|mut data| hash_stream(src, Some(&mut data)));
         let (ob, sha256) = match res {
             Ok(v) => v,
             Err(e) => {
@@ -444,6 +398,91 @@ impl BlobStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Reads `src` to the end in 1 MiB pieces, computing the BLAKE3 leaves on this
+/// thread and SHA-256 on a second one, and writing each piece to `out` if given.
+/// Written data is pushed to disk every 64 MiB by a third thread, so the final
+/// sync overlaps with hashing instead of following it.
+pub(crate) fn hash_stream(
+    mut src: impl Read,
+    mut out: Option<&mut File>,
+) -> Result<(Outboard, [u8; 32])> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(4);
+    let sha = std::thread::Builder::new()
+        .name("peat-sha256".into())
+        .spawn(move || {
+            let mut h = Sha256::new();
+            for piece in rx {
+                h.update(&piece);
+            }
+            let out: [u8; 32] = h.finalize().into();
+            out
+        })?;
+    let flusher = match &out {
+        Some(f) => {
+            let f = f.try_clone()?;
+            let (ftx, frx) = std::sync::mpsc::sync_channel::<()>(1);
+            let h = std::thread::Builder::new()
+                .name("peat-blob-flush".into())
+                .spawn(move || {
+                    for () in frx {
+                        if let Err(e) = f.sync_data() {
+                            tracing::debug!(error = %e, "early blob sync failed");
+                        }
+                    }
+                })?;
+            Some((ftx, h))
+        }
+        None => None,
+    };
+    let mut leaves = LeafHasher::new();
+    let mut buf = vec![0u8; IO_PIECE];
+    let mut total = 0u64;
+    let read_res = loop {
+        let n = match read_full(&mut src, &mut buf) {
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        if n == 0 {
+            break Ok(());
+        }
+        if total + n as u64 > super::hash::MAX_BLOB_SIZE {
+            break Err(Error::InvalidArgument(format!(
+                "blob exceeds the {} byte limit",
+                super::hash::MAX_BLOB_SIZE
+            )));
+        }
+        total += n as u64;
+        let piece = bytes::Bytes::copy_from_slice(&buf[..n]);
+        if tx.send(piece.clone()).is_err() {
+            break Err(Error::Internal("sha thread ended".into()));
+        }
+        leaves.update(&piece);
+        if let Some(f) = out.as_deref_mut() {
+            if let Err(e) = f.write_all(&piece) {
+                break Err(e.into());
+            }
+            if total % (64 << 20) < n as u64 {
+                if let Some((ftx, _)) = &flusher {
+                    let _ = ftx.try_send(());
+                }
+            }
+        }
+    };
+    drop(tx);
+    let sha256 = sha
+        .join()
+        .map_err(|_| Error::Internal("sha thread panicked".into()))?;
+    if let Some((ftx, h)) = flusher {
+        drop(ftx);
+        let _ = h.join();
+    }
+    read_res?;
+    if let Some(f) = out {
+        f.sync_all()?;
+    }
+    Ok((leaves.finish(), sha256))
 }
 
 fn read_full(src: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
