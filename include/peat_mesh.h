@@ -420,6 +420,103 @@ typedef struct {
   void (*on_drop)(void *ctx);
 } PeatLogCallback;
 
+/*
+ A complete blob: BLAKE3 name, SHA-256 and size. Hashes are NUL-terminated
+ lower-case hex.
+ */
+typedef struct {
+  /*
+   BLAKE3 hash, 64 hex digits and a NUL.
+   */
+  char hash[65];
+  /*
+   SHA-256, 64 hex digits and a NUL.
+   */
+  char sha256[65];
+  /*
+   Size in bytes.
+   */
+  uint64_t size;
+} PeatBlobInfo;
+
+/*
+ A blob transfer handle. `id == 0` is never valid. Free with [`peat_transfer_free`].
+ */
+typedef struct {
+  /*
+   Opaque id.
+   */
+  uint64_t id;
+} PeatTransfer;
+
+/*
+ Progress of a transfer.
+ */
+typedef struct {
+  /*
+   Verified bytes held locally.
+   */
+  uint64_t done;
+  /*
+   Blob size (0 until known).
+   */
+  uint64_t total;
+  /*
+   Bytes found on disk when the transfer started.
+   */
+  uint64_t resumed;
+  /*
+   Bytes received from the network.
+   */
+  uint64_t received;
+  /*
+   Recent rate, bytes per second.
+   */
+  double rate;
+  /*
+   True once the transfer has ended.
+   */
+  bool finished;
+} PeatTransferProgress;
+
+/*
+ Push delivery of a transfer's progress: `on_progress` runs on the SDK's
+ dispatcher thread for every change, the last one with `finished` set;
+ `on_drop` (may be NULL) runs once when the subscription is closed.
+ */
+typedef struct {
+  /*
+   Caller's context.
+   */
+  void *ctx;
+  /*
+   Called for each progress change; the record is valid during the call.
+   */
+  void (*on_progress)(void *ctx, const PeatTransferProgress *progress);
+  /*
+   Cleanup hook; may be NULL.
+   */
+  void (*on_drop)(void *ctx);
+} PeatProgressCallback;
+
+/*
+ How much of a blob is here.
+ */
+typedef struct {
+  /*
+   0 missing, 1 partial, 2 complete.
+   */
+  int32_t state;
+  /*
+   Size, when known.
+   */
+  uint64_t size;
+  /*
+   Verified bytes present.
+   */
+  uint64_t present;
+} PeatBlobStatus;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -854,6 +951,110 @@ void peat_bytes_free(PeatBytes bytes);
  to a `peat_*_free` function exactly as the library returned it.
  */
 void peat_event_free(PeatEvent *ev);
+
+/*
+ Adds a file's contents to the node's blob store (streamed, hashed, synced).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_blob_add_file(PeatNode node,
+                           PeatStr path,
+                           uint64_t timeout_ms,
+                           PeatCancel cancel,
+                           PeatBlobInfo *out,
+                           PeatError **err);
+
+/*
+ Starts fetching a blob (`hash`: 64 hex digits) and returns a transfer at once.
+ `providers` are node ids (`providers_len` 0: every connected peer that has
+ it); `profile` is "datacenter", "tactical" (also for "") or "edge";
+ `rate_limit` is bytes per second, 0 for none.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_blob_fetch(PeatNode node,
+                        PeatStr hash,
+                        const PeatStr *providers,
+                        uintptr_t providers_len,
+                        PeatStr profile,
+                        uint64_t rate_limit,
+                        PeatTransfer *out,
+                        PeatError **err);
+
+/*
+ Current progress of a transfer.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_transfer_progress(PeatTransfer transfer, PeatTransferProgress *out, PeatError **err);
+
+/*
+ Waits for a transfer to end. On PEAT_STATUS_TIMEOUT the transfer goes on;
+ when `cancel` fires the transfer is cancelled (PEAT_STATUS_CANCELLED) and
+ what it verified stays for a later fetch to resume.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_transfer_wait(PeatTransfer transfer,
+                           uint64_t timeout_ms,
+                           PeatCancel cancel,
+                           PeatBlobInfo *out,
+                           PeatError **err);
+
+/*
+ Cancels a transfer; the handle stays valid until freed.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_transfer_cancel(PeatTransfer transfer, PeatError **err);
+
+/*
+ Frees a transfer handle; a running transfer goes on (cancel it first to stop it).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_transfer_free(PeatTransfer transfer, PeatError **err);
+
+/*
+ Pushes a transfer's progress to `callback`. Close the returned subscription
+ with `peat_subscription_close`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_transfer_on_progress(PeatTransfer transfer,
+                                  PeatProgressCallback callback,
+                                  PeatSubscription *out,
+                                  PeatError **err);
+
+/*
+ Copies a complete blob to `path` (synced, renamed into place); `*out_size`
+ receives its size (may be NULL).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_blob_export(PeatNode node,
+                         PeatStr hash,
+                         PeatStr path,
+                         uint64_t timeout_ms,
+                         PeatCancel cancel,
+                         uint64_t *out_size,
+                         PeatError **err);
+
+/*
+ How much of a blob is here: state 0 missing, 1 partial, 2 complete.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_blob_status(PeatNode node, PeatStr hash, PeatBlobStatus *out, PeatError **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -217,7 +217,9 @@ fn to_c_event(event: &SubEvent) -> PeatEvent {
     match event {
         SubEvent::Doc(d) => doc_event(d.clone()),
         SubEvent::Peer(p) => peer_event(p.clone()),
-        SubEvent::Closed | SubEvent::Log { .. } => empty_event(PeatEventKind::Closed),
+        SubEvent::Closed | SubEvent::Log { .. } | SubEvent::Progress(_) => {
+            empty_event(PeatEventKind::Closed)
+        }
     }
 }
 
@@ -308,7 +310,7 @@ fn set_err(err: *mut *mut PeatError, e: &SdkError) -> i32 {
 }
 
 /// Runs `f`, catching panics, and turns its result into a status code.
-fn call(err: *mut *mut PeatError, f: impl FnOnce() -> SdkResult<()>) -> i32 {
+pub(crate) fn call(err: *mut *mut PeatError, f: impl FnOnce() -> SdkResult<()>) -> i32 {
     if !err.is_null() {
         // SAFETY: non-NULL `err` points to caller-owned storage for one pointer.
         unsafe { *err = ptr::null_mut() };
@@ -330,7 +332,7 @@ fn call(err: *mut *mut PeatError, f: impl FnOnce() -> SdkResult<()>) -> i32 {
     }
 }
 
-fn str_arg<'a>(s: PeatStr, what: &str) -> SdkResult<&'a str> {
+pub(crate) fn str_arg<'a>(s: PeatStr, what: &str) -> SdkResult<&'a str> {
     if s.ptr.is_null() {
         return if s.len == 0 {
             Ok("")
@@ -346,7 +348,7 @@ fn str_arg<'a>(s: PeatStr, what: &str) -> SdkResult<&'a str> {
     std::str::from_utf8(bytes).map_err(|_| SdkError::invalid(format!("{what}: not valid UTF-8")))
 }
 
-fn out_ptr<'a, T>(p: *mut T, what: &str) -> SdkResult<&'a mut T> {
+pub(crate) fn out_ptr<'a, T>(p: *mut T, what: &str) -> SdkResult<&'a mut T> {
     // SAFETY: a non-NULL out-pointer points to caller-owned writable storage for one T.
     unsafe { p.as_mut() }.ok_or_else(|| SdkError::invalid(format!("{what}: NULL out-pointer")))
 }

@@ -20,12 +20,14 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{DocEventRecord, PeerEventRecord};
 
 /// What a push subscription delivers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SubEvent {
     /// A document event.
     Doc(DocEventRecord),
     /// A peer event.
     Peer(PeerEventRecord),
+    /// A blob transfer's progress.
+    Progress(crate::blobs::TransferProgress),
     /// The subscription ended on its own (its node closed); nothing follows.
     Closed,
     /// A log record (only for the log sink).

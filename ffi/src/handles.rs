@@ -18,6 +18,7 @@ pub(crate) enum Object {
     PeerSub(Arc<Subscription<PeerEvent>>),
     Push(Arc<crate::dispatch::Push>),
     Cancel(tokio_util::sync::CancellationToken),
+    Transfer(peat_mesh::blobs::Transfer),
 }
 
 impl Object {
@@ -28,6 +29,7 @@ impl Object {
             Object::PeerSub(_) => "peer subscription",
             Object::Push(_) => "callback subscription",
             Object::Cancel(_) => "cancel token",
+            Object::Transfer(_) => "blob transfer",
         }
     }
 }
@@ -85,6 +87,21 @@ pub(crate) fn cancel_token(id: u64) -> SdkResult<Option<tokio_util::sync::Cancel
             format!("handle {id} is a {}, not a cancel token", other.type_name()),
         )),
         None => Err(invalid(id, "cancel token")),
+    }
+}
+
+/// Looks up a blob transfer.
+pub(crate) fn transfer(id: u64) -> SdkResult<peat_mesh::blobs::Transfer> {
+    match lock().get(&id) {
+        Some(Object::Transfer(t)) => Ok(t.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!(
+                "handle {id} is a {}, not a blob transfer",
+                other.type_name()
+            ),
+        )),
+        None => Err(invalid(id, "transfer")),
     }
 }
 

@@ -7,6 +7,7 @@
 //! cbindgen) is a thin layer over [`sdk`]; Python, Go and Kotlin sit on the same
 //! functions, so no behaviour is written twice.
 
+pub mod blobs;
 pub mod dispatch;
 pub mod error;
 pub mod handles;
@@ -15,6 +16,8 @@ pub mod runtime;
 pub mod sdk;
 
 mod c_api;
+mod c_api_blobs;
 
 pub use c_api::*;
+pub use c_api_blobs::*;
 pub use error::{ErrorCode, SdkError, SdkResult};

@@ -1,0 +1,346 @@
+//! Blobs in the SDK: add, fetch as a transfer handle with progress (polled or
+//! pushed), wait with timeout and cancel, export, status. Records are plain
+//! `repr(C)` values with fixed-size strings, so no binding has to free them.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use peat_mesh::blobs::{BlobHash, BlobInfo, BlobStatus, FetchOptions, Progress, TransferProfile};
+use peat_mesh::NodeId;
+
+use crate::dispatch::{EventSink, Push, SubEvent};
+use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::handles::{self, Object};
+use crate::runtime;
+
+/// A complete blob: BLAKE3 name, SHA-256 and size. Hashes are NUL-terminated
+/// lower-case hex.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfoRecord {
+    /// BLAKE3 hash, 64 hex digits and a NUL.
+    pub hash: [c_char; 65],
+    /// SHA-256, 64 hex digits and a NUL.
+    pub sha256: [c_char; 65],
+    /// Size in bytes.
+    pub size: u64,
+}
+
+fn hex_field(s: &str) -> [c_char; 65] {
+    let mut out = [0 as c_char; 65];
+    for (o, b) in out.iter_mut().zip(s.bytes().take(64)) {
+        *o = b as c_char;
+    }
+    out
+}
+
+fn field_str(f: &[c_char; 65]) -> String {
+    f.iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8 as char)
+        .collect()
+}
+
+impl BlobInfoRecord {
+    fn from_info(i: &BlobInfo) -> Self {
+        BlobInfoRecord {
+            hash: hex_field(&i.hash.to_hex()),
+            sha256: hex_field(&i.sha256_hex()),
+            size: i.size,
+        }
+    }
+
+    /// The BLAKE3 hash as a string.
+    pub fn hash_hex(&self) -> String {
+        field_str(&self.hash)
+    }
+
+    /// The SHA-256 as a string.
+    pub fn sha256_hex(&self) -> String {
+        field_str(&self.sha256)
+    }
+}
+
+/// Progress of a transfer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TransferProgress {
+    /// Verified bytes held locally.
+    pub done: u64,
+    /// Blob size (0 until known).
+    pub total: u64,
+    /// Bytes found on disk when the transfer started.
+    pub resumed: u64,
+    /// Bytes received from the network.
+    pub received: u64,
+    /// Recent rate, bytes per second.
+    pub rate: f64,
+    /// True once the transfer has ended.
+    pub finished: bool,
+}
+
+impl From<Progress> for TransferProgress {
+    fn from(p: Progress) -> Self {
+        TransferProgress {
+            done: p.done,
+            total: p.total,
+            resumed: p.resumed,
+            received: p.received,
+            rate: p.rate,
+            finished: p.finished,
+        }
+    }
+}
+
+/// How much of a blob is here.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlobStatusRecord {
+    /// 0 missing, 1 partial, 2 complete.
+    pub state: i32,
+    /// Size, when known.
+    pub size: u64,
+    /// Verified bytes present.
+    pub present: u64,
+}
+
+fn parse_hash(s: &str) -> SdkResult<BlobHash> {
+    s.parse::<BlobHash>().map_err(SdkError::from)
+}
+
+fn ms(t: u64) -> Duration {
+    Duration::from_millis(t)
+}
+
+/// Adds a file's contents to the node's blob store.
+pub fn blob_add_file(
+    node: u64,
+    path: &str,
+    timeout_ms: u64,
+    cancel: u64,
+) -> SdkResult<BlobInfoRecord> {
+    let n = handles::node(node)?;
+    let token = handles::cancel_token(cancel)?;
+    let path = path.to_string();
+    runtime::block_on_cancellable(ms(timeout_ms), token, async move {
+        let i = n.blobs().add_file(path).await?;
+        Ok(BlobInfoRecord::from_info(&i))
+    })
+}
+
+/// Starts fetching a blob; returns a transfer handle at once. `providers` are
+/// node ids (empty: every connected peer that has it); `profile` is
+/// `datacenter`, `tactical` (also for "") or `edge`; `rate_limit` is bytes per
+/// second, 0 for none.
+pub fn blob_fetch(
+    node: u64,
+    hash: &str,
+    providers: &[&str],
+    profile: &str,
+    rate_limit: u64,
+) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    let hash = parse_hash(hash)?;
+    let profile = if profile.is_empty() {
+        TransferProfile::default()
+    } else {
+        profile.parse()?
+    };
+    let providers = providers
+        .iter()
+        .map(|p| p.parse::<NodeId>().map_err(SdkError::from))
+        .collect::<SdkResult<Vec<_>>>()?;
+    let mut opts = FetchOptions::default().from(providers).profile(profile);
+    if rate_limit > 0 {
+        opts = opts.rate_limit(rate_limit);
+    }
+    // The transfer task runs on the SDK runtime.
+    let t = runtime::block_on(async move { n.blobs().fetch(hash, opts) })?;
+    Ok(handles::insert(Object::Transfer(t)))
+}
+
+/// Current progress of a transfer.
+pub fn transfer_progress(transfer: u64) -> SdkResult<TransferProgress> {
+    Ok(handles::transfer(transfer)?.progress().into())
+}
+
+/// Waits for a transfer to end. On timeout the transfer goes on (`Timeout`);
+/// when `cancel` fires, the transfer is cancelled too (`Cancelled`); what it
+/// verified stays on disk for a later fetch to resume.
+pub fn transfer_wait(transfer: u64, timeout_ms: u64, cancel: u64) -> SdkResult<BlobInfoRecord> {
+    let t = handles::transfer(transfer)?;
+    let token = handles::cancel_token(cancel)?;
+    runtime::block_on_cancellable(ms(timeout_ms), None, async move {
+        let cancelled = async {
+            match &token {
+                Some(tok) => tok.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = t.wait() => r.map(|i| BlobInfoRecord::from_info(&i)).map_err(SdkError::from),
+            _ = cancelled => {
+                t.cancel();
+                Err(SdkError::new(ErrorCode::Cancelled, "transfer cancelled"))
+            }
+        }
+    })
+}
+
+/// Cancels a transfer (its handle stays valid until freed).
+pub fn transfer_cancel(transfer: u64) -> SdkResult<()> {
+    handles::transfer(transfer)?.cancel();
+    Ok(())
+}
+
+/// Frees a transfer handle. A running transfer goes on; cancel it first to stop it.
+pub fn transfer_free(transfer: u64) -> SdkResult<()> {
+    handles::transfer(transfer)?;
+    handles::remove(transfer).map(|_| ())
+}
+
+/// Pushes every progress change of a transfer to `sink` (as
+/// [`SubEvent::Progress`]) on the dispatcher thread; the last one has
+/// `finished` set, then [`SubEvent::Closed`]. Returns a subscription handle.
+pub fn transfer_subscribe_progress(transfer: u64, sink: Box<dyn EventSink>) -> SdkResult<u64> {
+    let t = handles::transfer(transfer)?;
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(t.watch()));
+    let push = Push::new(sink);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    push.start(move || {
+        let rx = rx.clone();
+        let done = done.clone();
+        async move {
+            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            let mut rx = rx.lock().await;
+            let p = {
+                let p = rx.borrow_and_update().clone();
+                if p.finished {
+                    p
+                } else {
+                    rx.changed().await.ok()?;
+                    rx.borrow_and_update().clone()
+                }
+            };
+            if p.finished {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Some(SubEvent::Progress(p.into()))
+        }
+    })?;
+    Ok(handles::insert(Object::Push(push)))
+}
+
+/// Copies a complete blob to `path`; returns its size.
+pub fn blob_export(
+    node: u64,
+    hash: &str,
+    path: &str,
+    timeout_ms: u64,
+    cancel: u64,
+) -> SdkResult<u64> {
+    let n = handles::node(node)?;
+    let hash = parse_hash(hash)?;
+    let token = handles::cancel_token(cancel)?;
+    let path = path.to_string();
+    runtime::block_on_cancellable(ms(timeout_ms), token, async move {
+        n.blobs().export(hash, path).await.map_err(SdkError::from)
+    })
+}
+
+/// How much of a blob is here.
+pub fn blob_status(node: u64, hash: &str) -> SdkResult<BlobStatusRecord> {
+    let n = handles::node(node)?;
+    let hash = parse_hash(hash)?;
+    Ok(match n.blobs().status(hash)? {
+        BlobStatus::Missing => BlobStatusRecord::default(),
+        BlobStatus::Partial { size, present } => BlobStatusRecord {
+            state: 1,
+            size,
+            present,
+        },
+        BlobStatus::Complete(i) => BlobStatusRecord {
+            state: 2,
+            size: i.size,
+            present: i.size,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::{connect, node_addrs, node_close, node_id, node_open, NodeOptions};
+    use std::sync::{Arc, Mutex};
+
+    fn opts(dir: &std::path::Path) -> NodeOptions {
+        NodeOptions {
+            data_dir: dir.to_string_lossy().into_owned(),
+            formation_id: "t".into(),
+            formation_secret: vec![9; 32],
+            listen: "127.0.0.1:0".into(),
+            peers: vec![],
+        }
+    }
+
+    struct Collect(Arc<Mutex<Vec<TransferProgress>>>);
+    impl EventSink for Collect {
+        fn on_event(&self, e: &SubEvent) {
+            if let SubEvent::Progress(p) = e {
+                self.0.lock().unwrap().push(*p);
+            }
+        }
+    }
+
+    #[test]
+    fn add_fetch_with_pushed_progress_export_and_status() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+        let b = node_open(&opts(db.path()), 5000, 0).unwrap();
+        connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
+        let src = da.path().join("src.bin");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 / 3) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let info = blob_add_file(a, src.to_str().unwrap(), 10_000, 0).unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(info.hash_hex(), BlobHash::of(&data).to_hex());
+        let aid = node_id(a).unwrap();
+        let t = blob_fetch(b, &info.hash_hex(), &[&aid], "edge", 0).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sub = transfer_subscribe_progress(t, Box::new(Collect(seen.clone()))).unwrap();
+        let got = transfer_wait(t, 20_000, 0).unwrap();
+        assert_eq!(got, info);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !seen.lock().unwrap().last().is_some_and(|p| p.finished) {
+            assert!(std::time::Instant::now() < deadline, "no final progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.windows(2).all(|w| w[0].done <= w[1].done), "monotonic");
+        assert_eq!(seen.last().unwrap().done, info.size);
+        crate::sdk::unsubscribe(sub).unwrap();
+        let out = db.path().join("out.bin");
+        assert_eq!(
+            blob_export(b, &info.hash_hex(), out.to_str().unwrap(), 10_000, 0).unwrap(),
+            info.size
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert_eq!(blob_status(b, &info.hash_hex()).unwrap().state, 2);
+        assert_eq!(
+            blob_fetch(b, "zz", &[], "", 0).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            blob_fetch(b, &info.hash_hex(), &[], "warp", 0)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidArgument
+        );
+        transfer_free(t).unwrap();
+        assert_eq!(transfer_free(t).unwrap_err().code, ErrorCode::InvalidHandle);
+        node_close(a, 5000).unwrap();
+        node_close(b, 5000).unwrap();
+    }
+}
