@@ -612,6 +612,119 @@ static int t_shutdown(void) {
     return 1;
 }
 
+/* ---- blobs ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    uint64_t last_done;
+    int updates;
+    int non_monotonic;
+    int finished;
+    int drops;
+} progress_state;
+
+static void on_progress(void *ctx, const PeatTransferProgress *p) {
+    progress_state *st = (progress_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    if (p->done < st->last_done) st->non_monotonic++;
+    st->last_done = p->done;
+    st->updates++;
+    if (p->finished) st->finished++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void on_progress_drop(void *ctx) {
+    progress_state *st = (progress_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    st->drops++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int t_blob_fetch_progress_cancel_resume(void) {
+    size_t handles_before = peat_live_handles();
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_node(&a, da, SECRET));
+    CHECK(open_node(&b, db, SECRET));
+    CHECK(connect_nodes(b, a));
+    /* a 2 MiB source file that does not repeat */
+    char src[128], out[128];
+    snprintf(src, sizeof src, "%s/source.bin", da);
+    snprintf(out, sizeof out, "%s/fetched.bin", db);
+    size_t size = 2u << 20;
+    unsigned char *data = malloc(size);
+    CHECK(data != NULL);
+    unsigned int seed = 12345;
+    for (size_t i = 0; i < size; i++) data[i] = (unsigned char)(rand_r(&seed) >> 7);
+    FILE *f = fopen(src, "wb");
+    CHECK(f && fwrite(data, 1, size, f) == size);
+    fclose(f);
+    PeatBlobInfo info;
+    OK(peat_blob_add_file(a, S(src), 10000, NO_CANCEL, &info, ERR));
+    CHECK(info.size == size && strlen(info.hash) == 64 && strlen(info.sha256) == 64);
+    char *a_id = NULL;
+    OK(peat_node_id(a, &a_id, ERR));
+    PeatStr providers[1] = {S(a_id)};
+
+    /* slow fetch with pushed progress, cancelled part-way */
+    progress_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    PeatTransfer t;
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, &t, ERR));
+    PeatProgressCallback cb = {&st, on_progress, on_progress_drop};
+    PeatSubscription psub;
+    OK(peat_transfer_on_progress(t, cb, &psub, ERR));
+    PeatTransferProgress p;
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 3000 && p.done < (256u << 10); i++) {
+        OK(peat_transfer_progress(t, &p, ERR));
+        usleep(10000);
+    }
+    CHECK(p.done >= (256u << 10) && p.total == size);
+    OK(peat_transfer_cancel(t, ERR));
+    PeatBlobInfo got;
+    CHECK(call_with_err_(peat_transfer_wait(t, 10000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CANCELLED);
+    PeatBlobStatus bs;
+    OK(peat_blob_status(b, S(info.hash), &bs, ERR));
+    CHECK(bs.state == 1 && bs.size == size && bs.present >= (256u << 10) && bs.present < size);
+    OK(peat_subscription_close(psub, ERR));
+    OK(peat_transfer_free(t, ERR));
+    pthread_mutex_lock(&st.mu);
+    CHECK(st.updates > 0 && st.non_monotonic == 0 && st.drops == 1);
+    pthread_mutex_unlock(&st.mu);
+
+    /* fetch again at full speed: resumes, completes, verifies */
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, &t, ERR));
+    OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
+    CHECK(strcmp(got.hash, info.hash) == 0 && strcmp(got.sha256, info.sha256) == 0);
+    OK(peat_transfer_progress(t, &p, ERR));
+    CHECK(p.finished && p.resumed >= bs.present && p.received == size - p.resumed);
+    OK(peat_transfer_free(t, ERR));
+    uint64_t n = 0;
+    OK(peat_blob_export(b, S(info.hash), S(out), 10000, NO_CANCEL, &n, ERR));
+    CHECK(n == size);
+    f = fopen(out, "rb");
+    CHECK(f != NULL);
+    unsigned char *back = malloc(size);
+    CHECK(back && fread(back, 1, size, f) == size);
+    fclose(f);
+    CHECK(memcmp(back, data, size) == 0);
+    free(back);
+    free(data);
+    /* bad input */
+    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, S(""), 0, &t, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_transfer_free(t, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    peat_string_free(a_id);
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    CHECK(peat_live_handles() == handles_before);
+    rm_rf(da);
+    rm_rf(db);
+    return 1;
+}
+
 typedef int (*test_fn)(void);
 static const struct {
     const char *name;
@@ -632,6 +745,7 @@ static const struct {
     {"callback_cycles_free_everything", t_callback_cycles_free_everything},
     {"log_callback", t_log_callback},
     {"cancel_connect", t_cancel_connect},
+    {"blob_fetch_progress_cancel_resume", t_blob_fetch_progress_cancel_resume},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

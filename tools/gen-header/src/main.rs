@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // `cargo run` sets CARGO_MANIFEST_DIR for the process; prefer it over the
+    // compile-time value, which is stale when a shared target dir holds a
+    // binary built from another checkout.
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let root = PathBuf::from(manifest).join("../..");
     let crate_dir = root.join("ffi");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .unwrap_or_else(|e| panic!("cbindgen.toml: {e}"));
