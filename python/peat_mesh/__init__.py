@@ -44,6 +44,10 @@ from ._native import (
 
 __all__ = [
     "Node",
+    "BlobInfo",
+    "BlobStatus",
+    "Progress",
+    "Transfer",
     "SyncNode",
     "Subscription",
     "DocEvent",
@@ -236,6 +240,118 @@ async def _cancellable(call, *args):  # type: ignore[no-untyped-def]
         raise
 
 
+# ----- blobs -----
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A complete blob: BLAKE3 name (hex), SHA-256 (hex) and size."""
+
+    hash: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a :class:`Transfer`."""
+
+    done: int
+    total: int
+    resumed: int
+    received: int
+    rate: float
+    finished: bool
+
+
+@dataclass(frozen=True)
+class BlobStatus:
+    """How much of a blob is here: ``state`` is "missing", "partial" or "complete"."""
+
+    state: str
+    size: int
+    present: int
+
+
+_STATES = {0: "missing", 1: "partial", 2: "complete"}
+
+# Waits without a deadline are done in slices of this many milliseconds.
+_WAIT_SLICE_MS = 3_600_000
+
+
+class Transfer:
+    """A blob fetch in progress. ``await transfer`` (or :meth:`wait`) for the
+    :class:`BlobInfo`; cancelling the awaiting task cancels the transfer (what
+    it verified stays on disk, and a later fetch resumes from it). Use it as a
+    context manager, or call :meth:`close`, to free its handle."""
+
+    def __init__(self, handle: int) -> None:
+        self._handle = handle
+        self._closed = False
+
+    def progress(self) -> Progress:
+        """The current progress."""
+        return Progress(*_native.transfer_progress(self._handle))
+
+    async def updates(self, interval: float = 0.1) -> AsyncIterator[Progress]:
+        """Progress about every ``interval`` seconds; the last one has ``finished`` set."""
+        while True:
+            p = self.progress()
+            yield p
+            if p.finished:
+                return
+            await asyncio.sleep(interval)
+
+    async def wait(self) -> BlobInfo:
+        """Waits for the end; raises the transfer's error (e.g. :class:`CorruptError`)."""
+        while True:
+            try:
+                return BlobInfo(*await _cancellable(_native.transfer_wait, self._handle, _WAIT_SLICE_MS))
+            except PeatTimeoutError:
+                continue
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self.wait().__await__()
+
+    def wait_blocking(self, timeout: Optional[float] = None) -> BlobInfo:
+        """Blocking wait; raises :class:`PeatTimeoutError` after ``timeout`` seconds
+        (the transfer goes on)."""
+        if timeout is not None:
+            return BlobInfo(*_native.transfer_wait(self._handle, _ms(timeout), 0))
+        while True:
+            try:
+                return BlobInfo(*_native.transfer_wait(self._handle, _WAIT_SLICE_MS, 0))
+            except PeatTimeoutError:
+                continue
+
+    def cancel(self) -> None:
+        """Stops the transfer; the object stays usable until closed."""
+        _native.transfer_cancel(self._handle)
+
+    def close(self) -> None:
+        """Frees the handle (a running transfer goes on: cancel it first to stop it). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            _native.transfer_free(self._handle)
+
+    def __enter__(self) -> "Transfer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+def _fetch(handle: int, hash: str, providers: Sequence[str], profile: str, rate_limit: int) -> Transfer:
+    return Transfer(_native.blob_fetch(handle, hash, list(providers), profile, rate_limit))
+
+
 class SyncNode:
     """A node with a blocking API (for scripts). See :class:`Node` for async use."""
 
@@ -322,6 +438,25 @@ class SyncNode:
     def subscribe_peers(self) -> Subscription:
         """Peer events: connected, disconnected, admission refused."""
         return Subscription(_native.subscribe_peers(self.handle), peers=True)
+
+    def add_blob_file(self, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> BlobInfo:
+        """Adds a file's contents to the blob store."""
+        return BlobInfo(*_native.blob_add_file(self.handle, os.fspath(path), _ms(timeout), 0))
+
+    def fetch_blob(
+        self, hash: str, providers: Sequence[str] = (), profile: str = "", rate_limit: int = 0
+    ) -> Transfer:
+        """Starts fetching a blob; see :meth:`Node.fetch_blob`."""
+        return _fetch(self.handle, hash, providers, profile, rate_limit)
+
+    def export_blob(self, hash: str, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> int:
+        """Copies a complete blob to ``path``; returns its size."""
+        return _native.blob_export(self.handle, hash, os.fspath(path), _ms(timeout), 0)
+
+    def blob_status(self, hash: str) -> BlobStatus:
+        """How much of a blob is here."""
+        state, size, present = _native.blob_status(self.handle, hash)
+        return BlobStatus(_STATES.get(state, "missing"), size, present)
 
     def close(self, timeout: float = 5.0) -> None:
         """Closes the node within ``timeout`` seconds. Idempotent."""
@@ -414,6 +549,26 @@ class Node:
     def subscribe_peers(self) -> Subscription:
         """Peer events (``async for``)."""
         return self.sync.subscribe_peers()
+
+    async def add_blob_file(self, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> BlobInfo:
+        """Adds a file's contents to the blob store (streamed and hashed, never loaded whole)."""
+        return BlobInfo(*await _cancellable(_native.blob_add_file, self.sync.handle, os.fspath(path), _ms(timeout)))
+
+    def fetch_blob(
+        self, hash: str, providers: Sequence[str] = (), profile: str = "", rate_limit: int = 0
+    ) -> Transfer:
+        """Starts fetching a blob (from ``providers``, or every connected peer that
+        has it); ``profile`` is "datacenter", "tactical" or "edge"; ``rate_limit``
+        in bytes per second."""
+        return _fetch(self.sync.handle, hash, providers, profile, rate_limit)
+
+    async def export_blob(self, hash: str, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> int:
+        """Copies a complete blob to ``path``; returns its size."""
+        return await _cancellable(_native.blob_export, self.sync.handle, hash, os.fspath(path), _ms(timeout))
+
+    def blob_status(self, hash: str) -> BlobStatus:
+        """How much of a blob is here."""
+        return self.sync.blob_status(hash)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Closes the node. Idempotent."""

@@ -1,6 +1,7 @@
 //! `peat_mesh._native`: the PyO3 module. It only converts types around the
 //! shared SDK layer (`peat_mesh_ffi::sdk`); every wait releases the GIL.
 
+use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
 use peat_mesh_ffi::{ErrorCode, SdkError};
 use pyo3::create_exception;
@@ -305,6 +306,84 @@ fn shutdown(py: Python<'_>, timeout_ms: u64) -> R<()> {
         .map_err(err)
 }
 
+// ----- blobs -----
+
+/// (hash, sha256, size) of a complete blob.
+type BlobTuple = (String, String, u64);
+
+fn blob_tuple(r: peat_mesh_ffi::blobs::BlobInfoRecord) -> BlobTuple {
+    (r.hash_hex(), r.sha256_hex(), r.size)
+}
+
+#[pyfunction]
+fn blob_add_file(
+    py: Python<'_>,
+    node: u64,
+    path: String,
+    timeout_ms: u64,
+    cancel: u64,
+) -> R<BlobTuple> {
+    py.detach(|| blobs::blob_add_file(node, &path, timeout_ms, cancel))
+        .map(blob_tuple)
+        .map_err(err)
+}
+
+#[pyfunction]
+fn blob_fetch(
+    node: u64,
+    hash: String,
+    providers: Vec<String>,
+    profile: String,
+    rate_limit: u64,
+) -> R<u64> {
+    let p: Vec<&str> = providers.iter().map(String::as_str).collect();
+    blobs::blob_fetch(node, &hash, &p, &profile, rate_limit).map_err(err)
+}
+
+/// (done, total, resumed, received, rate, finished).
+#[pyfunction]
+fn transfer_progress(transfer: u64) -> R<(u64, u64, u64, u64, f64, bool)> {
+    let p = blobs::transfer_progress(transfer).map_err(err)?;
+    Ok((p.done, p.total, p.resumed, p.received, p.rate, p.finished))
+}
+
+#[pyfunction]
+fn transfer_wait(py: Python<'_>, transfer: u64, timeout_ms: u64, cancel: u64) -> R<BlobTuple> {
+    py.detach(|| blobs::transfer_wait(transfer, timeout_ms, cancel))
+        .map(blob_tuple)
+        .map_err(err)
+}
+
+#[pyfunction]
+fn transfer_cancel(transfer: u64) -> R<()> {
+    blobs::transfer_cancel(transfer).map_err(err)
+}
+
+#[pyfunction]
+fn transfer_free(transfer: u64) -> R<()> {
+    blobs::transfer_free(transfer).map_err(err)
+}
+
+#[pyfunction]
+fn blob_export(
+    py: Python<'_>,
+    node: u64,
+    hash: String,
+    path: String,
+    timeout_ms: u64,
+    cancel: u64,
+) -> R<u64> {
+    py.detach(|| blobs::blob_export(node, &hash, &path, timeout_ms, cancel))
+        .map_err(err)
+}
+
+/// (state, size, present); state 0 missing, 1 partial, 2 complete.
+#[pyfunction]
+fn blob_status(node: u64, hash: String) -> R<(i32, u64, u64)> {
+    let s = blobs::blob_status(node, &hash).map_err(err)?;
+    Ok((s.state, s.size, s.present))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -337,6 +416,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, ty)?;
     }
     m.add_function(wrap_pyfunction!(node_open, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_add_file, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_fetch, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer_progress, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer_wait, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer_cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer_free, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_export, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_status, m)?)?;
     m.add_function(wrap_pyfunction!(node_close, m)?)?;
     m.add_function(wrap_pyfunction!(node_id, m)?)?;
     m.add_function(wrap_pyfunction!(node_addrs, m)?)?;

@@ -267,3 +267,62 @@ def test_forked_child_gets_a_clear_error(open_node):
     os.waitpid(pid, 0)
     msg = os.read(r, 200).decode()
     assert msg.startswith("ok") and "fork" in msg, msg
+
+
+def test_blob_fetch_progress_cancel_resume(tmp_path):
+    """Scenario 11, async: monotonic progress, task cancellation stops the
+    transfer, a later fetch resumes, the export matches."""
+    data = os.urandom(2 << 20)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+
+    async def main():
+        a = await peat_mesh.Node.open(str(tmp_path / "a"), "py", SECRET, listen="127.0.0.1:0")
+        b = await peat_mesh.Node.open(str(tmp_path / "b"), "py", SECRET, listen="127.0.0.1:0")
+        async with a, b:
+            await b.connect(a.addrs()[0])
+            info = await a.add_blob_file(src)
+            assert info.size == len(data) and len(info.hash) == 64 and len(info.sha256) == 64
+            with b.fetch_blob(info.hash, providers=[a.id], profile="edge", rate_limit=256 << 10) as t:
+                waiter = asyncio.ensure_future(t.wait())
+                seen = []
+                async for p in t.updates(0.02):
+                    seen.append(p.done)
+                    if p.done >= 256 << 10:
+                        break
+                waiter.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiter
+                assert seen == sorted(seen)
+                await asyncio.sleep(0.3)
+                stopped = t.progress()
+                await asyncio.sleep(0.3)
+                assert t.progress().done == stopped.done and stopped.finished
+            st = b.blob_status(info.hash)
+            assert st.state == "partial" and 256 << 10 <= st.present < st.size
+            with b.fetch_blob(info.hash) as t:
+                got = await t
+                p = t.progress()
+            assert got == info
+            assert p.resumed >= st.present and p.received == p.total - p.resumed
+            out = tmp_path / "out.bin"
+            assert await b.export_blob(info.hash, out) == len(data)
+            assert out.read_bytes() == data
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                b.fetch_blob("nothex")
+
+    before = peat_mesh.live_handles()
+    asyncio.run(main())
+    assert peat_mesh.live_handles() == before
+
+
+def test_blob_blocking_api(open_node, tmp_path):
+    a, b = open_node("a"), open_node("b")
+    b.connect(a.addrs()[0])
+    src = tmp_path / "s.bin"
+    src.write_bytes(os.urandom(300_000))
+    info = a.add_blob_file(src)
+    with b.fetch_blob(info.hash) as t:
+        assert t.wait_blocking(20.0) == info
+    assert b.blob_status(info.hash).state == "complete"
+    assert b.blob_status("0" * 64).state == "missing"
