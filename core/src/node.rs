@@ -702,6 +702,92 @@ mod tests {
 }
 
 #[cfg(test)]
+mod blob_request_tests {
+    use super::*;
+    use crate::blobs::BlobHash;
+    use crate::security::{admit_outbound, Formation};
+
+    /// Malformed blob requests from an admitted peer get a clear refusal on
+    /// their own stream; the connection, the node and good requests carry on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_blob_requests_are_refused_and_harm_nothing() {
+        let formation = Formation::new("f", [6; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(
+            NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let info = node.blobs().add_bytes(data.clone()).await.unwrap();
+        let secret = iroh::SecretKey::generate();
+        let me = NodeId(secret.public());
+        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr =
+            EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
+        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        admit_outbound(&mut recv, &mut send, &formation, &me, &node.id())
+            .await
+            .unwrap();
+
+        let garbage: [&[u8]; 4] = [
+            &[0, 0, 0, 3, 0xff, 0xff, 0xff], // not a request
+            &[0x7f, 0xff, 0xff, 0xff],       // header too large
+            &[0, 0, 0, 10, 1, 2],            // cut short
+            &[],                             // nothing at all
+        ];
+        for g in garbage {
+            let (mut s, mut r) = conn.open_bi().await.unwrap();
+            s.write_all(g).await.unwrap();
+            s.finish().unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), r.read_to_end(1 << 20)).await;
+            let Ok(got) = got else {
+                panic!("provider left a bad request hanging")
+            };
+            if let Ok(bytes) = got {
+                assert!(bytes.is_empty(), "answered garbage with data");
+            }
+        }
+        // Ranges outside the blob are refused with a reason.
+        let (mut s, mut r) = conn.open_bi().await.unwrap();
+        let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
+            info.hash,
+            vec![(0, 99)],
+        ))
+        .unwrap();
+        s.write_all(&(req.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&req).await.unwrap();
+        s.finish().unwrap();
+        let reply = r.read_to_end(1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&reply).contains("past the"));
+        // The connection is still admitted and a good request is served.
+        let (mut s, mut r) = conn.open_bi().await.unwrap();
+        let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
+            info.hash,
+            vec![(0, 4)],
+        ))
+        .unwrap();
+        s.write_all(&(req.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&req).await.unwrap();
+        s.finish().unwrap();
+        let reply = r.read_to_end(1 << 20).await.unwrap();
+        assert!(reply.ends_with(&data[..]), "served bytes differ");
+        assert_eq!(node.connected_peers(), 1);
+        assert!(BlobHash::of(&data) == info.hash);
+        node.close(Duration::from_secs(5)).await.unwrap();
+        drop((send, recv, conn));
+        ep.close().await;
+    }
+}
+
+#[cfg(test)]
 mod stuck_peer_tests {
     use super::*;
     use crate::security::{admit_outbound, Formation};

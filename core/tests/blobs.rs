@@ -427,3 +427,39 @@ async fn add_reader_and_add_file_stream() {
     );
     close(&[&a]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_with_a_transfer_in_flight_is_prompt_and_keeps_the_partial() {
+    let (a, b) = pair().await;
+    let info = a
+        .node
+        .blobs()
+        .add_bytes(bytes(4 * 1024 * 1024, 16))
+        .await
+        .unwrap();
+    let t = b.node.blobs().fetch(
+        info.hash,
+        FetchOptions::default()
+            .from([a.node.id()])
+            .rate_limit(1024 * 1024),
+    );
+    assert!(eventually(WAIT, || t.progress().done > 512 * 1024).await);
+    let t0 = Instant::now();
+    b.node.close(Duration::from_secs(3)).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert_eq!(t.wait().await.unwrap_err().kind(), ErrorKind::Cancelled);
+    // Reopened, the partial is still there and a fetch completes it.
+    let b2 = Node::open(common::config(b.dir.path(), common::formation()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b2.blobs().status(info.hash).unwrap(),
+        BlobStatus::Partial { .. }
+    ));
+    b2.connect(&a.node.peer_addr()).await.unwrap();
+    let t = b2.blobs().fetch(info.hash, FetchOptions::default());
+    assert_eq!(t.wait().await.unwrap().sha256, info.sha256);
+    assert!(t.progress().resumed > 512 * 1024);
+    b2.close(Duration::from_secs(5)).await.unwrap();
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+}

@@ -80,7 +80,8 @@ pub struct Progress {
     pub done: u64,
     /// Blob size; 0 until the first provider answered.
     pub total: u64,
-    /// Bytes per second over the last second or so.
+    /// Bytes per second recently (sampled every 100 ms, smoothed); once
+    /// finished, the average over the transfer.
     pub rate: f64,
     /// Bytes found already verified on disk when the transfer started.
     pub resumed: u64,
@@ -128,7 +129,7 @@ impl Transfer {
         self.progress.borrow().clone()
     }
 
-    /// A receiver that sees every progress update (about four a second).
+    /// A receiver that sees every progress update (each verified chunk, and the rate every 100 ms).
     pub fn watch(&self) -> watch::Receiver<Progress> {
         self.progress.clone()
     }
@@ -682,6 +683,7 @@ pub(crate) async fn pump(
         .rate_limit
         .map(|r| (r / providers.len().max(1) as u64).max(1))
         .unwrap_or(0);
+    let started = Instant::now();
     let ticker = tokio::spawn(tick_progress(sink.state.clone(), progress.clone()));
     let mut workers = Vec::new();
     for (i, p) in providers.iter().enumerate() {
@@ -722,9 +724,12 @@ pub(crate) async fn pump(
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(|_| Error::Internal("blob sink panicked".into()))?;
     let present = state.present.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
     progress.send_modify(|p| {
         p.done = present.max(p.done);
         p.received = received.load(Ordering::Relaxed);
+        // At the end, the rate is the average over the whole transfer.
+        p.rate = p.received as f64 / secs;
     });
     let sink_err = lock(&state.failed).take();
     let why = if let Some(e) = sink_err {
@@ -743,7 +748,7 @@ async fn tick_progress(st: Arc<SinkState>, progress: Arc<watch::Sender<Progress>
     let mut last = (Instant::now(), st.present.load(Ordering::Relaxed));
     let mut rate = 0.0f64;
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let now = Instant::now();
         let present = st.present.load(Ordering::Relaxed);
         let dt = now.duration_since(last.0).as_secs_f64().max(1e-3);

@@ -49,6 +49,20 @@ pub use refs::BlobRef;
 pub use store::{BlobInfo, BlobStatus};
 
 pub(crate) use provider::serve_connection;
+
+/// A raw `Get` request (for tests that speak the wire protocol by hand).
+#[cfg(test)]
+pub(crate) fn protocol_request_for_tests(
+    hash: BlobHash,
+    ranges: Vec<(u64, u64)>,
+) -> protocol::BlobRequest {
+    protocol::BlobRequest::Get {
+        hash,
+        outboard: false,
+        ranges,
+        rate: 0,
+    }
+}
 pub(crate) use store::BlobStore;
 
 use crate::error::{Error, Result};
