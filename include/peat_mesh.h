@@ -27,7 +27,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 1
+#define PEAT_ABI_VERSION 2
 
 /*
  Event kinds in [`PeatEvent::kind`].
@@ -66,6 +66,19 @@ enum PeatEventKind
    Only delivered to callbacks.
    */
   PEAT_EVENT_KIND_CLOSED = 7,
+  /*
+   A discovery found a peer: `peer` is set, `reason` names the discovery
+   (`static`, `mdns`, `direct`).
+   */
+  PEAT_EVENT_KIND_PEER_DISCOVERED = 8,
+  /*
+   A discovery no longer sees a peer: `peer` and `reason` (the discovery) are set.
+   */
+  PEAT_EVENT_KIND_PEER_LOST = 9,
+  /*
+   mDNS saw a node of another formation (not dialled): `peer` is set.
+   */
+  PEAT_EVENT_KIND_PEER_OTHER_FORMATION = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -204,6 +217,10 @@ typedef struct {
    Number of peers.
    */
   uintptr_t peers_len;
+  /*
+   Announce and discover peers of the formation on the LAN by mDNS.
+   */
+  bool mdns;
 } PeatNodeOptions;
 
 /*
@@ -265,6 +282,14 @@ typedef struct {
    Milliseconds since the Unix epoch of the last frame; -1 when never.
    */
   int64_t last_seen_ms;
+  /*
+   "connected", "disconnected", "discovered" or "other_formation".
+   */
+  char *state;
+  /*
+   Discoveries that want this peer, comma-separated ("static,mdns"); may be "".
+   */
+  char *sources;
 } PeatPeerInfo;
 
 /*
@@ -641,6 +666,28 @@ int32_t peat_node_connect(PeatNode node,
                           uint64_t timeout_ms,
                           PeatCancel cancel,
                           PeatError **err);
+
+/*
+ Adds a static peer ("NODEID@HOST:PORT") at runtime: dialled now and
+ re-dialled (backoff with jitter) whenever its link drops.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_add_peer(PeatNode node, PeatStr peer, PeatError **err);
+
+/*
+ Removes a static peer by node id; `*out_removed` (may be NULL) says whether
+ it was one. Its connection closes unless mDNS still wants it.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_remove_peer(PeatNode node, PeatStr peer_id, bool *out_removed, PeatError **err);
 
 /*
  Ids of connected peers. Free with [`peat_string_list_free`].

@@ -55,6 +55,16 @@ pub struct NodeConfig {
     pub peer_queue_capacity: usize,
     /// Number of loaded documents kept in memory. Default 1024.
     pub doc_cache_capacity: usize,
+    /// Announce this node and find peers of the formation on the LAN by mDNS.
+    /// Default off in the library (the application chooses its discovery);
+    /// `peat-mesh-node run` turns it on.
+    pub mdns: bool,
+    /// Most peers connected at once; further dials wait and further inbound
+    /// connections are refused. Default 64.
+    pub max_peers: usize,
+    /// A link that carries nothing for this long is declared down (keep-alives
+    /// go every quarter of it). Default 6 s.
+    pub link_timeout: Duration,
     /// Blob garbage collection spares blobs added less than this long ago, so a
     /// blob added just before the document that refers to it is written survives.
     /// Default one hour.
@@ -75,6 +85,9 @@ impl NodeConfig {
             peer_queue_capacity: 4096,
             doc_cache_capacity: 1024,
             blob_gc_grace: Duration::from_secs(3600),
+            mdns: false,
+            max_peers: 64,
+            link_timeout: Duration::from_secs(6),
         }
     }
 
@@ -87,6 +100,12 @@ impl NodeConfig {
     /// Adds a static peer.
     pub fn peer(mut self, peer: PeerAddr) -> Self {
         self.static_peers.push(peer);
+        self
+    }
+
+    /// Turns mDNS discovery on or off.
+    pub fn mdns(mut self, on: bool) -> Self {
+        self.mdns = on;
         self
     }
 

@@ -6,6 +6,8 @@
 //! Read top-down, the crate follows the data:
 //!
 //! - [`Node`] — open one with a [`NodeConfig`], write and read documents, connect to peers.
+//! - [`discovery`] — static peers, mDNS on the LAN, and the connection manager
+//!   that keeps wanted peers connected.
 //! - [`transport`] — the iroh QUIC endpoint (no relays, nothing beyond what you configure)
 //!   and the peer table.
 //! - [`security`] — node identity ([`NodeId`]) and [`Formation`] admission: a peer must prove
@@ -34,6 +36,7 @@
 
 pub mod blobs;
 mod config;
+pub mod discovery;
 mod documents;
 mod error;
 mod events;
@@ -45,6 +48,7 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{NodeConfig, PeerAddr};
+pub use discovery::Source;
 pub use documents::{DocEvent, Origin};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};

@@ -7,18 +7,25 @@ use std::time::{Duration, Instant};
 
 use automerge::transaction::Transaction;
 use automerge::{ActorId, AutomergeError, ROOT};
-use iroh::{Endpoint, EndpointAddr, TransportAddr};
+use iroh::Endpoint;
+#[cfg(test)]
+use iroh::{EndpointAddr, TransportAddr};
 use serde_json::Value as Json;
 
 use crate::blobs::{BlobShared, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
+use crate::discovery::manager::Manager;
+use crate::discovery::mdns::Mdns;
+use crate::discovery::Source;
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Subscription;
 use crate::security::load_or_create_identity;
 use crate::storage::{self, Committed, DocKey, ListPage, Store, StoreOptions};
 use crate::sync::Engine;
-use crate::transport::{bind_endpoint, PeerEvent, PeerInfo, SYNC_ALPN};
+#[cfg(test)]
+use crate::transport::SYNC_ALPN;
+use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
 use crate::NodeId;
 
 /// Options for [`Node::list`].
@@ -54,6 +61,8 @@ pub struct Node {
 struct Inner {
     engine: Arc<Engine>,
     blobs: Arc<BlobShared>,
+    manager: Arc<Manager>,
+    mdns: Option<Mdns>,
     endpoint: Endpoint,
     closed: AtomicBool,
     sub_snapshot_limit: usize,
@@ -105,7 +114,7 @@ impl Node {
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
         let blobs = Arc::new(BlobShared::open(&config.data_dir, config.blob_gc_grace)?);
-        let endpoint = match bind_endpoint(secret, config.listen).await {
+        let endpoint = match bind_endpoint(secret, config.listen, config.link_timeout).await {
             Ok(e) => e,
             Err(e) => {
                 store.close();
@@ -120,26 +129,44 @@ impl Node {
             config.peer_queue_capacity,
             config.anti_entropy_interval,
         ));
+        let manager = Manager::new(
+            engine.clone(),
+            blobs.clone(),
+            endpoint.clone(),
+            config.max_peers.max(1),
+        );
+        engine.tasks.spawn(manager.clone().accept_loop());
+        for peer in config.static_peers {
+            manager.want(peer, Source::Static);
+        }
+        let mdns = if config.mdns {
+            let port = endpoint
+                .bound_sockets()
+                .first()
+                .map(|a| a.port())
+                .unwrap_or(0);
+            match Mdns::start(manager.clone(), port) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // Visible, not fatal: static peers still work.
+                    tracing::warn!(error = %e, "mDNS discovery unavailable");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let node = Node {
             inner: Arc::new(Inner {
                 engine: engine.clone(),
-                blobs: blobs.clone(),
+                blobs,
+                manager,
+                mdns,
                 endpoint: endpoint.clone(),
                 closed: AtomicBool::new(false),
                 sub_snapshot_limit: 100_000,
             }),
         };
-        engine
-            .tasks
-            .spawn(accept_loop(engine.clone(), blobs.clone(), endpoint.clone()));
-        for peer in config.static_peers {
-            engine.tasks.spawn(keep_dialling(
-                engine.clone(),
-                blobs.clone(),
-                endpoint.clone(),
-                peer,
-            ));
-        }
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
     }
@@ -180,13 +207,34 @@ impl Node {
     /// if the peer is already connected.
     pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
         self.check_open()?;
-        dial(
-            &self.inner.engine,
-            &self.inner.blobs,
-            &self.inner.endpoint,
-            peer,
-        )
-        .await
+        self.inner.manager.dial(peer).await
+    }
+
+    /// Adds a static peer at runtime: it is dialled now and re-dialled (with
+    /// backoff and jitter) whenever its link drops, until [`Node::remove_peer`].
+    pub fn add_peer(&self, peer: PeerAddr) -> Result<()> {
+        self.check_open()?;
+        if peer.id == self.id() {
+            return Err(Error::InvalidArgument("cannot add self as a peer".into()));
+        }
+        self.inner.manager.want(peer, Source::Static);
+        Ok(())
+    }
+
+    /// Removes a static peer: stops re-dialling it and closes its connection
+    /// unless another discovery (mDNS) still wants it. Returns false if it was
+    /// not a static peer.
+    pub fn remove_peer(&self, peer: &NodeId) -> bool {
+        let had = self.inner.manager.unwant(peer, Source::Static);
+        if had && self.inner.manager.sources(peer).is_empty() {
+            self.inner.engine.disconnect(peer);
+        }
+        had
+    }
+
+    /// True if mDNS discovery is running.
+    pub fn mdns_enabled(&self) -> bool {
+        self.inner.mdns.is_some()
     }
 
     /// The blob store and transfers of this node.
@@ -490,6 +538,9 @@ impl Node {
         }
         let deadline = Instant::now() + timeout;
         let engine = &self.inner.engine;
+        if let Some(m) = &self.inner.mdns {
+            m.stop();
+        }
         // Sessions first send what is queued (bounded), then end.
         engine.cancel.cancel();
         engine.tasks.close();
@@ -517,96 +568,6 @@ impl Node {
     }
 }
 
-/// Runs an admitted connection: the sync session, and blob requests on further streams.
-fn start_session(
-    engine: &Arc<Engine>,
-    blobs: &Arc<BlobShared>,
-    conn: iroh::endpoint::Connection,
-    streams: (iroh::endpoint::SendStream, iroh::endpoint::RecvStream),
-    outbound: bool,
-) {
-    engine.spawn_session(conn.clone(), streams, outbound);
-    engine.tasks.spawn(crate::blobs::serve_connection(
-        blobs.clone(),
-        conn,
-        engine.tasks.clone(),
-        engine.cancel.clone(),
-    ));
-}
-
-async fn dial(
-    engine: &Arc<Engine>,
-    blobs: &Arc<BlobShared>,
-    endpoint: &Endpoint,
-    peer: &PeerAddr,
-) -> Result<()> {
-    if peer.id == engine.me {
-        return Err(Error::InvalidArgument("cannot connect to self".into()));
-    }
-    if engine.is_connected(&peer.id) {
-        return Ok(());
-    }
-    let addr =
-        EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
-    let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, SYNC_ALPN))
-        .await
-        .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
-        .map_err(Error::network)?;
-    let streams = engine.admit(&conn, true).await?;
-    start_session(engine, blobs, conn, streams, true);
-    Ok(())
-}
-
-async fn accept_loop(engine: Arc<Engine>, blobs: Arc<BlobShared>, endpoint: Endpoint) {
-    loop {
-        let incoming = tokio::select! {
-            _ = engine.cancel.cancelled() => return,
-            i = endpoint.accept() => match i {
-                Some(i) => i,
-                None => return,
-            },
-        };
-        let engine2 = engine.clone();
-        let blobs = blobs.clone();
-        engine.tasks.spawn(async move {
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(error = %e, "incoming connection failed");
-                    return;
-                }
-            };
-            if let Ok(streams) = engine2.admit(&conn, false).await {
-                start_session(&engine2, &blobs, conn, streams, false);
-            }
-        });
-    }
-}
-
-/// Keeps a static peer connected: re-dials with exponential backoff (0.25 s
-/// doubling to 10 s) whenever it is not connected.
-async fn keep_dialling(
-    engine: Arc<Engine>,
-    blobs: Arc<BlobShared>,
-    endpoint: Endpoint,
-    peer: PeerAddr,
-) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        let connected = engine.is_connected(&peer.id);
-        if connected {
-            backoff = Duration::from_millis(250);
-        } else if let Err(e) = dial(&engine, &blobs, &endpoint, &peer).await {
-            tracing::debug!(peer = %peer.id.short(), error = %e, "dial failed");
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
-        tokio::select! {
-            _ = engine.cancel.cancelled() => return,
-            _ = tokio::time::sleep(if connected { Duration::from_millis(500) } else { backoff }) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,9 +586,13 @@ mod tests {
         let events = node.subscribe_peers();
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
-        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let ep = bind_endpoint(
+            secret,
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(6),
+        )
+        .await
+        .unwrap();
         let addr =
             EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
         let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
@@ -722,9 +687,13 @@ mod blob_request_tests {
         let info = node.blobs().add_bytes(data.clone()).await.unwrap();
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
-        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let ep = bind_endpoint(
+            secret,
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(6),
+        )
+        .await
+        .unwrap();
         let addr =
             EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
         let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
@@ -811,9 +780,13 @@ mod stuck_peer_tests {
         // the stuck peer: admitted, then reads nothing (its receive window fills)
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
-        let ep = bind_endpoint(secret, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let ep = bind_endpoint(
+            secret,
+            "127.0.0.1:0".parse().unwrap(),
+            Duration::from_secs(6),
+        )
+        .await
+        .unwrap();
         let addr = EndpointAddr::from_parts(a.id().0, a.addrs().into_iter().map(TransportAddr::Ip));
         let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();

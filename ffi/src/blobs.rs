@@ -282,6 +282,7 @@ mod tests {
             formation_secret: vec![9; 32],
             listen: "127.0.0.1:0".into(),
             peers: vec![],
+            mdns: false,
         }
     }
 

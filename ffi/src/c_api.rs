@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 1;
+pub const PEAT_ABI_VERSION: u32 = 2;
 
 /// An error returned by the library. Free with [`peat_error_free`].
 pub struct PeatError {
@@ -91,6 +91,8 @@ pub struct PeatNodeOptions {
     pub peers: *const PeatStr,
     /// Number of peers.
     pub peers_len: usize,
+    /// Announce and discover peers of the formation on the LAN by mDNS.
+    pub mdns: bool,
 }
 
 /// Event kinds in [`PeatEvent::kind`].
@@ -112,6 +114,13 @@ pub enum PeatEventKind {
     /// The subscription ended on its own (its node closed); nothing follows.
     /// Only delivered to callbacks.
     Closed = 7,
+    /// A discovery found a peer: `peer` is set, `reason` names the discovery
+    /// (`static`, `mdns`, `direct`).
+    PeerDiscovered = 8,
+    /// A discovery no longer sees a peer: `peer` and `reason` (the discovery) are set.
+    PeerLost = 9,
+    /// mDNS saw a node of another formation (not dialled): `peer` is set.
+    PeerOtherFormation = 10,
 }
 
 /// Push delivery of a subscription's events. `on_event` runs on the SDK's
@@ -261,6 +270,15 @@ fn peer_event(e: PeerEventRecord) -> PeatEvent {
             Some(peer),
             Some(reason),
         ),
+        PeerEventRecord::Discovered { peer, source } => {
+            (PeatEventKind::PeerDiscovered, Some(peer), Some(source))
+        }
+        PeerEventRecord::Lost { peer, source } => {
+            (PeatEventKind::PeerLost, Some(peer), Some(source))
+        }
+        PeerEventRecord::SeenOtherFormation { peer } => {
+            (PeatEventKind::PeerOtherFormation, Some(peer), None)
+        }
         PeerEventRecord::Lagged(n) => {
             let mut ev = empty_event(PeatEventKind::Lagged);
             ev.lagged = n;
@@ -458,6 +476,7 @@ pub unsafe extern "C" fn peat_node_open(
             formation_secret: secret,
             listen: str_arg(o.listen, "listen")?.to_string(),
             peers,
+            mdns: o.mdns,
         };
         out.id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(())
@@ -574,6 +593,46 @@ pub unsafe extern "C" fn peat_node_connect(
     })
 }
 
+/// Adds a static peer ("NODEID@HOST:PORT") at runtime: dialled now and
+/// re-dialled (backoff with jitter) whenever its link drops.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_add_peer(
+    node: PeatNode,
+    peer: PeatStr,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || sdk::add_peer(node.id, str_arg(peer, "peer")?))
+}
+
+/// Removes a static peer by node id; `*out_removed` (may be NULL) says whether
+/// it was one. Its connection closes unless mDNS still wants it.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_remove_peer(
+    node: PeatNode,
+    peer_id: PeatStr,
+    out_removed: *mut bool,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let removed = sdk::remove_peer(node.id, str_arg(peer_id, "peer_id")?)?;
+        // SAFETY: a non-NULL out-pointer points to a writable bool.
+        if let Some(o) = unsafe { out_removed.as_mut() } {
+            *o = removed;
+        }
+        Ok(())
+    })
+}
+
 /// Ids of connected peers. Free with [`peat_string_list_free`].
 ///
 /// # Safety
@@ -611,6 +670,10 @@ pub struct PeatPeerInfo {
     pub rtt_us: i64,
     /// Milliseconds since the Unix epoch of the last frame; -1 when never.
     pub last_seen_ms: i64,
+    /// "connected", "disconnected", "discovered" or "other_formation".
+    pub state: *mut c_char,
+    /// Discoveries that want this peer, comma-separated ("static,mdns"); may be "".
+    pub sources: *mut c_char,
 }
 
 /// Peers owned by the library. Free with [`peat_peer_list_free`].
@@ -644,6 +707,8 @@ pub unsafe extern "C" fn peat_node_peers(
                 addr: opt_c_string(p.addr),
                 rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
                 last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
+                state: c_string(p.state),
+                sources: c_string(p.sources),
             })
             .collect();
         items.shrink_to_fit();
@@ -673,6 +738,8 @@ pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
         unsafe {
             peat_string_free(p.id);
             peat_string_free(p.addr);
+            peat_string_free(p.state);
+            peat_string_free(p.sources);
         }
     }
 }

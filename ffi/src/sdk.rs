@@ -27,6 +27,8 @@ pub struct NodeOptions {
     pub listen: String,
     /// Static peers as `NODEID@HOST:PORT`.
     pub peers: Vec<String>,
+    /// Announce and discover peers of the formation on the LAN by mDNS.
+    pub mdns: bool,
 }
 
 /// A peer as the SDK reports it.
@@ -42,6 +44,10 @@ pub struct PeerRecord {
     pub rtt_us: Option<u64>,
     /// Milliseconds since the Unix epoch when a frame last arrived.
     pub last_seen_ms: Option<u64>,
+    /// `connected`, `disconnected`, `discovered` or `other_formation`.
+    pub state: String,
+    /// The discoveries that want this peer, comma-separated (`static,mdns`); may be empty.
+    pub sources: String,
 }
 
 /// A document event.
@@ -84,6 +90,25 @@ pub enum PeerEventRecord {
         /// Why.
         reason: String,
     },
+    /// A discovery found the peer; it will be dialled.
+    Discovered {
+        /// Node id.
+        peer: String,
+        /// `static`, `mdns` or `direct`.
+        source: String,
+    },
+    /// A discovery no longer sees the peer.
+    Lost {
+        /// Node id.
+        peer: String,
+        /// `static`, `mdns` or `direct`.
+        source: String,
+    },
+    /// mDNS saw a node of another formation; not dialled.
+    SeenOtherFormation {
+        /// Node id.
+        peer: String,
+    },
     /// This many events were dropped.
     Lagged(u64),
 }
@@ -121,7 +146,7 @@ fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
     for p in &o.peers {
         cfg = cfg.peer(parse_peer(p)?);
     }
-    Ok(cfg)
+    Ok(cfg.mdns(o.mdns))
 }
 
 fn ms(timeout_ms: u64) -> Duration {
@@ -192,6 +217,20 @@ pub fn connect(node: u64, peer: &str, timeout_ms: u64, cancel: u64) -> SdkResult
     })
 }
 
+/// Adds a static peer (`NODEID@HOST:PORT`) at runtime: dialled now and
+/// re-dialled whenever its link drops, until [`remove_peer`].
+pub fn add_peer(node: u64, peer: &str) -> SdkResult<()> {
+    let n = handles::node(node)?;
+    n.add_peer(parse_peer(peer)?).map_err(SdkError::from)
+}
+
+/// Removes a static peer (by node id); returns false if it was not one.
+pub fn remove_peer(node: u64, peer_id: &str) -> SdkResult<bool> {
+    let n = handles::node(node)?;
+    let id = peer_id.parse::<peat_mesh::NodeId>()?;
+    Ok(n.remove_peer(&id))
+}
+
 /// Every peer seen.
 pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
     let n = handles::node(node)?;
@@ -207,6 +246,19 @@ pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
                     .ok()
                     .map(|d| d.as_millis() as u64)
             }),
+            state: match p.state {
+                PeerState::Connected => "connected",
+                PeerState::Disconnected => "disconnected",
+                PeerState::Discovered => "discovered",
+                PeerState::OtherFormation => "other_formation",
+            }
+            .to_string(),
+            sources: p
+                .sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         })
         .collect())
 }
@@ -381,6 +433,19 @@ fn peer_record(e: Event<PeerEvent>) -> PeerEventRecord {
                 reason,
             }
         }
+        Event::Item(PeerEvent::Discovered { peer, source }) => PeerEventRecord::Discovered {
+            peer: peer.to_string(),
+            source: source.to_string(),
+        },
+        Event::Item(PeerEvent::Lost { peer, source }) => PeerEventRecord::Lost {
+            peer: peer.to_string(),
+            source: source.to_string(),
+        },
+        Event::Item(PeerEvent::SeenOtherFormation { peer }) => {
+            PeerEventRecord::SeenOtherFormation {
+                peer: peer.to_string(),
+            }
+        }
         Event::Lagged(n) => PeerEventRecord::Lagged(n),
     }
 }
@@ -439,6 +504,7 @@ mod tests {
             formation_secret: vec![9; 32],
             listen: "127.0.0.1:0".into(),
             peers: vec![],
+            mdns: false,
         }
     }
 

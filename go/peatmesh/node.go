@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -34,6 +35,7 @@ type Config struct {
 	FormationSecret [32]byte // shared secret, never sent
 	Listen          string   // e.g. "127.0.0.1:0"; empty means "0.0.0.0:0"
 	Peers           []string // static peers, "NODEID@HOST:PORT"
+	MDNS            bool     // announce and find peers of the formation on the LAN by mDNS
 }
 
 // Node is an open peat-mesh node. Safe for concurrent use.
@@ -118,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		listen:               cstr(cfg.Listen),
 		peers:                (*C.PeatStr)(peers),
 		peers_len:            C.size_t(len(cfg.Peers)),
+		mdns:                 C.bool(cfg.MDNS),
 	}
 	n := &Node{}
 	var handle C.PeatNode
@@ -404,6 +407,34 @@ type PeerInfo struct {
 	Addr      string        // "" if unknown
 	RTT       time.Duration // 0 if unknown
 	LastSeen  time.Time     // zero if never
+	State     string        // "connected", "disconnected", "discovered" or "other_formation"
+	Sources   []string      // discoveries that want the peer: "static", "mdns", "direct"
+}
+
+// AddPeer adds a static peer ("NODEID@HOST:PORT") at runtime: it is dialled
+// now and re-dialled, with backoff and jitter, whenever its link drops.
+func (n *Node) AddPeer(peer string) error {
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	var e *C.PeatError
+	rc := C.peat_node_add_peer(h, str(peer), &e)
+	runtime.KeepAlive(peer)
+	return check(rc, e)
+}
+
+// RemovePeer removes a static peer by node id; false if it was not one.
+func (n *Node) RemovePeer(id string) (bool, error) {
+	h, err := n.node()
+	if err != nil {
+		return false, err
+	}
+	var removed C.bool
+	var e *C.PeatError
+	rc := C.peat_node_remove_peer(h, str(id), &removed, &e)
+	runtime.KeepAlive(id)
+	return bool(removed), check(rc, e)
 }
 
 // Peers lists every peer seen, with state and health.
@@ -421,7 +452,11 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 	out := make([]PeerInfo, 0, int(list.len))
 	if list.len > 0 {
 		for _, p := range unsafe.Slice(list.items, int(list.len)) {
-			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr)}
+			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr),
+				State: goString(p.state)}
+			if src := goString(p.sources); src != "" {
+				info.Sources = strings.Split(src, ",")
+			}
 			if p.rtt_us >= 0 {
 				info.RTT = time.Duration(p.rtt_us) * time.Microsecond
 			}

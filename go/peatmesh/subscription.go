@@ -24,6 +24,10 @@ const (
 	PeerConnected
 	PeerDisconnected
 	PeerAdmissionRefused
+	peerClosedKind     // the C side's end-of-subscription marker; never delivered
+	PeerDiscovered     // Reason names the discovery: "static", "mdns", "direct"
+	PeerLost           // Reason names the discovery
+	PeerOtherFormation // seen by mDNS announcing another formation; not dialled
 )
 
 // Event is one subscription event.
@@ -34,7 +38,7 @@ type Event struct {
 	JSON       json.RawMessage // DocChanged
 	Origin     string          // "snapshot", "local" or a peer's node id
 	Peer       string          // peer events
-	Reason     string          // disconnects and refusals
+	Reason     string          // disconnects and refusals; the discovery of PeerDiscovered/PeerLost
 	Dropped    uint64          // Lagged: events dropped because the reader fell behind
 }
 

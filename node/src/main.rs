@@ -2,8 +2,15 @@
 //!
 //! ```text
 //! peat-mesh-node demo [--docs N]
-//! peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR] [--peer NODEID@ADDR]...
+//! peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR]
+//!                    [--peer NODEID@ADDR]... [--no-mdns] [--control]
 //! ```
+//!
+//! `run` announces the node and finds others of its formation by mDNS unless
+//! `--no-mdns`. With `--control` it reads commands from stdin, one per line
+//! (`put COLL ID JSON`, `get COLL ID`, `peers`, `add-peer NODEID@ADDR`,
+//! `quit`), and prints one line per answer and per peer event (`EVENT ...`), for
+//! tests and scripts that drive a node in another process or network namespace.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +21,8 @@ use serde_json::json;
 
 const USAGE: &str = "usage:
   peat-mesh-node demo [--docs N]
-  peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR] [--peer NODEID@ADDR]...";
+  peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR]
+                     [--peer NODEID@ADDR]... [--no-mdns] [--control]";
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -72,21 +80,107 @@ async fn run(args: &[String]) -> Result<()> {
             cfg = cfg.peer(PeerAddr::new(id.parse()?, addr.parse()?));
         }
     }
+    cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
+    let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
-    println!("node {} listening on {:?}", node.id(), node.addrs());
+    println!("READY {} {:?}", node.id(), node.addrs());
     let events = node.subscribe_peers();
+    let (tx, mut commands) = tokio::sync::mpsc::channel::<String>(16);
+    if control {
+        // stdin is read on its own thread: a blocking read must not hold a worker.
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    } else {
+        drop(tx);
+    }
+    let mut stdin_open = control;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             ev = events.next() => match ev {
-                Some(Event::Item(e)) => println!("peer event: {e:?}"),
-                Some(Event::Lagged(n)) => println!("missed {n} peer events"),
+                Some(Event::Item(e)) => println!("EVENT {}", event_line(&e)),
+                Some(Event::Lagged(n)) => println!("EVENT lagged {n}"),
                 None => break,
+            },
+            cmd = commands.recv(), if stdin_open => match cmd {
+                Some(line) => {
+                    if line.trim() == "quit" {
+                        break;
+                    }
+                    match command(&node, &line).await {
+                        Ok(out) => println!("{out}"),
+                        Err(e) => println!("ERR {e}"),
+                    }
+                }
+                None => stdin_open = false,
             },
         }
     }
     node.close(Duration::from_secs(5)).await?;
     Ok(())
+}
+
+/// One line per peer event: `KIND PEER [DETAIL]`.
+fn event_line(e: &PeerEvent) -> String {
+    match e {
+        PeerEvent::Connected { peer } => format!("connected {peer}"),
+        PeerEvent::Disconnected { peer, reason } => format!("disconnected {peer} {reason}"),
+        PeerEvent::AdmissionRefused { peer, reason } => format!("refused {peer} {reason}"),
+        PeerEvent::Discovered { peer, source } => format!("discovered {peer} {source}"),
+        PeerEvent::Lost { peer, source } => format!("lost {peer} {source}"),
+        PeerEvent::SeenOtherFormation { peer } => format!("other_formation {peer}"),
+    }
+}
+
+/// Runs one `--control` command.
+async fn command(node: &Node, line: &str) -> Result<String> {
+    let mut parts = line.splitn(4, ' ');
+    match parts.next().unwrap_or("") {
+        "put" => {
+            let (c, id, js) = (
+                parts.next().context("put COLL ID JSON")?,
+                parts.next().context("put COLL ID JSON")?,
+                parts.next().context("put COLL ID JSON")?,
+            );
+            node.put(c, id, &serde_json::from_str(js)?).await?;
+            Ok(format!("OK put {c} {id}"))
+        }
+        "get" => {
+            let (c, id) = (
+                parts.next().context("get COLL ID")?,
+                parts.next().context("get COLL ID")?,
+            );
+            let v = node.get(c, id)?;
+            Ok(format!(
+                "DOC {c} {id} {}",
+                v.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+            ))
+        }
+        "peers" => {
+            let list: Vec<String> = node
+                .peers()
+                .iter()
+                .map(|p| {
+                    let sources: Vec<String> = p.sources.iter().map(|s| s.to_string()).collect();
+                    format!("{}:{:?}:{}", p.id, p.state, sources.join("+"))
+                })
+                .collect();
+            Ok(format!("PEERS {}", list.join(" ")))
+        }
+        "add-peer" => {
+            let p = parts.next().context("add-peer NODEID@ADDR")?;
+            let (id, addr) = p.split_once('@').context("add-peer NODEID@ADDR")?;
+            node.add_peer(PeerAddr::new(id.parse()?, addr.parse()?))?;
+            Ok(format!("OK add-peer {id}"))
+        }
+        other => bail!("unknown command {other:?}"),
+    }
 }
 
 /// Three nodes on 127.0.0.1 in a line A–B–C, each in its own temp data dir.

@@ -126,6 +126,8 @@ class PeerInfo:
     addr: Optional[str]
     rtt_us: Optional[int]
     last_seen_ms: Optional[int]
+    state: str  # "connected", "disconnected", "discovered" or "other_formation"
+    sources: str  # discoveries that want the peer, e.g. "static,mdns"
 
 
 Event = Union[DocEvent, PeerEvent, Lagged]
@@ -204,9 +206,9 @@ class Subscription:
                 pass
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, timeout):  # type: ignore[no-untyped-def]
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
-    return (str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), _ms(timeout))
+    return (str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), bool(mdns), _ms(timeout))
 
 
 def _with_cancel(call, *args):  # type: ignore[no-untyped-def]
@@ -370,10 +372,15 @@ class SyncNode:
         listen: str = "0.0.0.0:0",
         peers: Sequence[str] = (),
         timeout: float = 30.0,
+        mdns: bool = False,
     ) -> "SyncNode":
-        """Opens a node. ``formation_secret`` is 32 bytes shared by the formation."""
+        """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
+        ``peers`` are static peers (``NODEID@HOST:PORT``); ``mdns`` announces the
+        node and finds peers of the formation on the LAN."""
         _check_process()
-        _, run = _with_cancel(_native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, timeout))
+        _, run = _with_cancel(
+            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout)
+        )
         return cls(run())
 
     @property
@@ -398,8 +405,16 @@ class SyncNode:
         run()
 
     def peers(self) -> list:
-        """Every peer seen, with state and health."""
+        """Every peer seen, with state, health and the discoveries that want it."""
         return [PeerInfo(*p) for p in _native.peers(self.handle)]
+
+    def add_peer(self, peer: str) -> None:
+        """Adds a static peer (``NODEID@HOST:PORT``), kept connected until removed."""
+        _native.add_peer(self.handle, peer)
+
+    def remove_peer(self, peer_id: str) -> bool:
+        """Removes a static peer; False if it was not one."""
+        return _native.remove_peer(self.handle, peer_id)
 
     def put(self, collection: str, id: str, doc: dict) -> None:
         """Writes a document (a dict of JSON-compatible values); returns once durable."""
@@ -489,11 +504,12 @@ class Node:
         listen: str = "0.0.0.0:0",
         peers: Sequence[str] = (),
         timeout: float = 30.0,
+        mdns: bool = False,
     ) -> "Node":
-        """Opens a node; cancelling the awaiting task stops the opening."""
+        """Opens a node (see :meth:`SyncNode.open`); cancelling the awaiting task stops the opening."""
         _check_process()
         handle = await _cancellable(
-            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, timeout)
+            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout)
         )
         return cls(SyncNode(handle))
 
@@ -513,6 +529,14 @@ class Node:
     def peers(self) -> list:
         """Every peer seen."""
         return self.sync.peers()
+
+    def add_peer(self, peer: str) -> None:
+        """Adds a static peer (``NODEID@HOST:PORT``), kept connected until removed."""
+        self.sync.add_peer(peer)
+
+    def remove_peer(self, peer_id: str) -> bool:
+        """Removes a static peer; False if it was not one."""
+        return self.sync.remove_peer(peer_id)
 
     async def put(self, collection: str, id: str, doc: dict) -> None:
         """Writes a document; returns once durable."""

@@ -107,7 +107,7 @@ fn err(e: SdkError) -> PyErr {
 type R<T> = PyResult<T>;
 
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -116,6 +116,7 @@ fn node_open(
     formation_secret: Vec<u8>,
     listen: String,
     peers: Vec<String>,
+    mdns: bool,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
@@ -125,6 +126,7 @@ fn node_open(
         formation_secret,
         listen,
         peers,
+        mdns,
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)
@@ -151,8 +153,16 @@ fn connect(py: Python<'_>, node: u64, peer: String, timeout_ms: u64, cancel: u64
         .map_err(err)
 }
 
-/// (id, connected, addr, rtt_us, last_seen_ms) of one peer.
-type PeerTuple = (String, bool, Option<String>, Option<u64>, Option<u64>);
+/// (id, connected, addr, rtt_us, last_seen_ms, state, sources) of one peer.
+type PeerTuple = (
+    String,
+    bool,
+    Option<String>,
+    Option<u64>,
+    Option<u64>,
+    String,
+    String,
+);
 
 /// Every peer seen.
 #[pyfunction]
@@ -160,8 +170,28 @@ fn peers(node: u64) -> R<Vec<PeerTuple>> {
     Ok(sdk::peers(node)
         .map_err(err)?
         .into_iter()
-        .map(|p| (p.id, p.connected, p.addr, p.rtt_us, p.last_seen_ms))
+        .map(|p| {
+            (
+                p.id,
+                p.connected,
+                p.addr,
+                p.rtt_us,
+                p.last_seen_ms,
+                p.state,
+                p.sources,
+            )
+        })
         .collect())
+}
+
+#[pyfunction]
+fn add_peer(node: u64, peer: String) -> R<()> {
+    sdk::add_peer(node, &peer).map_err(err)
+}
+
+#[pyfunction]
+fn remove_peer(node: u64, peer_id: String) -> R<bool> {
+    sdk::remove_peer(node, &peer_id).map_err(err)
 }
 
 #[pyfunction]
@@ -268,6 +298,11 @@ fn next_peer_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyA
         }
         Some(PeerEventRecord::AdmissionRefused { peer, reason }) => {
             Some(t("admission_refused", peer, reason)?)
+        }
+        Some(PeerEventRecord::Discovered { peer, source }) => Some(t("discovered", peer, source)?),
+        Some(PeerEventRecord::Lost { peer, source }) => Some(t("lost", peer, source)?),
+        Some(PeerEventRecord::SeenOtherFormation { peer }) => {
+            Some(t("other_formation", peer, String::new())?)
         }
         Some(PeerEventRecord::Lagged(n)) => {
             Some(("lagged", n).into_pyobject(py)?.into_any().unbind())
@@ -416,6 +451,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, ty)?;
     }
     m.add_function(wrap_pyfunction!(node_open, m)?)?;
+    m.add_function(wrap_pyfunction!(add_peer, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_peer, m)?)?;
     m.add_function(wrap_pyfunction!(blob_add_file, m)?)?;
     m.add_function(wrap_pyfunction!(blob_fetch, m)?)?;
     m.add_function(wrap_pyfunction!(transfer_progress, m)?)?;

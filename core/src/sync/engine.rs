@@ -26,6 +26,7 @@ pub(crate) mod close_code {
     pub const ADMISSION_REFUSED: u32 = 1;
     pub const PROTOCOL: u32 = 2;
     pub const DUPLICATE: u32 = 3;
+    pub const PEER_LIMIT: u32 = 4;
 }
 
 struct SessionEntry {

@@ -13,5 +13,5 @@ pub mod reconcile;
 mod session;
 mod stats;
 
-pub(crate) use engine::Engine;
+pub(crate) use engine::{close_code, Engine};
 pub use stats::{SyncStats, TrafficStats};

@@ -2,8 +2,9 @@
 //! no relays, no address-lookup services, no port mapping, one listen socket.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use iroh::endpoint::presets;
+use iroh::endpoint::{presets, QuicTransportConfig};
 use iroh::Endpoint;
 
 use crate::error::{Error, Result};
@@ -14,8 +15,25 @@ pub(crate) const SYNC_ALPN: &[u8] = b"peat-mesh/sync/1";
 /// Binds an endpoint on `listen` only. The builder starts empty (relays disabled,
 /// no address lookup) and the `portmapper` feature is not compiled in, so the
 /// node emits no packet to the internet or to the gateway unless told to.
-pub(crate) async fn bind_endpoint(secret: iroh::SecretKey, listen: SocketAddr) -> Result<Endpoint> {
+///
+/// `link_timeout` is how long a silent link lives: keep-alives go every quarter
+/// of it, so a dead link is noticed within it and a live one never idles out.
+pub(crate) async fn bind_endpoint(
+    secret: iroh::SecretKey,
+    listen: SocketAddr,
+    link_timeout: Duration,
+) -> Result<Endpoint> {
+    let idle = link_timeout.clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let transport = QuicTransportConfig::builder()
+        .keep_alive_interval(idle / 4)
+        .default_path_keep_alive_interval(idle / 4)
+        .default_path_max_idle_timeout(idle)
+        .max_idle_timeout(Some(idle.try_into().map_err(|e| {
+            Error::InvalidArgument(format!("link timeout {link_timeout:?}: {e}"))
+        })?))
+        .build();
     Endpoint::builder(presets::Minimal)
+        .transport_config(transport)
         .clear_ip_transports()
         .bind_addr(listen)
         .map_err(|e| Error::InvalidArgument(format!("listen address {listen}: {e}")))?

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::discovery::Source;
 use crate::NodeId;
 
 /// Connection state of a peer.
@@ -12,8 +13,13 @@ use crate::NodeId;
 pub enum PeerState {
     /// Admitted and syncing.
     Connected,
-    /// Known but not connected now.
+    /// Was connected; not now.
     Disconnected,
+    /// Found by discovery, not connected yet.
+    Discovered,
+    /// Seen on the network announcing another formation (or protocol
+    /// version); never dialled.
+    OtherFormation,
 }
 
 /// What the node knows about one peer.
@@ -31,6 +37,9 @@ pub struct PeerInfo {
     pub last_seen: Option<SystemTime>,
     /// True if this node dialled the current (or last) connection.
     pub outbound: bool,
+    /// Which discoveries currently want this peer (empty for one that only
+    /// dialled us or was dialled once with [`crate::Node::connect`]).
+    pub sources: Vec<Source>,
 }
 
 /// A change in a peer's state.
@@ -55,6 +64,28 @@ pub enum PeerEvent {
         /// Why.
         reason: String,
     },
+    /// A discovery source found the peer (or was told about it); it will be
+    /// dialled and kept connected while a source wants it.
+    Discovered {
+        /// The peer.
+        peer: NodeId,
+        /// Which discovery.
+        source: Source,
+    },
+    /// A discovery source no longer sees the peer (mDNS goodbye or expiry,
+    /// or [`crate::Node::remove_peer`]).
+    Lost {
+        /// The peer.
+        peer: NodeId,
+        /// Which discovery.
+        source: Source,
+    },
+    /// mDNS saw a node announcing another formation (or protocol version); it
+    /// is not dialled.
+    SeenOtherFormation {
+        /// The peer.
+        peer: NodeId,
+    },
 }
 
 /// Thread-safe peer table.
@@ -68,19 +99,57 @@ impl PeerTable {
         f(&mut self.peers.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    fn entry(m: &mut HashMap<NodeId, PeerInfo>, id: NodeId) -> &mut PeerInfo {
+        m.entry(id).or_insert_with(|| PeerInfo {
+            id,
+            state: PeerState::Discovered,
+            addr: None,
+            rtt: None,
+            last_seen: None,
+            outbound: false,
+            sources: Vec::new(),
+        })
+    }
+
     pub fn connected(&self, id: NodeId, addr: Option<SocketAddr>, outbound: bool) {
         self.with(|m| {
-            m.insert(
-                id,
-                PeerInfo {
-                    id,
-                    state: PeerState::Connected,
-                    addr,
-                    rtt: None,
-                    last_seen: Some(SystemTime::now()),
-                    outbound,
-                },
-            );
+            let p = Self::entry(m, id);
+            p.state = PeerState::Connected;
+            p.addr = addr;
+            p.rtt = None;
+            p.last_seen = Some(SystemTime::now());
+            p.outbound = outbound;
+        })
+    }
+
+    pub fn discovered(&self, id: NodeId, source: Source) {
+        self.with(|m| {
+            let p = Self::entry(m, id);
+            if !p.sources.contains(&source) {
+                p.sources.push(source);
+                p.sources.sort();
+            }
+            if p.state == PeerState::OtherFormation {
+                p.state = PeerState::Discovered;
+            }
+        })
+    }
+
+    pub fn lost(&self, id: NodeId, source: Source) {
+        self.with(|m| {
+            if let Some(p) = m.get_mut(&id) {
+                p.sources.retain(|s| *s != source);
+            }
+        })
+    }
+
+    pub fn other_formation(&self, id: NodeId) {
+        self.with(|m| {
+            let p = Self::entry(m, id);
+            if p.state != PeerState::Connected {
+                p.state = PeerState::OtherFormation;
+            }
+            p.last_seen = Some(SystemTime::now());
         })
     }
 

@@ -1,0 +1,279 @@
+//! The connection manager: one dialling task per wanted peer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use iroh::{Endpoint, EndpointAddr, TransportAddr};
+use tokio_util::sync::CancellationToken;
+
+use super::Source;
+use crate::blobs::BlobShared;
+use crate::config::PeerAddr;
+use crate::error::{Error, Result};
+use crate::sync::Engine;
+use crate::transport::PeerEvent;
+use crate::NodeId;
+
+/// Re-dial delays: from `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each with
+/// ±25% jitter so that peers cut off together do not re-dial in lockstep.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+struct Wanted {
+    addrs: Vec<SocketAddr>,
+    sources: BTreeSet<Source>,
+    stop: CancellationToken,
+}
+
+/// Dials peers, runs admitted connections, and keeps wanted peers connected.
+pub(crate) struct Manager {
+    pub engine: Arc<Engine>,
+    pub blobs: Arc<BlobShared>,
+    pub endpoint: Endpoint,
+    pub max_peers: usize,
+    wanted: Mutex<HashMap<NodeId, Wanted>>,
+}
+
+impl Manager {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        blobs: Arc<BlobShared>,
+        endpoint: Endpoint,
+        max_peers: usize,
+    ) -> Arc<Manager> {
+        Arc::new(Manager {
+            engine,
+            blobs,
+            endpoint,
+            max_peers,
+            wanted: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn wanted(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Wanted>> {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The discovery sources that currently want `peer`.
+    pub(crate) fn sources(&self, peer: &NodeId) -> Vec<Source> {
+        self.wanted()
+            .get(peer)
+            .map(|w| w.sources.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records that `source` wants `peer` connected at `peer.addrs` (merged with
+    /// addresses already known), starting its dialling task if it had none.
+    pub(crate) fn want(self: &Arc<Self>, peer: PeerAddr, source: Source) {
+        if peer.id == self.engine.me {
+            return;
+        }
+        let mut wanted = self.wanted();
+        let new_source;
+        match wanted.get_mut(&peer.id) {
+            Some(w) => {
+                new_source = w.sources.insert(source);
+                for a in peer.addrs {
+                    if !w.addrs.contains(&a) {
+                        w.addrs.push(a);
+                    }
+                }
+            }
+            None => {
+                new_source = true;
+                let stop = self.engine.cancel.child_token();
+                wanted.insert(
+                    peer.id,
+                    Wanted {
+                        addrs: peer.addrs.clone(),
+                        sources: [source].into(),
+                        stop: stop.clone(),
+                    },
+                );
+                let me = self.clone();
+                self.engine
+                    .tasks
+                    .spawn(async move { me.keep_dialling(peer.id, stop).await });
+            }
+        }
+        drop(wanted);
+        if new_source {
+            self.engine.peers.discovered(peer.id, source);
+            self.engine.peer_hub.publish(
+                &PeerEvent::Discovered {
+                    peer: peer.id,
+                    source,
+                },
+                |_| true,
+            );
+        }
+    }
+
+    /// Withdraws `source`'s interest in `peer`; once no source wants it, its
+    /// dialling stops (an existing connection stays until it ends). Returns
+    /// true if `source` had wanted it.
+    pub(crate) fn unwant(&self, peer: &NodeId, source: Source) -> bool {
+        let mut wanted = self.wanted();
+        let Some(w) = wanted.get_mut(peer) else {
+            return false;
+        };
+        if !w.sources.remove(&source) {
+            return false;
+        }
+        if w.sources.is_empty() {
+            if let Some(w) = wanted.remove(peer) {
+                w.stop.cancel();
+            }
+        }
+        drop(wanted);
+        self.engine.peers.lost(*peer, source);
+        self.engine.peer_hub.publish(
+            &PeerEvent::Lost {
+                peer: *peer,
+                source,
+            },
+            |_| true,
+        );
+        true
+    }
+
+    fn addrs_of(&self, peer: &NodeId) -> Option<Vec<SocketAddr>> {
+        self.wanted().get(peer).map(|w| w.addrs.clone())
+    }
+
+    async fn keep_dialling(self: Arc<Self>, peer: NodeId, stop: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let connected = self.engine.is_connected(&peer);
+            let wait = if connected {
+                backoff = BACKOFF_MIN;
+                Duration::from_millis(250)
+            } else if self.engine.session_count() >= self.max_peers {
+                Duration::from_secs(1)
+            } else {
+                let Some(addrs) = self.addrs_of(&peer) else {
+                    return;
+                };
+                match self.dial(&PeerAddr { id: peer, addrs }).await {
+                    Ok(()) => {
+                        backoff = BACKOFF_MIN;
+                        Duration::from_millis(250)
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %peer.short(), error = %e, ?backoff, "dial failed");
+                        let w = jitter(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        w
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Dials a peer and waits until it is admitted (or refused).
+    pub(crate) async fn dial(self: &Arc<Self>, peer: &PeerAddr) -> Result<()> {
+        if peer.id == self.engine.me {
+            return Err(Error::InvalidArgument("cannot connect to self".into()));
+        }
+        if self.engine.is_connected(&peer.id) {
+            return Ok(());
+        }
+        if self.engine.session_count() >= self.max_peers {
+            return Err(Error::InvalidArgument(format!(
+                "peer limit of {} reached",
+                self.max_peers
+            )));
+        }
+        let addr =
+            EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.endpoint.connect(addr, crate::transport::SYNC_ALPN),
+        )
+        .await
+        .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
+        .map_err(Error::network)?;
+        let streams = self.engine.admit(&conn, true).await?;
+        self.start_session(conn, streams, true);
+        Ok(())
+    }
+
+    /// Runs an admitted connection: the sync session, and blob requests on
+    /// further streams.
+    pub(crate) fn start_session(
+        &self,
+        conn: Connection,
+        streams: (SendStream, RecvStream),
+        outbound: bool,
+    ) {
+        self.engine.spawn_session(conn.clone(), streams, outbound);
+        self.engine.tasks.spawn(crate::blobs::serve_connection(
+            self.blobs.clone(),
+            conn,
+            self.engine.tasks.clone(),
+            self.engine.cancel.clone(),
+        ));
+    }
+
+    /// Accepts incoming connections until the node closes. Beyond the peer
+    /// limit, new connections are refused before admission.
+    pub(crate) async fn accept_loop(self: Arc<Self>) {
+        loop {
+            let incoming = tokio::select! {
+                _ = self.engine.cancel.cancelled() => return,
+                i = self.endpoint.accept() => match i {
+                    Some(i) => i,
+                    None => return,
+                },
+            };
+            let me = self.clone();
+            self.engine.tasks.spawn(async move {
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "incoming connection failed");
+                        return;
+                    }
+                };
+                let peer = NodeId(conn.remote_id());
+                if me.engine.session_count() >= me.max_peers && !me.engine.is_connected(&peer) {
+                    tracing::info!(peer = %peer.short(), limit = me.max_peers, "peer limit reached; refusing");
+                    conn.close(
+                        iroh::endpoint::VarInt::from_u32(crate::sync::close_code::PEER_LIMIT),
+                        b"peer limit reached",
+                    );
+                    return;
+                }
+                if let Ok(streams) = me.engine.admit(&conn, false).await {
+                    me.start_session(conn, streams, false);
+                }
+            });
+        }
+    }
+}
+
+/// `d` ±25%.
+fn jitter(d: Duration) -> Duration {
+    let f = 0.75 + rand::random::<f64>() * 0.5;
+    d.mul_f64(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for _ in 0..1000 {
+            let j = jitter(Duration::from_secs(4));
+            assert!(j >= Duration::from_secs(3) && j <= Duration::from_secs(5));
+        }
+    }
+}

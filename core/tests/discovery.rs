@@ -1,0 +1,91 @@
+//! Static discovery at runtime and connection management on loopback (mDNS
+//! runs in network namespaces: `node/tests/netns.rs`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, open, TestNode, WAIT};
+use peat_mesh::{Event, Node, PeerEvent, PeerState, Source};
+
+async fn next_matching(
+    sub: &peat_mesh::Subscription<PeerEvent>,
+    f: impl Fn(&PeerEvent) -> bool,
+) -> PeerEvent {
+    loop {
+        match sub.next_timeout(WAIT).await.unwrap() {
+            Some(Event::Item(e)) if f(&e) => return e,
+            Some(_) => {}
+            None => panic!("no matching peer event"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_peers_added_and_removed_at_runtime() {
+    let a = open().await;
+    let b = open().await;
+    let events = a.node.subscribe_peers();
+    a.node.add_peer(b.node.peer_addr()).unwrap();
+    let e = next_matching(&events, |e| matches!(e, PeerEvent::Discovered { .. })).await;
+    assert_eq!(
+        e,
+        PeerEvent::Discovered {
+            peer: b.node.id(),
+            source: Source::Static
+        }
+    );
+    next_matching(&events, |e| matches!(e, PeerEvent::Connected { .. })).await;
+    let info = a
+        .node
+        .peers()
+        .into_iter()
+        .find(|p| p.id == b.node.id())
+        .unwrap();
+    assert_eq!(info.state, PeerState::Connected);
+    assert_eq!(info.sources, vec![Source::Static]);
+
+    // A dropped link to a static peer is re-dialled by itself.
+    assert!(b.node.disconnect(&a.node.id()));
+    next_matching(&events, |e| matches!(e, PeerEvent::Disconnected { .. })).await;
+    next_matching(&events, |e| matches!(e, PeerEvent::Connected { .. })).await;
+    a.node
+        .put("c", "after", &serde_json::json!({"x": 1}))
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || b.node.get("c", "after").unwrap().is_some()).await);
+
+    // Removed: lost, disconnected, and not dialled again.
+    assert!(a.node.remove_peer(&b.node.id()));
+    assert!(!a.node.remove_peer(&b.node.id()));
+    next_matching(&events, |e| matches!(e, PeerEvent::Lost { .. })).await;
+    assert!(eventually(WAIT, || a.node.connected_peers() == 0).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(a.node.connected_peers(), 0, "a removed peer was re-dialled");
+    assert!(a.node.peers().iter().all(|p| p.sources.is_empty()));
+    assert!(a.node.add_peer(a.node.peer_addr()).is_err());
+    for n in [&a, &b] {
+        n.node.close(Duration::from_secs(5)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_limit_refuses_connections_beyond_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path(), common::formation());
+    cfg.max_peers = 1;
+    let hub = TestNode {
+        node: Node::open(cfg).await.unwrap(),
+        dir,
+    };
+    let b = open().await;
+    let c = open().await;
+    b.node.connect(&hub.node.peer_addr()).await.unwrap();
+    assert!(c.node.connect(&hub.node.peer_addr()).await.is_err());
+    assert_eq!(hub.node.connected_peers(), 1);
+    // the hub itself will not dial beyond its limit either
+    assert!(hub.node.connect(&c.node.peer_addr()).await.is_err());
+    for n in [&hub, &b, &c] {
+        n.node.close(Duration::from_secs(5)).await.unwrap();
+    }
+}
