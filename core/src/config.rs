@@ -63,7 +63,7 @@ pub struct NodeConfig {
     /// connections are refused. Default 64.
     pub max_peers: usize,
     /// A link that carries nothing for this long is declared down (keep-alives
-    /// go every quarter of it). Default 6 s.
+    /// go every quarter of it). Default 5 s.
     pub link_timeout: Duration,
     /// Blob garbage collection spares blobs added less than this long ago, so a
     /// blob added just before the document that refers to it is written survives.
@@ -87,7 +87,7 @@ impl NodeConfig {
             blob_gc_grace: Duration::from_secs(3600),
             mdns: false,
             max_peers: 64,
-            link_timeout: Duration::from_secs(6),
+            link_timeout: Duration::from_secs(5),
         }
     }
 
