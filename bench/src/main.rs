@@ -4,10 +4,13 @@
 //! cargo run --release --bin peat-bench -- <scenario|all> [--json] [--small]
 //! ```
 //! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
-//! automerge-cost, store, startup, blob-add, blob-transfer, blob-resume. One line per figure; JSON lines with `--json`. `--small` runs
+//! automerge-cost, store, startup, discover, reconnect (both in network
+//! namespaces: root, and the `peat-mesh-node` binary next to this one),
+//! blob-add, blob-transfer, blob-resume. One line per figure; JSON lines with `--json`. `--small` runs
 //! each scenario at a small size (CI uses it to show the scenarios work).
 
 mod blobs;
+mod discovery;
 
 use std::time::{Duration, Instant};
 
@@ -629,6 +632,12 @@ fn main() -> Result<()> {
     if go("startup") {
         startup(&out)?;
     }
+    if go("discover") {
+        discovery::discover(&out, &size)?;
+    }
+    if go("reconnect") {
+        discovery::reconnect(&out, &size)?;
+    }
     if go("blob-add") {
         rt.block_on(blobs::blob_add(&out, &size))?;
     }
@@ -639,7 +648,7 @@ fn main() -> Result<()> {
         rt.block_on(blobs::blob_resume(&out, &size))?;
     }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, blob-add, blob-transfer, blob-resume, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, all");
     }
     Ok(())
 }
