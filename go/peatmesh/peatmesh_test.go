@@ -465,3 +465,45 @@ func BenchmarkPutGetParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestStaticPeerAddedAndRemoved(t *testing.T) {
+	a, b := open(t, secret), open(t, secret)
+	sub, err := a.SubscribePeers(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	addrs, _ := b.Addrs()
+	if err := a.AddPeer(addrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	discovered, connected := false, false
+	deadline := time.After(10 * time.Second)
+	for !(discovered && connected) {
+		select {
+		case ev := <-sub.Events():
+			if ev.Kind == PeerDiscovered && ev.Reason == "static" {
+				discovered = true
+			}
+			if ev.Kind == PeerConnected {
+				connected = true
+			}
+		case <-deadline:
+			t.Fatalf("discovered=%v connected=%v", discovered, connected)
+		}
+	}
+	peers, _ := a.Peers()
+	if len(peers) != 1 || peers[0].State != "connected" || len(peers[0].Sources) != 1 || peers[0].Sources[0] != "static" {
+		t.Fatalf("peers: %+v", peers)
+	}
+	bid, _ := b.ID()
+	if ok, err := a.RemovePeer(bid); !ok || err != nil {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
+	if ok, _ := a.RemovePeer(bid); ok {
+		t.Fatal("removed twice")
+	}
+	if err := a.AddPeer("nonsense"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad peer: %v", err)
+	}
+}

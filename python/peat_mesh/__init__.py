@@ -103,7 +103,9 @@ class DocEvent:
 
 @dataclass(frozen=True)
 class PeerEvent:
-    """``kind`` is "connected", "disconnected" or "admission_refused"."""
+    """``kind`` is "connected", "disconnected", "admission_refused", "discovered",
+    "lost" or "other_formation"; ``reason`` holds the disconnect or refusal
+    reason, or the discovery ("static", "mdns", "direct") of discovered/lost."""
 
     kind: str
     peer: str

@@ -326,3 +326,28 @@ def test_blob_blocking_api(open_node, tmp_path):
         assert t.wait_blocking(20.0) == info
     assert b.blob_status(info.hash).state == "complete"
     assert b.blob_status("0" * 64).state == "missing"
+
+
+def test_static_peer_added_and_removed(open_node):
+    a, b = open_node("a"), open_node("b")
+    sub = a.subscribe_peers()
+    a.add_peer(b.addrs()[0])
+    kinds = set()
+    deadline = time.time() + 10
+    while time.time() < deadline and not {"discovered", "connected"} <= kinds:
+        ev = sub.next(0.2)
+        if ev is not None and not isinstance(ev, Lagged):
+            kinds.add(ev.kind)
+    assert {"discovered", "connected"} <= kinds, kinds
+    (p,) = a.peers()
+    assert p.state == "connected" and p.sources == "static"
+    assert a.remove_peer(b.id) is True
+    assert a.remove_peer(b.id) is False
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        a.add_peer("nonsense")
+    sub.close()
+
+
+def test_mdns_switch_opens_a_node(tmp_path):
+    with peat_mesh.SyncNode.open(str(tmp_path / "m"), "py", SECRET, listen="127.0.0.1:0", mdns=True) as n:
+        assert len(n.id) == 64

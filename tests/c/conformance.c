@@ -725,6 +725,55 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     return 1;
 }
 
+/* ---- discovery switches ---- */
+
+static int t_static_peer_added_and_removed(void) {
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_node(&a, da, SECRET));
+    CHECK(open_node(&b, db, SECRET));
+    PeatSubscription sub;
+    OK(peat_peer_subscribe(a, &sub, ERR));
+    PeatStringList addrs;
+    memset(&addrs, 0, sizeof addrs);
+    OK(peat_node_addrs(b, &addrs, ERR));
+    CHECK(addrs.len > 0);
+    OK(peat_node_add_peer(a, S(addrs.items[0]), ERR));
+    peat_string_list_free(addrs);
+    int discovered = 0, connected = 0;
+    for (int i = 0; i < 100 && !(discovered && connected); i++) {
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        int32_t rc = call_with_err_(peat_subscription_next(sub, 200, &ev, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        CHECK(rc == PEAT_STATUS_OK);
+        if (ev.kind == PEAT_EVENT_KIND_PEER_DISCOVERED) discovered = strcmp(ev.reason, "static") == 0;
+        if (ev.kind == PEAT_EVENT_KIND_PEER_CONNECTED) connected = 1;
+        peat_event_free(&ev);
+    }
+    CHECK(discovered && connected);
+    PeatPeerList peers;
+    OK(peat_node_peers(a, &peers, ERR));
+    CHECK(peers.len == 1 && strcmp(peers.items[0].state, "connected") == 0 &&
+          strcmp(peers.items[0].sources, "static") == 0);
+    char *b_id = NULL;
+    OK(peat_node_id(b, &b_id, ERR));
+    bool removed = false;
+    OK(peat_node_remove_peer(a, S(b_id), &removed, ERR));
+    CHECK(removed);
+    OK(peat_node_remove_peer(a, S(b_id), &removed, ERR));
+    CHECK(!removed);
+    peat_peer_list_free(peers);
+    peat_string_free(b_id);
+    CHECK(call_with_err_(peat_node_add_peer(a, S("not-a-peer"), ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_subscription_close(sub, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    return 1;
+}
+
 typedef int (*test_fn)(void);
 static const struct {
     const char *name;
@@ -746,6 +795,7 @@ static const struct {
     {"log_callback", t_log_callback},
     {"cancel_connect", t_cancel_connect},
     {"blob_fetch_progress_cancel_resume", t_blob_fetch_progress_cancel_resume},
+    {"static_peer_added_and_removed", t_static_peer_added_and_removed},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

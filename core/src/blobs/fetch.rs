@@ -436,15 +436,19 @@ pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
     };
     let ptx = Arc::new(ptx);
     let shared = ctx.shared.clone();
-    ctx.engine.tasks.clone().spawn(async move {
-        let r = run(&ctx, hash, &opts, &cancel, &ptx).await;
-        ptx.send_modify(|p| p.finished = true);
-        lock(&shared.active).remove(&hash);
-        let _ = otx.send(match r {
-            Ok(i) => Outcome::Done(i),
-            Err(e) => Outcome::Failed(e.kind(), e.detail()),
-        });
-    });
+    let rt = shared.rt.clone();
+    ctx.engine.tasks.clone().spawn_on(
+        async move {
+            let r = run(&ctx, hash, &opts, &cancel, &ptx).await;
+            ptx.send_modify(|p| p.finished = true);
+            lock(&shared.active).remove(&hash);
+            let _ = otx.send(match r {
+                Ok(i) => Outcome::Done(i),
+                Err(e) => Outcome::Failed(e.kind(), e.detail()),
+            });
+        },
+        &rt,
+    );
     t
 }
 

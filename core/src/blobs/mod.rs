@@ -76,6 +76,8 @@ pub(crate) struct BlobShared {
     pub counters: Arc<fetch::Counters>,
     pub active: Mutex<HashMap<BlobHash, Transfer>>,
     pub gc_grace: Duration,
+    /// The node's runtime: transfers run there whichever thread starts them.
+    pub rt: tokio::runtime::Handle,
 }
 
 impl BlobShared {
@@ -85,6 +87,7 @@ impl BlobShared {
             counters: Default::default(),
             active: Mutex::new(HashMap::new()),
             gc_grace,
+            rt: tokio::runtime::Handle::current(),
         })
     }
 }
@@ -239,28 +242,33 @@ impl Blobs {
         };
         let cancel = self.engine.cancel.child_token();
         let c2 = cancel.clone();
-        self.engine.tasks.spawn(async move {
-            let opts = FetchOptions::default()
-                .from([peer])
-                .profile(TransferProfile::DATACENTER);
-            let progress = Arc::new(watch::channel(Progress::default()).0);
-            let r = async {
-                let ob = fetch::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
-                let target = fetch::Target::Forward {
-                    outboard: ob,
-                    out: tx.clone(),
-                };
-                let (_, why) = fetch::pump(&ctx, target, &[peer], &opts, &c2, &progress).await?;
-                match why {
-                    Some(e) => Err(e),
-                    None => Ok(()),
+        let rt = self.shared.rt.clone();
+        self.engine.tasks.spawn_on(
+            async move {
+                let opts = FetchOptions::default()
+                    .from([peer])
+                    .profile(TransferProfile::DATACENTER);
+                let progress = Arc::new(watch::channel(Progress::default()).0);
+                let r = async {
+                    let ob = fetch::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
+                    let target = fetch::Target::Forward {
+                        outboard: ob,
+                        out: tx.clone(),
+                    };
+                    let (_, why) =
+                        fetch::pump(&ctx, target, &[peer], &opts, &c2, &progress).await?;
+                    match why {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    }
                 }
-            }
-            .await;
-            if let Err(e) = r {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
+                .await;
+                if let Err(e) = r {
+                    let _ = tx.send(Err(e)).await;
+                }
+            },
+            &rt,
+        );
         BlobStream { rx, cancel }
     }
 

@@ -35,6 +35,9 @@ pub(crate) struct Manager {
     pub endpoint: Endpoint,
     pub max_peers: usize,
     wanted: Mutex<HashMap<NodeId, Wanted>>,
+    /// The runtime the node was opened on: dialling tasks run there even when
+    /// `want` is called from another thread.
+    rt: tokio::runtime::Handle,
 }
 
 impl Manager {
@@ -50,6 +53,7 @@ impl Manager {
             endpoint,
             max_peers,
             wanted: Mutex::new(HashMap::new()),
+            rt: tokio::runtime::Handle::current(),
         })
     }
 
@@ -94,9 +98,10 @@ impl Manager {
                     },
                 );
                 let me = self.clone();
-                self.engine
-                    .tasks
-                    .spawn(async move { me.keep_dialling(peer.id, stop).await });
+                self.engine.tasks.spawn_on(
+                    async move { me.keep_dialling(peer.id, stop).await },
+                    &self.rt,
+                );
             }
         }
         drop(wanted);
