@@ -349,12 +349,33 @@ static int t_close_with_subscriptions_in_flight(void) {
     OK(peat_peer_subscribe(a, &s2, ERR));
     CHECK(connect_nodes(b, a));
     for (int i = 0; i < 20; i++) OK(peat_doc_put(b, S("x"), S("k"), S("{\"i\":1}"), ERR));
+    /* and a slow blob transfer from B into A */
+    char src[128];
+    snprintf(src, sizeof src, "%s/blob.bin", db);
+    FILE *f = fopen(src, "wb");
+    CHECK(f != NULL);
+    for (int i = 0; i < (1 << 20); i++) fputc(i * 7 % 251, f);
+    fclose(f);
+    PeatBlobInfo info;
+    OK(peat_blob_add_file(b, S(src), 10000, NO_CANCEL, &info, ERR));
+    PeatTransfer t;
+    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, S("edge"), 128u << 10, &t, ERR));
+    PeatTransferProgress p;
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 1000 && p.done == 0; i++) {
+        OK(peat_transfer_progress(t, &p, ERR));
+        usleep(10000);
+    }
+    CHECK(p.done > 0 && !p.finished);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     OK(peat_node_close(a, 2000, ERR));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     CHECK(secs < 3.0);
+    PeatBlobInfo got;
+    CHECK(call_with_err_(peat_transfer_wait(t, 5000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CANCELLED);
+    OK(peat_transfer_free(t, ERR));
     OK(peat_subscription_close(s1, ERR));
     OK(peat_subscription_close(s2, ERR));
     OK(peat_node_close(b, 2000, ERR));
