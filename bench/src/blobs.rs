@@ -28,18 +28,6 @@ fn make_file(path: &std::path::Path, size: u64) -> Result<()> {
     Ok(())
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Child side: `__blob-recv <memory|store> <id@addr> <hash> <dir> [rate]`.
 pub fn recv_child(args: &[String]) -> Result<()> {
     let mode = args.first().context("mode")?.clone();
@@ -93,7 +81,10 @@ pub fn recv_child(args: &[String]) -> Result<()> {
             println!("RESUMED {} RECEIVED {}", p.resumed, p.received);
         }
         let secs = t0.elapsed().as_secs_f64();
-        println!("BYTES {bytes} SECS {secs} PEAK_KIB {}", peak_rss_kib());
+        println!(
+            "BYTES {bytes} SECS {secs} PEAK_KIB {}",
+            crate::rss_kib("VmHWM:") as u64
+        );
         node.close(Duration::from_secs(10)).await?;
         Ok::<_, anyhow::Error>(())
     })

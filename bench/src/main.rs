@@ -336,7 +336,7 @@ fn reconcile(out: &Out, size: &Size) -> Result<()> {
     Ok(())
 }
 
-fn rss_kib(field: &str) -> f64 {
+pub(crate) fn rss_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

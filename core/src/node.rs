@@ -569,21 +569,17 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::security::{admit_outbound, Formation};
-    use crate::{Event, PeerEvent};
+    use iroh::endpoint::{Connection, RecvStream, SendStream};
 
-    /// A raw peer that passes admission and then sends `bytes` as sync traffic.
-    async fn misbehave(bytes: &[u8]) -> (Vec<PeerEvent>, u64) {
-        let formation = Formation::new("f", [3; 32]);
-        let dir = tempfile::tempdir().unwrap();
-        let node = Node::open(
-            NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-        let events = node.subscribe_peers();
+    /// A raw iroh peer that dials `node` and passes admission by hand, for
+    /// tests that then speak the wire protocol (or misbehave) directly.
+    pub(crate) async fn raw_admitted(
+        node: &Node,
+        formation: &Formation,
+    ) -> (Endpoint, Connection, SendStream, RecvStream) {
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
         let ep = bind_endpoint(
@@ -597,9 +593,31 @@ mod tests {
             EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
         let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        admit_outbound(&mut recv, &mut send, &formation, &me, &node.id())
+        admit_outbound(&mut recv, &mut send, formation, &me, &node.id())
             .await
             .unwrap();
+        (ep, conn, send, recv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::Formation;
+    use crate::{Event, PeerEvent};
+
+    /// A raw peer that passes admission and then sends `bytes` as sync traffic.
+    async fn misbehave(bytes: &[u8]) -> (Vec<PeerEvent>, u64) {
+        let formation = Formation::new("f", [3; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(
+            NodeConfig::new(dir.path(), formation.clone()).listen("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let events = node.subscribe_peers();
+        let (ep, _conn, mut send, _recv) =
+            super::test_support::raw_admitted(&node, &formation).await;
         send.write_all(bytes).await.unwrap();
         let mut seen = Vec::new();
         while let Ok(Some(Event::Item(e))) = events.next_timeout(Duration::from_secs(10)).await {
@@ -670,7 +688,7 @@ mod tests {
 mod blob_request_tests {
     use super::*;
     use crate::blobs::BlobHash;
-    use crate::security::{admit_outbound, Formation};
+    use crate::security::Formation;
 
     /// Malformed blob requests from an admitted peer get a clear refusal on
     /// their own stream; the connection, the node and good requests carry on.
@@ -685,22 +703,7 @@ mod blob_request_tests {
         .unwrap();
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let info = node.blobs().add_bytes(data.clone()).await.unwrap();
-        let secret = iroh::SecretKey::generate();
-        let me = NodeId(secret.public());
-        let ep = bind_endpoint(
-            secret,
-            "127.0.0.1:0".parse().unwrap(),
-            Duration::from_secs(6),
-        )
-        .await
-        .unwrap();
-        let addr =
-            EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
-        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        admit_outbound(&mut recv, &mut send, &formation, &me, &node.id())
-            .await
-            .unwrap();
+        let (ep, conn, send, recv) = super::test_support::raw_admitted(&node, &formation).await;
 
         let garbage: [&[u8]; 4] = [
             &[0, 0, 0, 3, 0xff, 0xff, 0xff], // not a request
@@ -759,7 +762,7 @@ mod blob_request_tests {
 #[cfg(test)]
 mod stuck_peer_tests {
     use super::*;
-    use crate::security::{admit_outbound, Formation};
+    use crate::security::Formation;
 
     /// A peer that is admitted and then never reads must not slow the writer or
     /// the other peers: its live queue is bounded and coalesces.
@@ -778,21 +781,7 @@ mod stuck_peer_tests {
         .unwrap();
 
         // the stuck peer: admitted, then reads nothing (its receive window fills)
-        let secret = iroh::SecretKey::generate();
-        let me = NodeId(secret.public());
-        let ep = bind_endpoint(
-            secret,
-            "127.0.0.1:0".parse().unwrap(),
-            Duration::from_secs(6),
-        )
-        .await
-        .unwrap();
-        let addr = EndpointAddr::from_parts(a.id().0, a.addrs().into_iter().map(TransportAddr::Ip));
-        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        admit_outbound(&mut recv, &mut send, &formation, &me, &a.id())
-            .await
-            .unwrap();
+        let (ep, conn, send, recv) = super::test_support::raw_admitted(&a, &formation).await;
 
         b.connect(&a.peer_addr()).await.unwrap();
         assert_eq!(a.connected_peers(), 2);

@@ -272,19 +272,9 @@ pub fn blob_status(node: u64, hash: &str) -> SdkResult<BlobStatusRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdk::{connect, node_addrs, node_close, node_id, node_open, NodeOptions};
+    use crate::sdk::tests::opts;
+    use crate::sdk::{connect, node_addrs, node_close, node_id, node_open};
     use std::sync::{Arc, Mutex};
-
-    fn opts(dir: &std::path::Path) -> NodeOptions {
-        NodeOptions {
-            data_dir: dir.to_string_lossy().into_owned(),
-            formation_id: "t".into(),
-            formation_secret: vec![9; 32],
-            listen: "127.0.0.1:0".into(),
-            peers: vec![],
-            mdns: false,
-        }
-    }
 
     struct Collect(Arc<Mutex<Vec<TransferProgress>>>);
     impl EventSink for Collect {

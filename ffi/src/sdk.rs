@@ -487,7 +487,7 @@ pub fn unsubscribe(sub: u64) -> SdkResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The handle registry is process-wide: tests that count handles run one at a time.
@@ -497,7 +497,8 @@ mod tests {
         SERIAL.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn opts(dir: &std::path::Path) -> NodeOptions {
+    /// Options for a test node on loopback in `dir`.
+    pub(crate) fn opts(dir: &std::path::Path) -> NodeOptions {
         NodeOptions {
             data_dir: dir.to_string_lossy().into_owned(),
             formation_id: "t".into(),
