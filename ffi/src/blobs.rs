@@ -63,7 +63,7 @@ impl BlobInfoRecord {
 
 /// Progress of a transfer.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, uniffi::Record)]
 pub struct TransferProgress {
     /// Verified bytes held locally.
     pub done: u64,
@@ -94,7 +94,7 @@ impl From<Progress> for TransferProgress {
 
 /// How much of a blob is here.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
 pub struct BlobStatusRecord {
     /// 0 missing, 1 partial, 2 complete.
     pub state: i32,

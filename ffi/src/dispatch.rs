@@ -20,7 +20,7 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{DocEventRecord, PeerEventRecord};
 
 /// What a push subscription delivers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum SubEvent {
     /// A document event.
     Doc(DocEventRecord),

@@ -17,6 +17,9 @@ pub mod sdk;
 
 mod c_api;
 mod c_api_blobs;
+pub mod uniffi_api;
+
+uniffi::setup_scaffolding!("peat_mesh");
 
 pub use c_api::*;
 pub use c_api_blobs::*;

@@ -15,7 +15,7 @@ use crate::handles::{self, Object};
 use crate::runtime;
 
 /// What [`node_open`] needs. Documents travel as JSON text; everything else is typed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct NodeOptions {
     /// Data directory (created if missing).
     pub data_dir: String,
@@ -32,7 +32,7 @@ pub struct NodeOptions {
 }
 
 /// A peer as the SDK reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerRecord {
     /// Node id (64 hex digits).
     pub id: String,
@@ -51,7 +51,7 @@ pub struct PeerRecord {
 }
 
 /// A document event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum DocEventRecord {
     /// A document's new state (`json` is `None` when it was deleted).
     Changed {
@@ -69,7 +69,7 @@ pub enum DocEventRecord {
 }
 
 /// A peer event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum PeerEventRecord {
     /// Admitted and syncing.
     Connected {
@@ -265,7 +265,7 @@ pub fn peers(node: u64) -> SdkResult<Vec<PeerRecord>> {
 
 /// Counters of a node. `repr(C)`: the C ABI returns it as is (`PeatNodeStats`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
 pub struct NodeStats {
     /// Stored documents, tombstones included.
     pub documents: u64,

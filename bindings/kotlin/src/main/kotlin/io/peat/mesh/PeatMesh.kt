@@ -1,0 +1,228 @@
+package io.peat.mesh
+
+import io.peat.mesh.uniffi.BlobInfo
+import io.peat.mesh.uniffi.BlobStatusRecord
+import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.EventListener
+import io.peat.mesh.uniffi.NodeOptions
+import io.peat.mesh.uniffi.PeerEventRecord
+import io.peat.mesh.uniffi.PeerRecord
+import io.peat.mesh.uniffi.SubEvent
+import io.peat.mesh.uniffi.TransferProgress
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.channels.trySendBlocking
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.ensureActive
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import java.io.Closeable
+import io.peat.mesh.uniffi.PeatException as NativeException
+
+/** Every SDK error is a [PeatException] subclass, one per stable error kind. */
+typealias PeatException = NativeException
+
+/** Process-wide entry points: loading and leak checks. */
+object PeatMesh {
+    /**
+     * Loads the native library from an absolute path before the first call.
+     * ATAK loads plugin classes with its own class loader; the library must
+     * come from the plugin's own directory, by absolute path.
+     */
+    fun loadFrom(absolutePath: String) {
+        require(java.io.File(absolutePath).isAbsolute) { "not an absolute path: $absolutePath" }
+        System.setProperty("uniffi.component.peat_mesh.libraryOverride", absolutePath)
+    }
+
+    /** The native ABI version. */
+    val abiVersion: Int get() = io.peat.mesh.uniffi.abiVersion().toInt()
+
+    /** Live SDK handles in this process (for leak checks). */
+    fun liveHandles(): Long = io.peat.mesh.uniffi.liveHandles().toLong()
+}
+
+/**
+ * Runs a blocking SDK call on [Dispatchers.IO] with a cancel token: cancelling
+ * the calling coroutine cancels the token, which stops the Rust work.
+ */
+internal suspend fun <T> cancellable(block: (ULong) -> T): T {
+    val token = io.peat.mesh.uniffi.cancelNew()
+    try {
+        return coroutineScope {
+            val watcher = launch(start = CoroutineStart.UNDISPATCHED) {
+                try {
+                    awaitCancellation()
+                } finally {
+                    runCatching { io.peat.mesh.uniffi.cancel(token) }
+                }
+            }
+            try {
+                withContext(Dispatchers.IO) { block(token) }
+            } finally {
+                watcher.cancel()
+            }
+        }
+    } catch (e: NativeException.Cancelled) {
+        // Cancelled because this coroutine was: report it the coroutine way.
+        currentCoroutineContext().ensureActive()
+        throw e
+    } finally {
+        runCatching { io.peat.mesh.uniffi.cancelFree(token) }
+    }
+}
+
+private const val LONG_WAIT_MS: ULong = 3_600_000u
+
+/**
+ * A running node. Every suspending call runs off the caller's thread; close it
+ * with [close] (or `use {}`).
+ */
+class Node private constructor(private val handle: ULong) : Closeable {
+    companion object {
+        /** Opens a node; cancelling the coroutine stops the opening. */
+        suspend fun open(
+            dataDir: String,
+            formationId: String,
+            secret: ByteArray,
+            listen: String = "0.0.0.0:0",
+            peers: List<String> = emptyList(),
+            mdns: Boolean = false,
+            timeoutMs: Long = 30_000,
+        ): Node = Node(cancellable { t ->
+            io.peat.mesh.uniffi.nodeOpen(NodeOptions(dataDir, formationId, secret, listen, peers, mdns), timeoutMs.toULong(), t)
+        })
+    }
+
+    /** This node's id (64 hex digits). */
+    val id: String get() = io.peat.mesh.uniffi.nodeId(handle)
+
+    /** `NODEID@HOST:PORT` strings another node can dial. */
+    val addrs: List<String> get() = io.peat.mesh.uniffi.nodeAddrs(handle)
+
+    /** Dials a peer and waits for admission. */
+    suspend fun connect(peer: String, timeoutMs: Long = 10_000) =
+        cancellable { t -> io.peat.mesh.uniffi.connect(handle, peer, timeoutMs.toULong(), t) }
+
+    /** Adds a static peer, kept connected until [removePeer]. */
+    fun addPeer(peer: String) = io.peat.mesh.uniffi.addPeer(handle, peer)
+
+    /** Removes a static peer; false if it was not one. */
+    fun removePeer(id: String): Boolean = io.peat.mesh.uniffi.removePeer(handle, id)
+
+    /** Every peer seen, with state and discovery sources. */
+    fun peers(): List<PeerRecord> = io.peat.mesh.uniffi.peers(handle)
+
+    /** Writes a document (a JSON object); returns once durable. */
+    suspend fun put(collection: String, id: String, json: String) =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.put(handle, collection, id, json) }
+
+    /** Applies an RFC 7386 merge patch. */
+    suspend fun mergePatch(collection: String, id: String, json: String) =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.mergePatch(handle, collection, id, json) }
+
+    /** The document as JSON, or null. */
+    suspend fun get(collection: String, id: String): String? =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.get(handle, collection, id) }
+
+    /** Deletes a document; false if there was none. */
+    suspend fun delete(collection: String, id: String): Boolean =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.delete(handle, collection, id) }
+
+    /** One page of ids and the cursor of the next. */
+    suspend fun list(collection: String, prefix: String = "", after: String? = null, limit: Int = 100) =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.list(handle, collection, prefix, after, limit.toUInt()) }
+
+    /**
+     * Document events as a Flow: collecting subscribes, cancelling the
+     * collector unsubscribes. Events are produced on the SDK dispatcher thread;
+     * collect on `Dispatchers.Main` to touch the UI.
+     */
+    fun documents(collection: String, id: String? = null, snapshot: Boolean = false): Flow<DocEventRecord> =
+        callbackFlow {
+            val sub = io.peat.mesh.uniffi.subscribeDocs(handle, collection, id, snapshot, object : EventListener {
+                override fun onEvent(event: SubEvent) {
+                    when (event) {
+                        is SubEvent.Doc -> trySendBlocking(event.v1)
+                        is SubEvent.Closed -> channel.close()
+                        else -> {}
+                    }
+                }
+            })
+            awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
+        }
+
+    /** Peer events as a Flow (see [documents]). */
+    fun peerEvents(): Flow<PeerEventRecord> = callbackFlow {
+        val sub = io.peat.mesh.uniffi.subscribePeers(handle, object : EventListener {
+            override fun onEvent(event: SubEvent) {
+                when (event) {
+                    is SubEvent.Peer -> trySendBlocking(event.v1)
+                    is SubEvent.Closed -> channel.close()
+                    else -> {}
+                }
+            }
+        })
+        awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
+    }
+
+    /** Adds a file's contents as a blob. */
+    suspend fun addBlobFile(path: String): BlobInfo =
+        cancellable { t -> io.peat.mesh.uniffi.blobAddFile(handle, path, LONG_WAIT_MS, t) }
+
+    /** Starts fetching a blob; see [Transfer]. */
+    fun fetchBlob(
+        hash: String,
+        providers: List<String> = emptyList(),
+        profile: String = "",
+        rateLimit: Long = 0,
+    ): Transfer = Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong()))
+
+    /** Copies a complete blob to [path]; returns its size. */
+    suspend fun exportBlob(hash: String, path: String): Long =
+        cancellable { t -> io.peat.mesh.uniffi.blobExport(handle, hash, path, LONG_WAIT_MS, t) }.toLong()
+
+    /** How much of a blob is here (state 0 missing, 1 partial, 2 complete). */
+    fun blobStatus(hash: String): BlobStatusRecord = io.peat.mesh.uniffi.blobStatus(handle, hash)
+
+    /** Closes the node (blocking, bounded by five seconds). Idempotent. */
+    override fun close() {
+        runCatching { io.peat.mesh.uniffi.nodeClose(handle, 5_000u) }
+    }
+}
+
+/** A blob fetch. [await] it; cancelling the awaiting coroutine cancels the fetch. */
+class Transfer internal constructor(private val handle: ULong) : Closeable {
+    /** Current progress. */
+    fun progress(): TransferProgress = io.peat.mesh.uniffi.transferProgress(handle)
+
+    /** Progress as a Flow that ends after the final (finished) value. */
+    val updates: Flow<TransferProgress>
+        get() = callbackFlow {
+            val sub = io.peat.mesh.uniffi.transferSubscribeProgress(handle, object : EventListener {
+                override fun onEvent(event: SubEvent) {
+                    when (event) {
+                        is SubEvent.Progress -> trySendBlocking(event.v1)
+                        is SubEvent.Closed -> channel.close()
+                        else -> {}
+                    }
+                }
+            })
+            awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
+        }
+
+    /** Waits for the end; the fetched blob, or the transfer's exception. */
+    suspend fun await(): BlobInfo = cancellable { t -> io.peat.mesh.uniffi.transferWait(handle, LONG_WAIT_MS, t) }
+
+    /** Stops the transfer; what it verified stays on disk for a later fetch. */
+    fun cancel() = io.peat.mesh.uniffi.transferCancel(handle)
+
+    /** Frees the handle (a running transfer goes on; [cancel] it to stop it). */
+    override fun close() {
+        runCatching { io.peat.mesh.uniffi.transferFree(handle) }
+    }
+}

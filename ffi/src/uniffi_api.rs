@@ -1,0 +1,374 @@
+//! The UniFFI face of the SDK layer (Kotlin/Android): the same operations as
+//! [`crate::sdk`] and [`crate::blobs`], exported with proc-macros. Records and
+//! events are the SDK's own types (they derive `uniffi::Record`/`Enum`); only
+//! the error and the blob info need shapes of their own here. The generated
+//! Kotlin lives in `bindings/kotlin/` (regenerate with `scripts/gen-kotlin`).
+
+use std::sync::Arc;
+
+use crate::blobs::{self, BlobStatusRecord, TransferProgress};
+use crate::dispatch::{EventSink, SubEvent};
+use crate::error::{ErrorCode, SdkError};
+use crate::sdk::{self, NodeOptions, NodeStats, PeerRecord};
+
+/// Every SDK error, one variant per stable code. Kotlin sees a sealed
+/// `PeatException` hierarchy.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum PeatException {
+    /// See [`ErrorCode::InvalidArgument`].
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// See [`ErrorCode::NotFound`].
+    #[error("{0}")]
+    NotFound(String),
+    /// See [`ErrorCode::InvalidHandle`].
+    #[error("{0}")]
+    InvalidHandle(String),
+    /// See [`ErrorCode::Closed`].
+    #[error("{0}")]
+    Closed(String),
+    /// See [`ErrorCode::Timeout`].
+    #[error("{0}")]
+    Timeout(String),
+    /// See [`ErrorCode::Io`].
+    #[error("{0}")]
+    Io(String),
+    /// See [`ErrorCode::Network`].
+    #[error("{0}")]
+    Network(String),
+    /// See [`ErrorCode::AdmissionRefused`].
+    #[error("{0}")]
+    AdmissionRefused(String),
+    /// See [`ErrorCode::Protocol`].
+    #[error("{0}")]
+    Protocol(String),
+    /// See [`ErrorCode::Corrupt`].
+    #[error("{0}")]
+    Corrupt(String),
+    /// See [`ErrorCode::ShutDown`].
+    #[error("{0}")]
+    ShutDown(String),
+    /// See [`ErrorCode::WouldDeadlock`].
+    #[error("{0}")]
+    WouldDeadlock(String),
+    /// See [`ErrorCode::Internal`].
+    #[error("{0}")]
+    Internal(String),
+    /// See [`ErrorCode::Cancelled`].
+    #[error("{0}")]
+    Cancelled(String),
+}
+
+impl From<SdkError> for PeatException {
+    fn from(e: SdkError) -> Self {
+        let m = e.message;
+        match e.code {
+            ErrorCode::Ok | ErrorCode::Internal => PeatException::Internal(m),
+            ErrorCode::InvalidArgument => PeatException::InvalidArgument(m),
+            ErrorCode::NotFound => PeatException::NotFound(m),
+            ErrorCode::InvalidHandle => PeatException::InvalidHandle(m),
+            ErrorCode::Closed => PeatException::Closed(m),
+            ErrorCode::Timeout => PeatException::Timeout(m),
+            ErrorCode::Io => PeatException::Io(m),
+            ErrorCode::Network => PeatException::Network(m),
+            ErrorCode::AdmissionRefused => PeatException::AdmissionRefused(m),
+            ErrorCode::Protocol => PeatException::Protocol(m),
+            ErrorCode::Corrupt => PeatException::Corrupt(m),
+            ErrorCode::ShutDown => PeatException::ShutDown(m),
+            ErrorCode::WouldDeadlock => PeatException::WouldDeadlock(m),
+            ErrorCode::Cancelled => PeatException::Cancelled(m),
+        }
+    }
+}
+
+type R<T> = Result<T, PeatException>;
+
+/// A complete blob.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BlobInfo {
+    /// BLAKE3 hash, 64 hex digits.
+    pub hash: String,
+    /// SHA-256, 64 hex digits.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl From<blobs::BlobInfoRecord> for BlobInfo {
+    fn from(r: blobs::BlobInfoRecord) -> Self {
+        BlobInfo {
+            hash: r.hash_hex(),
+            sha256: r.sha256_hex(),
+            size: r.size,
+        }
+    }
+}
+
+/// One page of [`list`].
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ListPage {
+    /// Document ids.
+    pub ids: Vec<String>,
+    /// Cursor for the next page.
+    pub next: Option<String>,
+}
+
+/// Receives pushed events on the SDK's dispatcher thread, in order.
+#[uniffi::export(with_foreign)]
+pub trait EventListener: Send + Sync {
+    /// One event; [`SubEvent::Closed`] is the last.
+    fn on_event(&self, event: SubEvent);
+}
+
+struct ForeignSink(Arc<dyn EventListener>);
+
+impl EventSink for ForeignSink {
+    fn on_event(&self, event: &SubEvent) {
+        self.0.on_event(event.clone());
+    }
+}
+
+/// The SDK's ABI version.
+#[uniffi::export]
+pub fn abi_version() -> u32 {
+    crate::c_api::PEAT_ABI_VERSION
+}
+
+/// Sets the runtime's worker count before first use.
+#[uniffi::export]
+pub fn runtime_configure(workers: u32) -> R<()> {
+    Ok(crate::runtime::configure(workers as usize)?)
+}
+
+/// Shuts the SDK down; every later call reports `ShutDown`.
+#[uniffi::export]
+pub fn shutdown(timeout_ms: u64) -> R<()> {
+    Ok(crate::runtime::shutdown(std::time::Duration::from_millis(
+        timeout_ms,
+    ))?)
+}
+
+/// Live handles (for leak checks).
+#[uniffi::export]
+pub fn live_handles() -> u64 {
+    crate::handles::live_handles() as u64
+}
+
+/// A new cancel token handle.
+#[uniffi::export]
+pub fn cancel_new() -> u64 {
+    sdk::cancel_new()
+}
+
+/// Triggers a cancel token.
+#[uniffi::export]
+pub fn cancel(token: u64) -> R<()> {
+    Ok(sdk::cancel(token)?)
+}
+
+/// Frees a cancel token.
+#[uniffi::export]
+pub fn cancel_free(token: u64) -> R<()> {
+    Ok(sdk::cancel_free(token)?)
+}
+
+/// Opens a node (blocking; the Kotlin layer calls it off the caller's thread).
+#[uniffi::export]
+pub fn node_open(options: NodeOptions, timeout_ms: u64, cancel: u64) -> R<u64> {
+    Ok(sdk::node_open(&options, timeout_ms, cancel)?)
+}
+
+/// Closes a node.
+#[uniffi::export]
+pub fn node_close(node: u64, timeout_ms: u64) -> R<()> {
+    Ok(sdk::node_close(node, timeout_ms)?)
+}
+
+/// The node's id.
+#[uniffi::export]
+pub fn node_id(node: u64) -> R<String> {
+    Ok(sdk::node_id(node)?)
+}
+
+/// `NODEID@HOST:PORT` strings.
+#[uniffi::export]
+pub fn node_addrs(node: u64) -> R<Vec<String>> {
+    Ok(sdk::node_addrs(node)?)
+}
+
+/// Dials a peer.
+#[uniffi::export]
+pub fn connect(node: u64, peer: String, timeout_ms: u64, cancel: u64) -> R<()> {
+    Ok(sdk::connect(node, &peer, timeout_ms, cancel)?)
+}
+
+/// Adds a static peer.
+#[uniffi::export]
+pub fn add_peer(node: u64, peer: String) -> R<()> {
+    Ok(sdk::add_peer(node, &peer)?)
+}
+
+/// Removes a static peer.
+#[uniffi::export]
+pub fn remove_peer(node: u64, peer_id: String) -> R<bool> {
+    Ok(sdk::remove_peer(node, &peer_id)?)
+}
+
+/// Every peer seen.
+#[uniffi::export]
+pub fn peers(node: u64) -> R<Vec<PeerRecord>> {
+    Ok(sdk::peers(node)?)
+}
+
+/// Counters.
+#[uniffi::export]
+pub fn stats(node: u64) -> R<NodeStats> {
+    Ok(sdk::stats(node)?)
+}
+
+/// Writes a document (JSON object).
+#[uniffi::export]
+pub fn put(node: u64, collection: String, id: String, json: String) -> R<()> {
+    Ok(sdk::put(node, &collection, &id, &json)?)
+}
+
+/// Applies a JSON merge patch.
+#[uniffi::export]
+pub fn merge_patch(node: u64, collection: String, id: String, json: String) -> R<()> {
+    Ok(sdk::merge_patch(node, &collection, &id, &json)?)
+}
+
+/// A document as JSON, or null.
+#[uniffi::export]
+pub fn get(node: u64, collection: String, id: String) -> R<Option<String>> {
+    Ok(sdk::get(node, &collection, &id)?)
+}
+
+/// Deletes a document.
+#[uniffi::export]
+pub fn delete(node: u64, collection: String, id: String) -> R<bool> {
+    Ok(sdk::delete(node, &collection, &id)?)
+}
+
+/// One page of ids.
+#[uniffi::export]
+pub fn list(
+    node: u64,
+    collection: String,
+    prefix: String,
+    after: Option<String>,
+    limit: u32,
+) -> R<ListPage> {
+    let (ids, next) = sdk::list(node, &collection, &prefix, after.as_deref(), limit as usize)?;
+    Ok(ListPage { ids, next })
+}
+
+/// Raw Automerge bytes.
+#[uniffi::export]
+pub fn export_doc(node: u64, collection: String, id: String) -> R<Option<Vec<u8>>> {
+    Ok(sdk::export(node, &collection, &id)?)
+}
+
+/// Merges raw Automerge bytes.
+#[uniffi::export]
+pub fn import_doc(node: u64, collection: String, id: String, bytes: Vec<u8>) -> R<()> {
+    Ok(sdk::import(node, &collection, &id, &bytes)?)
+}
+
+/// Document events pushed to `listener`.
+#[uniffi::export]
+pub fn subscribe_docs(
+    node: u64,
+    collection: String,
+    id: Option<String>,
+    snapshot: bool,
+    listener: Arc<dyn EventListener>,
+) -> R<u64> {
+    Ok(sdk::subscribe_docs_push(
+        node,
+        &collection,
+        id.as_deref(),
+        snapshot,
+        Box::new(ForeignSink(listener)),
+    )?)
+}
+
+/// Peer events pushed to `listener`.
+#[uniffi::export]
+pub fn subscribe_peers(node: u64, listener: Arc<dyn EventListener>) -> R<u64> {
+    Ok(sdk::subscribe_peers_push(
+        node,
+        Box::new(ForeignSink(listener)),
+    )?)
+}
+
+/// Ends a subscription.
+#[uniffi::export]
+pub fn unsubscribe(sub: u64) -> R<()> {
+    Ok(sdk::unsubscribe(sub)?)
+}
+
+/// Adds a file as a blob.
+#[uniffi::export]
+pub fn blob_add_file(node: u64, path: String, timeout_ms: u64, cancel: u64) -> R<BlobInfo> {
+    Ok(blobs::blob_add_file(node, &path, timeout_ms, cancel)?.into())
+}
+
+/// Starts a fetch; returns a transfer handle.
+#[uniffi::export]
+pub fn blob_fetch(
+    node: u64,
+    hash: String,
+    providers: Vec<String>,
+    profile: String,
+    rate_limit: u64,
+) -> R<u64> {
+    let p: Vec<&str> = providers.iter().map(String::as_str).collect();
+    Ok(blobs::blob_fetch(node, &hash, &p, &profile, rate_limit)?)
+}
+
+/// A transfer's progress.
+#[uniffi::export]
+pub fn transfer_progress(transfer: u64) -> R<TransferProgress> {
+    Ok(blobs::transfer_progress(transfer)?)
+}
+
+/// Waits for a transfer (cancel token cancels the transfer).
+#[uniffi::export]
+pub fn transfer_wait(transfer: u64, timeout_ms: u64, cancel: u64) -> R<BlobInfo> {
+    Ok(blobs::transfer_wait(transfer, timeout_ms, cancel)?.into())
+}
+
+/// Cancels a transfer.
+#[uniffi::export]
+pub fn transfer_cancel(transfer: u64) -> R<()> {
+    Ok(blobs::transfer_cancel(transfer)?)
+}
+
+/// Frees a transfer handle.
+#[uniffi::export]
+pub fn transfer_free(transfer: u64) -> R<()> {
+    Ok(blobs::transfer_free(transfer)?)
+}
+
+/// Progress pushed to `listener`.
+#[uniffi::export]
+pub fn transfer_subscribe_progress(transfer: u64, listener: Arc<dyn EventListener>) -> R<u64> {
+    Ok(blobs::transfer_subscribe_progress(
+        transfer,
+        Box::new(ForeignSink(listener)),
+    )?)
+}
+
+/// Copies a blob to a path.
+#[uniffi::export]
+pub fn blob_export(node: u64, hash: String, path: String, timeout_ms: u64, cancel: u64) -> R<u64> {
+    Ok(blobs::blob_export(node, &hash, &path, timeout_ms, cancel)?)
+}
+
+/// How much of a blob is here.
+#[uniffi::export]
+pub fn blob_status(node: u64, hash: String) -> R<BlobStatusRecord> {
+    Ok(blobs::blob_status(node, &hash)?)
+}
