@@ -14,6 +14,19 @@ static void peat_go_on_event(void *ctx, const PeatEvent *ev) {
 }
 static void peat_go_on_drop(void *ctx) { goPeatOnDrop((uintptr_t)ctx); }
 
+extern void goPeatOnLog(uintptr_t handle, int32_t level, char *target, char *message);
+extern void goPeatOnLogDrop(uintptr_t handle);
+
+static void peat_go_on_log(void *ctx, int32_t level, const char *target, const char *message) {
+	goPeatOnLog((uintptr_t)ctx, level, (char *)target, (char *)message);
+}
+static void peat_go_on_log_drop(void *ctx) { goPeatOnLogDrop((uintptr_t)ctx); }
+
+PeatLogCallback peat_go_log_callback(uintptr_t handle) {
+	PeatLogCallback cb = {(void *)handle, peat_go_on_log, peat_go_on_log_drop};
+	return cb;
+}
+
 // The Go side's callback: ctx carries a cgo.Handle value.
 PeatCallback peat_go_callback(uintptr_t handle) {
 	PeatCallback cb = {(void *)handle, peat_go_on_event, peat_go_on_drop};

@@ -388,8 +388,57 @@ func TestMain(m *testing.M) {
 		}
 		_ = n.Close()
 		os.Exit(0)
+	case "shutdown":
+		n, err := Open(context.Background(), Config{DataDir: os.Getenv("PEATMESH_DIR"), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"})
+		if err != nil {
+			os.Exit(2)
+		}
+		if err := Shutdown(5 * time.Second); err != nil || LiveHandles() != 0 {
+			os.Exit(3)
+		}
+		if _, err := n.Get(context.Background(), "c", "d"); err == nil {
+			os.Exit(4)
+		}
+		_, err = Open(context.Background(), Config{DataDir: os.Getenv("PEATMESH_DIR"), FormationID: "go", FormationSecret: secret})
+		if !errors.Is(err, ErrShutDown) {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(5)
+		}
+		if err := Shutdown(time.Second); err != nil { // idempotent
+			os.Exit(6)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+func TestShutdownInAChildProcess(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PEATMESH_CHILD=shutdown", "PEATMESH_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v %s", err, out)
+	}
+}
+
+func TestLogHandlerReceivesRecords(t *testing.T) {
+	got := make(chan string, 64)
+	if err := SetLogHandler(LogInfo, func(level LogLevel, target, message string) {
+		select {
+		case got <- message:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ClearLogHandler() }()
+	n := open(t, secret) // opening a node logs at info level
+	_ = n.Close()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no log record arrived")
+	}
 }
 
 func TestExitWithOpenNode(t *testing.T) {
