@@ -21,7 +21,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Union
 
 from . import _native
 from ._native import (
@@ -44,6 +44,9 @@ from ._native import (
 
 __all__ = [
     "Node",
+    "set_log_handler",
+    "clear_log_handler",
+    "shutdown",
     "BlobInfo",
     "BlobStatus",
     "Progress",
@@ -242,6 +245,26 @@ async def _cancellable(call, *args):  # type: ignore[no-untyped-def]
         except Exception:
             pass
         raise
+
+
+def set_log_handler(handler: "Callable[[int, str, str], None]", max_level: int = 3) -> None:
+    """Routes the SDK's logs (level 1 error … 5 trace, up to ``max_level``) to
+    ``handler(level, target, message)``, called from the SDK's dispatcher thread.
+    To feed the ``logging`` module::
+
+        set_log_handler(lambda lvl, tgt, msg: logging.getLogger(tgt).log(60 - 10 * lvl, msg))
+    """
+    _native.set_log_callback(handler, max_level)
+
+
+def clear_log_handler() -> None:
+    """Stops log delivery."""
+    _native.clear_log_callback()
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Stops the SDK runtime for this process; later calls raise :class:`ShutDownError`."""
+    _native.shutdown(_ms(timeout))
 
 
 # ----- blobs -----

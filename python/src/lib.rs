@@ -341,6 +341,40 @@ fn shutdown(py: Python<'_>, timeout_ms: u64) -> R<()> {
         .map_err(err)
 }
 
+/// A Python callable as the SDK's log sink; runs on the dispatcher thread and
+/// takes the GIL only for the call.
+struct PyLogSink(Py<PyAny>);
+
+impl peat_mesh_ffi::dispatch::EventSink for PyLogSink {
+    fn on_event(&self, event: &peat_mesh_ffi::dispatch::SubEvent) {
+        if let peat_mesh_ffi::dispatch::SubEvent::Log {
+            level,
+            target,
+            message,
+        } = event
+        {
+            Python::attach(|py| {
+                if let Err(e) = self
+                    .0
+                    .call1(py, (*level, target.as_str(), message.as_str()))
+                {
+                    e.print(py);
+                }
+            });
+        }
+    }
+}
+
+#[pyfunction]
+fn set_log_callback(callback: Py<PyAny>, max_level: u8) -> R<()> {
+    peat_mesh_ffi::log::set_log_sink(Box::new(PyLogSink(callback)), max_level).map_err(err)
+}
+
+#[pyfunction]
+fn clear_log_callback() {
+    peat_mesh_ffi::log::clear_log_sink()
+}
+
 // ----- blobs -----
 
 /// (hash, sha256, size) of a complete blob.
@@ -451,6 +485,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, ty)?;
     }
     m.add_function(wrap_pyfunction!(node_open, m)?)?;
+    m.add_function(wrap_pyfunction!(set_log_callback, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_log_callback, m)?)?;
     m.add_function(wrap_pyfunction!(add_peer, m)?)?;
     m.add_function(wrap_pyfunction!(remove_peer, m)?)?;
     m.add_function(wrap_pyfunction!(blob_add_file, m)?)?;

@@ -351,3 +351,38 @@ def test_static_peer_added_and_removed(open_node):
 def test_mdns_switch_opens_a_node(tmp_path):
     with peat_mesh.SyncNode.open(str(tmp_path / "m"), "py", SECRET, listen="127.0.0.1:0", mdns=True) as n:
         assert len(n.id) == 64
+
+
+def test_log_handler_receives_records(tmp_path):
+    got = []
+    peat_mesh.set_log_handler(lambda lvl, tgt, msg: got.append((lvl, tgt, msg)), max_level=3)
+    try:
+        with peat_mesh.SyncNode.open(str(tmp_path / "l"), "py", SECRET, listen="127.0.0.1:0"):
+            pass
+        deadline = time.time() + 5
+        while not got and time.time() < deadline:
+            time.sleep(0.05)
+        assert got and all(1 <= lvl <= 3 for lvl, _, _ in got)
+    finally:
+        peat_mesh.clear_log_handler()
+
+
+def test_shutdown_in_a_child_process(tmp_path):
+    r = run_child(
+        """
+        import sys, peat_mesh
+        n = peat_mesh.SyncNode.open(sys.argv[1], "py", bytes(32), listen="127.0.0.1:0")
+        peat_mesh.shutdown(5)
+        assert peat_mesh.live_handles() == 0
+        try:
+            peat_mesh.SyncNode.open(sys.argv[1] + "x", "py", bytes(32))
+        except peat_mesh.ShutDownError:
+            pass
+        else:
+            raise SystemExit("open worked after shutdown")
+        peat_mesh.shutdown(1)
+        print("OK")
+        """,
+        str(tmp_path / "s"),
+    )
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
