@@ -76,6 +76,25 @@ internal suspend fun <T> cancellable(block: (ULong) -> T): T {
     }
 }
 
+/**
+ * A Flow over one push subscription: collecting subscribes, [pick] keeps the
+ * events of interest, the SDK's end-of-subscription closes the Flow, and
+ * cancelling the collector unsubscribes.
+ */
+internal fun <T : Any> eventFlow(subscribe: (EventListener) -> ULong, pick: (SubEvent) -> T?): Flow<T> =
+    callbackFlow {
+        val sub = subscribe(object : EventListener {
+            override fun onEvent(event: SubEvent) {
+                if (event is SubEvent.Closed) {
+                    channel.close()
+                } else {
+                    pick(event)?.let { trySendBlocking(it) }
+                }
+            }
+        })
+        awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
+    }
+
 private const val LONG_WAIT_MS: ULong = 3_600_000u
 
 /**
@@ -143,32 +162,11 @@ class Node private constructor(private val handle: ULong) : Closeable {
      * collect on `Dispatchers.Main` to touch the UI.
      */
     fun documents(collection: String, id: String? = null, snapshot: Boolean = false): Flow<DocEventRecord> =
-        callbackFlow {
-            val sub = io.peat.mesh.uniffi.subscribeDocs(handle, collection, id, snapshot, object : EventListener {
-                override fun onEvent(event: SubEvent) {
-                    when (event) {
-                        is SubEvent.Doc -> trySendBlocking(event.v1)
-                        is SubEvent.Closed -> channel.close()
-                        else -> {}
-                    }
-                }
-            })
-            awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
-        }
+        eventFlow({ io.peat.mesh.uniffi.subscribeDocs(handle, collection, id, snapshot, it) }) { (it as? SubEvent.Doc)?.v1 }
 
     /** Peer events as a Flow (see [documents]). */
-    fun peerEvents(): Flow<PeerEventRecord> = callbackFlow {
-        val sub = io.peat.mesh.uniffi.subscribePeers(handle, object : EventListener {
-            override fun onEvent(event: SubEvent) {
-                when (event) {
-                    is SubEvent.Peer -> trySendBlocking(event.v1)
-                    is SubEvent.Closed -> channel.close()
-                    else -> {}
-                }
-            }
-        })
-        awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
-    }
+    fun peerEvents(): Flow<PeerEventRecord> =
+        eventFlow({ io.peat.mesh.uniffi.subscribePeers(handle, it) }) { (it as? SubEvent.Peer)?.v1 }
 
     /** Adds a file's contents as a blob. */
     suspend fun addBlobFile(path: String): BlobInfo =
@@ -202,17 +200,8 @@ class Transfer internal constructor(private val handle: ULong) : Closeable {
 
     /** Progress as a Flow that ends after the final (finished) value. */
     val updates: Flow<TransferProgress>
-        get() = callbackFlow {
-            val sub = io.peat.mesh.uniffi.transferSubscribeProgress(handle, object : EventListener {
-                override fun onEvent(event: SubEvent) {
-                    when (event) {
-                        is SubEvent.Progress -> trySendBlocking(event.v1)
-                        is SubEvent.Closed -> channel.close()
-                        else -> {}
-                    }
-                }
-            })
-            awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
+        get() = eventFlow({ io.peat.mesh.uniffi.transferSubscribeProgress(handle, it) }) {
+            (it as? SubEvent.Progress)?.v1
         }
 
     /** Waits for the end; the fetched blob, or the transfer's exception. */
