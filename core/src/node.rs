@@ -723,33 +723,28 @@ mod blob_request_tests {
                 assert!(bytes.is_empty(), "answered garbage with data");
             }
         }
+        // A hand-made Get request on a fresh stream; returns the whole reply.
+        let get = |ranges: Vec<(u64, u64)>| {
+            let conn = conn.clone();
+            async move {
+                let (mut s, mut r) = conn.open_bi().await.unwrap();
+                let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
+                    info.hash, ranges,
+                ))
+                .unwrap();
+                s.write_all(&(req.len() as u32).to_be_bytes())
+                    .await
+                    .unwrap();
+                s.write_all(&req).await.unwrap();
+                s.finish().unwrap();
+                r.read_to_end(1 << 20).await.unwrap()
+            }
+        };
         // Ranges outside the blob are refused with a reason.
-        let (mut s, mut r) = conn.open_bi().await.unwrap();
-        let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
-            info.hash,
-            vec![(0, 99)],
-        ))
-        .unwrap();
-        s.write_all(&(req.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        s.write_all(&req).await.unwrap();
-        s.finish().unwrap();
-        let reply = r.read_to_end(1 << 20).await.unwrap();
+        let reply = get(vec![(0, 99)]).await;
         assert!(String::from_utf8_lossy(&reply).contains("past the"));
         // The connection is still admitted and a good request is served.
-        let (mut s, mut r) = conn.open_bi().await.unwrap();
-        let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
-            info.hash,
-            vec![(0, 4)],
-        ))
-        .unwrap();
-        s.write_all(&(req.len() as u32).to_be_bytes())
-            .await
-            .unwrap();
-        s.write_all(&req).await.unwrap();
-        s.finish().unwrap();
-        let reply = r.read_to_end(1 << 20).await.unwrap();
+        let reply = get(vec![(0, 4)]).await;
         assert!(reply.ends_with(&data[..]), "served bytes differ");
         assert_eq!(node.connected_peers(), 1);
         assert!(BlobHash::of(&data) == info.hash);
