@@ -138,7 +138,27 @@ class PeerInfo:
 Event = Union[DocEvent, PeerEvent, Lagged]
 
 
-class Subscription:
+class _ClosesOnExit:
+    """Context-manager and finaliser behaviour shared by handle owners: ``close()``
+    on ``with`` exit, and at garbage collection if still open."""
+
+    _closed: bool
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+class Subscription(_ClosesOnExit):
     """Events of a collection, a document or the peers, in order. Iterate it
     (``for`` or ``async for``) or call :meth:`next`. Close it (or use ``with``)
     to free it; it also ends when its node closes."""
@@ -200,15 +220,6 @@ class Subscription:
     def __enter__(self) -> "Subscription":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
 
 
 def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout):  # type: ignore[no-untyped-def]
@@ -306,7 +317,7 @@ _STATES = {0: "missing", 1: "partial", 2: "complete"}
 _WAIT_SLICE_MS = 3_600_000
 
 
-class Transfer:
+class Transfer(_ClosesOnExit):
     """A blob fetch in progress. ``await transfer`` (or :meth:`wait`) for the
     :class:`BlobInfo`; cancelling the awaiting task cancels the transfer (what
     it verified stays on disk, and a later fetch resumes from it). Use it as a
@@ -364,15 +375,6 @@ class Transfer:
     def __enter__(self) -> "Transfer":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
 
 
 def _fetch(handle: int, hash: str, providers: Sequence[str], profile: str, rate_limit: int) -> Transfer:
