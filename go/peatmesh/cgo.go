@@ -2,7 +2,13 @@ package peatmesh
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -lpeat_mesh_ffi -lpthread -ldl -lm
+// The Rust static library is linked into the Go binary, so nothing has to be
+// installed next to it at run time. On Linux "-l:" makes the linker take the
+// .a even where the shared library sits beside it; elsewhere -lpeat_mesh_ffi
+// takes whichever the linker prefers. The system libraries are the ones
+// `rustc --print native-static-libs` lists for this crate.
+#cgo linux LDFLAGS: -l:libpeat_mesh_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#cgo !linux LDFLAGS: -lpeat_mesh_ffi -lpthread -ldl -lm
 #include <stdlib.h>
 #include "peat_mesh.h"
 

@@ -2,8 +2,9 @@
 // peers of a formation, durably, with no server.
 //
 // It is a thin cgo layer over the C ABI in include/peat_mesh.h; all behaviour
-// lives in the shared Rust SDK layer. Build it against the library built from
-// this repository (see the README: CGO_LDFLAGS points at the library).
+// lives in the shared Rust SDK layer. The Rust static library
+// (libpeat_mesh_ffi.a, built from this repository) is linked into the Go
+// binary: set CGO_LDFLAGS=-L<dir holding it>; nothing is needed at run time.
 //
 // Every call that can wait takes a context.Context: its deadline becomes the
 // call's timeout and, for Open and Connect, cancelling it stops the Rust work.
