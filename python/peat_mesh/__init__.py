@@ -53,6 +53,7 @@ __all__ = [
     "Transfer",
     "SyncNode",
     "Subscription",
+    "CallbackSubscription",
     "DocEvent",
     "PeerEvent",
     "Lagged",
@@ -158,6 +159,21 @@ class _ClosesOnExit:
                 pass
 
 
+def _doc_event(raw: tuple) -> Event:
+    """A native document-event tuple as a :class:`DocEvent` or :class:`Lagged`."""
+    if raw[0] == "lagged":
+        return Lagged(raw[1])
+    _, collection, doc_id, js, origin = raw
+    return DocEvent(collection, doc_id, json.loads(js) if js is not None else None, origin)
+
+
+def _peer_event(raw: tuple) -> Event:
+    """A native peer-event tuple as a :class:`PeerEvent` or :class:`Lagged`."""
+    if raw[0] == "lagged":
+        return Lagged(raw[1])
+    return PeerEvent(raw[0], raw[1], raw[2])
+
+
 class Subscription(_ClosesOnExit):
     """Events of a collection, a document or the peers, in order. Iterate it
     (``for`` or ``async for``) or call :meth:`next`. Close it (or use ``with``)
@@ -174,18 +190,9 @@ class Subscription(_ClosesOnExit):
         _check_process()
         if self._peers:
             raw = _native.next_peer_event(self._handle, _ms(timeout))
-            if raw is None:
-                return None
-            if raw[0] == "lagged":
-                return Lagged(raw[1])
-            return PeerEvent(raw[0], raw[1], raw[2])
+            return None if raw is None else _peer_event(raw)
         raw = _native.next_doc_event(self._handle, _ms(timeout))
-        if raw is None:
-            return None
-        if raw[0] == "lagged":
-            return Lagged(raw[1])
-        _, collection, doc_id, js, origin = raw
-        return DocEvent(collection, doc_id, json.loads(js) if js is not None else None, origin)
+        return None if raw is None else _doc_event(raw)
 
     def __iter__(self) -> Iterator[Event]:
         while True:
@@ -220,6 +227,104 @@ class Subscription(_ClosesOnExit):
     def __enter__(self) -> "Subscription":
         return self
 
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class CallbackSubscription(_ClosesOnExit):
+    """Push delivery: ``callback(event)`` runs once per event, in order.
+
+    Without an event loop the callback runs on the SDK's dispatcher thread (it
+    holds the GIL only for the call, and may call the SDK, blocking calls
+    included); with one (the asyncio :class:`Node`, or :meth:`Transfer.on_progress`
+    called from a coroutine) it runs on that loop, and a coroutine function's
+    result is scheduled as a task. An exception in the callback is printed and
+    delivery goes on.
+
+    Once :meth:`close` returns no callback starts. Dropping the object does not
+    end delivery (the SDK holds the callback, like any listener): call
+    :meth:`close`, use ``with``, or close the node. When the node closes,
+    ``on_end()`` runs once and :attr:`ended` becomes true.
+    """
+
+    def __init__(
+        self,
+        subscribe: Callable[[Callable[[tuple], None]], int],
+        decode: Callable[[Any], Any],
+        callback: Callable[[Any], Any],
+        on_end: Optional[Callable[[], Any]],
+        loop: Optional[asyncio.AbstractEventLoop],
+    ) -> None:
+        _check_process()
+        self._closed = False
+        self._ended = threading.Event()
+        self._lock = threading.Lock()
+        self._handle: Optional[int] = None
+        decode_ = decode
+
+        def run(fn: Callable[..., Any], *args: Any) -> None:
+            if loop is None:
+                fn(*args)
+                return
+
+            def on_loop() -> None:
+                if self._closed:
+                    return
+                result = fn(*args)
+                if asyncio.iscoroutine(result):
+                    loop.create_task(result)
+
+            loop.call_soon_threadsafe(on_loop)
+
+        def deliver(raw: tuple) -> None:
+            if raw[0] != "closed":
+                run(callback, decode_(raw[1]))
+                return
+            # The node closed: free the handle (allowed from the dispatcher,
+            # it does not wait) and tell the owner once.
+            with self._lock:
+                self._ended.set()
+                handle, self._handle = self._handle, None
+            if handle is not None:
+                _free_subscription(handle)
+            if on_end is not None:
+                run(on_end)
+
+        handle = subscribe(deliver)
+        with self._lock:
+            if self._ended.is_set():
+                _free_subscription(handle)
+            else:
+                self._handle = handle
+
+    @property
+    def ended(self) -> bool:
+        """True once the subscription ended because its node (or transfer) finished."""
+        return self._ended.is_set()
+
+    def close(self) -> None:
+        """Ends delivery: no callback starts after this returns (one that is
+        running when called from another thread is waited for). Idempotent."""
+        with self._lock:
+            self._closed = True
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            _free_subscription(handle)
+
+    def __enter__(self) -> "CallbackSubscription":
+        return self
+
+
+def _free_subscription(handle: int) -> None:
+    try:
+        _native.unsubscribe(handle)
+    except (InvalidHandleError, ShutDownError):
+        pass
 
 
 def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout):  # type: ignore[no-untyped-def]
@@ -339,6 +444,21 @@ class Transfer(_ClosesOnExit):
             if p.finished:
                 return
             await asyncio.sleep(interval)
+
+    def on_progress(
+        self, callback: Callable[[Progress], Any], on_end: Optional[Callable[[], Any]] = None
+    ) -> CallbackSubscription:
+        """Pushes every progress change to ``callback`` (the last has
+        ``finished`` set). Called from a coroutine, the callback runs on its
+        event loop; otherwise on the SDK dispatcher thread. See
+        :class:`CallbackSubscription`."""
+        return CallbackSubscription(
+            lambda deliver: _native.transfer_subscribe_progress(self._handle, deliver),
+            lambda raw: Progress(*raw),
+            callback,
+            on_end,
+            _running_loop(),
+        )
 
     async def wait(self) -> BlobInfo:
         """Waits for the end; raises the transfer's error (e.g. :class:`CorruptError`)."""
@@ -481,6 +601,39 @@ class SyncNode:
         """Peer events: connected, disconnected, admission refused."""
         return Subscription(_native.subscribe_peers(self.handle), peers=True)
 
+    def on_change(
+        self,
+        collection: str,
+        callback: Callable[[Event], Any],
+        id: Optional[str] = None,
+        snapshot: bool = False,
+        on_end: Optional[Callable[[], Any]] = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> CallbackSubscription:
+        """Pushes the collection's (or one document's) events to ``callback``
+        on the SDK dispatcher thread, or on ``loop`` if given. See
+        :class:`CallbackSubscription`."""
+        handle = self.handle
+        return CallbackSubscription(
+            lambda deliver: _native.subscribe_docs_push(handle, collection, id, snapshot, deliver),
+            _doc_event,
+            callback,
+            on_end,
+            loop,
+        )
+
+    def on_peer_event(
+        self,
+        callback: Callable[[Event], Any],
+        on_end: Optional[Callable[[], Any]] = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> CallbackSubscription:
+        """Pushes peer events to ``callback``; see :meth:`on_change`."""
+        handle = self.handle
+        return CallbackSubscription(
+            lambda deliver: _native.subscribe_peers_push(handle, deliver), _peer_event, callback, on_end, loop
+        )
+
     def add_blob_file(self, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> BlobInfo:
         """Adds a file's contents to the blob store."""
         return BlobInfo(*_native.blob_add_file(self.handle, os.fspath(path), _ms(timeout), 0))
@@ -600,6 +753,24 @@ class Node:
     def subscribe_peers(self) -> Subscription:
         """Peer events (``async for``)."""
         return self.sync.subscribe_peers()
+
+    def on_change(
+        self,
+        collection: str,
+        callback: Callable[[Event], Any],
+        id: Optional[str] = None,
+        snapshot: bool = False,
+        on_end: Optional[Callable[[], Any]] = None,
+    ) -> CallbackSubscription:
+        """Pushes events to ``callback`` on the running event loop (a coroutine
+        function's result becomes a task). Call it from a coroutine."""
+        return self.sync.on_change(collection, callback, id, snapshot, on_end, asyncio.get_running_loop())
+
+    def on_peer_event(
+        self, callback: Callable[[Event], Any], on_end: Optional[Callable[[], Any]] = None
+    ) -> CallbackSubscription:
+        """Pushes peer events to ``callback`` on the running event loop."""
+        return self.sync.on_peer_event(callback, on_end, asyncio.get_running_loop())
 
     async def add_blob_file(self, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> BlobInfo:
         """Adds a file's contents to the blob store (streamed and hashed, never loaded whole)."""

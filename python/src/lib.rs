@@ -255,64 +255,135 @@ fn subscribe_peers(node: u64) -> R<u64> {
 }
 
 /// A document event as a tuple: ("changed", collection, id, json|None, origin)
-/// or ("lagged", n); None on timeout.
+/// or ("lagged", n).
 type DocTuple = (String, String, String, Option<String>, String);
 
+fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
+    Ok(match ev {
+        DocEventRecord::Changed {
+            collection,
+            id,
+            json,
+            origin,
+        } => {
+            let t: DocTuple = ("changed".into(), collection, id, json, origin);
+            t.into_pyobject(py)?.into_any().unbind()
+        }
+        DocEventRecord::Lagged(n) => ("lagged", n).into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+/// ("connected", peer, "") / ("disconnected", peer, reason) /
+/// ("admission_refused", peer, reason) / ("discovered"|"lost", peer, source) /
+/// ("other_formation", peer, "") / ("lagged", n).
+fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
+    let t = |k: &str, p: String, r: String| -> R<Py<PyAny>> {
+        Ok((k, p, r).into_pyobject(py)?.into_any().unbind())
+    };
+    match ev {
+        PeerEventRecord::Connected { peer } => t("connected", peer, String::new()),
+        PeerEventRecord::Disconnected { peer, reason } => t("disconnected", peer, reason),
+        PeerEventRecord::AdmissionRefused { peer, reason } => t("admission_refused", peer, reason),
+        PeerEventRecord::Discovered { peer, source } => t("discovered", peer, source),
+        PeerEventRecord::Lost { peer, source } => t("lost", peer, source),
+        PeerEventRecord::SeenOtherFormation { peer } => t("other_formation", peer, String::new()),
+        PeerEventRecord::Lagged(n) => Ok(("lagged", n).into_pyobject(py)?.into_any().unbind()),
+    }
+}
+
+/// (done, total, resumed, received, rate, finished).
+type ProgressTuple = (u64, u64, u64, u64, f64, bool);
+
+fn progress_tuple(p: blobs::TransferProgress) -> ProgressTuple {
+    (p.done, p.total, p.resumed, p.received, p.rate, p.finished)
+}
+
+/// The next document event as a tuple (see [`doc_tuple`]); None on timeout.
 #[pyfunction]
 fn next_doc_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyAny>>> {
     let ev = py
         .detach(|| sdk::next_doc_event(sub, timeout_ms))
         .map_err(err)?;
-    Ok(match ev {
-        None => None,
-        Some(DocEventRecord::Changed {
-            collection,
-            id,
-            json,
-            origin,
-        }) => {
-            let t: DocTuple = ("changed".into(), collection, id, json, origin);
-            Some(t.into_pyobject(py)?.into_any().unbind())
-        }
-        Some(DocEventRecord::Lagged(n)) => {
-            Some(("lagged", n).into_pyobject(py)?.into_any().unbind())
-        }
-    })
+    ev.map(|e| doc_tuple(py, e)).transpose()
 }
 
-/// ("connected", peer, "") / ("disconnected", peer, reason) /
-/// ("admission_refused", peer, reason) / ("lagged", n); None on timeout.
+/// The next peer event as a tuple (see [`peer_tuple`]); None on timeout.
 #[pyfunction]
 fn next_peer_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyAny>>> {
     let ev = py
         .detach(|| sdk::next_peer_event(sub, timeout_ms))
         .map_err(err)?;
-    let t = |k: &str, p: String, r: String| -> R<Py<PyAny>> {
-        Ok((k, p, r).into_pyobject(py)?.into_any().unbind())
-    };
-    Ok(match ev {
-        None => None,
-        Some(PeerEventRecord::Connected { peer }) => Some(t("connected", peer, String::new())?),
-        Some(PeerEventRecord::Disconnected { peer, reason }) => {
-            Some(t("disconnected", peer, reason)?)
-        }
-        Some(PeerEventRecord::AdmissionRefused { peer, reason }) => {
-            Some(t("admission_refused", peer, reason)?)
-        }
-        Some(PeerEventRecord::Discovered { peer, source }) => Some(t("discovered", peer, source)?),
-        Some(PeerEventRecord::Lost { peer, source }) => Some(t("lost", peer, source)?),
-        Some(PeerEventRecord::SeenOtherFormation { peer }) => {
-            Some(t("other_formation", peer, String::new())?)
-        }
-        Some(PeerEventRecord::Lagged(n)) => {
-            Some(("lagged", n).into_pyobject(py)?.into_any().unbind())
-        }
-    })
+    ev.map(|e| peer_tuple(py, e)).transpose()
 }
 
+/// A Python callable as a push subscription's sink. It runs on the SDK
+/// dispatcher thread and takes the GIL only for the call; it is called with
+/// ("doc", tuple) / ("peer", tuple) / ("progress", tuple) / ("closed",).
+/// Dropping it (the SDK's cleanup hook) releases the callable. During
+/// interpreter shutdown nothing is called.
+struct PySink(Py<PyAny>);
+
+impl peat_mesh_ffi::dispatch::EventSink for PySink {
+    fn on_event(&self, event: &peat_mesh_ffi::dispatch::SubEvent) {
+        use peat_mesh_ffi::dispatch::SubEvent;
+        Python::try_attach(|py| {
+            let arg: R<Py<PyAny>> = match event.clone() {
+                SubEvent::Doc(e) => doc_tuple(py, e)
+                    .and_then(|t| Ok(("doc", t).into_pyobject(py)?.into_any().unbind())),
+                SubEvent::Peer(e) => peer_tuple(py, e)
+                    .and_then(|t| Ok(("peer", t).into_pyobject(py)?.into_any().unbind())),
+                SubEvent::Progress(p) => ("progress", progress_tuple(p))
+                    .into_pyobject(py)
+                    .map(|o| o.into_any().unbind()),
+                SubEvent::Closed => ("closed",).into_pyobject(py).map(|o| o.into_any().unbind()),
+                SubEvent::Log { .. } => return,
+            };
+            if let Err(e) = arg.and_then(|a| self.0.call1(py, (a,))) {
+                e.print(py);
+            }
+        });
+    }
+}
+
+/// Subscribes to documents with push delivery to `callback`; returns the
+/// subscription handle (end it with `unsubscribe`).
 #[pyfunction]
-fn unsubscribe(sub: u64) -> R<()> {
-    sdk::unsubscribe(sub).map_err(err)
+#[pyo3(signature = (node, collection, id, snapshot, callback))]
+fn subscribe_docs_push(
+    node: u64,
+    collection: String,
+    id: Option<String>,
+    snapshot: bool,
+    callback: Py<PyAny>,
+) -> R<u64> {
+    sdk::subscribe_docs_push(
+        node,
+        &collection,
+        id.as_deref(),
+        snapshot,
+        Box::new(PySink(callback)),
+    )
+    .map_err(err)
+}
+
+/// Subscribes to peer events with push delivery to `callback`.
+#[pyfunction]
+fn subscribe_peers_push(node: u64, callback: Py<PyAny>) -> R<u64> {
+    sdk::subscribe_peers_push(node, Box::new(PySink(callback))).map_err(err)
+}
+
+/// Pushes a transfer's progress to `callback`; the last has finished=True,
+/// then ("closed",).
+#[pyfunction]
+fn transfer_subscribe_progress(transfer: u64, callback: Py<PyAny>) -> R<u64> {
+    blobs::transfer_subscribe_progress(transfer, Box::new(PySink(callback))).map_err(err)
+}
+
+/// Ends a subscription. The GIL is released: ending a push subscription waits
+/// for its running callback, which may be waiting for the GIL.
+#[pyfunction]
+fn unsubscribe(py: Python<'_>, sub: u64) -> R<()> {
+    py.detach(|| sdk::unsubscribe(sub)).map_err(err)
 }
 
 #[pyfunction]
@@ -353,7 +424,7 @@ impl peat_mesh_ffi::dispatch::EventSink for PyLogSink {
             message,
         } = event
         {
-            Python::attach(|py| {
+            Python::try_attach(|py| {
                 if let Err(e) = self
                     .0
                     .call1(py, (*level, target.as_str(), message.as_str()))
@@ -411,9 +482,10 @@ fn blob_fetch(
 
 /// (done, total, resumed, received, rate, finished).
 #[pyfunction]
-fn transfer_progress(transfer: u64) -> R<(u64, u64, u64, u64, f64, bool)> {
-    let p = blobs::transfer_progress(transfer).map_err(err)?;
-    Ok((p.done, p.total, p.resumed, p.received, p.rate, p.finished))
+fn transfer_progress(transfer: u64) -> R<ProgressTuple> {
+    blobs::transfer_progress(transfer)
+        .map(progress_tuple)
+        .map_err(err)
 }
 
 #[pyfunction]
@@ -513,6 +585,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(subscribe_peers, m)?)?;
     m.add_function(wrap_pyfunction!(next_doc_event, m)?)?;
     m.add_function(wrap_pyfunction!(next_peer_event, m)?)?;
+    m.add_function(wrap_pyfunction!(subscribe_docs_push, m)?)?;
+    m.add_function(wrap_pyfunction!(subscribe_peers_push, m)?)?;
+    m.add_function(wrap_pyfunction!(transfer_subscribe_progress, m)?)?;
     m.add_function(wrap_pyfunction!(unsubscribe, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_new, m)?)?;
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
