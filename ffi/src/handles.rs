@@ -165,6 +165,17 @@ pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
     Ok(())
 }
 
+/// Handles of every open node, in the order they were opened.
+pub(crate) fn nodes() -> Vec<u64> {
+    let mut ids: Vec<u64> = lock()
+        .iter()
+        .filter(|(_, o)| matches!(o, Object::Node(_)))
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// Number of live handles (for leak checks in every language's tests).
 pub fn live_handles() -> usize {
     lock().len()

@@ -17,6 +17,7 @@ pub mod sdk;
 
 mod c_api;
 mod c_api_blobs;
+mod reload;
 pub mod uniffi_api;
 
 uniffi::setup_scaffolding!("peat_mesh");

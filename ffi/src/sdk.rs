@@ -193,7 +193,14 @@ pub fn node_close(node: u64, timeout_ms: u64) -> SdkResult<()> {
     runtime::block_on(async move { n.close(ms(timeout_ms)).await.map_err(SdkError::from) })?
 }
 
-/// The node's id (64 hex digits).
+/// Handles of every node open in this process, oldest first. A host whose
+/// code was reloaded (an ATAK plugin) finds the nodes its previous incarnation
+/// left open here, to reuse or close them.
+pub fn node_handles() -> Vec<u64> {
+    handles::nodes()
+}
+
+/// This node's id (64 hex digits).
 pub fn node_id(node: u64) -> SdkResult<String> {
     Ok(handles::node(node)?.id().to_string())
 }

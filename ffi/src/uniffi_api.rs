@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::blobs::{self, BlobStatusRecord, TransferProgress};
 use crate::dispatch::{EventSink, SubEvent};
-use crate::error::{ErrorCode, SdkError};
+use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::reload;
 use crate::sdk::{self, NodeOptions, NodeStats, PeerRecord};
 
 /// Every SDK error, one variant per stable code. Kotlin sees a sealed
@@ -121,12 +122,16 @@ pub trait EventListener: Send + Sync {
     fn on_event(&self, event: SubEvent);
 }
 
-struct ForeignSink(Arc<dyn EventListener>);
-
-impl EventSink for ForeignSink {
-    fn on_event(&self, event: &SubEvent) {
-        self.0.on_event(event.clone());
-    }
+/// Registers a push subscription made with a listener of `generation`.
+fn push(
+    generation: u64,
+    subscribe: impl FnOnce(Box<dyn EventSink>) -> SdkResult<u64>,
+    listener: Arc<dyn EventListener>,
+) -> R<u64> {
+    reload::check(generation)?;
+    let handle = subscribe(reload::ForeignSink::new(listener, generation))?;
+    reload::track(handle, generation);
+    Ok(handle)
 }
 
 /// The SDK's ABI version.
@@ -147,6 +152,33 @@ pub fn shutdown(timeout_ms: u64) -> R<()> {
     Ok(crate::runtime::shutdown(std::time::Duration::from_millis(
         timeout_ms,
     ))?)
+}
+
+/// Handles of every node open in this process (see [`sdk::node_handles`]).
+#[uniffi::export]
+pub fn node_handles() -> Vec<u64> {
+    sdk::node_handles()
+}
+
+/// Sends the SDK's log records (as [`SubEvent::Log`]) at or above
+/// `max_level` (1 error … 5 trace) to `listener` on the dispatcher thread,
+/// replacing any previous listener. `generation` is the one the bindings got
+/// when they attached (see [`crate::reload`]).
+#[uniffi::export]
+pub fn set_log_listener(generation: u64, listener: Arc<dyn EventListener>, max_level: u8) -> R<()> {
+    reload::check(generation)?;
+    reload::set_log_listener(Some(generation));
+    Ok(crate::log::set_log_sink(
+        reload::ForeignSink::new(listener, generation),
+        max_level,
+    )?)
+}
+
+/// Stops forwarding logs and drops the listener.
+#[uniffi::export]
+pub fn clear_log_listener() {
+    reload::set_log_listener(None);
+    crate::log::clear_log_sink()
 }
 
 /// Live handles (for leak checks).
@@ -276,36 +308,37 @@ pub fn import_doc(node: u64, collection: String, id: String, bytes: Vec<u8>) -> 
     Ok(sdk::import(node, &collection, &id, &bytes)?)
 }
 
-/// Document events pushed to `listener`.
+/// Document events pushed to `listener` (`generation`: see [`set_log_listener`]).
 #[uniffi::export]
 pub fn subscribe_docs(
+    generation: u64,
     node: u64,
     collection: String,
     id: Option<String>,
     snapshot: bool,
     listener: Arc<dyn EventListener>,
 ) -> R<u64> {
-    Ok(sdk::subscribe_docs_push(
-        node,
-        &collection,
-        id.as_deref(),
-        snapshot,
-        Box::new(ForeignSink(listener)),
-    )?)
+    push(
+        generation,
+        |sink| sdk::subscribe_docs_push(node, &collection, id.as_deref(), snapshot, sink),
+        listener,
+    )
 }
 
 /// Peer events pushed to `listener`.
 #[uniffi::export]
-pub fn subscribe_peers(node: u64, listener: Arc<dyn EventListener>) -> R<u64> {
-    Ok(sdk::subscribe_peers_push(
-        node,
-        Box::new(ForeignSink(listener)),
-    )?)
+pub fn subscribe_peers(generation: u64, node: u64, listener: Arc<dyn EventListener>) -> R<u64> {
+    push(
+        generation,
+        |sink| sdk::subscribe_peers_push(node, sink),
+        listener,
+    )
 }
 
 /// Ends a subscription.
 #[uniffi::export]
 pub fn unsubscribe(sub: u64) -> R<()> {
+    reload::untrack(sub);
     Ok(sdk::unsubscribe(sub)?)
 }
 
@@ -354,11 +387,16 @@ pub fn transfer_free(transfer: u64) -> R<()> {
 
 /// Progress pushed to `listener`.
 #[uniffi::export]
-pub fn transfer_subscribe_progress(transfer: u64, listener: Arc<dyn EventListener>) -> R<u64> {
-    Ok(blobs::transfer_subscribe_progress(
-        transfer,
-        Box::new(ForeignSink(listener)),
-    )?)
+pub fn transfer_subscribe_progress(
+    generation: u64,
+    transfer: u64,
+    listener: Arc<dyn EventListener>,
+) -> R<u64> {
+    push(
+        generation,
+        |sink| blobs::transfer_subscribe_progress(transfer, sink),
+        listener,
+    )
 }
 
 /// Copies a blob to a path.

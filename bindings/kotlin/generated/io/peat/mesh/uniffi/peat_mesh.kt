@@ -676,6 +676,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_cancel_new(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_clear_log_listener(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_connect(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_delete(
@@ -696,6 +698,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_node_close(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_node_handles(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_node_id(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_node_open(
@@ -707,6 +711,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peat_mesh_ffi_checksum_func_remove_peer(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_runtime_configure(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_log_listener(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_shutdown(
     ): Int
@@ -775,6 +781,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_cancel_free(`token`: Long,uniffi_out_e
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_cancel_new(uniffi_out_err: UniffiRustCallStatus, 
 ): Long
+external fun uniffi_peat_mesh_ffi_fn_func_clear_log_listener(uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_connect(`node`: Long,`peer`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_delete(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -795,6 +803,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_node_addrs(`node`: Long,uniffi_out_err
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_node_close(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_node_handles(uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_node_id(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_node_open(`options`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -807,13 +817,15 @@ external fun uniffi_peat_mesh_ffi_fn_func_remove_peer(`node`: Long,`peerId`: Rus
 ): Byte
 external fun uniffi_peat_mesh_ffi_fn_func_runtime_configure(`workers`: Int,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_set_log_listener(`generation`: Long,`listener`: Long,`maxLevel`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_shutdown(`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_stats(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
-external fun uniffi_peat_mesh_ffi_fn_func_subscribe_docs(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,`snapshot`: Byte,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_peat_mesh_ffi_fn_func_subscribe_docs(`generation`: Long,`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,`snapshot`: Byte,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_peat_mesh_ffi_fn_func_subscribe_peers(`node`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_peat_mesh_ffi_fn_func_subscribe_peers(`generation`: Long,`node`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_transfer_cancel(`transfer`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
@@ -821,7 +833,7 @@ external fun uniffi_peat_mesh_ffi_fn_func_transfer_free(`transfer`: Long,uniffi_
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_transfer_progress(`transfer`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
-external fun uniffi_peat_mesh_ffi_fn_func_transfer_subscribe_progress(`transfer`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_peat_mesh_ffi_fn_func_transfer_subscribe_progress(`generation`: Long,`transfer`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_transfer_wait(`transfer`: Long,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -973,6 +985,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_cancel_new() != 60724) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_clear_log_listener() != 9123) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_connect() != 30990) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1003,6 +1018,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_node_close() != 48445) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_node_handles() != 58969) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_node_id() != 30303) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1021,16 +1039,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_runtime_configure() != 44347) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_log_listener() != 59321) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_shutdown() != 60293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_stats() != 23470) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_docs() != 57762) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_docs() != 24963) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_peers() != 48491) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_peers() != 9702) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_cancel() != 2092) {
@@ -1042,7 +1063,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_progress() != 52659) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_subscribe_progress() != 9935) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_subscribe_progress() != 51766) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_wait() != 14416) {
@@ -3116,6 +3137,34 @@ public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteA
 /**
  * @suppress
  */
+public object FfiConverterSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ULong> {
+        val len = buf.getInt()
+        return List<kotlin.ULong>(len) {
+            FfiConverterULong.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ULong>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterULong.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ULong>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterULong.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -3287,6 +3336,18 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * Stops forwarding logs and drops the listener.
+         */ fun `clearLogListener`()
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_clear_log_listener(
+    
+        _status)
+}
+    
+    
+
+        /**
          * Dials a peer.
          */
     @Throws(PeatException::class) fun `connect`(`node`: kotlin.ULong, `peer`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancel`: kotlin.ULong)
@@ -3422,6 +3483,19 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * Handles of every node open in this process (see [`sdk::node_handles`]).
+         */ fun `nodeHandles`(): List<kotlin.ULong> {
+            return FfiConverterSequenceULong.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_node_handles(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
          * The node's id.
          */
     @Throws(PeatException::class) fun `nodeId`(`node`: kotlin.ULong): kotlin.String {
@@ -3504,6 +3578,22 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * Sends the SDK's log records (as [`SubEvent::Log`]) at or above
+         * `max_level` (1 error … 5 trace) to `listener` on the dispatcher thread,
+         * replacing any previous listener. `generation` is the one the bindings got
+         * when they attached (see [`crate::reload`]).
+         */
+    @Throws(PeatException::class) fun `setLogListener`(`generation`: kotlin.ULong, `listener`: EventListener, `maxLevel`: kotlin.UByte)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_log_listener(
+    
+        FfiConverterULong.lower(`generation`),FfiConverterTypeEventListener.lower(`listener`),FfiConverterUByte.lower(`maxLevel`),_status)
+}
+    
+    
+
+        /**
          * Shuts the SDK down; every later call reports `ShutDown`.
          */
     @Throws(PeatException::class) fun `shutdown`(`timeoutMs`: kotlin.ULong)
@@ -3531,14 +3621,14 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
-         * Document events pushed to `listener`.
+         * Document events pushed to `listener` (`generation`: see [`set_log_listener`]).
          */
-    @Throws(PeatException::class) fun `subscribeDocs`(`node`: kotlin.ULong, `collection`: kotlin.String, `id`: kotlin.String?, `snapshot`: kotlin.Boolean, `listener`: EventListener): kotlin.ULong {
+    @Throws(PeatException::class) fun `subscribeDocs`(`generation`: kotlin.ULong, `node`: kotlin.ULong, `collection`: kotlin.String, `id`: kotlin.String?, `snapshot`: kotlin.Boolean, `listener`: EventListener): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_subscribe_docs(
     
-        FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),FfiConverterOptionalString.lower(`id`),FfiConverterBoolean.lower(`snapshot`),FfiConverterTypeEventListener.lower(`listener`),_status)
+        FfiConverterULong.lower(`generation`),FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),FfiConverterOptionalString.lower(`id`),FfiConverterBoolean.lower(`snapshot`),FfiConverterTypeEventListener.lower(`listener`),_status)
 }
     )
     }
@@ -3547,12 +3637,12 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
         /**
          * Peer events pushed to `listener`.
          */
-    @Throws(PeatException::class) fun `subscribePeers`(`node`: kotlin.ULong, `listener`: EventListener): kotlin.ULong {
+    @Throws(PeatException::class) fun `subscribePeers`(`generation`: kotlin.ULong, `node`: kotlin.ULong, `listener`: EventListener): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_subscribe_peers(
     
-        FfiConverterULong.lower(`node`),FfiConverterTypeEventListener.lower(`listener`),_status)
+        FfiConverterULong.lower(`generation`),FfiConverterULong.lower(`node`),FfiConverterTypeEventListener.lower(`listener`),_status)
 }
     )
     }
@@ -3601,12 +3691,12 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
         /**
          * Progress pushed to `listener`.
          */
-    @Throws(PeatException::class) fun `transferSubscribeProgress`(`transfer`: kotlin.ULong, `listener`: EventListener): kotlin.ULong {
+    @Throws(PeatException::class) fun `transferSubscribeProgress`(`generation`: kotlin.ULong, `transfer`: kotlin.ULong, `listener`: EventListener): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_transfer_subscribe_progress(
     
-        FfiConverterULong.lower(`transfer`),FfiConverterTypeEventListener.lower(`listener`),_status)
+        FfiConverterULong.lower(`generation`),FfiConverterULong.lower(`transfer`),FfiConverterTypeEventListener.lower(`listener`),_status)
 }
     )
     }

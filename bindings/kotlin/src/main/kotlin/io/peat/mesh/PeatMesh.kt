@@ -27,6 +27,25 @@ import io.peat.mesh.uniffi.PeatException as NativeException
 /** Every SDK error is a [PeatException] subclass, one per stable error kind. */
 typealias PeatException = NativeException
 
+/**
+ * This copy of the bindings' link to the native library. Before the generated
+ * UniFFI code first runs, it tells the library (through plain JNA) that a new
+ * load of these classes is taking over: listeners a previous load (a plugin
+ * before its reload) left registered are ended and never called again, since
+ * the generated code's callback table is process-wide. Every entry point of
+ * this layer passes through [generation] first.
+ */
+internal object Attach {
+    /** The generation this load attached as; passed when subscribing. */
+    val generation: ULong
+
+    init {
+        val name = System.getProperty("uniffi.component.peat_mesh.libraryOverride") ?: "peat_mesh_ffi"
+        val lib = com.sun.jna.NativeLibrary.getInstance(name)
+        generation = lib.getFunction("peat_kotlin_attach").invokeLong(arrayOf()).toULong()
+    }
+}
+
 /** Process-wide entry points: loading and leak checks. */
 object PeatMesh {
     /**
@@ -40,17 +59,70 @@ object PeatMesh {
     }
 
     /** The native ABI version. */
-    val abiVersion: Int get() = io.peat.mesh.uniffi.abiVersion().toInt()
+    val abiVersion: Int get() = Attach.generation.let { io.peat.mesh.uniffi.abiVersion().toInt() }
 
     /** Live SDK handles in this process (for leak checks). */
-    fun liveHandles(): Long = io.peat.mesh.uniffi.liveHandles().toLong()
+    fun liveHandles(): Long = Attach.generation.let { io.peat.mesh.uniffi.liveHandles().toLong() }
+
+    /**
+     * Nodes open in this process, oldest first. The native library outlives a
+     * plugin reload (new classes, same process): a freshly loaded plugin finds
+     * here the nodes its previous incarnation left open, to reuse or close.
+     */
+    fun openNodes(): List<Node> = Attach.generation.let { io.peat.mesh.uniffi.nodeHandles().map { Node.adopt(it) } }
+
+    /**
+     * Sends the SDK's log records at or above [maxLevel] (1 error … 5 trace)
+     * to [handler], on the SDK dispatcher thread; replaces any previous handler.
+     */
+    fun setLogHandler(maxLevel: Int = 3, handler: (level: Int, target: String, message: String) -> Unit) {
+        io.peat.mesh.uniffi.setLogListener(Attach.generation, object : EventListener {
+            override fun onEvent(event: SubEvent) {
+                if (event is SubEvent.Log) handler(event.level.toInt(), event.target, event.message)
+            }
+        }, maxLevel.toUByte())
+    }
+
+    /** Stops forwarding logs; the handler is released. */
+    fun clearLogHandler() = Attach.generation.let { io.peat.mesh.uniffi.clearLogListener() }
+
+    /**
+     * Closes every node and frees every handle; every later call fails with
+     * [PeatException.ShutDown]. For process exit, not for a plugin reload
+     * (use [openNodes] and close them instead). Idempotent.
+     */
+    suspend fun shutdown(timeoutMs: Long = 5_000) = Attach.generation.let {
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.shutdown(timeoutMs.toULong()) }
+    }
 }
+
+/**
+ * A push subscription delivering to a listener on the SDK dispatcher thread,
+ * one event at a time, in order. Once [close] returns no callback starts (from
+ * inside a callback, the running one finishes); the listener is released
+ * exactly once. It also ends when its node closes: `onEnd` runs then.
+ */
+class Subscription internal constructor(private val handle: ULong) : Closeable {
+    /** Ends delivery. Idempotent. */
+    override fun close() {
+        runCatching { io.peat.mesh.uniffi.unsubscribe(handle) }
+    }
+}
+
+/** An [EventListener] that passes the events [pick] keeps to [deliver] and the end to [onEnd]. */
+internal fun <T : Any> listener(pick: (SubEvent) -> T?, onEnd: () -> Unit, deliver: (T) -> Unit) =
+    object : EventListener {
+        override fun onEvent(event: SubEvent) {
+            if (event is SubEvent.Closed) onEnd() else pick(event)?.let(deliver)
+        }
+    }
 
 /**
  * Runs a blocking SDK call on [Dispatchers.IO] with a cancel token: cancelling
  * the calling coroutine cancels the token, which stops the Rust work.
  */
 internal suspend fun <T> cancellable(block: (ULong) -> T): T {
+    Attach.generation
     val token = io.peat.mesh.uniffi.cancelNew()
     try {
         return coroutineScope {
@@ -83,15 +155,7 @@ internal suspend fun <T> cancellable(block: (ULong) -> T): T {
  */
 internal fun <T : Any> eventFlow(subscribe: (EventListener) -> ULong, pick: (SubEvent) -> T?): Flow<T> =
     callbackFlow {
-        val sub = subscribe(object : EventListener {
-            override fun onEvent(event: SubEvent) {
-                if (event is SubEvent.Closed) {
-                    channel.close()
-                } else {
-                    pick(event)?.let { trySendBlocking(it) }
-                }
-            }
-        })
+        val sub = subscribe(listener(pick, { channel.close() }) { trySendBlocking(it) })
         awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
     }
 
@@ -103,6 +167,8 @@ private const val LONG_WAIT_MS: ULong = 3_600_000u
  */
 class Node private constructor(private val handle: ULong) : Closeable {
     companion object {
+        internal fun adopt(handle: ULong) = Node(handle)
+
         /** Opens a node; cancelling the coroutine stops the opening. */
         suspend fun open(
             dataDir: String,
@@ -156,17 +222,47 @@ class Node private constructor(private val handle: ULong) : Closeable {
     suspend fun list(collection: String, prefix: String = "", after: String? = null, limit: Int = 100) =
         withContext(Dispatchers.IO) { io.peat.mesh.uniffi.list(handle, collection, prefix, after, limit.toUInt()) }
 
+    /** The document's raw Automerge bytes, or null. */
+    suspend fun export(collection: String, id: String): ByteArray? =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.exportDoc(handle, collection, id) }
+
+    /** Merges raw Automerge bytes into a document. */
+    suspend fun importBytes(collection: String, id: String, bytes: ByteArray) =
+        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.importDoc(handle, collection, id, bytes) }
+
+    /** Counters: stored documents, connected peers, subscriptions, sync traffic. */
+    fun stats() = io.peat.mesh.uniffi.stats(handle)
+
+    /**
+     * Document events pushed to [onEvent] on the SDK dispatcher thread (see
+     * [Subscription]); [onEnd] runs when the node closes. The callback may call
+     * the SDK, blocking calls included; post to the main thread for UI work.
+     */
+    fun onDocument(
+        collection: String,
+        id: String? = null,
+        snapshot: Boolean = false,
+        onEnd: () -> Unit = {},
+        onEvent: (DocEventRecord) -> Unit,
+    ): Subscription = Subscription(
+        io.peat.mesh.uniffi.subscribeDocs(Attach.generation, handle, collection, id, snapshot, listener({ (it as? SubEvent.Doc)?.v1 }, onEnd, onEvent)),
+    )
+
+    /** Peer events pushed to [onEvent]; see [onDocument]. */
+    fun onPeerEvent(onEnd: () -> Unit = {}, onEvent: (PeerEventRecord) -> Unit): Subscription =
+        Subscription(io.peat.mesh.uniffi.subscribePeers(Attach.generation, handle, listener({ (it as? SubEvent.Peer)?.v1 }, onEnd, onEvent)))
+
     /**
      * Document events as a Flow: collecting subscribes, cancelling the
      * collector unsubscribes. Events are produced on the SDK dispatcher thread;
      * collect on `Dispatchers.Main` to touch the UI.
      */
     fun documents(collection: String, id: String? = null, snapshot: Boolean = false): Flow<DocEventRecord> =
-        eventFlow({ io.peat.mesh.uniffi.subscribeDocs(handle, collection, id, snapshot, it) }) { (it as? SubEvent.Doc)?.v1 }
+        eventFlow({ io.peat.mesh.uniffi.subscribeDocs(Attach.generation, handle, collection, id, snapshot, it) }) { (it as? SubEvent.Doc)?.v1 }
 
     /** Peer events as a Flow (see [documents]). */
     fun peerEvents(): Flow<PeerEventRecord> =
-        eventFlow({ io.peat.mesh.uniffi.subscribePeers(handle, it) }) { (it as? SubEvent.Peer)?.v1 }
+        eventFlow({ io.peat.mesh.uniffi.subscribePeers(Attach.generation, handle, it) }) { (it as? SubEvent.Peer)?.v1 }
 
     /** Adds a file's contents as a blob. */
     suspend fun addBlobFile(path: String): BlobInfo =
@@ -191,6 +287,12 @@ class Node private constructor(private val handle: ULong) : Closeable {
     override fun close() {
         runCatching { io.peat.mesh.uniffi.nodeClose(handle, 5_000u) }
     }
+
+    /** Closes the node off the caller's thread (for the main thread). Idempotent. */
+    suspend fun closeAsync(timeoutMs: Long = 5_000) = withContext(Dispatchers.IO) {
+        runCatching { io.peat.mesh.uniffi.nodeClose(handle, timeoutMs.toULong()) }
+        Unit
+    }
 }
 
 /** A blob fetch. [await] it; cancelling the awaiting coroutine cancels the fetch. */
@@ -200,7 +302,7 @@ class Transfer internal constructor(private val handle: ULong) : Closeable {
 
     /** Progress as a Flow that ends after the final (finished) value. */
     val updates: Flow<TransferProgress>
-        get() = eventFlow({ io.peat.mesh.uniffi.transferSubscribeProgress(handle, it) }) {
+        get() = eventFlow({ io.peat.mesh.uniffi.transferSubscribeProgress(Attach.generation, handle, it) }) {
             (it as? SubEvent.Progress)?.v1
         }
 

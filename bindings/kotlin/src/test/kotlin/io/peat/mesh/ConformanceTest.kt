@@ -3,7 +3,15 @@ package io.peat.mesh
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeatException as Err
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withTimeoutOrNull
+import kotlinx.coroutines.yield
+import java.util.concurrent.atomic.AtomicInteger
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.takeWhile
@@ -11,7 +19,6 @@ import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import java.io.File
-import java.nio.file.Files
 import kotlin.random.Random
 import kotlin.test.Test
 import kotlin.test.assertEquals
@@ -20,17 +27,9 @@ import kotlin.test.assertTrue
 
 /** The conformance scenarios (docs/conformance.md) on the desktop JVM through JNA. */
 class ConformanceTest {
-    companion object {
-        init {
-            val dir = System.getProperty("peat.lib.dir") ?: error("peat.lib.dir not set")
-            PeatMesh.loadFrom(File(dir, "libpeat_mesh_ffi.so").absolutePath)
-        }
-        val SECRET = ByteArray(32) { 7 }
-    }
+    private fun tmp(): String = Support.tmp()
 
-    private fun tmp(): String = Files.createTempDirectory("peat-kt").toString()
-
-    private suspend fun node(): Node = Node.open(tmp(), "kotlin", SECRET, listen = "127.0.0.1:0")
+    private suspend fun node(): Node = Support.node()
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
@@ -65,11 +64,144 @@ class ConformanceTest {
     fun errorKindsAreTypedExceptions() = runBlocking<Unit> {
         node().use { n ->
             assertFailsWith<Err.InvalidArgument> { n.put("c", "d", "not json") }
+            assertFailsWith<Err.InvalidArgument> { n.put("", "d", "{}") }
+            assertFailsWith<Err.InvalidArgument> { n.importBytes("c", "d", "not automerge".toByteArray()) }
             assertFailsWith<Err.InvalidArgument> { n.fetchBlob("nothex") }
+            assertFailsWith<Err.InvalidArgument> { n.addPeer("not a peer") }
+            assertFailsWith<Err.NotFound> { n.exportBlob("00".repeat(32), File(tmp(), "x").path) }
+            assertFailsWith<Err.InvalidHandle> { io.peat.mesh.uniffi.get(0u, "c", "d") }
+            assertFailsWith<Err.InvalidHandle> { io.peat.mesh.uniffi.unsubscribe(0u) }
+            assertFailsWith<Err.Timeout> {
+                n.connect("3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29@127.0.0.1:9", 300)
+            }
+            Node.open(tmp(), "kotlin", ByteArray(32) { 1 }, listen = "127.0.0.1:0").use { other ->
+                assertFailsWith<Err.AdmissionRefused> { other.connect(n.addrs[0]) }
+            }
+            // the wrong handle type
+            val sub = n.onDocument("c") { }
+            assertFailsWith<Err.InvalidHandle> { io.peat.mesh.uniffi.nodeId(0u) }
+            sub.close()
+            sub.close() // idempotent
         }
         val closed = node()
         closed.close()
+        closed.close() // idempotent
         assertFailsWith<Err.InvalidHandle> { closed.get("c", "d") }
+        // every kind is a PeatException, and ShutDown is one (provoked in ProcessTest)
+        assertTrue(Err.ShutDown("x") is PeatException)
+    }
+
+    @Test
+    fun getListDeleteExportImport() = runBlocking<Unit> {
+        node().use { n ->
+            for (i in listOf("a", "b", "c")) n.put("u", i, """{"id":"$i"}""")
+            val first = n.list("u", limit = 2)
+            assertEquals(listOf("a", "b"), first.ids)
+            val second = n.list("u", after = first.next)
+            assertEquals(listOf("c"), second.ids)
+            assertEquals(null, second.next)
+            assertEquals(listOf("b"), n.list("u", prefix = "b").ids)
+            n.mergePatch("u", "a", """{"x":1}""")
+            assertEquals("""{"id":"a","x":1}""", n.get("u", "a"))
+            val bytes = n.export("u", "a")!!
+            node().use { m ->
+                m.importBytes("u", "a", bytes)
+                assertEquals(n.get("u", "a"), m.get("u", "a"))
+            }
+            assertTrue(n.delete("u", "a"))
+            assertEquals(null, n.get("u", "a"))
+            assertEquals(false, n.delete("u", "zzz"))
+            assertEquals(null, n.export("u", "zzz"))
+            assertEquals(3UL, n.stats().documents) // b, c and the tombstone of a
+        }
+    }
+
+    @Test
+    fun subscribeWithSnapshotThenLive() = runBlocking<Unit> {
+        node().use { n ->
+            n.put("s", "x", """{"v":1}""")
+            val events = Channel<DocEventRecord>(Channel.UNLIMITED)
+            val job = launch { n.documents("s", snapshot = true).collect { events.send(it) } }
+            val snap = withTimeout(5_000) { events.receive() } as DocEventRecord.Changed
+            assertEquals("x" to "snapshot", snap.id to snap.origin)
+            n.put("s", "y", """{"v":2}""")
+            val live = withTimeout(5_000) { events.receive() } as DocEventRecord.Changed
+            assertEquals("y" to "local", live.id to live.origin)
+            // a short wait times out
+            assertEquals(null, withTimeoutOrNull(50) { events.receive() })
+            job.cancel()
+        }
+    }
+
+    @Test
+    fun nothingArrivesAfterUnsubscribeDuringABurst() = runBlocking<Unit> {
+        node().use { n ->
+            val seen = AtomicInteger()
+            val sub = n.onDocument("b") { seen.incrementAndGet() }
+            val writer = launch(Dispatchers.IO) { for (i in 0 until 2_000) n.put("b", (i % 50).toString(), """{"i":$i}""") }
+            while (seen.get() < 20) delay(5)
+            sub.close()
+            val count = seen.get()
+            writer.join()
+            delay(200)
+            assertEquals(count, seen.get())
+        }
+    }
+
+    @Test
+    fun thousandsOfSubscriptionCyclesFreeEverything() = runBlocking<Unit> {
+        node().use { n ->
+            val base = PeatMesh.liveHandles()
+            repeat(2_000) { n.onDocument("c") { }.close() }
+            repeat(200) {
+                val job = launch { n.documents("c").collect { } }
+                yield()
+                job.cancelAndJoin()
+            }
+            assertEquals(base, PeatMesh.liveHandles())
+        }
+    }
+
+    @Test
+    fun closeWithSubscriptionsAndATransferInFlight() = runBlocking<Unit> {
+        val a = node()
+        node().use { b ->
+            b.connect(a.addrs[0])
+            val data = Random(3).nextBytes(4 shl 20)
+            val info = a.addBlobFile(File(tmp(), "big.bin").apply { writeBytes(data) }.path)
+            val flowEnded = async { a.documents("x").toList() } // ends when the node closes
+            val ended = CompletableDeferred<Unit>()
+            val sub = a.onPeerEvent(onEnd = { ended.complete(Unit) }) { }
+            val transfer = b.fetchBlob(info.hash, listOf(a.id), "edge", 128L shl 10)
+            val writer = launch(Dispatchers.IO) { repeat(20) { b.put("x", "k", """{"i":$it}""") } }
+            writer.join()
+            delay(200)
+            val start = System.nanoTime()
+            b.close()
+            a.close()
+            assertTrue((System.nanoTime() - start) / 1_000_000 < 5_000)
+            withTimeout(5_000) { flowEnded.await(); ended.await() }
+            val err = runCatching { transfer.await() }.exceptionOrNull()
+            assertTrue(err is PeatException, "transfer ended with $err")
+            transfer.close()
+            sub.close()
+        }
+    }
+
+    @Test
+    fun logsReachTheHandler() = runBlocking<Unit> {
+        val lines = java.util.concurrent.ConcurrentLinkedQueue<String>()
+        PeatMesh.setLogHandler(5) { level, target, message -> lines.add("$level $target $message") }
+        try {
+            node().use { }
+            withTimeout(5_000) { while (lines.none { it.contains("peat") }) delay(20) }
+        } finally {
+            PeatMesh.clearLogHandler()
+        }
+        val n = lines.size
+        node().use { }
+        delay(200)
+        assertEquals(n, lines.size)
     }
 
     @Test

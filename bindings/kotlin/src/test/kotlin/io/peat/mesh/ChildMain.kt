@@ -1,0 +1,87 @@
+package io.peat.mesh
+
+import kotlinx.coroutines.runBlocking
+import java.nio.file.Files
+import kotlin.system.exitProcess
+
+/**
+ * The child side of the process tests: `ChildMainKt <lib> <scenario>`.
+ * - `exit-with-open-node`: opens a node, writes, and leaves without closing.
+ * - `shutdown`: opens nodes and a subscription, shuts the SDK down, checks
+ *   every handle is gone, later calls fail (opening with ShutDown), and that
+ *   shutdown is idempotent.
+ * - `reload-cycle`: see [reloadCycle].
+ */
+fun main(args: Array<String>) {
+    if (args[1] == "reload-cycle") return reloadCycle(args[0])
+    PeatMesh.loadFrom(args[0])
+    val dir = Files.createTempDirectory("peat-kt-child").toString()
+    runBlocking {
+        when (args[1]) {
+            "exit-with-open-node" -> {
+                val n = Node.open(dir, "kotlin", ByteArray(32) { 7 }, listen = "127.0.0.1:0")
+                n.put("c", "d", """{"v":1}""")
+                n.onDocument("c") { }
+                println("exiting with node open")
+            }
+            "shutdown" -> {
+                val before = PeatMesh.liveHandles()
+                val a = Node.open("$dir/a", "kotlin", ByteArray(32) { 7 }, listen = "127.0.0.1:0")
+                Node.open("$dir/b", "kotlin", ByteArray(32) { 7 }, listen = "127.0.0.1:0")
+                a.onDocument("c") { }
+                check(PeatMesh.liveHandles() == before + 3)
+                PeatMesh.shutdown()
+                check(PeatMesh.liveHandles() == 0L) { "handles left: ${PeatMesh.liveHandles()}" }
+                check(runCatching { a.put("c", "d", "{}") }.exceptionOrNull() is PeatException)
+                val failed = runCatching { Node.open("$dir/c", "kotlin", ByteArray(32)) }.exceptionOrNull()
+                check(failed is io.peat.mesh.uniffi.PeatException.ShutDown) { "open after shutdown: $failed" }
+                PeatMesh.shutdown()
+                println("shutdown ok")
+            }
+            else -> exitProcess(2)
+        }
+    }
+}
+
+/**
+ * A plugin reload, as ATAK does it: the bindings' classes (and JNA and the
+ * Kotlin runtime) are loaded by a fresh URLClassLoader whose parent knows none
+ * of them, the native library by absolute path. Load 1 opens a node and leaves
+ * a listener; the loader is dropped; load 2 finds the node, uses it (the old
+ * listener is never called again) and closes it; load 3 reopens the data dir.
+ * This class itself never touches the bindings directly.
+ */
+fun reloadCycle(lib: String) {
+    val urls = System.getProperty("java.class.path").split(java.io.File.pathSeparator)
+        .map { java.io.File(it).toURI().toURL() }.toTypedArray()
+    val dir = Files.createTempDirectory("peat-kt-reload").toString()
+    fun load(): java.net.URLClassLoader = java.net.URLClassLoader(urls, ClassLoader.getPlatformClassLoader())
+    fun call(loader: ClassLoader, method: String, vararg args: String): String {
+        val probe = loader.loadClass("io.peat.mesh.PluginProbe")
+        check(probe.classLoader === loader) { "probe came from ${probe.classLoader}" }
+        check(loader.loadClass("com.sun.jna.Native").classLoader === loader)
+        val types = Array(args.size) { String::class.java }
+        return probe.getMethod(method, *types).invoke(null, *args) as String
+    }
+
+    var first: java.net.URLClassLoader? = load()
+    val (id, handles) = call(first!!, "start", lib, dir).split(" ")
+    check(handles.toLong() >= 2) { "handles after start: $handles" }
+    val oldCalls = System.getProperty("peat.probe.oldCalls")
+    check(oldCalls == "1") { "old listener calls before reload: $oldCalls" }
+    first.close()
+    first = null
+    System.gc()
+
+    val second = load()
+    val resumed = call(second, "resume", lib)
+    check(resumed == "$id {\"loads\":2} 0") { "resume: $resumed" }
+    check(System.getProperty("peat.probe.oldCalls") == "1") { "the old load's listener was called after the reload" }
+    second.close()
+
+    val third = load()
+    val reopened = call(third, "reopen", lib, dir)
+    check(reopened == "$id {\"loads\":2}") { "reopen: $reopened" }
+    third.close()
+    println("reload cycle ok")
+}
