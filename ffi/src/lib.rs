@@ -17,6 +17,7 @@ pub mod sdk;
 
 mod c_api;
 mod c_api_blobs;
+mod jni_api;
 mod reload;
 pub mod uniffi_api;
 

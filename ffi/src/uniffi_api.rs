@@ -83,6 +83,29 @@ impl From<SdkError> for PeatException {
     }
 }
 
+impl PeatException {
+    /// The variant's name, which is also the generated Kotlin class's
+    /// (`PeatException.NotFound`, …); the JNI path throws those classes.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            PeatException::InvalidArgument(_) => "InvalidArgument",
+            PeatException::NotFound(_) => "NotFound",
+            PeatException::InvalidHandle(_) => "InvalidHandle",
+            PeatException::Closed(_) => "Closed",
+            PeatException::Timeout(_) => "Timeout",
+            PeatException::Io(_) => "Io",
+            PeatException::Network(_) => "Network",
+            PeatException::AdmissionRefused(_) => "AdmissionRefused",
+            PeatException::Protocol(_) => "Protocol",
+            PeatException::Corrupt(_) => "Corrupt",
+            PeatException::ShutDown(_) => "ShutDown",
+            PeatException::WouldDeadlock(_) => "WouldDeadlock",
+            PeatException::Internal(_) => "Internal",
+            PeatException::Cancelled(_) => "Cancelled",
+        }
+    }
+}
+
 type R<T> = Result<T, PeatException>;
 
 /// A complete blob.

@@ -46,12 +46,41 @@ internal object Attach {
     }
 }
 
+/**
+ * The JNI path for the document calls (see `ffi/src/jni_api.rs`): this class
+ * loads the library with `System.load`, which makes the JVM run the library's
+ * `JNI_OnLoad`, and that binds these natives through this class's own loader,
+ * with no JNA lookup involved, at well under a microsecond a call. When it
+ * cannot (a JVM allows one class loader per JNI library: after a plugin
+ * reload the previous load may still hold it) or `-Dpeat.mesh.jni=false`,
+ * the same calls go through the UniFFI binding.
+ */
+internal object JniBridge {
+    /** Whether the natives are bound for this class loader. */
+    val available: Boolean = System.getProperty("peat.mesh.jni") != "false" && try {
+        val path = System.getProperty("uniffi.component.peat_mesh.libraryOverride")
+        if (path != null) System.load(path) else System.loadLibrary("peat_mesh_ffi")
+        abiVersion() >= 2
+    } catch (e: UnsatisfiedLinkError) {
+        false
+    }
+
+    @JvmStatic external fun abiVersion(): Int
+    @JvmStatic external fun get(node: Long, collection: String, id: String): String?
+    @JvmStatic external fun put(node: Long, collection: String, id: String, json: String)
+    @JvmStatic external fun mergePatch(node: Long, collection: String, id: String, json: String)
+    @JvmStatic external fun delete(node: Long, collection: String, id: String): Boolean
+}
+
 /** Process-wide entry points: loading and leak checks. */
 object PeatMesh {
     /**
      * Loads the native library from an absolute path before the first call.
      * ATAK loads plugin classes with its own class loader; the library must
-     * come from the plugin's own directory, by absolute path.
+     * come from the plugin's own directory, by absolute path. The generated
+     * UniFFI code opens it through JNA by that path; the document calls also
+     * bind it through JNI (`System.load` of the same file) when the JVM lets
+     * this class loader do so, see [documentCalls].
      */
     fun loadFrom(absolutePath: String) {
         require(java.io.File(absolutePath).isAbsolute) { "not an absolute path: $absolutePath" }
@@ -60,6 +89,9 @@ object PeatMesh {
 
     /** The native ABI version. */
     val abiVersion: Int get() = Attach.generation.let { io.peat.mesh.uniffi.abiVersion().toInt() }
+
+    /** "jni" when document calls bypass JNA (see [loadFrom]), else "jna". */
+    val documentCalls: String get() = Attach.generation.let { if (JniBridge.available) "jni" else "jna" }
 
     /** Live SDK handles in this process (for leak checks). */
     fun liveHandles(): Long = Attach.generation.let { io.peat.mesh.uniffi.liveHandles().toLong() }
@@ -203,20 +235,28 @@ class Node private constructor(private val handle: ULong) : Closeable {
     fun peers(): List<PeerRecord> = io.peat.mesh.uniffi.peers(handle)
 
     /** Writes a document (a JSON object); returns once durable. */
-    suspend fun put(collection: String, id: String, json: String) =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.put(handle, collection, id, json) }
+    suspend fun put(collection: String, id: String, json: String) = withContext(Dispatchers.IO) {
+        if (JniBridge.available) JniBridge.put(handle.toLong(), collection, id, json)
+        else io.peat.mesh.uniffi.put(handle, collection, id, json)
+    }
 
     /** Applies an RFC 7386 merge patch. */
-    suspend fun mergePatch(collection: String, id: String, json: String) =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.mergePatch(handle, collection, id, json) }
+    suspend fun mergePatch(collection: String, id: String, json: String) = withContext(Dispatchers.IO) {
+        if (JniBridge.available) JniBridge.mergePatch(handle.toLong(), collection, id, json)
+        else io.peat.mesh.uniffi.mergePatch(handle, collection, id, json)
+    }
 
     /** The document as JSON, or null. */
-    suspend fun get(collection: String, id: String): String? =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.get(handle, collection, id) }
+    suspend fun get(collection: String, id: String): String? = withContext(Dispatchers.IO) {
+        if (JniBridge.available) JniBridge.get(handle.toLong(), collection, id)
+        else io.peat.mesh.uniffi.get(handle, collection, id)
+    }
 
     /** Deletes a document; false if there was none. */
-    suspend fun delete(collection: String, id: String): Boolean =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.delete(handle, collection, id) }
+    suspend fun delete(collection: String, id: String): Boolean = withContext(Dispatchers.IO) {
+        if (JniBridge.available) JniBridge.delete(handle.toLong(), collection, id)
+        else io.peat.mesh.uniffi.delete(handle, collection, id)
+    }
 
     /** One page of ids and the cursor of the next. */
     suspend fun list(collection: String, prefix: String = "", after: String? = null, limit: Int = 100) =

@@ -65,7 +65,7 @@ fun reloadCycle(lib: String) {
     }
 
     var first: java.net.URLClassLoader? = load()
-    val (id, handles) = call(first!!, "start", lib, dir).split(" ")
+    val (id, handles, firstCalls) = call(first!!, "start", lib, dir).split(" ")
     check(handles.toLong() >= 2) { "handles after start: $handles" }
     val oldCalls = System.getProperty("peat.probe.oldCalls")
     check(oldCalls == "1") { "old listener calls before reload: $oldCalls" }
@@ -74,14 +74,16 @@ fun reloadCycle(lib: String) {
     System.gc()
 
     val second = load()
-    val resumed = call(second, "resume", lib)
-    check(resumed == "$id {\"loads\":2} 0") { "resume: $resumed" }
+    val resumed = call(second, "resume", lib).split(" ")
+    check(resumed.take(3) == listOf(id, "{\"loads\":2}", "0")) { "resume: $resumed" }
     check(System.getProperty("peat.probe.oldCalls") == "1") { "the old load's listener was called after the reload" }
     second.close()
 
     val third = load()
-    val reopened = call(third, "reopen", lib, dir)
-    check(reopened == "$id {\"loads\":2}") { "reopen: $reopened" }
+    val reopened = call(third, "reopen", lib, dir).split(" ")
+    check(reopened.take(2) == listOf(id, "{\"loads\":2}")) { "reopen: $reopened" }
     third.close()
-    println("reload cycle ok")
+    // A JVM binds a JNI library to one class loader at a time: later loads
+    // use JNI only if the earlier loader was already collected, else JNA.
+    println("reload cycle ok (document calls: $firstCalls, ${resumed[3]}, ${reopened[2]})")
 }

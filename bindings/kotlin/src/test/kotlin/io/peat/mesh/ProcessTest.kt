@@ -26,6 +26,7 @@ class ProcessTest {
     @Test
     fun separateClassLoaderAndReloadCycle() {
         val (status, out) = Support.runChild("reload-cycle")
+        println(out.trim())
         assertEquals(0, status, out)
         assertTrue(out.contains("reload cycle ok"), out)
     }
