@@ -26,15 +26,17 @@ fun main(args: Array<String>) {
             fun report(what: String, nanosPerCall: Double) =
                 println("kotlin-call        %-48s %10.3f us".format(what, nanosPerCall / 1_000))
 
-            if ("--detail" in args) {
-                report("liveHandles (no args, u64)", perCall(gets) { io.peat.mesh.uniffi.liveHandles() })
-                report("nodeId (returns a string)", perCall(gets) { io.peat.mesh.uniffi.nodeId(handle) })
-                report("get, missing doc (3 string args, null)", perCall(gets) { io.peat.mesh.uniffi.get(handle, "b", "none") })
-            }
-            report("get, generated binding (blocking)", perCall(gets) { io.peat.mesh.uniffi.get(handle, "b", "small") })
+            check(JniBridge.available) { "the JNI path did not load" }
             val onIo = withContext(Dispatchers.IO) { perCallSuspend(gets) { n.get("b", "small") } }
-            report("get, suspend, caller already on Dispatchers.IO", onIo)
-            report("get, suspend, from another thread (dispatch)", perCallSuspend(gets / 10) { n.get("b", "small") })
+            report("get: Node.get, caller on Dispatchers.IO (JNI)", onIo)
+            report("get: JniBridge.get, blocking", perCall(gets) { JniBridge.get(handle.toLong(), "b", "small") })
+            // JNA is far slower per call: fewer calls keep the run short
+            report("get: generated UniFFI binding, blocking (JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.get(handle, "b", "small") })
+            report("get: Node.get from another thread (+ hop to IO)", perCallSuspend(gets / 20) { n.get("b", "small") })
+            if ("--detail" in args) {
+                report("UniFFI liveHandles (no arguments; JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.liveHandles() })
+                report("UniFFI nodeId (returns a string; JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.nodeId(handle) })
+            }
 
             // durable puts from 16 coroutines on Dispatchers.IO (group commit), each followed by a get
             val start = System.nanoTime()
