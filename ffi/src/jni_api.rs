@@ -18,8 +18,11 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use jni::objects::{JClass, JString};
-use jni::sys::{jboolean, jint, jlong, jstring, JNI_ERR, JNI_FALSE, JNI_TRUE, JNI_VERSION_1_6};
+use jni::objects::{JByteArray, JClass, JObject, JObjectArray, JString};
+use jni::sys::{
+    jboolean, jbyteArray, jint, jlong, jlongArray, jobjectArray, jstring, JNI_ERR, JNI_FALSE,
+    JNI_TRUE, JNI_VERSION_1_6,
+};
 use jni::{JNIEnv, JavaVM, NativeMethod};
 
 use crate::error::{ErrorCode, SdkError, SdkResult};
@@ -62,8 +65,81 @@ fn arg(env: &mut JNIEnv<'_>, s: &JString<'_>, what: &str) -> SdkResult<String> {
         .map_err(|e| SdkError::invalid(format!("{what}: {e}")))
 }
 
+/// A nullable Java string argument.
+fn opt_arg(env: &mut JNIEnv<'_>, s: &JString<'_>, what: &str) -> SdkResult<Option<String>> {
+    if s.as_raw().is_null() {
+        Ok(None)
+    } else {
+        arg(env, s, what).map(Some)
+    }
+}
+
+/// A failure of the JNI machinery itself (out of memory in the JVM, …).
+fn jni_failed(e: jni::errors::Error) -> SdkError {
+    SdkError::new(ErrorCode::Internal, format!("JNI: {e}"))
+}
+
+/// A `String[]` argument; null is an invalid argument, as is a null element.
+fn string_array_arg(
+    env: &mut JNIEnv<'_>,
+    a: &JObjectArray<'_>,
+    what: &str,
+) -> SdkResult<Vec<String>> {
+    if a.as_raw().is_null() {
+        return Err(SdkError::invalid(format!("{what} is null")));
+    }
+    let len = env.get_array_length(a).map_err(jni_failed)?;
+    let mut out = Vec::with_capacity(len.max(0) as usize);
+    for i in 0..len {
+        let element = JString::from(env.get_object_array_element(a, i).map_err(jni_failed)?);
+        out.push(arg(env, &element, what)?);
+        env.delete_local_ref(element).map_err(jni_failed)?;
+    }
+    Ok(out)
+}
+
+/// A `byte[]` argument; null is an invalid argument.
+fn bytes_arg(env: &mut JNIEnv<'_>, a: &JByteArray<'_>, what: &str) -> SdkResult<Vec<u8>> {
+    if a.as_raw().is_null() {
+        return Err(SdkError::invalid(format!("{what} is null")));
+    }
+    env.convert_byte_array(a).map_err(jni_failed)
+}
+
+/// A new `String[]`; `None` elements stay null.
+fn string_array(env: &mut JNIEnv<'_>, items: &[Option<String>]) -> SdkResult<jobjectArray> {
+    let array = env
+        .new_object_array(items.len() as i32, "java/lang/String", JObject::null())
+        .map_err(jni_failed)?;
+    for (i, item) in items.iter().enumerate() {
+        if let Some(text) = item {
+            let s = env.new_string(text).map_err(jni_failed)?;
+            env.set_object_array_element(&array, i as i32, &s)
+                .map_err(jni_failed)?;
+            env.delete_local_ref(s).map_err(jni_failed)?;
+        }
+    }
+    Ok(array.into_raw())
+}
+
+fn new_string(env: &mut JNIEnv<'_>, s: String) -> SdkResult<jstring> {
+    env.new_string(s).map(|s| s.into_raw()).map_err(jni_failed)
+}
+
 fn node(handle: jlong) -> u64 {
     handle as u64
+}
+
+fn ms(v: jlong) -> u64 {
+    v.max(0) as u64
+}
+
+fn jbool(b: bool) -> jboolean {
+    if b {
+        JNI_TRUE
+    } else {
+        JNI_FALSE
+    }
 }
 
 extern "system" fn abi_version<'l>(_env: JNIEnv<'l>, _class: JClass<'l>) -> jint {
@@ -82,10 +158,7 @@ extern "system" fn get<'l>(
         let i = arg(env, &id, "id")?;
         match sdk::get(node(handle), &c, &i)? {
             None => Ok(std::ptr::null_mut()),
-            Some(json) => env
-                .new_string(json)
-                .map(|s| s.into_raw())
-                .map_err(|e| SdkError::new(ErrorCode::Internal, format!("new string: {e}"))),
+            Some(json) => new_string(env, json),
         }
     })
 }
@@ -132,11 +205,193 @@ extern "system" fn delete<'l>(
     run(&mut env, JNI_FALSE, |env| {
         let c = arg(env, &collection, "collection")?;
         let i = arg(env, &id, "id")?;
-        Ok(if sdk::delete(node(handle), &c, &i)? {
-            JNI_TRUE
-        } else {
-            JNI_FALSE
-        })
+        Ok(jbool(sdk::delete(node(handle), &c, &i)?))
+    })
+}
+
+extern "system" fn attach<'l>(_env: JNIEnv<'l>, _class: JClass<'l>) -> jlong {
+    crate::reload::attach() as jlong
+}
+
+extern "system" fn live_handles<'l>(_env: JNIEnv<'l>, _class: JClass<'l>) -> jlong {
+    crate::handles::live_handles() as jlong
+}
+
+extern "system" fn node_handles<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>) -> jlongArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let ids: Vec<jlong> = sdk::node_handles()
+            .into_iter()
+            .map(|h| h as jlong)
+            .collect();
+        let array = env.new_long_array(ids.len() as i32).map_err(jni_failed)?;
+        env.set_long_array_region(&array, 0, &ids)
+            .map_err(jni_failed)?;
+        Ok(array.into_raw())
+    })
+}
+
+extern "system" fn cancel_new<'l>(_env: JNIEnv<'l>, _class: JClass<'l>) -> jlong {
+    sdk::cancel_new() as jlong
+}
+
+extern "system" fn cancel<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, token: jlong) {
+    run(&mut env, (), |_| sdk::cancel(token as u64))
+}
+
+extern "system" fn cancel_free<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, token: jlong) {
+    run(&mut env, (), |_| sdk::cancel_free(token as u64))
+}
+
+#[allow(clippy::too_many_arguments)] // the JNI signature of NodeOptions spelled out
+extern "system" fn node_open<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    data_dir: JString<'l>,
+    formation_id: JString<'l>,
+    secret: JByteArray<'l>,
+    listen: JString<'l>,
+    peers: JObjectArray<'l>,
+    mdns: jboolean,
+    timeout_ms: jlong,
+    cancel: jlong,
+) -> jlong {
+    run(&mut env, 0, |env| {
+        let opts = sdk::NodeOptions {
+            data_dir: arg(env, &data_dir, "dataDir")?,
+            formation_id: arg(env, &formation_id, "formationId")?,
+            formation_secret: bytes_arg(env, &secret, "secret")?,
+            listen: arg(env, &listen, "listen")?,
+            peers: string_array_arg(env, &peers, "peers")?,
+            mdns: mdns != JNI_FALSE,
+        };
+        sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
+    })
+}
+
+extern "system" fn node_close<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    timeout_ms: jlong,
+) {
+    run(&mut env, (), |_| {
+        sdk::node_close(node(handle), ms(timeout_ms))
+    })
+}
+
+extern "system" fn node_id<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, handle: jlong) -> jstring {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let id = sdk::node_id(node(handle))?;
+        new_string(env, id)
+    })
+}
+
+extern "system" fn node_addrs<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jobjectArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let addrs: Vec<Option<String>> = sdk::node_addrs(node(handle))?
+            .into_iter()
+            .map(Some)
+            .collect();
+        string_array(env, &addrs)
+    })
+}
+
+extern "system" fn connect<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    peer: JString<'l>,
+    timeout_ms: jlong,
+    cancel: jlong,
+) {
+    run(&mut env, (), |env| {
+        let p = arg(env, &peer, "peer")?;
+        sdk::connect(node(handle), &p, ms(timeout_ms), cancel as u64)
+    })
+}
+
+extern "system" fn add_peer<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    peer: JString<'l>,
+) {
+    run(&mut env, (), |env| {
+        let p = arg(env, &peer, "peer")?;
+        sdk::add_peer(node(handle), &p)
+    })
+}
+
+extern "system" fn remove_peer<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    id: JString<'l>,
+) -> jboolean {
+    run(&mut env, JNI_FALSE, |env| {
+        let i = arg(env, &id, "peerId")?;
+        Ok(jbool(sdk::remove_peer(node(handle), &i)?))
+    })
+}
+
+/// Ids of one page, then the next page's cursor (null on the last page).
+extern "system" fn list<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    collection: JString<'l>,
+    prefix: JString<'l>,
+    after: JString<'l>,
+    limit: jint,
+) -> jobjectArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let c = arg(env, &collection, "collection")?;
+        let p = arg(env, &prefix, "prefix")?;
+        let a = opt_arg(env, &after, "after")?;
+        let (ids, next) = sdk::list(node(handle), &c, &p, a.as_deref(), limit.max(0) as usize)?;
+        let mut items: Vec<Option<String>> = ids.into_iter().map(Some).collect();
+        items.push(next);
+        string_array(env, &items)
+    })
+}
+
+extern "system" fn export_doc<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    collection: JString<'l>,
+    id: JString<'l>,
+) -> jbyteArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let c = arg(env, &collection, "collection")?;
+        let i = arg(env, &id, "id")?;
+        match sdk::export(node(handle), &c, &i)? {
+            None => Ok(std::ptr::null_mut()),
+            Some(bytes) => env
+                .byte_array_from_slice(&bytes)
+                .map(|a| a.into_raw())
+                .map_err(jni_failed),
+        }
+    })
+}
+
+extern "system" fn import_doc<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    collection: JString<'l>,
+    id: JString<'l>,
+    bytes: JByteArray<'l>,
+) {
+    run(&mut env, (), |env| {
+        let c = arg(env, &collection, "collection")?;
+        let i = arg(env, &id, "id")?;
+        let b = bytes_arg(env, &bytes, "bytes")?;
+        sdk::import(node(handle), &c, &i, &b)
     })
 }
 
@@ -148,8 +403,41 @@ fn methods() -> Vec<NativeMethod> {
         sig: sig.into(),
         fn_ptr: f,
     };
+    let doc2 = format!("(J{STR}{STR}"); // node, collection, id
     vec![
         m("abiVersion", "()I".into(), abi_version as *mut c_void),
+        m("attach", "()J".into(), attach as *mut c_void),
+        m("liveHandles", "()J".into(), live_handles as *mut c_void),
+        m("nodeHandles", "()[J".into(), node_handles as *mut c_void),
+        m("cancelNew", "()J".into(), cancel_new as *mut c_void),
+        m("cancel", "(J)V".into(), cancel as *mut c_void),
+        m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
+        m(
+            "nodeOpen",
+            format!("({STR}{STR}[B{STR}[{STR}ZJJ)J"),
+            node_open as *mut c_void,
+        ),
+        m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),
+        m("nodeId", format!("(J){STR}"), node_id as *mut c_void),
+        m("nodeAddrs", format!("(J)[{STR}"), node_addrs as *mut c_void),
+        m("connect", format!("(J{STR}JJ)V"), connect as *mut c_void),
+        m("addPeer", format!("(J{STR})V"), add_peer as *mut c_void),
+        m(
+            "removePeer",
+            format!("(J{STR})Z"),
+            remove_peer as *mut c_void,
+        ),
+        m(
+            "list",
+            format!("(J{STR}{STR}{STR}I)[{STR}"),
+            list as *mut c_void,
+        ),
+        m("exportDoc", format!("{doc2})[B"), export_doc as *mut c_void),
+        m(
+            "importDoc",
+            format!("{doc2}[B)V"),
+            import_doc as *mut c_void,
+        ),
         m("get", format!("{doc}){STR}"), get as *mut c_void),
         m("put", format!("{doc}{STR})V"), put as *mut c_void),
         m(

@@ -152,3 +152,102 @@ impl Drop for ForeignSink {
 pub extern "C" fn peat_kotlin_attach() -> u64 {
     attach()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handles::live_handles;
+    use crate::sdk::tests::{opts, serial};
+    use crate::uniffi_api::{subscribe_docs, unsubscribe, PeatException};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    /// Counts its calls and its drop.
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        drops: Arc<AtomicUsize>,
+    }
+
+    impl EventListener for Counting {
+        fn on_event(&self, event: SubEvent) {
+            if matches!(event, SubEvent::Doc(_)) {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl Drop for Counting {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<dyn EventListener>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (calls, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let l = Counting {
+            calls: calls.clone(),
+            drops: drops.clone(),
+        };
+        (Arc::new(l), calls, drops)
+    }
+
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn attach_ends_the_previous_generations_listeners_without_freeing_them() -> anyhow::Result<()> {
+        let _serial = serial();
+        let dir = tempfile::tempdir()?;
+        let node = crate::sdk::node_open(&opts(dir.path()), 10_000, 0)?;
+        let old = attach();
+        let (listener, calls, drops) = counting();
+        subscribe_docs(old, node, "c".into(), None, false, listener)?;
+        crate::sdk::put(node, "c", "a", r#"{"v":1}"#)?;
+        wait_for("the first event", || calls.load(Ordering::SeqCst) == 1);
+
+        let before = live_handles();
+        let new = attach();
+        assert!(new > old);
+        assert_eq!(
+            live_handles(),
+            before - 1,
+            "the old subscription's handle is freed"
+        );
+        crate::sdk::put(node, "c", "b", r#"{"v":2}"#)?;
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "an old listener is never called again"
+        );
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "an old listener is forgotten, not freed"
+        );
+
+        let (stale, _, _) = counting();
+        let refused = subscribe_docs(old, node, "c".into(), None, false, stale);
+        assert!(matches!(refused, Err(PeatException::Closed(_))));
+
+        let (current, calls2, drops2) = counting();
+        let sub = subscribe_docs(new, node, "c".into(), None, false, current)?;
+        crate::sdk::put(node, "c", "c", r#"{"v":3}"#)?;
+        wait_for("the new listener's event", || {
+            calls2.load(Ordering::SeqCst) == 1
+        });
+        unsubscribe(sub)?;
+        assert_eq!(
+            drops2.load(Ordering::SeqCst),
+            1,
+            "a current listener is freed once"
+        );
+        crate::sdk::node_close(node, 5_000)?;
+        Ok(())
+    }
+}

@@ -4,6 +4,7 @@ import io.peat.mesh.uniffi.BlobInfo
 import io.peat.mesh.uniffi.BlobStatusRecord
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.EventListener
+import io.peat.mesh.uniffi.ListPage
 import io.peat.mesh.uniffi.NodeOptions
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeerRecord
@@ -33,27 +34,33 @@ typealias PeatException = NativeException
  * load of these classes is taking over: listeners a previous load (a plugin
  * before its reload) left registered are ended and never called again, since
  * the generated code's callback table is process-wide. Every entry point of
- * this layer passes through [generation] first.
+ * this layer passes through [generation] first. With JNI bound it attaches
+ * through JNI, so JNA is not needed for it.
  */
 internal object Attach {
     /** The generation this load attached as; passed when subscribing. */
     val generation: ULong
 
     init {
-        val name = System.getProperty("uniffi.component.peat_mesh.libraryOverride") ?: "peat_mesh_ffi"
-        val lib = com.sun.jna.NativeLibrary.getInstance(name)
-        generation = lib.getFunction("peat_kotlin_attach").invokeLong(arrayOf()).toULong()
+        generation = if (JniBridge.available) {
+            JniBridge.attach().toULong()
+        } else {
+            val name = System.getProperty("uniffi.component.peat_mesh.libraryOverride") ?: "peat_mesh_ffi"
+            val lib = com.sun.jna.NativeLibrary.getInstance(name)
+            lib.getFunction("peat_kotlin_attach").invokeLong(arrayOf()).toULong()
+        }
     }
 }
 
 /**
- * The JNI path for the document calls (see `ffi/src/jni_api.rs`): this class
- * loads the library with `System.load`, which makes the JVM run the library's
- * `JNI_OnLoad`, and that binds these natives through this class's own loader,
- * with no JNA lookup involved, at well under a microsecond a call. When it
- * cannot (a JVM allows one class loader per JNI library: after a plugin
- * reload the previous load may still hold it) or `-Dpeat.mesh.jni=false`,
- * the same calls go through the UniFFI binding.
+ * The JNI path (see `ffi/src/jni_api.rs`): this class loads the library with
+ * `System.load`, which makes the JVM run the library's `JNI_OnLoad`, and that
+ * binds these natives through this class's own loader, with no JNA involved,
+ * at well under a microsecond a call. Every request/response call of this
+ * layer goes here when it can; pushed events, blobs and the peer table use the
+ * UniFFI binding (JNA). When the JVM will not bind (one class loader per JNI
+ * library: after a plugin reload the previous load may still hold it) or
+ * `-Dpeat.mesh.jni=false`, everything goes through UniFFI.
  */
 internal object JniBridge {
     /** Whether the natives are bound for this class loader. */
@@ -66,10 +73,43 @@ internal object JniBridge {
     }
 
     @JvmStatic external fun abiVersion(): Int
+    @JvmStatic external fun attach(): Long
+    @JvmStatic external fun liveHandles(): Long
+    @JvmStatic external fun nodeHandles(): LongArray
+    @JvmStatic external fun cancelNew(): Long
+    @JvmStatic external fun cancel(token: Long)
+    @JvmStatic external fun cancelFree(token: Long)
+    @JvmStatic external fun nodeOpen(
+        dataDir: String, formationId: String, secret: ByteArray, listen: String,
+        peers: Array<String>, mdns: Boolean, timeoutMs: Long, cancel: Long,
+    ): Long
+    @JvmStatic external fun nodeClose(node: Long, timeoutMs: Long)
+    @JvmStatic external fun nodeId(node: Long): String
+    @JvmStatic external fun nodeAddrs(node: Long): Array<String>
+    @JvmStatic external fun connect(node: Long, peer: String, timeoutMs: Long, cancel: Long)
+    @JvmStatic external fun addPeer(node: Long, peer: String)
+    @JvmStatic external fun removePeer(node: Long, peerId: String): Boolean
     @JvmStatic external fun get(node: Long, collection: String, id: String): String?
     @JvmStatic external fun put(node: Long, collection: String, id: String, json: String)
     @JvmStatic external fun mergePatch(node: Long, collection: String, id: String, json: String)
     @JvmStatic external fun delete(node: Long, collection: String, id: String): Boolean
+    /** The page's ids, then the next cursor (null on the last page). */
+    @JvmStatic external fun list(node: Long, collection: String, prefix: String, after: String?, limit: Int): Array<String?>
+    @JvmStatic external fun exportDoc(node: Long, collection: String, id: String): ByteArray?
+    @JvmStatic external fun importDoc(node: Long, collection: String, id: String, bytes: ByteArray)
+}
+
+/** Runs [jni] when the JNI natives are bound for this class loader, else [jna]. */
+internal inline fun <T> either(jni: () -> T, jna: () -> T): T = if (JniBridge.available) jni() else jna()
+
+/**
+ * Runs a call only the UniFFI binding offers; where JNA cannot load, says so
+ * plainly instead of a linkage error.
+ */
+internal inline fun <T> needsJna(what: String, block: () -> T): T = try {
+    block()
+} catch (e: LinkageError) {
+    throw UnsupportedOperationException("$what needs JNA, which could not load in this process: $e", e)
 }
 
 /** Process-wide entry points: loading and leak checks. */
@@ -88,26 +128,28 @@ object PeatMesh {
     }
 
     /** The native ABI version. */
-    val abiVersion: Int get() = Attach.generation.let { io.peat.mesh.uniffi.abiVersion().toInt() }
+    val abiVersion: Int get() = Attach.generation.let { either({ JniBridge.abiVersion() }, { io.peat.mesh.uniffi.abiVersion().toInt() }) }
 
-    /** "jni" when document calls bypass JNA (see [loadFrom]), else "jna". */
+    /** "jni" when calls bypass JNA (see [loadFrom]), else "jna". */
     val documentCalls: String get() = Attach.generation.let { if (JniBridge.available) "jni" else "jna" }
 
     /** Live SDK handles in this process (for leak checks). */
-    fun liveHandles(): Long = Attach.generation.let { io.peat.mesh.uniffi.liveHandles().toLong() }
+    fun liveHandles(): Long = Attach.generation.let { either({ JniBridge.liveHandles() }, { io.peat.mesh.uniffi.liveHandles().toLong() }) }
 
     /**
      * Nodes open in this process, oldest first. The native library outlives a
      * plugin reload (new classes, same process): a freshly loaded plugin finds
      * here the nodes its previous incarnation left open, to reuse or close.
      */
-    fun openNodes(): List<Node> = Attach.generation.let { io.peat.mesh.uniffi.nodeHandles().map { Node.adopt(it) } }
+    fun openNodes(): List<Node> = Attach.generation.let {
+        either({ JniBridge.nodeHandles().map { it.toULong() } }, { io.peat.mesh.uniffi.nodeHandles() }).map { Node.adopt(it) }
+    }
 
     /**
      * Sends the SDK's log records at or above [maxLevel] (1 error … 5 trace)
      * to [handler], on the SDK dispatcher thread; replaces any previous handler.
      */
-    fun setLogHandler(maxLevel: Int = 3, handler: (level: Int, target: String, message: String) -> Unit) {
+    fun setLogHandler(maxLevel: Int = 3, handler: (level: Int, target: String, message: String) -> Unit) = needsJna("setLogHandler") {
         io.peat.mesh.uniffi.setLogListener(Attach.generation, object : EventListener {
             override fun onEvent(event: SubEvent) {
                 if (event is SubEvent.Log) handler(event.level.toInt(), event.target, event.message)
@@ -116,7 +158,7 @@ object PeatMesh {
     }
 
     /** Stops forwarding logs; the handler is released. */
-    fun clearLogHandler() = Attach.generation.let { io.peat.mesh.uniffi.clearLogListener() }
+    fun clearLogHandler() = Attach.generation.let { needsJna("clearLogHandler") { io.peat.mesh.uniffi.clearLogListener() } }
 
     /**
      * Closes every node and frees every handle; every later call fails with
@@ -124,7 +166,7 @@ object PeatMesh {
      * (use [openNodes] and close them instead). Idempotent.
      */
     suspend fun shutdown(timeoutMs: Long = 5_000) = Attach.generation.let {
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.shutdown(timeoutMs.toULong()) }
+        withContext(Dispatchers.IO) { needsJna("shutdown") { io.peat.mesh.uniffi.shutdown(timeoutMs.toULong()) } }
     }
 }
 
@@ -137,7 +179,7 @@ object PeatMesh {
 class Subscription internal constructor(private val handle: ULong) : Closeable {
     /** Ends delivery. Idempotent. */
     override fun close() {
-        runCatching { io.peat.mesh.uniffi.unsubscribe(handle) }
+        runCatching { needsJna("Subscription.close") { io.peat.mesh.uniffi.unsubscribe(handle) } }
     }
 }
 
@@ -155,14 +197,14 @@ internal fun <T : Any> listener(pick: (SubEvent) -> T?, onEnd: () -> Unit, deliv
  */
 internal suspend fun <T> cancellable(block: (ULong) -> T): T {
     Attach.generation
-    val token = io.peat.mesh.uniffi.cancelNew()
+    val token = either({ JniBridge.cancelNew().toULong() }, { io.peat.mesh.uniffi.cancelNew() })
     try {
         return coroutineScope {
             val watcher = launch(start = CoroutineStart.UNDISPATCHED) {
                 try {
                     awaitCancellation()
                 } finally {
-                    runCatching { io.peat.mesh.uniffi.cancel(token) }
+                    runCatching { either({ JniBridge.cancel(token.toLong()) }, { io.peat.mesh.uniffi.cancel(token) }) }
                 }
             }
             try {
@@ -176,7 +218,7 @@ internal suspend fun <T> cancellable(block: (ULong) -> T): T {
         currentCoroutineContext().ensureActive()
         throw e
     } finally {
-        runCatching { io.peat.mesh.uniffi.cancelFree(token) }
+        runCatching { either({ JniBridge.cancelFree(token.toLong()) }, { io.peat.mesh.uniffi.cancelFree(token) }) }
     }
 }
 
@@ -187,7 +229,7 @@ internal suspend fun <T> cancellable(block: (ULong) -> T): T {
  */
 internal fun <T : Any> eventFlow(subscribe: (EventListener) -> ULong, pick: (SubEvent) -> T?): Flow<T> =
     callbackFlow {
-        val sub = subscribe(listener(pick, { channel.close() }) { trySendBlocking(it) })
+        val sub = needsJna("event subscriptions") { subscribe(listener(pick, { channel.close() }) { trySendBlocking(it) }) }
         awaitClose { runCatching { io.peat.mesh.uniffi.unsubscribe(sub) } }
     }
 
@@ -198,6 +240,9 @@ private const val LONG_WAIT_MS: ULong = 3_600_000u
  * with [close] (or `use {}`).
  */
 class Node private constructor(private val handle: ULong) : Closeable {
+    /** The handle as JNI takes it. */
+    private val h: Long = handle.toLong()
+
     companion object {
         internal fun adopt(handle: ULong) = Node(handle)
 
@@ -211,67 +256,73 @@ class Node private constructor(private val handle: ULong) : Closeable {
             mdns: Boolean = false,
             timeoutMs: Long = 30_000,
         ): Node = Node(cancellable { t ->
-            io.peat.mesh.uniffi.nodeOpen(NodeOptions(dataDir, formationId, secret, listen, peers, mdns), timeoutMs.toULong(), t)
+            either(
+                { JniBridge.nodeOpen(dataDir, formationId, secret, listen, peers.toTypedArray(), mdns, timeoutMs, t.toLong()).toULong() },
+                { io.peat.mesh.uniffi.nodeOpen(NodeOptions(dataDir, formationId, secret, listen, peers, mdns), timeoutMs.toULong(), t) },
+            )
         })
     }
 
     /** This node's id (64 hex digits). */
-    val id: String get() = io.peat.mesh.uniffi.nodeId(handle)
+    val id: String get() = either({ JniBridge.nodeId(h) }, { io.peat.mesh.uniffi.nodeId(handle) })
 
     /** `NODEID@HOST:PORT` strings another node can dial. */
-    val addrs: List<String> get() = io.peat.mesh.uniffi.nodeAddrs(handle)
+    val addrs: List<String> get() = either({ JniBridge.nodeAddrs(h).toList() }, { io.peat.mesh.uniffi.nodeAddrs(handle) })
 
     /** Dials a peer and waits for admission. */
     suspend fun connect(peer: String, timeoutMs: Long = 10_000) =
-        cancellable { t -> io.peat.mesh.uniffi.connect(handle, peer, timeoutMs.toULong(), t) }
+        cancellable { t ->
+            either({ JniBridge.connect(h, peer, timeoutMs, t.toLong()) }, { io.peat.mesh.uniffi.connect(handle, peer, timeoutMs.toULong(), t) })
+        }
 
     /** Adds a static peer, kept connected until [removePeer]. */
-    fun addPeer(peer: String) = io.peat.mesh.uniffi.addPeer(handle, peer)
+    fun addPeer(peer: String) = either({ JniBridge.addPeer(h, peer) }, { io.peat.mesh.uniffi.addPeer(handle, peer) })
 
     /** Removes a static peer; false if it was not one. */
-    fun removePeer(id: String): Boolean = io.peat.mesh.uniffi.removePeer(handle, id)
+    fun removePeer(id: String): Boolean = either({ JniBridge.removePeer(h, id) }, { io.peat.mesh.uniffi.removePeer(handle, id) })
 
     /** Every peer seen, with state and discovery sources. */
-    fun peers(): List<PeerRecord> = io.peat.mesh.uniffi.peers(handle)
+    fun peers(): List<PeerRecord> = needsJna("peers") { io.peat.mesh.uniffi.peers(handle) }
 
     /** Writes a document (a JSON object); returns once durable. */
     suspend fun put(collection: String, id: String, json: String) = withContext(Dispatchers.IO) {
-        if (JniBridge.available) JniBridge.put(handle.toLong(), collection, id, json)
-        else io.peat.mesh.uniffi.put(handle, collection, id, json)
+        either({ JniBridge.put(h, collection, id, json) }, { io.peat.mesh.uniffi.put(handle, collection, id, json) })
     }
 
     /** Applies an RFC 7386 merge patch. */
     suspend fun mergePatch(collection: String, id: String, json: String) = withContext(Dispatchers.IO) {
-        if (JniBridge.available) JniBridge.mergePatch(handle.toLong(), collection, id, json)
-        else io.peat.mesh.uniffi.mergePatch(handle, collection, id, json)
+        either({ JniBridge.mergePatch(h, collection, id, json) }, { io.peat.mesh.uniffi.mergePatch(handle, collection, id, json) })
     }
 
     /** The document as JSON, or null. */
     suspend fun get(collection: String, id: String): String? = withContext(Dispatchers.IO) {
-        if (JniBridge.available) JniBridge.get(handle.toLong(), collection, id)
-        else io.peat.mesh.uniffi.get(handle, collection, id)
+        either({ JniBridge.get(h, collection, id) }, { io.peat.mesh.uniffi.get(handle, collection, id) })
     }
 
     /** Deletes a document; false if there was none. */
     suspend fun delete(collection: String, id: String): Boolean = withContext(Dispatchers.IO) {
-        if (JniBridge.available) JniBridge.delete(handle.toLong(), collection, id)
-        else io.peat.mesh.uniffi.delete(handle, collection, id)
+        either({ JniBridge.delete(h, collection, id) }, { io.peat.mesh.uniffi.delete(handle, collection, id) })
     }
 
     /** One page of ids and the cursor of the next. */
     suspend fun list(collection: String, prefix: String = "", after: String? = null, limit: Int = 100) =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.list(handle, collection, prefix, after, limit.toUInt()) }
+        withContext(Dispatchers.IO) {
+            either({
+                val page = JniBridge.list(h, collection, prefix, after, limit)
+                ListPage(page.dropLast(1).map { it!! }, page.last())
+            }, { io.peat.mesh.uniffi.list(handle, collection, prefix, after, limit.toUInt()) })
+        }
 
     /** The document's raw Automerge bytes, or null. */
     suspend fun export(collection: String, id: String): ByteArray? =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.exportDoc(handle, collection, id) }
+        withContext(Dispatchers.IO) { either({ JniBridge.exportDoc(h, collection, id) }, { io.peat.mesh.uniffi.exportDoc(handle, collection, id) }) }
 
     /** Merges raw Automerge bytes into a document. */
     suspend fun importBytes(collection: String, id: String, bytes: ByteArray) =
-        withContext(Dispatchers.IO) { io.peat.mesh.uniffi.importDoc(handle, collection, id, bytes) }
+        withContext(Dispatchers.IO) { either({ JniBridge.importDoc(h, collection, id, bytes) }, { io.peat.mesh.uniffi.importDoc(handle, collection, id, bytes) }) }
 
     /** Counters: stored documents, connected peers, subscriptions, sync traffic. */
-    fun stats() = io.peat.mesh.uniffi.stats(handle)
+    fun stats() = needsJna("stats") { io.peat.mesh.uniffi.stats(handle) }
 
     /**
      * Document events pushed to [onEvent] on the SDK dispatcher thread (see
@@ -284,13 +335,16 @@ class Node private constructor(private val handle: ULong) : Closeable {
         snapshot: Boolean = false,
         onEnd: () -> Unit = {},
         onEvent: (DocEventRecord) -> Unit,
-    ): Subscription = Subscription(
-        io.peat.mesh.uniffi.subscribeDocs(Attach.generation, handle, collection, id, snapshot, listener({ (it as? SubEvent.Doc)?.v1 }, onEnd, onEvent)),
-    )
+    ): Subscription = needsJna("onDocument") {
+        Subscription(
+            io.peat.mesh.uniffi.subscribeDocs(Attach.generation, handle, collection, id, snapshot, listener({ (it as? SubEvent.Doc)?.v1 }, onEnd, onEvent)),
+        )
+    }
 
     /** Peer events pushed to [onEvent]; see [onDocument]. */
-    fun onPeerEvent(onEnd: () -> Unit = {}, onEvent: (PeerEventRecord) -> Unit): Subscription =
+    fun onPeerEvent(onEnd: () -> Unit = {}, onEvent: (PeerEventRecord) -> Unit): Subscription = needsJna("onPeerEvent") {
         Subscription(io.peat.mesh.uniffi.subscribePeers(Attach.generation, handle, listener({ (it as? SubEvent.Peer)?.v1 }, onEnd, onEvent)))
+    }
 
     /**
      * Document events as a Flow: collecting subscribes, cancelling the
@@ -306,7 +360,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
     /** Adds a file's contents as a blob. */
     suspend fun addBlobFile(path: String): BlobInfo =
-        cancellable { t -> io.peat.mesh.uniffi.blobAddFile(handle, path, LONG_WAIT_MS, t) }
+        cancellable { t -> needsJna("blobs") { io.peat.mesh.uniffi.blobAddFile(handle, path, LONG_WAIT_MS, t) } }
 
     /** Starts fetching a blob; see [Transfer]. */
     fun fetchBlob(
@@ -314,24 +368,23 @@ class Node private constructor(private val handle: ULong) : Closeable {
         providers: List<String> = emptyList(),
         profile: String = "",
         rateLimit: Long = 0,
-    ): Transfer = Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong()))
+    ): Transfer = needsJna("blobs") { Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong())) }
 
     /** Copies a complete blob to [path]; returns its size. */
     suspend fun exportBlob(hash: String, path: String): Long =
-        cancellable { t -> io.peat.mesh.uniffi.blobExport(handle, hash, path, LONG_WAIT_MS, t) }.toLong()
+        cancellable { t -> needsJna("blobs") { io.peat.mesh.uniffi.blobExport(handle, hash, path, LONG_WAIT_MS, t) } }.toLong()
 
     /** How much of a blob is here (state 0 missing, 1 partial, 2 complete). */
-    fun blobStatus(hash: String): BlobStatusRecord = io.peat.mesh.uniffi.blobStatus(handle, hash)
+    fun blobStatus(hash: String): BlobStatusRecord = needsJna("blobs") { io.peat.mesh.uniffi.blobStatus(handle, hash) }
 
     /** Closes the node (blocking, bounded by five seconds). Idempotent. */
-    override fun close() {
-        runCatching { io.peat.mesh.uniffi.nodeClose(handle, 5_000u) }
-    }
+    override fun close() = closeWithin(5_000)
 
     /** Closes the node off the caller's thread (for the main thread). Idempotent. */
-    suspend fun closeAsync(timeoutMs: Long = 5_000) = withContext(Dispatchers.IO) {
-        runCatching { io.peat.mesh.uniffi.nodeClose(handle, timeoutMs.toULong()) }
-        Unit
+    suspend fun closeAsync(timeoutMs: Long = 5_000) = withContext(Dispatchers.IO) { closeWithin(timeoutMs) }
+
+    private fun closeWithin(timeoutMs: Long) {
+        runCatching { either({ JniBridge.nodeClose(h, timeoutMs) }, { io.peat.mesh.uniffi.nodeClose(handle, timeoutMs.toULong()) }) }
     }
 }
 

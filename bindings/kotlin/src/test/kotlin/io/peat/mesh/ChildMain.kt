@@ -11,6 +11,9 @@ import kotlin.system.exitProcess
  *   every handle is gone, later calls fail (opening with ShutDown), and that
  *   shutdown is idempotent.
  * - `reload-cycle`: see [reloadCycle].
+ * - `jni-only`: JNA cannot load in this JVM (ProcessTest starts it so); two
+ *   nodes still open, connect, sync and serve documents over JNI, errors are
+ *   typed, and what needs JNA says so.
  */
 fun main(args: Array<String>) {
     if (args[1] == "reload-cycle") return reloadCycle(args[0])
@@ -37,6 +40,28 @@ fun main(args: Array<String>) {
                 check(failed is io.peat.mesh.uniffi.PeatException.ShutDown) { "open after shutdown: $failed" }
                 PeatMesh.shutdown()
                 println("shutdown ok")
+            }
+            "jni-only" -> {
+                check(runCatching { com.sun.jna.Native.POINTER_SIZE }.isFailure) { "JNA loaded after all" }
+                val secret = ByteArray(32) { 7 }
+                val a = Node.open("$dir/a", "kotlin", secret, listen = "127.0.0.1:0")
+                val b = Node.open("$dir/b", "kotlin", secret, listen = "127.0.0.1:0")
+                check(PeatMesh.documentCalls == "jni")
+                b.connect(a.addrs[0])
+                a.put("c", "d", """{"v":1}""")
+                kotlinx.coroutines.withTimeout(10_000) { while (b.get("c", "d") == null) kotlinx.coroutines.delay(20) }
+                check(b.list("c").ids == listOf("d"))
+                b.importBytes("c", "e", a.export("c", "d")!!)
+                check(b.get("c", "e") == """{"v":1}""")
+                val bad = runCatching { a.put("c", "x", "not json") }.exceptionOrNull()
+                check(bad is io.peat.mesh.uniffi.PeatException.InvalidArgument) { "bad JSON: $bad" }
+                val flow = runCatching { a.documents("c").collect { } }.exceptionOrNull()
+                check(flow is UnsupportedOperationException) { "Flow without JNA: $flow" }
+                check(PeatMesh.openNodes().size == 2)
+                a.close()
+                b.close()
+                check(PeatMesh.liveHandles() == 0L) { "handles left: ${PeatMesh.liveHandles()}" }
+                println("jni-only ok")
             }
             else -> exitProcess(2)
         }

@@ -30,4 +30,13 @@ class ProcessTest {
         assertEquals(0, status, out)
         assertTrue(out.contains("reload cycle ok"), out)
     }
+
+    @Test
+    fun withoutJnaNodesStillSyncOverJni() {
+        // JNA finds no native support library: the failure ATAK plugins report
+        val noJna = listOf("-Djna.nosys=true", "-Djna.nounpack=true", "-Djna.noclasspath=true", "-Djna.boot.library.path=/nonexistent")
+        val (status, out) = Support.runChild("jni-only", jvmArgs = noJna)
+        assertEquals(0, status, out)
+        assertTrue(out.contains("jni-only ok"), out)
+    }
 }

@@ -33,10 +33,10 @@ object Support {
     ).map { it.protectionDomain.codeSource.location }.distinct()
 
     /** Runs `ChildMainKt` in a new JVM with [args]; returns (exit status, output). */
-    fun runChild(vararg args: String, timeoutSeconds: Long = 60): Pair<Int, String> {
+    fun runChild(vararg args: String, timeoutSeconds: Long = 60, jvmArgs: List<String> = emptyList()): Pair<Int, String> {
         val javaBin = File(System.getProperty("java.home"), "bin/java").path
         val cp = classpath().joinToString(File.pathSeparator) { File(it.toURI()).path }
-        val p = ProcessBuilder(javaBin, "-cp", cp, "io.peat.mesh.ChildMainKt", libPath, *args)
+        val p = ProcessBuilder(listOf(javaBin) + jvmArgs + listOf("-cp", cp, "io.peat.mesh.ChildMainKt", libPath) + args)
             .redirectErrorStream(true)
             .start()
         val out = StringBuilder()
