@@ -118,9 +118,9 @@ object PeatMesh {
      * Loads the native library from an absolute path before the first call.
      * ATAK loads plugin classes with its own class loader; the library must
      * come from the plugin's own directory, by absolute path. The generated
-     * UniFFI code opens it through JNA by that path; the document calls also
-     * bind it through JNI (`System.load` of the same file) when the JVM lets
-     * this class loader do so, see [documentCalls].
+     * UniFFI code opens it through JNA by that path; the request/response
+     * calls (nodes, peers, documents) also bind it through JNI (`System.load`
+     * of the same file) when the JVM lets this class loader do so, see [callPath].
      */
     fun loadFrom(absolutePath: String) {
         require(java.io.File(absolutePath).isAbsolute) { "not an absolute path: $absolutePath" }
@@ -130,8 +130,8 @@ object PeatMesh {
     /** The native ABI version. */
     val abiVersion: Int get() = Attach.generation.let { either({ JniBridge.abiVersion() }, { io.peat.mesh.uniffi.abiVersion().toInt() }) }
 
-    /** "jni" when calls bypass JNA (see [loadFrom]), else "jna". */
-    val documentCalls: String get() = Attach.generation.let { if (JniBridge.available) "jni" else "jna" }
+    /** "jni" when request/response calls bypass JNA (see [loadFrom]), else "jna". */
+    val callPath: String get() = Attach.generation.let { if (JniBridge.available) "jni" else "jna" }
 
     /** Live SDK handles in this process (for leak checks). */
     fun liveHandles(): Long = Attach.generation.let { either({ JniBridge.liveHandles() }, { io.peat.mesh.uniffi.liveHandles().toLong() }) }

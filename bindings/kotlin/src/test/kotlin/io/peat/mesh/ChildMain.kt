@@ -46,7 +46,7 @@ fun main(args: Array<String>) {
                 val secret = ByteArray(32) { 7 }
                 val a = Node.open("$dir/a", "kotlin", secret, listen = "127.0.0.1:0")
                 val b = Node.open("$dir/b", "kotlin", secret, listen = "127.0.0.1:0")
-                check(PeatMesh.documentCalls == "jni")
+                check(PeatMesh.callPath == "jni")
                 b.connect(a.addrs[0])
                 a.put("c", "d", """{"v":1}""")
                 kotlinx.coroutines.withTimeout(10_000) { while (b.get("c", "d") == null) kotlinx.coroutines.delay(20) }
@@ -110,5 +110,5 @@ fun reloadCycle(lib: String) {
     third.close()
     // A JVM binds a JNI library to one class loader at a time: later loads
     // use JNI only if the earlier loader was already collected, else JNA.
-    println("reload cycle ok (document calls: $firstCalls, ${resumed[3]}, ${reopened[2]})")
+    println("reload cycle ok (call paths: $firstCalls, ${resumed[3]}, ${reopened[2]})")
 }

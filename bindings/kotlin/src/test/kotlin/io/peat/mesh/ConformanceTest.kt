@@ -35,7 +35,7 @@ class ConformanceTest {
     fun openCloseFreesHandles() = runBlocking<Unit> {
         assertTrue(PeatMesh.abiVersion >= 2)
         // the test JVM loads the library once, so the JNI path is bound
-        assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.documentCalls)
+        assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
         node().use { n -> assertEquals(64, n.id.length) }
         assertEquals(before, PeatMesh.liveHandles())

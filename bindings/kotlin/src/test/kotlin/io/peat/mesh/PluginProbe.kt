@@ -25,7 +25,7 @@ object PluginProbe {
         }
         n.put("plugin", "other", """{"x":1}""")
         withTimeout(5_000) { while (System.getProperty("peat.probe.oldCalls") == null) kotlinx.coroutines.delay(10) }
-        "${n.id} ${PeatMesh.liveHandles()} ${PeatMesh.documentCalls}"
+        "${n.id} ${PeatMesh.liveHandles()} ${PeatMesh.callPath}"
     }
 
     /** The reloaded plugin: finds the node left open, uses it, closes it. */
@@ -41,7 +41,7 @@ object PluginProbe {
         val doc = n.get("plugin", "state")
         val id = n.id
         n.close()
-        "$id $doc ${PeatMesh.liveHandles()} ${PeatMesh.documentCalls}"
+        "$id $doc ${PeatMesh.liveHandles()} ${PeatMesh.callPath}"
     }
 
     /** A third load opens the same data dir again: the node was cleanly gone. */
@@ -49,7 +49,7 @@ object PluginProbe {
     fun reopen(lib: String, dir: String): String = runBlocking {
         PeatMesh.loadFrom(lib)
         Node.open(dir, "kotlin", SECRET, listen = "127.0.0.1:0").use {
-            "${it.id} ${it.get("plugin", "state")} ${PeatMesh.documentCalls}"
+            "${it.id} ${it.get("plugin", "state")} ${PeatMesh.callPath}"
         }
     }
 }
