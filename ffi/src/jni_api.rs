@@ -126,6 +126,31 @@ fn new_string(env: &mut JNIEnv<'_>, s: String) -> SdkResult<jstring> {
     env.new_string(s).map(|s| s.into_raw()).map_err(jni_failed)
 }
 
+/// The (collection, id) arguments every document call takes.
+fn doc_ref(
+    env: &mut JNIEnv<'_>,
+    collection: &JString<'_>,
+    id: &JString<'_>,
+) -> SdkResult<(String, String)> {
+    Ok((arg(env, collection, "collection")?, arg(env, id, "id")?))
+}
+
+/// A document write (`put`, `merge_patch`) with its JSON argument.
+fn write<'l>(
+    env: &mut JNIEnv<'l>,
+    handle: jlong,
+    collection: &JString<'l>,
+    id: &JString<'l>,
+    json: &JString<'l>,
+    op: fn(u64, &str, &str, &str) -> SdkResult<()>,
+) {
+    run(env, (), |env| {
+        let (c, i) = doc_ref(env, collection, id)?;
+        let j = arg(env, json, "json")?;
+        op(node(handle), &c, &i, &j)
+    })
+}
+
 fn node(handle: jlong) -> u64 {
     handle as u64
 }
@@ -154,8 +179,7 @@ extern "system" fn get<'l>(
     id: JString<'l>,
 ) -> jstring {
     run(&mut env, std::ptr::null_mut(), |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
+        let (c, i) = doc_ref(env, &collection, &id)?;
         match sdk::get(node(handle), &c, &i)? {
             None => Ok(std::ptr::null_mut()),
             Some(json) => new_string(env, json),
@@ -171,12 +195,7 @@ extern "system" fn put<'l>(
     id: JString<'l>,
     json: JString<'l>,
 ) {
-    run(&mut env, (), |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
-        let j = arg(env, &json, "json")?;
-        sdk::put(node(handle), &c, &i, &j)
-    })
+    write(&mut env, handle, &collection, &id, &json, sdk::put)
 }
 
 extern "system" fn merge_patch<'l>(
@@ -187,12 +206,7 @@ extern "system" fn merge_patch<'l>(
     id: JString<'l>,
     json: JString<'l>,
 ) {
-    run(&mut env, (), |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
-        let j = arg(env, &json, "json")?;
-        sdk::merge_patch(node(handle), &c, &i, &j)
-    })
+    write(&mut env, handle, &collection, &id, &json, sdk::merge_patch)
 }
 
 extern "system" fn delete<'l>(
@@ -203,8 +217,7 @@ extern "system" fn delete<'l>(
     id: JString<'l>,
 ) -> jboolean {
     run(&mut env, JNI_FALSE, |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
+        let (c, i) = doc_ref(env, &collection, &id)?;
         Ok(jbool(sdk::delete(node(handle), &c, &i)?))
     })
 }
@@ -367,8 +380,7 @@ extern "system" fn export_doc<'l>(
     id: JString<'l>,
 ) -> jbyteArray {
     run(&mut env, std::ptr::null_mut(), |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
+        let (c, i) = doc_ref(env, &collection, &id)?;
         match sdk::export(node(handle), &c, &i)? {
             None => Ok(std::ptr::null_mut()),
             Some(bytes) => env
@@ -388,8 +400,7 @@ extern "system" fn import_doc<'l>(
     bytes: JByteArray<'l>,
 ) {
     run(&mut env, (), |env| {
-        let c = arg(env, &collection, "collection")?;
-        let i = arg(env, &id, "id")?;
+        let (c, i) = doc_ref(env, &collection, &id)?;
         let b = bytes_arg(env, &bytes, "bytes")?;
         sdk::import(node(handle), &c, &i, &b)
     })

@@ -27,12 +27,12 @@ fun main(args: Array<String>) {
                 println("kotlin-call        %-48s %10.3f us".format(what, nanosPerCall / 1_000))
 
             check(JniBridge.available) { "the JNI path did not load" }
-            val onIo = withContext(Dispatchers.IO) { perCallSuspend(gets) { n.get("b", "small") } }
+            val onIo = withContext(Dispatchers.IO) { perCall(gets) { n.get("b", "small") } }
             report("get: Node.get, caller on Dispatchers.IO (JNI)", onIo)
             report("get: JniBridge.get, blocking", perCall(gets) { JniBridge.get(handle.toLong(), "b", "small") })
             // JNA is far slower per call: fewer calls keep the run short
             report("get: generated UniFFI binding, blocking (JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.get(handle, "b", "small") })
-            report("get: Node.get from another thread (+ hop to IO)", perCallSuspend(gets / 20) { n.get("b", "small") })
+            report("get: Node.get from another thread (+ hop to IO)", perCall(gets / 20) { n.get("b", "small") })
             if ("--detail" in args) {
                 report("UniFFI liveHandles (no arguments; JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.liveHandles() })
                 report("UniFFI nodeId (returns a string; JNA)", perCall(gets / 20) { io.peat.mesh.uniffi.nodeId(handle) })
@@ -55,18 +55,7 @@ fun main(args: Array<String>) {
     java.io.File(dir).deleteRecursively()
 }
 
-private inline fun perCall(n: Int, call: () -> Unit): Double {
-    val rounds = DoubleArray(5)
-    repeat(n) { call() }
-    for (r in rounds.indices) {
-        val t = System.nanoTime()
-        repeat(n) { call() }
-        rounds[r] = (System.nanoTime() - t).toDouble() / n
-    }
-    return rounds.sorted()[rounds.size / 2]
-}
-
-private suspend inline fun perCallSuspend(n: Int, crossinline call: suspend () -> Unit): Double {
+private suspend inline fun perCall(n: Int, crossinline call: suspend () -> Unit): Double {
     val rounds = DoubleArray(5)
     repeat(n) { call() }
     for (r in rounds.indices) {
