@@ -36,10 +36,11 @@ class Recorder:
 
     def __call__(self, ev):
         self.threads.add(threading.get_ident())
-        self.events.append(ev)
         if self.node is not None and isinstance(ev, DocEvent):
-            # calling the SDK (a blocking read) from inside the callback
+            # calling the SDK (a blocking read) from inside the callback; done
+            # before the event is recorded, so a test that sees the event sees the read
             self.reads.append(self.node.get(ev.collection, ev.id))
+        self.events.append(ev)
 
 
 def test_callback_subscription_delivers_and_may_call_the_sdk(open_node):
