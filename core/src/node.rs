@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use automerge::ReadDoc;
+
 use automerge::transaction::Transaction;
 use automerge::{ActorId, AutomergeError, ROOT};
 use iroh::Endpoint;
@@ -83,6 +85,24 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Creates the data dir owner-only (0700 on Unix), so the database, blobs and
+/// key inside are not readable by other users whatever the umask. A directory
+/// that already exists keeps the permissions its owner gave it.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)?;
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -94,7 +114,7 @@ impl Node {
     /// Opens the data dir, binds the endpoint, starts accepting peers and dials
     /// the static peers.
     pub async fn open(config: NodeConfig) -> Result<Node> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        create_private_dir(&config.data_dir)?;
         let secret = match config.secret_key {
             Some(k) => iroh::SecretKey::from_bytes(&k),
             None => load_or_create_identity(&config.data_dir)?,
@@ -128,6 +148,7 @@ impl Node {
             config.subscription_capacity,
             config.peer_queue_capacity,
             config.anti_entropy_interval,
+            config.link_timeout,
         ));
         let manager = Manager::new(
             engine.clone(),
@@ -204,10 +225,16 @@ impl Node {
     // ----- peers -----
 
     /// Dials a peer and waits until it is admitted (or refused). Returns at once
-    /// if the peer is already connected.
+    /// if a live session with the peer is up; a session whose link went silent
+    /// (the peer died or restarted) does not count, and the peer is dialled
+    /// afresh. Once connected, the peer is re-dialled (with backoff, like a
+    /// static peer, source [`Source::Direct`]) whenever the link drops, until
+    /// [`Node::disconnect`] or [`Node::remove_peer`].
     pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
         self.check_open()?;
-        self.inner.manager.dial(peer).await
+        self.inner.manager.dial(peer).await?;
+        self.inner.manager.want(peer.clone(), Source::Direct);
+        Ok(())
     }
 
     /// Adds a static peer at runtime: it is dialled now and re-dialled (with
@@ -225,7 +252,8 @@ impl Node {
     /// unless another discovery (mDNS) still wants it. Returns false if it was
     /// not a static peer.
     pub fn remove_peer(&self, peer: &NodeId) -> bool {
-        let had = self.inner.manager.unwant(peer, Source::Static);
+        let direct = self.inner.manager.unwant(peer, Source::Direct);
+        let had = self.inner.manager.unwant(peer, Source::Static) || direct;
         if had && self.inner.manager.sources(peer).is_empty() {
             self.inner.engine.disconnect(peer);
         }
@@ -257,6 +285,9 @@ impl Node {
 
     /// Closes the connection to `peer`, if any. A static peer will be re-dialled.
     pub fn disconnect(&self, peer: &NodeId) -> bool {
+        // A peer we connected to is no longer re-dialled; static and mDNS
+        // peers are (remove them with `remove_peer`), and the peer may dial back.
+        self.inner.manager.unwant(peer, Source::Direct);
         self.inner.engine.disconnect(peer)
     }
 
@@ -427,10 +458,11 @@ impl Node {
                 return Ok(true);
             }
             let key = DocKey::new(collection, id)?;
-            if let Some(doc) = store.peek(&key, storage::read_doc)? {
-                if doc.get(field) == Some(value) {
-                    out.push((id.to_string(), doc));
-                }
+            match store.peek(&key, storage::read_doc) {
+                Ok(Some(doc)) if doc.get(field) == Some(value) => out.push((id.to_string(), doc)),
+                Ok(_) => {}
+                // One unreadable document (nested too deep) does not hide the rest.
+                Err(e) => tracing::warn!(%key, error = %e, "find skipped a document"),
             }
             Ok(out.len() < limit)
         })?;
@@ -446,7 +478,10 @@ impl Node {
     }
 
     /// Merges raw Automerge bytes (a save or changes, from any implementation)
-    /// into the document, creating it if needed.
+    /// into the document, creating it if needed. All or nothing: bytes that do
+    /// not parse completely, changes whose dependencies this document lacks, or
+    /// a document nested deeper than [`crate::storage::MAX_NESTING`] are refused
+    /// with `InvalidArgument` and leave the document as it was.
     pub async fn import(&self, collection: &str, id: &str, bytes: &[u8]) -> Result<()> {
         self.check_open()?;
         let key = DocKey::new(collection, id)?;
@@ -455,8 +490,24 @@ impl Node {
             &key,
             true,
             |doc| {
+                // Automerge's incremental load keeps what parses and only logs the
+                // rest; parse strictly first, so a damaged import changes nothing.
+                automerge::Automerge::load_with_options(
+                    bytes,
+                    automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error),
+                )
+                .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
+                let waiting = doc.get_missing_deps(&[]).len();
                 doc.load_incremental(bytes)
                     .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
+                let missing = doc.get_missing_deps(&[]).len();
+                if missing > waiting {
+                    // The store rolls the document back: nothing is applied.
+                    return Err(Error::InvalidArgument(format!(
+                        "import depends on {} change(s) this document does not have; nothing was applied",
+                        missing - waiting
+                    )));
+                }
                 Ok(())
             },
             |c| engine.fan_out(c, None),
@@ -488,13 +539,22 @@ impl Node {
             let store = &self.inner.engine.store;
             let push = |doc_id: &str| -> Result<()> {
                 let key = DocKey::new(collection, doc_id)?;
-                if let Some(Some(value)) = store.peek(&key, |d| {
+                let value = store.peek(&key, |d| {
                     if storage::is_tombstoned(d) {
                         Ok(None)
                     } else {
                         storage::read_doc(d).map(Some)
                     }
-                })? {
+                });
+                let value = match value {
+                    Ok(v) => v,
+                    Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+                        tracing::warn!(%key, error = %e, "snapshot skipped an unreadable document");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(Some(value)) = value {
                     sub.push_local(DocEvent {
                         key,
                         value: Some(value),

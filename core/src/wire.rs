@@ -91,6 +91,108 @@ pub enum Frame {
         /// still lacks one of them asks for the rest with [`Frame::Heads`].
         heads: Vec<Hash32>,
     },
+    /// Complete changes of one document that did not fit in one frame: apply
+    /// them, and wait for the [`Frame::Changes`] that ends the run (it carries
+    /// the heads) before answering.
+    MoreChanges {
+        /// Collection.
+        collection: String,
+        /// Document id.
+        id: String,
+        /// Encoded change chunks.
+        changes: Vec<Vec<u8>>,
+    },
+    /// A piece of one change too large for a frame. Pieces of a change come in
+    /// order with nothing of another document between them; the one with `last`
+    /// completes the change, which then counts as part of a [`Frame::MoreChanges`].
+    ChangePiece {
+        /// Collection.
+        collection: String,
+        /// Document id.
+        id: String,
+        /// The next bytes of the change.
+        bytes: Vec<u8>,
+        /// True on the change's final piece.
+        last: bool,
+    },
+}
+
+/// Most bytes of change data put in one frame; a larger reply is split into
+/// [`Frame::MoreChanges`] and [`Frame::ChangePiece`] frames by [`split_changes`].
+pub const CHANGE_FRAME_BUDGET: usize = 1 << 20;
+
+/// Largest single Automerge change accepted, from a peer or from a local
+/// write (64 MiB). A document's whole history may be larger: it is sent as many
+/// changes, each inside this bound.
+pub const MAX_CHANGE_LEN: usize = 64 << 20;
+
+/// Most heads accepted in one frame. A document has one head per concurrent
+/// branch not yet merged; real documents have a handful.
+pub const MAX_HEADS: usize = 1024;
+
+/// Splits a [`Frame::Changes`] whose change data exceeds
+/// [`CHANGE_FRAME_BUDGET`] into frames that each stay within it: complete
+/// changes grouped into [`Frame::MoreChanges`], changes larger than the budget
+/// cut into [`Frame::ChangePiece`]s, and a final `Changes` with the heads. Any
+/// other frame is returned as it is.
+pub fn split_changes(frame: Frame) -> Vec<Frame> {
+    let Frame::Changes {
+        collection,
+        id,
+        changes,
+        heads,
+    } = frame
+    else {
+        return vec![frame];
+    };
+    if changes.iter().map(Vec::len).sum::<usize>() <= CHANGE_FRAME_BUDGET {
+        return vec![Frame::Changes {
+            collection,
+            id,
+            changes,
+            heads,
+        }];
+    }
+    let mut out = Vec::new();
+    let mut group: Vec<Vec<u8>> = Vec::new();
+    let mut group_len = 0;
+    let flush = |group: &mut Vec<Vec<u8>>, group_len: &mut usize, out: &mut Vec<Frame>| {
+        if !group.is_empty() {
+            out.push(Frame::MoreChanges {
+                collection: collection.clone(),
+                id: id.clone(),
+                changes: std::mem::take(group),
+            });
+            *group_len = 0;
+        }
+    };
+    for c in changes {
+        if c.len() > CHANGE_FRAME_BUDGET {
+            flush(&mut group, &mut group_len, &mut out);
+            let n = c.len().div_ceil(CHANGE_FRAME_BUDGET);
+            for (i, piece) in c.chunks(CHANGE_FRAME_BUDGET).enumerate() {
+                out.push(Frame::ChangePiece {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                    bytes: piece.to_vec(),
+                    last: i + 1 == n,
+                });
+            }
+            continue;
+        }
+        if group_len + c.len() > CHANGE_FRAME_BUDGET {
+            flush(&mut group, &mut group_len, &mut out);
+        }
+        group_len += c.len();
+        group.push(c);
+    }
+    out.push(Frame::Changes {
+        collection,
+        id,
+        changes: group,
+        heads,
+    });
+    out
 }
 
 impl Frame {
@@ -106,6 +208,8 @@ impl Frame {
             Frame::Want { .. } => "Want",
             Frame::Heads { .. } => "Heads",
             Frame::Changes { .. } => "Changes",
+            Frame::MoreChanges { .. } => "MoreChanges",
+            Frame::ChangePiece { .. } => "ChangePiece",
         }
     }
 }
@@ -149,6 +253,42 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>
 
 /// Like [`read_frame`], also returning the frame's size on the wire.
 pub async fn read_frame_sized<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(Frame, usize)>> {
+    read_frame_max(r, MAX_FRAME_LEN).await
+}
+
+/// Largest admission frame accepted: admission messages are under 100 bytes
+/// (a `Refused` reason is cut to [`MAX_REASON_LEN`]).
+pub const MAX_ADMISSION_FRAME: usize = 256;
+
+/// Longest peer-supplied reason kept (in characters).
+pub const MAX_REASON_LEN: usize = 120;
+
+/// A peer's free text made safe to log and show: printable ASCII only (other
+/// characters become `?`), at most [`MAX_REASON_LEN`] characters.
+pub fn sanitize_reason(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(MAX_REASON_LEN)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if s.chars().count() > MAX_REASON_LEN {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Reads one frame of at most `max` bytes. `Ok(None)` on a clean end of stream.
+pub async fn read_frame_max<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<(Frame, usize)>> {
+    let max = max.min(MAX_FRAME_LEN);
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -156,9 +296,9 @@ pub async fn read_frame_sized<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<
         Err(e) => return Err(Error::network(e)),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME_LEN {
+    if len > max {
         return Err(Error::Protocol(format!(
-            "frame length {len} exceeds the {MAX_FRAME_LEN} byte limit"
+            "frame length {len} exceeds the {max} byte limit"
         )));
     }
     let mut body = vec![0u8; len];
@@ -309,7 +449,79 @@ mod tests {
                     changes,
                     heads
                 }),
+            (
+                ".{0,20}",
+                ".{0,20}",
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..4),
+            )
+                .prop_map(|(collection, id, changes)| Frame::MoreChanges {
+                    collection,
+                    id,
+                    changes,
+                }),
+            (
+                ".{0,20}",
+                ".{0,20}",
+                proptest::collection::vec(any::<u8>(), 0..100),
+                any::<bool>()
+            )
+                .prop_map(|(collection, id, bytes, last)| Frame::ChangePiece {
+                    collection,
+                    id,
+                    bytes,
+                    last
+                }),
         ]
+    }
+
+    /// Reassembles what [`split_changes`] made, as a receiver does.
+    fn reassemble(frames: &[Frame]) -> (Vec<Vec<u8>>, Vec<Hash32>) {
+        let (mut changes, mut piece) = (Vec::new(), Vec::new());
+        for f in frames {
+            match f {
+                Frame::MoreChanges { changes: c, .. } => changes.extend(c.iter().cloned()),
+                Frame::ChangePiece { bytes, last, .. } => {
+                    piece.extend_from_slice(bytes);
+                    if *last {
+                        changes.push(std::mem::take(&mut piece));
+                    }
+                }
+                Frame::Changes {
+                    changes: c, heads, ..
+                } => {
+                    changes.extend(c.iter().cloned());
+                    assert!(piece.is_empty());
+                    return (changes, heads.clone());
+                }
+                other => panic!("unexpected {}", other.name()),
+            }
+        }
+        panic!("no final Changes frame")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn split_changes_stays_in_budget_and_reassembles(
+            sizes in proptest::collection::vec(0usize..(3 * CHANGE_FRAME_BUDGET), 0..6),
+        ) {
+            let changes: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| vec![i as u8; *n])
+                .collect();
+            let heads = vec![[7u8; 32]];
+            let frames = split_changes(Frame::Changes {
+                collection: "c".into(),
+                id: "d".into(),
+                changes: changes.clone(),
+                heads: heads.clone(),
+            });
+            for f in &frames {
+                prop_assert!(encode(f).unwrap().len() <= CHANGE_FRAME_BUDGET + 1024);
+            }
+            prop_assert_eq!(reassemble(&frames), (changes, heads));
+        }
     }
 
     proptest! {
@@ -390,6 +602,27 @@ mod tests {
             r.read().await.unwrap_err().kind(),
             crate::ErrorKind::Protocol
         );
+    }
+
+    #[tokio::test]
+    async fn admission_frames_are_capped() {
+        let big = encode(&Frame::Refused {
+            reason: "x".repeat(1000),
+        })
+        .unwrap();
+        let mut r: &[u8] = &big;
+        let err = read_frame_max(&mut r, MAX_ADMISSION_FRAME)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("256"), "{err}");
+    }
+
+    #[test]
+    fn reasons_are_cut_and_made_printable() {
+        assert_eq!(sanitize_reason("ok reason"), "ok reason");
+        assert_eq!(sanitize_reason("a\nb\u{1b}[31mc"), "a?b?[31mc");
+        let long = sanitize_reason(&"y".repeat(10_000));
+        assert_eq!(long.len(), MAX_REASON_LEN + 3);
     }
 
     #[tokio::test]

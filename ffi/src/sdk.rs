@@ -305,8 +305,10 @@ pub fn stats(node: u64) -> SdkResult<NodeStats> {
     })
 }
 
+/// A document body from JSON text: an object, nested at most
+/// `peat_mesh::storage::MAX_NESTING` levels, integers inside 64 bits.
 fn parse_json(json: &str) -> SdkResult<serde_json::Value> {
-    serde_json::from_str(json).map_err(|e| SdkError::invalid(format!("not JSON: {e}")))
+    Ok(peat_mesh::storage::parse_document(json)?)
 }
 
 /// Writes a document (a JSON object). Returns once durable.

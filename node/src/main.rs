@@ -51,7 +51,8 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 }
 
 fn parse_secret(hex: &str) -> Result<[u8; 32]> {
-    if hex.len() != 64 {
+    // Checked before slicing: a multi-byte character would split a pair.
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("--secret must be 64 hex digits");
     }
     let mut out = [0u8; 32];
@@ -148,7 +149,8 @@ async fn command(node: &Node, line: &str) -> Result<String> {
                 parts.next().context("put COLL ID JSON")?,
                 parts.next().context("put COLL ID JSON")?,
             );
-            node.put(c, id, &serde_json::from_str(js)?).await?;
+            node.put(c, id, &peat_mesh::storage::parse_document(js)?)
+                .await?;
             Ok(format!("OK put {c} {id}"))
         }
         "get" => {

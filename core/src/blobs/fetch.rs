@@ -19,7 +19,7 @@ use iroh::endpoint::{Connection, RecvStream, VarInt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::hash::{has_outboard, leaf_count, BlobHash, Outboard, LEAF_SIZE};
+use super::hash::{has_outboard, leaf_count, leaf_len, BlobHash, Outboard, LEAF_SIZE};
 use super::profile::TransferProfile;
 use super::protocol::{read_response, write_request, BlobRequest, BlobResponse, MAX_RANGES};
 use super::provider::BLOB_PRIORITY;
@@ -40,6 +40,9 @@ pub struct FetchOptions {
     pub rate_limit: Option<u64>,
     /// How long to wait for a provider whose link dropped to come back.
     pub reconnect_wait: Duration,
+    /// The size the blob must have (a [`super::BlobRef`] states it): a
+    /// provider claiming another size is not used.
+    pub expected_size: Option<u64>,
 }
 
 impl Default for FetchOptions {
@@ -49,6 +52,7 @@ impl Default for FetchOptions {
             profile: TransferProfile::default(),
             rate_limit: None,
             reconnect_wait: Duration::from_secs(60),
+            expected_size: None,
         }
     }
 }
@@ -69,6 +73,12 @@ impl FetchOptions {
     /// Cap the rate at `bytes_per_sec`.
     pub fn rate_limit(mut self, bytes_per_sec: u64) -> Self {
         self.rate_limit = Some(bytes_per_sec);
+        self
+    }
+
+    /// Accept only a blob of exactly `bytes` bytes.
+    pub fn expected_size(mut self, bytes: u64) -> Self {
+        self.expected_size = Some(bytes);
         self
     }
 }
@@ -452,40 +462,41 @@ pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
     t
 }
 
-/// Asks each candidate whether it holds the blob; returns those that do.
+/// Asks every candidate at once whether it holds the blob; returns those that
+/// do. A dead candidate costs its timeout once, not once per candidate.
 pub(crate) async fn find_providers(
     engine: &Engine,
     hash: BlobHash,
     candidates: &[NodeId],
 ) -> Vec<(NodeId, u64)> {
-    let asks = candidates.iter().map(|p| async move {
-        let conn = engine.connection(p)?;
-        let q = async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
-            write_request(&mut send, &BlobRequest::Query { hash }).await?;
-            let _ = send.finish();
-            read_response(&mut recv).await
+    let mut asks = tokio::task::JoinSet::new();
+    for p in candidates {
+        let Some(conn) = engine.connection(p) else {
+            continue;
         };
-        match tokio::time::timeout(Duration::from_secs(5), q).await {
-            Ok(Ok(BlobResponse::Found { size })) => Some((*p, size)),
-            _ => None,
+        let p = *p;
+        asks.spawn(async move {
+            let q = async {
+                let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
+                write_request(&mut send, &BlobRequest::Query { hash }).await?;
+                let _ = send.finish();
+                read_response(&mut recv).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), q).await {
+                Ok(Ok(BlobResponse::Found { size })) => Some((p, size)),
+                _ => None,
+            }
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(r) = asks.join_next().await {
+        if let Ok(Some(x)) = r {
+            found.push(x);
         }
-    });
-    futures_join_all(asks).await.into_iter().flatten().collect()
-}
-
-async fn futures_join_all<F: std::future::Future>(
-    fs: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in fs {
-        set.push(Box::pin(f));
     }
-    let mut out = Vec::with_capacity(set.len());
-    for f in set {
-        out.push(f.await);
-    }
-    out
+    // In the order the caller listed them, whatever order they answered in.
+    found.sort_by_key(|(p, _)| candidates.iter().position(|c| c == p));
+    found
 }
 
 async fn run(
@@ -524,11 +535,24 @@ async fn run(
     let partial = match partial {
         Some(p) => p,
         None => {
-            let ob = fetch_outboard(ctx, hash, &providers, opts, cancel).await?;
+            let (ob, last) = fetch_outboard(ctx, hash, &providers, opts, cancel).await?;
             let st = store.clone();
-            blocking(move || Partial::create(&st, ob)).await?
+            blocking(move || {
+                let mut p = Partial::create(&st, ob)?;
+                if let Some((leaf, data)) = last {
+                    p.write_verified(leaf, &data)?;
+                }
+                Ok(p)
+            })
+            .await?
         }
     };
+    if let Some(want) = opts.expected_size.filter(|w| *w != partial.size()) {
+        return Err(Error::Corrupt(format!(
+            "a partial of blob {hash} holds {} bytes, the reference says {want}",
+            partial.size()
+        )));
+    }
     let size = partial.size();
     let resumed = partial.present();
     progress.send_modify(|p| {
@@ -556,14 +580,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Internal(e.to_string()))?
 }
 
+/// The last leaf of a blob (index, bytes), verified.
+pub(crate) type LastLeaf = Option<(u64, Bytes)>;
+
 /// Gets the outboard (and size) from the first provider that gives a valid one.
+/// The size is proven before it is returned: the same request carries the last
+/// leaf, which only verifies if the size is true (see [`Outboard::verify`]).
 pub(crate) async fn fetch_outboard(
     ctx: &Ctx,
     hash: BlobHash,
     providers: &[NodeId],
     opts: &FetchOptions,
     cancel: &CancellationToken,
-) -> Result<Outboard> {
+) -> Result<(Outboard, LastLeaf)> {
     let deadline = Instant::now() + opts.reconnect_wait;
     let mut last = Error::NotFound(format!("no provider has blob {hash}"));
     loop {
@@ -604,9 +633,20 @@ pub(crate) async fn fetch_outboard(
                 } else {
                     0
                 };
+                if opts.expected_size.is_some_and(|want| want != size) {
+                    return Err(Error::Corrupt(format!(
+                        "{} offers blob {hash} as {size} bytes, the reference says otherwise",
+                        p.short()
+                    )));
+                }
                 let mut ob = vec![0u8; ob_len];
                 recv.read_exact(&mut ob).await.map_err(read_exact_error)?;
-                Outboard::verify(hash, size, &ob)
+                let ob = Outboard::verify(hash, size, &ob)?;
+                let last = match leaf_count(size) {
+                    0 => None,
+                    n => Some((n - 1, fetch_leaf(&conn, &ob, n - 1).await?)),
+                };
+                Ok((ob, last))
             };
             let r = tokio::select! {
                 r = r => r,
@@ -628,6 +668,44 @@ pub(crate) async fn fetch_outboard(
             _ = cancel.cancelled() => return Err(Error::Cancelled("fetch cancelled".into())),
         }
     }
+}
+
+/// Fetches one leaf and checks it against the outboard (for the last leaf,
+/// that proves the blob's size).
+async fn fetch_leaf(conn: &Connection, ob: &Outboard, leaf: u64) -> Result<Bytes> {
+    let (mut send, mut recv) = open(conn).await?;
+    write_request(
+        &mut send,
+        &BlobRequest::Get {
+            hash: ob.hash(),
+            outboard: false,
+            ranges: vec![(leaf, leaf + 1)],
+            rate: 0,
+        },
+    )
+    .await?;
+    let _ = send.finish();
+    match read_response(&mut recv).await? {
+        BlobResponse::Found { size } if size == ob.size() => {}
+        BlobResponse::Found { size } => {
+            return Err(Error::Corrupt(format!(
+                "provider changed the size of blob {} from {} to {size}",
+                ob.hash(),
+                ob.size()
+            )))
+        }
+        BlobResponse::NotFound => return Err(Error::NotFound(format!("blob {}", ob.hash()))),
+        BlobResponse::Refused { reason } => return Err(Error::Protocol(reason)),
+    }
+    let mut buf = BytesMut::zeroed(leaf_len(ob.size(), leaf) as usize);
+    recv.read_exact(&mut buf).await.map_err(read_exact_error)?;
+    if !ob.check_leaf(leaf, &buf) {
+        return Err(Error::Corrupt(format!(
+            "the last leaf of blob {} does not match its hash: the provider lied about its size or content",
+            ob.hash()
+        )));
+    }
+    Ok(buf.freeze())
 }
 
 async fn open(conn: &Connection) -> Result<(iroh::endpoint::SendStream, RecvStream)> {

@@ -149,9 +149,18 @@ impl Outboard {
     /// For a blob of at most one leaf the outboard is empty.
     ///
     /// The leaf list commits to every leaf's bytes but not to where inside the
-    /// last leaf the blob ends: a provider lying about the size by less than
-    /// 64 KiB passes this check and is caught when its last leaf cannot verify.
+    /// last leaf the blob ends, and a blob of one leaf has no list at all: the
+    /// size is proven only by the last leaf's bytes (its chaining value, or for
+    /// one leaf the hash, covers its length). So a fetcher checks the last leaf
+    /// ([`Outboard::check_leaf`]) before it trusts the size. The empty blob is
+    /// checked here: its hash must be BLAKE3 of nothing.
     pub fn verify(hash: BlobHash, size: u64, bytes: &[u8]) -> Result<Outboard> {
+        if size == 0 && hash != BlobHash::of(&[]) {
+            return Err(Error::Corrupt(format!(
+                "blob {} is not empty, but was offered as 0 bytes",
+                &hash.to_hex()[..12]
+            )));
+        }
         if size > MAX_BLOB_SIZE {
             return Err(Error::Corrupt(format!(
                 "blob size {size} exceeds the {MAX_BLOB_SIZE} byte limit"

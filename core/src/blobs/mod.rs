@@ -78,6 +78,8 @@ pub(crate) struct BlobShared {
     pub gc_grace: Duration,
     /// The node's runtime: transfers run there whichever thread starts them.
     pub rt: tokio::runtime::Handle,
+    /// Permits for blob requests served at once ([`provider::MAX_STREAMS_TOTAL`]).
+    pub serving: Arc<tokio::sync::Semaphore>,
 }
 
 impl BlobShared {
@@ -88,6 +90,7 @@ impl BlobShared {
             active: Mutex::new(HashMap::new()),
             gc_grace,
             rt: tokio::runtime::Handle::current(),
+            serving: Arc::new(tokio::sync::Semaphore::new(provider::MAX_STREAMS_TOTAL)),
         })
     }
 }
@@ -250,7 +253,7 @@ impl Blobs {
                     .profile(TransferProfile::DATACENTER);
                 let progress = Arc::new(watch::channel(Progress::default()).0);
                 let r = async {
-                    let ob = fetch::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
+                    let (ob, _) = fetch::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
                     let target = fetch::Target::Forward {
                         outboard: ob,
                         out: tx.clone(),
@@ -359,7 +362,7 @@ impl Blobs {
         let refs = self.refs_of(collection, id)?;
         let transfers: Vec<Transfer> = refs
             .iter()
-            .map(|r| self.fetch(r.hash, opts.clone()))
+            .map(|r| self.fetch(r.hash, opts.clone().expected_size(r.size)))
             .collect();
         let mut out = Vec::with_capacity(transfers.len());
         for t in transfers {

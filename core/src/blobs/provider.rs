@@ -19,6 +19,27 @@ use crate::error::{Error, Result};
 /// Priority of blob streams: below document sync (0), so documents overtake bulk data.
 pub(crate) const BLOB_PRIORITY: i32 = -1;
 
+/// Blob requests served at once per connection; further streams wait to be
+/// accepted (QUIC flow control holds the peer back).
+pub(crate) const MAX_STREAMS_PER_PEER: usize = 8;
+
+/// Blob requests served at once by the node; past it a request is refused
+/// with "busy" and the fetcher tries another provider or later.
+pub(crate) const MAX_STREAMS_TOTAL: usize = 64;
+
+/// Slowest rate a fetcher may ask to be served at (bytes per second).
+pub(crate) const MIN_SERVE_RATE: u64 = 1024;
+
+/// A fetcher that takes no bytes for this long loses its request.
+pub(crate) const SERVE_STALL: Duration = Duration::from_secs(30);
+
+async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
+    tokio::time::timeout(SERVE_STALL, send.write_chunk(bytes))
+        .await
+        .map_err(|_| Error::Timeout("fetcher took no blob bytes for 30 s".into()))?
+        .map_err(Error::network)
+}
+
 /// Accepts blob request streams on `conn` until it closes. The first bi-stream
 /// of a connection is the sync session; every later one is a blob request.
 pub(crate) async fn serve_connection(
@@ -27,13 +48,28 @@ pub(crate) async fn serve_connection(
     tasks: TaskTracker,
     cancel: CancellationToken,
 ) {
+    let per_peer = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS_PER_PEER));
     loop {
-        let (send, recv) = tokio::select! {
+        let Ok(peer_permit) = per_peer.clone().acquire_owned().await else {
+            return;
+        };
+        let (mut send, recv) = tokio::select! {
             _ = cancel.cancelled() => return,
             s = conn.accept_bi() => match s {
                 Ok(s) => s,
                 Err(_) => return,
             },
+        };
+        let Ok(node_permit) = shared.serving.clone().try_acquire_owned() else {
+            tasks.spawn(async move {
+                let busy = BlobResponse::Refused {
+                    reason: "provider busy".into(),
+                };
+                let _ = write_response(&mut send, &busy).await;
+                let _ = send.finish();
+                drop((recv, peer_permit));
+            });
+            continue;
         };
         let shared = shared.clone();
         let cancel = cancel.clone();
@@ -46,6 +82,7 @@ pub(crate) async fn serve_connection(
                     }
                 }
             }
+            drop((peer_permit, node_permit));
         });
     }
 }
@@ -97,40 +134,41 @@ async fn serve_stream(
         return Err(e);
     }
     write_response(&mut send, &BlobResponse::Found { size: ob.size() }).await?;
-    let pacer = (rate > 0).then(|| super::fetch::Pacer::new(rate));
+    let pacer = (rate > 0).then(|| super::fetch::Pacer::new(rate.max(MIN_SERVE_RATE)));
     if outboard && has_outboard(ob.size()) {
         let bytes = Bytes::from(ob.to_bytes());
-        send.write_chunk(bytes).await.map_err(Error::network)?;
+        write_or_stall(&mut send, bytes).await?;
     }
-    // A reader thread stays one piece ahead of the network.
+    // Each piece is read by a short blocking task, one piece ahead of the
+    // network: a slow fetcher holds no thread, only this task's two pieces.
     let piece = if rate > 0 { 16 * 1024 } else { IO_PIECE as u64 };
     let size = ob.size();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
-    let reader = tokio::task::spawn_blocking(move || {
-        for (a, b) in ranges {
-            let (start, end) = (a * LEAF_SIZE, (b * LEAF_SIZE).min(size));
-            let mut off = start;
-            while off < end {
-                let n = piece.min(end - off) as usize;
-                let mut buf = vec![0u8; n];
-                let r = file.read_exact_at(&mut buf, off).map(|_| Bytes::from(buf));
-                if tx.blocking_send(r.map_err(Error::from)).is_err() {
-                    return;
-                }
-                off += n as u64;
-            }
-        }
+    let file = Arc::new(file);
+    let mut pieces = ranges.into_iter().flat_map(move |(a, b)| {
+        let (start, end) = (a * LEAF_SIZE, (b * LEAF_SIZE).min(size));
+        (start..end)
+            .step_by(piece as usize)
+            .map(move |off| (off, piece.min(end - off) as usize))
     });
-    while let Some(piece) = rx.recv().await {
-        let piece = piece?;
-        let n = piece.len() as u64;
-        send.write_chunk(piece).await.map_err(Error::network)?;
+    let read = |file: Arc<std::fs::File>, (off, n): (u64, usize)| {
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            file.read_exact_at(&mut buf, off).map(|_| Bytes::from(buf))
+        })
+    };
+    let mut next = pieces.next().map(|p| read(file.clone(), p));
+    while let Some(reading) = next.take() {
+        let bytes = reading
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        next = pieces.next().map(|p| read(file.clone(), p));
+        let n = bytes.len() as u64;
+        write_or_stall(&mut send, bytes).await?;
         shared.counters.bytes_served.fetch_add(n, Ordering::Relaxed);
         if let Some(p) = &pacer {
             p.take(n).await;
         }
     }
-    let _ = reader.await;
     let _ = send.finish();
     // Wait (bounded) for the fetcher to take the last bytes before dropping the stream.
     let _ = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;

@@ -22,6 +22,10 @@ use crate::NodeId;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
+/// Inbound connections in handshake or admission at once; more are refused at
+/// once (admission takes at most 10 s, so this bounds the work strangers cause).
+const MAX_PENDING_ADMISSIONS: usize = 32;
+
 struct Wanted {
     addrs: Vec<SocketAddr>,
     sources: BTreeSet<Source>,
@@ -107,6 +111,9 @@ impl Manager {
         drop(wanted);
         if new_source {
             self.engine.peers.discovered(peer.id, source);
+            if source == Source::Direct {
+                return; // the application's own choice, not a discovery
+            }
             self.engine.peer_hub.publish(
                 &PeerEvent::Discovered {
                     peer: peer.id,
@@ -135,6 +142,9 @@ impl Manager {
         }
         drop(wanted);
         self.engine.peers.lost(*peer, source);
+        if source == Source::Direct {
+            return true;
+        }
         self.engine.peer_hub.publish(
             &PeerEvent::Lost {
                 peer: *peer,
@@ -187,7 +197,7 @@ impl Manager {
         if peer.id == self.engine.me {
             return Err(Error::InvalidArgument("cannot connect to self".into()));
         }
-        if self.engine.is_connected(&peer.id) {
+        if self.engine.is_alive(&peer.id) {
             return Ok(());
         }
         if self.engine.session_count() >= self.max_peers {
@@ -230,6 +240,8 @@ impl Manager {
     /// Accepts incoming connections until the node closes. Beyond the peer
     /// limit, new connections are refused before admission.
     pub(crate) async fn accept_loop(self: Arc<Self>) {
+        // Connections still in the handshake or in admission, at most.
+        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_ADMISSIONS));
         loop {
             let incoming = tokio::select! {
                 _ = self.engine.cancel.cancelled() => return,
@@ -238,8 +250,14 @@ impl Manager {
                     None => return,
                 },
             };
+            let Ok(permit) = pending.clone().try_acquire_owned() else {
+                tracing::debug!("too many connections in admission; refusing one");
+                incoming.refuse();
+                continue;
+            };
             let me = self.clone();
             self.engine.tasks.spawn(async move {
+                let _permit = permit;
                 let conn = match incoming.await {
                     Ok(c) => c,
                     Err(e) => {

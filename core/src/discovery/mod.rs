@@ -18,7 +18,9 @@ pub enum Source {
     Static,
     /// Announced on the local network by mDNS.
     Mdns,
-    /// Dialled once by [`crate::Node::connect`], or dialled us.
+    /// Connected with [`crate::Node::connect`]: re-dialled until
+    /// [`crate::Node::disconnect`] or [`crate::Node::remove_peer`]. Wanting or
+    /// dropping such a peer publishes no `Discovered`/`Lost` event.
     Direct,
 }
 

@@ -18,7 +18,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Formation, NodeId};
 use crate::error::{Error, Result};
-use crate::wire::{read_frame, write_frame, Frame, Hash32, PROTOCOL_VERSION};
+use crate::wire::{
+    read_frame_max, sanitize_reason, write_frame, Frame, Hash32, MAX_ADMISSION_FRAME,
+    PROTOCOL_VERSION,
+};
 
 #[derive(Clone, Copy)]
 enum Role {
@@ -60,10 +63,14 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: String) -> Error {
 }
 
 async fn expect<R: AsyncRead + Unpin>(r: &mut R, stage: &str) -> Result<Frame> {
-    match read_frame(r).await? {
-        Some(Frame::Refused { reason }) => {
-            Err(Error::AdmissionRefused(format!("peer refused: {reason}")))
-        }
+    match read_frame_max(r, MAX_ADMISSION_FRAME)
+        .await?
+        .map(|(f, _)| f)
+    {
+        Some(Frame::Refused { reason }) => Err(Error::AdmissionRefused(format!(
+            "peer refused: {}",
+            sanitize_reason(&reason)
+        ))),
         Some(f) => Ok(f),
         None => Err(Error::AdmissionRefused(format!(
             "peer closed the stream before {stage}"

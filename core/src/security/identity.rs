@@ -82,6 +82,8 @@ pub(crate) fn load_or_create_identity(data_dir: &Path) -> Result<iroh::SecretKey
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = iroh::SecretKey::generate();
             let tmp = data_dir.join(format!("{IDENTITY_FILE}.tmp"));
+            // A leftover from a crash may carry other permissions: start afresh.
+            let _ = std::fs::remove_file(&tmp);
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
             #[cfg(unix)]
@@ -93,6 +95,8 @@ pub(crate) fn load_or_create_identity(data_dir: &Path) -> Result<iroh::SecretKey
             f.write_all(&key.to_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
+            // The rename is durable only once the directory entry is.
+            std::fs::File::open(data_dir)?.sync_all()?;
             Ok(key)
         }
         Err(e) => Err(e.into()),
@@ -117,6 +121,23 @@ mod tests {
             std::fs::read(dir.path().join(IDENTITY_FILE)).unwrap().len(),
             5
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn identity_key_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // a stale temporary file with open permissions is not reused as it is
+        let tmp = dir.path().join(format!("{IDENTITY_FILE}.tmp"));
+        std::fs::write(&tmp, b"x").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        load_or_create_identity(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(IDENTITY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod key;
 mod store;
 
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
+pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
 pub(crate) use store::{
     changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, Store, StoreOptions,

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::key::storage_prefix;
 use super::DocKey;
 use crate::error::{Error, Result};
-use crate::wire::Hash32;
+use crate::wire::{Hash32, MAX_CHANGE_LEN};
 
 /// Incremental rows kept per document before it is compacted into one snapshot.
 pub const COMPACT_AFTER: u32 = 64;
@@ -118,7 +118,8 @@ pub(crate) fn version_id(key: &DocKey, heads: &[ChangeHash]) -> Hash32 {
 /// in the history, so they are avoided on every sync path.
 pub(crate) fn unknown_hashes(doc: &Automerge, hashes: &[Hash32]) -> Vec<Hash32> {
     let heads: Vec<ChangeHash> = hashes.iter().map(|h| ChangeHash(*h)).collect();
-    let missing = doc.get_missing_deps(&heads);
+    let missing: std::collections::HashSet<ChangeHash> =
+        doc.get_missing_deps(&heads).into_iter().collect();
     hashes
         .iter()
         .filter(|h| missing.contains(&ChangeHash(**h)))
@@ -215,6 +216,11 @@ impl Store {
         // A rewrite interrupted by a crash leaves its unfinished copy behind.
         let _ = std::fs::remove_file(vacuum_path(path));
         let mut db = Database::builder().set_cache_size(32 << 20).create(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
         compact_if_fragmented(&mut db, path, 2.0)?;
         let txn = db.begin_write()?;
         {
@@ -375,13 +381,32 @@ impl Store {
             return Ok(None);
         }
         let before = st.doc.get_heads();
-        let out = f(&mut st.doc)?;
+        let out = match f(&mut st.doc) {
+            Ok(out) => out,
+            Err(e) => {
+                if st.doc.get_heads() != before || !st.doc.get_missing_deps(&[]).is_empty() {
+                    self.roll_back(&skey, &cell, &mut st);
+                }
+                return Err(e);
+            }
+        };
         let after = st.doc.get_heads();
         if before == after {
             return Ok(Some((out, None)));
         }
         st.rendered = None;
         let new = st.doc.get_changes(&before);
+        if let Some(big) = new.iter().find(|c| c.raw_bytes().len() > MAX_CHANGE_LEN) {
+            let len = big.raw_bytes().len();
+            self.roll_back(&skey, &cell, &mut st);
+            return Err(Error::InvalidArgument(format!(
+                "a change of {len} bytes exceeds the {MAX_CHANGE_LEN} byte limit (write large content as a blob)"
+            )));
+        }
+        if let Err(e) = super::json::check_new_objects(&st.doc, &new) {
+            self.roll_back(&skey, &cell, &mut st);
+            return Err(e);
+        }
         let changes: Vec<Vec<u8>> = new.iter().map(|c| c.raw_bytes().to_vec()).collect();
         // The version's timestamp is the newest change time in the whole history:
         // the same on every replica with the same changes, and kept incrementally.
@@ -440,6 +465,49 @@ impl Store {
         };
         fan_out(&committed);
         Ok(Some((out, Some(committed))))
+    }
+
+    /// Puts a document whose in-memory state went past what an update may keep
+    /// (a failed apply, a refused change) back to its last committed state:
+    /// waits until this document's queued writes are durable, then reloads it.
+    /// If even that fails the cell is dropped from the cache, so the next access
+    /// reloads it.
+    fn roll_back(&self, skey: &str, cell: &Arc<DocCell>, st: &mut DocState) {
+        while cell.pending.load(Ordering::Acquire) > 0 {
+            if !self.flush_blocking() {
+                break;
+            }
+        }
+        let reloaded = match self.read_doc(skey) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => Some(DocState {
+                doc: Automerge::new().with_actor(self.actor.clone()),
+                meta: None,
+                snap_len: 0,
+                incr_bytes: 0,
+                rendered: None,
+            }),
+            Err(e) => {
+                tracing::warn!(key = skey, error = %e, "reloading a rolled-back document failed");
+                None
+            }
+        };
+        match reloaded {
+            Some(s) => *st = s,
+            None => {
+                lock(&self.cache).pop(skey);
+            }
+        }
+    }
+
+    /// Waits (blocking the thread) until every write queued so far is durable.
+    /// False if the store is closed.
+    fn flush_blocking(&self) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let sent = lock(&self.writer)
+            .as_ref()
+            .map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());
+        sent == Some(true) && rx.recv().is_ok()
     }
 
     /// Runs `f` on the document read-only. `Ok(None)` if it does not exist.
@@ -659,10 +727,11 @@ pub(crate) fn heads_to_wire(heads: &[ChangeHash]) -> Vec<Hash32> {
 /// ignored, so with unknown heads this may send changes the peer already has
 /// (harmless: applying a change twice is a no-op).
 pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<u8>> {
-    let unknown = unknown_hashes(doc, their_heads);
+    let unknown: std::collections::HashSet<Hash32> =
+        unknown_hashes(doc, their_heads).into_iter().collect();
     let known: Vec<ChangeHash> = their_heads
         .iter()
-        .filter(|h| !unknown.contains(h))
+        .filter(|h| !unknown.contains(*h))
         .map(|h| ChangeHash(*h))
         .collect();
     doc.get_changes(&known)
@@ -771,6 +840,8 @@ enum WriterMsg {
     Write(WriteOp),
     /// Acknowledged once every write queued before it is durable.
     Barrier(oneshot::Sender<()>),
+    /// The same, for a thread that blocks on it.
+    BarrierSync(mpsc::SyncSender<()>),
 }
 
 fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
@@ -785,10 +856,12 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
         }
         let mut batch = Vec::with_capacity(msgs.len());
         let mut barriers = Vec::new();
+        let mut sync_barriers = Vec::new();
         for m in msgs {
             match m {
                 WriterMsg::Write(op) => batch.push(op),
                 WriterMsg::Barrier(b) => barriers.push(b),
+                WriterMsg::BarrierSync(b) => sync_barriers.push(b),
             }
         }
         let result = if batch.is_empty() {
@@ -808,6 +881,9 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
             let _ = op.ack.send(r);
         }
         for b in barriers {
+            let _ = b.send(());
+        }
+        for b in sync_barriers {
             let _ = b.send(());
         }
     }

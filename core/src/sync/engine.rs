@@ -33,7 +33,14 @@ struct SessionEntry {
     id: u64,
     outbound: bool,
     session: Arc<Session>,
+    started: tokio::time::Instant,
 }
+
+/// Two connections between the same pair admitted within this window are a
+/// simultaneous dial, settled by the node-id rule; a connection arriving later
+/// than this after the session it duplicates replaces it (the peer restarted, or
+/// re-dialled a link it saw die).
+const DIAL_RACE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Shared state of a running node's sync machinery.
 pub(crate) struct Engine {
@@ -46,10 +53,46 @@ pub(crate) struct Engine {
     pub cancel: CancellationToken,
     pub tasks: TaskTracker,
     pub anti_entropy: Duration,
+    /// How long a silent link lives (keep-alives go every quarter of it).
+    pub link_timeout: Duration,
     peer_queue: usize,
     sessions: Mutex<HashMap<NodeId, SessionEntry>>,
     next_session: AtomicU64,
     pub counters: super::stats::Counters,
+    refusals: RefusalLimiter,
+}
+
+/// At most one `AdmissionRefused` event (and log line) per peer id per
+/// [`RefusalLimiter::PERIOD`], so a peer failing admission in a loop cannot
+/// flood subscribers. Remembers at most [`RefusalLimiter::MAX_PEERS`] ids; when
+/// full it forgets them all (a flood of fresh ids then costs one event each,
+/// which the subscription queue bounds).
+#[derive(Default)]
+struct RefusalLimiter {
+    last: Mutex<HashMap<NodeId, tokio::time::Instant>>,
+}
+
+impl RefusalLimiter {
+    const PERIOD: Duration = Duration::from_secs(10);
+    const MAX_PEERS: usize = 1024;
+
+    fn allow(&self, peer: NodeId) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.len() >= Self::MAX_PEERS {
+            last.retain(|_, t| now.duration_since(*t) < Self::PERIOD);
+            if last.len() >= Self::MAX_PEERS {
+                last.clear();
+            }
+        }
+        match last.get(&peer) {
+            Some(t) if now.duration_since(*t) < Self::PERIOD => false,
+            _ => {
+                last.insert(peer, now);
+                true
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -60,6 +103,7 @@ impl Engine {
         sub_capacity: usize,
         peer_queue: usize,
         anti_entropy: Duration,
+        link_timeout: Duration,
     ) -> Self {
         Engine {
             me,
@@ -71,10 +115,12 @@ impl Engine {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             anti_entropy,
+            link_timeout,
             peer_queue,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             counters: Default::default(),
+            refusals: RefusalLimiter::default(),
         }
     }
 
@@ -85,6 +131,20 @@ impl Engine {
     /// True if an admitted session with `peer` is running.
     pub(crate) fn is_connected(&self, peer: &NodeId) -> bool {
         self.sessions().contains_key(peer)
+    }
+
+    /// True if a session with `peer` is running and its link has carried
+    /// packets from the peer within half the link timeout (two keep-alive
+    /// periods). A session whose peer died or restarted is not alive, though it
+    /// stays registered until the link times out.
+    pub(crate) fn is_alive(&self, peer: &NodeId) -> bool {
+        self.sessions()
+            .get(peer)
+            .is_some_and(|e| self.session_alive(&e.session))
+    }
+
+    fn session_alive(&self, s: &Session) -> bool {
+        s.conn.close_reason().is_none() && s.liveness.quiet_for(&s.conn) < self.link_timeout / 2
     }
 
     /// The admitted connection to `peer`, if one is up. Other protocols (blobs)
@@ -191,16 +251,18 @@ impl Engine {
         match tokio::time::timeout(Duration::from_secs(10), res).await {
             Ok(Ok(streams)) => Ok(streams),
             Ok(Err(e)) => {
-                let reason = e.to_string();
+                let reason = crate::wire::sanitize_reason(&e.to_string());
                 if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
-                    tracing::warn!(peer = %peer.short(), %reason, "admission refused");
-                    self.peer_hub.publish(
-                        &PeerEvent::AdmissionRefused {
-                            peer,
-                            reason: reason.clone(),
-                        },
-                        |_| true,
-                    );
+                    if self.refusals.allow(peer) {
+                        tracing::warn!(peer = %peer.short(), %reason, "admission refused");
+                        self.peer_hub.publish(
+                            &PeerEvent::AdmissionRefused {
+                                peer,
+                                reason: reason.clone(),
+                            },
+                            |_| true,
+                        );
+                    }
                     // Give the Refused frame a moment to reach the peer before closing.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -237,7 +299,10 @@ impl Engine {
             let mut sessions = self.sessions();
             if let Some(old) = sessions.get(&peer) {
                 let preferred_outbound = self.me < peer;
-                let keep_old = old.outbound != outbound && old.outbound == preferred_outbound;
+                let racing =
+                    old.started.elapsed() < DIAL_RACE_WINDOW && self.session_alive(&old.session);
+                let keep_old =
+                    racing && old.outbound != outbound && old.outbound == preferred_outbound;
                 if keep_old {
                     conn.close(
                         VarInt::from_u32(close_code::DUPLICATE),
@@ -256,6 +321,7 @@ impl Engine {
                     id,
                     outbound,
                     session: session.clone(),
+                    started: tokio::time::Instant::now(),
                 },
             );
         }
@@ -290,6 +356,7 @@ impl Engine {
                     Err(e) => e.to_string(),
                 },
                 _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
+                _ = session.liveness.watch(&session.conn, engine.link_timeout / 4) => "liveness stopped".to_string(),
                 e = conn.closed() => format!("connection closed: {e}"),
                 // The writer drains on close; a peer too stuck to take it gets a second.
                 _ = async {

@@ -50,6 +50,11 @@ const MODE_SKIP: u64 = 0;
 const MODE_FINGERPRINT: u64 = 1;
 const MODE_ID_LIST: u64 = 2;
 
+/// Longest id list accepted in one range. Honest peers send at most their
+/// id-list threshold ([`ID_LIST_MAX`] by default); this leaves room for other
+/// shapes and bounds the work one range can ask for.
+pub const MAX_ID_LIST: usize = 1024;
+
 /// Bytes of an id sent in id lists.
 pub const PREFIX_LEN: usize = 8;
 
@@ -469,6 +474,9 @@ impl Reconciler {
                     if n > r.buf.len() / PREFIX_LEN {
                         return Err(bad("id list longer than the message"));
                     }
+                    if n > MAX_ID_LIST {
+                        return Err(bad(&format!("id list of {n} ids (at most {MAX_ID_LIST})")));
+                    }
                     Payload::IdList(
                         (0..n)
                             .map(|_| r.bytes(PREFIX_LEN).map(prefix_of))
@@ -491,14 +499,19 @@ impl Reconciler {
                 }
                 Payload::IdList(theirs) => {
                     if self.initiator {
+                        // Sets: both sides of the comparison may be long.
                         let mine = &self.items[lo..hi];
+                        let their_set: std::collections::HashSet<&IdPrefix> =
+                            theirs.iter().collect();
+                        let my_set: std::collections::HashSet<IdPrefix> =
+                            mine.iter().map(|(_, id)| prefix_of(id)).collect();
                         for (_, id) in mine {
-                            if !theirs.contains(&prefix_of(id)) {
+                            if !their_set.contains(&prefix_of(id)) {
                                 have.push(*id);
                             }
                         }
                         for t in &theirs {
-                            if !mine.iter().any(|(_, id)| prefix_of(id) == *t) {
+                            if !my_set.contains(t) {
                                 need.push(*t);
                             }
                         }

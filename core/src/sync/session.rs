@@ -18,14 +18,17 @@ use super::rbsr;
 use super::reconcile::{self, Reconciler};
 use crate::error::{Error, Result};
 use crate::storage::{heads_to_wire, DocKey};
-use crate::wire::{write_frame, Frame, FrameReader, Hash32};
+use crate::wire::{
+    split_changes, write_frame, Frame, FrameReader, Hash32, MAX_CHANGE_LEN, MAX_HEADS,
+};
 use crate::NodeId;
 
 /// Frames taken from the receive buffer in one batch, at most.
 const MAX_BATCH_FRAMES: usize = 1024;
 
-/// Change chunks received for one document, and the sender's latest heads.
-type DocChanges = (Vec<Vec<u8>>, Vec<Hash32>);
+/// Change chunks received for one document, and the sender's latest heads
+/// (`None` while only [`Frame::MoreChanges`] arrived: apply, do not answer yet).
+type DocChanges = (Vec<Vec<u8>>, Option<Vec<Hash32>>);
 
 /// Received changes grouped per document, in arrival order per document.
 #[derive(Default)]
@@ -35,11 +38,13 @@ struct ChangeBatch {
 }
 
 impl ChangeBatch {
-    fn add(&mut self, key: DocKey, chunks: Vec<Vec<u8>>, heads: Vec<Hash32>) {
+    fn add(&mut self, key: DocKey, chunks: Vec<Vec<u8>>, heads: Option<Vec<Hash32>>) {
         match self.docs.get_mut(&key) {
             Some((c, h)) => {
                 c.extend(chunks);
-                *h = heads; // the sender's heads after the latest of them
+                if heads.is_some() {
+                    *h = heads; // the sender's heads after the latest of them
+                }
             }
             None => {
                 self.order.push(key.clone());
@@ -56,6 +61,60 @@ impl ChangeBatch {
             .collect()
     }
 }
+
+/// A change arriving in [`Frame::ChangePiece`]s. One at a time per session, at
+/// most [`MAX_CHANGE_LEN`] bytes: that is this session's bound for it.
+#[derive(Default)]
+struct PieceAssembly {
+    key: Option<DocKey>,
+    bytes: Vec<u8>,
+}
+
+impl PieceAssembly {
+    /// Adds a piece; returns the whole change once its last piece arrived.
+    fn add(&mut self, key: DocKey, bytes: Vec<u8>, last: bool) -> Result<Option<Vec<u8>>> {
+        if self.key.as_ref().is_some_and(|k| k != &key) {
+            return Err(Error::Protocol(
+                "change pieces of two documents interleaved".into(),
+            ));
+        }
+        if self.bytes.len() + bytes.len() > MAX_CHANGE_LEN {
+            return Err(Error::Protocol(format!(
+                "a change of more than {MAX_CHANGE_LEN} bytes"
+            )));
+        }
+        self.bytes.extend_from_slice(&bytes);
+        self.key = Some(key);
+        if !last {
+            return Ok(None);
+        }
+        self.key = None;
+        Ok(Some(std::mem::take(&mut self.bytes)))
+    }
+
+    fn check_idle(&self, what: &str) -> Result<()> {
+        match &self.key {
+            Some(k) => Err(Error::Protocol(format!(
+                "{what} frame inside the pieces of a change of {k}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn check_heads(heads: &[Hash32]) -> Result<()> {
+    if heads.len() > MAX_HEADS {
+        return Err(Error::Protocol(format!(
+            "{} heads in one frame (at most {MAX_HEADS})",
+            heads.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A peer may make this node snapshot its version set (a flush and a scan of
+/// every document) at most this often; an earlier `Reconcile{start}` waits.
+const MIN_RESPONDER_ROUND: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Version ids per `Want` frame, at most.
 const WANT_CHUNK: usize = 4096;
@@ -124,6 +183,44 @@ impl Outbox {
     }
 }
 
+/// When packets from the peer last arrived, sampled from the connection's
+/// counters (QUIC keep-alives count: a live but idle peer acknowledges them).
+pub(crate) struct Liveness {
+    seen: Mutex<(u64, tokio::time::Instant)>,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        Liveness {
+            seen: Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
+
+    fn sample(&self, conn: &Connection) -> std::time::Duration {
+        let n = conn.stats().udp_rx.datagrams;
+        let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if n != s.0 {
+            *s = (n, tokio::time::Instant::now());
+        }
+        s.1.elapsed()
+    }
+
+    /// How long since packets from the peer last arrived (to within one
+    /// sampling period).
+    pub(crate) fn quiet_for(&self, conn: &Connection) -> std::time::Duration {
+        self.sample(conn)
+    }
+
+    /// Samples every `every` while the session runs; never returns.
+    pub(crate) async fn watch(&self, conn: &Connection, every: std::time::Duration) {
+        let every = every.max(std::time::Duration::from_millis(50));
+        loop {
+            self.sample(conn);
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
 /// Session state the reader keeps.
 pub(crate) struct Session {
     pub engine: Arc<Engine>,
@@ -133,6 +230,9 @@ pub(crate) struct Session {
     /// Initiator state of the current reconciliation round, if any.
     pub initiator: Mutex<Option<Reconciler>>,
     responder: Mutex<Option<Reconciler>>,
+    /// When this peer last started a round with us as responder.
+    last_responder_round: Mutex<Option<tokio::time::Instant>>,
+    pub liveness: Liveness,
 }
 
 impl Session {
@@ -149,6 +249,8 @@ impl Session {
             conn,
             initiator: Mutex::new(None),
             responder: Mutex::new(None),
+            last_responder_round: Mutex::new(None),
+            liveness: Liveness::new(),
         }
     }
 
@@ -183,6 +285,7 @@ impl Session {
     /// Reads and handles frames until the stream ends or a frame is bad.
     pub(crate) async fn read_loop(&self, recv: RecvStream) -> Result<()> {
         let mut reader = FrameReader::new(recv);
+        let mut pieces = PieceAssembly::default();
         loop {
             let Some(first) = reader.read().await? else {
                 return Ok(());
@@ -213,11 +316,36 @@ impl Session {
                         id,
                         changes: chunks,
                         heads,
-                    } => changes.add(DocKey::new(collection, id)?, chunks, heads),
+                    } => {
+                        pieces.check_idle("Changes")?;
+                        check_heads(&heads)?;
+                        changes.add(DocKey::new(collection, id)?, chunks, Some(heads))
+                    }
+                    Frame::MoreChanges {
+                        collection,
+                        id,
+                        changes: chunks,
+                    } => {
+                        pieces.check_idle("MoreChanges")?;
+                        changes.add(DocKey::new(collection, id)?, chunks, None)
+                    }
+                    Frame::ChangePiece {
+                        collection,
+                        id,
+                        bytes,
+                        last,
+                    } => {
+                        let key = DocKey::new(collection, id)?;
+                        if let Some(change) = pieces.add(key.clone(), bytes, last)? {
+                            changes.add(key, vec![change], None);
+                        }
+                    }
                     other => {
+                        pieces.check_idle(other.name())?;
                         // Other frames see every change that arrived before them.
                         self.apply_batch(&mut changes)?;
                         if matches!(other, Frame::Reconcile { start: true, .. }) {
+                            self.pace_responder_round().await;
                             // The responder's snapshot must cover what it committed
                             // before this session existed (see `start_reconcile`).
                             self.engine.store.flush().await?;
@@ -230,9 +358,26 @@ impl Session {
         }
     }
 
+    /// Waits until [`MIN_RESPONDER_ROUND`] has passed since the peer's last
+    /// round start. The reader stops meanwhile, so a peer that restarts rounds
+    /// in a loop only slows itself.
+    async fn pace_responder_round(&self) {
+        let now = tokio::time::Instant::now();
+        let wait_until = {
+            let mut last = self
+                .last_responder_round
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let at = last.map_or(now, |t| (t + MIN_RESPONDER_ROUND).max(now));
+            *last = Some(at);
+            at
+        };
+        tokio::time::sleep_until(wait_until).await;
+    }
+
     fn apply_batch(&self, batch: &mut ChangeBatch) -> Result<()> {
         for (key, (chunks, heads)) in batch.take() {
-            self.on_changes(key, chunks, &heads)?;
+            self.on_changes(key, chunks, heads.as_deref())?;
         }
         Ok(())
     }
@@ -240,13 +385,19 @@ impl Session {
     fn handle(&self, frame: Frame) -> Result<()> {
         match frame {
             Frame::Reconcile { start, msg } => self.on_reconcile(start, &msg),
+            Frame::Want { prefixes } if prefixes.len() > WANT_CHUNK => Err(Error::Protocol(
+                format!("Want of {} ids (at most {WANT_CHUNK})", prefixes.len()),
+            )),
             Frame::Want { prefixes } => self.on_want(&prefixes),
             Frame::Heads {
                 collection,
                 id,
                 heads,
                 answer,
-            } => self.on_heads(DocKey::new(collection, id)?, &heads, answer),
+            } => {
+                check_heads(&heads)?;
+                self.on_heads(DocKey::new(collection, id)?, &heads, answer)
+            }
             other => Err(Error::Protocol(format!(
                 "unexpected {} frame after admission",
                 other.name()
@@ -373,9 +524,29 @@ impl Session {
         Ok(())
     }
 
-    fn on_changes(&self, key: DocKey, chunks: Vec<Vec<u8>>, theirs: &[Hash32]) -> Result<()> {
+    /// Applies received changes; with the sender's heads (`theirs`), also
+    /// answers: asks for what is still missing or sends what the peer lacks.
+    fn on_changes(
+        &self,
+        key: DocKey,
+        chunks: Vec<Vec<u8>>,
+        theirs: Option<&[Hash32]>,
+    ) -> Result<()> {
         let changes = crate::storage::parse_changes(chunks)?;
-        let missing = self.engine.apply_remote(&key, changes, self.peer)?;
+        let missing = match self.engine.apply_remote(&key, changes, self.peer) {
+            Ok(m) => m,
+            // The store refused the document (too deep, a change too large):
+            // nothing of it was kept; the session and every other document go on.
+            Err(e) if e.kind() == crate::ErrorKind::InvalidArgument => {
+                self.engine.counters.refused_document();
+                tracing::warn!(peer = %self.peer.short(), %key, error = %e, "refused a document from a peer");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(theirs) = theirs else {
+            return Ok(()); // more of this run follows
+        };
         let state = self.engine.store.read(&key, |d| {
             let behind = !crate::storage::unknown_hashes(d, theirs).is_empty();
             let ours = heads_to_wire(&d.get_heads());
@@ -406,7 +577,11 @@ impl Session {
 }
 
 fn same_set(a: &[Hash32], b: &[Hash32]) -> bool {
-    a.len() == b.len() && a.iter().all(|h| b.contains(h))
+    if a.len() != b.len() {
+        return false;
+    }
+    let b: HashSet<&Hash32> = b.iter().collect();
+    a.iter().all(|h| b.contains(h))
 }
 
 fn heads_frame(key: &DocKey, heads: Vec<Hash32>, answer: bool) -> Frame {
@@ -419,9 +594,12 @@ fn heads_frame(key: &DocKey, heads: Vec<Hash32>, answer: bool) -> Frame {
 }
 
 impl Session {
-    async fn send_frame(&self, send: &mut SendStream, f: &Frame) -> Result<()> {
-        let n = write_frame(send, f).await?;
-        self.engine.counters.sent(f, n);
+    /// Writes a frame, split into several if its change data is too large for one.
+    async fn send_frame(&self, send: &mut SendStream, f: Frame) -> Result<()> {
+        for f in &split_changes(f) {
+            let n = write_frame(send, f).await?;
+            self.engine.counters.sent(f, n);
+        }
         Ok(())
     }
 }
@@ -440,10 +618,10 @@ pub(crate) async fn write_loop(
     loop {
         if closing.is_cancelled() {
             while let Ok(f) = control.try_recv() {
-                session.send_frame(&mut send, &f).await?;
+                session.send_frame(&mut send, f).await?;
             }
             while let Some(Ok(f)) = session.outbox.pop_live() {
-                session.send_frame(&mut send, &f).await?;
+                session.send_frame(&mut send, f).await?;
             }
             let _ = send.finish();
             let _ =
@@ -452,18 +630,18 @@ pub(crate) async fn write_loop(
         }
         // Protocol replies first: they unblock the peer.
         while let Ok(f) = control.try_recv() {
-            session.send_frame(&mut send, &f).await?;
+            session.send_frame(&mut send, f).await?;
         }
         if let Some(item) = session.outbox.pop_live() {
             match item {
-                Ok(f) => session.send_frame(&mut send, &f).await?,
+                Ok(f) => session.send_frame(&mut send, f).await?,
                 Err(key) => session.offer_heads(&key)?,
             }
             continue;
         }
         tokio::select! {
             f = control.recv() => match f {
-                Some(f) => session.send_frame(&mut send, &f).await?,
+                Some(f) => session.send_frame(&mut send, f).await?,
                 None => return Ok(()),
             },
             _ = session.outbox.wake.notified() => {}

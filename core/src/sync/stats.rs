@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::wire::Frame;
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; N] = [
     "Hello",
     "Challenge",
     "Proof",
@@ -15,7 +15,11 @@ const KINDS: [&str; 9] = [
     "Want",
     "Heads",
     "Changes",
+    "MoreChanges",
+    "ChangePiece",
 ];
+
+const N: usize = 11;
 
 fn index(f: &Frame) -> usize {
     KINDS.iter().position(|k| *k == f.name()).unwrap_or(0)
@@ -47,15 +51,23 @@ pub struct SyncStats {
     pub sent: TrafficStats,
     /// What this node received.
     pub received: TrafficStats,
+    /// Documents (or changes to them) received from peers and refused: nested
+    /// too deep, or a change too large. Nothing of them was stored.
+    pub refused_documents: u64,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    sent: [(AtomicU64, AtomicU64); 9],
-    received: [(AtomicU64, AtomicU64); 9],
+    sent: [(AtomicU64, AtomicU64); N],
+    received: [(AtomicU64, AtomicU64); N],
+    refused_documents: AtomicU64,
 }
 
 impl Counters {
+    pub fn refused_document(&self) {
+        self.refused_documents.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn sent(&self, f: &Frame, bytes: usize) {
         let c = &self.sent[index(f)];
         c.0.fetch_add(1, Ordering::Relaxed);
@@ -69,7 +81,7 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> SyncStats {
-        let read = |arr: &[(AtomicU64, AtomicU64); 9]| TrafficStats {
+        let read = |arr: &[(AtomicU64, AtomicU64); N]| TrafficStats {
             by_kind: KINDS
                 .iter()
                 .zip(arr.iter())
@@ -85,6 +97,7 @@ impl Counters {
         SyncStats {
             sent: read(&self.sent),
             received: read(&self.received),
+            refused_documents: self.refused_documents.load(Ordering::Relaxed),
         }
     }
 }

@@ -4,10 +4,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use iroh::endpoint::{presets, QuicTransportConfig};
+use iroh::endpoint::{presets, QuicTransportConfig, VarInt};
 use iroh::Endpoint;
 
 use crate::error::{Error, Result};
+
+/// Bidirectional streams a peer may have open at once: the sync session and
+/// the blob requests (see `blobs::provider::MAX_STREAMS_PER_PEER`), with room
+/// for a few more that are accepted only to be refused.
+const MAX_BIDI_STREAMS: u32 = 16;
 
 /// ALPN of the document sync protocol; the suffix is the protocol version.
 pub(crate) const SYNC_ALPN: &[u8] = b"peat-mesh/sync/1";
@@ -24,7 +29,15 @@ pub(crate) async fn bind_endpoint(
     link_timeout: Duration,
 ) -> Result<Endpoint> {
     let idle = link_timeout.clamp(Duration::from_secs(1), Duration::from_secs(15));
+    // Explicit limits, not the library's defaults: one sync stream plus the blob
+    // streams a provider serves at once (a few spare for requests being
+    // refused), no unidirectional streams, and receive windows that bound what
+    // one peer can make this node buffer (8 MiB per stream, 32 MiB in all).
     let transport = QuicTransportConfig::builder()
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .stream_receive_window(VarInt::from_u32(8 << 20))
+        .receive_window(VarInt::from_u32(32 << 20))
         .keep_alive_interval(idle / 4)
         .default_path_keep_alive_interval(idle / 4)
         .default_path_max_idle_timeout(idle)
