@@ -47,6 +47,9 @@ pub mod sync;
 pub mod transport;
 pub mod wire;
 
+#[cfg(test)]
+mod hostile_peer_tests;
+
 pub use config::{NodeConfig, PeerAddr};
 pub use discovery::Source;
 pub use documents::{DocEvent, Origin};

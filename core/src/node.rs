@@ -492,11 +492,7 @@ impl Node {
             |doc| {
                 // Automerge's incremental load keeps what parses and only logs the
                 // rest; parse strictly first, so a damaged import changes nothing.
-                automerge::Automerge::load_with_options(
-                    bytes,
-                    automerge::LoadOptions::new().on_partial_load(automerge::OnPartialLoad::Error),
-                )
-                .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;
+                storage::check_automerge_bytes(bytes)?;
                 let waiting = doc.get_missing_deps(&[]).len();
                 doc.load_incremental(bytes)
                     .map_err(|e| Error::InvalidArgument(format!("not Automerge data: {e}")))?;

@@ -122,9 +122,10 @@ async fn concurrent_edits_merge_identically_and_partitions_heal() {
     a.node.put("doc", "x", &json!({"base": 0})).await.unwrap();
     assert!(eventually(WAIT, || b.node.get("doc", "x").unwrap().is_some()).await);
 
-    // partition
+    // partition (b connected, so b re-dials until it disconnects too)
     let mut events = a.node.subscribe_peers();
-    assert!(a.node.disconnect(&b.node.id()));
+    assert!(b.node.disconnect(&a.node.id()));
+    assert!(a.node.disconnect(&b.node.id()) || a.node.connected_peers() == 0);
     let ev = events.next_timeout(WAIT).await.unwrap().unwrap();
     assert!(
         matches!(ev, Event::Item(PeerEvent::Disconnected { .. })),
@@ -387,4 +388,150 @@ async fn writes_made_just_before_close_reach_connected_peers() {
         "writes queued at close were lost in transit"
     );
     b.node.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A document whose history is larger than one frame (16 MiB) syncs: its
+/// changes are split into pieces on the wire (it used to break the link on
+/// every reconnect, for every document on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_larger_than_a_frame_syncs() {
+    init_tracing();
+    let a = open().await;
+    let b = open().await;
+    b.node.connect(&a.node.peer_addr()).await.unwrap();
+    // ~20 MB of text that does not compress (Automerge deflates change chunks)
+    let mut big = String::with_capacity(20_000_000);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while big.len() < 20_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.push_str(&format!("{x:016x}"));
+    }
+    a.node
+        .put("maps", "big", &json!({ "blob": big }))
+        .await
+        .unwrap();
+    a.node.put("maps", "small", &json!({"v": 1})).await.unwrap();
+    assert!(eventually(WAIT, || b.node.get("maps", "small").unwrap().is_some()).await);
+    assert!(
+        eventually(Duration::from_secs(60), || b
+            .node
+            .get_json("maps", "big")
+            .unwrap()
+            .is_some())
+        .await
+    );
+    assert_eq!(
+        b.node.get("maps", "big").unwrap().unwrap()["blob"],
+        json!(big)
+    );
+    assert!(a.node.sync_stats().sent.by_kind.contains_key("ChangePiece"));
+    // and again after a reconnect, from scratch, to a third node
+    let c = open().await;
+    c.node.connect(&b.node.peer_addr()).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || c
+            .node
+            .get_json("maps", "big")
+            .unwrap()
+            .is_some())
+        .await
+    );
+    for n in [&a, &b, &c] {
+        n.node.close(Duration::from_secs(5)).await.unwrap();
+    }
+}
+
+/// A UDP relay between a node and its peer that can be made to drop
+/// everything, as a crashed host or a cut link would.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn relay_to(target: std::net::SocketAddr) -> Relay {
+    use std::sync::atomic::Ordering;
+    let front = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = front.local_addr().unwrap();
+    let client = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (f, b, c, k) = (front.clone(), back.clone(), client.clone(), cut.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = f.recv_from(&mut buf).await {
+            *c.lock().unwrap() = Some(from);
+            if !k.load(Ordering::Relaxed) {
+                let _ = b.send_to(&buf[..n], target).await;
+            }
+        }
+    });
+    let k = cut.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = back.recv_from(&mut buf).await {
+            let to = *client.lock().unwrap();
+            if let (Some(to), false) = (to, k.load(Ordering::Relaxed)) {
+                let _ = front.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    Relay { addr, cut }
+}
+
+/// A peer that crashes and comes back before the link times out is taken
+/// back at once: its fresh connection replaces the dead session (which the
+/// one-connection-per-pair rule used to keep, refusing the new one), and
+/// writes flow both ways again without anyone calling `connect` a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_restarts_within_the_link_timeout_is_taken_back() {
+    init_tracing();
+    // `low` keeps the connection it dialled when two race: the old rule's case.
+    let (x, y) = (open().await, open().await);
+    let (low, high) = if x.node.id() < y.node.id() {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    let relay = relay_to(high.node.addrs()[0]).await;
+    let via_relay = peat_mesh::PeerAddr {
+        id: high.node.id(),
+        addrs: vec![relay.addr],
+    };
+    low.node.connect(&via_relay).await.unwrap();
+    low.node.put("c", "first", &json!({"v": 1})).await.unwrap();
+    assert!(eventually(WAIT, || high.node.get("c", "first").unwrap().is_some()).await);
+
+    // "crash": the link goes silent, then the process is gone (its goodbye is lost)
+    relay.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    let high_dir = high.dir;
+    high.node.close(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        low.node.connected_peers(),
+        1,
+        "the dead session is still registered"
+    );
+
+    // restart and dial straight back
+    let again = Node::open(config(high_dir.path(), formation()))
+        .await
+        .unwrap();
+    again.connect(&low.node.peer_addr()).await.unwrap();
+    low.node.put("c", "second", &json!({"v": 2})).await.unwrap();
+    again
+        .put("c", "from-restarted", &json!({"v": 3}))
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || again.get("c", "second").unwrap().is_some()).await);
+    assert!(
+        eventually(WAIT, || low
+            .node
+            .get("c", "from-restarted")
+            .unwrap()
+            .is_some())
+        .await
+    );
+    again.close(Duration::from_secs(5)).await.unwrap();
+    low.node.close(Duration::from_secs(5)).await.unwrap();
 }

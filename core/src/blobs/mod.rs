@@ -65,6 +65,13 @@ pub(crate) fn protocol_request_for_tests(
 }
 pub(crate) use store::BlobStore;
 
+/// The blob wire types, for tests that play a misbehaving provider.
+#[cfg(test)]
+pub(crate) mod test_wire {
+    pub(crate) use super::hash::LeafHasher;
+    pub(crate) use super::protocol::{read_request, write_response, BlobRequest, BlobResponse};
+}
+
 use crate::error::{Error, Result};
 use crate::storage::{self, DocKey};
 use crate::sync::Engine;

@@ -12,10 +12,12 @@
 //! (`redb::Durability::Immediate`) before the write is acknowledged, and all writes
 //! waiting at that moment share the commit.
 
+mod chunks;
 mod json;
 mod key;
 mod store;
 
+pub(crate) use chunks::check_automerge_bytes;
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;

@@ -289,25 +289,50 @@ impl Engine {
         streams: (SendStream, RecvStream),
         outbound: bool,
     ) {
+        self.register_session(conn, streams, outbound, false)
+    }
+
+    /// `probed`: the session this connection duplicates failed a liveness
+    /// probe, so the new connection replaces it whatever the race rule says.
+    fn register_session(
+        self: &Arc<Self>,
+        conn: Connection,
+        streams: (SendStream, RecvStream),
+        outbound: bool,
+        probed: bool,
+    ) {
         let peer = NodeId(conn.remote_id());
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let (outbox, control) = Outbox::new(self.peer_queue);
-        let session = Arc::new(Session::new(self.clone(), peer, outbox, conn.clone()));
         // One connection per peer pair. Both sides keep the connection dialled by
-        // the smaller node id, so simultaneous dials settle on the same one.
-        {
+        // the smaller node id, so simultaneous dials settle on the same one. A
+        // newcomer that this rule would refuse is refused only if the session
+        // it duplicates still answers: a peer that crashed and came back is
+        // taken back at once instead of waiting for the dead link to time out.
+        let (session, control) = {
             let mut sessions = self.sessions();
             if let Some(old) = sessions.get(&peer) {
                 let preferred_outbound = self.me < peer;
                 let racing =
                     old.started.elapsed() < DIAL_RACE_WINDOW && self.session_alive(&old.session);
-                let keep_old =
-                    racing && old.outbound != outbound && old.outbound == preferred_outbound;
+                let keep_old = !probed
+                    && racing
+                    && old.outbound != outbound
+                    && old.outbound == preferred_outbound;
                 if keep_old {
-                    conn.close(
-                        VarInt::from_u32(close_code::DUPLICATE),
-                        b"duplicate connection",
-                    );
+                    let old = old.session.clone();
+                    drop(sessions);
+                    let engine = self.clone();
+                    self.tasks.spawn(async move {
+                        if old.answers_probe().await {
+                            conn.close(
+                                VarInt::from_u32(close_code::DUPLICATE),
+                                b"duplicate connection",
+                            );
+                        } else {
+                            tracing::info!(peer = %peer.short(), "old session did not answer; taking the new connection");
+                            engine.register_session(conn, streams, outbound, true);
+                        }
+                    });
                     return;
                 }
                 old.session.conn.close(
@@ -315,6 +340,8 @@ impl Engine {
                     b"duplicate connection",
                 );
             }
+            let (outbox, control) = Outbox::new(self.peer_queue);
+            let session = Arc::new(Session::new(self.clone(), peer, outbox, conn.clone()));
             sessions.insert(
                 peer,
                 SessionEntry {
@@ -324,7 +351,8 @@ impl Engine {
                     started: tokio::time::Instant::now(),
                 },
             );
-        }
+            (session, control)
+        };
         let addr =
             conn.paths()
                 .iter()

@@ -221,6 +221,40 @@ impl Liveness {
     }
 }
 
+impl Session {
+    /// True if the peer still answers on this session: a no-op frame is sent
+    /// and the link must carry packets back within a few round trips.
+    pub(crate) async fn answers_probe(&self) -> bool {
+        let rtt = self
+            .conn
+            .paths()
+            .iter()
+            .find(|p| p.is_selected())
+            .map(|p| p.rtt())
+            .unwrap_or(std::time::Duration::from_millis(100));
+        let limit = (rtt * 4).clamp(
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_secs(3),
+        );
+        let before = self.conn.stats().udp_rx.datagrams;
+        // An empty `Want` asks for nothing; the QUIC acknowledgement of it is the answer.
+        self.outbox.send(Frame::Want {
+            prefixes: Vec::new(),
+        });
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self.conn.close_reason().is_some() {
+                return false;
+            }
+            if self.conn.stats().udp_rx.datagrams != before {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+}
+
 /// Session state the reader keeps.
 pub(crate) struct Session {
     pub engine: Arc<Engine>,

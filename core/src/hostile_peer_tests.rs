@@ -1,0 +1,398 @@
+//! Attacks by an admitted peer (a captured phone, a buggy build) against a
+//! live node. Each test drives a real node over real iroh connections with a
+//! raw peer speaking the wire protocol by hand, and checks that the node stays
+//! up, refuses the input with a clear reason, stores nothing false, and keeps
+//! syncing with its honest peers.
+//!
+//! Bounds these tests lean on (each named where it is enforced): nesting
+//! `storage::MAX_NESTING`, heads per frame `wire::MAX_HEADS`, ids per `Want`
+//! 4096, id-list length `sync::rbsr::MAX_ID_LIST`, one change in pieces at a
+//! time per session up to `wire::MAX_CHANGE_LEN`, one responder round per
+//! second per peer, admission frames `wire::MAX_ADMISSION_FRAME`.
+
+use std::time::Duration;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ObjType, ROOT};
+use tempfile::TempDir;
+
+use crate::blobs::test_wire::{
+    read_request, write_response, BlobRequest, BlobResponse, LeafHasher,
+};
+use crate::blobs::{BlobHash, BlobStatus, FetchOptions};
+use crate::node::test_support::raw_admitted;
+use crate::storage::heads_to_wire;
+use crate::wire::{encode, Frame, FrameReader, Hash32};
+use crate::{ErrorKind, Event, Formation, Node, NodeConfig, NodeId, PeerEvent};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn open(f: &Formation) -> (Node, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        Node::open(NodeConfig::new(dir.path(), f.clone()).listen("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+    (node, dir)
+}
+
+async fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}
+
+/// A document nested `levels` deep, made with Automerge directly.
+fn deep_doc(levels: usize) -> Automerge {
+    let mut doc = Automerge::new();
+    doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+        let mut obj = ROOT;
+        for _ in 0..levels {
+            obj = tx.put_object(&obj, "n", ObjType::Map)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    doc
+}
+
+fn changes_frame(collection: &str, id: &str, doc: &Automerge) -> Vec<u8> {
+    encode(&Frame::Changes {
+        collection: collection.into(),
+        id: id.into(),
+        changes: doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect(),
+        heads: heads_to_wire(&doc.get_heads()),
+    })
+    .unwrap()
+}
+
+/// Sends `bytes` from an admitted raw peer; returns the reason the node gave
+/// when it dropped the session.
+async fn dropped_for(node: &Node, f: &Formation, bytes: &[u8]) -> String {
+    let events = node.subscribe_peers();
+    let (ep, _conn, mut send, _recv) = raw_admitted(node, f).await;
+    send.write_all(bytes).await.unwrap();
+    let reason = loop {
+        match events.next_timeout(WAIT).await {
+            Ok(Some(Event::Item(PeerEvent::Disconnected { reason, .. }))) => break reason,
+            Ok(Some(_)) => {}
+            other => panic!(
+                "the node kept a session that sent {} bytes of junk: {other:?}",
+                bytes.len()
+            ),
+        }
+    };
+    ep.close().await;
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deeply_nested_document_is_refused_and_the_node_and_its_peers_go_on() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    // Subscribers on both nodes: rendering for them is where a deep document crashed nodes.
+    let sub_a = a.subscribe("c", None, false).unwrap();
+    let sub_b = b.subscribe("c", None, false).unwrap();
+
+    let (ep, _conn, mut send, _recv) = raw_admitted(&a, &f).await;
+    send.write_all(&changes_frame("c", "deep", &deep_doc(3000)))
+        .await
+        .unwrap();
+    // the same session goes on: a good document after it is taken
+    let mut good = Automerge::new();
+    good.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "ok", 1i64))
+        .unwrap();
+    send.write_all(&changes_frame("c", "good", &good))
+        .await
+        .unwrap();
+
+    assert!(eventually(|| a.get("c", "good").unwrap().is_some()).await);
+    assert!(eventually(|| b.get("c", "good").unwrap().is_some()).await);
+    assert_eq!(a.get("c", "deep").unwrap(), None);
+    assert_eq!(a.sync_stats().refused_documents, 1);
+    // honest traffic flows both ways
+    a.put("c", "after", &serde_json::json!({"v": 1}))
+        .await
+        .unwrap();
+    assert!(eventually(|| b.get("c", "after").unwrap().is_some()).await);
+    // subscribers saw the good documents and nothing of the deep one
+    let mut seen = Vec::new();
+    while let Ok(Some(Event::Item(e))) = sub_b.next_timeout(Duration::from_millis(200)).await {
+        seen.push(e.key.id().to_string());
+    }
+    assert!(
+        seen.contains(&"good".to_string()) && !seen.contains(&"deep".to_string()),
+        "{seen:?}"
+    );
+    drop(sub_a);
+    // importing it locally is refused too, and leaves nothing behind
+    let err = a
+        .import("c", "deep2", &deep_doc(3000).save())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(a.get("c", "deep2").unwrap(), None);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_or_truncated_imports_change_nothing() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    a.put("c", "d", &serde_json::json!({"x": 1})).await.unwrap();
+    let before = a.export("c", "d").unwrap().unwrap();
+
+    let mut other = Automerge::new();
+    other
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "y", "a longer value so the save has some body to cut")
+        })
+        .unwrap();
+    let save = other.save();
+    let inputs: [(&str, &[u8]); 3] = [
+        ("garbage", b"\x85\x6f\x4a\x83 definitely not automerge"),
+        ("truncated save", &save[..save.len() / 2]),
+        ("empty", b""),
+    ];
+    for (what, bytes) in inputs {
+        let r = a.import("c", "d", bytes).await;
+        if what != "empty" {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::InvalidArgument, "{what}");
+        }
+        assert_eq!(
+            a.export("c", "d").unwrap().unwrap(),
+            before,
+            "{what} changed the document"
+        );
+    }
+    // a change whose dependencies the document lacks is refused, not parked silently
+    let mut fork = other.fork();
+    fork.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "z", 2i64))
+        .unwrap();
+    let orphan = fork.save_after(&other.get_heads());
+    let err = a.import("c", "d", &orphan).await.unwrap_err();
+    assert!(err.to_string().contains("does not have"), "{err}");
+    assert_eq!(a.export("c", "d").unwrap().unwrap(), before);
+    // a whole save merges
+    a.import("c", "d", &save).await.unwrap();
+    let doc = a.get("c", "d").unwrap().unwrap();
+    assert_eq!(doc["x"], 1);
+    assert!(doc["y"].is_string());
+    a.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_past_the_protocol_caps_drop_the_session_at_once() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let heads = encode(&Frame::Heads {
+        collection: "c".into(),
+        id: "d".into(),
+        heads: vec![[1; 32]; 5000],
+        answer: false,
+    })
+    .unwrap();
+    assert!(dropped_for(&a, &f, &heads).await.contains("heads"));
+    let want = encode(&Frame::Want {
+        prefixes: vec![[2; 8]; 5000],
+    })
+    .unwrap();
+    assert!(dropped_for(&a, &f, &want).await.contains("Want"));
+    let mut pieces = encode(&Frame::ChangePiece {
+        collection: "c".into(),
+        id: "one".into(),
+        bytes: vec![0; 10],
+        last: false,
+    })
+    .unwrap();
+    pieces.extend(
+        encode(&Frame::ChangePiece {
+            collection: "c".into(),
+            id: "two".into(),
+            bytes: vec![0; 10],
+            last: true,
+        })
+        .unwrap(),
+    );
+    assert!(dropped_for(&a, &f, &pieces).await.contains("interleaved"));
+    // the node is still up and serves honest peers
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    a.put("c", "fine", &serde_json::json!({})).await.unwrap();
+    a.put("c", "fine", &serde_json::json!({"v": 1}))
+        .await
+        .unwrap();
+    assert!(eventually(|| b.get("c", "fine").unwrap().is_some()).await);
+    assert_eq!(a.document_count().unwrap(), 1);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_restarts_in_a_loop_are_paced() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    for i in 0..50 {
+        a.put("c", &format!("d{i}"), &serde_json::json!({ "i": i }))
+            .await
+            .unwrap();
+    }
+    let (ep, _conn, mut send, recv) = raw_admitted(&a, &f).await;
+    let start = crate::sync::reconcile::reconciler(Vec::new()).initiate();
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.extend(
+            encode(&Frame::Reconcile {
+                start: true,
+                msg: start.clone(),
+            })
+            .unwrap(),
+        );
+    }
+    send.write_all(&flood).await.unwrap();
+    // Each start costs the node a flush and a scan of every version; it answers
+    // at most one per second per peer, so 20 starts get about 2 answers in 1.5 s.
+    let mut reader = FrameReader::new(recv);
+    let mut answers = 0;
+    let _ = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Ok(Some((f, _))) = reader.read().await {
+            if matches!(f, Frame::Reconcile { .. }) {
+                answers += 1;
+            }
+        }
+    })
+    .await;
+    assert!(
+        (1..=3).contains(&answers),
+        "{answers} answers to 20 starts in 1.5 s"
+    );
+    // meanwhile local reads and writes are unaffected
+    a.put("c", "during", &serde_json::json!({})).await.unwrap();
+    assert!(a.get("c", "d1").unwrap().is_some());
+    a.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
+/// Plays a blob provider on an admitted raw connection: every request is
+/// answered by `answer(request)` (response, then raw bytes).
+fn serve_lies(
+    conn: iroh::endpoint::Connection,
+    answer: impl Fn(BlobRequest) -> (BlobResponse, Vec<u8>) + Send + Sync + 'static,
+) {
+    tokio::spawn(async move {
+        while let Ok((mut s, mut r)) = conn.accept_bi().await {
+            let Ok(req) = read_request(&mut r).await else {
+                continue;
+            };
+            let (resp, bytes) = answer(req);
+            let _ = write_response(&mut s, &resp).await;
+            let _ = s.write_all(&bytes).await;
+            let _ = s.finish();
+            let _ = s.stopped().await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_offering_any_hash_as_empty_poisons_nothing() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let (ep, conn, _send, _recv) = raw_admitted(&a, &f).await;
+    let liar = NodeId(ep.id());
+    serve_lies(conn, |_| (BlobResponse::Found { size: 0 }, Vec::new()));
+    let wanted = BlobHash::of(b"the real tiles");
+    let t = a
+        .blobs()
+        .fetch(wanted, FetchOptions::default().from([liar]));
+    let err = t.wait().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(a.blobs().status(wanted).unwrap(), BlobStatus::Missing);
+    // the real empty blob is still fine
+    let empty = BlobHash::of(b"");
+    let t = a.blobs().fetch(empty, FetchOptions::default().from([liar]));
+    assert_eq!(t.wait().await.unwrap().size, 0);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_lie_leaves_no_partial_and_honest_providers_still_serve() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let (honest, _dh) = open(&f).await;
+    let data: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let info = honest.blobs().add_bytes(data.clone()).await.unwrap();
+    let mut h = LeafHasher::new();
+    h.update(&data);
+    let outboard = h.finish().to_bytes();
+
+    // The liar has the real leaf list but claims 10 bytes less: same leaf count,
+    // so the list verifies; only the last leaf can show the lie.
+    let (ep, conn, _send, _recv) = raw_admitted(&a, &f).await;
+    let liar = NodeId(ep.id());
+    let lie = data.len() as u64 - 10;
+    let served = data.clone();
+    serve_lies(conn, move |req| match req {
+        BlobRequest::Get { outboard: true, .. } => {
+            (BlobResponse::Found { size: lie }, outboard.clone())
+        }
+        BlobRequest::Get { ranges, .. } => {
+            let (a, b) = ranges[0];
+            let (s, e) = (
+                (a * 65536) as usize,
+                ((b * 65536) as usize).min(lie as usize),
+            );
+            (BlobResponse::Found { size: lie }, served[s..e].to_vec())
+        }
+        BlobRequest::Query { .. } => (BlobResponse::Found { size: lie }, Vec::new()),
+    });
+    let t = a
+        .blobs()
+        .fetch(info.hash, FetchOptions::default().from([liar]));
+    assert_eq!(t.wait().await.unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(
+        a.blobs().status(info.hash).unwrap(),
+        BlobStatus::Missing,
+        "a lie was checkpointed"
+    );
+
+    // A reference's size rules out a liar before any bytes move.
+    honest.connect(&a.peer_addr()).await.unwrap();
+    let t = a.blobs().fetch(
+        info.hash,
+        FetchOptions::default()
+            .from([liar, honest.id()])
+            .expected_size(data.len() as u64),
+    );
+    let got = t.wait().await.unwrap();
+    assert_eq!(got.size, data.len() as u64);
+    assert_eq!(
+        a.blobs()
+            .read_range(info.hash, 0, data.len() as u64)
+            .await
+            .unwrap(),
+        data
+    );
+    a.close(Duration::from_secs(5)).await.unwrap();
+    honest.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
+/// Unused-import guard for types only some tests name.
+#[allow(dead_code)]
+fn _types(_: Hash32) {}
