@@ -532,10 +532,13 @@ async fn run(
     }
     let st = store.clone();
     let partial = blocking(move || Partial::open(&st, hash)).await?;
+    // Bytes this transfer has already received (the last leaf that proved the size).
+    let mut fresh = 0;
     let partial = match partial {
         Some(p) => p,
         None => {
             let (ob, last) = fetch_outboard(ctx, hash, &providers, opts, cancel).await?;
+            fresh = last.as_ref().map_or(0, |(_, d)| d.len() as u64);
             let st = store.clone();
             blocking(move || {
                 let mut p = Partial::create(&st, ob)?;
@@ -554,10 +557,12 @@ async fn run(
         )));
     }
     let size = partial.size();
-    let resumed = partial.present();
+    let done = partial.present();
+    let resumed = done - fresh.min(done);
     progress.send_modify(|p| {
         p.total = size;
-        p.done = resumed;
+        p.received = fresh;
+        p.done = done;
         p.resumed = resumed;
     });
     let target = Target::Store(Box::new(partial));
@@ -729,8 +734,13 @@ pub(crate) async fn pump(
         Target::Forward { outboard, .. } => (outboard.hash(), outboard.size()),
     };
     let lpc = opts.profile.leaves_per_chunk();
+    let skip_last_leaf = match &target {
+        Target::Store(p) => leaf_count(p.size()) > 0 && p.has(leaf_count(p.size()) - 1),
+        Target::Forward { .. } => false,
+    };
     let counters = ctx.shared.counters.clone();
-    let received = Arc::new(AtomicU64::new(0));
+    // Counted on from what the transfer already received before the pump.
+    let received = Arc::new(AtomicU64::new(progress.borrow().received));
     let sink = spawn_sink(
         target,
         lpc,
@@ -776,6 +786,7 @@ pub(crate) async fn pump(
             hash,
             size,
             lpc,
+            skip_last_leaf,
             chunk: opts.profile.chunk_size,
             batch,
             rate: per_provider_rate,
@@ -853,6 +864,9 @@ struct Worker {
     hash: BlobHash,
     size: u64,
     lpc: u64,
+    /// The blob's last leaf is already stored (it proved the size): requests
+    /// for the final chunk leave it out.
+    skip_last_leaf: bool,
     chunk: u64,
     batch: u64,
     rate: u64,
@@ -948,6 +962,15 @@ impl Worker {
             }
         }
         ranges.truncate(MAX_RANGES);
+        if self.skip_last_leaf {
+            if let Some(r) = ranges.last_mut().filter(|r| r.1 == n_leaves) {
+                r.1 -= 1;
+            }
+            ranges.retain(|r| r.0 < r.1);
+            if ranges.is_empty() {
+                return Ok(());
+            }
+        }
         let (mut send, mut recv) = open(conn).await?;
         write_request(
             &mut send,

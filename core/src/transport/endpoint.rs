@@ -32,12 +32,14 @@ pub(crate) async fn bind_endpoint(
     // Explicit limits, not the library's defaults: one sync stream plus the blob
     // streams a provider serves at once (a few spare for requests being
     // refused), no unidirectional streams, and receive windows that bound what
-    // one peer can make this node buffer (8 MiB per stream, 32 MiB in all).
+    // one peer can make this node buffer: 1.25 MB per stream (the library's
+    // own default, sized for 100 Mbit/s at 100 ms) and 16 MiB in all (the
+    // library's default is unbounded).
     let transport = QuicTransportConfig::builder()
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .stream_receive_window(VarInt::from_u32(8 << 20))
-        .receive_window(VarInt::from_u32(32 << 20))
+        .stream_receive_window(VarInt::from_u32(1_250_000))
+        .receive_window(VarInt::from_u32(16 << 20))
         .keep_alive_interval(idle / 4)
         .default_path_keep_alive_interval(idle / 4)
         .default_path_max_idle_timeout(idle)
