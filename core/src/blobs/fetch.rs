@@ -601,8 +601,11 @@ pub(crate) async fn fetch_outboard(
     let deadline = Instant::now() + opts.reconnect_wait;
     let mut last = Error::NotFound(format!("no provider has blob {hash}"));
     loop {
+        // Corrupt answers end the search only once every provider answered.
+        let mut all_answered = true;
         for p in providers {
             let Some(conn) = ctx.engine.connection(p) else {
+                all_answered = false;
                 continue;
             };
             let r = async {
@@ -665,7 +668,7 @@ pub(crate) async fn fetch_outboard(
                 }
             }
         }
-        if last.kind() == ErrorKind::Corrupt || Instant::now() >= deadline {
+        if (last.kind() == ErrorKind::Corrupt && all_answered) || Instant::now() >= deadline {
             return Err(last);
         }
         tokio::select! {
