@@ -89,7 +89,10 @@ impl<T: Clone, F> Hub<T, F> {
         g.0 += 1;
         let id = g.0;
         g.1.push((id, filter, Arc::downgrade(&shared)));
-        Subscription { shared }
+        Subscription {
+            shared,
+            snapshot: Mutex::new(None),
+        }
     }
 
     /// True if any live subscriber's filter accepts.
@@ -131,9 +134,22 @@ impl<T: Clone, F> Hub<T, F> {
     }
 }
 
+/// Produces a subscription's initial snapshot one page at a time, as the
+/// subscriber reads it (`Ok(None)` at the end). Only one page is held at once.
+pub(crate) type SnapshotPages<T> = Box<dyn FnMut() -> crate::Result<Option<Vec<T>>> + Send>;
+
+struct Snapshot<T> {
+    page: VecDeque<T>,
+    next: Option<SnapshotPages<T>>,
+}
+
 /// The receiving side of a subscription. Dropping it unsubscribes.
 pub struct Subscription<T> {
     shared: Arc<Shared<T>>,
+    /// Read before the live queue: the snapshot is never lost to lag, and
+    /// since the live events of a document are queued in commit order, the
+    /// last event a subscriber sees for a document is its latest state.
+    snapshot: Mutex<Option<Snapshot<T>>>,
 }
 
 impl<T> std::fmt::Debug for Subscription<T> {
@@ -143,13 +159,45 @@ impl<T> std::fmt::Debug for Subscription<T> {
 }
 
 impl<T> Subscription<T> {
-    /// Queues an item into this subscription only (used for initial snapshots).
-    pub(crate) fn push_local(&self, item: T) {
-        self.shared.push(item);
+    /// Starts the subscription with a snapshot read lazily from `pages`.
+    pub(crate) fn with_snapshot(self, pages: SnapshotPages<T>) -> Self {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Snapshot {
+            page: VecDeque::new(),
+            next: Some(pages),
+        });
+        self
     }
 
-    /// The next event without waiting; `None` if none is queued.
+    fn next_snapshot_item(&self) -> Option<T> {
+        let mut g = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let snap = g.as_mut()?;
+        loop {
+            if let Some(item) = snap.page.pop_front() {
+                return Some(item);
+            }
+            let Some(next) = snap.next.as_mut() else {
+                *g = None;
+                return None;
+            };
+            match next() {
+                Ok(Some(page)) => snap.page.extend(page),
+                Ok(None) => snap.next = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscription snapshot ended early");
+                    snap.next = None;
+                }
+            }
+        }
+    }
+
+    /// The next event without waiting; `None` if none is queued. Snapshot
+    /// items come first, then live events.
     pub fn try_next(&self) -> Option<Event<T>> {
+        if self.shared.lock().closed {
+            *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        } else if let Some(item) = self.next_snapshot_item() {
+            return Some(Event::Item(item));
+        }
         let mut q = self.shared.lock();
         if q.dropped > 0 {
             let n = q.dropped;

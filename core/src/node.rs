@@ -30,6 +30,9 @@ use crate::transport::SYNC_ALPN;
 use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
 use crate::NodeId;
 
+/// Documents read per page of a subscription snapshot.
+const SNAPSHOT_PAGE: usize = 64;
+
 /// Options for [`Node::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -67,7 +70,6 @@ struct Inner {
     mdns: Option<Mdns>,
     endpoint: Endpoint,
     closed: AtomicBool,
-    sub_snapshot_limit: usize,
 }
 
 impl Drop for Inner {
@@ -137,7 +139,7 @@ impl Node {
         let endpoint = match bind_endpoint(secret, config.listen, config.link_timeout).await {
             Ok(e) => e,
             Err(e) => {
-                store.close();
+                let _ = store.close();
                 return Err(e);
             }
         };
@@ -185,7 +187,6 @@ impl Node {
                 mdns,
                 endpoint: endpoint.clone(),
                 closed: AtomicBool::new(false),
-                sub_snapshot_limit: 100_000,
             }),
         };
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
@@ -304,7 +305,6 @@ impl Node {
     // ----- documents -----
 
     async fn commit(&self, c: Committed) -> Result<()> {
-        self.inner.engine.notify(&c, Origin::Local);
         c.durable.await.map_err(|_| Error::Closed)?
     }
 
@@ -330,6 +330,7 @@ impl Node {
                 .map_err(|f| f.error)
             },
             |c| engine.fan_out(c, None),
+            |c, doc| engine.subscriber_event(c, doc, Origin::Local),
         )?;
         match r {
             None => Ok(None),
@@ -507,6 +508,7 @@ impl Node {
                 Ok(())
             },
             |c| engine.fan_out(c, None),
+            |c, doc| engine.subscriber_event(c, doc, Origin::Local),
         )?;
         if let Some((_, Some(c))) = r {
             self.commit(c).await?;
@@ -531,10 +533,38 @@ impl Node {
             collection: collection.to_string(),
             id: id.map(str::to_string),
         });
-        if snapshot {
-            let store = &self.inner.engine.store;
-            let push = |doc_id: &str| -> Result<()> {
-                let key = DocKey::new(collection, doc_id)?;
+        if !snapshot {
+            return Ok(sub);
+        }
+        // The snapshot covers the documents live now; their ids are listed at
+        // once (a few dozen bytes each), their content is rendered page by page
+        // as the subscriber takes it, so nothing of it can be lost to the live
+        // queue. A document changed meanwhile is rendered as it is then; its
+        // live events follow, so the last event for it is its latest state.
+        let store = self.inner.engine.store.clone();
+        let collection = collection.to_string();
+        let mut ids: std::collections::VecDeque<String> = match id {
+            Some(id) => [id.to_string()].into(),
+            None => {
+                let mut ids = std::collections::VecDeque::new();
+                store.scan(&collection, "", None, |doc_id, meta| {
+                    if !meta.deleted {
+                        ids.push_back(doc_id.to_string());
+                    }
+                    Ok(true)
+                })?;
+                ids
+            }
+        };
+        let pages = move || -> Result<Option<Vec<DocEvent>>> {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let n = ids.len().min(SNAPSHOT_PAGE);
+            let ids: Vec<String> = ids.drain(..n).collect();
+            let mut page = Vec::with_capacity(ids.len());
+            for doc_id in ids {
+                let key = DocKey::new(&collection, &doc_id)?;
                 let value = store.peek(&key, |d| {
                     if storage::is_tombstoned(d) {
                         Ok(None)
@@ -542,38 +572,22 @@ impl Node {
                         storage::read_doc(d).map(Some)
                     }
                 });
-                let value = match value {
-                    Ok(v) => v,
-                    Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
-                        tracing::warn!(%key, error = %e, "snapshot skipped an unreadable document");
-                        None
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some(Some(value)) = value {
-                    sub.push_local(DocEvent {
+                match value {
+                    Ok(Some(Some(value))) => page.push(DocEvent {
                         key,
                         value: Some(value),
                         origin: Origin::Snapshot,
-                    });
-                }
-                Ok(())
-            };
-            match id {
-                Some(id) => push(id)?,
-                None => {
-                    let mut n = 0;
-                    store.scan(collection, "", None, |doc_id, meta| {
-                        if !meta.deleted {
-                            push(doc_id)?;
-                            n += 1;
-                        }
-                        Ok(n < self.inner.sub_snapshot_limit)
-                    })?;
+                    }),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+                        tracing::warn!(%key, error = %e, "snapshot skipped an unreadable document");
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-        }
-        Ok(sub)
+            Ok(Some(page))
+        };
+        Ok(sub.with_snapshot(Box::new(pages)))
     }
 
     /// Sync traffic since the node opened, per frame kind.
@@ -606,14 +620,16 @@ impl Node {
         engine.close_sessions();
         let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
         let store = engine.store.clone();
-        let _ = tokio::time::timeout_at(
-            deadline.into(),
-            tokio::task::spawn_blocking(move || store.close()),
-        )
-        .await;
+        // The store is closed whatever the deadline: close returns only once the
+        // database file is released (or says why not), so an immediate reopen works.
+        let stored = tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+            .and_then(|r| r);
         engine.doc_hub.close_all();
         engine.peer_hub.close_all();
         tracing::info!(id = %engine.me.short(), "node closed");
+        stored?;
         if tasks_done {
             Ok(())
         } else {

@@ -177,7 +177,12 @@ struct WriteOp {
     data: WriteData,
     pending: Arc<AtomicUsize>,
     ack: oneshot::Sender<Result<()>>,
+    /// Run by the writer once this write is durable.
+    hook: Option<OnDurable>,
 }
+
+/// Work to do once a change is durable (publishing it to subscribers).
+pub(crate) type OnDurable = Box<dyn FnOnce() + Send>;
 
 enum WriteData {
     Append(Vec<u8>),
@@ -202,6 +207,9 @@ pub(crate) struct Store {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     actor: ActorId,
     path: std::path::PathBuf,
+    /// Set by the writer when a commit fails: the store stops taking writes
+    /// (fail-stop), since memory is then ahead of disk.
+    failed: Arc<std::sync::OnceLock<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -233,9 +241,11 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
         let wdb = db.clone();
+        let failed = Arc::new(std::sync::OnceLock::new());
+        let wfailed = failed.clone();
         let handle = std::thread::Builder::new()
             .name("peat-store-writer".into())
-            .spawn(move || writer_loop(&wdb, rx))?;
+            .spawn(move || writer_loop(&wdb, rx, &wfailed))?;
         Ok(Store {
             db: std::sync::RwLock::new(Some(db)),
             cache: Mutex::new(LruCache::unbounded()),
@@ -244,24 +254,43 @@ impl Store {
             writer_thread: Mutex::new(Some(handle)),
             actor: opts.actor,
             path: path.to_path_buf(),
+            failed,
         })
     }
 
     /// Flushes queued writes, stops the writer and releases the database file.
     /// Later calls fail with `Closed`.
-    pub fn close(&self) {
+    pub fn close(&self) -> Result<()> {
         lock(&self.writer).take();
         if let Some(h) = lock(&self.writer_thread).take() {
             let _ = h.join();
         }
         let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
         lock(&self.cache).clear();
-        // Readers still holding the database keep it; otherwise tidy the file.
-        if let Some(db) = db.and_then(|d| Arc::try_unwrap(d).ok()) {
-            if let Err(e) = vacuum_if_bloated(db, &self.path, 1 << 20, 4.0 / 3.0) {
-                tracing::warn!(error = %e, "rewriting the store at close failed");
+        let Some(mut db) = db else {
+            return Ok(()); // closed before
+        };
+        // Readers hold the database only for one read; wait (bounded) for them,
+        // so that the file is released when close returns.
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        let db = loop {
+            match Arc::try_unwrap(db) {
+                Ok(db) => break db,
+                Err(still_shared) if std::time::Instant::now() < deadline => {
+                    db = still_shared;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => {
+                    return Err(Error::Timeout(format!(
+                        "the database was still in use {CLOSE_WAIT:?} after close"
+                    )))
+                }
             }
+        };
+        if let Err(e) = vacuum_if_bloated(db, &self.path, 1 << 20, 4.0 / 3.0) {
+            tracing::warn!(error = %e, "rewriting the store at close failed");
         }
+        Ok(())
     }
 
     /// Waits until every write queued so far is durable, so that reads of the
@@ -274,7 +303,18 @@ impl Store {
         if sent != Some(true) {
             return Err(Error::Closed);
         }
-        rx.await.map_err(|_| Error::Closed)
+        rx.await.map_err(|_| Error::Closed)?;
+        self.check_not_failed()
+    }
+
+    /// `Err` once a commit has failed: the store is fail-stop from then on.
+    pub fn check_not_failed(&self) -> Result<()> {
+        match self.failed.get() {
+            Some(why) => Err(Error::Io(std::io::Error::other(format!(
+                "the store stopped taking writes after a failed commit ({why}); close and reopen the node once the disk is fixed"
+            )))),
+            None => Ok(()),
+        }
     }
 
     fn db(&self) -> Result<Arc<Database>> {
@@ -352,7 +392,9 @@ impl Store {
     /// Runs `f` on the document, creating an empty one if `create` and it is missing.
     /// If `f` changed the document, the change is queued for a durable commit and
     /// `fan_out` sees it while the document is still locked, so changes to one
-    /// document reach `fan_out` in commit order.
+    /// document reach `fan_out` in commit order. `on_durable` also runs in the
+    /// lock and may return a hook that the writer runs once the change is on
+    /// disk (never if the commit fails), in commit order.
     /// Returns `Ok(None)` (without calling `f`) if the document is missing and not `create`.
     pub fn update<R>(
         &self,
@@ -360,7 +402,9 @@ impl Store {
         create: bool,
         f: impl FnOnce(&mut Automerge) -> Result<R>,
         fan_out: impl FnOnce(&Committed),
+        on_durable: impl FnOnce(&Committed, &Automerge) -> Option<OnDurable>,
     ) -> Result<Option<(R, Option<Committed>)>> {
+        self.check_not_failed()?;
         let skey = key.storage_key();
         let cell = match self.load_cell(&skey)? {
             Some(c) => c,
@@ -439,6 +483,14 @@ impl Store {
             next_seq: next_seq + 1,
         };
         let (ack, durable) = oneshot::channel();
+        let committed = Committed {
+            key: key.clone(),
+            changes,
+            heads: heads_to_wire(&after),
+            deleted,
+            durable,
+        };
+        let hook = on_durable(&committed, &st.doc);
         cell.pending.fetch_add(1, Ordering::AcqRel);
         let sent = lock(&self.writer).as_ref().map(|w| {
             w.send(WriterMsg::Write(WriteOp {
@@ -448,6 +500,7 @@ impl Store {
                 data,
                 pending: cell.pending.clone(),
                 ack,
+                hook,
             }))
             .is_ok()
         });
@@ -456,13 +509,6 @@ impl Store {
             return Err(Error::Closed);
         }
         st.meta = Some(meta);
-        let committed = Committed {
-            key: key.clone(),
-            changes,
-            heads: heads_to_wire(&after),
-            deleted,
-            durable,
-        };
         fan_out(&committed);
         Ok(Some((out, Some(committed))))
     }
@@ -712,9 +758,38 @@ impl Store {
     }
 }
 
+/// How long [`Store::close`] waits for readers to let go of the database.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Drop for Store {
     fn drop(&mut self) {
-        self.close();
+        // Normally closed already (Node::close). If not, closing joins the
+        // writer and may rewrite the file: never on a runtime worker.
+        if self.db.read().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return;
+        }
+        let writer = lock(&self.writer).take();
+        let thread = lock(&self.writer_thread).take();
+        let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        let path = self.path.clone();
+        let finish = move || {
+            drop(writer);
+            if let Some(h) = thread {
+                let _ = h.join();
+            }
+            if let Some(db) = db.and_then(|d| Arc::try_unwrap(d).ok()) {
+                if let Err(e) = vacuum_if_bloated(db, &path, 1 << 20, 4.0 / 3.0) {
+                    tracing::warn!(error = %e, "rewriting the store at close failed");
+                }
+            }
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("peat-store-close".into())
+                .spawn(finish);
+        } else {
+            finish();
+        }
     }
 }
 
@@ -844,7 +919,10 @@ enum WriterMsg {
     BarrierSync(mpsc::SyncSender<()>),
 }
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
+/// Commits queued writes in batches. After a failed commit it commits
+/// nothing more: every later write is refused (its caller gets the error and
+/// it was never acknowledged), so no write that depends on a lost one lands.
+fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>, failed: &std::sync::OnceLock<String>) {
     const MAX_BATCH: usize = 4096;
     while let Ok(first) = rx.recv() {
         let mut msgs = vec![first];
@@ -866,16 +944,27 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>) {
         }
         let result = if batch.is_empty() {
             Ok(())
+        } else if let Some(why) = failed.get() {
+            Err(Error::Io(std::io::Error::other(format!(
+                "an earlier commit failed ({why})"
+            ))))
         } else {
             commit_batch(db, &batch)
         };
         if let Err(e) = &result {
-            tracing::error!(error = %e, ops = batch.len(), "store commit failed");
+            if failed.set(e.to_string()).is_ok() {
+                tracing::error!(error = %e, ops = batch.len(), "store commit failed; no further writes are taken");
+            }
         }
         for op in batch {
             op.pending.fetch_sub(1, Ordering::AcqRel);
             let r = match &result {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    if let Some(hook) = op.hook {
+                        hook();
+                    }
+                    Ok(())
+                }
                 Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
             };
             let _ = op.ack.send(r);
@@ -945,6 +1034,7 @@ mod tests {
                     Ok(())
                 },
                 |_| {},
+                |_, _| None,
             )
             .unwrap()
             .unwrap()
@@ -980,7 +1070,7 @@ mod tests {
             }
             let v = store.read(&key, super::super::read_doc).unwrap().unwrap();
             assert_eq!(v["n"], COMPACT_AFTER * 2 + 4);
-            store.close();
+            store.close().unwrap();
         }
         let store = Store::open(&path, opts()).unwrap();
         let v = store.read(&key, super::super::read_doc).unwrap().unwrap();
@@ -1052,7 +1142,7 @@ mod tests {
         std::fs::write(vacuum_path(&path), b"half-written copy").unwrap();
         let store = Store::open(&path, opts()).unwrap();
         assert!(!vacuum_path(&path).exists());
-        store.close();
+        store.close().unwrap();
     }
 
     #[test]
@@ -1061,12 +1151,12 @@ mod tests {
         let store = Store::open(&dir.path().join("db"), opts()).unwrap();
         let key = DocKey::new("c", "x").unwrap();
         assert!(store
-            .update(&key, false, |_| Ok(()), |_| {})
+            .update(&key, false, |_| Ok(()), |_| {}, |_, _| None)
             .unwrap()
             .is_none());
         // create, but change nothing: no placeholder
         let (_, c) = store
-            .update(&key, true, |_| Ok(()), |_| {})
+            .update(&key, true, |_| Ok(()), |_| {}, |_, _| None)
             .unwrap()
             .unwrap();
         assert!(c.is_none());
@@ -1083,7 +1173,7 @@ mod tests {
             let store = Store::open(&path, opts()).unwrap();
             let c = put(&store, &key, serde_json::json!({"a": 1}));
             drop(c);
-            store.close();
+            store.close().unwrap();
         }
         {
             let db = Database::create(&path).unwrap();

@@ -177,33 +177,46 @@ impl Engine {
         }
     }
 
-    /// Publishes a committed change to subscribers (after the document lock is released).
-    pub(crate) fn notify(&self, c: &Committed, origin: Origin) {
-        if self.doc_hub.wants(|f| f.matches(&c.key)) {
-            let value = if c.deleted {
-                None
-            } else {
-                match self.store.read(&c.key, read_doc) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(key = %c.key, error = %e, "cannot read changed document");
-                        return;
-                    }
-                }
-            };
-            let ev = DocEvent {
-                key: c.key.clone(),
-                value,
-                origin,
-            };
-            self.doc_hub.publish(&ev, |f| f.matches(&ev.key));
+    /// What to publish to subscribers once a change is durable: rendered now,
+    /// with the document locked (so the value is the state this change made),
+    /// published by the store's writer after the commit, in commit order. So a
+    /// subscriber never sees a value a crash then loses, and the last event it
+    /// sees for a document is the document's latest state.
+    pub(crate) fn subscriber_event(
+        self: &Arc<Self>,
+        c: &Committed,
+        doc: &automerge::Automerge,
+        origin: Origin,
+    ) -> Option<crate::storage::OnDurable> {
+        if !self.doc_hub.wants(|f| f.matches(&c.key)) {
+            return None;
         }
+        let value = if c.deleted {
+            None
+        } else {
+            match read_doc(doc) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(key = %c.key, error = %e, "cannot render changed document");
+                    return None;
+                }
+            }
+        };
+        let ev = DocEvent {
+            key: c.key.clone(),
+            value,
+            origin,
+        };
+        let engine = self.clone();
+        Some(Box::new(move || {
+            engine.doc_hub.publish(&ev, |f| f.matches(&ev.key));
+        }))
     }
 
     /// Applies changes received from `from`. Returns true if some changes still
     /// wait for dependencies that have not arrived.
     pub(crate) fn apply_remote(
-        &self,
+        self: &Arc<Self>,
         key: &DocKey,
         changes: Vec<Change>,
         from: NodeId,
@@ -217,13 +230,11 @@ impl Engine {
                 Ok(!doc.get_missing_deps(&[]).is_empty())
             },
             |c| self.fan_out(c, Some(from)),
+            |c, doc| self.subscriber_event(c, doc, Origin::Peer(from)),
         )?;
-        let Some((missing, committed)) = r else {
+        let Some((missing, _)) = r else {
             return Ok(false);
         };
-        if let Some(c) = committed {
-            self.notify(&c, Origin::Peer(from));
-        }
         Ok(missing)
     }
 
