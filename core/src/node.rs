@@ -330,7 +330,7 @@ impl Node {
                 .map_err(|f| f.error)
             },
             |c| engine.fan_out(c, None),
-            |c, doc| engine.subscriber_event(c, doc, Origin::Local),
+            |c, doc| engine.publish(c, doc, Origin::Local),
         )?;
         match r {
             None => Ok(None),
@@ -508,7 +508,7 @@ impl Node {
                 Ok(())
             },
             |c| engine.fan_out(c, None),
-            |c, doc| engine.subscriber_event(c, doc, Origin::Local),
+            |c, doc| engine.publish(c, doc, Origin::Local),
         )?;
         if let Some((_, Some(c))) = r {
             self.commit(c).await?;

@@ -22,7 +22,6 @@ pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_do
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
 pub(crate) use store::{
-    changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, OnDurable, Store,
-    StoreOptions,
+    changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, Store, StoreOptions,
 };
 pub use store::{ListPage, COMPACT_AFTER};

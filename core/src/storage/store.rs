@@ -177,12 +177,7 @@ struct WriteOp {
     data: WriteData,
     pending: Arc<AtomicUsize>,
     ack: oneshot::Sender<Result<()>>,
-    /// Run by the writer once this write is durable.
-    hook: Option<OnDurable>,
 }
-
-/// Work to do once a change is durable (publishing it to subscribers).
-pub(crate) type OnDurable = Box<dyn FnOnce() + Send>;
 
 enum WriteData {
     Append(Vec<u8>),
@@ -392,9 +387,10 @@ impl Store {
     /// Runs `f` on the document, creating an empty one if `create` and it is missing.
     /// If `f` changed the document, the change is queued for a durable commit and
     /// `fan_out` sees it while the document is still locked, so changes to one
-    /// document reach `fan_out` in commit order. `on_durable` also runs in the
-    /// lock and may return a hook that the writer runs once the change is on
-    /// disk (never if the commit fails), in commit order.
+    /// document reach `fan_out` in commit order. `publish` runs next, also in
+    /// the lock (so subscribers see a document's changes in commit order, the
+    /// last one being its latest state); both run once the change is queued
+    /// for its commit, before it is durable (see the README's durability note).
     /// Returns `Ok(None)` (without calling `f`) if the document is missing and not `create`.
     pub fn update<R>(
         &self,
@@ -402,7 +398,7 @@ impl Store {
         create: bool,
         f: impl FnOnce(&mut Automerge) -> Result<R>,
         fan_out: impl FnOnce(&Committed),
-        on_durable: impl FnOnce(&Committed, &Automerge) -> Option<OnDurable>,
+        publish: impl FnOnce(&Committed, &Automerge),
     ) -> Result<Option<(R, Option<Committed>)>> {
         self.check_not_failed()?;
         let skey = key.storage_key();
@@ -490,7 +486,6 @@ impl Store {
             deleted,
             durable,
         };
-        let hook = on_durable(&committed, &st.doc);
         cell.pending.fetch_add(1, Ordering::AcqRel);
         let sent = lock(&self.writer).as_ref().map(|w| {
             w.send(WriterMsg::Write(WriteOp {
@@ -500,7 +495,6 @@ impl Store {
                 data,
                 pending: cell.pending.clone(),
                 ack,
-                hook,
             }))
             .is_ok()
         });
@@ -510,6 +504,7 @@ impl Store {
         }
         st.meta = Some(meta);
         fan_out(&committed);
+        publish(&committed, &st.doc);
         Ok(Some((out, Some(committed))))
     }
 
@@ -959,12 +954,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>, failed: &std::sync:
         for op in batch {
             op.pending.fetch_sub(1, Ordering::AcqRel);
             let r = match &result {
-                Ok(()) => {
-                    if let Some(hook) = op.hook {
-                        hook();
-                    }
-                    Ok(())
-                }
+                Ok(()) => Ok(()),
                 Err(e) => Err(Error::Io(std::io::Error::other(e.to_string()))),
             };
             let _ = op.ack.send(r);
@@ -1034,7 +1024,7 @@ mod tests {
                     Ok(())
                 },
                 |_| {},
-                |_, _| None,
+                |_, _| {},
             )
             .unwrap()
             .unwrap()
@@ -1151,12 +1141,12 @@ mod tests {
         let store = Store::open(&dir.path().join("db"), opts()).unwrap();
         let key = DocKey::new("c", "x").unwrap();
         assert!(store
-            .update(&key, false, |_| Ok(()), |_| {}, |_, _| None)
+            .update(&key, false, |_| Ok(()), |_| {}, |_, _| {})
             .unwrap()
             .is_none());
         // create, but change nothing: no placeholder
         let (_, c) = store
-            .update(&key, true, |_| Ok(()), |_| {}, |_, _| None)
+            .update(&key, true, |_| Ok(()), |_| {}, |_, _| {})
             .unwrap()
             .unwrap();
         assert!(c.is_none());

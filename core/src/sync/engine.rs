@@ -177,19 +177,12 @@ impl Engine {
         }
     }
 
-    /// What to publish to subscribers once a change is durable: rendered now,
-    /// with the document locked (so the value is the state this change made),
-    /// published by the store's writer after the commit, in commit order. So a
-    /// subscriber never sees a value a crash then loses, and the last event it
-    /// sees for a document is the document's latest state.
-    pub(crate) fn subscriber_event(
-        self: &Arc<Self>,
-        c: &Committed,
-        doc: &automerge::Automerge,
-        origin: Origin,
-    ) -> Option<crate::storage::OnDurable> {
+    /// Publishes a change to subscribers. Called with the document locked (from
+    /// the store's update), so a document's events are queued in commit order
+    /// and the last one is its latest state.
+    pub(crate) fn publish(&self, c: &Committed, doc: &automerge::Automerge, origin: Origin) {
         if !self.doc_hub.wants(|f| f.matches(&c.key)) {
-            return None;
+            return;
         }
         let value = if c.deleted {
             None
@@ -198,7 +191,7 @@ impl Engine {
                 Ok(v) => Some(v),
                 Err(e) => {
                     tracing::warn!(key = %c.key, error = %e, "cannot render changed document");
-                    return None;
+                    return;
                 }
             }
         };
@@ -207,16 +200,13 @@ impl Engine {
             value,
             origin,
         };
-        let engine = self.clone();
-        Some(Box::new(move || {
-            engine.doc_hub.publish(&ev, |f| f.matches(&ev.key));
-        }))
+        self.doc_hub.publish(&ev, |f| f.matches(&ev.key));
     }
 
     /// Applies changes received from `from`. Returns true if some changes still
     /// wait for dependencies that have not arrived.
     pub(crate) fn apply_remote(
-        self: &Arc<Self>,
+        &self,
         key: &DocKey,
         changes: Vec<Change>,
         from: NodeId,
@@ -230,7 +220,7 @@ impl Engine {
                 Ok(!doc.get_missing_deps(&[]).is_empty())
             },
             |c| self.fan_out(c, Some(from)),
-            |c, doc| self.subscriber_event(c, doc, Origin::Peer(from)),
+            |c, doc| self.publish(c, doc, Origin::Peer(from)),
         )?;
         let Some((missing, _)) = r else {
             return Ok(false);
