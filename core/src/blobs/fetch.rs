@@ -320,6 +320,7 @@ fn spawn_sink(
                     lock(&st.liars).insert(worker);
                     continue;
                 }
+                let piece_leaves = (data.len() as u64).div_ceil(LEAF_SIZE).max(1);
                 let res = match &mut target {
                     Target::Store(p) => p.write_verified(first_leaf, &data).map(|_| {
                         if last_ckpt.elapsed() >= checkpoint_every {
@@ -345,9 +346,22 @@ fn spawn_sink(
                             p.done = present;
                             p.received = received.load(Ordering::Relaxed);
                         });
-                        let c = first_leaf / leaves_per_chunk;
-                        if let Some(d) = lock(&st.done).get_mut(c as usize) {
-                            *d = true;
+                        // A piece may start inside a chunk (leaves held before
+                        // are not asked for) or end in the next one: a chunk is
+                        // done once all its leaves are held.
+                        let n_leaves = leaf_count(size);
+                        let last_leaf = first_leaf + piece_leaves - 1;
+                        let mut done = lock(&st.done);
+                        for c in first_leaf / leaves_per_chunk..=last_leaf / leaves_per_chunk {
+                            let whole = match &target {
+                                Target::Store(p) => (c * leaves_per_chunk
+                                    ..((c + 1) * leaves_per_chunk).min(n_leaves))
+                                    .all(|l| p.has(l)),
+                                Target::Forward { .. } => true,
+                            };
+                            if let (true, Some(d)) = (whole, done.get_mut(c as usize)) {
+                                *d = true;
+                            }
                         }
                     }
                     Err(e) => {
@@ -737,10 +751,13 @@ pub(crate) async fn pump(
         Target::Forward { outboard, .. } => (outboard.hash(), outboard.size()),
     };
     let lpc = opts.profile.leaves_per_chunk();
-    let skip_last_leaf = match &target {
-        Target::Store(p) => leaf_count(p.size()) > 0 && p.has(leaf_count(p.size()) - 1),
-        Target::Forward { .. } => false,
-    };
+    // Leaves already held (a resumed partial, the last leaf that proved the
+    // size): requests leave them out, whatever the chunking of the earlier
+    // transfer was. One byte per 64 KiB leaf (1 MiB for the largest blob).
+    let held: Arc<Vec<bool>> = Arc::new(match &target {
+        Target::Store(p) => (0..leaf_count(p.size())).map(|l| p.has(l)).collect(),
+        Target::Forward { .. } => Vec::new(),
+    });
     let counters = ctx.shared.counters.clone();
     // Counted on from what the transfer already received before the pump.
     let received = Arc::new(AtomicU64::new(progress.borrow().received));
@@ -789,7 +806,7 @@ pub(crate) async fn pump(
             hash,
             size,
             lpc,
-            skip_last_leaf,
+            held: held.clone(),
             chunk: opts.profile.chunk_size,
             batch,
             rate: per_provider_rate,
@@ -867,9 +884,8 @@ struct Worker {
     hash: BlobHash,
     size: u64,
     lpc: u64,
-    /// The blob's last leaf is already stored (it proved the size): requests
-    /// for the final chunk leave it out.
-    skip_last_leaf: bool,
+    /// Leaves held before this transfer's pump started (empty: none).
+    held: Arc<Vec<bool>>,
     chunk: u64,
     batch: u64,
     rate: u64,
@@ -958,21 +974,19 @@ impl Worker {
         let n_leaves = leaf_count(self.size);
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for &c in batch {
-            let (a, b) = (c * self.lpc, ((c + 1) * self.lpc).min(n_leaves));
-            match ranges.last_mut() {
-                Some(r) if r.1 == a => r.1 = b,
-                _ => ranges.push((a, b)),
+            for leaf in c * self.lpc..((c + 1) * self.lpc).min(n_leaves) {
+                if self.held.get(leaf as usize).copied().unwrap_or(false) {
+                    continue;
+                }
+                match ranges.last_mut() {
+                    Some(r) if r.1 == leaf => r.1 = leaf + 1,
+                    _ => ranges.push((leaf, leaf + 1)),
+                }
             }
         }
         ranges.truncate(MAX_RANGES);
-        if self.skip_last_leaf {
-            if let Some(r) = ranges.last_mut().filter(|r| r.1 == n_leaves) {
-                r.1 -= 1;
-            }
-            ranges.retain(|r| r.0 < r.1);
-            if ranges.is_empty() {
-                return Ok(());
-            }
+        if ranges.is_empty() {
+            return Ok(());
         }
         let (mut send, mut recv) = open(conn).await?;
         write_request(

@@ -172,7 +172,14 @@ impl Manager {
                 let Some(addrs) = self.addrs_of(&peer) else {
                     return;
                 };
-                match self.dial(&PeerAddr { id: peer, addrs }).await {
+                // The dial (connect and admission, up to 10 s each) ends with
+                // the node or when the peer is no longer wanted.
+                let target = PeerAddr { id: peer, addrs };
+                let dialled = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = self.dial(&target) => r,
+                };
+                match dialled {
                     Ok(()) => {
                         backoff = BACKOFF_MIN;
                         Duration::from_millis(250)
