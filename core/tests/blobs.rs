@@ -207,7 +207,7 @@ async fn cancel_leaves_a_resumable_partial() {
     assert!(
         eventually(WAIT, || {
             let d = t.progress().done;
-            d > 2 * 1024 * 1024 && (d / LEAF_SIZE) % 4 != 0
+            d > 2 * 1024 * 1024 && !(d / LEAF_SIZE).is_multiple_of(4)
         })
         .await
     );
