@@ -10,6 +10,11 @@
  *    library's own peat_*_free functions, never libc free(). Every peat_*_free
  *    accepts NULL (or a zeroed value).
  *  - Data passed to a callback is valid only during the callback.
+ *  - A callback struct (PeatCallback, PeatProgressCallback, PeatLogCallback)
+ *    belongs to the library only once the call taking it succeeds: its on_drop
+ *    then runs exactly once, after the subscription is closed (or the log
+ *    callback replaced or cleared). When the call fails, on_drop is not called
+ *    and the caller keeps ownership of ctx.
  *
  * Every function returns a status: 0 (PEAT_STATUS_OK) on success, else a PeatStatus.
  * When `err` is not NULL it receives an owned PeatError on failure (and NULL on
@@ -27,7 +32,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 2
+#define PEAT_ABI_VERSION 3
 
 /*
  Event kinds in [`PeatEvent::kind`].
@@ -407,8 +412,12 @@ typedef struct {
  Push delivery of a subscription's events. `on_event` runs on the SDK's
  dispatcher thread (never a runtime worker), one event at a time, in order; it
  may call any SDK function. The event and its strings are valid only during the
- call. `on_drop` (may be NULL) runs exactly once, when the subscription is
- closed, after the last `on_event` has returned. `ctx` is passed back unchanged.
+ call. `ctx` is passed back unchanged.
+
+ Ownership of `ctx`: when the call that takes the callback succeeds, `on_drop`
+ (may be NULL) runs exactly once, after the subscription is closed and the last
+ `on_event` has returned. When that call fails, neither `on_event` nor
+ `on_drop` ever runs and the caller still owns `ctx` (free it yourself).
  */
 typedef struct {
   /*
@@ -427,8 +436,10 @@ typedef struct {
 
 /*
  Receives the SDK's log records (level 1 error … 5 trace) on the dispatcher
- thread; strings are valid only during the call. `on_drop` (may be NULL) runs
- once when the callback is replaced or cleared.
+ thread; strings are valid only during the call. When
+ [`peat_log_set_callback`] succeeds, `on_drop` (may be NULL) runs exactly once,
+ when the callback is replaced or cleared; when it fails, neither function ever
+ runs and the caller still owns `ctx`.
  */
 typedef struct {
   /*
@@ -506,8 +517,10 @@ typedef struct {
 
 /*
  Push delivery of a transfer's progress: `on_progress` runs on the SDK's
- dispatcher thread for every change, the last one with `finished` set;
- `on_drop` (may be NULL) runs once when the subscription is closed.
+ dispatcher thread for every change, the last one with `finished` set. When
+ [`peat_transfer_on_progress`] succeeds, `on_drop` (may be NULL) runs exactly
+ once, after the subscription is closed; when it fails, neither function ever
+ runs and the caller still owns `ctx`.
  */
 typedef struct {
   /*
@@ -868,7 +881,9 @@ int32_t peat_subscription_next(PeatSubscription sub,
 
 /*
  Subscribes to a collection (`id` empty) or one document with push delivery
- to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`].
+ to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`];
+ `on_drop` runs exactly once after that. On failure `on_drop` is not called and
+ the caller keeps ownership of `ctx`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -884,7 +899,9 @@ int32_t peat_doc_subscribe_callback(PeatNode node,
                                     PeatError **err);
 
 /*
- Subscribes to peer events with push delivery to `callback`.
+ Subscribes to peer events with push delivery to `callback` (see
+ [`PeatCallback`]). On failure `on_drop` is not called and the caller keeps
+ ownership of `ctx`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -900,6 +917,12 @@ int32_t peat_peer_subscribe_callback(PeatNode node,
  Sends the SDK's log records at `max_level` (1 error … 5 trace) and more
  severe to `callback`, replacing any previous log callback (whose `on_drop`
  then runs).
+
+ Refused, before anything is installed, with `PEAT_STATUS_INVALID_ARGUMENT`
+ when the process already has another global `tracing` subscriber (the SDK's
+ records go there) and with `PEAT_STATUS_SHUT_DOWN` after [`peat_shutdown`].
+ On failure the previous callback stays, this callback's `on_drop` is not
+ called and the caller keeps ownership of its `ctx`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -1070,7 +1093,8 @@ int32_t peat_transfer_free(PeatTransfer transfer, PeatError **err);
 
 /*
  Pushes a transfer's progress to `callback`. Close the returned subscription
- with `peat_subscription_close`.
+ with `peat_subscription_close`. On failure `on_drop` is not called and the
+ caller keeps ownership of `ctx`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says.

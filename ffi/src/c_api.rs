@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 2;
+pub const PEAT_ABI_VERSION: u32 = 3;
 
 /// An error returned by the library. Free with [`peat_error_free`].
 pub struct PeatError {
@@ -126,8 +126,12 @@ pub enum PeatEventKind {
 /// Push delivery of a subscription's events. `on_event` runs on the SDK's
 /// dispatcher thread (never a runtime worker), one event at a time, in order; it
 /// may call any SDK function. The event and its strings are valid only during the
-/// call. `on_drop` (may be NULL) runs exactly once, when the subscription is
-/// closed, after the last `on_event` has returned. `ctx` is passed back unchanged.
+/// call. `ctx` is passed back unchanged.
+///
+/// Ownership of `ctx`: when the call that takes the callback succeeds, `on_drop`
+/// (may be NULL) runs exactly once, after the subscription is closed and the last
+/// `on_event` has returned. When that call fails, neither `on_event` nor
+/// `on_drop` ever runs and the caller still owns `ctx` (free it yourself).
 #[repr(C)]
 pub struct PeatCallback {
     /// Caller's context.
@@ -139,8 +143,10 @@ pub struct PeatCallback {
 }
 
 /// Receives the SDK's log records (level 1 error … 5 trace) on the dispatcher
-/// thread; strings are valid only during the call. `on_drop` (may be NULL) runs
-/// once when the callback is replaced or cleared.
+/// thread; strings are valid only during the call. When
+/// [`peat_log_set_callback`] succeeds, `on_drop` (may be NULL) runs exactly once,
+/// when the callback is replaced or cleared; when it fails, neither function ever
+/// runs and the caller still owns `ctx`.
 #[repr(C)]
 pub struct PeatLogCallback {
     /// Caller's context.
@@ -158,37 +164,166 @@ pub struct PeatLogCallback {
     pub on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
 }
 
-/// A C callback as an [`EventSink`]: dropping it runs `on_drop`.
+/// The caller's cleanup hook (`on_drop` with its `ctx`), shared between the sink
+/// that holds it and the call that took it. It runs exactly once, and only if
+/// that call succeeded: a sink dropped while the call is still settling (or
+/// because it failed) leaves the hook to [`HookArming::settle`].
+struct HookShared {
+    state: std::sync::Mutex<HookState>,
+    on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
+    ctx: *mut std::ffi::c_void,
+}
+
+// SAFETY: the header requires `on_drop` and its ctx to be callable from any
+// thread (the dispatcher or the one closing the subscription); the state mutex
+// makes sure it is called at most once.
+unsafe impl Send for HookShared {}
+// SAFETY: as above; the raw ctx is only passed back to the caller's hook.
+unsafe impl Sync for HookShared {}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HookState {
+    /// The call is running.
+    Pending,
+    /// The call succeeded: the sink's drop runs the hook.
+    Armed,
+    /// The sink was dropped while the call was running.
+    DroppedPending,
+    /// Ran, or never will (the call failed).
+    Done,
+}
+
+impl HookShared {
+    fn run(&self) {
+        if let Some(f) = self.on_drop {
+            // SAFETY: the caller's cleanup hook, called at most once (the state
+            // moved to Done under the lock before this call).
+            unsafe { f(self.ctx) };
+        }
+    }
+}
+
+/// Held by the sink: dropping it runs the hook once the call has succeeded.
+pub(crate) struct CleanupHook(std::sync::Arc<HookShared>);
+
+/// Held by the call that takes a callback; [`HookArming::settle`] with its
+/// outcome decides whether the hook may ever run.
+pub(crate) struct HookArming(Option<std::sync::Arc<HookShared>>);
+
+/// A cleanup hook for `on_drop(ctx)`, pending until the call settles it.
+pub(crate) fn cleanup_hook(
+    on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
+    ctx: *mut std::ffi::c_void,
+) -> (CleanupHook, HookArming) {
+    let shared = std::sync::Arc::new(HookShared {
+        state: std::sync::Mutex::new(HookState::Pending),
+        on_drop,
+        ctx,
+    });
+    (CleanupHook(shared.clone()), HookArming(Some(shared)))
+}
+
+impl Drop for CleanupHook {
+    fn drop(&mut self) {
+        let run = {
+            let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+            match *st {
+                HookState::Armed => {
+                    *st = HookState::Done;
+                    true
+                }
+                HookState::Pending => {
+                    *st = HookState::DroppedPending;
+                    false
+                }
+                HookState::DroppedPending | HookState::Done => false,
+            }
+        };
+        if run {
+            self.0.run();
+        }
+    }
+}
+
+impl HookArming {
+    /// Settles the call: on success (`status == 0`) the hook runs when the sink
+    /// is dropped (now, if it already was); on failure it never runs.
+    pub(crate) fn settle(mut self, status: i32) -> i32 {
+        if let Some(shared) = self.0.take() {
+            let run = {
+                let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                let (next, run) = match (*st, status == 0) {
+                    (HookState::Pending, true) => (HookState::Armed, false),
+                    (HookState::DroppedPending, true) => (HookState::Done, true),
+                    (HookState::Armed, _) | (HookState::Done, _) => (*st, false),
+                    (_, false) => (HookState::Done, false),
+                };
+                *st = next;
+                run
+            };
+            if run {
+                shared.run();
+            }
+        }
+        status
+    }
+}
+
+impl Drop for HookArming {
+    fn drop(&mut self) {
+        // Not settled (a panic on the way): treat as failed, never run the hook.
+        if let Some(shared) = self.0.take() {
+            *shared.state.lock().unwrap_or_else(|p| p.into_inner()) = HookState::Done;
+        }
+    }
+}
+
+/// A C callback as an [`EventSink`]; its cleanup hook runs when it is dropped
+/// after a successful subscribe.
 struct CSink {
-    cb: PeatCallback,
+    ctx: *mut std::ffi::c_void,
+    on_event: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void, event: *const PeatEvent)>,
+    _hook: CleanupHook,
 }
 
 // SAFETY: the header requires callbacks and their ctx to be callable from the
 // SDK's dispatcher thread; the SDK never calls them from two threads at once.
 unsafe impl Send for CSink {}
 
+impl CSink {
+    fn new(cb: PeatCallback) -> (Box<Self>, HookArming) {
+        let (hook, arming) = cleanup_hook(cb.on_drop, cb.ctx);
+        let sink = CSink {
+            ctx: cb.ctx,
+            on_event: cb.on_event,
+            _hook: hook,
+        };
+        (Box::new(sink), arming)
+    }
+}
+
 impl EventSink for CSink {
     fn on_event(&self, event: &SubEvent) {
-        let Some(f) = self.cb.on_event else { return };
+        let Some(f) = self.on_event else { return };
         let mut ev = to_c_event(event);
         // SAFETY: `f` is the caller's callback; `ev` lives until after it returns.
-        unsafe { f(self.cb.ctx, &ev) };
+        unsafe { f(self.ctx, &ev) };
         // SAFETY: the strings in `ev` were made by `to_c_event` and are freed once.
         unsafe { peat_event_free(&mut ev) };
     }
 }
 
-impl Drop for CSink {
-    fn drop(&mut self) {
-        if let Some(f) = self.cb.on_drop {
-            // SAFETY: the caller's cleanup hook, called exactly once (Drop).
-            unsafe { f(self.cb.ctx) };
-        }
-    }
-}
-
 struct CLogSink {
-    cb: PeatLogCallback,
+    ctx: *mut std::ffi::c_void,
+    on_log: Option<
+        unsafe extern "C" fn(
+            ctx: *mut std::ffi::c_void,
+            level: i32,
+            target: *const c_char,
+            message: *const c_char,
+        ),
+    >,
+    _hook: CleanupHook,
 }
 
 // SAFETY: as for CSink.
@@ -203,21 +338,12 @@ impl EventSink for CLogSink {
                 target,
                 message,
             },
-        ) = (self.cb.on_log, event)
+        ) = (self.on_log, event)
         {
             let t = CString::new(target.replace('\0', " ")).unwrap_or_default();
             let m = CString::new(message.replace('\0', " ")).unwrap_or_default();
             // SAFETY: the caller's callback; the strings outlive the call.
-            unsafe { f(self.cb.ctx, *level as i32, t.as_ptr(), m.as_ptr()) };
-        }
-    }
-}
-
-impl Drop for CLogSink {
-    fn drop(&mut self) {
-        if let Some(f) = self.cb.on_drop {
-            // SAFETY: the caller's cleanup hook, called exactly once (Drop).
-            unsafe { f(self.cb.ctx) };
+            unsafe { f(self.ctx, *level as i32, t.as_ptr(), m.as_ptr()) };
         }
     }
 }
@@ -1066,7 +1192,9 @@ pub unsafe extern "C" fn peat_subscription_next(
 }
 
 /// Subscribes to a collection (`id` empty) or one document with push delivery
-/// to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`].
+/// to `callback` (see [`PeatCallback`]). Close it with [`peat_subscription_close`];
+/// `on_drop` runs exactly once after that. On failure `on_drop` is not called and
+/// the caller keeps ownership of `ctx`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -1082,8 +1210,8 @@ pub unsafe extern "C" fn peat_doc_subscribe_callback(
     out: *mut PeatSubscription,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        let sink = Box::new(CSink { cb: callback });
+    let (sink, arming) = CSink::new(callback);
+    arming.settle(call(err, || {
         let out = out_ptr(out, "out")?;
         let id = str_arg(id, "id")?;
         out.id = sdk::subscribe_docs_push(
@@ -1094,10 +1222,12 @@ pub unsafe extern "C" fn peat_doc_subscribe_callback(
             sink,
         )?;
         Ok(())
-    })
+    }))
 }
 
-/// Subscribes to peer events with push delivery to `callback`.
+/// Subscribes to peer events with push delivery to `callback` (see
+/// [`PeatCallback`]). On failure `on_drop` is not called and the caller keeps
+/// ownership of `ctx`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -1110,17 +1240,23 @@ pub unsafe extern "C" fn peat_peer_subscribe_callback(
     out: *mut PeatSubscription,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        let sink = Box::new(CSink { cb: callback });
+    let (sink, arming) = CSink::new(callback);
+    arming.settle(call(err, || {
         let out = out_ptr(out, "out")?;
         out.id = sdk::subscribe_peers_push(node.id, sink)?;
         Ok(())
-    })
+    }))
 }
 
 /// Sends the SDK's log records at `max_level` (1 error … 5 trace) and more
 /// severe to `callback`, replacing any previous log callback (whose `on_drop`
 /// then runs).
+///
+/// Refused, before anything is installed, with `PEAT_STATUS_INVALID_ARGUMENT`
+/// when the process already has another global `tracing` subscriber (the SDK's
+/// records go there) and with `PEAT_STATUS_SHUT_DOWN` after [`peat_shutdown`].
+/// On failure the previous callback stays, this callback's `on_drop` is not
+/// called and the caller keeps ownership of its `ctx`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -1132,12 +1268,15 @@ pub unsafe extern "C" fn peat_log_set_callback(
     max_level: i32,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        crate::log::set_log_sink(
-            Box::new(CLogSink { cb: callback }),
-            max_level.clamp(0, 5) as u8,
-        )
-    })
+    let (hook, arming) = cleanup_hook(callback.on_drop, callback.ctx);
+    let sink = Box::new(CLogSink {
+        ctx: callback.ctx,
+        on_log: callback.on_log,
+        _hook: hook,
+    });
+    arming.settle(call(err, || {
+        crate::log::set_log_sink(sink, max_level.clamp(0, 5) as u8)
+    }))
 }
 
 /// Stops forwarding logs (the callback's `on_drop` runs).
@@ -1280,5 +1419,61 @@ pub unsafe extern "C" fn peat_event_free(ev: *mut PeatEvent) {
             unsafe { peat_string_free(*p) };
             *p = ptr::null_mut();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn count(ctx: *mut std::ffi::c_void) {
+        RUNS.fetch_add(ctx as usize, Ordering::SeqCst);
+    }
+
+    /// Each case adds its own weight to RUNS, so the cases can share it.
+    fn runs_of(weight: usize, f: impl FnOnce(*mut std::ffi::c_void)) -> usize {
+        let before = RUNS.load(Ordering::SeqCst);
+        f(weight as *mut std::ffi::c_void);
+        (RUNS.load(Ordering::SeqCst) - before) / weight
+    }
+
+    #[test]
+    fn cleanup_hook_runs_once_and_only_after_success() {
+        // success, sink dropped later (close): once, at the drop
+        assert_eq!(
+            runs_of(1, |ctx| {
+                let (hook, arming) = cleanup_hook(Some(count), ctx);
+                assert_eq!(arming.settle(0), 0);
+                drop(hook);
+            }),
+            1
+        );
+        // success, sink already dropped (a concurrent shutdown): once, at settle
+        assert_eq!(
+            runs_of(10, |ctx| {
+                let (hook, arming) = cleanup_hook(Some(count), ctx);
+                drop(hook);
+                arming.settle(0);
+            }),
+            1
+        );
+        // failure, sink dropped inside the call or after it: never
+        assert_eq!(
+            runs_of(100, |ctx| {
+                let (hook, arming) = cleanup_hook(Some(count), ctx);
+                drop(hook);
+                arming.settle(ErrorCode::InvalidHandle as i32);
+                let (hook, arming) = cleanup_hook(Some(count), ctx);
+                arming.settle(ErrorCode::InvalidArgument as i32);
+                drop(hook);
+                let (hook, arming) = cleanup_hook(Some(count), ctx);
+                drop(arming); // never settled (a panic): treated as failure
+                drop(hook);
+            }),
+            0
+        );
     }
 }

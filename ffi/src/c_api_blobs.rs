@@ -2,7 +2,8 @@
 
 use crate::blobs::{self, BlobInfoRecord, BlobStatusRecord, TransferProgress};
 use crate::c_api::{
-    call, out_ptr, str_arg, PeatCancel, PeatError, PeatNode, PeatStr, PeatSubscription,
+    call, cleanup_hook, out_ptr, str_arg, CleanupHook, PeatCancel, PeatError, PeatNode, PeatStr,
+    PeatSubscription,
 };
 use crate::dispatch::{EventSink, SubEvent};
 use crate::error::SdkResult;
@@ -16,8 +17,10 @@ pub struct PeatTransfer {
 }
 
 /// Push delivery of a transfer's progress: `on_progress` runs on the SDK's
-/// dispatcher thread for every change, the last one with `finished` set;
-/// `on_drop` (may be NULL) runs once when the subscription is closed.
+/// dispatcher thread for every change, the last one with `finished` set. When
+/// [`peat_transfer_on_progress`] succeeds, `on_drop` (may be NULL) runs exactly
+/// once, after the subscription is closed; when it fails, neither function ever
+/// runs and the caller still owns `ctx`.
 #[repr(C)]
 pub struct PeatProgressCallback {
     /// Caller's context.
@@ -30,7 +33,10 @@ pub struct PeatProgressCallback {
 }
 
 struct ProgressSink {
-    cb: PeatProgressCallback,
+    ctx: *mut std::ffi::c_void,
+    on_progress:
+        Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void, progress: *const TransferProgress)>,
+    _hook: CleanupHook,
 }
 
 // SAFETY: the header requires callbacks and their ctx to be callable from the
@@ -39,18 +45,9 @@ unsafe impl Send for ProgressSink {}
 
 impl EventSink for ProgressSink {
     fn on_event(&self, event: &SubEvent) {
-        if let (Some(f), SubEvent::Progress(p)) = (self.cb.on_progress, event) {
+        if let (Some(f), SubEvent::Progress(p)) = (self.on_progress, event) {
             // SAFETY: the caller's callback; `p` outlives the call.
-            unsafe { f(self.cb.ctx, p) };
-        }
-    }
-}
-
-impl Drop for ProgressSink {
-    fn drop(&mut self) {
-        if let Some(f) = self.cb.on_drop {
-            // SAFETY: the caller's cleanup hook, called exactly once (Drop).
-            unsafe { f(self.cb.ctx) };
+            unsafe { f(self.ctx, p) };
         }
     }
 }
@@ -181,7 +178,8 @@ pub unsafe extern "C" fn peat_transfer_free(
 }
 
 /// Pushes a transfer's progress to `callback`. Close the returned subscription
-/// with `peat_subscription_close`.
+/// with `peat_subscription_close`. On failure `on_drop` is not called and the
+/// caller keeps ownership of `ctx`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says.
@@ -192,12 +190,17 @@ pub unsafe extern "C" fn peat_transfer_on_progress(
     out: *mut PeatSubscription,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        let sink = Box::new(ProgressSink { cb: callback });
+    let (hook, arming) = cleanup_hook(callback.on_drop, callback.ctx);
+    let sink = Box::new(ProgressSink {
+        ctx: callback.ctx,
+        on_progress: callback.on_progress,
+        _hook: hook,
+    });
+    arming.settle(call(err, || {
         let out = out_ptr(out, "out")?;
         out.id = blobs::transfer_subscribe_progress(transfer.id, sink)?;
         Ok(())
-    })
+    }))
 }
 
 /// Copies a complete blob to `path` (synced, renamed into place); `*out_size`

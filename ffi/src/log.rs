@@ -10,7 +10,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::dispatch::{try_push, EventSink, Push, SubEvent};
-use crate::error::{SdkError, SdkResult};
+use crate::error::{ErrorCode, SdkError, SdkResult};
 
 struct Target {
     push: Arc<Push>,
@@ -72,14 +72,26 @@ impl<S: tracing::Subscriber> Layer<S> for HostLayer {
 
 /// Sends log records at `max_level` (1 error … 5 trace) and above to `sink`,
 /// replacing (and dropping) any previous sink. Installs the SDK's tracing layer
-/// as the process default on first use; if the host already installed one, the
-/// SDK's records go there instead and this returns an error.
+/// as the process default on first use.
+///
+/// Refuses, before installing anything (the previous sink stays), when the host
+/// already installed another global tracing subscriber (`InvalidArgument`: the
+/// SDK's records go there) or after [`crate::runtime::shutdown`] (`ShutDown`).
 pub fn set_log_sink(sink: Box<dyn EventSink>, max_level: u8) -> SdkResult<()> {
+    if crate::runtime::is_shut_down() {
+        return Err(SdkError::new(ErrorCode::ShutDown, "the SDK was shut down"));
+    }
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     let installed = *INSTALLED.get_or_init(|| {
         tracing::subscriber::set_global_default(tracing_subscriber::registry().with(HostLayer))
             .is_ok()
     });
+    if !installed {
+        return Err(SdkError::invalid(
+            "another tracing subscriber is already installed in this process; \
+             the SDK's log records go to it",
+        ));
+    }
     let max = match max_level {
         0 | 1 => Level::ERROR,
         2 => Level::WARN,
@@ -97,13 +109,7 @@ pub fn set_log_sink(sink: Box<dyn EventSink>, max_level: u8) -> SdkResult<()> {
     if let Some(old) = old {
         old.push.stop();
     }
-    if installed {
-        Ok(())
-    } else {
-        Err(SdkError::invalid(
-            "another tracing subscriber is already installed in this process",
-        ))
-    }
+    Ok(())
 }
 
 /// Stops forwarding logs and drops the sink.

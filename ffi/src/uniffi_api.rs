@@ -190,11 +190,10 @@ pub fn node_handles() -> Vec<u64> {
 #[uniffi::export]
 pub fn set_log_listener(generation: u64, listener: Arc<dyn EventListener>, max_level: u8) -> R<()> {
     reload::check(generation)?;
+    // Refused before anything is installed: the previous listener stays.
+    crate::log::set_log_sink(reload::ForeignSink::new(listener, generation), max_level)?;
     reload::set_log_listener(Some(generation));
-    Ok(crate::log::set_log_sink(
-        reload::ForeignSink::new(listener, generation),
-        max_level,
-    )?)
+    Ok(())
 }
 
 /// Stops forwarding logs and drops the listener.

@@ -43,8 +43,28 @@ import "C"
 
 import (
 	"runtime"
+	"runtime/cgo"
+	"sync/atomic"
 	"unsafe"
 )
+
+// liveCallbacks counts the cgo handles given to the SDK as callback contexts
+// and not yet deleted (for leak checks in tests).
+var liveCallbacks atomic.Int64
+
+// newCallbackHandle makes the cgo handle passed as a callback's ctx. It is
+// deleted exactly once: by the SDK's cleanup hook (on_drop) when the call that
+// took it succeeded, or by the caller when that call failed (the SDK never
+// runs on_drop then).
+func newCallbackHandle(v any) cgo.Handle {
+	liveCallbacks.Add(1)
+	return cgo.NewHandle(v)
+}
+
+func deleteCallbackHandle(h cgo.Handle) {
+	h.Delete()
+	liveCallbacks.Add(-1)
+}
 
 // str borrows a Go string as a PeatStr for the duration of one C call. The
 // caller keeps s alive (runtime.KeepAlive) until the call returns.

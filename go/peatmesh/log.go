@@ -34,17 +34,20 @@ func goPeatOnLog(handle C.uintptr_t, level C.int32_t, target, message *C.char) {
 
 //export goPeatOnLogDrop
 func goPeatOnLogDrop(handle C.uintptr_t) {
-	cgo.Handle(handle).Delete()
+	deleteCallbackHandle(cgo.Handle(handle))
 }
 
 // SetLogHandler routes the SDK's logs up to maxLevel to h, replacing any
-// previous handler.
+// previous handler. It fails (and the previous handler stays) after Shutdown
+// (ErrShutDown), or with ErrInvalidArgument when the process already has
+// another global Rust tracing subscriber.
 func SetLogHandler(maxLevel LogLevel, h LogHandler) error {
-	handle := cgo.NewHandle(h)
+	handle := newCallbackHandle(h)
 	var e *C.PeatError
 	rc := C.peat_log_set_callback(C.peat_go_log_callback(C.uintptr_t(handle)), C.int32_t(maxLevel), &e)
 	if err := check(rc, e); err != nil {
-		handle.Delete()
+		// On failure the SDK never runs the cleanup hook: the handle is ours.
+		deleteCallbackHandle(handle)
 		return err
 	}
 	return nil

@@ -407,6 +407,22 @@ func TestMain(m *testing.M) {
 		if err := Shutdown(time.Second); err != nil { // idempotent
 			os.Exit(6)
 		}
+		// Refused calls that take a callback: the cgo handle is deleted once, by us.
+		base := liveCallbacks.Load()
+		if err := SetLogHandler(LogInfo, func(LogLevel, string, string) {}); !errors.Is(err, ErrShutDown) {
+			fmt.Fprintln(os.Stderr, "SetLogHandler after Shutdown:", err)
+			os.Exit(7)
+		}
+		if _, err := n.SubscribePeers(8); err == nil {
+			os.Exit(8)
+		}
+		if _, err := n.Subscribe("c", "", false, 8); err == nil {
+			os.Exit(9)
+		}
+		if liveCallbacks.Load() != base {
+			fmt.Fprintln(os.Stderr, "callback handles leaked:", liveCallbacks.Load()-base)
+			os.Exit(10)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -418,6 +434,35 @@ func TestShutdownInAChildProcess(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v %s", err, out)
+	}
+}
+
+// A refused subscribe deletes its cgo handle exactly once (the SDK does not run
+// the cleanup hook on failure); a successful one deletes it at Close.
+func TestFailedSubscribeReleasesItsCallbackOnce(t *testing.T) {
+	n := open(t, secret)
+	base := liveCallbacks.Load()
+	for i := 0; i < 3; i++ {
+		_, err := n.Subscribe("c", strings.Repeat("x", 600), false, 8)
+		if !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("subscribe with an over-long id: %v", err)
+		}
+	}
+	if got := liveCallbacks.Load(); got != base {
+		t.Fatalf("callback handles after failed subscribes: %d, want %d", got, base)
+	}
+	sub, err := n.Subscribe("c", "", false, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if liveCallbacks.Load() != base+1 {
+		t.Fatalf("a live subscription holds one handle")
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveCallbacks.Load(); got != base {
+		t.Fatalf("callback handles after close: %d, want %d", got, base)
 	}
 }
 

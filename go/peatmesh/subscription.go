@@ -126,7 +126,7 @@ func goPeatOnEvent(handle C.uintptr_t, ev *C.PeatEvent) {
 func goPeatOnDrop(handle C.uintptr_t) {
 	h := cgo.Handle(handle)
 	h.Value().(*subState).end()
-	h.Delete()
+	deleteCallbackHandle(h)
 }
 
 func newSubscription(buffer int) (*subState, cgo.Handle) {
@@ -137,7 +137,7 @@ func newSubscription(buffer int) (*subState, cgo.Handle) {
 		buffer = 2 // room for a Lagged event and the event after it
 	}
 	st := &subState{ch: make(chan Event, buffer)}
-	return st, cgo.NewHandle(st)
+	return st, newCallbackHandle(st)
 }
 
 // Subscribe delivers changes to a collection (id "") or one document. With
@@ -155,7 +155,8 @@ func (n *Node) Subscribe(collection, id string, snapshot bool, buffer int) (*Sub
 	runtime.KeepAlive(collection)
 	runtime.KeepAlive(id)
 	if err := check(rc, e); err != nil {
-		// The SDK ran the cleanup hook (dropping the callback) on failure.
+		// On failure the SDK never runs the cleanup hook: the handle is ours.
+		deleteCallbackHandle(handle)
 		return nil, err
 	}
 	return &Subscription{handle: sub, state: st}, nil
@@ -172,6 +173,8 @@ func (n *Node) SubscribePeers(buffer int) (*Subscription, error) {
 	var e *C.PeatError
 	rc := C.peat_peer_subscribe_callback(h, C.peat_go_callback(C.uintptr_t(handle)), &sub, &e)
 	if err := check(rc, e); err != nil {
+		// On failure the SDK never runs the cleanup hook: the handle is ours.
+		deleteCallbackHandle(handle)
 		return nil, err
 	}
 	return &Subscription{handle: sub, state: st}, nil

@@ -369,6 +369,10 @@ def set_log_handler(handler: "Callable[[int, str, str], None]", max_level: int =
     To feed the ``logging`` module::
 
         set_log_handler(lambda lvl, tgt, msg: logging.getLogger(tgt).log(60 - 10 * lvl, msg))
+
+    Raises :class:`ShutDownError` after :func:`shutdown`, and
+    :class:`InvalidArgumentError` when the process already has another global
+    Rust ``tracing`` subscriber; the previous handler then stays.
     """
     _native.set_log_callback(handler, max_level)
 

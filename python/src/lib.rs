@@ -436,14 +436,19 @@ impl peat_mesh_ffi::dispatch::EventSink for PyLogSink {
     }
 }
 
+/// Installs the log sink. The GIL is released: replacing a sink waits for its
+/// running callback, which may be waiting for the GIL.
 #[pyfunction]
-fn set_log_callback(callback: Py<PyAny>, max_level: u8) -> R<()> {
-    peat_mesh_ffi::log::set_log_sink(Box::new(PyLogSink(callback)), max_level).map_err(err)
+fn set_log_callback(py: Python<'_>, callback: Py<PyAny>, max_level: u8) -> R<()> {
+    let sink = Box::new(PyLogSink(callback));
+    py.detach(|| peat_mesh_ffi::log::set_log_sink(sink, max_level))
+        .map_err(err)
 }
 
+/// Removes the log sink, with the GIL released (see [`set_log_callback`]).
 #[pyfunction]
-fn clear_log_callback() {
-    peat_mesh_ffi::log::clear_log_sink()
+fn clear_log_callback(py: Python<'_>) {
+    py.detach(peat_mesh_ffi::log::clear_log_sink)
 }
 
 // ----- blobs -----

@@ -184,3 +184,70 @@ def test_on_change_on_a_closed_node_raises(open_node):
     n.close()
     with pytest.raises(peat_mesh.PeatError):
         n.on_change("c", print)
+
+
+def test_a_failed_subscribe_releases_the_callback_once_and_never_calls_it(open_node):
+    n = open_node()
+    base = peat_mesh.live_handles()
+    released = []
+    calls = []
+
+    def make(i):
+        def cb(ev):
+            calls.append(ev)
+
+        weakref.finalize(cb, released.append, i)
+        return cb
+
+    for i in range(50):
+        cb = make(i)
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            n.on_change("c", cb, id="x" * 600)  # ids are at most 512 bytes
+        del cb
+    assert eventually(lambda: (gc.collect(), len(released))[1] == 50)
+    assert sorted(released) == list(range(50))  # each released exactly once
+    assert calls == [] and peat_mesh.live_handles() == base
+
+
+def _run_child(code, *args, timeout=60):
+    import subprocess
+    import sys
+    import textwrap
+
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_clearing_the_log_handler_while_it_runs_does_not_deadlock(tmp_path):
+    # The log handler is slow (it sleeps without the GIL, then needs it back);
+    # another thread clears (then replaces) it while it runs. Clearing waits for
+    # the running handler, so it must not hold the GIL while it waits. A
+    # deadlock shows as the child timing out.
+    r = _run_child(
+        """
+        import sys, threading, peat_mesh, time
+        started = threading.Event()
+
+        def slow(level, target, message):
+            started.set()
+            time.sleep(0.5)
+            sum(range(10000))  # runs with the GIL after the sleep
+
+        for i, change in enumerate([peat_mesh.clear_log_handler,
+                                    lambda: peat_mesh.set_log_handler(lambda *a: None)]):
+            started.clear()
+            peat_mesh.set_log_handler(slow, max_level=5)
+            with peat_mesh.SyncNode.open(sys.argv[1] + str(i), "py", bytes([7]) * 32, listen="127.0.0.1:0"):
+                pass
+            assert started.wait(10), "no log record"
+            t = threading.Thread(target=change)
+            t.start()
+            t.join(20)
+            assert not t.is_alive(), "deadlock"
+        peat_mesh.clear_log_handler()
+        print("OK")
+        """,
+        str(tmp_path / "l"),
+    )
+    assert r.returncode == 0 and "OK" in r.stdout, (r.stdout, r.stderr)

@@ -380,6 +380,13 @@ def test_shutdown_in_a_child_process(tmp_path):
             pass
         else:
             raise SystemExit("open worked after shutdown")
+        try:
+            peat_mesh.set_log_handler(lambda *a: None)
+        except peat_mesh.ShutDownError:
+            pass
+        else:
+            raise SystemExit("log handler installed after shutdown")
+        peat_mesh.clear_log_handler()
         peat_mesh.shutdown(1)
         print("OK")
         """,

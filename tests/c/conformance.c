@@ -520,6 +520,64 @@ static int t_callback_cycles_free_everything(void) {
     return 1;
 }
 
+/* A failed subscribe never calls the callback's on_drop: the caller keeps its
+   ctx (here a malloc'd block freed below; a second free would show under valgrind). */
+static int owned_drops = 0;
+static void free_owned(void *ctx) {
+    owned_drops++;
+    free(ctx);
+}
+static void owned_progress(void *ctx, const PeatTransferProgress *p) {
+    (void)ctx;
+    (void)p;
+}
+
+static int t_failed_subscribe_keeps_ctx(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    uint64_t base = peat_live_handles();
+    owned_drops = 0;
+    PeatNode zero = {0};
+    PeatSubscription sub = {0};
+    void *ctx = malloc(16);
+    PeatCallback cb = {ctx, NULL, free_owned};
+    CHECK(call_with_err_(peat_doc_subscribe_callback(zero, S("c"), S(""), false, cb, &sub, ERR)) ==
+          PEAT_STATUS_INVALID_HANDLE);
+    CHECK(call_with_err_(peat_peer_subscribe_callback(zero, cb, &sub, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    /* NULL out-pointer, and an invalid document id, on a live node */
+    CHECK(call_with_err_(peat_doc_subscribe_callback(n, S("c"), S(""), false, cb, NULL, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_peer_subscribe_callback(n, cb, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    char long_id[600];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    CHECK(call_with_err_(peat_doc_subscribe_callback(n, S("c"), S(long_id), false, cb, &sub, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    PeatTransfer no_transfer = {0};
+    PeatProgressCallback pcb = {ctx, owned_progress, free_owned};
+    CHECK(call_with_err_(peat_transfer_on_progress(no_transfer, pcb, &sub, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    CHECK(owned_drops == 0);
+    CHECK(peat_live_handles() == base);
+    /* the caller still owns ctx; now a successful subscribe takes it, and
+       on_drop frees it exactly once after close */
+    OK(peat_doc_subscribe_callback(n, S("c"), S(""), false, cb, &sub, ERR));
+    CHECK(owned_drops == 0);
+    OK(peat_subscription_close(sub, ERR));
+    CHECK(owned_drops == 1);
+    /* a closed node handle */
+    OK(peat_node_close(n, 5000, ERR));
+    ctx = malloc(16);
+    PeatCallback cb2 = {ctx, NULL, free_owned};
+    CHECK(call_with_err_(peat_doc_subscribe_callback(n, S("c"), S(""), false, cb2, &sub, ERR)) ==
+          PEAT_STATUS_INVALID_HANDLE);
+    CHECK(call_with_err_(peat_peer_subscribe_callback(n, cb2, &sub, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+    CHECK(owned_drops == 1);
+    free(ctx);
+    rm_rf(dir);
+    return 1;
+}
+
 typedef struct {
     pthread_mutex_t mu;
     int records;
@@ -628,6 +686,16 @@ static int t_shutdown(void) {
     o.formation_secret_len = 32;
     PeatNode m;
     CHECK(call_with_err_(peat_node_open(&o, 1000, NO_CANCEL, &m, ERR)) == PEAT_STATUS_SHUT_DOWN);
+    /* refused after shutdown, before anything is installed: on_drop is not
+       called and the caller keeps (and frees) its ctx */
+    owned_drops = 0;
+    void *ctx = malloc(16);
+    PeatLogCallback lcb = {ctx, NULL, free_owned};
+    CHECK(call_with_err_(peat_log_set_callback(lcb, 3, ERR)) == PEAT_STATUS_SHUT_DOWN);
+    CHECK(owned_drops == 0);
+    free(ctx);
+    OK(peat_log_clear_callback(ERR));
+    CHECK(owned_drops == 0);
     OK(peat_shutdown(5000, ERR)); /* idempotent */
     rm_rf(dir);
     return 1;
@@ -813,6 +881,7 @@ static const struct {
     {"callback_subscription", t_callback_subscription},
     {"callback_sees_node_close", t_callback_sees_node_close},
     {"callback_cycles_free_everything", t_callback_cycles_free_everything},
+    {"failed_subscribe_keeps_ctx", t_failed_subscribe_keeps_ctx},
     {"log_callback", t_log_callback},
     {"cancel_connect", t_cancel_connect},
     {"blob_fetch_progress_cancel_resume", t_blob_fetch_progress_cancel_resume},
