@@ -393,6 +393,54 @@ async fn a_size_lie_leaves_no_partial_and_honest_providers_still_serve() {
     ep.close().await;
 }
 
+/// Anyone on the LAN can announce our public formation tag by mDNS. What
+/// such announcements can make the node hold is bounded, and a node that keeps
+/// failing admission is no longer dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mdns_announcements_cannot_grow_dialling_or_tables_without_bound() {
+    use crate::discovery::manager::MAX_MDNS_PEERS;
+    use crate::discovery::Source;
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let manager = a.manager_for_tests();
+    // 500 fake nodes announced with our tag (addresses nobody listens on),
+    // each with 50 addresses
+    for i in 0..500u32 {
+        let id = NodeId(iroh::SecretKey::generate().public());
+        let addrs = (0..50u16)
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], 40000 + p + (i % 7) as u16)))
+            .collect();
+        manager.want(crate::PeerAddr { id, addrs }, Source::Mdns);
+    }
+    let wanted = a
+        .peers()
+        .into_iter()
+        .filter(|p| p.sources.contains(&Source::Mdns))
+        .count();
+    assert_eq!(wanted, MAX_MDNS_PEERS);
+    assert!(a.peers().len() <= crate::transport::MAX_PEER_ENTRIES);
+
+    // An impostor: same formation id (so the same public tag), wrong secret.
+    let (impostor, _di) = open(&Formation::new("hostile", [1; 32])).await;
+    manager.want(impostor.peer_addr(), Source::Mdns);
+    // It is dialled, refused a few times, then left alone.
+    let left_alone = eventually(|| {
+        !a.peers()
+            .iter()
+            .any(|p| p.id == impostor.id() && p.sources.contains(&Source::Mdns))
+    })
+    .await;
+    assert!(left_alone, "a node failing admission is still dialled");
+    // and a new announcement of it is ignored
+    manager.want(impostor.peer_addr(), Source::Mdns);
+    assert!(!a
+        .peers()
+        .iter()
+        .any(|p| p.id == impostor.id() && p.sources.contains(&Source::Mdns)));
+    a.close(Duration::from_secs(5)).await.unwrap();
+    impostor.close(Duration::from_secs(5)).await.unwrap();
+}
+
 /// Unused-import guard for types only some tests name.
 #[allow(dead_code)]
 fn _types(_: Hash32) {}

@@ -50,6 +50,10 @@ pub mod wire;
 #[cfg(test)]
 mod hostile_peer_tests;
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::{NodeConfig, PeerAddr};
 pub use discovery::Source;
 pub use documents::{DocEvent, Origin};

@@ -641,6 +641,13 @@ impl Node {
 }
 
 #[cfg(test)]
+impl Node {
+    pub(crate) fn manager_for_tests(&self) -> Arc<Manager> {
+        self.inner.manager.clone()
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
     use crate::security::{admit_outbound, Formation};

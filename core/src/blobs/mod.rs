@@ -65,6 +65,13 @@ pub(crate) fn protocol_request_for_tests(
 }
 pub(crate) use store::BlobStore;
 
+/// The blob decoders, for the fuzz targets.
+#[cfg(fuzzing)]
+pub(crate) mod fuzz_decoders {
+    pub(crate) use super::protocol::{check_ranges, decode, BlobRequest, BlobResponse};
+    pub(crate) use super::store::{decode_checkpoint, decode_meta};
+}
+
 /// The blob wire types, for tests that play a misbehaving provider.
 #[cfg(test)]
 pub(crate) mod test_wire {

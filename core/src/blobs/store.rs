@@ -108,6 +108,12 @@ fn encode_meta(size: u64, sha256: [u8; 32], added: SystemTime) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// Decodes a checkpoint file as a partial's open does (for the fuzz targets).
+#[cfg(fuzzing)]
+pub(crate) fn decode_checkpoint(bytes: &[u8]) -> Result<()> {
+    decode_exact::<CheckpointV1>(bytes, "blob checkpoint").map(|_| ())
+}
+
 pub(crate) fn decode_meta(hash: BlobHash, bytes: &[u8]) -> Result<BlobInfo> {
     let m: MetaV1 = decode_exact(bytes, "blob meta")?;
     if m.version != 1 {

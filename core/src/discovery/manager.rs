@@ -26,6 +26,20 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// once (admission takes at most 10 s, so this bounds the work strangers cause).
 const MAX_PENDING_ADMISSIONS: usize = 32;
 
+/// Peers wanted by mDNS alone, at most: anyone on the LAN can announce our
+/// public formation tag, so further announcements are ignored (logged).
+pub(crate) const MAX_MDNS_PEERS: usize = 64;
+
+/// Addresses kept per wanted peer (the newest).
+const MAX_ADDRS_PER_PEER: usize = 8;
+
+/// An mDNS peer that fails admission this many times in a row is no longer
+/// dialled, and its announcements are ignored for [`SHUN_FOR`].
+const MAX_ADMISSION_FAILURES: u32 = 3;
+const SHUN_FOR: Duration = Duration::from_secs(600);
+/// Shunned ids remembered at most (the oldest are forgotten first).
+const MAX_SHUNNED: usize = 1024;
+
 struct Wanted {
     addrs: Vec<SocketAddr>,
     sources: BTreeSet<Source>,
@@ -39,6 +53,8 @@ pub(crate) struct Manager {
     pub endpoint: Endpoint,
     pub max_peers: usize,
     wanted: Mutex<HashMap<NodeId, Wanted>>,
+    /// mDNS peers that kept failing admission, with when they were shunned.
+    shunned: Mutex<HashMap<NodeId, tokio::time::Instant>>,
     /// The runtime the node was opened on: dialling tasks run there even when
     /// `want` is called from another thread.
     rt: tokio::runtime::Handle,
@@ -57,6 +73,7 @@ impl Manager {
             endpoint,
             max_peers,
             wanted: Mutex::new(HashMap::new()),
+            shunned: Mutex::new(HashMap::new()),
             rt: tokio::runtime::Handle::current(),
         })
     }
@@ -79,7 +96,17 @@ impl Manager {
         if peer.id == self.engine.me {
             return;
         }
+        if source == Source::Mdns && self.is_shunned(&peer.id) {
+            return;
+        }
         let mut wanted = self.wanted();
+        let mdns_full = source == Source::Mdns
+            && !wanted.contains_key(&peer.id)
+            && wanted
+                .values()
+                .filter(|w| w.sources.iter().all(|s| *s == Source::Mdns))
+                .count()
+                >= MAX_MDNS_PEERS;
         let new_source;
         match wanted.get_mut(&peer.id) {
             Some(w) => {
@@ -89,14 +116,23 @@ impl Manager {
                         w.addrs.push(a);
                     }
                 }
+                let excess = w.addrs.len().saturating_sub(MAX_ADDRS_PER_PEER);
+                w.addrs.drain(..excess);
+            }
+            None if mdns_full => {
+                tracing::debug!(peer = %peer.id.short(), limit = MAX_MDNS_PEERS, "mDNS peer limit reached; announcement ignored");
+                return;
             }
             None => {
                 new_source = true;
                 let stop = self.engine.cancel.child_token();
+                let mut addrs = peer.addrs.clone();
+                let excess = addrs.len().saturating_sub(MAX_ADDRS_PER_PEER);
+                addrs.drain(..excess);
                 wanted.insert(
                     peer.id,
                     Wanted {
-                        addrs: peer.addrs.clone(),
+                        addrs,
                         sources: [source].into(),
                         stop: stop.clone(),
                     },
@@ -155,12 +191,46 @@ impl Manager {
         true
     }
 
+    fn is_shunned(&self, peer: &NodeId) -> bool {
+        let mut shunned = self.shunned.lock().unwrap_or_else(|p| p.into_inner());
+        match shunned.get(peer) {
+            Some(at) if at.elapsed() < SHUN_FOR => true,
+            Some(_) => {
+                shunned.remove(peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Stops dialling an mDNS-only peer that keeps failing admission.
+    fn shun(&self, peer: NodeId) {
+        {
+            let mut shunned = self.shunned.lock().unwrap_or_else(|p| p.into_inner());
+            if shunned.len() >= MAX_SHUNNED {
+                if let Some(oldest) = shunned.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+                    shunned.remove(&oldest);
+                }
+            }
+            shunned.insert(peer, tokio::time::Instant::now());
+        }
+        tracing::info!(peer = %peer.short(), "mDNS peer failed admission {MAX_ADMISSION_FAILURES} times; not dialled for {SHUN_FOR:?}");
+        self.unwant(&peer, Source::Mdns);
+    }
+
+    fn mdns_only(&self, peer: &NodeId) -> bool {
+        self.wanted()
+            .get(peer)
+            .is_some_and(|w| w.sources.iter().all(|s| *s == Source::Mdns))
+    }
+
     fn addrs_of(&self, peer: &NodeId) -> Option<Vec<SocketAddr>> {
         self.wanted().get(peer).map(|w| w.addrs.clone())
     }
 
     async fn keep_dialling(self: Arc<Self>, peer: NodeId, stop: CancellationToken) {
         let mut backoff = BACKOFF_MIN;
+        let mut refused = 0;
         loop {
             let connected = self.engine.is_connected(&peer);
             let wait = if connected {
@@ -182,7 +252,18 @@ impl Manager {
                 match dialled {
                     Ok(()) => {
                         backoff = BACKOFF_MIN;
+                        refused = 0;
                         Duration::from_millis(250)
+                    }
+                    Err(e) if e.kind() == crate::ErrorKind::AdmissionRefused => {
+                        refused += 1;
+                        if refused >= MAX_ADMISSION_FAILURES && self.mdns_only(&peer) {
+                            self.shun(peer);
+                            return;
+                        }
+                        let w = jitter(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        w
                     }
                     Err(e) => {
                         tracing::debug!(peer = %peer.short(), error = %e, ?backoff, "dial failed");

@@ -22,6 +22,9 @@ use crate::NodeId;
 /// How long browsing may find nothing before the node says so in its logs.
 const QUIET_WARNING: Duration = Duration::from_secs(10);
 
+/// mDNS service names remembered (to tell which peer a removal is about).
+const MAX_NAMES: usize = 256;
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -129,10 +132,14 @@ impl Mdns {
                             continue;
                         }
                         found_any = true;
-                        names
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(svc.fullname.clone(), a.id);
+                        {
+                            let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+                            if names.len() >= MAX_NAMES && !names.contains_key(&svc.fullname) {
+                                tracing::debug!(name = %svc.fullname, "too many mDNS names; announcement ignored");
+                                continue;
+                            }
+                            names.insert(svc.fullname.clone(), a.id);
+                        }
                         if a.tag != my_tag || a.version != PROTOCOL_VERSION {
                             tracing::debug!(peer = %a.id.short(), tag = %a.tag, v = a.version, "seen by mDNS: other formation or version; not dialled");
                             manager.engine.peers.other_formation(a.id);

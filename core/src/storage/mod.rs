@@ -21,6 +21,8 @@ pub(crate) use chunks::check_automerge_bytes;
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
+#[cfg(fuzzing)]
+pub(crate) use store::Meta;
 pub(crate) use store::{
     changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, Store, StoreOptions,
 };

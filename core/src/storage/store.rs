@@ -66,7 +66,7 @@ impl Meta {
         b
     }
 
-    fn decode(b: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(b: &[u8]) -> Result<Self> {
         if b.len() != META_LEN || b[40] > 1 {
             return Err(Error::Corrupt(format!(
                 "document metadata of {} bytes",

@@ -6,4 +6,6 @@ mod peers;
 
 pub(crate) use endpoint::{bind_endpoint, SYNC_ALPN};
 pub(crate) use peers::PeerTable;
+#[cfg(test)]
+pub(crate) use peers::MAX_ENTRIES as MAX_PEER_ENTRIES;
 pub use peers::{PeerEvent, PeerInfo, PeerState};

@@ -89,6 +89,10 @@ pub enum PeerEvent {
 }
 
 /// Thread-safe peer table.
+/// Peers remembered at most beyond those connected or wanted: the
+/// longest-unseen of the rest are forgotten first.
+pub(crate) const MAX_ENTRIES: usize = 1024;
+
 #[derive(Default)]
 pub(crate) struct PeerTable {
     peers: Mutex<HashMap<NodeId, PeerInfo>>,
@@ -100,6 +104,18 @@ impl PeerTable {
     }
 
     fn entry(m: &mut HashMap<NodeId, PeerInfo>, id: NodeId) -> &mut PeerInfo {
+        if m.len() >= MAX_ENTRIES && !m.contains_key(&id) {
+            // Forget the longest-unseen peer that nothing wants and that is not
+            // connected (seen by mDNS, of another formation, long gone).
+            if let Some(old) = m
+                .values()
+                .filter(|p| p.state != PeerState::Connected && p.sources.is_empty())
+                .min_by_key(|p| p.last_seen)
+                .map(|p| p.id)
+            {
+                m.remove(&old);
+            }
+        }
         m.entry(id).or_insert_with(|| PeerInfo {
             id,
             state: PeerState::Discovered,
@@ -177,5 +193,29 @@ impl PeerTable {
         let mut v: Vec<PeerInfo> = self.with(|m| m.values().cloned().collect());
         v.sort_by_key(|p| p.id);
         v
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    fn id() -> NodeId {
+        NodeId(iroh::SecretKey::generate().public())
+    }
+
+    #[test]
+    fn the_table_forgets_strangers_beyond_its_bound_but_never_connected_or_wanted_peers() {
+        let t = PeerTable::default();
+        let (connected, wanted) = (id(), id());
+        t.connected(connected, None, true);
+        t.discovered(wanted, Source::Static);
+        for _ in 0..3 * MAX_ENTRIES {
+            t.other_formation(id());
+        }
+        let list = t.list();
+        assert!(list.len() <= MAX_ENTRIES, "{} entries", list.len());
+        assert!(list.iter().any(|p| p.id == connected));
+        assert!(list.iter().any(|p| p.id == wanted));
     }
 }

@@ -1,0 +1,64 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/` (compiled only under
+//! `--cfg fuzzing`, which cargo-fuzz sets): every decoder of bytes that come
+//! from a peer or from disk. Each must return an error for bad input, never
+//! panic, and never allocate beyond its stated bound.
+
+use crate::blobs::fuzz_decoders as blobs;
+use crate::blobs::{BlobHash, Outboard};
+use crate::sync::rbsr::Reconciler;
+
+/// A sync or admission frame body, and the change splitter on what decodes.
+pub fn frame(data: &[u8]) {
+    if let Ok(f) = crate::wire::decode(data) {
+        let _ = crate::wire::encode(&f);
+        let _ = crate::wire::split_changes(f);
+    }
+}
+
+/// A reconciliation message, received as responder and as initiator.
+pub fn reconcile(data: &[u8]) {
+    let items: Vec<(u64, [u8; 32])> = (0..200u64)
+        .map(|i| (i / 3, *blake3::hash(&i.to_le_bytes()).as_bytes()))
+        .collect();
+    let mut responder = Reconciler::new(items.clone());
+    let _ = responder.process(data, &mut Vec::new(), &mut Vec::new());
+    let mut initiator = Reconciler::new(items);
+    let _ = initiator.initiate();
+    let _ = initiator.process(data, &mut Vec::new(), &mut Vec::new());
+}
+
+/// A blob request or response header, and the range check a provider runs.
+pub fn blob_message(data: &[u8]) {
+    if let Ok(blobs::BlobRequest::Get { ranges, .. }) = blobs::decode::<blobs::BlobRequest>(data) {
+        let _ = blobs::check_ranges(&ranges, 1 << 30);
+    }
+    let _ = blobs::decode::<blobs::BlobResponse>(data);
+}
+
+/// A blob's leaf list as a provider sends it (first 8 bytes: the claimed size).
+pub fn outboard(data: &[u8]) {
+    if data.len() < 8 {
+        return;
+    }
+    let size = u64::from_le_bytes(data[..8].try_into().unwrap_or_default()) % (1 << 26);
+    let _ = Outboard::verify(BlobHash::of(&data[8..]), size, &data[8..]);
+}
+
+/// Stored rows and files: document metadata, blob metadata, blob checkpoints.
+pub fn stored(data: &[u8]) {
+    let _ = crate::storage::Meta::decode(data);
+    let _ = blobs::decode_meta(BlobHash::of(b""), data);
+    let _ = blobs::decode_checkpoint(data);
+}
+
+/// Raw Automerge bytes as `import` checks them.
+pub fn automerge_import(data: &[u8]) {
+    let _ = crate::storage::check_automerge_bytes(data);
+}
+
+/// A document body given as JSON text (every binding passes its writes so).
+pub fn document_json(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::storage::parse_document(text);
+    }
+}
