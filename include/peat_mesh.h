@@ -250,11 +250,11 @@ typedef struct {
 
 /*
  A list of NUL-terminated strings owned by the library. Free with
- [`peat_string_list_free`].
+ [`peat_string_list_free`] (which accepts a zeroed list).
  */
 typedef struct {
   /*
-   `len` strings.
+   `len` strings; NULL when `len` is 0.
    */
   char **items;
   /*
@@ -298,11 +298,12 @@ typedef struct {
 } PeatPeerInfo;
 
 /*
- Peers owned by the library. Free with [`peat_peer_list_free`].
+ Peers owned by the library. Free with [`peat_peer_list_free`] (which
+ accepts a zeroed list).
  */
 typedef struct {
   /*
-   `len` peers.
+   `len` peers; NULL when `len` is 0.
    */
   PeatPeerInfo *items;
   /*
@@ -346,11 +347,12 @@ typedef struct {
 } PeatNodeStats;
 
 /*
- Bytes owned by the library. Free with [`peat_bytes_free`].
+ Bytes owned by the library. Free with [`peat_bytes_free`] (which accepts a
+ zeroed value).
  */
 typedef struct {
   /*
-   First byte, or NULL when empty.
+   First byte; NULL when `len` is 0.
    */
   uint8_t *ptr;
   /*
@@ -627,7 +629,8 @@ int32_t peat_cancel_new(PeatCancel *out, PeatError **err);
 int32_t peat_cancel(PeatCancel token, PeatError **err);
 
 /*
- Frees a cancel token's handle.
+ Frees a cancel token's handle. A zeroed token (`{0}`) is accepted and does
+ nothing; freeing a token twice is `PEAT_STATUS_INVALID_HANDLE`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -1084,7 +1087,9 @@ int32_t peat_transfer_wait(PeatTransfer transfer,
 int32_t peat_transfer_cancel(PeatTransfer transfer, PeatError **err);
 
 /*
- Frees a transfer handle; a running transfer goes on (cancel it first to stop it).
+ Frees a transfer handle; a running transfer goes on (cancel it first to stop
+ it). A zeroed handle (`{0}`) is accepted and does nothing; freeing twice is
+ `PEAT_STATUS_INVALID_HANDLE`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says.

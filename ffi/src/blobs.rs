@@ -193,8 +193,12 @@ pub fn transfer_cancel(transfer: u64) -> SdkResult<()> {
     Ok(())
 }
 
-/// Frees a transfer handle. A running transfer goes on; cancel it first to stop it.
+/// Frees a transfer handle (0: nothing to free). A running transfer goes on;
+/// cancel it first to stop it.
 pub fn transfer_free(transfer: u64) -> SdkResult<()> {
+    if transfer == 0 {
+        return Ok(()); // a zeroed handle: nothing to free
+    }
     handles::transfer(transfer)?;
     handles::remove(transfer).map(|_| ())
 }

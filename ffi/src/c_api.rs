@@ -31,20 +31,21 @@ pub struct PeatStr {
     pub len: usize,
 }
 
-/// Bytes owned by the library. Free with [`peat_bytes_free`].
+/// Bytes owned by the library. Free with [`peat_bytes_free`] (which accepts a
+/// zeroed value).
 #[repr(C)]
 pub struct PeatBytes {
-    /// First byte, or NULL when empty.
+    /// First byte; NULL when `len` is 0.
     pub ptr: *mut u8,
     /// Length in bytes.
     pub len: usize,
 }
 
 /// A list of NUL-terminated strings owned by the library. Free with
-/// [`peat_string_list_free`].
+/// [`peat_string_list_free`] (which accepts a zeroed list).
 #[repr(C)]
 pub struct PeatStringList {
-    /// `len` strings.
+    /// `len` strings; NULL when `len` is 0.
     pub items: *mut *mut c_char,
     /// Number of strings.
     pub len: usize,
@@ -507,15 +508,34 @@ fn opt_c_string(s: Option<String>) -> *mut c_char {
     s.map(c_string).unwrap_or(ptr::null_mut())
 }
 
+/// Hands a vector to C as (pointer, length): a boxed slice, or (NULL, 0) when empty.
+/// Taken back only by [`take_raw_slice`].
+fn into_raw_slice<T>(v: Vec<T>) -> (*mut T, usize) {
+    if v.is_empty() {
+        return (ptr::null_mut(), 0);
+    }
+    let b = v.into_boxed_slice();
+    let len = b.len();
+    (Box::into_raw(b) as *mut T, len)
+}
+
+/// Takes back what [`into_raw_slice`] handed out; `None` for a NULL pointer.
+///
+/// # Safety
+/// `p`/`len` must be NULL or exactly a pair returned by [`into_raw_slice`], not
+/// yet taken back.
+unsafe fn take_raw_slice<T>(p: *mut T, len: usize) -> Option<Box<[T]>> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per this function's contract, `p`/`len` came from Box::into_raw of
+    // a boxed slice of exactly `len` elements and are taken back once.
+    Some(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, len)) })
+}
+
 fn string_list(v: Vec<String>) -> PeatStringList {
-    let mut items: Vec<*mut c_char> = v.into_iter().map(c_string).collect();
-    items.shrink_to_fit();
-    let list = PeatStringList {
-        items: items.as_mut_ptr(),
-        len: items.len(),
-    };
-    std::mem::forget(items);
-    list
+    let (items, len) = into_raw_slice(v.into_iter().map(c_string).collect());
+    PeatStringList { items, len }
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -636,7 +656,8 @@ pub unsafe extern "C" fn peat_cancel(token: PeatCancel, err: *mut *mut PeatError
     call(err, || sdk::cancel(token.id))
 }
 
-/// Frees a cancel token's handle.
+/// Frees a cancel token's handle. A zeroed token (`{0}`) is accepted and does
+/// nothing; freeing a token twice is `PEAT_STATUS_INVALID_HANDLE`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says:
@@ -802,10 +823,11 @@ pub struct PeatPeerInfo {
     pub sources: *mut c_char,
 }
 
-/// Peers owned by the library. Free with [`peat_peer_list_free`].
+/// Peers owned by the library. Free with [`peat_peer_list_free`] (which
+/// accepts a zeroed list).
 #[repr(C)]
 pub struct PeatPeerList {
-    /// `len` peers.
+    /// `len` peers; NULL when `len` is 0.
     pub items: *mut PeatPeerInfo,
     /// Number of peers.
     pub len: usize,
@@ -825,7 +847,7 @@ pub unsafe extern "C" fn peat_node_peers(
 ) -> i32 {
     call(err, || {
         let out = out_ptr(out, "out")?;
-        let mut items: Vec<PeatPeerInfo> = sdk::peers(node.id)?
+        let items: Vec<PeatPeerInfo> = sdk::peers(node.id)?
             .into_iter()
             .map(|p| PeatPeerInfo {
                 id: c_string(p.id),
@@ -837,12 +859,8 @@ pub unsafe extern "C" fn peat_node_peers(
                 sources: c_string(p.sources),
             })
             .collect();
-        items.shrink_to_fit();
-        *out = PeatPeerList {
-            items: items.as_mut_ptr(),
-            len: items.len(),
-        };
-        std::mem::forget(items);
+        let (items, len) = into_raw_slice(items);
+        *out = PeatPeerList { items, len };
         Ok(())
     })
 }
@@ -853,12 +871,11 @@ pub unsafe extern "C" fn peat_node_peers(
 /// `list` must be zeroed or exactly as returned by [`peat_node_peers`].
 #[no_mangle]
 pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
-    if list.items.is_null() {
+    // SAFETY: `items`/`len` are NULL or came from `into_raw_slice` in
+    // `peat_node_peers`, and are freed once (the header's ownership rule).
+    let Some(items) = (unsafe { take_raw_slice(list.items, list.len) }) else {
         return;
-    }
-    // SAFETY: `items`/`len` came from a Vec forgotten in `peat_node_peers`
-    // (capacity == len after shrink_to_fit) and are freed once.
-    let items = unsafe { Vec::from_raw_parts(list.items, list.len, list.len) };
+    };
     for p in items {
         // SAFETY: strings made by `c_string` in this library.
         unsafe {
@@ -1056,12 +1073,8 @@ pub unsafe extern "C" fn peat_doc_export(
         let (c, i) = (str_arg(collection, "collection")?, str_arg(id, "id")?);
         let bytes = sdk::export(node.id, c, i)?
             .ok_or_else(|| SdkError::new(ErrorCode::NotFound, format!("no document {c}/{i}")))?;
-        let mut b = bytes.into_boxed_slice();
-        *out = PeatBytes {
-            ptr: b.as_mut_ptr(),
-            len: b.len(),
-        };
-        std::mem::forget(b);
+        let (ptr, len) = into_raw_slice(bytes);
+        *out = PeatBytes { ptr, len };
         Ok(())
     })
 }
@@ -1370,12 +1383,11 @@ pub unsafe extern "C" fn peat_string_free(s: *mut c_char) {
 /// to a `peat_*_free` function exactly as the library returned it.
 #[no_mangle]
 pub unsafe extern "C" fn peat_string_list_free(list: PeatStringList) {
-    if list.items.is_null() {
+    // SAFETY: `items`/`len` are NULL or came from `into_raw_slice` in
+    // `string_list`, and are freed once (the header's ownership rule).
+    let Some(items) = (unsafe { take_raw_slice(list.items, list.len) }) else {
         return;
-    }
-    // SAFETY: `items`/`len` came from a Vec forgotten in `string_list` (capacity ==
-    // len after shrink_to_fit) and are freed once.
-    let items = unsafe { Vec::from_raw_parts(list.items, list.len, list.len) };
+    };
     for s in items {
         // SAFETY: each item came from CString::into_raw in `string_list`.
         unsafe { peat_string_free(s) };
@@ -1390,10 +1402,9 @@ pub unsafe extern "C" fn peat_string_list_free(list: PeatStringList) {
 /// to a `peat_*_free` function exactly as the library returned it.
 #[no_mangle]
 pub unsafe extern "C" fn peat_bytes_free(bytes: PeatBytes) {
-    if !bytes.ptr.is_null() {
-        // SAFETY: `ptr`/`len` came from a boxed slice forgotten in this library.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes.ptr, bytes.len)) });
-    }
+    // SAFETY: `ptr`/`len` are NULL or came from `into_raw_slice` in this library,
+    // and are freed once (the header's ownership rule).
+    drop(unsafe { take_raw_slice(bytes.ptr, bytes.len) });
 }
 
 /// Frees the strings inside an event (not the event struct itself, which the

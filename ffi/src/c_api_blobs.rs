@@ -165,7 +165,9 @@ pub unsafe extern "C" fn peat_transfer_cancel(
     call(err, || blobs::transfer_cancel(transfer.id))
 }
 
-/// Frees a transfer handle; a running transfer goes on (cancel it first to stop it).
+/// Frees a transfer handle; a running transfer goes on (cancel it first to stop
+/// it). A zeroed handle (`{0}`) is accepted and does nothing; freeing twice is
+/// `PEAT_STATUS_INVALID_HANDLE`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says.

@@ -167,8 +167,11 @@ pub fn cancel(token: u64) -> SdkResult<()> {
     Ok(())
 }
 
-/// Frees a cancel token's handle.
+/// Frees a cancel token's handle; 0 (no token) is accepted and does nothing.
 pub fn cancel_free(token: u64) -> SdkResult<()> {
+    if token == 0 {
+        return Ok(());
+    }
     handles::cancel_token(token)?;
     handles::remove(token).map(|_| ())
 }

@@ -315,6 +315,69 @@ static int t_error_kinds_and_bad_input(void) {
     return 1;
 }
 
+/* Every peat_*_free accepts NULL / zeroed values, and empty results are
+   {NULL, 0} (what the header says), freed like any other. */
+static int t_free_accepts_null_and_zeroed(void) {
+    peat_error_free(NULL);
+    peat_string_free(NULL);
+    PeatStringList zero_list;
+    memset(&zero_list, 0, sizeof zero_list);
+    peat_string_list_free(zero_list);
+    PeatBytes zero_bytes;
+    memset(&zero_bytes, 0, sizeof zero_bytes);
+    peat_bytes_free(zero_bytes);
+    PeatPeerList zero_peers;
+    memset(&zero_peers, 0, sizeof zero_peers);
+    peat_peer_list_free(zero_peers);
+    peat_event_free(NULL);
+    PeatEvent zero_event;
+    memset(&zero_event, 0, sizeof zero_event);
+    peat_event_free(&zero_event);
+    PeatCancel zero_cancel = {0};
+    OK(peat_cancel_free(zero_cancel, ERR));
+    CHECK(peat_cancel_free(zero_cancel, NULL) == PEAT_STATUS_OK);
+    PeatTransfer zero_transfer = {0};
+    OK(peat_transfer_free(zero_transfer, ERR));
+    /* a real handle freed twice is still an error */
+    PeatCancel token;
+    OK(peat_cancel_new(&token, ERR));
+    OK(peat_cancel_free(token, ERR));
+    CHECK(call_with_err_(peat_cancel_free(token, ERR)) == PEAT_STATUS_INVALID_HANDLE);
+
+    /* empty results: NULL items with len 0 */
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    PeatStringList ids;
+    memset(&ids, 0xab, sizeof ids);
+    char *next = (char *)&ids;
+    OK(peat_doc_list(n, S("empty"), S(""), S(""), 10, &ids, &next, ERR));
+    CHECK(ids.len == 0 && ids.items == NULL && next == NULL);
+    peat_string_list_free(ids);
+    PeatStringList connected;
+    memset(&connected, 0xab, sizeof connected);
+    OK(peat_node_connected_peers(n, &connected, ERR));
+    CHECK(connected.len == 0 && connected.items == NULL);
+    peat_string_list_free(connected);
+    PeatPeerList peers;
+    memset(&peers, 0xab, sizeof peers);
+    OK(peat_node_peers(n, &peers, ERR));
+    CHECK(peers.len == 0 && peers.items == NULL);
+    peat_peer_list_free(peers);
+    /* non-empty ones are freed the same way */
+    OK(peat_doc_put(n, S("one"), S("a"), S("{\"k\":1}"), ERR));
+    OK(peat_doc_list(n, S("one"), S(""), S(""), 10, &ids, &next, ERR));
+    CHECK(ids.len == 1 && ids.items != NULL && strcmp(ids.items[0], "a") == 0);
+    peat_string_list_free(ids);
+    PeatBytes bytes;
+    OK(peat_doc_export(n, S("one"), S("a"), &bytes, ERR));
+    CHECK(bytes.len > 0 && bytes.ptr != NULL);
+    peat_bytes_free(bytes);
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
 static int t_admission_refused(void) {
     PeatNode a, b;
     char da[64], db[64];
@@ -876,6 +939,7 @@ static const struct {
     {"subscribe_cycles_free_everything", t_subscribe_cycles_free_everything},
     {"unsubscribe_during_burst", t_unsubscribe_during_burst},
     {"error_kinds_and_bad_input", t_error_kinds_and_bad_input},
+    {"free_accepts_null_and_zeroed", t_free_accepts_null_and_zeroed},
     {"admission_refused", t_admission_refused},
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},
     {"callback_subscription", t_callback_subscription},
