@@ -16,6 +16,11 @@
  *    callback replaced or cleared). When the call fails, on_drop is not called
  *    and the caller keeps ownership of ctx.
  *
+ * Collection names and document ids are non-empty UTF-8 of at most 512 bytes
+ * without NUL (a NUL anywhere in a collection, id, id prefix or list cursor is
+ * PEAT_STATUS_INVALID_ARGUMENT), so the NUL-terminated strings the library
+ * returns always carry the exact id.
+ *
  * Every function returns a status: 0 (PEAT_STATUS_OK) on success, else a PeatStatus.
  * When `err` is not NULL it receives an owned PeatError on failure (and NULL on
  * success). Handles (PeatNode, PeatSubscription) are plain ids: a zero, stale or

@@ -308,6 +308,26 @@ pub fn stats(node: u64) -> SdkResult<NodeStats> {
     })
 }
 
+/// Valid collection names and document ids: non-empty UTF-8 of at most
+/// `peat_mesh::storage::MAX_NAME_LEN` (512) bytes without NUL. The core checks
+/// emptiness and length; NUL is refused here for every binding, since C strings
+/// end at NUL and C or Go would see a different id than the one stored.
+fn check_name(what: &str, s: &str) -> SdkResult<()> {
+    if s.contains('\0') {
+        return Err(SdkError::invalid(format!(
+            "{what} must not contain NUL (collection names and document ids are \
+             non-empty UTF-8 of at most 512 bytes without NUL)"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_name`] for a collection and, when given, a document id.
+fn check_doc(collection: &str, id: Option<&str>) -> SdkResult<()> {
+    check_name("collection", collection)?;
+    id.map_or(Ok(()), |id| check_name("document id", id))
+}
+
 /// A document body from JSON text: an object, nested at most
 /// `peat_mesh::storage::MAX_NESTING` levels, integers inside 64 bits.
 fn parse_json(json: &str) -> SdkResult<serde_json::Value> {
@@ -317,6 +337,7 @@ fn parse_json(json: &str) -> SdkResult<serde_json::Value> {
 /// Writes a document (a JSON object). Returns once durable.
 pub fn put(node: u64, collection: &str, id: &str, json: &str) -> SdkResult<()> {
     let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
     let v = parse_json(json)?;
     let (c, i) = (collection.to_string(), id.to_string());
     runtime::block_on(async move { n.put(&c, &i, &v).await.map_err(SdkError::from) })?
@@ -325,6 +346,7 @@ pub fn put(node: u64, collection: &str, id: &str, json: &str) -> SdkResult<()> {
 /// Applies an RFC 7386 JSON merge patch. Returns once durable.
 pub fn merge_patch(node: u64, collection: &str, id: &str, json: &str) -> SdkResult<()> {
     let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
     let v = parse_json(json)?;
     let (c, i) = (collection.to_string(), id.to_string());
     runtime::block_on(async move { n.merge_patch(&c, &i, &v).await.map_err(SdkError::from) })?
@@ -333,12 +355,14 @@ pub fn merge_patch(node: u64, collection: &str, id: &str, json: &str) -> SdkResu
 /// A document as JSON text, or `None`.
 pub fn get(node: u64, collection: &str, id: &str) -> SdkResult<Option<String>> {
     let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
     Ok(n.get_json(collection, id)?.map(|v| v.to_string()))
 }
 
 /// Deletes a document; false if there was none.
 pub fn delete(node: u64, collection: &str, id: &str) -> SdkResult<bool> {
     let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
     let (c, i) = (collection.to_string(), id.to_string());
     runtime::block_on(async move { n.delete(&c, &i).await.map_err(SdkError::from) })?
 }
@@ -352,6 +376,9 @@ pub fn list(
     limit: usize,
 ) -> SdkResult<(Vec<String>, Option<String>)> {
     let n = handles::node(node)?;
+    check_doc(collection, None)?;
+    check_name("id prefix", prefix)?;
+    after.map_or(Ok(()), |a| check_name("cursor", a))?;
     let page = n.list(
         collection,
         &ListOptions {
@@ -365,12 +392,15 @@ pub fn list(
 
 /// Raw Automerge bytes of a document.
 pub fn export(node: u64, collection: &str, id: &str) -> SdkResult<Option<Vec<u8>>> {
-    Ok(handles::node(node)?.export(collection, id)?)
+    let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
+    Ok(n.export(collection, id)?)
 }
 
 /// Merges raw Automerge bytes into a document.
 pub fn import(node: u64, collection: &str, id: &str, bytes: &[u8]) -> SdkResult<()> {
     let n = handles::node(node)?;
+    check_doc(collection, Some(id))?;
     let (c, i, b) = (collection.to_string(), id.to_string(), bytes.to_vec());
     runtime::block_on(async move { n.import(&c, &i, &b).await.map_err(SdkError::from) })?
 }
@@ -383,6 +413,7 @@ pub fn subscribe_docs(
     snapshot: bool,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
+    check_doc(collection, id)?;
     let sub = n.subscribe(collection, id, snapshot)?;
     Ok(handles::insert(Object::DocSub(std::sync::Arc::new(sub))))
 }
@@ -472,6 +503,7 @@ pub fn subscribe_docs_push(
     sink: Box<dyn EventSink>,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
+    check_doc(collection, id)?;
     let sub = std::sync::Arc::new(n.subscribe(collection, id, snapshot)?);
     let push = Push::new(sink);
     push.start(move || {
@@ -556,6 +588,36 @@ pub(crate) mod tests {
         );
         assert_eq!(get(0, "c", "d").unwrap_err().code, ErrorCode::InvalidHandle);
         assert_eq!(handles::live_handles(), before);
+    }
+
+    /// NUL in a collection, id, prefix or cursor is refused by every call:
+    /// C strings would end there and C or Go would see another id.
+    #[test]
+    fn nul_in_names_is_refused_everywhere() {
+        let _g = serial();
+        let d = tempfile::tempdir().unwrap();
+        let n = node_open(&opts(d.path()), 5000, 0).unwrap();
+        let bad = |r: SdkResult<()>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+            assert!(e.message.contains("NUL"), "{e}");
+        };
+        for (c, i) in [("c", "a\0b"), ("c\0d", "a")] {
+            bad(put(n, c, i, "{}"));
+            bad(merge_patch(n, c, i, "{}"));
+            bad(get(n, c, i).map(drop));
+            bad(delete(n, c, i).map(drop));
+            bad(export(n, c, i).map(drop));
+            bad(import(n, c, i, b"").map(drop));
+            bad(subscribe_docs(n, c, Some(i), false).map(drop));
+        }
+        bad(subscribe_docs(n, "c\0", None, false).map(drop));
+        bad(list(n, "c\0", "", None, 10).map(drop));
+        bad(list(n, "c", "a\0", None, 10).map(drop));
+        bad(list(n, "c", "", Some("a\0"), 10).map(drop));
+        put(n, "c", "a b", r#"{"x":1}"#).unwrap(); // a space is fine
+        assert!(get(n, "c", "a b").unwrap().is_some());
+        node_close(n, 5000).unwrap();
     }
 
     #[test]

@@ -466,6 +466,40 @@ func TestFailedSubscribeReleasesItsCallbackOnce(t *testing.T) {
 	}
 }
 
+// NUL in a collection or id is refused with ErrInvalidArgument: the C strings
+// the SDK hands back would end there, and Go would see another id.
+func TestNulInNamesIsRefused(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	for _, ci := range [][2]string{{"c", "a\x00b"}, {"c\x00d", "a"}} {
+		c, id := ci[0], ci[1]
+		checks := map[string]error{
+			"Put":        n.Put(ctx, c, id, map[string]int{"x": 1}),
+			"MergePatch": n.MergePatch(ctx, c, id, map[string]int{"x": 1}),
+			"Import":     n.Import(ctx, c, id, []byte{0}),
+		}
+		_, checks["Get"] = n.Get(ctx, c, id)
+		_, checks["Delete"] = n.Delete(ctx, c, id)
+		_, checks["Export"] = n.Export(ctx, c, id)
+		_, checks["Subscribe"] = n.Subscribe(c, id, false, 8)
+		for name, err := range checks {
+			if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "NUL") {
+				t.Errorf("%s(%q, %q): %v", name, c, id, err)
+			}
+		}
+	}
+	if _, _, err := n.List(ctx, "c", "a\x00", "", 10); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("List with a NUL prefix: %v", err)
+	}
+	if _, err := n.Subscribe("c\x00", "", false, 8); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Subscribe to a NUL collection: %v", err)
+	}
+	ids, _, err := n.List(ctx, "c", "", "", 10)
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("something was stored: %v %v", ids, err)
+	}
+}
+
 func TestLogHandlerReceivesRecords(t *testing.T) {
 	got := make(chan string, 64)
 	if err := SetLogHandler(LogInfo, func(level LogLevel, target, message string) {

@@ -134,6 +134,30 @@ def test_error_kinds(open_node):
     assert issubclass(peat_mesh.NotFoundError, peat_mesh.PeatError)
 
 
+def test_nul_in_names_is_refused(open_node):
+    # NUL in a collection or id: a C string would end there, so C and Go
+    # would see another id. Every call that takes one refuses it.
+    n = open_node()
+    for c, i in [("c", "a\0b"), ("c\0d", "a")]:
+        for call in (
+            lambda: n.put(c, i, {"x": 1}),
+            lambda: n.merge_patch(c, i, {"x": 1}),
+            lambda: n.get(c, i),
+            lambda: n.delete(c, i),
+            lambda: n.export(c, i),
+            lambda: n.import_bytes(c, i, b"\0"),
+            lambda: n.subscribe(c, i),
+            lambda: n.on_change(c, lambda ev: None, id=i),
+        ):
+            with pytest.raises(peat_mesh.InvalidArgumentError, match="NUL"):
+                call()
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        n.list("c", prefix="a\0")
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        n.subscribe("c\0")
+    assert n.list("c")[0] == []
+
+
 def test_close_with_subscriptions_in_flight(open_node):
     a, b = open_node("a"), open_node("b")
     sub = a.subscribe("x")

@@ -378,6 +378,54 @@ static int t_free_accepts_null_and_zeroed(void) {
     return 1;
 }
 
+/* NUL inside a collection or id is refused by every call that takes one (a C
+   string would end there: C and Go would see another id). */
+static int t_nul_in_names_is_refused(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    PeatStr id_nul = {(const uint8_t *)"a\0b", 3};
+    PeatStr coll_nul = {(const uint8_t *)"c\0d", 3};
+    PeatStr colls[2] = {S("c"), coll_nul};
+    PeatStr ids[2] = {id_nul, S("a")};
+    for (int k = 0; k < 2; k++) {
+        PeatStr c = colls[k], i = ids[k];
+        CHECK(call_with_err_(peat_doc_put(n, c, i, S("{}"), ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(last_message, "NUL") != NULL);
+        CHECK(call_with_err_(peat_doc_merge_patch(n, c, i, S("{}"), ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        char *json = NULL;
+        CHECK(call_with_err_(peat_doc_get(n, c, i, &json, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        bool deleted;
+        CHECK(call_with_err_(peat_doc_delete(n, c, i, &deleted, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        PeatBytes b;
+        CHECK(call_with_err_(peat_doc_export(n, c, i, &b, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        const uint8_t junk[1] = {0};
+        CHECK(call_with_err_(peat_doc_import(n, c, i, junk, 1, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        PeatSubscription sub;
+        CHECK(call_with_err_(peat_doc_subscribe(n, c, i, false, &sub, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+        PeatCallback cb = {NULL, NULL, NULL};
+        CHECK(call_with_err_(peat_doc_subscribe_callback(n, c, i, false, cb, &sub, ERR)) ==
+              PEAT_STATUS_INVALID_ARGUMENT);
+    }
+    PeatSubscription sub;
+    CHECK(call_with_err_(peat_doc_subscribe(n, coll_nul, S(""), false, &sub, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    PeatStringList list;
+    char *next = NULL;
+    CHECK(call_with_err_(peat_doc_list(n, coll_nul, S(""), S(""), 10, &list, &next, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_doc_list(n, S("c"), id_nul, S(""), 10, &list, &next, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_doc_list(n, S("c"), S(""), id_nul, 10, &list, &next, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    /* nothing was stored under a mangled id */
+    OK(peat_doc_list(n, S("c"), S(""), S(""), 10, &list, &next, ERR));
+    CHECK(list.len == 0);
+    peat_string_list_free(list);
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
 static int t_admission_refused(void) {
     PeatNode a, b;
     char da[64], db[64];
@@ -940,6 +988,7 @@ static const struct {
     {"unsubscribe_during_burst", t_unsubscribe_during_burst},
     {"error_kinds_and_bad_input", t_error_kinds_and_bad_input},
     {"free_accepts_null_and_zeroed", t_free_accepts_null_and_zeroed},
+    {"nul_in_names_is_refused", t_nul_in_names_is_refused},
     {"admission_refused", t_admission_refused},
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},
     {"callback_subscription", t_callback_subscription},

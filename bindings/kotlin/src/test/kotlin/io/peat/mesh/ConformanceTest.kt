@@ -93,6 +93,25 @@ class ConformanceTest {
         assertTrue(Err.ShutDown("x") is PeatException)
     }
 
+    /** NUL in a collection or id is refused (C strings end there: C and Go would see another id). */
+    @Test
+    fun nulInNamesIsRefused() = runBlocking<Unit> {
+        node().use { n ->
+            for ((c, i) in listOf("c" to "a\u0000b", "c\u0000d" to "a")) {
+                assertFailsWith<Err.InvalidArgument> { n.put(c, i, """{"x":1}""") }
+                assertFailsWith<Err.InvalidArgument> { n.mergePatch(c, i, """{"x":1}""") }
+                assertFailsWith<Err.InvalidArgument> { n.get(c, i) }
+                assertFailsWith<Err.InvalidArgument> { n.delete(c, i) }
+                assertFailsWith<Err.InvalidArgument> { n.export(c, i) }
+                assertFailsWith<Err.InvalidArgument> { n.importBytes(c, i, ByteArray(1)) }
+                assertFailsWith<Err.InvalidArgument> { n.onDocument(c, i) { } }
+            }
+            assertFailsWith<Err.InvalidArgument> { n.list("c", prefix = "a\u0000") }
+            assertFailsWith<Err.InvalidArgument> { n.onDocument("c\u0000") { } }
+            assertEquals(emptyList(), n.list("c").ids)
+        }
+    }
+
     @Test
     fun getListDeleteExportImport() = runBlocking<Unit> {
         node().use { n ->
