@@ -6,11 +6,12 @@
 //! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
 //! automerge-cost, store, startup, discover, reconnect (both in network
 //! namespaces: root, and the `peat-mesh-node` binary next to this one),
-//! blob-add, blob-transfer, blob-resume. One line per figure; JSON lines with `--json`. `--small` runs
+//! blob-add, blob-transfer, blob-resume, stall. One line per figure; JSON lines with `--json`. `--small` runs
 //! each scenario at a small size (CI uses it to show the scenarios work).
 
 mod blobs;
 mod discovery;
+mod stall;
 
 use std::time::{Duration, Instant};
 
@@ -647,8 +648,11 @@ fn main() -> Result<()> {
     if go("blob-resume") {
         rt.block_on(blobs::blob_resume(&out, &size))?;
     }
+    if go("stall") {
+        stall::stall(&out, &size)?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, all");
     }
     Ok(())
 }

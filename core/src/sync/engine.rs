@@ -387,10 +387,11 @@ impl Engine {
                 _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
                 _ = session.liveness.watch(&session.conn, engine.link_timeout / 4) => "liveness stopped".to_string(),
                 e = conn.closed() => format!("connection closed: {e}"),
-                // The writer drains on close; a peer too stuck to take it gets a second.
+                // The writer drains on close (and waits up to 1.5 s for the peer to read
+                // it all); a peer too stuck to take it is cut off after 1.8 s.
                 _ = async {
                     engine.cancel.cancelled().await;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(Duration::from_millis(1800)).await;
                 } => {
                     conn.close(VarInt::from_u32(close_code::NORMAL), b"node closing");
                     "node closing".to_string()

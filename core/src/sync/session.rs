@@ -62,6 +62,14 @@ impl ChangeBatch {
     }
 }
 
+/// What a batch of received frames asks for, in arrival order.
+enum Work {
+    /// Changes of one document (with the sender's heads once a run ends).
+    Changes(DocKey, Vec<Vec<u8>>, Option<Vec<Hash32>>),
+    /// Any other frame.
+    Frame(Frame),
+}
+
 /// A change arriving in [`Frame::ChangePiece`]s. One at a time per session, at
 /// most [`MAX_CHANGE_LEN`] bytes: that is this session's bound for it.
 #[derive(Default)]
@@ -304,11 +312,15 @@ impl Session {
             return Ok(());
         }
         self.engine.store.flush().await?;
+        // A scan of every document's version: on a blocking thread.
+        let store = self.engine.store.clone();
+        let items = tokio::task::spawn_blocking(move || store.versions())
+            .await
+            .map_err(|e| Error::Internal(format!("version scan: {e}")))??;
         let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
         if init.is_some() {
             return Ok(());
         }
-        let items = self.engine.store.versions()?;
         let mut r = reconcile::reconciler(items);
         let msg = reconcile::initiate(&mut r);
         *init = Some(r);
@@ -317,7 +329,12 @@ impl Session {
     }
 
     /// Reads and handles frames until the stream ends or a frame is bad.
-    pub(crate) async fn read_loop(&self, recv: RecvStream) -> Result<()> {
+    ///
+    /// Reading, checking frames and assembling change pieces happen here, on
+    /// the runtime; the work the frames ask for (applying changes, store reads,
+    /// reconciliation steps) runs on a blocking thread, one batch at a time, so
+    /// a peer with a large backlog never holds a runtime worker.
+    pub(crate) async fn read_loop(self: &Arc<Self>, recv: RecvStream) -> Result<()> {
         let mut reader = FrameReader::new(recv);
         let mut pieces = PieceAssembly::default();
         loop {
@@ -341,7 +358,7 @@ impl Session {
                 .find(|p| p.is_selected())
                 .map(|p| p.rtt());
             self.engine.peers.seen(self.peer, rtt);
-            let mut changes = ChangeBatch::default();
+            let mut work = Vec::with_capacity(batch.len());
             for (frame, size) in batch {
                 self.engine.counters.received(&frame, size);
                 match frame {
@@ -353,7 +370,11 @@ impl Session {
                     } => {
                         pieces.check_idle("Changes")?;
                         check_heads(&heads)?;
-                        changes.add(DocKey::new(collection, id)?, chunks, Some(heads))
+                        work.push(Work::Changes(
+                            DocKey::new(collection, id)?,
+                            chunks,
+                            Some(heads),
+                        ));
                     }
                     Frame::MoreChanges {
                         collection,
@@ -361,7 +382,7 @@ impl Session {
                         changes: chunks,
                     } => {
                         pieces.check_idle("MoreChanges")?;
-                        changes.add(DocKey::new(collection, id)?, chunks, None)
+                        work.push(Work::Changes(DocKey::new(collection, id)?, chunks, None));
                     }
                     Frame::ChangePiece {
                         collection,
@@ -371,25 +392,52 @@ impl Session {
                     } => {
                         let key = DocKey::new(collection, id)?;
                         if let Some(change) = pieces.add(key.clone(), bytes, last)? {
-                            changes.add(key, vec![change], None);
+                            work.push(Work::Changes(key, vec![change], None));
                         }
                     }
                     other => {
                         pieces.check_idle(other.name())?;
-                        // Other frames see every change that arrived before them.
-                        self.apply_batch(&mut changes)?;
                         if matches!(other, Frame::Reconcile { start: true, .. }) {
+                            // Everything before it first; then the responder's
+                            // snapshot must cover what it committed before this
+                            // session existed (see `start_reconcile`).
+                            self.run_blocking(std::mem::take(&mut work)).await?;
                             self.pace_responder_round().await;
-                            // The responder's snapshot must cover what it committed
-                            // before this session existed (see `start_reconcile`).
                             self.engine.store.flush().await?;
                         }
-                        self.handle(other)?;
+                        work.push(Work::Frame(other));
                     }
                 }
             }
-            self.apply_batch(&mut changes)?;
+            self.run_blocking(work).await?;
         }
+    }
+
+    /// Does the work of a batch of frames on a blocking thread.
+    async fn run_blocking(self: &Arc<Self>, work: Vec<Work>) -> Result<()> {
+        if work.is_empty() {
+            return Ok(());
+        }
+        let session = self.clone();
+        tokio::task::spawn_blocking(move || session.run(work))
+            .await
+            .map_err(|e| Error::Internal(format!("sync worker: {e}")))?
+    }
+
+    /// Applies changes (grouped per document) and handles the other frames in
+    /// arrival order: every frame sees the changes that arrived before it.
+    fn run(&self, work: Vec<Work>) -> Result<()> {
+        let mut changes = ChangeBatch::default();
+        for item in work {
+            match item {
+                Work::Changes(key, chunks, heads) => changes.add(key, chunks, heads),
+                Work::Frame(frame) => {
+                    self.apply_batch(&mut changes)?;
+                    self.handle(frame)?;
+                }
+            }
+        }
+        self.apply_batch(&mut changes)
     }
 
     /// Waits until [`MIN_RESPONDER_ROUND`] has passed since the peer's last
@@ -659,7 +707,7 @@ pub(crate) async fn write_loop(
             }
             let _ = send.finish();
             let _ =
-                tokio::time::timeout(std::time::Duration::from_millis(500), send.stopped()).await;
+                tokio::time::timeout(std::time::Duration::from_millis(1500), send.stopped()).await;
             return Ok(());
         }
         // Protocol replies first: they unblock the peer.
