@@ -208,7 +208,9 @@ typedef struct {
    */
   PeatStr formation_id;
   /*
-   Pointer to the 32-byte formation secret.
+   Pointer to the 32-byte formation secret; all zeros is refused
+   (`PEAT_STATUS_INVALID_ARGUMENT`). Make one with
+   [`peat_formation_secret_generate`].
    */
   const uint8_t *formation_secret;
   /*
@@ -570,6 +572,18 @@ extern "C" {
  The C ABI version ([`PEAT_ABI_VERSION`]).
  */
 uint32_t peat_abi_version(void);
+
+/*
+ Writes a new random formation secret to `out` (`out_len` must be 32): 32
+ bytes from a cryptographically secure generator, never all zeros. Share it
+ with the formation's nodes out of band, and keep it off command lines.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_formation_secret_generate(uint8_t *out, uintptr_t out_len, PeatError **err);
 
 /*
  Sets the SDK runtime's worker count (1–16) before first use.

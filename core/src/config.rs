@@ -1,9 +1,12 @@
 //! Node configuration: where data lives, which formation to join, where to listen
 //! and which peers to dial.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use crate::security::Formation;
 use crate::NodeId;
@@ -35,7 +38,10 @@ impl PeerAddr {
 ///     .listen("127.0.0.1:0".parse().unwrap());
 /// assert_eq!(cfg.formation.id(), "alpha");
 /// ```
-#[derive(Debug, Clone)]
+///
+/// `Debug` never prints secrets (the formation's nor the identity key), and
+/// both are wiped from memory when the config is dropped.
+#[derive(Clone)]
 pub struct NodeConfig {
     /// Directory for the redb database, the identity key and blobs. Created if missing.
     pub data_dir: PathBuf,
@@ -45,8 +51,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Peers to dial at start.
     pub static_peers: Vec<PeerAddr>,
-    /// Identity secret key. `None`: load `identity.key` from the data dir, or create it.
-    pub secret_key: Option<[u8; 32]>,
+    /// Identity secret key. `None`: load `identity.key` from the data dir, or
+    /// create it. Wiped from memory when dropped.
+    pub secret_key: Option<Zeroizing<[u8; 32]>>,
     /// How often connected peers re-run set reconciliation as a safety net. Default 30 s.
     pub anti_entropy_interval: Duration,
     /// Capacity of each subscription's queue before it reports lag. Default 1024.
@@ -111,7 +118,73 @@ impl NodeConfig {
 
     /// Uses this identity secret instead of the one stored in the data dir.
     pub fn secret_key(mut self, key: [u8; 32]) -> Self {
-        self.secret_key = Some(key);
+        self.secret_key = Some(Zeroizing::new(key));
         self
+    }
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be left out (or leak) unnoticed.
+        let NodeConfig {
+            data_dir,
+            formation,
+            listen,
+            static_peers,
+            secret_key,
+            anti_entropy_interval,
+            subscription_capacity,
+            peer_queue_capacity,
+            doc_cache_capacity,
+            mdns,
+            max_peers,
+            link_timeout,
+            blob_gc_grace,
+        } = self;
+        f.debug_struct("NodeConfig")
+            .field("data_dir", data_dir)
+            .field("formation", formation)
+            .field("listen", listen)
+            .field("static_peers", static_peers)
+            .field("secret_key", &secret_key.as_ref().map(|_| "<redacted>"))
+            .field("anti_entropy_interval", anti_entropy_interval)
+            .field("subscription_capacity", subscription_capacity)
+            .field("peer_queue_capacity", peer_queue_capacity)
+            .field("doc_cache_capacity", doc_cache_capacity)
+            .field("mdns", mdns)
+            .field("max_peers", max_peers)
+            .field("link_timeout", link_timeout)
+            .field("blob_gc_grace", blob_gc_grace)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let formation_secret = Formation::generate_secret();
+        let identity = Formation::generate_secret();
+        let cfg = NodeConfig::new("/tmp/x", Formation::new("alpha", formation_secret))
+            .secret_key(identity);
+        for text in [format!("{cfg:?}"), format!("{cfg:#?}")] {
+            assert!(
+                text.contains("alpha") && text.contains("redacted"),
+                "{text}"
+            );
+            for secret in [formation_secret, identity] {
+                assert!(!text.contains(&hex(&secret)), "{text}");
+                assert!(!text.contains(&format!("{:?}", &secret[..4])), "{text}");
+                assert!(!text.contains(&format!("{:?}", &secret[28..])), "{text}");
+            }
+        }
+        let plain = NodeConfig::new("/tmp/x", Formation::new("alpha", formation_secret));
+        assert!(format!("{plain:?}").contains("secret_key: None"));
     }
 }

@@ -82,7 +82,9 @@ pub struct PeatNodeOptions {
     pub data_dir: PeatStr,
     /// Public formation id.
     pub formation_id: PeatStr,
-    /// Pointer to the 32-byte formation secret.
+    /// Pointer to the 32-byte formation secret; all zeros is refused
+    /// (`PEAT_STATUS_INVALID_ARGUMENT`). Make one with
+    /// [`peat_formation_secret_generate`].
     pub formation_secret: *const u8,
     /// Must be 32.
     pub formation_secret_len: usize,
@@ -542,6 +544,37 @@ fn string_list(v: Vec<String>) -> PeatStringList {
 #[no_mangle]
 pub extern "C" fn peat_abi_version() -> u32 {
     PEAT_ABI_VERSION
+}
+
+/// Writes a new random formation secret to `out` (`out_len` must be 32): 32
+/// bytes from a cryptographically secure generator, never all zeros. Share it
+/// with the formation's nodes out of band, and keep it off command lines.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_formation_secret_generate(
+    out: *mut u8,
+    out_len: usize,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        if out.is_null() {
+            return Err(SdkError::invalid("out: NULL out-pointer"));
+        }
+        if out_len != 32 {
+            return Err(SdkError::invalid(format!(
+                "out_len is {out_len}: a formation secret is 32 bytes"
+            )));
+        }
+        let secret = zeroize::Zeroizing::new(sdk::generate_formation_secret());
+        // SAFETY: `out` is non-NULL and, per the header, points to `out_len` (32)
+        // writable bytes owned by the caller.
+        unsafe { std::slice::from_raw_parts_mut(out, 32) }.copy_from_slice(&*secret);
+        Ok(())
+    })
 }
 
 /// Sets the SDK runtime's worker count (1–16) before first use.

@@ -171,6 +171,18 @@ extern "system" fn abi_version<'l>(_env: JNIEnv<'l>, _class: JClass<'l>) -> jint
     crate::c_api::PEAT_ABI_VERSION as jint
 }
 
+extern "system" fn generate_formation_secret<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jbyteArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let secret = zeroize::Zeroizing::new(sdk::generate_formation_secret());
+        env.byte_array_from_slice(&*secret)
+            .map(|a| a.into_raw())
+            .map_err(jni_failed)
+    })
+}
+
 extern "system" fn get<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
@@ -418,6 +430,11 @@ fn methods() -> Vec<NativeMethod> {
     vec![
         m("abiVersion", "()I".into(), abi_version as *mut c_void),
         m("attach", "()J".into(), attach as *mut c_void),
+        m(
+            "generateFormationSecret",
+            "()[B".into(),
+            generate_formation_secret as *mut c_void,
+        ),
         m("liveHandles", "()J".into(), live_handles as *mut c_void),
         m("nodeHandles", "()[J".into(), node_handles as *mut c_void),
         m("cancelNew", "()J".into(), cancel_new as *mut c_void),

@@ -128,17 +128,20 @@ fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
     if o.data_dir.is_empty() {
         return Err(SdkError::invalid("data_dir must not be empty"));
     }
-    let secret: [u8; 32] = o
-        .formation_secret
-        .as_slice()
-        .try_into()
-        .map_err(|_| SdkError::invalid("formation secret must be 32 bytes"))?;
+    let secret: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(
+        o.formation_secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| SdkError::invalid("formation secret must be 32 bytes"))?,
+    );
+    // An all-zero secret (one never set) is refused for every binding.
+    let formation = Formation::try_new(&o.formation_id, *secret)?;
     let listen = if o.listen.is_empty() {
         "0.0.0.0:0"
     } else {
         &o.listen
     };
-    let mut cfg = NodeConfig::new(&o.data_dir, Formation::new(&o.formation_id, secret)).listen(
+    let mut cfg = NodeConfig::new(&o.data_dir, formation).listen(
         listen
             .parse()
             .map_err(|e| SdkError::invalid(format!("listen address {listen:?}: {e}")))?,
@@ -151,6 +154,12 @@ fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
 
 fn ms(timeout_ms: u64) -> Duration {
     Duration::from_millis(timeout_ms)
+}
+
+/// A new random 32-byte formation secret from a cryptographically secure
+/// generator (never all zeros). Share it with the formation's nodes out of band.
+pub fn generate_formation_secret() -> [u8; 32] {
+    Formation::generate_secret()
 }
 
 /// A new cancel token (a handle). Pass it to long operations; [`cancel`] ends them.
@@ -588,6 +597,21 @@ pub(crate) mod tests {
         );
         assert_eq!(get(0, "c", "d").unwrap_err().code, ErrorCode::InvalidHandle);
         assert_eq!(handles::live_handles(), before);
+    }
+
+    #[test]
+    fn all_zero_secret_is_refused_and_generated_ones_open() {
+        let _g = serial();
+        let d = tempfile::tempdir().unwrap();
+        let mut o = opts(d.path());
+        o.formation_secret = vec![0; 32];
+        let e = node_open(&o, 5000, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+        let s = generate_formation_secret();
+        assert_ne!(s, [0; 32]);
+        assert_ne!(s, generate_formation_secret());
+        o.formation_secret = s.to_vec();
+        node_close(node_open(&o, 5000, 0).unwrap(), 5000).unwrap();
     }
 
     /// NUL in a collection, id, prefix or cursor is refused by every call:

@@ -163,6 +163,13 @@ pub fn abi_version() -> u32 {
     crate::c_api::PEAT_ABI_VERSION
 }
 
+/// A new random 32-byte formation secret (cryptographically secure, never all
+/// zeros); see [`sdk::generate_formation_secret`].
+#[uniffi::export]
+pub fn generate_formation_secret() -> Vec<u8> {
+    sdk::generate_formation_secret().to_vec()
+}
+
 /// Sets the runtime's worker count before first use.
 #[uniffi::export]
 pub fn runtime_configure(workers: u32) -> R<()> {

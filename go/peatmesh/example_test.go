@@ -16,7 +16,11 @@ func Example() {
 	dirB, _ := os.MkdirTemp("", "peat-b")
 	defer os.RemoveAll(dirA)
 	defer os.RemoveAll(dirB)
-	secret := [32]byte{42}
+	secret, err := peatmesh.GenerateFormationSecret() // once per formation; share it out of band
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	a, _ := peatmesh.Open(ctx, peatmesh.Config{DataDir: dirA, FormationID: "example", FormationSecret: secret, Listen: "127.0.0.1:0"})
 	defer a.Close()
 	b, _ := peatmesh.Open(ctx, peatmesh.Config{DataDir: dirB, FormationID: "example", FormationSecret: secret, Listen: "127.0.0.1:0"})

@@ -13,6 +13,7 @@ package peatmesh
 
 /*
 #include <stdlib.h>
+#include <string.h>
 #include "peat_mesh.h"
 */
 import "C"
@@ -29,11 +30,12 @@ import (
 )
 
 // Config describes a node. FormationSecret must be the same on every node that
-// may sync with this one.
+// may sync with this one; make it once with GenerateFormationSecret (an
+// all-zero secret is refused with ErrInvalidArgument).
 type Config struct {
 	DataDir         string   // created if missing
 	FormationID     string   // public formation id
-	FormationSecret [32]byte // shared secret, never sent
+	FormationSecret [32]byte // shared secret, never sent; never all zeros
 	Listen          string   // e.g. "127.0.0.1:0"; empty means "0.0.0.0:0"
 	Peers           []string // static peers, "NODEID@HOST:PORT"
 	MDNS            bool     // announce and find peers of the formation on the LAN by mDNS
@@ -88,6 +90,17 @@ func withCancel(ctx context.Context, f func(C.PeatCancel) error) error {
 	return err
 }
 
+// GenerateFormationSecret returns a new random formation secret: 32 bytes from
+// a cryptographically secure generator, never all zeros. Share it with the
+// formation's nodes out of band (not on a command line).
+func GenerateFormationSecret() ([32]byte, error) {
+	var out [32]byte
+	var e *C.PeatError
+	// C writes into Go memory during the call only (no Go pointers inside): allowed.
+	rc := C.peat_formation_secret_generate((*C.uint8_t)(unsafe.Pointer(&out[0])), 32, &e)
+	return out, check(rc, e)
+}
+
 // Open opens a node.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// Everything the options struct points to lives in C memory: a Go pointer
@@ -111,6 +124,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	secret := C.CBytes(cfg.FormationSecret[:])
 	allocs = append(allocs, secret)
+	// Wiped before the deferred free (defers run last-in, first-out).
+	defer C.memset(secret, 0, 32)
 	opts := (*C.PeatNodeOptions)(C.malloc(C.size_t(unsafe.Sizeof(C.PeatNodeOptions{}))))
 	allocs = append(allocs, unsafe.Pointer(opts))
 	*opts = C.PeatNodeOptions{

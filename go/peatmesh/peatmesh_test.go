@@ -500,6 +500,29 @@ func TestNulInNamesIsRefused(t *testing.T) {
 	}
 }
 
+func TestGenerateFormationSecret(t *testing.T) {
+	a, err := GenerateFormationSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := GenerateFormationSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == ([32]byte{}) || a == b {
+		t.Fatalf("not random: %x %x", a, b)
+	}
+	// an all-zero secret (one never set) is refused; a generated one opens
+	_, err = Open(context.Background(), Config{DataDir: t.TempDir(), FormationID: "go", Listen: "127.0.0.1:0"})
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("open with an all-zero secret: %v", err)
+	}
+	n := open(t, a)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLogHandlerReceivesRecords(t *testing.T) {
 	got := make(chan string, 64)
 	if err := SetLogHandler(LogInfo, func(level LogLevel, target, message string) {

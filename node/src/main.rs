@@ -2,9 +2,16 @@
 //!
 //! ```text
 //! peat-mesh-node demo [--docs N]
-//! peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR]
+//! peat-mesh-node gen-secret
+//! peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
 //!                    [--peer NODEID@ADDR]... [--no-mdns] [--control]
 //! ```
+//!
+//! The formation secret (64 hex digits; `gen-secret` prints a new random one)
+//! comes from `--secret-file PATH` (hex, or the 32 raw bytes), else from the
+//! `PEAT_SECRET` environment variable. `--secret HEX64` still works but warns:
+//! a command line is visible to every user of the machine (`ps`, `/proc`).
+//! An all-zero secret is refused.
 //!
 //! `run` announces the node and finds others of its formation by mDNS unless
 //! `--no-mdns`. With `--control` it reads commands from stdin, one per line
@@ -18,11 +25,18 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use peat_mesh::{Event, Formation, Node, NodeConfig, PeerAddr, PeerEvent};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 const USAGE: &str = "usage:
   peat-mesh-node demo [--docs N]
-  peat-mesh-node run --data-dir DIR --formation ID --secret HEX64 [--listen ADDR]
-                     [--peer NODEID@ADDR]... [--no-mdns] [--control]";
+  peat-mesh-node gen-secret
+  peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
+                     [--peer NODEID@ADDR]... [--no-mdns] [--control]
+The formation secret (64 hex digits) comes from --secret-file PATH, else from
+the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
+
+/// The environment variable holding the formation secret (64 hex digits).
+const SECRET_ENV: &str = "PEAT_SECRET";
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -31,6 +45,11 @@ fn main() -> Result<()> {
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("gen-secret") {
+        let secret = Zeroizing::new(Formation::generate_secret());
+        println!("{}", Zeroizing::new(hex(&*secret)).as_str());
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("peat-node")
@@ -50,26 +69,90 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-fn parse_secret(hex: &str) -> Result<[u8; 32]> {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 64 hex digits (surrounding whitespace ignored) as a secret; `what` names
+/// the source in errors.
+fn parse_secret(text: &str, what: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let hex = text.trim();
     // Checked before slicing: a multi-byte character would split a pair.
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("--secret must be 64 hex digits");
+        bail!("{what} must be 64 hex digits (make one with `peat-mesh-node gen-secret`)");
     }
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).context("--secret is not hex")?;
+        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16)
+            .with_context(|| format!("{what} is not hex"))?;
     }
     Ok(out)
 }
+
+/// The formation secret of `run`: `--secret-file PATH` (64 hex digits, or the
+/// 32 raw bytes), else `--secret HEX64` (with a warning: command lines are
+/// visible to other users), else the `PEAT_SECRET` environment variable.
+fn formation_secret(
+    args: &[String],
+    env: Option<Zeroizing<String>>,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let file = flag(args, "--secret-file");
+    let inline = flag(args, "--secret");
+    if file.is_some() && inline.is_some() {
+        bail!("give the formation secret once: --secret-file or --secret, not both");
+    }
+    if let Some(path) = file {
+        let data = Zeroizing::new(
+            std::fs::read(path).with_context(|| format!("reading --secret-file {path}"))?,
+        );
+        warn_if_readable_by_others(path);
+        if data.len() == 32 && !data.iter().all(|b| b.is_ascii_hexdigit()) {
+            let mut out = Zeroizing::new([0u8; 32]);
+            out.copy_from_slice(&data);
+            return Ok(out);
+        }
+        let text = std::str::from_utf8(&data)
+            .map_err(|_| anyhow!("--secret-file {path}: not 64 hex digits nor 32 bytes"))?;
+        return parse_secret(text, &format!("--secret-file {path}"));
+    }
+    if let Some(hex) = inline {
+        eprintln!(
+            "warning: --secret puts the formation secret on the command line, which other \
+             users of this machine can read (ps, /proc); use --secret-file PATH or {SECRET_ENV}"
+        );
+        return parse_secret(hex, "--secret");
+    }
+    match env {
+        Some(hex) => parse_secret(&hex, SECRET_ENV),
+        None => bail!(
+            "no formation secret: set {SECRET_ENV} or pass --secret-file PATH \
+             (make one with `peat-mesh-node gen-secret`)\n{USAGE}"
+        ),
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            eprintln!("warning: --secret-file {path} is readable by other users (chmod 600 it)");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &str) {}
 
 async fn run(args: &[String]) -> Result<()> {
     let dir = flag(args, "--data-dir").ok_or_else(|| anyhow!("--data-dir is required\n{USAGE}"))?;
     let fid =
         flag(args, "--formation").ok_or_else(|| anyhow!("--formation is required\n{USAGE}"))?;
-    let secret =
-        parse_secret(flag(args, "--secret").ok_or_else(|| anyhow!("--secret is required"))?)?;
+    let env = std::env::var(SECRET_ENV).ok().map(Zeroizing::new);
+    let secret = formation_secret(args, env)?;
+    let formation = Formation::try_new(fid, *secret)?;
     let listen: SocketAddr = flag(args, "--listen").unwrap_or("0.0.0.0:0").parse()?;
-    let mut cfg = NodeConfig::new(dir, Formation::new(fid, secret)).listen(listen);
+    let mut cfg = NodeConfig::new(dir, formation).listen(listen);
     for (i, a) in args.iter().enumerate() {
         if a == "--peer" {
             let p = args
@@ -188,7 +271,7 @@ async fn command(node: &Node, line: &str) -> Result<String> {
 /// Three nodes on 127.0.0.1 in a line A–B–C, each in its own temp data dir.
 async fn demo(args: &[String]) -> Result<()> {
     let docs: usize = flag(args, "--docs").unwrap_or("1000").parse()?;
-    let formation = Formation::new("demo", *b"peat-mesh demo formation secret!");
+    let formation = Formation::generate("demo");
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     let t = Instant::now();
@@ -323,5 +406,51 @@ async fn wait_for(nodes: &[Node], n: usize, timeout: Duration) -> Result<()> {
             bail!("not converged after {timeout:?}: {counts:?}");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    const HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+    #[test]
+    fn secret_from_file_env_or_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex_file = dir.path().join("hex");
+        std::fs::write(&hex_file, format!("{HEX}\n")).unwrap();
+        let raw_file = dir.path().join("raw");
+        std::fs::write(&raw_file, [0x5a; 32]).unwrap();
+        for f in [&hex_file, &raw_file] {
+            let a = args(&["--secret-file", f.to_str().unwrap()]);
+            assert_eq!(*formation_secret(&a, None).unwrap(), [0x5a; 32]);
+        }
+        let env = Some(Zeroizing::new(HEX.to_string()));
+        assert_eq!(*formation_secret(&[], env.clone()).unwrap(), [0x5a; 32]);
+        // a flag wins over the environment
+        let other = "11".repeat(32);
+        assert_eq!(
+            *formation_secret(&args(&["--secret", &other]), env).unwrap(),
+            [0x11; 32]
+        );
+        assert!(formation_secret(&[], None).is_err());
+        assert!(formation_secret(&args(&["--secret", "abc"]), None).is_err());
+        let both = args(&["--secret", HEX, "--secret-file", hex_file.to_str().unwrap()]);
+        assert!(formation_secret(&both, None).is_err());
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "not a secret").unwrap();
+        assert!(formation_secret(&args(&["--secret-file", bad.to_str().unwrap()]), None).is_err());
+    }
+
+    #[test]
+    fn an_all_zero_secret_is_refused() {
+        let zeros = Zeroizing::new("0".repeat(64));
+        let s = formation_secret(&[], Some(zeros)).unwrap();
+        assert!(Formation::try_new("f", *s).is_err());
     }
 }

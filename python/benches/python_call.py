@@ -14,7 +14,7 @@ gets = 2_000 if small else 200_000
 puts = 200 if small else 5_000
 
 with tempfile.TemporaryDirectory() as tmp:
-    with peat_mesh.SyncNode.open(tmp, "bench", bytes(32), listen="127.0.0.1:0") as n:
+    with peat_mesh.SyncNode.open(tmp, "bench", peat_mesh.generate_formation_secret(), listen="127.0.0.1:0") as n:
         n.put("b", "small", {"callsign": "A-1", "lat": 59.3, "lon": 18.1})
         for _ in range(1000):
             n.get("b", "small")

@@ -14,7 +14,8 @@ import tempfile
 
 import peat_mesh
 
-SECRET = bytes(range(32))
+# Made once per formation and shared with its nodes out of band (here: one process).
+SECRET = peat_mesh.generate_formation_secret()
 
 
 def bar(p: peat_mesh.Progress, width: int = 40) -> str:

@@ -6,7 +6,8 @@ import tempfile
 
 import peat_mesh
 
-SECRET = bytes(range(32))
+# Made once per formation and shared with its nodes out of band (here: one process).
+SECRET = peat_mesh.generate_formation_secret()
 
 
 async def main() -> None:

@@ -44,6 +44,7 @@ from ._native import (
 
 __all__ = [
     "Node",
+    "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",
     "shutdown",
@@ -88,6 +89,13 @@ def _check_process() -> None:
 
 def _ms(seconds: float) -> int:
     return max(0, int(seconds * 1000))
+
+
+def generate_formation_secret() -> bytes:
+    """A new random 32-byte formation secret from a cryptographically secure
+    generator (never all zeros: an all-zero secret is refused when a node
+    opens). Share it with the formation's nodes out of band."""
+    return _native.generate_formation_secret()
 
 
 def live_handles() -> int:

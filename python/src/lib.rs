@@ -132,6 +132,13 @@ fn node_open(
         .map_err(err)
 }
 
+/// A new random 32-byte formation secret (never all zeros).
+#[pyfunction]
+fn generate_formation_secret(py: Python<'_>) -> Py<pyo3::types::PyBytes> {
+    let secret = sdk::generate_formation_secret();
+    pyo3::types::PyBytes::new(py, &secret).unbind()
+}
+
 #[pyfunction]
 fn node_close(py: Python<'_>, node: u64, timeout_ms: u64) -> R<()> {
     py.detach(|| sdk::node_close(node, timeout_ms)).map_err(err)
@@ -562,6 +569,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, ty)?;
     }
     m.add_function(wrap_pyfunction!(node_open, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_formation_secret, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_callback, m)?)?;
     m.add_function(wrap_pyfunction!(clear_log_callback, m)?)?;
     m.add_function(wrap_pyfunction!(add_peer, m)?)?;

@@ -158,6 +158,16 @@ def test_nul_in_names_is_refused(open_node):
     assert n.list("c")[0] == []
 
 
+def test_generate_formation_secret(tmp_path):
+    a, b = peat_mesh.generate_formation_secret(), peat_mesh.generate_formation_secret()
+    assert isinstance(a, bytes) and len(a) == 32 and a != bytes(32) and a != b
+    # an all-zero secret (one never set) is refused; a generated one opens
+    with pytest.raises(peat_mesh.InvalidArgumentError, match="zero"):
+        peat_mesh.SyncNode.open(str(tmp_path / "z"), "py", bytes(32), listen="127.0.0.1:0")
+    with peat_mesh.SyncNode.open(str(tmp_path / "g"), "py", a, listen="127.0.0.1:0") as n:
+        assert len(n.id) == 64
+
+
 def test_close_with_subscriptions_in_flight(open_node):
     a, b = open_node("a"), open_node("b")
     sub = a.subscribe("x")
@@ -395,11 +405,11 @@ def test_shutdown_in_a_child_process(tmp_path):
     r = run_child(
         """
         import sys, peat_mesh
-        n = peat_mesh.SyncNode.open(sys.argv[1], "py", bytes(32), listen="127.0.0.1:0")
+        n = peat_mesh.SyncNode.open(sys.argv[1], "py", bytes([7]) * 32, listen="127.0.0.1:0")
         peat_mesh.shutdown(5)
         assert peat_mesh.live_handles() == 0
         try:
-            peat_mesh.SyncNode.open(sys.argv[1] + "x", "py", bytes(32))
+            peat_mesh.SyncNode.open(sys.argv[1] + "x", "py", bytes([7]) * 32)
         except peat_mesh.ShutDownError:
             pass
         else:

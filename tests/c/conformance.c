@@ -426,6 +426,27 @@ static int t_nul_in_names_is_refused(void) {
     return 1;
 }
 
+/* A formation secret from the library: 32 random bytes, never all zeros; an
+   all-zero secret (one never set) is refused when a node opens. */
+static int t_formation_secret_generate(void) {
+    uint8_t a[32], b[32], zero[32];
+    memset(zero, 0, sizeof zero);
+    OK(peat_formation_secret_generate(a, sizeof a, ERR));
+    OK(peat_formation_secret_generate(b, sizeof b, ERR));
+    CHECK(memcmp(a, zero, 32) != 0 && memcmp(a, b, 32) != 0);
+    CHECK(call_with_err_(peat_formation_secret_generate(a, 31, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_formation_secret_generate(NULL, 32, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    PeatNode n;
+    char dir[64];
+    CHECK(!open_node(&n, dir, zero));
+    CHECK(strstr(last_message, "zero") != NULL);
+    rm_rf(dir);
+    CHECK(open_node(&n, dir, a));
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
 static int t_admission_refused(void) {
     PeatNode a, b;
     char da[64], db[64];
@@ -989,6 +1010,7 @@ static const struct {
     {"error_kinds_and_bad_input", t_error_kinds_and_bad_input},
     {"free_accepts_null_and_zeroed", t_free_accepts_null_and_zeroed},
     {"nul_in_names_is_refused", t_nul_in_names_is_refused},
+    {"formation_secret_generate", t_formation_secret_generate},
     {"admission_refused", t_admission_refused},
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},
     {"callback_subscription", t_callback_subscription},

@@ -152,8 +152,8 @@ impl NodeProc {
         let mut cmd = net.command(i, bin);
         cmd.args(["run", "--data-dir"])
             .arg(dir)
-            .args(["--formation", formation, "--secret"])
-            .arg("42".repeat(32))
+            .args(["--formation", formation])
+            .env("PEAT_SECRET", "42".repeat(32)) // never on a command line
             .args(["--listen", "0.0.0.0:7400", "--control"])
             .args(extra)
             .env(

@@ -684,6 +684,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_export_doc(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_generate_formation_secret(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_get(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_import_doc(
@@ -788,6 +790,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_connect(`node`: Long,`peer`: RustBuffe
 external fun uniffi_peat_mesh_ffi_fn_func_delete(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Byte
 external fun uniffi_peat_mesh_ffi_fn_func_export_doc(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_generate_formation_secret(uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_get(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -995,6 +999,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_export_doc() != 8173) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_generate_formation_secret() != 42361) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_get() != 56057) {
@@ -3383,6 +3390,20 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_export_doc(
     
         FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),FfiConverterString.lower(`id`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A new random 32-byte formation secret (cryptographically secure, never all
+         * zeros); see [`sdk::generate_formation_secret`].
+         */ fun `generateFormationSecret`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_generate_formation_secret(
+    
+        _status)
 }
     )
     }

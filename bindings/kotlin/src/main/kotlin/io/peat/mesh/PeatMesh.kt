@@ -74,6 +74,7 @@ internal object JniBridge {
 
     @JvmStatic external fun abiVersion(): Int
     @JvmStatic external fun attach(): Long
+    @JvmStatic external fun generateFormationSecret(): ByteArray
     @JvmStatic external fun liveHandles(): Long
     @JvmStatic external fun nodeHandles(): LongArray
     @JvmStatic external fun cancelNew(): Long
@@ -129,6 +130,14 @@ object PeatMesh {
 
     /** The native ABI version. */
     val abiVersion: Int get() = Attach.generation.let { either({ JniBridge.abiVersion() }, { io.peat.mesh.uniffi.abiVersion().toInt() }) }
+
+    /**
+     * A new random 32-byte formation secret (cryptographically secure, never
+     * all zeros; an all-zero secret is refused by [Node.open]). Share it with
+     * the formation's nodes out of band.
+     */
+    fun generateFormationSecret(): ByteArray =
+        Attach.generation.let { either({ JniBridge.generateFormationSecret() }, { io.peat.mesh.uniffi.generateFormationSecret() }) }
 
     /** "jni" when request/response calls bypass JNA (see [loadFrom]), else "jna". */
     val callPath: String get() = Attach.generation.let { if (JniBridge.available) "jni" else "jna" }

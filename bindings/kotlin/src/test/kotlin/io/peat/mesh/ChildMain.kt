@@ -36,7 +36,7 @@ fun main(args: Array<String>) {
                 PeatMesh.shutdown()
                 check(PeatMesh.liveHandles() == 0L) { "handles left: ${PeatMesh.liveHandles()}" }
                 check(runCatching { a.put("c", "d", "{}") }.exceptionOrNull() is PeatException)
-                val failed = runCatching { Node.open("$dir/c", "kotlin", ByteArray(32)) }.exceptionOrNull()
+                val failed = runCatching { Node.open("$dir/c", "kotlin", ByteArray(32) { 7 }) }.exceptionOrNull()
                 check(failed is io.peat.mesh.uniffi.PeatException.ShutDown) { "open after shutdown: $failed" }
                 PeatMesh.shutdown()
                 println("shutdown ok")

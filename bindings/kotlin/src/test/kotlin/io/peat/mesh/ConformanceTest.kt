@@ -93,6 +93,17 @@ class ConformanceTest {
         assertTrue(Err.ShutDown("x") is PeatException)
     }
 
+    @Test
+    fun generateFormationSecret() = runBlocking<Unit> {
+        val a = PeatMesh.generateFormationSecret()
+        val b = PeatMesh.generateFormationSecret()
+        assertEquals(32, a.size)
+        assertTrue(!a.contentEquals(ByteArray(32)) && !a.contentEquals(b))
+        // an all-zero secret (one never set) is refused; a generated one opens
+        assertFailsWith<Err.InvalidArgument> { Node.open(tmp(), "kotlin", ByteArray(32), listen = "127.0.0.1:0") }
+        Node.open(tmp(), "kotlin", a, listen = "127.0.0.1:0").use { n -> assertEquals(64, n.id.length) }
+    }
+
     /** NUL in a collection or id is refused (C strings end there: C and Go would see another id). */
     @Test
     fun nulInNamesIsRefused() = runBlocking<Unit> {

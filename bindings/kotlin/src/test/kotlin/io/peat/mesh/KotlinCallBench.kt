@@ -20,7 +20,7 @@ fun main(args: Array<String>) {
     val pairs = if (small) 320 else 8_000
     val dir = Files.createTempDirectory("peat-kt-bench").toString()
     runBlocking {
-        Node.open(dir, "bench", ByteArray(32), listen = "127.0.0.1:0").use { n ->
+        Node.open(dir, "bench", PeatMesh.generateFormationSecret(), listen = "127.0.0.1:0").use { n ->
             n.put("b", "small", """{"callsign":"A-1","lat":59.3,"lon":18.1}""")
             val handle = io.peat.mesh.uniffi.nodeHandles().single()
             fun report(what: String, nanosPerCall: Double) =
