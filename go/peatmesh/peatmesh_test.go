@@ -1,9 +1,12 @@
 package peatmesh
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -463,6 +466,60 @@ func TestFailedSubscribeReleasesItsCallbackOnce(t *testing.T) {
 	}
 	if got := liveCallbacks.Load(); got != base {
 		t.Fatalf("callback handles after close: %d, want %d", got, base)
+	}
+}
+
+// Document limits: JSON nested deeper than 100 levels or with an integer
+// outside 64 bits is refused with ErrInvalidArgument and stores nothing; the
+// largest uint64 round-trips exactly; a garbage or cut Automerge import is
+// refused and leaves the document byte-identical.
+func TestDocumentLimits(t *testing.T) {
+	n := open(t, secret)
+	ctx := context.Background()
+	big := json.RawMessage(`{"n":18446744073709551617}`)
+	deep := json.RawMessage(strings.Repeat(`{"a":`, 150) + "1" + strings.Repeat("}", 150))
+	for _, doc := range []json.RawMessage{big, deep} {
+		if err := n.PutJSON(ctx, "lim", "x", doc); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("put of %.40s: %v", doc, err)
+		}
+		if err := n.MergePatch(ctx, "lim", "x", doc); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("merge patch of %.40s: %v", doc, err)
+		}
+	}
+	if _, err := n.Get(ctx, "lim", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused write stored something: %v", err)
+	}
+	if err := n.PutJSON(ctx, "lim", "max", json.RawMessage(`{"n":18446744073709551615}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.Get(ctx, "lim", "max"); err != nil || string(got) != `{"n":18446744073709551615}` {
+		t.Fatalf("u64 max: %s %v", got, err)
+	}
+	if v, err := GetAs[struct{ N uint64 }](ctx, n, "lim", "max"); err != nil || v.N != math.MaxUint64 {
+		t.Fatalf("u64 max decoded: %v %v", v, err)
+	}
+	if err := n.Put(ctx, "lim", "src", map[string]string{"y": "a longer value so the save has some body to cut"}); err != nil {
+		t.Fatal(err)
+	}
+	save, err := n.Export(ctx, "lim", "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := n.Export(ctx, "lim", "max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, data := range map[string][]byte{
+		"garbage":        []byte("\x85\x6f\x4a\x83 definitely not automerge"),
+		"truncated save": save[:len(save)/2],
+	} {
+		if err := n.Import(ctx, "lim", "max", data); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("import of %s: %v", what, err)
+		}
+		after, err := n.Export(ctx, "lim", "max")
+		if err != nil || !bytes.Equal(after, before) {
+			t.Fatalf("import of %s changed the document (%v)", what, err)
+		}
 	}
 }
 

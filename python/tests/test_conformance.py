@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -156,6 +157,31 @@ def test_nul_in_names_is_refused(open_node):
     with pytest.raises(peat_mesh.InvalidArgumentError):
         n.subscribe("c\0")
     assert n.list("c")[0] == []
+
+
+def test_document_limits(open_node):
+    # JSON nested deeper than 100 levels or with an integer outside 64 bits is
+    # refused and stores nothing; the largest u64 round-trips exactly; a garbage
+    # or cut Automerge import is refused and leaves the document byte-identical.
+    n = open_node()
+    deep = json.loads('{"a":' * 150 + "1" + "}" * 150)
+    for doc in ({"n": 2**64 + 1}, deep):
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            n.put("lim", "x", doc)
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            n.merge_patch("lim", "x", doc)
+    assert json.dumps({"n": 2**64 + 1}) == '{"n": 18446744073709551617}'
+    assert n.get("lim", "x") is None
+    n.put("lim", "max", {"n": 2**64 - 1})
+    assert n.get("lim", "max") == {"n": 18446744073709551615}
+    assert peat_mesh._native.get(n.handle, "lim", "max") == '{"n":18446744073709551615}'
+    n.put("lim", "src", {"y": "a longer value so the save has some body to cut"})
+    save = n.export("lim", "src")
+    before = n.export("lim", "max")
+    for data in (b"\x85\x6f\x4a\x83 definitely not automerge", save[: len(save) // 2]):
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            n.import_bytes("lim", "max", data)
+        assert n.export("lim", "max") == before
 
 
 def test_generate_formation_secret(tmp_path):

@@ -315,6 +315,66 @@ static int t_error_kinds_and_bad_input(void) {
     return 1;
 }
 
+/* Document limits: JSON deeper than 100 levels or with an integer outside 64 bits
+   is refused and stores nothing; u64::MAX round-trips exactly; a garbage or cut
+   Automerge import is refused and leaves the document byte-identical. */
+static char *deep_json(int levels) {
+    char *s = malloc((size_t)levels * 6 + 2);
+    if (!s) return NULL;
+    char *p = s;
+    for (int i = 0; i < levels; i++) p += sprintf(p, "{\"a\":");
+    *p++ = '1';
+    for (int i = 0; i < levels; i++) *p++ = '}';
+    *p = 0;
+    return s;
+}
+
+static int t_document_limits(void) {
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    char *json = NULL;
+    const char *big = "{\"n\":18446744073709551617}";
+    CHECK(call_with_err_(peat_doc_put(n, S("lim"), S("big"), S(big), ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_doc_merge_patch(n, S("lim"), S("big"), S(big), ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_doc_get(n, S("lim"), S("big"), &json, ERR)) == PEAT_STATUS_NOT_FOUND);
+    char *deep = deep_json(150);
+    CHECK(deep != NULL);
+    int32_t put_rc = call_with_err_(peat_doc_put(n, S("lim"), S("deep"), S(deep), ERR));
+    int32_t patch_rc = call_with_err_(peat_doc_merge_patch(n, S("lim"), S("deep"), S(deep), ERR));
+    free(deep);
+    CHECK(put_rc == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(patch_rc == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_doc_get(n, S("lim"), S("deep"), &json, ERR)) == PEAT_STATUS_NOT_FOUND);
+    /* the largest u64 is stored exactly, never as a float */
+    OK(peat_doc_put(n, S("lim"), S("max"), S("{\"n\":18446744073709551615}"), ERR));
+    OK(peat_doc_get(n, S("lim"), S("max"), &json, ERR));
+    int same = strcmp(json, "{\"n\":18446744073709551615}") == 0;
+    peat_string_free(json);
+    CHECK(same);
+    /* imports are all or nothing */
+    OK(peat_doc_put(n, S("lim"), S("src"), S("{\"y\":\"a longer value so the save has some body to cut\"}"), ERR));
+    PeatBytes save, before, after;
+    OK(peat_doc_export(n, S("lim"), S("src"), &save, ERR));
+    OK(peat_doc_export(n, S("lim"), S("max"), &before, ERR));
+    static const uint8_t garbage[] = "\x85\x6f\x4a\x83 definitely not automerge";
+    int32_t garbage_rc = call_with_err_(peat_doc_import(n, S("lim"), S("max"), garbage, sizeof garbage - 1, ERR));
+    int32_t cut_rc = call_with_err_(peat_doc_import(n, S("lim"), S("max"), save.ptr, save.len / 2, ERR));
+    peat_bytes_free(save);
+    int32_t export_rc = call_with_err_(peat_doc_export(n, S("lim"), S("max"), &after, ERR));
+    int identical = export_rc == PEAT_STATUS_OK && after.len == before.len &&
+                    memcmp(after.ptr, before.ptr, before.len) == 0;
+    peat_bytes_free(before);
+    if (export_rc == PEAT_STATUS_OK) peat_bytes_free(after);
+    CHECK(garbage_rc == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(cut_rc == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(identical);
+    OK(peat_node_close(n, 5000, ERR));
+    rm_rf(dir);
+    return 1;
+}
+
 /* Every peat_*_free accepts NULL / zeroed values, and empty results are
    {NULL, 0} (what the header says), freed like any other. */
 static int t_free_accepts_null_and_zeroed(void) {
@@ -1010,6 +1070,7 @@ static const struct {
     {"error_kinds_and_bad_input", t_error_kinds_and_bad_input},
     {"free_accepts_null_and_zeroed", t_free_accepts_null_and_zeroed},
     {"nul_in_names_is_refused", t_nul_in_names_is_refused},
+    {"document_limits", t_document_limits},
     {"formation_secret_generate", t_formation_secret_generate},
     {"admission_refused", t_admission_refused},
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},

@@ -123,6 +123,34 @@ class ConformanceTest {
         }
     }
 
+    /**
+     * Document limits: JSON nested deeper than 100 levels or with an integer outside
+     * 64 bits is refused and stores nothing; the largest u64 round-trips exactly; a
+     * garbage or cut Automerge import is refused and leaves the document byte-identical.
+     */
+    @Test
+    fun documentLimitsAreRefused() = runBlocking<Unit> {
+        node().use { n ->
+            val big = """{"n":18446744073709551617}"""
+            val deep = """{"a":""".repeat(150) + "1" + "}".repeat(150)
+            for (doc in listOf(big, deep)) {
+                assertFailsWith<Err.InvalidArgument> { n.put("lim", "x", doc) }
+                assertFailsWith<Err.InvalidArgument> { n.mergePatch("lim", "x", doc) }
+            }
+            assertEquals(null, n.get("lim", "x"))
+            n.put("lim", "max", """{"n":18446744073709551615}""")
+            assertEquals("""{"n":18446744073709551615}""", n.get("lim", "max"))
+            n.put("lim", "src", """{"y":"a longer value so the save has some body to cut"}""")
+            val save = n.export("lim", "src")!!
+            val before = n.export("lim", "max")!!
+            val garbage = byteArrayOf(0x85.toByte(), 0x6f, 0x4a, 0x83.toByte()) + " definitely not automerge".toByteArray()
+            for (bytes in listOf(garbage, save.copyOf(save.size / 2))) {
+                assertFailsWith<Err.InvalidArgument> { n.importBytes("lim", "max", bytes) }
+                assertTrue(before.contentEquals(n.export("lim", "max")!!), "a refused import changed the document")
+            }
+        }
+    }
+
     @Test
     fun getListDeleteExportImport() = runBlocking<Unit> {
         node().use { n ->
