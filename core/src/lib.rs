@@ -23,7 +23,8 @@
 //! use peat_mesh::{Formation, Node, NodeConfig};
 //! use std::time::Duration;
 //!
-//! let formation = Formation::new("alpha", [42; 32]);
+//! // A new formation: a random 32-byte secret (share it with the members out of band).
+//! let formation = Formation::generate("alpha");
 //! let a = Node::open(NodeConfig::new("/tmp/a", formation.clone()).listen("127.0.0.1:0".parse().unwrap())).await?;
 //! let b = Node::open(NodeConfig::new("/tmp/b", formation).listen("127.0.0.1:0".parse().unwrap())).await?;
 //! b.connect(&a.peer_addr()).await?;
