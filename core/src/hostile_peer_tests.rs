@@ -441,6 +441,148 @@ async fn mdns_announcements_cannot_grow_dialling_or_tables_without_bound() {
     impostor.close(Duration::from_secs(5)).await.unwrap();
 }
 
+/// A raw endpoint dialling `node` on the sync ALPN; returns the endpoint and
+/// the first bi-stream of the new connection.
+async fn raw_dial(
+    node: &Node,
+    secret: iroh::SecretKey,
+) -> (
+    iroh::Endpoint,
+    iroh::endpoint::Connection,
+    iroh::endpoint::SendStream,
+    iroh::endpoint::RecvStream,
+) {
+    let ep = crate::transport::bind_endpoint(
+        secret,
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_secs(6),
+    )
+    .await
+    .unwrap();
+    let addr = iroh::EndpointAddr::from_parts(
+        node.id().0,
+        node.addrs().into_iter().map(iroh::TransportAddr::Ip),
+    );
+    let conn = ep.connect(addr, crate::transport::SYNC_ALPN).await.unwrap();
+    let (send, recv) = conn.open_bi().await.unwrap();
+    (ep, conn, send, recv)
+}
+
+/// A stranger failing admission again and again, and one answering with a
+/// huge, hostile refusal text: the node publishes at most one refusal event
+/// per peer per 10 s, and what it shows of a peer's text is short and printable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_failures_cannot_flood_events_or_logs() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let events = a.subscribe_peers();
+    let wrong = Formation::new("hostile", [8; 32]);
+    let secret = iroh::SecretKey::generate();
+    let me = NodeId(secret.public());
+    for _ in 0..10 {
+        let (ep, conn, mut send, mut recv) = raw_dial(&a, secret.clone()).await;
+        let r = crate::security::admit_outbound(&mut recv, &mut send, &wrong, &me, &a.id()).await;
+        assert!(r.is_err());
+        // the node reads our refusal, then closes the connection
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        ep.close().await;
+    }
+    // A peer that answers the challenge with a 10 KB refusal full of escapes.
+    let liar = iroh::SecretKey::generate();
+    let (ep, _conn, mut send, mut recv) = raw_dial(&a, liar.clone()).await;
+    send.write_all(
+        &encode(&Frame::Hello {
+            version: crate::wire::PROTOCOL_VERSION,
+            formation_tag: f.tag(),
+            nonce: [1; 32],
+        })
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let _challenge = FrameReader::new(&mut recv).read().await;
+    send.write_all(
+        &encode(&Frame::Refused {
+            reason: "\u{1b}[2J\n".repeat(2000),
+        })
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut refusals = Vec::new();
+    while let Ok(Some(Event::Item(e))) = events.next_timeout(Duration::from_secs(3)).await {
+        if let PeerEvent::AdmissionRefused { peer, reason } = e {
+            refusals.push((peer, reason));
+        }
+    }
+    let from_stranger = refusals.iter().filter(|(p, _)| *p == me).count();
+    assert_eq!(from_stranger, 1, "{refusals:?}");
+    let (_, shown) = refusals
+        .iter()
+        .find(|(p, _)| *p == NodeId(liar.public()))
+        .expect("the liar's refusal");
+    assert!(
+        shown.len() <= crate::wire::MAX_REASON_LEN + 3,
+        "{} chars",
+        shown.len()
+    );
+    assert!(
+        shown.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+        "{shown:?}"
+    );
+    // still serving honest peers
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
+/// A fetcher that opens many slow blob requests and reads nothing holds at most
+/// `MAX_STREAMS_PER_PEER` of the node's serving slots and no threads; an honest
+/// peer is served at full speed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_blob_requests_hold_bounded_slots_and_starve_no_one() {
+    use crate::blobs::protocol_request_for_tests;
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    let info = a.blobs().add_bytes(data.clone()).await.unwrap();
+    let (ep, conn, _send, _recv) = raw_admitted(&a, &f).await;
+    let total = crate::blobs::provider::MAX_STREAMS_TOTAL;
+    let per_peer = crate::blobs::provider::MAX_STREAMS_PER_PEER;
+    // 14 requests for the whole blob at 1 byte/s, never read
+    let mut held = Vec::new();
+    for _ in 0..14 {
+        let (mut s, r) = conn.open_bi().await.unwrap();
+        let mut req = protocol_request_for_tests(info.hash, vec![(0, 62)]);
+        if let BlobRequest::Get { rate, .. } = &mut req {
+            *rate = 1;
+        }
+        let body = postcard::to_allocvec(&req).unwrap();
+        s.write_all(&(body.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&body).await.unwrap();
+        held.push((s, r));
+    }
+    let serving = a.blobs().shared.serving.clone();
+    assert!(eventually(|| serving.available_permits() == total - per_peer).await);
+    // an honest peer fetches the whole blob meanwhile
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    let t = b
+        .blobs()
+        .fetch(info.hash, FetchOptions::default().from([a.id()]));
+    let got = tokio::time::timeout(WAIT, t.wait()).await.unwrap().unwrap();
+    assert_eq!(got.size, data.len() as u64);
+    assert!(serving.available_permits() >= total - per_peer - 1);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+    drop(held);
+    ep.close().await;
+}
+
 /// Unused-import guard for types only some tests name.
 #[allow(dead_code)]
 fn _types(_: Hash32) {}

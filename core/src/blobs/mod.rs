@@ -28,7 +28,7 @@ mod fetch;
 mod hash;
 mod profile;
 mod protocol;
-mod provider;
+pub(crate) mod provider;
 mod refs;
 mod store;
 
