@@ -340,8 +340,11 @@ impl Store {
             pending: Arc::new(AtomicUsize::new(0)),
         });
         cache.put(skey.to_string(), cell.clone());
-        // Evict least-recently used cells that have no queued writes.
-        let mut budget = cache.len();
+        // Evict least-recently used cells that have no queued writes. A few
+        // looks per insert, not a scan of the cache under its lock: cells pinned
+        // by queued writes (a burst from a peer) are skipped and retried on later
+        // inserts, so the cache returns to its capacity once the commits land.
+        let mut budget = EVICTION_LOOKS;
         while cache.len() > self.cache_cap && budget > 0 {
             budget -= 1;
             if let Some((k, c)) = cache.pop_lru() {
@@ -753,6 +756,10 @@ impl Store {
     }
 }
 
+/// Least-recently used cells looked at per insert when the cache is over its
+/// capacity.
+const EVICTION_LOOKS: usize = 8;
+
 /// How long [`Store::close`] waits for readers to let go of the database.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -1030,6 +1037,39 @@ mod tests {
             .unwrap()
             .1
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cache_returns_to_its_capacity_after_a_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), opts()).unwrap();
+        // a burst: many cells pinned by queued writes at once
+        let mut acks = Vec::new();
+        for i in 0..300 {
+            acks.push(put(
+                &store,
+                &DocKey::new("c", format!("d{i}")).unwrap(),
+                serde_json::json!({"i": i}),
+            ));
+        }
+        for c in acks {
+            c.durable.await.unwrap().unwrap();
+        }
+        // once committed, ordinary use brings the cache back to its bound
+        for i in 0..100 {
+            store
+                .read(
+                    &DocKey::new("c", format!("d{}", i * 3)).unwrap(),
+                    |_| Ok(()),
+                )
+                .unwrap();
+        }
+        assert!(
+            lock(&store.cache).len() <= store.cache_cap,
+            "{}",
+            lock(&store.cache).len()
+        );
+        store.close().unwrap();
     }
 
     #[tokio::test]
