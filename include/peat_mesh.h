@@ -596,8 +596,12 @@ int32_t peat_formation_secret_generate(uint8_t *out, uintptr_t out_len, PeatErro
 int32_t peat_runtime_configure(uint32_t workers, PeatError **err);
 
 /*
- Shuts the SDK down: frees every handle and stops the runtime, waiting up to
- `timeout_ms`. Afterwards every call returns `PEAT_STATUS_SHUT_DOWN`. Idempotent.
+ Shuts the SDK down: frees every handle (subscriptions end, no callback starts
+ after it returns), closes every open node as `peat_node_close` does (all at
+ once, each within `timeout_ms` but at most 5 s; the store is flushed and its
+ database file released, so the data dir can be reopened at once), then stops
+ the runtime, waiting up to `timeout_ms`. Afterwards every call returns
+ `PEAT_STATUS_SHUT_DOWN`. Idempotent.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says:

@@ -588,8 +588,12 @@ pub unsafe extern "C" fn peat_runtime_configure(workers: u32, err: *mut *mut Pea
     call(err, || crate::runtime::configure(workers as usize))
 }
 
-/// Shuts the SDK down: frees every handle and stops the runtime, waiting up to
-/// `timeout_ms`. Afterwards every call returns `PEAT_STATUS_SHUT_DOWN`. Idempotent.
+/// Shuts the SDK down: frees every handle (subscriptions end, no callback starts
+/// after it returns), closes every open node as `peat_node_close` does (all at
+/// once, each within `timeout_ms` but at most 5 s; the store is flushed and its
+/// database file released, so the data dir can be reopened at once), then stops
+/// the runtime, waiting up to `timeout_ms`. Afterwards every call returns
+/// `PEAT_STATUS_SHUT_DOWN`. Idempotent.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says:

@@ -181,18 +181,21 @@ pub fn live_handles() -> usize {
     lock().len()
 }
 
-/// Drops every handle (at shutdown).
-pub(crate) fn clear() {
-    let all: Vec<Object> = lock().drain().map(|(_, o)| o).collect();
-    for o in all {
-        if let Object::DocSub(s) = &o {
-            s.close();
-        }
-        if let Object::PeerSub(s) = &o {
-            s.close();
-        }
-        if let Object::Push(p) = &o {
-            p.stop();
+/// Frees every handle (at shutdown): subscriptions end, push delivery stops
+/// (no callback starts after this returns), and the open nodes are handed back,
+/// oldest first, for the caller to close.
+pub(crate) fn clear() -> Vec<Node> {
+    let mut all: Vec<(u64, Object)> = lock().drain().collect();
+    all.sort_unstable_by_key(|(id, _)| *id);
+    let mut nodes = Vec::new();
+    for (_, o) in all {
+        match o {
+            Object::DocSub(s) => s.close(),
+            Object::PeerSub(s) => s.close(),
+            Object::Push(p) => p.stop(),
+            Object::Node(n) => nodes.push(n),
+            Object::Cancel(_) | Object::Transfer(_) => {}
         }
     }
+    nodes
 }

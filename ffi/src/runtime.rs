@@ -124,8 +124,22 @@ where
     })?
 }
 
-/// Shuts the runtime down (waiting up to `timeout` for tasks). Afterwards every
-/// call returns [`ErrorCode::ShutDown`]. Idempotent.
+/// The longest [`shutdown`] gives each open node to close (sessions flushed,
+/// tasks ended); the store is flushed and released whatever this deadline.
+pub const SHUTDOWN_NODE_CLOSE: Duration = Duration::from_secs(5);
+
+/// How much longer than its close deadline [`shutdown`] waits for a node's store
+/// to flush and release its database file before leaving it behind.
+const SHUTDOWN_STORE_GRACE: Duration = Duration::from_secs(10);
+
+/// Shuts the SDK down. Every handle is freed: subscriptions end and push
+/// delivery stops first (no callback starts after this returns), then every
+/// open node is closed as [`peat_mesh::Node::close`] does (all at once, each
+/// within `timeout` but at most [`SHUTDOWN_NODE_CLOSE`]): connections closed,
+/// the store flushed and its database file released, so the data dir can be
+/// reopened at once, by this process's successor or another one. Then the
+/// runtime stops (waiting up to `timeout` for tasks). Afterwards every call
+/// returns [`ErrorCode::ShutDown`]. Idempotent.
 pub fn shutdown(timeout: Duration) -> SdkResult<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(SdkError::new(
@@ -133,12 +147,42 @@ pub fn shutdown(timeout: Duration) -> SdkResult<()> {
             "shutdown called from an SDK runtime thread",
         ));
     }
-    crate::handles::clear();
+    let nodes = crate::handles::clear();
+    // Later calls see ShutDown at once, while the nodes close below.
     let old = std::mem::replace(&mut *lock(), State::ShutDown);
     if let State::Running(rt) = old {
+        close_nodes(&rt, nodes, timeout.min(SHUTDOWN_NODE_CLOSE));
         rt.shutdown_timeout(timeout);
     }
     Ok(())
+}
+
+/// Closes `nodes` on the runtime, concurrently, each within `close`; waits at
+/// most `close` + [`SHUTDOWN_STORE_GRACE`] in all. Failures are logged.
+fn close_nodes(rt: &tokio::runtime::Runtime, nodes: Vec<peat_mesh::Node>, close: Duration) {
+    if nodes.is_empty() {
+        return;
+    }
+    let closing: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            rt.spawn(async move {
+                if let Err(e) = n.close(close).await {
+                    tracing::warn!(node = %n.id(), "closing the node at shutdown: {e}");
+                }
+            })
+        })
+        .collect();
+    let all = async move {
+        for task in closing {
+            let _ = task.await;
+        }
+    };
+    // The timer is made inside the runtime's context, never on the caller's thread.
+    let bounded = async move { tokio::time::timeout(close + SHUTDOWN_STORE_GRACE, all).await };
+    if rt.block_on(bounded).is_err() {
+        tracing::warn!("shutdown: a node did not finish closing; left behind");
+    }
 }
 
 /// True once [`shutdown`] has run.

@@ -59,9 +59,12 @@ func ClearLogHandler() error {
 	return check(C.peat_log_clear_callback(&e), e)
 }
 
-// Shutdown stops the SDK runtime for this process (waiting up to timeout):
-// every handle is freed and every later call returns ErrShutDown. For
-// programs that must end the SDK before they exit; ordinary programs need not.
+// Shutdown stops the SDK for this process: subscriptions end, every open node
+// is closed (each within timeout, at most 5 s; its store flushed and its
+// database file released, so the data dir can be reopened at once), the
+// runtime stops (waiting up to timeout), every handle is freed and every later
+// call returns ErrShutDown. For programs that must end the SDK before they
+// exit; ordinary programs need not.
 func Shutdown(timeout time.Duration) error {
 	var e *C.PeatError
 	return check(C.peat_shutdown(C.uint64_t(timeout.Milliseconds()), &e), e)

@@ -396,8 +396,25 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			os.Exit(2)
 		}
+		// Left open, with a subscription, through Shutdown: it closes the node.
+		if _, err := n.Subscribe("s", "", true, 8); err != nil {
+			os.Exit(12)
+		}
+		for i := 0; i < 100; i++ {
+			if err := n.Put(context.Background(), "s", "last", map[string]int{"n": i}); err != nil {
+				os.Exit(13)
+			}
+		}
 		if err := Shutdown(5 * time.Second); err != nil || LiveHandles() != 0 {
 			os.Exit(3)
+		}
+		// Another process opens the data dir while this one still runs: the
+		// database was released and the last acknowledged write is there.
+		reopen := exec.Command(os.Args[0], "-test.run=^$")
+		reopen.Env = append(os.Environ(), "PEATMESH_CHILD=reopen")
+		if out, err := reopen.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "reopen after Shutdown: %v %s\n", err, out)
+			os.Exit(11)
 		}
 		if _, err := n.Get(context.Background(), "c", "d"); err == nil {
 			os.Exit(4)
@@ -425,6 +442,22 @@ func TestMain(m *testing.M) {
 		if liveCallbacks.Load() != base {
 			fmt.Fprintln(os.Stderr, "callback handles leaked:", liveCallbacks.Load()-base)
 			os.Exit(10)
+		}
+		os.Exit(0)
+	case "reopen":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := Open(ctx, Config{DataDir: os.Getenv("PEATMESH_DIR"), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open:", err)
+			os.Exit(2)
+		}
+		if got, err := n.Get(ctx, "s", "last"); err != nil || string(got) != `{"n":99}` {
+			fmt.Fprintf(os.Stderr, "last write: %s %v\n", got, err)
+			os.Exit(3)
+		}
+		if err := n.Close(); err != nil {
+			os.Exit(4)
 		}
 		os.Exit(0)
 	}

@@ -391,7 +391,9 @@ def clear_log_handler() -> None:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    """Stops the SDK runtime for this process; later calls raise :class:`ShutDownError`."""
+    """Stops the SDK for this process: every open node is closed (each within
+    ``timeout``, at most 5 s; its store flushed and the data dir free to reopen),
+    then the runtime stops; later calls raise :class:`ShutDownError`."""
     _native.shutdown(_ms(timeout))
 
 

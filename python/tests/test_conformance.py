@@ -430,10 +430,17 @@ def test_log_handler_receives_records(tmp_path):
 def test_shutdown_in_a_child_process(tmp_path):
     r = run_child(
         """
-        import sys, peat_mesh
+        import subprocess, sys, peat_mesh
         n = peat_mesh.SyncNode.open(sys.argv[1], "py", bytes([7]) * 32, listen="127.0.0.1:0")
-        peat_mesh.shutdown(5)
+        sub = n.subscribe("s", snapshot=True)
+        for i in range(100):
+            n.put("s", "last", {"n": i})
+        peat_mesh.shutdown(5)  # closes the node left open
         assert peat_mesh.live_handles() == 0
+        # another process reopens the data dir while this one runs: the database
+        # was released and the last acknowledged write is there
+        reopen = subprocess.run([sys.executable, "-c", sys.argv[2], sys.argv[1]], capture_output=True, text=True, timeout=30)
+        assert reopen.returncode == 0 and "REOPENED" in reopen.stdout, reopen.stderr
         try:
             peat_mesh.SyncNode.open(sys.argv[1] + "x", "py", bytes([7]) * 32)
         except peat_mesh.ShutDownError:
@@ -451,5 +458,13 @@ def test_shutdown_in_a_child_process(tmp_path):
         print("OK")
         """,
         str(tmp_path / "s"),
+        textwrap.dedent(
+            """
+            import sys, peat_mesh
+            with peat_mesh.SyncNode.open(sys.argv[1], "py", bytes([7]) * 32, listen="127.0.0.1:0") as n:
+                assert n.get("s", "last") == {"n": 99}, n.get("s", "last")
+            print("REOPENED")
+            """
+        ),
     )
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr

@@ -863,13 +863,59 @@ static int t_cancel_connect(void) {
     return 1;
 }
 
-/* Runs last: afterwards every call reports SHUT_DOWN. */
-static int t_shutdown(void) {
+/* Reopens a data dir another process shut down with its node open: the
+   database must have been released and (with check_doc) the last acknowledged
+   write be there. */
+static int child_reopen(const char *dir, int check_doc) {
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = S(dir);
+    o.formation_id = S("conformance");
+    o.formation_secret = SECRET;
+    o.formation_secret_len = 32;
+    o.listen = S("127.0.0.1:0");
     PeatNode n;
-    char dir[64];
+    PeatError *e = NULL;
+    if (peat_node_open(&o, 10000, NO_CANCEL, &n, &e) != PEAT_STATUS_OK) {
+        fprintf(stderr, "reopen after shutdown: %s\n", e ? peat_error_message(e) : "?");
+        peat_error_free(e);
+        return 2;
+    }
+    char *json = NULL;
+    int rc = !check_doc || (peat_doc_get(n, S("s"), S("last"), &json, NULL) == PEAT_STATUS_OK &&
+                            strcmp(json, "{\"n\":99}") == 0)
+                 ? 0
+                 : 3;
+    peat_string_free(json);
+    if (peat_node_close(n, 5000, NULL) != PEAT_STATUS_OK) rc = 4;
+    return rc;
+}
+
+/* Runs last: afterwards every call reports SHUT_DOWN. A node left open (with a
+   subscription and a connected peer) is closed by shutdown: its store is
+   flushed and its database released, so another process reopens the data dir
+   while this one still runs and finds the last acknowledged write. */
+static int t_shutdown(void) {
+    PeatNode n, peer;
+    char dir[64], peer_dir[64];
     CHECK(open_node(&n, dir, SECRET));
+    CHECK(open_node(&peer, peer_dir, SECRET));
+    CHECK(connect_nodes(peer, n));
+    PeatSubscription sub;
+    OK(peat_doc_subscribe(n, S("s"), S(""), true, &sub, ERR));
+    char doc[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(doc, sizeof doc, "{\"n\":%d}", i);
+        OK(peat_doc_put(n, S("s"), S("last"), S(doc), ERR));
+    }
     OK(peat_shutdown(5000, ERR));
     CHECK(peat_live_handles() == 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "timeout 30 '%s' --reopen '%s'", self_path, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "timeout 30 '%s' --reopen-peer '%s'", self_path, peer_dir);
+    CHECK(system(cmd) == 0);
+    rm_rf(peer_dir);
     PeatNodeOptions o;
     memset(&o, 0, sizeof o);
     o.data_dir = S(dir);
@@ -1089,6 +1135,8 @@ static const struct {
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc > 1 && strcmp(argv[1], "--exit-with-open-node") == 0) return child_exit_with_open_node();
+    if (argc > 2 && strcmp(argv[1], "--reopen") == 0) return child_reopen(argv[2], 1);
+    if (argc > 2 && strcmp(argv[1], "--reopen-peer") == 0) return child_reopen(argv[2], 0);
     for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
         current = TESTS[i].name;
         if (TESTS[i].fn()) {

@@ -170,7 +170,8 @@ object PeatMesh {
     fun clearLogHandler() = Attach.generation.let { needsJna("clearLogHandler") { io.peat.mesh.uniffi.clearLogListener() } }
 
     /**
-     * Closes every node and frees every handle; every later call fails with
+     * Closes every node (each within [timeoutMs], at most 5 s; its store flushed
+     * and its data dir free to reopen) and frees every handle; every later call fails with
      * [PeatException.ShutDown]. For process exit, not for a plugin reload
      * (use [openNodes] and close them instead). Idempotent.
      */

@@ -1,15 +1,18 @@
 package io.peat.mesh
 
 import kotlinx.coroutines.runBlocking
+import java.io.File
 import java.nio.file.Files
 import kotlin.system.exitProcess
 
 /**
  * The child side of the process tests: `ChildMainKt <lib> <scenario>`.
  * - `exit-with-open-node`: opens a node, writes, and leaves without closing.
- * - `shutdown`: opens nodes and a subscription, shuts the SDK down, checks
- *   every handle is gone, later calls fail (opening with ShutDown), and that
- *   shutdown is idempotent.
+ * - `shutdown`: opens nodes and a subscription, writes, shuts the SDK down,
+ *   checks every handle is gone, that another JVM (`reopen`) opens the data dir
+ *   while this one runs and finds the last write (shutdown closed the node left
+ *   open), later calls fail (opening with ShutDown), and that shutdown is idempotent.
+ * - `reopen <dir>`: opens `dir` and checks the last write of `shutdown`.
  * - `reload-cycle`: see [reloadCycle].
  * - `jni-only`: JNA cannot load in this JVM (ProcessTest starts it so); two
  *   nodes still open, connect, sync and serve documents over JNI, errors are
@@ -33,8 +36,15 @@ fun main(args: Array<String>) {
                 Node.open("$dir/b", "kotlin", ByteArray(32) { 7 }, listen = "127.0.0.1:0")
                 a.onDocument("c") { }
                 check(PeatMesh.liveHandles() == before + 3)
+                for (i in 0 until 100) a.put("c", "last", """{"n":$i}""")
                 PeatMesh.shutdown()
                 check(PeatMesh.liveHandles() == 0L) { "handles left: ${PeatMesh.liveHandles()}" }
+                val reopen = ProcessBuilder(
+                    File(System.getProperty("java.home"), "bin/java").path, "-cp", System.getProperty("java.class.path"),
+                    "io.peat.mesh.ChildMainKt", args[0], "reopen", "$dir/a",
+                ).redirectErrorStream(true).start()
+                val reopenOut = reopen.inputStream.bufferedReader().readText()
+                check(reopen.waitFor() == 0 && reopenOut.contains("reopen ok")) { "reopen after shutdown: $reopenOut" }
                 check(runCatching { a.put("c", "d", "{}") }.exceptionOrNull() is PeatException)
                 val failed = runCatching { Node.open("$dir/c", "kotlin", ByteArray(32) { 7 }) }.exceptionOrNull()
                 check(failed is io.peat.mesh.uniffi.PeatException.ShutDown) { "open after shutdown: $failed" }
@@ -62,6 +72,13 @@ fun main(args: Array<String>) {
                 b.close()
                 check(PeatMesh.liveHandles() == 0L) { "handles left: ${PeatMesh.liveHandles()}" }
                 println("jni-only ok")
+            }
+            "reopen" -> {
+                Node.open(args[2], "kotlin", ByteArray(32) { 7 }, listen = "127.0.0.1:0").use { n ->
+                    val got = n.get("c", "last")
+                    check(got == """{"n":99}""") { "last write: $got" }
+                }
+                println("reopen ok")
             }
             else -> exitProcess(2)
         }
