@@ -583,6 +583,61 @@ async fn slow_blob_requests_hold_bounded_slots_and_starve_no_one() {
     ep.close().await;
 }
 
+/// A peer that asks for a large document again and again (a 40-byte `Heads`
+/// with no heads each time) and reads nothing: the answers are owed, not
+/// rendered, so the node holds a few bytes per request (within the reply
+/// budget), not a copy of the document per request; honest peers go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_requests_for_a_big_document_cost_bounded_memory() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let big: String = (0..200_000u32)
+        .map(|i| format!("{:x}", i.wrapping_mul(2_654_435_761)))
+        .collect();
+    a.put("maps", "big", &serde_json::json!({ "blob": big }))
+        .await
+        .unwrap();
+    let (ep, _conn, mut send, _recv) = raw_admitted(&a, &f).await;
+    let ask = encode(&Frame::Heads {
+        collection: "maps".into(),
+        id: "big".into(),
+        heads: Vec::new(),
+        answer: false,
+    })
+    .unwrap();
+    let mut flood = Vec::new();
+    for _ in 0..5000 {
+        flood.extend_from_slice(&ask);
+    }
+    send.write_all(&flood).await.unwrap();
+    let raw = NodeId(ep.id());
+    let engine = a.engine_for_tests();
+    // all 5000 requests were read and answered lazily
+    assert!(
+        eventually(|| a
+            .sync_stats()
+            .received
+            .by_kind
+            .get("Heads")
+            .is_some_and(|(n, _)| *n >= 5000))
+        .await
+    );
+    let queued = engine.queued_reply_bytes(&raw).unwrap_or(0);
+    assert!(
+        queued <= 5000 * 200,
+        "{queued} bytes queued for 5000 requests of a {} byte document",
+        big.len()
+    );
+    assert!(queued <= crate::sync::replies::REPLY_BUDGET);
+    // an honest peer is served meanwhile
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    assert!(eventually(|| b.get("maps", "big").unwrap().is_some()).await);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
 /// Unused-import guard for types only some tests name.
 #[allow(dead_code)]
 fn _types(_: Hash32) {}

@@ -645,6 +645,10 @@ impl Node {
     pub(crate) fn manager_for_tests(&self) -> Arc<Manager> {
         self.inner.manager.clone()
     }
+
+    pub(crate) fn engine_for_tests(&self) -> Arc<Engine> {
+        self.inner.engine.clone()
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,14 @@ impl Engine {
         self.sessions().get(peer).map(|e| e.session.conn.clone())
     }
 
+    /// Bytes of answers queued for `peer`'s session.
+    #[cfg(test)]
+    pub(crate) fn queued_reply_bytes(&self, peer: &NodeId) -> Option<usize> {
+        self.sessions()
+            .get(peer)
+            .map(|e| e.session.outbox.queued_reply_bytes())
+    }
+
     /// Ids of every connected peer.
     pub(crate) fn connected_peers(&self) -> Vec<NodeId> {
         self.sessions().keys().copied().collect()
@@ -309,7 +317,7 @@ impl Engine {
         // newcomer that this rule would refuse is refused only if the session
         // it duplicates still answers: a peer that crashed and came back is
         // taken back at once instead of waiting for the dead link to time out.
-        let (session, control) = {
+        let session = {
             let mut sessions = self.sessions();
             if let Some(old) = sessions.get(&peer) {
                 let preferred_outbound = self.me < peer;
@@ -341,7 +349,7 @@ impl Engine {
                     b"duplicate connection",
                 );
             }
-            let (outbox, control) = Outbox::new(self.peer_queue);
+            let outbox = Outbox::new(self.peer_queue);
             let session = Arc::new(Session::new(self.clone(), peer, outbox, conn.clone()));
             sessions.insert(
                 peer,
@@ -352,7 +360,7 @@ impl Engine {
                     started: tokio::time::Instant::now(),
                 },
             );
-            (session, control)
+            session
         };
         let addr =
             conn.paths()
@@ -380,7 +388,7 @@ impl Engine {
                         e.to_string()
                     }
                 },
-                r = write_loop(&session, send, control, &engine.cancel) => match r {
+                r = write_loop(&session, send, &engine.cancel) => match r {
                     Ok(()) => "session ended".to_string(),
                     Err(e) => e.to_string(),
                 },

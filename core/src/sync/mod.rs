@@ -10,6 +10,7 @@
 pub(crate) mod engine;
 pub mod rbsr;
 pub mod reconcile;
+pub(crate) mod replies;
 mod session;
 mod stats;
 

@@ -11,11 +11,12 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::engine::Engine;
 use super::rbsr;
 use super::reconcile::{self, Reconciler};
+use super::replies::{Replies, Reply};
 use crate::error::{Error, Result};
 use crate::storage::{heads_to_wire, DocKey};
 use crate::wire::{
@@ -132,7 +133,7 @@ const SEND_WHOLE_BELOW: usize = 8 * 1024;
 
 /// The sending half of a session, shared with the engine for broadcasts.
 pub(crate) struct Outbox {
-    control: mpsc::UnboundedSender<Frame>,
+    replies: Replies,
     live: Mutex<LiveQueue>,
     wake: Notify,
     cap: usize,
@@ -145,22 +146,31 @@ struct LiveQueue {
 }
 
 impl Outbox {
-    pub(crate) fn new(cap: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<Frame>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Arc::new(Outbox {
-                control: tx,
-                live: Mutex::new(LiveQueue::default()),
-                wake: Notify::new(),
-                cap: cap.max(1),
-            }),
-            rx,
-        )
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Outbox {
+            replies: Replies::default(),
+            live: Mutex::new(LiveQueue::default()),
+            wake: Notify::new(),
+            cap: cap.max(1),
+        })
     }
 
-    /// Queues a protocol reply (never dropped; bounded by what the peer asks).
-    pub(crate) fn send(&self, f: Frame) {
-        let _ = self.control.send(f);
+    /// Queues something owed to the peer (see [`super::replies`] for its bound).
+    pub(crate) fn reply(&self, r: Reply) -> Result<()> {
+        self.replies.push(r)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues a frame owed to the peer.
+    pub(crate) fn send(&self, f: Frame) -> Result<()> {
+        self.reply(Reply::Frame(f))
+    }
+
+    /// Bytes of answers queued for the peer.
+    #[cfg(test)]
+    pub(crate) fn queued_reply_bytes(&self) -> usize {
+        self.replies.bytes()
     }
 
     /// Queues a live update, coalescing if the queue is full.
@@ -246,9 +256,15 @@ impl Session {
         );
         let before = self.conn.stats().udp_rx.datagrams;
         // An empty `Want` asks for nothing; the QUIC acknowledgement of it is the answer.
-        self.outbox.send(Frame::Want {
-            prefixes: Vec::new(),
-        });
+        if self
+            .outbox
+            .send(Frame::Want {
+                prefixes: Vec::new(),
+            })
+            .is_err()
+        {
+            return false;
+        }
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
             if self.conn.close_reason().is_some() {
@@ -324,8 +340,7 @@ impl Session {
         let mut r = reconcile::reconciler(items);
         let msg = reconcile::initiate(&mut r);
         *init = Some(r);
-        self.outbox.send(Frame::Reconcile { start: true, msg });
-        Ok(())
+        self.outbox.send(Frame::Reconcile { start: true, msg })
     }
 
     /// Reads and handles frames until the stream ends or a frame is bad.
@@ -498,15 +513,15 @@ impl Session {
             drop(init);
             let have: Vec<[u8; 8]> = have.iter().map(|id| rbsr::prefix_of(id)).collect();
             for key in self.engine.store.keys_for_version_prefixes(&have)? {
-                self.offer_heads(&key)?;
+                self.outbox.reply(Reply::Offer(key))?;
             }
             for chunk in need.chunks(WANT_CHUNK) {
                 self.outbox.send(Frame::Want {
                     prefixes: chunk.to_vec(),
-                });
+                })?;
             }
             if let Some(msg) = next {
-                self.outbox.send(Frame::Reconcile { start: false, msg });
+                self.outbox.send(Frame::Reconcile { start: false, msg })?;
             }
             return Ok(());
         }
@@ -527,83 +542,107 @@ impl Session {
         self.outbox.send(Frame::Reconcile {
             start: false,
             msg: answer,
-        });
-        Ok(())
+        })
     }
 
-    /// The peer lacks these versions. Small documents are sent whole at once (one
-    /// leg instead of three; a peer holding an older version just sees some
-    /// changes twice); larger ones start the heads exchange.
+    /// The peer lacks these versions: each document is owed (rendered when sent).
     fn on_want(&self, prefixes: &[[u8; 8]]) -> Result<()> {
         for key in self.engine.store.keys_for_version_prefixes(prefixes)? {
-            let whole = self.engine.store.read_sized(&key, |doc, stored| {
-                Ok((stored <= SEND_WHOLE_BELOW).then(|| {
-                    (
+            self.outbox.reply(Reply::Wanted(key))?;
+        }
+        Ok(())
+    }
+
+    /// The peer offered its heads: our answer is owed (rendered when sent).
+    fn on_heads(&self, key: DocKey, theirs: &[Hash32], answer: bool) -> Result<()> {
+        self.outbox.reply(Reply::AnswerHeads {
+            key,
+            theirs: theirs.to_vec(),
+            answer,
+        })
+    }
+
+    /// Renders what is owed to the peer into frames (reading the store).
+    fn render(&self, r: Reply) -> Result<Vec<Frame>> {
+        let store = &self.engine.store;
+        let changes_frame = |key: &DocKey, changes, heads| Frame::Changes {
+            collection: key.collection().to_string(),
+            id: key.id().to_string(),
+            changes,
+            heads,
+        };
+        Ok(match r {
+            Reply::Frame(f) => vec![f],
+            Reply::Offer(key) => store
+                .read(&key, |d| Ok(heads_to_wire(&d.get_heads())))?
+                .map(|heads| heads_frame(&key, heads, false))
+                .into_iter()
+                .collect(),
+            // Small documents are sent whole at once (one leg instead of three; a
+            // peer holding an older version just sees some changes twice); larger
+            // ones start the heads exchange.
+            Reply::Wanted(key) => match store.read_sized(&key, |doc, stored| {
+                Ok(if stored <= SEND_WHOLE_BELOW {
+                    Ok((
                         crate::storage::changes_since(doc, &[]),
                         heads_to_wire(&doc.get_heads()),
-                    )
-                }))
-            })?;
-            match whole {
-                Some(Some((changes, heads))) => self.outbox.send(Frame::Changes {
-                    collection: key.collection().to_string(),
-                    id: key.id().to_string(),
-                    changes,
-                    heads,
-                }),
-                Some(None) => self.offer_heads(&key)?,
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends our heads of `key`: the peer answers with what we lack or asks for more.
-    pub(crate) fn offer_heads(&self, key: &DocKey) -> Result<()> {
-        if let Some(heads) = self
-            .engine
-            .store
-            .read(key, |d| Ok(heads_to_wire(&d.get_heads())))?
-        {
-            self.outbox.send(heads_frame(key, heads, false));
-        }
-        Ok(())
-    }
-
-    fn on_heads(&self, key: DocKey, theirs: &[Hash32], answer: bool) -> Result<()> {
-        let reply = self.engine.store.read(&key, |doc| {
-            let unknown = !crate::storage::unknown_hashes(doc, theirs).is_empty();
-            // Knowing all their heads, we send exactly what they lack. Not knowing
-            // some, we first only answer with our heads; only when that is already
-            // an answer (both sides diverged) do we send changes bounded by the
-            // heads we do know, which may repeat some the peer has.
-            let changes = if !unknown || answer {
-                crate::storage::changes_since(doc, theirs)
-            } else {
-                Vec::new()
-            };
-            Ok((changes, unknown, heads_to_wire(&doc.get_heads())))
-        })?;
-        match reply {
-            Some((changes, unknown, ours)) => {
-                if !changes.is_empty() {
-                    self.outbox.send(Frame::Changes {
-                        collection: key.collection().to_string(),
-                        id: key.id().to_string(),
-                        changes,
-                        heads: ours.clone(),
-                    });
+                    ))
+                } else {
+                    Err(heads_to_wire(&doc.get_heads()))
+                })
+            })? {
+                Some(Ok((changes, heads))) => vec![changes_frame(&key, changes, heads)],
+                Some(Err(heads)) => vec![heads_frame(&key, heads, false)],
+                None => Vec::new(),
+            },
+            Reply::AnswerHeads {
+                key,
+                theirs,
+                answer,
+            } => {
+                let reply = store.read(&key, |doc| {
+                    let unknown = !crate::storage::unknown_hashes(doc, &theirs).is_empty();
+                    // Knowing all their heads, we send exactly what they lack. Not
+                    // knowing some, we first only answer with our heads; only when
+                    // that is already an answer (both sides diverged) do we send
+                    // changes bounded by the heads we do know, which may repeat
+                    // some the peer has.
+                    let changes = if !unknown || answer {
+                        crate::storage::changes_since(doc, &theirs)
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((changes, unknown, heads_to_wire(&doc.get_heads())))
+                })?;
+                let mut out = Vec::new();
+                match reply {
+                    Some((changes, unknown, ours)) => {
+                        if !changes.is_empty() {
+                            out.push(changes_frame(&key, changes, ours.clone()));
+                        }
+                        if unknown {
+                            // An offer of ours after diverged changes; an answer otherwise.
+                            out.push(heads_frame(&key, ours, !answer));
+                        }
+                    }
+                    // We have nothing: ask for everything (unless they have nothing either).
+                    None if !theirs.is_empty() => out.push(heads_frame(&key, Vec::new(), false)),
+                    None => {}
                 }
-                if unknown {
-                    // An offer of ours after diverged changes; an answer otherwise.
-                    self.outbox.send(heads_frame(&key, ours, !answer));
-                }
+                out
             }
-            // We have nothing: ask for everything (unless they have nothing either).
-            None if !theirs.is_empty() => self.outbox.send(heads_frame(&key, Vec::new(), false)),
-            None => {}
-        }
-        Ok(())
+            Reply::Ahead { key, theirs } => store
+                .read(&key, |d| {
+                    Ok((
+                        crate::storage::changes_since(d, &theirs),
+                        heads_to_wire(&d.get_heads()),
+                    ))
+                })?
+                .filter(|(changes, _)| !changes.is_empty())
+                .map(|(changes, heads)| changes_frame(&key, changes, heads))
+                .into_iter()
+                .collect(),
+        })
     }
 
     /// Applies received changes; with the sender's heads (`theirs`), also
@@ -631,30 +670,23 @@ impl Session {
         };
         let state = self.engine.store.read(&key, |d| {
             let behind = !crate::storage::unknown_hashes(d, theirs).is_empty();
-            let ours = heads_to_wire(&d.get_heads());
+            Ok((behind, heads_to_wire(&d.get_heads())))
+        })?;
+        let (behind, ours) = state.unwrap_or((true, Vec::new()));
+        if missing || behind {
+            // Dependencies or earlier concurrent changes have not arrived: ask for them.
+            self.outbox.send(heads_frame(&key, ours, false))
+        } else if !same_set(&ours, theirs) {
             // Knowing all their heads, anything beyond them is ours alone: send it.
             // (Our own earlier changes may not have reached them when the
             // reconciliation snapshot went stale.)
-            let ahead = if behind || same_set(&ours, theirs) {
-                Vec::new()
-            } else {
-                crate::storage::changes_since(d, theirs)
-            };
-            Ok((behind, ours, ahead))
-        })?;
-        let (behind, ours, ahead) = state.unwrap_or((true, Vec::new(), Vec::new()));
-        if missing || behind {
-            // Dependencies or earlier concurrent changes have not arrived: ask for them.
-            self.outbox.send(heads_frame(&key, ours, false));
-        } else if !ahead.is_empty() {
-            self.outbox.send(Frame::Changes {
-                collection: key.collection().to_string(),
-                id: key.id().to_string(),
-                changes: ahead,
-                heads: ours,
-            });
+            self.outbox.reply(Reply::Ahead {
+                key,
+                theirs: theirs.to_vec(),
+            })
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -686,46 +718,95 @@ impl Session {
     }
 }
 
-/// Drains the outboxes into the stream until it fails or both are closed.
+/// Replies rendered in one blocking batch, at most.
+const RENDER_BATCH: usize = 64;
+
+/// Renders owed replies on a blocking thread (they read the store), stopping
+/// once about one frame budget of change data is rendered: the rest go back to
+/// the front of the queue, so memory holds at most one batch of rendered
+/// frames whatever the peer asked for.
+async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<Vec<Frame>> {
+    let s = session.clone();
+    let (frames, rest) = tokio::task::spawn_blocking(move || {
+        let mut frames = Vec::new();
+        let mut bytes = 0usize;
+        let mut replies = replies.into_iter();
+        for r in replies.by_ref() {
+            for f in s.render(r)? {
+                if let Frame::Changes { changes, .. } = &f {
+                    bytes += changes.iter().map(Vec::len).sum::<usize>();
+                }
+                frames.push(f);
+            }
+            if bytes >= crate::wire::CHANGE_FRAME_BUDGET {
+                break;
+            }
+        }
+        Ok::<_, Error>((frames, replies.collect::<Vec<_>>()))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("render: {e}")))??;
+    if !rest.is_empty() {
+        session.outbox.replies.put_back(rest);
+    }
+    Ok(frames)
+}
+
+/// Drains the outboxes into the stream until it fails or the node closes:
+/// owed replies first (rendered a batch at a time, only when the stream has
+/// taken the previous batch), then live updates.
 ///
 /// When the node closes (`closing`), everything already queued is sent, the
 /// stream is finished and the peer's receipt awaited briefly, so writes made
 /// just before `close` still reach connected peers.
 pub(crate) async fn write_loop(
-    session: &Session,
+    session: &Arc<Session>,
     mut send: SendStream,
-    mut control: mpsc::UnboundedReceiver<Frame>,
     closing: &tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     loop {
-        if closing.is_cancelled() {
-            while let Ok(f) = control.try_recv() {
+        let owed = session.outbox.replies.take(RENDER_BATCH);
+        if !owed.is_empty() {
+            for f in render_blocking(session, owed).await? {
                 session.send_frame(&mut send, f).await?;
             }
-            while let Some(Ok(f)) = session.outbox.pop_live() {
-                session.send_frame(&mut send, f).await?;
+            continue;
+        }
+        if closing.is_cancelled() {
+            while let Some(item) = session.outbox.pop_live() {
+                let frames = match item {
+                    Ok(f) => vec![f],
+                    Err(key) => render_blocking(session, vec![Reply::Offer(key)]).await?,
+                };
+                for f in frames {
+                    session.send_frame(&mut send, f).await?;
+                }
             }
             let _ = send.finish();
             let _ =
                 tokio::time::timeout(std::time::Duration::from_millis(1500), send.stopped()).await;
             return Ok(());
         }
-        // Protocol replies first: they unblock the peer.
-        while let Ok(f) = control.try_recv() {
-            session.send_frame(&mut send, f).await?;
+        if session.outbox.replies.take_resync() {
+            // Answers were dropped at the budget: a new round finds what they
+            // would have sent.
+            if let Err(e) = session.start_reconcile().await {
+                tracing::warn!(error = %e, "reconciliation after dropped answers failed to start");
+            }
+            continue;
         }
         if let Some(item) = session.outbox.pop_live() {
             match item {
                 Ok(f) => session.send_frame(&mut send, f).await?,
-                Err(key) => session.offer_heads(&key)?,
+                Err(key) => {
+                    for f in render_blocking(session, vec![Reply::Offer(key)]).await? {
+                        session.send_frame(&mut send, f).await?;
+                    }
+                }
             }
             continue;
         }
         tokio::select! {
-            f = control.recv() => match f {
-                Some(f) => session.send_frame(&mut send, f).await?,
-                None => return Ok(()),
-            },
             _ = session.outbox.wake.notified() => {}
             _ = closing.cancelled() => {}
         }
