@@ -862,6 +862,11 @@ mod stuck_peer_tests {
         let (ep, conn, send, recv) = super::test_support::raw_admitted(&a, &formation).await;
 
         b.connect(&a.peer_addr()).await.unwrap();
+        // b's connect returns once b is admitted; a registers its side just after
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while a.connected_peers() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(a.connected_peers(), 2);
 
         let t = Instant::now();

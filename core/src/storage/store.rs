@@ -198,7 +198,9 @@ pub(crate) struct Store {
     db: std::sync::RwLock<Option<Arc<Database>>>,
     cache: Mutex<LruCache<String, Arc<DocCell>>>,
     cache_cap: usize,
-    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
+    /// Bounded ([`WRITER_QUEUE`] messages): a writer that outpaces the disk
+    /// waits here, and the cells pinned by queued writes stay within it.
+    writer: Mutex<Option<mpsc::SyncSender<WriterMsg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     actor: ActorId,
     path: std::path::PathBuf,
@@ -234,7 +236,7 @@ impl Store {
         }
         txn.commit()?;
         let db = Arc::new(db);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE);
         let wdb = db.clone();
         let failed = Arc::new(std::sync::OnceLock::new());
         let wfailed = failed.clone();
@@ -292,9 +294,8 @@ impl Store {
     /// database (version lists, listings) include them.
     pub async fn flush(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let sent = lock(&self.writer)
-            .as_ref()
-            .map(|w| w.send(WriterMsg::Barrier(tx)).is_ok());
+        let writer = lock(&self.writer).clone();
+        let sent = writer.map(|w| w.send(WriterMsg::Barrier(tx)).is_ok());
         if sent != Some(true) {
             return Err(Error::Closed);
         }
@@ -490,7 +491,9 @@ impl Store {
             durable,
         };
         cell.pending.fetch_add(1, Ordering::AcqRel);
-        let sent = lock(&self.writer).as_ref().map(|w| {
+        // Cloned out of the lock: a full queue blocks this writer only.
+        let writer = lock(&self.writer).clone();
+        let sent = writer.map(|w| {
             w.send(WriterMsg::Write(WriteOp {
                 skey,
                 old,
@@ -548,9 +551,8 @@ impl Store {
     /// False if the store is closed.
     fn flush_blocking(&self) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
-        let sent = lock(&self.writer)
-            .as_ref()
-            .map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());
+        let writer = lock(&self.writer).clone();
+        let sent = writer.map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());
         sent == Some(true) && rx.recv().is_ok()
     }
 
@@ -755,6 +757,11 @@ impl Store {
         Ok(txn.open_table(META)?.len()?)
     }
 }
+
+/// Messages the writer thread's queue holds; a write past it waits for the
+/// writer (back-pressure), so queued writes, and the document cells they pin in
+/// the cache, are bounded by it.
+pub(crate) const WRITER_QUEUE: usize = 8192;
 
 /// Least-recently used cells looked at per insert when the cache is over its
 /// capacity.
@@ -1037,6 +1044,45 @@ mod tests {
             .unwrap()
             .1
             .unwrap()
+    }
+
+    /// Many writers at once through the bounded writer queue: every write
+    /// lands and queued writes stay within the queue plus one batch. (The
+    /// writer keeps up on this machine's disk, so the wait at a full queue is
+    /// not provoked here; `SyncSender::send` is what provides it.)
+    #[test]
+    fn writes_past_the_writer_queue_wait_instead_of_piling_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db"), opts()).unwrap());
+        // More writers than the queue holds, each writing as fast as it can.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..(WRITER_QUEUE / 2) {
+                        let key = DocKey::new("q", format!("t{t}-{i}")).unwrap();
+                        put(&store, &key, serde_json::json!({"i": i}));
+                    }
+                })
+            })
+            .collect();
+        let mut most = 0;
+        while threads.iter().any(|t| !t.is_finished()) {
+            let pinned: usize = lock(&store.cache)
+                .iter()
+                .map(|(_, c)| c.pending.load(Ordering::Acquire))
+                .sum();
+            most = most.max(pinned);
+            std::thread::yield_now();
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        // queued writes never exceed the queue plus one batch being committed
+        assert!(most <= WRITER_QUEUE + 4096, "{most} writes pending");
+        assert!(store.flush_blocking());
+        assert_eq!(store.len().unwrap() as usize, 4 * (WRITER_QUEUE / 2));
+        store.close().unwrap();
     }
 
     #[tokio::test]
