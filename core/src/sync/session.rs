@@ -719,7 +719,7 @@ impl Session {
 }
 
 /// Replies rendered in one blocking batch, at most.
-const RENDER_BATCH: usize = 64;
+const RENDER_BATCH: usize = 512;
 
 /// Renders owed replies on a blocking thread (they read the store), stopping
 /// once about one frame budget of change data is rendered: the rest go back to
