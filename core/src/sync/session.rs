@@ -783,8 +783,15 @@ pub(crate) async fn write_loop(
                 }
             }
             let _ = send.finish();
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_millis(1500), send.stopped()).await;
+            // The peer acknowledging the bytes (`stopped`) is not the peer having
+            // applied them: wait until it ends the session itself, which it does
+            // after it has read up to the end of the stream and worked through
+            // every frame before it (bounded, for a peer that never does).
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(1500),
+                session.conn.closed(),
+            )
+            .await;
             return Ok(());
         }
         if session.outbox.replies.take_resync() {
