@@ -149,6 +149,58 @@ async fn a_deeply_nested_document_is_refused_and_the_node_and_its_peers_go_on() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_a_dependency_that_never_comes_are_not_queued() {
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    // A long history whose first change is never sent: every later change
+    // waits on it. Automerge alone would hold all of them in memory for good.
+    let mut doc = Automerge::new();
+    for i in 0..3000i64 {
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "i", i))
+            .unwrap();
+    }
+    let changes = doc.get_changes(&[]);
+    // the node holds the first change; the second is never sent
+    let mut first = Automerge::new();
+    first.apply_changes(vec![changes[0].clone()]).unwrap();
+    a.import("c", "orphan", &first.save()).await.unwrap();
+    let (ep, _conn, mut send, _recv) = raw_admitted(&a, &f).await;
+    for batch in changes[2..].chunks(500) {
+        let frame = encode(&Frame::Changes {
+            collection: "c".into(),
+            id: "orphan".into(),
+            changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            heads: heads_to_wire(&doc.get_heads()),
+        })
+        .unwrap();
+        send.write_all(&frame).await.unwrap();
+    }
+    // frames of a session are applied in order: once this one is in, so are those
+    let mut good = Automerge::new();
+    good.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "ok", 1i64))
+        .unwrap();
+    send.write_all(&changes_frame("c", "good", &good))
+        .await
+        .unwrap();
+    assert!(eventually(|| a.get("c", "good").unwrap().is_some()).await);
+    assert_eq!(crate::node::test_support::waiting_deps(&a, "c", "orphan"), 0);
+    assert_eq!(
+        a.get("c", "orphan").unwrap(),
+        Some(serde_json::json!({"i": 0}))
+    );
+    // once the missing change arrives, the node asks for the rest and gets it
+    // from an honest peer holding the document
+    let (b, _db) = open(&f).await;
+    b.import("c", "orphan", &doc.save()).await.unwrap();
+    b.connect(&a.peer_addr()).await.unwrap();
+    let whole = Some(serde_json::json!({"i": 2999}));
+    assert!(eventually(|| a.get("c", "orphan").unwrap() == whole).await);
+    ep.close().await;
+    a.close(WAIT).await.unwrap();
+    b.close(WAIT).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_or_truncated_imports_change_nothing() {
     let f = Formation::new("hostile", [9; 32]);
     let (a, _da) = open(&f).await;

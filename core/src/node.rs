@@ -158,6 +158,7 @@ impl Node {
             endpoint.clone(),
             config.max_peers.max(1),
         );
+        engine.tasks.spawn(report_store_failure(Arc::downgrade(&engine)));
         engine.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
@@ -681,6 +682,18 @@ pub(crate) mod test_support {
             .unwrap();
         (ep, conn, send, recv)
     }
+
+    /// Changes of a document waiting in Automerge's queue for dependencies
+    /// (counted by the distinct hashes they wait for).
+    pub(crate) fn waiting_deps(node: &Node, collection: &str, id: &str) -> usize {
+        let key = DocKey::new(collection, id).unwrap();
+        node.inner
+            .engine
+            .store
+            .read(&key, |d| Ok(d.get_missing_deps(&[]).len()))
+            .unwrap()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -894,5 +907,23 @@ mod stuck_peer_tests {
         b.close(Duration::from_secs(5)).await.unwrap();
         drop((send, recv, conn));
         ep.close().await;
+    }
+}
+
+/// Publishes [`PeerEvent::StorageFailed`] once if the store fails a commit.
+async fn report_store_failure(engine: std::sync::Weak<Engine>) {
+    let (mut failure, cancel) = match engine.upgrade() {
+        Some(e) => (e.store.failure(), e.cancel.clone()),
+        None => return,
+    };
+    let reason = tokio::select! {
+        r = failure.wait_for(Option::is_some) => match r {
+            Ok(v) => v.clone().unwrap_or_default(),
+            Err(_) => return,
+        },
+        _ = cancel.cancelled() => return,
+    };
+    if let Some(e) = engine.upgrade() {
+        e.peer_hub.publish(&PeerEvent::StorageFailed { reason }, |_| true);
     }
 }

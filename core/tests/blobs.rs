@@ -241,6 +241,43 @@ async fn cancel_leaves_a_resumable_partial() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_partial_starts_the_next_fetch_from_nothing() {
+    let (a, b) = pair().await;
+    let data = bytes(4 * 1024 * 1024, 9);
+    let info = a.node.blobs().add_bytes(data.clone()).await.unwrap();
+    let opts = FetchOptions::default()
+        .from([a.node.id()])
+        .profile(TransferProfile::EDGE);
+    let t = b
+        .node
+        .blobs()
+        .fetch(info.hash, opts.clone().rate_limit(2 * 1024 * 1024));
+    assert!(eventually(WAIT, || t.progress().done >= LEAF_SIZE).await);
+    // refused while the fetch runs
+    let err = b.node.blobs().discard_partial(info.hash).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    t.cancel();
+    assert_eq!(t.wait().await.unwrap_err().kind(), ErrorKind::Cancelled);
+    assert!(matches!(
+        b.node.blobs().status(info.hash).unwrap(),
+        BlobStatus::Partial { .. }
+    ));
+    assert!(b.node.blobs().discard_partial(info.hash).await.unwrap());
+    assert_eq!(
+        b.node.blobs().status(info.hash).unwrap(),
+        BlobStatus::Missing
+    );
+    assert!(!b.node.blobs().discard_partial(info.hash).await.unwrap());
+    let t = b.node.blobs().fetch(info.hash, opts);
+    assert_eq!(t.wait().await.unwrap().sha256, info.sha256);
+    assert_eq!(t.progress().resumed, 0, "nothing was kept");
+    // a complete blob is never discarded
+    assert!(!b.node.blobs().discard_partial(info.hash).await.unwrap());
+    assert!(b.node.blobs().info(info.hash).unwrap().is_some());
+    close(&[&a, &b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_cap_is_honoured_within_ten_percent() {
     let (a, b) = pair().await;
     let data = bytes(3 * 1024 * 1024, 7);

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use peat_mesh::{ErrorKind, Node};
+use peat_mesh::{ErrorKind, Event, Node, PeerEvent};
 use serde_json::json;
 
 struct Tmpfs(tempfile::TempDir);
@@ -47,6 +47,7 @@ async fn a_full_disk_fails_stop_and_loses_no_acknowledged_write() {
     std::fs::write(&filler, vec![0u8; 256 * 1024]).unwrap();
 
     let node = Node::open(config(&data, formation())).await.unwrap();
+    let events = node.subscribe_peers();
     let pad = "x".repeat(2000);
     let mut acknowledged = Vec::new();
     let mut first_error = None;
@@ -68,6 +69,13 @@ async fn a_full_disk_fails_stop_and_loses_no_acknowledged_write() {
     let again = node.put("small", "s", &json!({"a": 1})).await.unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Io);
     assert!(again.to_string().contains("failed commit"), "{again}");
+    // and the node's event stream says so, once
+    match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+        Ok(Some(Event::Item(PeerEvent::StorageFailed { reason }))) => {
+            assert!(!reason.is_empty())
+        }
+        other => panic!("expected StorageFailed, got {other:?}"),
+    }
     node.close(Duration::from_secs(10)).await.ok();
     drop(node);
 

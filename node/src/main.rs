@@ -219,6 +219,7 @@ fn event_line(e: &PeerEvent) -> String {
         PeerEvent::Discovered { peer, source } => format!("discovered {peer} {source}"),
         PeerEvent::Lost { peer, source } => format!("lost {peer} {source}"),
         PeerEvent::SeenOtherFormation { peer } => format!("other_formation {peer}"),
+        PeerEvent::StorageFailed { reason } => format!("storage_failed {reason}"),
     }
 }
 

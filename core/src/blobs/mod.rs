@@ -250,6 +250,29 @@ impl Blobs {
         t
     }
 
+    /// Throws away a partial download of `hash` (the verified pieces held so
+    /// far), so that a later fetch starts from nothing. Returns whether there was
+    /// one. A complete blob is never touched (see [`Blobs::gc`]); a fetch of
+    /// `hash` that is running must be cancelled first, else this fails with
+    /// `InvalidArgument`.
+    pub async fn discard_partial(&self, hash: BlobHash) -> Result<bool> {
+        self.check_open()?;
+        let shared = self.shared.clone();
+        blocking(move || {
+            // Held while removing, so no fetch of this hash can start meanwhile.
+            let active = shared.active.lock().unwrap_or_else(|p| p.into_inner());
+            if active.get(&hash).is_some_and(|t| !t.is_finished()) {
+                return Err(Error::InvalidArgument(format!(
+                    "a fetch of {hash} is running: cancel it before discarding its partial download"
+                )));
+            }
+            let had = shared.store.discard_partial(&hash)?;
+            drop(active);
+            Ok(had)
+        })
+        .await
+    }
+
     /// Streams a blob from `peer` in order, verified, without storing it.
     pub fn stream(&self, hash: BlobHash, peer: NodeId) -> BlobStream {
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);

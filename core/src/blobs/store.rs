@@ -396,6 +396,14 @@ impl BlobStore {
         Ok(removed)
     }
 
+    /// Removes the partial download of `h`, even a damaged one. Returns whether
+    /// there was one.
+    pub(crate) fn discard_partial(&self, h: &BlobHash) -> Result<bool> {
+        let had = self.partial_dir(h).exists();
+        self.remove_partial(h)?;
+        Ok(had)
+    }
+
     /// Removes a partial download (after the caller decided to abandon it).
     pub(crate) fn remove_partial(&self, h: &BlobHash) -> Result<()> {
         match fs::remove_dir_all(self.partial_dir(h)) {

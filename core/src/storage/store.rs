@@ -207,6 +207,8 @@ pub(crate) struct Store {
     /// Set by the writer when a commit fails: the store stops taking writes
     /// (fail-stop), since memory is then ahead of disk.
     failed: Arc<std::sync::OnceLock<String>>,
+    /// Tells watchers (the node's event stream) when `failed` is set.
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -240,9 +242,10 @@ impl Store {
         let wdb = db.clone();
         let failed = Arc::new(std::sync::OnceLock::new());
         let wfailed = failed.clone();
+        let (failure_tx, failure) = tokio::sync::watch::channel(None);
         let handle = std::thread::Builder::new()
             .name("peat-store-writer".into())
-            .spawn(move || writer_loop(&wdb, rx, &wfailed))?;
+            .spawn(move || writer_loop(&wdb, rx, &wfailed, &failure_tx))?;
         Ok(Store {
             db: std::sync::RwLock::new(Some(db)),
             cache: Mutex::new(LruCache::unbounded()),
@@ -252,6 +255,7 @@ impl Store {
             actor: opts.actor,
             path: path.to_path_buf(),
             failed,
+            failure,
         })
     }
 
@@ -301,6 +305,11 @@ impl Store {
         }
         rx.await.map_err(|_| Error::Closed)?;
         self.check_not_failed()
+    }
+
+    /// Becomes `Some(why)` when a commit fails (the store is then fail-stop).
+    pub fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failure.clone()
     }
 
     /// `Err` once a commit has failed: the store is fail-stop from then on.
@@ -931,7 +940,12 @@ enum WriterMsg {
 /// Commits queued writes in batches. After a failed commit it commits
 /// nothing more: every later write is refused (its caller gets the error and
 /// it was never acknowledged), so no write that depends on a lost one lands.
-fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>, failed: &std::sync::OnceLock<String>) {
+fn writer_loop(
+    db: &Database,
+    rx: mpsc::Receiver<WriterMsg>,
+    failed: &std::sync::OnceLock<String>,
+    failure: &tokio::sync::watch::Sender<Option<String>>,
+) {
     const MAX_BATCH: usize = 4096;
     while let Ok(first) = rx.recv() {
         let mut msgs = vec![first];
@@ -963,6 +977,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<WriterMsg>, failed: &std::sync:
         if let Err(e) = &result {
             if failed.set(e.to_string()).is_ok() {
                 tracing::error!(error = %e, ops = batch.len(), "store commit failed; no further writes are taken");
+                failure.send_replace(Some(e.to_string()));
             }
         }
         for op in batch {
@@ -1046,10 +1061,48 @@ mod tests {
             .unwrap()
     }
 
+    /// A disk that stalls (here: another write transaction holds redb's
+    /// writer lock): writes fill the queue, then the writer waits instead of
+    /// piling up more; once the disk moves every write lands.
+    #[test]
+    fn a_full_writer_queue_makes_writers_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db"), opts()).unwrap());
+        let db = store.db.read().unwrap().clone().unwrap();
+        let stall = db.begin_write().unwrap();
+        let total = WRITER_QUEUE + 4096 + 100; // more than queue + one batch
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..total {
+                    let key = DocKey::new("q", format!("d{i}")).unwrap();
+                    put(&store, &key, serde_json::json!({"i": i}));
+                }
+            })
+        };
+        let pending = || -> usize {
+            lock(&store.cache)
+                .iter()
+                .map(|(_, c)| c.pending.load(Ordering::Acquire))
+                .sum()
+        };
+        // the queue fills: the writer thread holds one batch, the queue the rest
+        while pending() <= WRITER_QUEUE {
+            assert!(!writer.is_finished(), "every write was taken at once");
+            std::thread::yield_now();
+        }
+        assert!(!writer.is_finished(), "the writer did not wait at a full queue");
+        assert!(pending() <= WRITER_QUEUE + 4096, "{} writes pending", pending());
+        stall.abort().unwrap();
+        drop(db);
+        writer.join().unwrap();
+        assert!(store.flush_blocking());
+        assert_eq!(store.len().unwrap() as usize, total);
+        store.close().unwrap();
+    }
+
     /// Many writers at once through the bounded writer queue: every write
-    /// lands and queued writes stay within the queue plus one batch. (The
-    /// writer keeps up on this machine's disk, so the wait at a full queue is
-    /// not provoked here; `SyncSender::send` is what provides it.)
+    /// lands and queued writes stay within the queue plus one batch.
     #[test]
     fn writes_past_the_writer_queue_wait_instead_of_piling_up() {
         let dir = tempfile::tempdir().unwrap();

@@ -211,8 +211,8 @@ impl Engine {
         self.doc_hub.publish(&ev, |f| f.matches(&ev.key));
     }
 
-    /// Applies changes received from `from`. Returns true if some changes still
-    /// wait for dependencies that have not arrived.
+    /// Applies changes received from `from`. Returns true if some were left out
+    /// because what they depend on has not arrived (the caller asks again).
     pub(crate) fn apply_remote(
         &self,
         key: &DocKey,
@@ -223,9 +223,12 @@ impl Engine {
             key,
             true,
             |doc| {
-                doc.apply_changes(changes)
+                // Only what can be applied now: Automerge's own queue for
+                // changes awaiting dependencies has no bound.
+                let (ready, left_out) = crate::storage::causally_ready(doc, changes);
+                doc.apply_changes(ready)
                     .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
-                Ok(!doc.get_missing_deps(&[]).is_empty())
+                Ok(left_out > 0 || !doc.get_missing_deps(&[]).is_empty())
             },
             |c| self.fan_out(c, Some(from)),
             |c, doc| self.publish(c, doc, Origin::Peer(from)),

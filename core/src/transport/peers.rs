@@ -86,6 +86,13 @@ pub enum PeerEvent {
         /// The peer.
         peer: NodeId,
     },
+    /// Not about a peer: this node's store failed a commit (a full disk, an
+    /// I/O error) and takes no more writes until the node is closed and
+    /// reopened. Published once.
+    StorageFailed {
+        /// The error.
+        reason: String,
+    },
 }
 
 /// Thread-safe peer table.
