@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 3
+#define PEAT_ABI_VERSION 4
 
 /*
  Event kinds in [`PeatEvent::kind`].
@@ -89,6 +89,13 @@ enum PeatEventKind
    mDNS saw a node of another formation (not dialled): `peer` is set.
    */
   PEAT_EVENT_KIND_PEER_OTHER_FORMATION = 10,
+  /*
+   Not about a peer (`peer` is NULL): this node's store failed a commit (a
+   full disk, an I/O error) and refuses every write with `PEAT_STATUS_IO`
+   until the node is closed and reopened; `reason` is the store's error.
+   Delivered once, to peer-event subscriptions.
+   */
+  PEAT_EVENT_KIND_STORAGE_FAILED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -351,6 +358,11 @@ typedef struct {
    Sync bytes received since open.
    */
   uint64_t bytes_received;
+  /*
+   Documents (or changes to them) received from peers and refused since
+   open: nested too deep, or a change too large. Nothing of them was stored.
+   */
+  uint64_t refused_documents;
 } PeatNodeStats;
 
 /*
@@ -404,11 +416,12 @@ typedef struct {
    */
   char *origin;
   /*
-   Peer node id (peer events).
+   Peer node id (peer events; NULL for StorageFailed).
    */
   char *peer;
   /*
-   Reason (disconnects, refusals).
+   Reason (disconnects, refusals, StorageFailed) or the discovery
+   (PeerDiscovered, PeerLost).
    */
   char *reason;
   /*
@@ -1065,7 +1078,10 @@ int32_t peat_blob_add_file(PeatNode node,
  Starts fetching a blob (`hash`: 64 hex digits) and returns a transfer at once.
  `providers` are node ids (`providers_len` 0: every connected peer that has
  it); `profile` is "datacenter", "tactical" (also for "") or "edge";
- `rate_limit` is bytes per second, 0 for none.
+ `rate_limit` is bytes per second, 0 for none; `expected_size` is the size the
+ blob must have (a blob reference states it), 0 for unknown: a provider
+ claiming another size is not used, and when every provider does the
+ transfer ends with `PEAT_STATUS_CORRUPT` without storing anything.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says.
@@ -1076,6 +1092,7 @@ int32_t peat_blob_fetch(PeatNode node,
                         uintptr_t providers_len,
                         PeatStr profile,
                         uint64_t rate_limit,
+                        uint64_t expected_size,
                         PeatTransfer *out,
                         PeatError **err);
 
@@ -1146,6 +1163,18 @@ int32_t peat_blob_export(PeatNode node,
                          PeatCancel cancel,
                          uint64_t *out_size,
                          PeatError **err);
+
+/*
+ Throws away the partial download of a blob (what earlier fetches verified),
+ so that the next fetch starts from nothing; `*out_had` (may be NULL) is set
+ to whether there was one. A complete blob is never touched. While a fetch of
+ the blob is running this fails with `PEAT_STATUS_INVALID_ARGUMENT`: cancel
+ it and wait for it to end first.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_blob_discard_partial(PeatNode node, PeatStr hash, bool *out_had, PeatError **err);
 
 /*
  How much of a blob is here: state 0 missing, 1 partial, 2 complete.

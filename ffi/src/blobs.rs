@@ -131,13 +131,17 @@ pub fn blob_add_file(
 /// Starts fetching a blob; returns a transfer handle at once. `providers` are
 /// node ids (empty: every connected peer that has it); `profile` is
 /// `datacenter`, `tactical` (also for "") or `edge`; `rate_limit` is bytes per
-/// second, 0 for none.
+/// second, 0 for none; `expected_size` is the size the blob must have (a blob
+/// reference states it), 0 for unknown: a provider claiming another size is
+/// not used, and when every provider does the transfer fails `Corrupt`
+/// without storing anything.
 pub fn blob_fetch(
     node: u64,
     hash: &str,
     providers: &[&str],
     profile: &str,
     rate_limit: u64,
+    expected_size: u64,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
     let hash = parse_hash(hash)?;
@@ -153,6 +157,9 @@ pub fn blob_fetch(
     let mut opts = FetchOptions::default().from(providers).profile(profile);
     if rate_limit > 0 {
         opts = opts.rate_limit(rate_limit);
+    }
+    if expected_size > 0 {
+        opts = opts.expected_size(expected_size);
     }
     // The transfer task runs on the SDK runtime.
     let t = runtime::block_on(async move { n.blobs().fetch(hash, opts) })?;
@@ -254,6 +261,21 @@ pub fn blob_export(
     })
 }
 
+/// Throws away the partial download of a blob (what earlier fetches verified),
+/// so that the next fetch starts from nothing. Returns whether there was one.
+/// A complete blob is never touched. While a fetch of the blob is running this
+/// fails with `InvalidArgument`: cancel it (and wait for it to end) first.
+pub fn blob_discard_partial(node: u64, hash: &str) -> SdkResult<bool> {
+    let n = handles::node(node)?;
+    let hash = parse_hash(hash)?;
+    runtime::block_on(async move {
+        n.blobs()
+            .discard_partial(hash)
+            .await
+            .map_err(SdkError::from)
+    })?
+}
+
 /// How much of a blob is here.
 pub fn blob_status(node: u64, hash: &str) -> SdkResult<BlobStatusRecord> {
     let n = handles::node(node)?;
@@ -302,7 +324,7 @@ mod tests {
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(info.hash_hex(), BlobHash::of(&data).to_hex());
         let aid = node_id(a).unwrap();
-        let t = blob_fetch(b, &info.hash_hex(), &[&aid], "edge", 0).unwrap();
+        let t = blob_fetch(b, &info.hash_hex(), &[&aid], "edge", 0, info.size).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sub = transfer_subscribe_progress(t, Box::new(Collect(seen.clone()))).unwrap();
         let got = transfer_wait(t, 20_000, 0).unwrap();
@@ -324,17 +346,78 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), data);
         assert_eq!(blob_status(b, &info.hash_hex()).unwrap().state, 2);
         assert_eq!(
-            blob_fetch(b, "zz", &[], "", 0).unwrap_err().code,
+            blob_fetch(b, "zz", &[], "", 0, 0).unwrap_err().code,
             ErrorCode::InvalidArgument
         );
         assert_eq!(
-            blob_fetch(b, &info.hash_hex(), &[], "warp", 0)
+            blob_fetch(b, &info.hash_hex(), &[], "warp", 0, 0)
                 .unwrap_err()
                 .code,
             ErrorCode::InvalidArgument
         );
         transfer_free(t).unwrap();
         assert_eq!(transfer_free(t).unwrap_err().code, ErrorCode::InvalidHandle);
+        node_close(a, 5000).unwrap();
+        node_close(b, 5000).unwrap();
+    }
+
+    /// Sends every pushed progress into a channel.
+    struct Send(Mutex<std::sync::mpsc::Sender<TransferProgress>>);
+    impl EventSink for Send {
+        fn on_event(&self, e: &SubEvent) {
+            if let SubEvent::Progress(p) = e {
+                let _ = self.0.lock().unwrap().send(*p);
+            }
+        }
+    }
+
+    #[test]
+    fn expected_size_and_discard_partial() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+        let b = node_open(&opts(db.path()), 5000, 0).unwrap();
+        connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
+        let src = da.path().join("src.bin");
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 13 / 5) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let info = blob_add_file(a, src.to_str().unwrap(), 10_000, 0).unwrap();
+        let (aid, h) = (node_id(a).unwrap(), info.hash_hex());
+        let wait = |t| transfer_wait(t, 20_000, 0);
+
+        // the only provider offers another size than expected: Corrupt, nothing kept
+        let t = blob_fetch(b, &h, &[&aid], "", 0, info.size + 1).unwrap();
+        assert_eq!(wait(t).unwrap_err().code, ErrorCode::Corrupt);
+        transfer_free(t).unwrap();
+        assert_eq!(blob_status(b, &h).unwrap().state, 0);
+
+        // a slow fetch: discarding is refused while it runs
+        let t = blob_fetch(b, &h, &[&aid], "edge", 256 << 10, info.size).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sub = transfer_subscribe_progress(t, Box::new(Send(Mutex::new(tx)))).unwrap();
+        while rx.recv_timeout(Duration::from_secs(20)).unwrap().done < 64 << 10 {}
+        let e = blob_discard_partial(b, &h).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+        transfer_cancel(t).unwrap();
+        assert_eq!(wait(t).unwrap_err().code, ErrorCode::Cancelled);
+        crate::sdk::unsubscribe(sub).unwrap();
+        transfer_free(t).unwrap();
+        assert_eq!(blob_status(b, &h).unwrap().state, 1);
+        assert!(blob_discard_partial(b, &h).unwrap());
+        assert_eq!(blob_status(b, &h).unwrap(), BlobStatusRecord::default());
+        assert!(!blob_discard_partial(b, &h).unwrap());
+
+        // the next fetch (right size expected) starts from nothing
+        let t = blob_fetch(b, &h, &[&aid], "", 0, info.size).unwrap();
+        assert_eq!(wait(t).unwrap(), info);
+        assert_eq!(transfer_progress(t).unwrap().resumed, 0);
+        transfer_free(t).unwrap();
+        // a complete blob is never discarded
+        assert!(!blob_discard_partial(b, &h).unwrap());
+        assert_eq!(blob_status(b, &h).unwrap().state, 2);
+        assert_eq!(
+            blob_discard_partial(b, "zz").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
         node_close(a, 5000).unwrap();
         node_close(b, 5000).unwrap();
     }

@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 3;
+pub const PEAT_ABI_VERSION: u32 = 4;
 
 /// An error returned by the library. Free with [`peat_error_free`].
 pub struct PeatError {
@@ -124,6 +124,11 @@ pub enum PeatEventKind {
     PeerLost = 9,
     /// mDNS saw a node of another formation (not dialled): `peer` is set.
     PeerOtherFormation = 10,
+    /// Not about a peer (`peer` is NULL): this node's store failed a commit (a
+    /// full disk, an I/O error) and refuses every write with `PEAT_STATUS_IO`
+    /// until the node is closed and reopened; `reason` is the store's error.
+    /// Delivered once, to peer-event subscriptions.
+    StorageFailed = 11,
 }
 
 /// Push delivery of a subscription's events. `on_event` runs on the SDK's
@@ -408,6 +413,9 @@ fn peer_event(e: PeerEventRecord) -> PeatEvent {
         PeerEventRecord::SeenOtherFormation { peer } => {
             (PeatEventKind::PeerOtherFormation, Some(peer), None)
         }
+        PeerEventRecord::StorageFailed { reason } => {
+            (PeatEventKind::StorageFailed, None, Some(reason))
+        }
         PeerEventRecord::Lagged(n) => {
             let mut ev = empty_event(PeatEventKind::Lagged);
             ev.lagged = n;
@@ -434,9 +442,10 @@ pub struct PeatEvent {
     pub json: *mut c_char,
     /// "snapshot", "local" or a peer's node id (document events).
     pub origin: *mut c_char,
-    /// Peer node id (peer events).
+    /// Peer node id (peer events; NULL for StorageFailed).
     pub peer: *mut c_char,
-    /// Reason (disconnects, refusals).
+    /// Reason (disconnects, refusals, StorageFailed) or the discovery
+    /// (PeerDiscovered, PeerLost).
     pub reason: *mut c_char,
     /// Dropped event count (Lagged).
     pub lagged: u64,

@@ -89,7 +89,10 @@ pub unsafe extern "C" fn peat_blob_add_file(
 /// Starts fetching a blob (`hash`: 64 hex digits) and returns a transfer at once.
 /// `providers` are node ids (`providers_len` 0: every connected peer that has
 /// it); `profile` is "datacenter", "tactical" (also for "") or "edge";
-/// `rate_limit` is bytes per second, 0 for none.
+/// `rate_limit` is bytes per second, 0 for none; `expected_size` is the size the
+/// blob must have (a blob reference states it), 0 for unknown: a provider
+/// claiming another size is not used, and when every provider does the
+/// transfer ends with `PEAT_STATUS_CORRUPT` without storing anything.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says.
@@ -101,6 +104,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
     providers_len: usize,
     profile: PeatStr,
     rate_limit: u64,
+    expected_size: u64,
     out: *mut PeatTransfer,
     err: *mut *mut PeatError,
 ) -> i32 {
@@ -112,6 +116,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
             &strs(providers, providers_len)?,
             str_arg(profile, "profile")?,
             rate_limit,
+            expected_size,
         )?;
         Ok(())
     })
@@ -231,6 +236,31 @@ pub unsafe extern "C" fn peat_blob_export(
         // SAFETY: a non-NULL out-pointer points to a writable u64.
         if let Some(o) = unsafe { out_size.as_mut() } {
             *o = n;
+        }
+        Ok(())
+    })
+}
+
+/// Throws away the partial download of a blob (what earlier fetches verified),
+/// so that the next fetch starts from nothing; `*out_had` (may be NULL) is set
+/// to whether there was one. A complete blob is never touched. While a fetch of
+/// the blob is running this fails with `PEAT_STATUS_INVALID_ARGUMENT`: cancel
+/// it and wait for it to end first.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says.
+#[no_mangle]
+pub unsafe extern "C" fn peat_blob_discard_partial(
+    node: PeatNode,
+    hash: PeatStr,
+    out_had: *mut bool,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let had = blobs::blob_discard_partial(node.id, str_arg(hash, "hash")?)?;
+        // SAFETY: a non-NULL out-pointer points to a writable bool.
+        if let Some(o) = unsafe { out_had.as_mut() } {
+            *o = had;
         }
         Ok(())
     })

@@ -109,6 +109,13 @@ pub enum PeerEventRecord {
         /// Node id.
         peer: String,
     },
+    /// Not about a peer: this node's store failed a commit (a full disk, an
+    /// I/O error) and refuses every write (an `Io` error) until the node is
+    /// closed and reopened. Published once.
+    StorageFailed {
+        /// The store's error.
+        reason: String,
+    },
     /// This many events were dropped.
     Lagged(u64),
 }
@@ -300,6 +307,9 @@ pub struct NodeStats {
     pub frames_received: u64,
     /// Sync bytes received since open.
     pub bytes_received: u64,
+    /// Documents (or changes to them) received from peers and refused since
+    /// open: nested too deep, or a change too large. Nothing of them was stored.
+    pub refused_documents: u64,
 }
 
 /// The node's counters.
@@ -314,6 +324,7 @@ pub fn stats(node: u64) -> SdkResult<NodeStats> {
         bytes_sent: s.sent.bytes(),
         frames_received: s.received.frames(),
         bytes_received: s.received.bytes(),
+        refused_documents: s.refused_documents,
     })
 }
 
@@ -498,6 +509,9 @@ fn peer_record(e: Event<PeerEvent>) -> PeerEventRecord {
                 peer: peer.to_string(),
             }
         }
+        Event::Item(PeerEvent::StorageFailed { reason }) => {
+            PeerEventRecord::StorageFailed { reason }
+        }
         Event::Lagged(n) => PeerEventRecord::Lagged(n),
     }
 }
@@ -582,6 +596,10 @@ pub(crate) mod tests {
         };
         assert_eq!(ev.as_deref(), Some(r#"{"x":1}"#));
         assert_eq!(get(b, "c", "d").unwrap().as_deref(), Some(r#"{"x":1}"#));
+        // a normal sync refuses nothing (the core's hostile-peer suite covers refusals)
+        let st = stats(b).unwrap();
+        assert!(st.frames_received > 0 && st.bytes_received > 0, "{st:?}");
+        assert_eq!(st.refused_documents, 0);
         assert_eq!(get(a, "c", "nope").unwrap(), None);
         assert_eq!(
             put(a, "c", "d", "not json").unwrap_err().code,

@@ -377,7 +377,7 @@ pub fn blob_add_file(node: u64, path: String, timeout_ms: u64, cancel: u64) -> R
     Ok(blobs::blob_add_file(node, &path, timeout_ms, cancel)?.into())
 }
 
-/// Starts a fetch; returns a transfer handle.
+/// Starts a fetch; returns a transfer handle (`expected_size` 0: unknown).
 #[uniffi::export]
 pub fn blob_fetch(
     node: u64,
@@ -385,9 +385,23 @@ pub fn blob_fetch(
     providers: Vec<String>,
     profile: String,
     rate_limit: u64,
+    expected_size: u64,
 ) -> R<u64> {
     let p: Vec<&str> = providers.iter().map(String::as_str).collect();
-    Ok(blobs::blob_fetch(node, &hash, &p, &profile, rate_limit)?)
+    Ok(blobs::blob_fetch(
+        node,
+        &hash,
+        &p,
+        &profile,
+        rate_limit,
+        expected_size,
+    )?)
+}
+
+/// Throws away a blob's partial download; whether there was one.
+#[uniffi::export]
+pub fn blob_discard_partial(node: u64, hash: String) -> R<bool> {
+    Ok(blobs::blob_discard_partial(node, &hash)?)
 }
 
 /// A transfer's progress.

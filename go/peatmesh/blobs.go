@@ -55,7 +55,7 @@ type BlobStatus struct {
 	Present uint64
 }
 
-// FetchOptions choose providers, profile and rate cap of a fetch.
+// FetchOptions choose providers, profile, rate cap and expected size of a fetch.
 type FetchOptions struct {
 	// Node ids to fetch from; empty means every connected peer that has the blob.
 	Providers []string
@@ -63,6 +63,10 @@ type FetchOptions struct {
 	Profile string
 	// Bytes per second; 0 for no cap.
 	RateLimit uint64
+	// The size the blob must have (a blob reference states it); 0 for unknown.
+	// A provider claiming another size is not used; when every provider does,
+	// Wait returns ErrCorrupt and nothing is stored.
+	ExpectedSize uint64
 }
 
 // AddBlobFile adds a file's contents to the node's blob store.
@@ -114,7 +118,7 @@ func (n *Node) FetchBlob(hash string, opts FetchOptions) (*Transfer, error) {
 	var t C.PeatTransfer
 	var e *C.PeatError
 	rc := C.peat_blob_fetch(h, str(hash), provs, C.size_t(len(opts.Providers)), str(opts.Profile),
-		C.uint64_t(opts.RateLimit), &t, &e)
+		C.uint64_t(opts.RateLimit), C.uint64_t(opts.ExpectedSize), &t, &e)
 	runtime.KeepAlive(hash)
 	runtime.KeepAlive(opts.Profile)
 	if err := check(rc, e); err != nil {
@@ -254,6 +258,29 @@ func (n *Node) ExportBlob(ctx context.Context, hash, path string) (uint64, error
 		return check(rc, e)
 	})
 	return uint64(size), err
+}
+
+// DiscardPartial throws away the partial download of a blob (what earlier
+// fetches verified), so that the next fetch starts from nothing; it reports
+// whether there was one. A complete blob is never touched. While a fetch of the
+// blob is running it returns ErrInvalidArgument: Cancel the transfer and Wait
+// for its end first.
+func (n *Node) DiscardPartial(ctx context.Context, hash string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	h, err := n.node()
+	if err != nil {
+		return false, err
+	}
+	var had C.bool
+	var e *C.PeatError
+	rc := C.peat_blob_discard_partial(h, str(hash), &had, &e)
+	runtime.KeepAlive(hash)
+	if err := check(rc, e); err != nil {
+		return false, err
+	}
+	return bool(had), nil
 }
 
 // BlobStatus says how much of a blob is here.

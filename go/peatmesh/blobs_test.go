@@ -101,3 +101,113 @@ func TestBlobFetchProgressCancelResume(t *testing.T) {
 		t.Fatalf("live handles %d, want %d", LiveHandles(), before)
 	}
 }
+
+// Scenario 22: a fetch expecting another size than the only provider's fails
+// with ErrCorrupt and keeps nothing; DiscardPartial is refused while its fetch
+// runs, then reports true once and false after; the next fetch (with the right
+// ExpectedSize) starts from nothing; a complete blob is never discarded.
+func TestBlobExpectedSizeAndDiscardPartial(t *testing.T) {
+	before := LiveHandles()
+	a, b := open(t, secret), open(t, secret)
+	connect(t, b, a)
+	data := make([]byte, 2<<20)
+	rand.New(rand.NewSource(11)).Read(data)
+	src := filepath.Join(t.TempDir(), "src.bin")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	info, err := a.AddBlobFile(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aid, _ := a.ID()
+	fetch := func(o FetchOptions) *Transfer {
+		t.Helper()
+		tr, err := b.FetchBlob(info.Hash, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	status := func() BlobStatus {
+		t.Helper()
+		st, err := b.BlobStatus(info.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	tr := fetch(FetchOptions{Providers: []string{aid}, ExpectedSize: info.Size + 1})
+	if _, err := tr.Wait(ctx); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("wrong expected size: %v, want ErrCorrupt", err)
+	}
+	_ = tr.Close()
+	if st := status(); st.State != BlobMissing {
+		t.Fatalf("after a refused fetch: %+v", st)
+	}
+
+	// A slow fetch: discarding is refused while it runs.
+	tr = fetch(FetchOptions{Providers: []string{aid}, Profile: "edge", RateLimit: 256 << 10, ExpectedSize: info.Size})
+	uctx, ucancel := context.WithCancel(ctx)
+	started := false
+	for p := range tr.Updates(uctx, 10*time.Millisecond) {
+		if p.Done >= 64<<10 {
+			started = true
+			break
+		}
+	}
+	ucancel()
+	if !started {
+		t.Fatal("the slow fetch made no progress")
+	}
+	if _, err := b.DiscardPartial(ctx, info.Hash); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("discard while fetching: %v, want ErrInvalidArgument", err)
+	}
+	if err := tr.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Wait(ctx); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("cancelled transfer: %v", err)
+	}
+	_ = tr.Close()
+	if st := status(); st.State != BlobPartial {
+		t.Fatalf("after cancel: %+v", st)
+	}
+	if had, err := b.DiscardPartial(ctx, info.Hash); !had || err != nil {
+		t.Fatalf("discard: %v %v", had, err)
+	}
+	if st := status(); st.State != BlobMissing || st.Present != 0 {
+		t.Fatalf("after discard: %+v", st)
+	}
+	if had, err := b.DiscardPartial(ctx, info.Hash); had || err != nil {
+		t.Fatalf("second discard: %v %v", had, err)
+	}
+
+	// The next fetch starts from nothing.
+	tr = fetch(FetchOptions{Providers: []string{aid}, ExpectedSize: info.Size})
+	got, err := tr.Wait(ctx)
+	if err != nil || got != info {
+		t.Fatalf("fetch: %+v %v", got, err)
+	}
+	if p, _ := tr.Progress(); p.Resumed != 0 || p.Done != info.Size {
+		t.Fatalf("did not start from nothing: %+v", p)
+	}
+	_ = tr.Close()
+	if had, err := b.DiscardPartial(ctx, info.Hash); had || err != nil {
+		t.Fatalf("discard of a complete blob: %v %v", had, err)
+	}
+	if st := status(); st.State != BlobComplete {
+		t.Fatalf("complete blob touched: %+v", st)
+	}
+	if _, err := b.DiscardPartial(ctx, "nothex"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad hash: %v", err)
+	}
+	_ = a.Close()
+	_ = b.Close()
+	if LiveHandles() != before {
+		t.Fatalf("live handles %d, want %d", LiveHandles(), before)
+	}
+}

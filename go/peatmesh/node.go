@@ -350,6 +350,9 @@ func (n *Node) List(ctx context.Context, collection, prefix, after string, limit
 type Stats struct {
 	Documents, ConnectedPeers, Subscriptions     uint64
 	FramesSent, BytesSent, FramesRecv, BytesRecv uint64
+	// Documents (or changes to them) received from peers and refused: nested
+	// too deep, or a change too large. Nothing of them was stored.
+	RefusedDocuments uint64
 }
 
 // Stats returns the node's counters.
@@ -367,7 +370,7 @@ func (n *Node) Stats() (Stats, error) {
 		Documents: uint64(s.documents), ConnectedPeers: uint64(s.connected_peers),
 		Subscriptions: uint64(s.subscriptions), FramesSent: uint64(s.frames_sent),
 		BytesSent: uint64(s.bytes_sent), FramesRecv: uint64(s.frames_received),
-		BytesRecv: uint64(s.bytes_received),
+		BytesRecv: uint64(s.bytes_received), RefusedDocuments: uint64(s.refused_documents),
 	}, nil
 }
 

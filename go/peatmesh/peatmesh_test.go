@@ -109,6 +109,12 @@ func TestTwoNodesSync(t *testing.T) {
 	if err != nil || len(peers) != 1 || peers[0].ID != aid || !peers[0].Connected || peers[0].LastSeen.IsZero() {
 		t.Fatalf("peers %+v %v", peers, err)
 	}
+	// A normal sync refuses nothing (the Rust hostile-peer suite covers the other case).
+	st, err := b.Stats()
+	if err != nil || st.ConnectedPeers != 1 || st.Subscriptions != 1 || st.FramesRecv == 0 || st.BytesRecv == 0 ||
+		st.RefusedDocuments != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
 }
 
 func TestGetListDelete(t *testing.T) {
@@ -746,5 +752,65 @@ func TestStaticPeerAddedAndRemoved(t *testing.T) {
 	}
 	if err := a.AddPeer("nonsense"); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("bad peer: %v", err)
+	}
+}
+
+// A node whose data dir (a 3 MiB tmpfs) fills up: the failing Put returns
+// ErrIO, so does every later one, and SubscribePeers delivers StorageFailed
+// once, with a reason and no peer. Mounting needs root (CI runs as root):
+// without it the test fails and says so.
+func TestStorageFailed(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs failed: this test needs root (run it as root, as CI does): %v %s", err, out)
+	}
+	defer func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Logf("umount: %v %s", err, out)
+		}
+	}()
+	if err := os.WriteFile(mnt+"/filler", make([]byte, 256<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := Open(ctx, Config{DataDir: mnt + "/node", FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer n.Close() // before the umount
+	sub, err := n.SubscribePeers(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	pad := strings.Repeat("x", 2000)
+	acknowledged := 0
+	for i := 0; i < 100_000; i++ {
+		// varied content so nothing compresses away
+		doc := map[string]any{"i": i, "pad": fmt.Sprintf("%s%d", pad, i), "k": i * 7919}
+		if err = n.Put(ctx, "fill", fmt.Sprintf("d%d", i), doc); err != nil {
+			break
+		}
+		acknowledged++
+	}
+	if !errors.Is(err, ErrIO) || acknowledged == 0 {
+		t.Fatalf("after %d puts: %v, want ErrIO", acknowledged, err)
+	}
+	if err := n.Put(ctx, "small", "s", map[string]int{"a": 1}); !errors.Is(err, ErrIO) {
+		t.Fatalf("a later put: %v, want ErrIO", err)
+	}
+	select {
+	case ev := <-sub.Events():
+		if ev.Kind != StorageFailed || ev.Peer != "" || ev.Reason == "" {
+			t.Fatalf("event %+v, want StorageFailed with a reason", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no StorageFailed event")
+	}
+	select {
+	case ev := <-sub.Events():
+		t.Fatalf("a second event: %+v", ev) // once; the node has no peers
+	case <-time.After(300 * time.Millisecond):
 	}
 }

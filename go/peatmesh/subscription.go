@@ -28,6 +28,18 @@ const (
 	PeerDiscovered     // Reason names the discovery: "static", "mdns", "direct"
 	PeerLost           // Reason names the discovery
 	PeerOtherFormation // seen by mDNS announcing another formation; not dialled
+	// StorageFailed is not about a peer (Peer is ""): this node's store failed a
+	// commit (a full disk, an I/O error) and every write returns ErrIO until
+	// the node is closed and reopened; Reason is the store's error. Sent once,
+	// to peer-event subscriptions.
+	StorageFailed
+)
+
+// The kinds are the C ABI's PeatEventKind values (a compile error otherwise).
+var (
+	_ = [1]struct{}{}[DocChanged-EventKind(C.PEAT_EVENT_KIND_DOC_CHANGED)]
+	_ = [1]struct{}{}[PeerOtherFormation-EventKind(C.PEAT_EVENT_KIND_PEER_OTHER_FORMATION)]
+	_ = [1]struct{}{}[StorageFailed-EventKind(C.PEAT_EVENT_KIND_STORAGE_FAILED)]
 )
 
 // Event is one subscription event.
@@ -37,8 +49,8 @@ type Event struct {
 	ID         string          // document events
 	JSON       json.RawMessage // DocChanged
 	Origin     string          // "snapshot", "local" or a peer's node id
-	Peer       string          // peer events
-	Reason     string          // disconnects and refusals; the discovery of PeerDiscovered/PeerLost
+	Peer       string          // peer events ("" for StorageFailed)
+	Reason     string          // disconnects, refusals, StorageFailed; the discovery of PeerDiscovered/PeerLost
 	Dropped    uint64          // Lagged: events dropped because the reader fell behind
 }
 
@@ -162,7 +174,8 @@ func (n *Node) Subscribe(collection, id string, snapshot bool, buffer int) (*Sub
 	return &Subscription{handle: sub, state: st}, nil
 }
 
-// SubscribePeers delivers peer events (connected, disconnected, admission refused).
+// SubscribePeers delivers peer events (connected, disconnected, admission
+// refused, discovered, lost, other formation) and this node's StorageFailed.
 func (n *Node) SubscribePeers(buffer int) (*Subscription, error) {
 	h, err := n.node()
 	if err != nil {

@@ -59,6 +59,7 @@ __all__ = [
     "PeerEvent",
     "Lagged",
     "PeerInfo",
+    "NodeStats",
     "live_handles",
     "PeatError",
     "InvalidArgumentError",
@@ -116,11 +117,16 @@ class DocEvent:
 @dataclass(frozen=True)
 class PeerEvent:
     """``kind`` is "connected", "disconnected", "admission_refused", "discovered",
-    "lost" or "other_formation"; ``reason`` holds the disconnect or refusal
-    reason, or the discovery ("static", "mdns", "direct") of discovered/lost."""
+    "lost", "other_formation" or "storage_failed"; ``reason`` holds the
+    disconnect or refusal reason, the discovery ("static", "mdns", "direct") of
+    discovered/lost, or the store's error of storage_failed.
+
+    "storage_failed" is not about a peer (``peer`` is None): this node's store
+    failed a commit (a full disk, an I/O error) and every write now raises
+    :class:`StorageError` until the node is closed and reopened. It comes once."""
 
     kind: str
-    peer: str
+    peer: Optional[str]
     reason: str
 
 
@@ -142,6 +148,22 @@ class PeerInfo:
     last_seen_ms: Optional[int]
     state: str  # "connected", "disconnected", "discovered" or "other_formation"
     sources: str  # discoveries that want the peer, e.g. "static,mdns"
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """A node's counters since it opened."""
+
+    documents: int  # stored documents, tombstones included
+    connected_peers: int
+    subscriptions: int
+    frames_sent: int
+    bytes_sent: int
+    frames_received: int
+    bytes_received: int
+    # documents (or changes) received from peers and refused: nested too deep,
+    # or a change too large; nothing of them was stored
+    refused_documents: int
 
 
 Event = Union[DocEvent, PeerEvent, Lagged]
@@ -511,8 +533,12 @@ class Transfer(_ClosesOnExit):
 
 
 
-def _fetch(handle: int, hash: str, providers: Sequence[str], profile: str, rate_limit: int) -> Transfer:
-    return Transfer(_native.blob_fetch(handle, hash, list(providers), profile, rate_limit))
+def _fetch(
+    handle: int, hash: str, providers: Sequence[str], profile: str, rate_limit: int, expected_size: Optional[int]
+) -> Transfer:
+    if expected_size is not None and expected_size < 0:
+        raise InvalidArgumentError(f"expected_size must not be negative, got {expected_size}")
+    return Transfer(_native.blob_fetch(handle, hash, list(providers), profile, rate_limit, expected_size or 0))
 
 
 class SyncNode:
@@ -577,6 +603,11 @@ class SyncNode:
         """Removes a static peer; False if it was not one."""
         return _native.remove_peer(self.handle, peer_id)
 
+    def stats(self) -> NodeStats:
+        """The node's counters: stored documents, peers, subscriptions, sync traffic,
+        documents refused from peers."""
+        return NodeStats(*_native.stats(self.handle))
+
     def put(self, collection: str, id: str, doc: dict) -> None:
         """Writes a document (a dict of JSON-compatible values); returns once durable."""
         _native.put(self.handle, collection, id, json.dumps(doc))
@@ -612,7 +643,8 @@ class SyncNode:
         return Subscription(_native.subscribe_docs(self.handle, collection, id, snapshot), peers=False)
 
     def subscribe_peers(self) -> Subscription:
-        """Peer events: connected, disconnected, admission refused."""
+        """Peer events (see :class:`PeerEvent`): connected, disconnected, admission
+        refused, discovered, lost, other formation, and this node's storage failure."""
         return Subscription(_native.subscribe_peers(self.handle), peers=True)
 
     def on_change(
@@ -653,10 +685,23 @@ class SyncNode:
         return BlobInfo(*_native.blob_add_file(self.handle, os.fspath(path), _ms(timeout), 0))
 
     def fetch_blob(
-        self, hash: str, providers: Sequence[str] = (), profile: str = "", rate_limit: int = 0
+        self,
+        hash: str,
+        providers: Sequence[str] = (),
+        profile: str = "",
+        rate_limit: int = 0,
+        expected_size: Optional[int] = None,
     ) -> Transfer:
         """Starts fetching a blob; see :meth:`Node.fetch_blob`."""
-        return _fetch(self.handle, hash, providers, profile, rate_limit)
+        return _fetch(self.handle, hash, providers, profile, rate_limit, expected_size)
+
+    def discard_partial(self, hash: str) -> bool:
+        """Throws away the partial download of a blob (what earlier fetches
+        verified), so that the next fetch starts from nothing; returns whether
+        there was one. A complete blob is never touched. Raises
+        :class:`InvalidArgumentError` while a fetch of the blob is running:
+        cancel it and wait for it to end first."""
+        return _native.blob_discard_partial(self.handle, hash)
 
     def export_blob(self, hash: str, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> int:
         """Copies a complete blob to ``path``; returns its size."""
@@ -732,6 +777,10 @@ class Node:
         """Removes a static peer; False if it was not one."""
         return self.sync.remove_peer(peer_id)
 
+    def stats(self) -> NodeStats:
+        """The node's counters (see :meth:`SyncNode.stats`)."""
+        return self.sync.stats()
+
     async def put(self, collection: str, id: str, doc: dict) -> None:
         """Writes a document; returns once durable."""
         await asyncio.to_thread(self.sync.put, collection, id, doc)
@@ -791,12 +840,25 @@ class Node:
         return BlobInfo(*await _cancellable(_native.blob_add_file, self.sync.handle, os.fspath(path), _ms(timeout)))
 
     def fetch_blob(
-        self, hash: str, providers: Sequence[str] = (), profile: str = "", rate_limit: int = 0
+        self,
+        hash: str,
+        providers: Sequence[str] = (),
+        profile: str = "",
+        rate_limit: int = 0,
+        expected_size: Optional[int] = None,
     ) -> Transfer:
         """Starts fetching a blob (from ``providers``, or every connected peer that
         has it); ``profile`` is "datacenter", "tactical" or "edge"; ``rate_limit``
-        in bytes per second."""
-        return _fetch(self.sync.handle, hash, providers, profile, rate_limit)
+        in bytes per second (0: none); ``expected_size`` is the size the blob must
+        have (a blob reference states it; None or 0: unknown): a provider
+        claiming another size is not used, and when every provider does, the
+        transfer raises :class:`CorruptError` without storing anything."""
+        return _fetch(self.sync.handle, hash, providers, profile, rate_limit, expected_size)
+
+    async def discard_partial(self, hash: str) -> bool:
+        """Throws away a blob's partial download so the next fetch starts from
+        nothing; see :meth:`SyncNode.discard_partial`."""
+        return await asyncio.to_thread(self.sync.discard_partial, hash)
 
     async def export_blob(self, hash: str, path: Union[str, "os.PathLike[str]"], timeout: float = 3600.0) -> int:
         """Copies a complete blob to ``path``; returns its size."""

@@ -191,6 +191,26 @@ fn peers(node: u64) -> R<Vec<PeerTuple>> {
         .collect())
 }
 
+/// (documents, connected_peers, subscriptions, frames_sent, bytes_sent,
+/// frames_received, bytes_received, refused_documents).
+type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64);
+
+/// The node's counters.
+#[pyfunction]
+fn stats(py: Python<'_>, node: u64) -> R<StatsTuple> {
+    let s = py.detach(|| sdk::stats(node)).map_err(err)?;
+    Ok((
+        s.documents,
+        s.connected_peers,
+        s.subscriptions,
+        s.frames_sent,
+        s.bytes_sent,
+        s.frames_received,
+        s.bytes_received,
+        s.refused_documents,
+    ))
+}
+
 #[pyfunction]
 fn add_peer(node: u64, peer: String) -> R<()> {
     sdk::add_peer(node, &peer).map_err(err)
@@ -282,18 +302,24 @@ fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
 
 /// ("connected", peer, "") / ("disconnected", peer, reason) /
 /// ("admission_refused", peer, reason) / ("discovered"|"lost", peer, source) /
-/// ("other_formation", peer, "") / ("lagged", n).
+/// ("other_formation", peer, "") / ("storage_failed", None, reason) /
+/// ("lagged", n).
 fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
-    let t = |k: &str, p: String, r: String| -> R<Py<PyAny>> {
+    let t = |k: &str, p: Option<String>, r: String| -> R<Py<PyAny>> {
         Ok((k, p, r).into_pyobject(py)?.into_any().unbind())
     };
     match ev {
-        PeerEventRecord::Connected { peer } => t("connected", peer, String::new()),
-        PeerEventRecord::Disconnected { peer, reason } => t("disconnected", peer, reason),
-        PeerEventRecord::AdmissionRefused { peer, reason } => t("admission_refused", peer, reason),
-        PeerEventRecord::Discovered { peer, source } => t("discovered", peer, source),
-        PeerEventRecord::Lost { peer, source } => t("lost", peer, source),
-        PeerEventRecord::SeenOtherFormation { peer } => t("other_formation", peer, String::new()),
+        PeerEventRecord::Connected { peer } => t("connected", Some(peer), String::new()),
+        PeerEventRecord::Disconnected { peer, reason } => t("disconnected", Some(peer), reason),
+        PeerEventRecord::AdmissionRefused { peer, reason } => {
+            t("admission_refused", Some(peer), reason)
+        }
+        PeerEventRecord::Discovered { peer, source } => t("discovered", Some(peer), source),
+        PeerEventRecord::Lost { peer, source } => t("lost", Some(peer), source),
+        PeerEventRecord::SeenOtherFormation { peer } => {
+            t("other_formation", Some(peer), String::new())
+        }
+        PeerEventRecord::StorageFailed { reason } => t("storage_failed", None, reason),
         PeerEventRecord::Lagged(n) => Ok(("lagged", n).into_pyobject(py)?.into_any().unbind()),
     }
 }
@@ -480,6 +506,7 @@ fn blob_add_file(
         .map_err(err)
 }
 
+/// Starts a fetch; `expected_size` 0 means unknown.
 #[pyfunction]
 fn blob_fetch(
     node: u64,
@@ -487,9 +514,17 @@ fn blob_fetch(
     providers: Vec<String>,
     profile: String,
     rate_limit: u64,
+    expected_size: u64,
 ) -> R<u64> {
     let p: Vec<&str> = providers.iter().map(String::as_str).collect();
-    blobs::blob_fetch(node, &hash, &p, &profile, rate_limit).map_err(err)
+    blobs::blob_fetch(node, &hash, &p, &profile, rate_limit, expected_size).map_err(err)
+}
+
+/// Throws away a blob's partial download; whether there was one.
+#[pyfunction]
+fn blob_discard_partial(py: Python<'_>, node: u64, hash: String) -> R<bool> {
+    py.detach(|| blobs::blob_discard_partial(node, &hash))
+        .map_err(err)
 }
 
 /// (done, total, resumed, received, rate, finished).
@@ -582,6 +617,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transfer_free, m)?)?;
     m.add_function(wrap_pyfunction!(blob_export, m)?)?;
     m.add_function(wrap_pyfunction!(blob_status, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_discard_partial, m)?)?;
+    m.add_function(wrap_pyfunction!(stats, m)?)?;
     m.add_function(wrap_pyfunction!(node_close, m)?)?;
     m.add_function(wrap_pyfunction!(node_id, m)?)?;
     m.add_function(wrap_pyfunction!(node_addrs, m)?)?;

@@ -49,6 +49,12 @@ def test_two_nodes_sync(open_node):
     assert b.get("tracks", "t1") == {"lat": 1.5}
     peers = b.peers()
     assert len(peers) == 1 and peers[0].connected and peers[0].id == a.id
+    st = b.stats()
+    assert isinstance(st, peat_mesh.NodeStats)
+    assert st.connected_peers == 1 and st.subscriptions == 0  # the subscription was closed
+    assert st.frames_received > 0 and st.bytes_received > 0 and st.frames_sent > 0
+    # a normal sync refuses nothing (the Rust hostile-peer suite covers the other case)
+    assert st.refused_documents == 0
 
 
 def test_get_list_delete_export_import(open_node):
@@ -386,6 +392,95 @@ def test_blob_blocking_api(open_node, tmp_path):
         assert t.wait_blocking(20.0) == info
     assert b.blob_status(info.hash).state == "complete"
     assert b.blob_status("0" * 64).state == "missing"
+
+
+def test_blob_expected_size_and_discard_partial(tmp_path):
+    """Scenario 22: a fetch expecting another size than the only provider's fails
+    with CorruptError and keeps nothing; discarding a partial is refused while its
+    fetch runs, then returns True once and False after; the next fetch (with the
+    right expected size) starts from nothing; a complete blob is never discarded."""
+    data = os.urandom(2 << 20)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+
+    async def main():
+        a = await peat_mesh.Node.open(str(tmp_path / "a"), "py", SECRET, listen="127.0.0.1:0")
+        b = await peat_mesh.Node.open(str(tmp_path / "b"), "py", SECRET, listen="127.0.0.1:0")
+        async with a, b:
+            await b.connect(a.addrs()[0])
+            info = await a.add_blob_file(src)
+            with b.fetch_blob(info.hash, providers=[a.id], expected_size=info.size + 1) as t:
+                with pytest.raises(peat_mesh.CorruptError):
+                    await t
+            assert b.blob_status(info.hash).state == "missing"
+
+            started = asyncio.Event()
+
+            def on_progress(p):
+                if p.done >= 64 << 10:
+                    started.set()
+
+            with b.fetch_blob(
+                info.hash, providers=[a.id], profile="edge", rate_limit=256 << 10, expected_size=info.size
+            ) as t:
+                with t.on_progress(on_progress):
+                    await asyncio.wait_for(started.wait(), 20)
+                    with pytest.raises(peat_mesh.InvalidArgumentError):
+                        await b.discard_partial(info.hash)
+                    t.cancel()
+                    with pytest.raises(peat_mesh.OperationCancelledError):
+                        await t
+            assert b.blob_status(info.hash).state == "partial"
+            assert await b.discard_partial(info.hash) is True
+            st = b.blob_status(info.hash)
+            assert st.state == "missing" and st.present == 0
+            assert await b.discard_partial(info.hash) is False
+
+            with b.fetch_blob(info.hash, providers=[a.id], expected_size=info.size) as t:
+                assert await t == info
+                p = t.progress()
+            assert p.resumed == 0 and p.done == len(data)
+            assert await b.discard_partial(info.hash) is False
+            assert b.blob_status(info.hash).state == "complete"
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                await b.discard_partial("nothex")
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                b.fetch_blob(info.hash, expected_size=-1)
+
+    before = peat_mesh.live_handles()
+    asyncio.run(main())
+    assert peat_mesh.live_handles() == before
+
+
+def test_storage_failed(tmp_path):
+    """Scenario 23: a node whose data dir (a 3 MiB tmpfs) fills up raises
+    StorageError (the Io kind) for the failing put and every later one, and its
+    peer-event subscription reports "storage_failed" once, with a reason and no
+    peer. Mounting needs root (CI runs as root): without it this fails."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    assert r.returncode == 0, f"mounting a tmpfs failed: this test needs root (run it as root, as CI does): {r.stderr!r}"
+    try:
+        (mnt / "filler").write_bytes(bytes(256 * 1024))
+        with peat_mesh.SyncNode.open(str(mnt / "node"), "py", SECRET, listen="127.0.0.1:0") as n:
+            with n.subscribe_peers() as sub:
+                pad = "x" * 2000
+                acknowledged = 0
+                with pytest.raises(peat_mesh.StorageError):
+                    for i in range(100_000):
+                        # varied content so nothing compresses away
+                        n.put("fill", f"d{i}", {"i": i, "pad": f"{pad}{i}", "k": i * 7919})
+                        acknowledged += 1
+                assert acknowledged > 0
+                with pytest.raises(peat_mesh.StorageError):
+                    n.put("small", "s", {"a": 1})
+                ev = sub.next(10.0)
+                assert isinstance(ev, peat_mesh.PeerEvent), ev
+                assert ev.kind == "storage_failed" and ev.peer is None and ev.reason, ev
+                assert sub.next(0.3) is None  # once (the node has no peers)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_static_peer_added_and_removed(open_node):

@@ -155,6 +155,8 @@ static int t_two_nodes_sync(void) {
     }
     CHECK(stats.documents == 1 && stats.connected_peers == 1 && stats.subscriptions == 1 &&
           stats.frames_received > 0 && stats.bytes_received > 0);
+    /* a normal sync refuses nothing (the Rust hostile-peer suite covers the other case) */
+    CHECK(stats.refused_documents == 0);
     OK(peat_subscription_close(sub, ERR));
     OK(peat_node_close(a, 5000, ERR));
     OK(peat_node_close(b, 5000, ERR));
@@ -551,7 +553,7 @@ static int t_close_with_subscriptions_in_flight(void) {
     PeatBlobInfo info;
     OK(peat_blob_add_file(b, S(src), 10000, NO_CANCEL, &info, ERR));
     PeatTransfer t;
-    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, S("edge"), 128u << 10, &t, ERR));
+    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, S("edge"), 128u << 10, 0, &t, ERR));
     PeatTransferProgress p;
     memset(&p, 0, sizeof p);
     for (int i = 0; i < 1000 && p.done == 0; i++) {
@@ -998,7 +1000,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     memset(&st, 0, sizeof st);
     pthread_mutex_init(&st.mu, NULL);
     PeatTransfer t;
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, 0, &t, ERR));
     PeatProgressCallback cb = {&st, on_progress, on_progress_drop};
     PeatSubscription psub;
     OK(peat_transfer_on_progress(t, cb, &psub, ERR));
@@ -1022,7 +1024,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     pthread_mutex_unlock(&st.mu);
 
     /* fetch again at full speed: resumes, completes, verifies */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, 0, &t, ERR));
     OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
     CHECK(strcmp(got.hash, info.hash) == 0 && strcmp(got.sha256, info.sha256) == 0);
     OK(peat_transfer_progress(t, &p, ERR));
@@ -1040,7 +1042,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     free(back);
     free(data);
     /* bad input */
-    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, S(""), 0, &t, ERR)) ==
+    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, S(""), 0, 0, &t, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
     CHECK(call_with_err_(peat_transfer_free(t, ERR)) == PEAT_STATUS_INVALID_HANDLE);
     peat_string_free(a_id);
@@ -1050,6 +1052,220 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     rm_rf(da);
     rm_rf(db);
     return 1;
+}
+
+/* Progress pushed to a condition variable: waits on events, not on sleeps. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t done;
+    int finished;
+} progress_wait;
+
+static void on_progress_signal(void *ctx, const PeatTransferProgress *p) {
+    progress_wait *w = (progress_wait *)ctx;
+    pthread_mutex_lock(&w->mu);
+    w->done = p->done;
+    if (p->finished) w->finished = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Waits up to `secs` for pushed progress of at least `bytes` (or the end). */
+static int await_progress(progress_wait *w, uint64_t bytes, int secs) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += secs;
+    pthread_mutex_lock(&w->mu);
+    int timed_out = 0;
+    while (w->done < bytes && !w->finished && !timed_out)
+        timed_out = pthread_cond_timedwait(&w->cond, &w->mu, &deadline) != 0;
+    int ok = w->done >= bytes;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+static int t_blob_expected_size_and_discard_partial(void) {
+    size_t handles_before = peat_live_handles();
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_node(&a, da, SECRET));
+    CHECK(open_node(&b, db, SECRET));
+    CHECK(connect_nodes(b, a));
+    char src[128];
+    snprintf(src, sizeof src, "%s/source.bin", da);
+    size_t size = 2u << 20;
+    FILE *f = fopen(src, "wb");
+    CHECK(f != NULL);
+    unsigned int seed = 777;
+    for (size_t i = 0; i < size; i++) fputc((rand_r(&seed) >> 7) & 0xff, f);
+    fclose(f);
+    PeatBlobInfo info;
+    OK(peat_blob_add_file(a, S(src), 10000, NO_CANCEL, &info, ERR));
+    char *a_id = NULL;
+    OK(peat_node_id(a, &a_id, ERR));
+    PeatStr providers[1] = {S(a_id)};
+    PeatTransfer t;
+    PeatBlobInfo got;
+    PeatBlobStatus bs;
+
+    /* the only provider offers another size than expected: Corrupt, nothing kept */
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, size + 1, &t, ERR));
+    CHECK(call_with_err_(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CORRUPT);
+    OK(peat_transfer_free(t, ERR));
+    OK(peat_blob_status(b, S(info.hash), &bs, ERR));
+    CHECK(bs.state == 0);
+
+    /* a slow fetch: discarding its partial is refused while it runs */
+    progress_wait w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, size, &t, ERR));
+    PeatProgressCallback cb = {&w, on_progress_signal, NULL};
+    PeatSubscription psub;
+    OK(peat_transfer_on_progress(t, cb, &psub, ERR));
+    CHECK(await_progress(&w, 64u << 10, 20));
+    bool had = true;
+    CHECK(call_with_err_(peat_blob_discard_partial(b, S(info.hash), &had, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_transfer_cancel(t, ERR));
+    CHECK(call_with_err_(peat_transfer_wait(t, 10000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CANCELLED);
+    OK(peat_subscription_close(psub, ERR));
+    OK(peat_transfer_free(t, ERR));
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mu);
+    OK(peat_blob_status(b, S(info.hash), &bs, ERR));
+    CHECK(bs.state == 1 && bs.present > 0);
+    had = false;
+    OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
+    CHECK(had);
+    OK(peat_blob_status(b, S(info.hash), &bs, ERR));
+    CHECK(bs.state == 0 && bs.present == 0);
+    OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
+    CHECK(!had);
+
+    /* the next fetch, with the right size expected, starts from nothing */
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, size, &t, ERR));
+    OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
+    CHECK(strcmp(got.hash, info.hash) == 0 && got.size == size);
+    PeatTransferProgress p;
+    OK(peat_transfer_progress(t, &p, ERR));
+    CHECK(p.finished && p.resumed == 0 && p.done == size);
+    OK(peat_transfer_free(t, ERR));
+    /* a complete blob is never discarded */
+    had = true;
+    OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
+    CHECK(!had);
+    OK(peat_blob_status(b, S(info.hash), &bs, ERR));
+    CHECK(bs.state == 2);
+    OK(peat_blob_discard_partial(b, S(info.hash), NULL, ERR)); /* out_had may be NULL */
+    CHECK(call_with_err_(peat_blob_discard_partial(b, S("nothex"), &had, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    peat_string_free(a_id);
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    CHECK(peat_live_handles() == handles_before);
+    rm_rf(da);
+    rm_rf(db);
+    return 1;
+}
+
+/* ---- storage failure ---- */
+
+/* A node whose data dir (a 3 MiB tmpfs) fills up: the failing put is an Io
+ * error, so is every later one, and the peer-event subscription reports
+ * StorageFailed once, with a reason and no peer. Mounting needs root (CI runs
+ * as root): without it the test fails and says so. */
+static int t_storage_failed(void) {
+    char mnt[64];
+    strcpy(mnt, "/tmp/peat-c-full-XXXXXX");
+    CHECK(mkdtemp(mnt) != NULL);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=3m tmpfs '%s'", mnt);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "FAIL %s: mounting a tmpfs failed: this test needs root (run it as root, as CI does)\n",
+                current);
+        rmdir(mnt);
+        return 0;
+    }
+    int ok = 0;
+    char path[128];
+    snprintf(path, sizeof path, "%s/filler", mnt);
+    FILE *f = fopen(path, "wb");
+    PeatNode n = {0};
+    PeatSubscription sub = {0};
+    char *pad = malloc(2100), *doc = malloc(2200);
+    if (!f || !pad || !doc) goto out;
+    for (int i = 0; i < 256 * 1024; i++) fputc(0, f);
+    fclose(f);
+    f = NULL;
+    memset(pad, 'x', 2000);
+    pad[2000] = 0;
+    snprintf(path, sizeof path, "%s/node", mnt);
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = S(path);
+    o.formation_id = S("conformance");
+    o.formation_secret = SECRET;
+    o.formation_secret_len = 32;
+    o.listen = S("127.0.0.1:0");
+    if (call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &n, ERR)) != PEAT_STATUS_OK) {
+        fprintf(stderr, "FAIL %s: open: %s\n", current, last_message);
+        goto out;
+    }
+    if (call_with_err_(peat_peer_subscribe(n, &sub, ERR)) != PEAT_STATUS_OK) goto out;
+    int32_t rc = PEAT_STATUS_OK;
+    int puts = 0;
+    for (; puts < 100000 && rc == PEAT_STATUS_OK; puts++) {
+        /* varied content so nothing compresses away */
+        char id[32];
+        snprintf(id, sizeof id, "d%d", puts);
+        snprintf(doc, 2200, "{\"i\":%d,\"pad\":\"%s%d\",\"k\":%ld}", puts, pad, puts, (long)puts * 7919);
+        rc = call_with_err_(peat_doc_put(n, S("fill"), S(id), S(doc), ERR));
+    }
+    if (rc != PEAT_STATUS_IO || puts < 2) {
+        fprintf(stderr, "FAIL %s: after %d puts: status %d (%s), want PEAT_STATUS_IO\n", current, puts, rc,
+                last_message);
+        goto out;
+    }
+    /* fail-stop: even a tiny write is refused now */
+    rc = call_with_err_(peat_doc_put(n, S("small"), S("s"), S("{\"a\":1}"), ERR));
+    if (rc != PEAT_STATUS_IO) {
+        fprintf(stderr, "FAIL %s: a later put gave %d, want PEAT_STATUS_IO\n", current, rc);
+        goto out;
+    }
+    PeatEvent ev;
+    memset(&ev, 0, sizeof ev);
+    rc = call_with_err_(peat_subscription_next(sub, 10000, &ev, ERR));
+    int good = rc == PEAT_STATUS_OK && ev.kind == PEAT_EVENT_KIND_STORAGE_FAILED && ev.peer == NULL &&
+               ev.reason != NULL && strlen(ev.reason) > 0;
+    if (!good)
+        fprintf(stderr, "FAIL %s: event status %d kind %d peer %s reason %s\n", current, rc, (int)ev.kind,
+                ev.peer ? ev.peer : "NULL", ev.reason ? ev.reason : "NULL");
+    peat_event_free(&ev);
+    if (!good) goto out;
+    /* once: nothing else arrives (the node has no peers) */
+    rc = call_with_err_(peat_subscription_next(sub, 300, &ev, ERR));
+    if (rc != PEAT_STATUS_TIMEOUT) {
+        fprintf(stderr, "FAIL %s: a second event (status %d kind %d)\n", current, rc, (int)ev.kind);
+        peat_event_free(&ev);
+        goto out;
+    }
+    ok = 1;
+out:
+    if (f) fclose(f);
+    free(pad);
+    free(doc);
+    if (sub.id) call_with_err_(peat_subscription_close(sub, ERR));
+    if (n.id && call_with_err_(peat_node_close(n, 10000, ERR)) != PEAT_STATUS_OK) {
+        fprintf(stderr, "FAIL %s: close: %s\n", current, last_message);
+        ok = 0;
+    }
+    snprintf(cmd, sizeof cmd, "umount '%s' || umount -l '%s'", mnt, mnt);
+    if (system(cmd) != 0) fprintf(stderr, "%s: could not unmount %s\n", current, mnt);
+    rmdir(mnt);
+    return ok;
 }
 
 /* ---- discovery switches ---- */
@@ -1127,6 +1343,8 @@ static const struct {
     {"log_callback", t_log_callback},
     {"cancel_connect", t_cancel_connect},
     {"blob_fetch_progress_cancel_resume", t_blob_fetch_progress_cancel_resume},
+    {"blob_expected_size_and_discard_partial", t_blob_expected_size_and_discard_partial},
+    {"storage_failed", t_storage_failed},
     {"static_peer_added_and_removed", t_static_peer_added_and_removed},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},

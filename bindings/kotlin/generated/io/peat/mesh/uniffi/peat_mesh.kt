@@ -664,6 +664,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_blob_add_file(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_blob_discard_partial(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_blob_export(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_blob_fetch(
@@ -771,9 +773,11 @@ external fun uniffi_peat_mesh_ffi_fn_func_add_peer(`node`: Long,`peer`: RustBuff
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_blob_add_file(`node`: Long,`path`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_blob_discard_partial(`node`: Long,`hash`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
 external fun uniffi_peat_mesh_ffi_fn_func_blob_export(`node`: Long,`hash`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_peat_mesh_ffi_fn_func_blob_fetch(`node`: Long,`hash`: RustBuffer.ByValue,`providers`: RustBuffer.ByValue,`profile`: RustBuffer.ByValue,`rateLimit`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_peat_mesh_ffi_fn_func_blob_fetch(`node`: Long,`hash`: RustBuffer.ByValue,`providers`: RustBuffer.ByValue,`profile`: RustBuffer.ByValue,`rateLimit`: Long,`expectedSize`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_blob_status(`node`: Long,`hash`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -971,10 +975,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_add_file() != 48374) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_discard_partial() != 14940) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_export() != 48038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 2952) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 28140) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 24820) {
@@ -2081,6 +2088,12 @@ data class NodeStats (
      * Sync bytes received since open.
      */
     var `bytesReceived`: kotlin.ULong
+    , 
+    /**
+     * Documents (or changes to them) received from peers and refused since
+     * open: nested too deep, or a change too large. Nothing of them was stored.
+     */
+    var `refusedDocuments`: kotlin.ULong
     
 ){
     
@@ -2104,6 +2117,7 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -2114,7 +2128,8 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.allocationSize(value.`framesSent`) +
             FfiConverterULong.allocationSize(value.`bytesSent`) +
             FfiConverterULong.allocationSize(value.`framesReceived`) +
-            FfiConverterULong.allocationSize(value.`bytesReceived`)
+            FfiConverterULong.allocationSize(value.`bytesReceived`) +
+            FfiConverterULong.allocationSize(value.`refusedDocuments`)
     )
 
     override fun write(value: NodeStats, buf: ByteBuffer) {
@@ -2125,6 +2140,7 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.write(value.`bytesSent`, buf)
             FfiConverterULong.write(value.`framesReceived`, buf)
             FfiConverterULong.write(value.`bytesReceived`, buf)
+            FfiConverterULong.write(value.`refusedDocuments`, buf)
     }
 }
 
@@ -2703,6 +2719,23 @@ sealed class PeerEventRecord {
     }
     
     /**
+     * Not about a peer: this node's store failed a commit (a full disk, an
+     * I/O error) and refuses every write (an `Io` error) until the node is
+     * closed and reopened. Published once.
+     */
+    data class StorageFailed(
+        /**
+         * The store's error.
+         */
+        val `reason`: kotlin.String) : PeerEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * This many events were dropped.
      */
     data class Lagged(
@@ -2752,7 +2785,10 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             6 -> PeerEventRecord.SeenOtherFormation(
                 FfiConverterString.read(buf),
                 )
-            7 -> PeerEventRecord.Lagged(
+            7 -> PeerEventRecord.StorageFailed(
+                FfiConverterString.read(buf),
+                )
+            8 -> PeerEventRecord.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -2806,6 +2842,13 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 + FfiConverterString.allocationSize(value.`peer`)
             )
         }
+        is PeerEventRecord.StorageFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
         is PeerEventRecord.Lagged -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -2851,8 +2894,13 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 FfiConverterString.write(value.`peer`, buf)
                 Unit
             }
-            is PeerEventRecord.Lagged -> {
+            is PeerEventRecord.StorageFailed -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is PeerEventRecord.Lagged -> {
+                buf.putInt(8)
                 FfiConverterULong.write(value.v1, buf)
                 Unit
             }
@@ -3262,6 +3310,20 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * Throws away a blob's partial download; whether there was one.
+         */
+    @Throws(PeatException::class) fun `blobDiscardPartial`(`node`: kotlin.ULong, `hash`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_blob_discard_partial(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),_status)
+}
+    )
+    }
+    
+
+        /**
          * Copies a blob to a path.
          */
     @Throws(PeatException::class) fun `blobExport`(`node`: kotlin.ULong, `hash`: kotlin.String, `path`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancel`: kotlin.ULong): kotlin.ULong {
@@ -3276,14 +3338,14 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
     
 
         /**
-         * Starts a fetch; returns a transfer handle.
+         * Starts a fetch; returns a transfer handle (`expected_size` 0: unknown).
          */
-    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: kotlin.String, `rateLimit`: kotlin.ULong): kotlin.ULong {
+    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: kotlin.String, `rateLimit`: kotlin.ULong, `expectedSize`: kotlin.ULong): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_blob_fetch(
     
-        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterString.lower(`profile`),FfiConverterULong.lower(`rateLimit`),_status)
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterString.lower(`profile`),FfiConverterULong.lower(`rateLimit`),FfiConverterULong.lower(`expectedSize`),_status)
 }
     )
     }

@@ -331,7 +331,11 @@ class Node private constructor(private val handle: ULong) : Closeable {
     suspend fun importBytes(collection: String, id: String, bytes: ByteArray) =
         withContext(Dispatchers.IO) { either({ JniBridge.importDoc(h, collection, id, bytes) }, { io.peat.mesh.uniffi.importDoc(handle, collection, id, bytes) }) }
 
-    /** Counters: stored documents, connected peers, subscriptions, sync traffic. */
+    /**
+     * Counters: stored documents, connected peers, subscriptions, sync traffic,
+     * and `refusedDocuments` (documents or changes from peers refused as nested
+     * too deep or too large; nothing of them was stored).
+     */
     fun stats() = needsJna("stats") { io.peat.mesh.uniffi.stats(handle) }
 
     /**
@@ -351,7 +355,12 @@ class Node private constructor(private val handle: ULong) : Closeable {
         )
     }
 
-    /** Peer events pushed to [onEvent]; see [onDocument]. */
+    /**
+     * Peer events pushed to [onEvent]; see [onDocument]. Besides the peer
+     * events, [PeerEventRecord.StorageFailed] (once) says this node's store
+     * failed a commit (a full disk, an I/O error): every write then throws
+     * [PeatException.Io] until the node is closed and reopened.
+     */
     fun onPeerEvent(onEnd: () -> Unit = {}, onEvent: (PeerEventRecord) -> Unit): Subscription = needsJna("onPeerEvent") {
         Subscription(io.peat.mesh.uniffi.subscribePeers(Attach.generation, handle, listener({ (it as? SubEvent.Peer)?.v1 }, onEnd, onEvent)))
     }
@@ -372,13 +381,38 @@ class Node private constructor(private val handle: ULong) : Closeable {
     suspend fun addBlobFile(path: String): BlobInfo =
         cancellable { t -> needsJna("blobs") { io.peat.mesh.uniffi.blobAddFile(handle, path, LONG_WAIT_MS, t) } }
 
-    /** Starts fetching a blob; see [Transfer]. */
+    /**
+     * Starts fetching a blob; see [Transfer]. [providers] are node ids (empty:
+     * every connected peer that has it); [profile] is "datacenter", "tactical"
+     * (also "") or "edge"; [rateLimit] is bytes per second (0: none);
+     * [expectedSize] is the size the blob must have (a blob reference states
+     * it; 0: unknown): a provider claiming another size is not used, and when
+     * every provider does the transfer fails with [PeatException.Corrupt]
+     * without storing anything.
+     */
     fun fetchBlob(
         hash: String,
         providers: List<String> = emptyList(),
         profile: String = "",
         rateLimit: Long = 0,
-    ): Transfer = needsJna("blobs") { Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong())) }
+        expectedSize: Long = 0,
+    ): Transfer {
+        if (rateLimit < 0) throw NativeException.InvalidArgument("rateLimit must not be negative: $rateLimit")
+        if (expectedSize < 0) throw NativeException.InvalidArgument("expectedSize must not be negative: $expectedSize")
+        return needsJna("blobs") {
+            Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong(), expectedSize.toULong()))
+        }
+    }
+
+    /**
+     * Throws away the partial download of a blob (what earlier fetches
+     * verified), so that the next fetch starts from nothing; true if there was
+     * one. A complete blob is never touched. While a fetch of the blob is
+     * running this throws [PeatException.InvalidArgument]: [Transfer.cancel]
+     * it and wait for its end first.
+     */
+    suspend fun discardPartial(hash: String): Boolean =
+        withContext(Dispatchers.IO) { needsJna("blobs") { io.peat.mesh.uniffi.blobDiscardPartial(handle, hash) } }
 
     /** Copies a complete blob to [path]; returns its size. */
     suspend fun exportBlob(hash: String, path: String): Long =

@@ -33,7 +33,7 @@ class ConformanceTest {
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
-        assertTrue(PeatMesh.abiVersion >= 2)
+        assertEquals(4, PeatMesh.abiVersion)
         // the test JVM loads the library once, so the JNI path is bound
         assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
@@ -56,6 +56,10 @@ class ConformanceTest {
                 val ev = seen.await() as DocEventRecord.Changed
                 assertEquals("""{"lat":1.5}""", ev.json)
                 assertEquals("""{"lat":1.5}""", b.get("tracks", "t1"))
+                // a normal sync refuses nothing (the Rust hostile-peer suite covers the other case)
+                val st = b.stats()
+                assertTrue(st.framesReceived > 0UL && st.bytesReceived > 0UL && st.connectedPeers == 1UL, "$st")
+                assertEquals(0UL, st.refusedDocuments)
                 assertTrue(a.delete("tracks", "t1"))
                 assertEquals(null, a.get("tracks", "t1"))
             }
@@ -310,6 +314,87 @@ class ConformanceTest {
                 assertEquals(data.size.toLong(), b.exportBlob(info.hash, out.absolutePath))
                 assertTrue(out.readBytes().contentEquals(data))
             }
+        }
+    }
+
+    /**
+     * Scenario 22: a fetch expecting another size than the only provider's fails
+     * with Corrupt and keeps nothing; discarding a partial is refused while its
+     * fetch runs, then returns true once and false after; the next fetch (with
+     * the right expected size) starts from nothing; a complete blob is never discarded.
+     */
+    @Test
+    fun blobExpectedSizeAndDiscardPartial() = runBlocking<Unit> {
+        node().use { a ->
+            node().use { b ->
+                b.connect(a.addrs[0])
+                val data = Random(11).nextBytes(2 shl 20)
+                val info = a.addBlobFile(File(tmp(), "src.bin").apply { writeBytes(data) }.absolutePath)
+                val size = info.size.toLong()
+                b.fetchBlob(info.hash, listOf(a.id), expectedSize = size + 1).use { t ->
+                    assertFailsWith<Err.Corrupt> { t.await() }
+                }
+                assertEquals(0, b.blobStatus(info.hash).state)
+
+                b.fetchBlob(info.hash, listOf(a.id), "edge", 256L shl 10, expectedSize = size).use { t ->
+                    withTimeout(20_000) { t.updates.first { it.done >= (64UL shl 10) } }
+                    assertFailsWith<Err.InvalidArgument> { b.discardPartial(info.hash) }
+                    t.cancel()
+                    assertFailsWith<Err.Cancelled> { t.await() }
+                }
+                assertEquals(1, b.blobStatus(info.hash).state)
+                assertTrue(b.discardPartial(info.hash))
+                assertEquals(0, b.blobStatus(info.hash).state)
+                assertEquals(0UL, b.blobStatus(info.hash).present)
+                assertEquals(false, b.discardPartial(info.hash))
+
+                b.fetchBlob(info.hash, listOf(a.id), expectedSize = size).use { t ->
+                    assertEquals(info, t.await())
+                    assertEquals(0UL, t.progress().resumed)
+                }
+                assertEquals(false, b.discardPartial(info.hash)) // a complete blob is never discarded
+                assertEquals(2, b.blobStatus(info.hash).state)
+                assertFailsWith<Err.InvalidArgument> { b.discardPartial("nothex") }
+                assertFailsWith<Err.InvalidArgument> { b.fetchBlob(info.hash, expectedSize = -1) }
+            }
+        }
+    }
+
+    /**
+     * Scenario 23: a node whose data dir (a 3 MiB tmpfs) fills up throws
+     * [Err.Io] for the failing put and every later one, and its peer events
+     * carry one [PeerEventRecord.StorageFailed] with a reason. Mounting needs
+     * root (CI runs as root): without it the test fails and says so.
+     */
+    @Test
+    fun storageFailedOnAFullDataDir() = runBlocking<Unit> {
+        val mnt = tmp()
+        val mount = ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt).redirectErrorStream(true).start()
+        val out = mount.inputStream.bufferedReader().readText()
+        assertEquals(0, mount.waitFor(), "mounting a tmpfs failed: this test needs root (run it as root, as CI does): $out")
+        try {
+            File(mnt, "filler").writeBytes(ByteArray(256 * 1024))
+            Support.node(File(mnt, "node").path).use { n ->
+                val events = Channel<PeerEventRecord>(Channel.UNLIMITED)
+                n.onPeerEvent { events.trySend(it) }.use {
+                    val pad = "x".repeat(2000)
+                    var acknowledged = 0
+                    assertFailsWith<Err.Io> {
+                        for (i in 0 until 100_000) {
+                            // varied content so nothing compresses away
+                            n.put("fill", "d$i", """{"i":$i,"pad":"$pad$i","k":${i.toLong() * 7919}}""")
+                            acknowledged++
+                        }
+                    }
+                    assertTrue(acknowledged > 0)
+                    assertFailsWith<Err.Io> { n.put("small", "s", """{"a":1}""") }
+                    val ev = withTimeout(10_000) { events.receive() }
+                    assertTrue(ev is PeerEventRecord.StorageFailed && ev.reason.isNotEmpty(), "$ev")
+                    assertEquals(null, withTimeoutOrNull(300) { events.receive() }) // once; no peers
+                }
+            }
+        } finally {
+            ProcessBuilder("umount", mnt).start().waitFor()
         }
     }
 
