@@ -183,7 +183,10 @@ async fn changes_on_a_dependency_that_never_comes_are_not_queued() {
         .await
         .unwrap();
     assert!(eventually(|| a.get("c", "good").unwrap().is_some()).await);
-    assert_eq!(crate::node::test_support::waiting_deps(&a, "c", "orphan"), 0);
+    assert_eq!(
+        crate::node::test_support::waiting_deps(&a, "c", "orphan"),
+        0
+    );
     assert_eq!(
         a.get("c", "orphan").unwrap(),
         Some(serde_json::json!({"i": 0}))
@@ -635,6 +638,52 @@ async fn slow_blob_requests_hold_bounded_slots_and_starve_no_one() {
     ep.close().await;
 }
 
+/// A fetcher that asks for a blob at full speed and then stops reading: once
+/// QUIC flow control fills, the provider waits `SERVE_STALL` for it and then
+/// drops the request, giving its slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetcher_that_stops_reading_loses_its_slot_after_the_stall_timeout() {
+    use crate::blobs::protocol_request_for_tests;
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    let info = a.blobs().add_bytes(data).await.unwrap();
+    let (ep, conn, _send, _recv) = raw_admitted(&a, &f).await;
+    let (mut s, mut r) = conn.open_bi().await.unwrap();
+    let req = protocol_request_for_tests(info.hash, vec![(0, 122)]);
+    let body = postcard::to_allocvec(&req).unwrap();
+    s.write_all(&(body.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&body).await.unwrap();
+    let serving = a.blobs().shared.serving.clone();
+    let total = crate::blobs::provider::MAX_STREAMS_TOTAL;
+    assert!(eventually(|| serving.available_permits() == total - 1).await);
+    let held_since = tokio::time::Instant::now();
+    // nothing is read; the slot comes back after the stall timeout
+    assert!(eventually(|| serving.available_permits() == total).await);
+    let held = held_since.elapsed();
+    let stall = crate::blobs::provider::SERVE_STALL;
+    assert!(
+        held >= stall - Duration::from_millis(500),
+        "freed after {held:?}"
+    );
+    // what the provider had sent ends with a reset, not a finished stream
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    let end = loop {
+        match r.read(&mut buf).await {
+            Ok(Some(n)) => got += n,
+            Ok(None) => break "finished",
+            Err(_) => break "reset",
+        }
+    };
+    assert_eq!(end, "reset", "after {got} bytes");
+    assert!(got < 8_000_000);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    ep.close().await;
+}
+
 /// A peer that asks for a large document again and again (a 40-byte `Heads`
 /// with no heads each time) and reads nothing: the answers are owed, not
 /// rendered, so the node holds a few bytes per request (within the reply
@@ -693,3 +742,197 @@ async fn cheap_requests_for_a_big_document_cost_bounded_memory() {
 /// Unused-import guard for types only some tests name.
 #[allow(dead_code)]
 fn _types(_: Hash32) {}
+
+/// Peak resident memory of this process, from `/proc/self/status` (KiB).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// Memory a node may gain per attacking peer while every flooding attack of
+/// this suite runs against it at once from several peers (beyond its peak
+/// after setup). Measured 13–17 MiB per attacker in a debug build, linear from
+/// 1 to 12 attackers: a batch of received frames in work, one rendered reply
+/// batch, two 256 KiB pieces per blob stream. An unbounded structure (Automerge's
+/// dependency queue, served pieces of 1 MiB, owed replies rendered eagerly)
+/// blows through it (before the fixes that came with this test: +188 MiB
+/// for 4 attackers).
+const ATTACK_MEMORY_PER_PEER_MIB: u64 = 24;
+
+/// Runs [`memory_under_attack_child`] in a process of its own (other tests
+/// share this one's memory) and checks its verdict.
+#[test]
+fn floods_from_hostile_peers_cost_bounded_memory() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "hostile_peer_tests::memory_under_attack_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PEAT_MEMORY_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find_map(|l| l.find("attack memory:").map(|i| &l[i..]))
+        .expect("the child reports its memory");
+    eprintln!("{line}");
+}
+
+/// Several raw peers each flood the node with cheap requests for a big
+/// document (never reading the answers), changes on a dependency that never
+/// comes, documents nested too deep and full-speed blob requests they never
+/// read, while an honest peer syncs. `PEAT_ATTACKERS` (default 4) sets how many;
+/// `PEAT_ATTACKS` (any of `heads,orphan,deep,blob`) runs only some, to see what
+/// each costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by floods_from_hostile_peers_cost_bounded_memory in its own process"]
+async fn memory_under_attack_child() {
+    if std::env::var_os("PEAT_MEMORY_CHILD").is_none() {
+        return;
+    }
+    use crate::blobs::protocol_request_for_tests;
+    let f = Formation::new("hostile", [9; 32]);
+    let (a, _da) = open(&f).await;
+    let big: String = (0..200_000u32)
+        .map(|i| format!("{:x}", i.wrapping_mul(2_654_435_761)))
+        .collect();
+    a.put("maps", "big", &serde_json::json!({ "blob": big }))
+        .await
+        .unwrap();
+    a.put("maps", "orphan", &serde_json::json!({ "i": 0 }))
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+    let info = a.blobs().add_bytes(data).await.unwrap();
+    let mut history = Automerge::new();
+    for i in 0..3000i64 {
+        history
+            .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "i", i))
+            .unwrap();
+    }
+    let orphans = history.get_changes(&[]);
+    let deep = changes_frame("c", "deep", &deep_doc(3000));
+    let ask = encode(&Frame::Heads {
+        collection: "maps".into(),
+        id: "big".into(),
+        heads: Vec::new(),
+        answer: false,
+    })
+    .unwrap();
+    // warm up the paths once (first use allocates caches and pools)
+    let (b, _db) = open(&f).await;
+    b.connect(&a.peer_addr()).await.unwrap();
+    assert!(eventually(|| b.get("maps", "big").unwrap().is_some()).await);
+    let before = peak_rss_kib();
+
+    let attackers: usize = std::env::var("PEAT_ATTACKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut raw = Vec::new();
+    for _ in 0..attackers {
+        let (ep, conn, mut send, recv) = raw_admitted(&a, &f).await;
+        let on = |k: &str| {
+            std::env::var("PEAT_ATTACKS")
+                .map(|v| v.contains(k))
+                .unwrap_or(true)
+        };
+        // cheap requests for the big document, never read
+        let mut flood = Vec::new();
+        for _ in 0..(if on("heads") { 5000 } else { 0 }) {
+            flood.extend_from_slice(&ask);
+        }
+        send.write_all(&flood).await.unwrap();
+        // changes on a dependency that never comes
+        for batch in orphans[1..].chunks(500).filter(|_| on("orphan")) {
+            let frame = encode(&Frame::Changes {
+                collection: "maps".into(),
+                id: "orphan".into(),
+                changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                heads: heads_to_wire(&history.get_heads()),
+            })
+            .unwrap();
+            send.write_all(&frame).await.unwrap();
+        }
+        // documents nested too deep
+        for _ in 0..(if on("deep") { 5 } else { 0 }) {
+            send.write_all(&deep).await.unwrap();
+        }
+        // blob requests at full speed, never read
+        let mut streams = Vec::new();
+        for _ in 0..(if on("blob") { 8 } else { 0 }) {
+            let (mut s, r) = conn.open_bi().await.unwrap();
+            let body =
+                postcard::to_allocvec(&protocol_request_for_tests(info.hash, vec![(0, 122)]))
+                    .unwrap();
+            s.write_all(&(body.len() as u32).to_be_bytes())
+                .await
+                .unwrap();
+            s.write_all(&body).await.unwrap();
+            streams.push((s, r));
+        }
+        raw.push((ep, conn, send, recv, streams));
+    }
+    // every frame was taken in: 4 × 5000 requests and 4 × 5 deep documents
+    if std::env::var("PEAT_ATTACKS").is_err() {
+        assert!(
+            eventually(|| a
+                .sync_stats()
+                .received
+                .by_kind
+                .get("Heads")
+                .is_some_and(|(n, _)| *n >= 5000 * attackers as u64))
+            .await
+        );
+        assert!(
+            eventually(|| a
+                .sync_stats()
+                .received
+                .by_kind
+                .get("Changes")
+                .is_some_and(|(n, _)| *n >= 11 * attackers as u64))
+            .await
+        );
+        assert!(eventually(|| a.sync_stats().refused_documents >= attackers as u64).await);
+        eprintln!("{:?}", a.sync_stats());
+        assert_eq!(a.get("c", "deep").unwrap(), None);
+    }
+    // an honest peer still syncs meanwhile
+    a.put("maps", "during", &serde_json::json!({ "v": 1 }))
+        .await
+        .unwrap();
+    assert!(eventually(|| b.get("maps", "during").unwrap().is_some()).await);
+    let after = peak_rss_kib();
+    let bound = ATTACK_MEMORY_PER_PEER_MIB * attackers as u64;
+    let grown_mib = after.saturating_sub(before) / 1024;
+    println!(
+        "attack memory: {attackers} attackers, peak {} MiB before, {} MiB after, +{grown_mib} MiB (bound {bound} MiB)",
+        before / 1024,
+        after / 1024
+    );
+    assert!(grown_mib <= bound);
+    assert_eq!(
+        crate::node::test_support::waiting_deps(&a, "maps", "orphan"),
+        0
+    );
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+    for (ep, ..) in raw {
+        ep.close().await;
+    }
+}

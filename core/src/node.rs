@@ -158,7 +158,9 @@ impl Node {
             endpoint.clone(),
             config.max_peers.max(1),
         );
-        engine.tasks.spawn(report_store_failure(Arc::downgrade(&engine)));
+        engine
+            .tasks
+            .spawn(report_store_failure(Arc::downgrade(&engine)));
         engine.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
@@ -666,13 +668,10 @@ pub(crate) mod test_support {
     ) -> (Endpoint, Connection, SendStream, RecvStream) {
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
-        let ep = bind_endpoint(
-            secret,
-            "127.0.0.1:0".parse().unwrap(),
-            Duration::from_secs(6),
-        )
-        .await
-        .unwrap();
+        let ep =
+            crate::transport::bind_small_window_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
         let addr =
             EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
         let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
@@ -924,6 +923,7 @@ async fn report_store_failure(engine: std::sync::Weak<Engine>) {
         _ = cancel.cancelled() => return,
     };
     if let Some(e) = engine.upgrade() {
-        e.peer_hub.publish(&PeerEvent::StorageFailed { reason }, |_| true);
+        e.peer_hub
+            .publish(&PeerEvent::StorageFailed { reason }, |_| true);
     }
 }

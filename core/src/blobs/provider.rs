@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 
 use super::hash::{has_outboard, LEAF_SIZE};
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
-use super::store::IO_PIECE;
 use super::BlobShared;
 use crate::error::{Error, Result};
 
@@ -30,14 +29,30 @@ pub(crate) const MAX_STREAMS_TOTAL: usize = 64;
 /// Slowest rate a fetcher may ask to be served at (bytes per second).
 pub(crate) const MIN_SERVE_RATE: u64 = 1024;
 
-/// A fetcher that takes no bytes for this long loses its request.
+/// Bytes read from disk at a time for a full-speed answer.
+pub(crate) const SERVE_PIECE: u64 = 256 * 1024;
+
+/// A fetcher that takes no bytes for this long loses its request. (Unit tests
+/// drive the stall with a shorter value: iroh runs on real time.)
+#[cfg(not(test))]
 pub(crate) const SERVE_STALL: Duration = Duration::from_secs(30);
+#[cfg(test)]
+pub(crate) const SERVE_STALL: Duration = Duration::from_secs(2);
+
+/// Stream reset code when the provider gives up on a fetcher.
+const RESET_STALLED: u32 = 1;
 
 async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
-    tokio::time::timeout(SERVE_STALL, send.write_chunk(bytes))
-        .await
-        .map_err(|_| Error::Timeout("fetcher took no blob bytes for 30 s".into()))?
-        .map_err(Error::network)
+    let Ok(written) = tokio::time::timeout(SERVE_STALL, send.write_chunk(bytes)).await else {
+        // Reset, not finish (what dropping the stream does): the fetcher must
+        // not take what it got for the whole answer.
+        let _ = send.reset(VarInt::from_u32(RESET_STALLED));
+        return Err(Error::Timeout(format!(
+            "fetcher took no blob bytes for {} s",
+            SERVE_STALL.as_secs()
+        )));
+    };
+    written.map_err(Error::network)
 }
 
 /// Accepts blob request streams on `conn` until it closes. The first bi-stream
@@ -140,8 +155,10 @@ async fn serve_stream(
         write_or_stall(&mut send, bytes).await?;
     }
     // Each piece is read by a short blocking task, one piece ahead of the
-    // network: a slow fetcher holds no thread, only this task's two pieces.
-    let piece = if rate > 0 { 16 * 1024 } else { IO_PIECE as u64 };
+    // network: a slow fetcher holds no thread, only this task's two pieces
+    // (at most 2 × SERVE_PIECE per stream, so MAX_STREAMS_TOTAL × 512 KiB =
+    // 32 MiB for the node however many fetchers stop reading).
+    let piece = if rate > 0 { 16 * 1024 } else { SERVE_PIECE };
     let size = ob.size();
     let file = Arc::new(file);
     let mut pieces = ranges.into_iter().flat_map(move |(a, b)| {

@@ -19,10 +19,10 @@ mod ready;
 mod store;
 
 pub(crate) use chunks::check_automerge_bytes;
-pub(crate) use ready::causally_ready;
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
+pub(crate) use ready::causally_ready;
 #[cfg(fuzzing)]
 pub(crate) use store::Meta;
 pub(crate) use store::{

@@ -1091,8 +1091,15 @@ mod tests {
             assert!(!writer.is_finished(), "every write was taken at once");
             std::thread::yield_now();
         }
-        assert!(!writer.is_finished(), "the writer did not wait at a full queue");
-        assert!(pending() <= WRITER_QUEUE + 4096, "{} writes pending", pending());
+        assert!(
+            !writer.is_finished(),
+            "the writer did not wait at a full queue"
+        );
+        assert!(
+            pending() <= WRITER_QUEUE + 4096,
+            "{} writes pending",
+            pending()
+        );
         stall.abort().unwrap();
         drop(db);
         writer.join().unwrap();

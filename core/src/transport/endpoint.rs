@@ -28,6 +28,27 @@ pub(crate) async fn bind_endpoint(
     listen: SocketAddr,
     link_timeout: Duration,
 ) -> Result<Endpoint> {
+    bind_with_windows(secret, listen, link_timeout, 1_250_000, 16 << 20).await
+}
+
+/// A test peer that takes in little (64 KiB per stream): what it is sent but
+/// does not read then costs its own process little, so memory measured in a
+/// test is the node's.
+#[cfg(test)]
+pub(crate) async fn bind_small_window_endpoint(
+    secret: iroh::SecretKey,
+    listen: SocketAddr,
+) -> Result<Endpoint> {
+    bind_with_windows(secret, listen, Duration::from_secs(6), 64 << 10, 1 << 20).await
+}
+
+async fn bind_with_windows(
+    secret: iroh::SecretKey,
+    listen: SocketAddr,
+    link_timeout: Duration,
+    stream_window: u32,
+    conn_window: u32,
+) -> Result<Endpoint> {
     let idle = link_timeout.clamp(Duration::from_secs(1), Duration::from_secs(15));
     // Explicit limits, not the library's defaults: one sync stream plus the blob
     // streams a provider serves at once (a few spare for requests being
@@ -38,8 +59,8 @@ pub(crate) async fn bind_endpoint(
     let transport = QuicTransportConfig::builder()
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .stream_receive_window(VarInt::from_u32(1_250_000))
-        .receive_window(VarInt::from_u32(16 << 20))
+        .stream_receive_window(VarInt::from_u32(stream_window))
+        .receive_window(VarInt::from_u32(conn_window))
         .keep_alive_interval(idle / 4)
         .default_path_keep_alive_interval(idle / 4)
         .default_path_max_idle_timeout(idle)

@@ -4,6 +4,8 @@
 mod endpoint;
 mod peers;
 
+#[cfg(test)]
+pub(crate) use endpoint::bind_small_window_endpoint;
 pub(crate) use endpoint::{bind_endpoint, SYNC_ALPN};
 pub(crate) use peers::PeerTable;
 #[cfg(test)]
