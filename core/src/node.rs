@@ -116,6 +116,11 @@ impl Node {
     /// Opens the data dir, binds the endpoint, starts accepting peers and dials
     /// the static peers.
     pub async fn open(config: NodeConfig) -> Result<Node> {
+        if config.formation.secret_is_unset() {
+            return Err(Error::InvalidArgument(
+                "the formation secret is all zeros (never set?): use a random one".into(),
+            ));
+        }
         create_private_dir(&config.data_dir)?;
         let secret = match config.secret_key {
             Some(k) => iroh::SecretKey::from_bytes(&k),

@@ -22,9 +22,10 @@ pub struct Formation {
 }
 
 impl Formation {
-    /// A formation from its public id and its shared secret, unchecked: prefer
-    /// [`Formation::try_new`] for secrets that come from outside the program
-    /// (configuration, a command line, another language).
+    /// A formation from its public id and its shared secret, unchecked here:
+    /// prefer [`Formation::try_new`] for secrets that come from outside the
+    /// program (configuration, a command line, another language). An all-zero
+    /// secret is refused anyway when a node is opened with it.
     pub fn new(id: impl Into<String>, secret: [u8; 32]) -> Self {
         Formation {
             id: id.into(),
@@ -63,6 +64,12 @@ impl Formation {
             rng.fill_bytes(&mut secret);
         }
         secret
+    }
+
+    /// Whether the secret is all zeros (never set); [`crate::Node::open`]
+    /// refuses such a formation whichever constructor made it.
+    pub(crate) fn secret_is_unset(&self) -> bool {
+        self.secret.iter().all(|b| *b == 0)
     }
 
     /// The public formation id.
