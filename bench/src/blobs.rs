@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use peat_mesh::blobs::{BlobHash, FetchOptions, TransferProfile};
 use peat_mesh::{Node, NodeConfig, NodeId, PeerAddr};
 
-use crate::{formation, open, Out, Size};
+use crate::{baseline, formation, open, Out, Size};
 
 /// Writes `size` pseudo-random bytes (BLAKE3 output) to a file, streamed.
 fn make_file(path: &std::path::Path, size: u64) -> Result<()> {
@@ -133,23 +133,54 @@ pub async fn blob_add(out: &Out, size: &Size) -> Result<()> {
     let t = Instant::now();
     let (hash, _) = a.blobs().hash_file(&src).await?;
     let secs = t.elapsed().as_secs_f64();
+    let hash_rate = n as f64 / secs / 1e6;
     out.fig(
         "blob-add",
         &format!("hash {} MiB file (BLAKE3 + SHA-256)", n >> 20),
-        n as f64 / secs / 1e6,
+        hash_rate,
         "MB/s",
     );
     let t = Instant::now();
     let info = a.blobs().add_file(&src).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(info.hash == hash);
+    let import_rate = info.size as f64 / secs / 1e6;
     out.fig(
         "blob-add",
         &format!("import {} MiB file (BLAKE3+SHA-256, copy, fsync)", n >> 20),
-        info.size as f64 / secs / 1e6,
+        import_rate,
         "MB/s",
     );
     a.close(Duration::from_secs(10)).await?;
+    let (b3, both, copy) = tokio::task::spawn_blocking(move || {
+        Ok::<_, anyhow::Error>((
+            baseline::blake3_file(&src)?,
+            baseline::blake3_sha256_file(&src)?,
+            baseline::copy_sync(&src)?,
+        ))
+    })
+    .await??;
+    out.fig(
+        "blob-add",
+        "plain BLAKE3, one thread (baseline)",
+        b3,
+        "MB/s",
+    );
+    out.fig(
+        "blob-add",
+        "plain BLAKE3 + SHA-256, two threads (baseline)",
+        both,
+        "MB/s",
+    );
+    out.fig(
+        "blob-add",
+        "copy the file + sync_all (baseline)",
+        copy,
+        "MB/s",
+    );
+    baseline::ratio_rate(out, "blob-add", "hash", hash_rate, both);
+    baseline::ratio_rate(out, "blob-add", "import", import_rate, copy);
+    drop(dir);
     Ok(())
 }
 
@@ -170,6 +201,7 @@ pub async fn blob_transfer(out: &Out, size: &Size) -> Result<()> {
         } else {
             format!("{} MiB", n >> 20)
         };
+        let mut rates = Vec::new();
         for mode in ["memory", "store"] {
             let rdir = tempfile::tempdir()?;
             let child = spawn_recv(mode, &a, info.hash, rdir.path(), None)?;
@@ -179,6 +211,7 @@ pub async fn blob_transfer(out: &Out, size: &Size) -> Result<()> {
             } else {
                 "into the durable store"
             };
+            rates.push((mode, bytes as f64 / secs / 1e6));
             out.fig(
                 "blob-transfer",
                 &format!("{label} A->B {what}"),
@@ -193,6 +226,16 @@ pub async fn blob_transfer(out: &Out, size: &Size) -> Result<()> {
             );
         }
         a.close(Duration::from_secs(10)).await?;
+        let raw = baseline::iroh_stream(n).await?;
+        out.fig(
+            "blob-transfer",
+            &format!("{label} raw iroh stream A->B (baseline)"),
+            raw,
+            "MB/s",
+        );
+        for (mode, rate) in rates {
+            baseline::ratio_rate(out, "blob-transfer", &format!("{label} {mode}"), rate, raw);
+        }
     }
     Ok(())
 }

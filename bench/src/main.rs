@@ -6,9 +6,36 @@
 //! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
 //! automerge-cost, store, startup, discover, reconnect (both in network
 //! namespaces: root, and the `peat-mesh-node` binary next to this one),
-//! blob-add, blob-transfer, blob-resume, stall. One line per figure; JSON lines with `--json`. `--small` runs
-//! each scenario at a small size (CI uses it to show the scenarios work).
+//! blob-add, blob-transfer, blob-resume, stall. One line per figure; JSON lines
+//! with `--json`. `--small` runs each scenario at a small size (CI uses it to
+//! show the scenarios work).
+//!
+//! Absolute figures differ 2–3× between machines of one kind, so every timed
+//! scenario also measures, in the same run, a baseline (metric ending in
+//! "(baseline)"): the same work with the plain libraries or the machine's
+//! limit for it, then a ratio line in "x" (figure ÷ baseline for times,
+//! baseline ÷ figure for rates: how many times the baseline's cost):
+//!
+//! - connect: two bare iroh endpoints, connect + one 32 B bi-stream round trip.
+//! - sync-initial: the same documents moved one by one between in-process
+//!   Automerge documents by Automerge's sync protocol.
+//! - update-latency: a 100 B message A->B on an open raw iroh stream.
+//! - update-throughput, store: the same number of 200 B rows committed to a
+//!   fresh redb file durably in batches of 64 / 128, and the disk's fsync rate;
+//!   store also copies the rows to a fresh redb file (its close) and opens it
+//!   (its reopen).
+//! - startup: the same binary spawned to print "ready" at once.
+//! - blob-add: plain BLAKE3 (one thread), plain BLAKE3 + SHA-256 (two threads,
+//!   as the node hashes), and a copy of the file + `sync_all`.
+//! - blob-transfer: a raw iroh stream of the same bytes to a child process.
+//! - discover: the same start with mDNS off and B given A's address.
+//! - reconnect: a fresh dial (`add-peer`) to the doc flowing, same namespaces.
+//! - stall: the same calls on the idle node.
+//!
+//! reconcile (bytes, round trips), blob-resume (byte counts) and automerge-cost
+//! (the plain library itself) do not depend on the machine's speed: no baseline.
 
+mod baseline;
 mod blobs;
 mod discovery;
 mod stall;
@@ -126,6 +153,22 @@ async fn connect(out: &Out, size: &Size) -> Result<()> {
     out.fig("connect", "connect+admission p99", pct(&times, 0.99), "ms");
     a.close(Duration::from_secs(5)).await?;
     b.close(Duration::from_secs(5)).await?;
+    let base = baseline::iroh_connect(n).await?;
+    out.fig(
+        "connect",
+        "raw iroh connect + 1 round trip p50 (baseline)",
+        pct(&base, 0.5),
+        "ms",
+    );
+    out.fig(
+        "connect",
+        "raw iroh connect + 1 round trip p99 (baseline)",
+        pct(&base, 0.99),
+        "ms",
+    );
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        baseline::ratio_time(out, "connect", name, pct(&times, p), pct(&base, p));
+    }
     Ok(())
 }
 
@@ -140,14 +183,24 @@ async fn sync_initial(out: &Out, size: &Size) -> Result<()> {
         Ok(b.document_count()? as usize >= n)
     })
     .await?;
+    let took = t.elapsed().as_secs_f64() * 1000.0;
     out.fig(
         "sync-initial",
         &format!("{n} docs A->B until B holds all"),
-        t.elapsed().as_secs_f64() * 1000.0,
+        took,
         "ms",
     );
     a.close(Duration::from_secs(5)).await?;
     b.close(Duration::from_secs(5)).await?;
+    let base = tokio::task::spawn_blocking(move || baseline::automerge_sync(n)).await??;
+    let base = base.as_secs_f64() * 1000.0;
+    out.fig(
+        "sync-initial",
+        &format!("{n} docs by Automerge sync in memory (baseline)"),
+        base,
+        "ms",
+    );
+    baseline::ratio_time(out, "sync-initial", "time", took, base);
     Ok(())
 }
 
@@ -191,6 +244,22 @@ async fn update_latency(out: &Out, size: &Size) -> Result<()> {
     );
     a.close(Duration::from_secs(5)).await?;
     b.close(Duration::from_secs(5)).await?;
+    let base = baseline::iroh_one_way(n).await?;
+    out.fig(
+        "update-latency",
+        "raw iroh 100 B message A->B p50 (baseline)",
+        pct(&base, 0.5),
+        "ms",
+    );
+    out.fig(
+        "update-latency",
+        "raw iroh 100 B message A->B p99 (baseline)",
+        pct(&base, 0.99),
+        "ms",
+    );
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        baseline::ratio_time(out, "update-latency", name, pct(&times, p), pct(&base, p));
+    }
     Ok(())
 }
 
@@ -252,6 +321,30 @@ async fn update_throughput(out: &Out, size: &Size) -> Result<()> {
     );
     a.close(Duration::from_secs(5)).await?;
     b.close(Duration::from_secs(5)).await?;
+    let (base, _file) =
+        tokio::task::spawn_blocking(move || baseline::redb_batches(n, 64)).await??;
+    out.fig(
+        "update-throughput",
+        &format!("redb {n} rows, batches of 64, durable (baseline)"),
+        base,
+        "rows/s",
+    );
+    fsync_fig(out, "update-throughput", size)?;
+    baseline::ratio_rate(out, "update-throughput", "fresh doc", fresh, base);
+    baseline::ratio_rate(out, "update-throughput", "doc with history", old, base);
+    Ok(())
+}
+
+/// The disk's fsync rate (measured once per process), as a baseline figure.
+fn fsync_fig(out: &Out, scenario: &str, size: &Size) -> Result<()> {
+    let secs = if size.small { 0.2 } else { 1.0 };
+    let rate = baseline::fsync_rate(Duration::from_secs_f64(secs))?;
+    out.fig(
+        scenario,
+        "fsync rate, 64 B write + fdatasync (baseline)",
+        rate,
+        "fsyncs/s",
+    );
     Ok(())
 }
 
@@ -369,18 +462,20 @@ async fn store(out: &Out, size: &Size) -> Result<()> {
     let node = Node::open(cfg()).await?;
     let t = Instant::now();
     fill(&node, "s", n, 128).await?;
+    let writes = n as f64 / t.elapsed().as_secs_f64();
     out.fig(
         "store",
         "durable writes/s (group commit, 128 writers)",
-        n as f64 / t.elapsed().as_secs_f64(),
+        writes,
         "writes/s",
     );
     let t = Instant::now();
     node.close(Duration::from_secs(30)).await?;
+    let close_ms = t.elapsed().as_secs_f64() * 1000.0;
     out.fig(
         "store",
         &format!("close with {n} documents (rewrites a bloated file)"),
-        t.elapsed().as_secs_f64() * 1000.0,
+        close_ms,
         "ms",
     );
     drop(node);
@@ -394,10 +489,11 @@ async fn store(out: &Out, size: &Size) -> Result<()> {
     let t = Instant::now();
     let node = Node::open(cfg()).await?;
     let count = node.document_count()?;
+    let reopen_ms = t.elapsed().as_secs_f64() * 1000.0;
     out.fig(
         "store",
         &format!("reopen with {count} documents"),
-        t.elapsed().as_secs_f64() * 1000.0,
+        reopen_ms,
         "ms",
     );
     let after = rss_kib("VmRSS:");
@@ -430,6 +526,39 @@ async fn store(out: &Out, size: &Size) -> Result<()> {
         "MiB",
     );
     node.close(Duration::from_secs(5)).await?;
+    let (base, rewrite, reopen) = tokio::task::spawn_blocking(move || {
+        let (rate, file) = baseline::redb_batches(n, 128)?;
+        let rewrite = baseline::redb_rewrite(&file)?;
+        let reopen = baseline::redb_reopen(&file)?;
+        Ok::<_, anyhow::Error>((rate, rewrite, reopen))
+    })
+    .await??;
+    let (rewrite, reopen) = (
+        rewrite.as_secs_f64() * 1000.0,
+        reopen.as_secs_f64() * 1000.0,
+    );
+    out.fig(
+        "store",
+        &format!("redb {n} rows, batches of 128, durable (baseline)"),
+        base,
+        "rows/s",
+    );
+    out.fig(
+        "store",
+        &format!("redb copy of {n} rows to a fresh file (baseline)"),
+        rewrite,
+        "ms",
+    );
+    out.fig(
+        "store",
+        &format!("redb open + count {n} rows (baseline)"),
+        reopen,
+        "ms",
+    );
+    fsync_fig(out, "store", size)?;
+    baseline::ratio_rate(out, "store", "durable writes/s", writes, base);
+    baseline::ratio_time(out, "store", "close", close_ms, rewrite);
+    baseline::ratio_time(out, "store", "reopen", reopen_ms, reopen);
     Ok(())
 }
 
@@ -437,8 +566,21 @@ fn startup(out: &Out) -> Result<()> {
     use std::io::{BufRead, BufReader};
     let exe = std::env::current_exe()?;
     let mut times = Vec::new();
+    let mut spawns = Vec::new();
     let mut rss = 0.0;
     for _ in 0..10 {
+        // Baseline: the same binary, a child that says "ready" at once.
+        let t = Instant::now();
+        let mut child = std::process::Command::new(&exe)
+            .arg("__noop-child")
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let ready = lines.next().context("child printed nothing")??;
+        spawns.push(t.elapsed());
+        anyhow::ensure!(ready == "ready", "child said {ready:?}");
+        child.wait()?;
+
         let dir = tempfile::tempdir()?;
         let t = Instant::now();
         let mut child = std::process::Command::new(&exe)
@@ -454,12 +596,20 @@ fn startup(out: &Out) -> Result<()> {
         child.wait()?;
     }
     times.sort();
+    spawns.sort();
     out.fig(
         "startup",
         "process start to node ready p50",
         pct(&times, 0.5),
         "ms",
     );
+    out.fig(
+        "startup",
+        "process start to \"ready\", no node p50 (baseline)",
+        pct(&spawns, 0.5),
+        "ms",
+    );
+    baseline::ratio_time(out, "startup", "p50", pct(&times, 0.5), pct(&spawns, 0.5));
     out.fig(
         "startup",
         "idle resident memory of one node",
@@ -584,8 +734,15 @@ fn main() -> Result<()> {
     if args.first().map(String::as_str) == Some("__startup-child") {
         return startup_child(args.get(1).context("dir")?);
     }
+    if args.first().map(String::as_str) == Some("__noop-child") {
+        println!("ready");
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("__blob-recv") {
         return blobs::recv_child(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("__raw-recv") {
+        return baseline::raw_recv_child(&args[1..]);
     }
     let out = Out {
         json: args.iter().any(|a| a == "--json"),
