@@ -344,11 +344,16 @@ async fn reconciliation_restarts_in_a_loop_are_paced() {
 /// Plays a blob provider on an admitted raw connection: every request is
 /// answered by `answer(request)` (response, then raw bytes).
 fn serve_lies(
-    conn: iroh::endpoint::Connection,
+    conn: std::sync::Arc<crate::security::Admitted>,
     answer: impl Fn(BlobRequest) -> (BlobResponse, Vec<u8>) + Send + Sync + 'static,
 ) {
     tokio::spawn(async move {
-        while let Ok((mut s, mut r)) = conn.accept_bi().await {
+        while let Ok((mut s, mut r)) = conn.conn().accept_bi().await {
+            // the stream header the node's router writes
+            let header = crate::wire::read_frame_max(&mut r, 256).await;
+            let Ok(Some((Frame::Open { .. }, _))) = header else {
+                continue;
+            };
             let Ok(req) = read_request(&mut r).await else {
                 continue;
             };
@@ -496,7 +501,7 @@ async fn mdns_announcements_cannot_grow_dialling_or_tables_without_bound() {
     impostor.close(Duration::from_secs(5)).await.unwrap();
 }
 
-/// A raw endpoint dialling `node` on the sync ALPN; returns the endpoint and
+/// A raw endpoint dialling `node` on the mesh ALPN; returns the endpoint and
 /// the first bi-stream of the new connection.
 async fn raw_dial(
     node: &Node,
@@ -518,7 +523,7 @@ async fn raw_dial(
         node.id().0,
         node.addrs().into_iter().map(iroh::TransportAddr::Ip),
     );
-    let conn = ep.connect(addr, crate::transport::SYNC_ALPN).await.unwrap();
+    let conn = ep.connect(addr, crate::transport::MESH_ALPN).await.unwrap();
     let (send, recv) = conn.open_bi().await.unwrap();
     (ep, conn, send, recv)
 }
@@ -536,7 +541,8 @@ async fn admission_failures_cannot_flood_events_or_logs() {
     let me = NodeId(secret.public());
     for _ in 0..10 {
         let (ep, conn, mut send, mut recv) = raw_dial(&a, secret.clone()).await;
-        let r = crate::security::admit_outbound(&mut recv, &mut send, &wrong, &me, &a.id()).await;
+        let r =
+            crate::security::admit_outbound(&mut recv, &mut send, &wrong, &me, &a.id(), &[]).await;
         assert!(r.is_err());
         // the node reads our refusal, then closes the connection
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
@@ -609,7 +615,7 @@ async fn slow_blob_requests_hold_bounded_slots_and_starve_no_one() {
     // 14 requests for the whole blob at 1 byte/s, never read
     let mut held = Vec::new();
     for _ in 0..14 {
-        let (mut s, r) = conn.open_bi().await.unwrap();
+        let (mut s, r) = blob_stream(&conn).await;
         let mut req = protocol_request_for_tests(info.hash, vec![(0, 62)]);
         if let BlobRequest::Get { rate, .. } = &mut req {
             *rate = 1;
@@ -649,7 +655,7 @@ async fn a_fetcher_that_stops_reading_loses_its_slot_after_the_stall_timeout() {
     let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
     let info = a.blobs().add_bytes(data).await.unwrap();
     let (ep, conn, _send, _recv) = raw_admitted(&a, &f).await;
-    let (mut s, mut r) = conn.open_bi().await.unwrap();
+    let (mut s, mut r) = blob_stream(&conn).await;
     let req = protocol_request_for_tests(info.hash, vec![(0, 122)]);
     let body = postcard::to_allocvec(&req).unwrap();
     s.write_all(&(body.len() as u32).to_be_bytes())
@@ -737,6 +743,15 @@ async fn cheap_requests_for_a_big_document_cost_bounded_memory() {
     a.close(Duration::from_secs(5)).await.unwrap();
     b.close(Duration::from_secs(5)).await.unwrap();
     ep.close().await;
+}
+
+/// Opens a blob protocol stream (header written) on a raw admitted connection.
+async fn blob_stream(
+    conn: &crate::security::Admitted,
+) -> (iroh::endpoint::SendStream, iroh::endpoint::RecvStream) {
+    crate::transport::router::open_stream(conn, "blobs", &[1])
+        .await
+        .unwrap()
 }
 
 /// Unused-import guard for types only some tests name.
@@ -876,7 +891,7 @@ async fn memory_under_attack_child() {
         // blob requests at full speed, never read
         let mut streams = Vec::new();
         for _ in 0..(if on("blob") { 8 } else { 0 }) {
-            let (mut s, r) = conn.open_bi().await.unwrap();
+            let (mut s, r) = blob_stream(&conn).await;
             let body =
                 postcard::to_allocvec(&protocol_request_for_tests(info.hash, vec![(0, 122)]))
                     .unwrap();

@@ -14,7 +14,7 @@ use iroh::Endpoint;
 use iroh::{EndpointAddr, TransportAddr};
 use serde_json::Value as Json;
 
-use crate::blobs::{BlobShared, Blobs};
+use crate::blobs::{BlobProtocol, BlobShared, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
 use crate::discovery::manager::Manager;
 use crate::discovery::mdns::Mdns;
@@ -24,9 +24,10 @@ use crate::error::{Error, Result};
 use crate::events::Subscription;
 use crate::security::load_or_create_identity;
 use crate::storage::{self, Committed, DocKey, ListPage, Store, StoreOptions};
-use crate::sync::Engine;
+use crate::sync::{Engine, SyncProtocol};
+use crate::transport::router::{Protocol, Router};
 #[cfg(test)]
-use crate::transport::SYNC_ALPN;
+use crate::transport::MESH_ALPN;
 use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
 use crate::NodeId;
 
@@ -116,6 +117,14 @@ impl Node {
     /// Opens the data dir, binds the endpoint, starts accepting peers and dials
     /// the static peers.
     pub async fn open(config: NodeConfig) -> Result<Node> {
+        Self::open_with(config, Vec::new()).await
+    }
+
+    /// Opens a node that also runs `extra_protocols` on its connections.
+    pub(crate) async fn open_with(
+        config: NodeConfig,
+        extra_protocols: Vec<Arc<dyn Protocol>>,
+    ) -> Result<Node> {
         if config.formation.secret_is_unset() {
             return Err(Error::InvalidArgument(
                 "the formation secret is all zeros (never set?): use a random one".into(),
@@ -157,9 +166,25 @@ impl Node {
             config.anti_entropy_interval,
             config.link_timeout,
         ));
+        let mut protocols: Vec<Arc<dyn Protocol>> = vec![
+            Arc::new(SyncProtocol(engine.clone())),
+            Arc::new(BlobProtocol {
+                shared: blobs.clone(),
+                tasks: engine.tasks.clone(),
+                cancel: engine.cancel.clone(),
+            }),
+        ];
+        protocols.extend(extra_protocols);
+        let router = match Router::new(protocols) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                let _ = engine.store.close();
+                return Err(e);
+            }
+        };
         let manager = Manager::new(
             engine.clone(),
-            blobs.clone(),
+            router,
             endpoint.clone(),
             config.max_peers.max(1),
         );
@@ -662,15 +687,29 @@ impl Node {
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::security::{admit_outbound, Formation};
-    use iroh::endpoint::{Connection, RecvStream, SendStream};
+    use crate::security::{Admitted, Formation};
+    use crate::wire::ProtocolOffer;
+    use iroh::endpoint::{RecvStream, SendStream};
 
-    /// A raw iroh peer that dials `node` and passes admission by hand, for
-    /// tests that then speak the wire protocol (or misbehave) directly.
+    /// A raw iroh peer that dials `node`, passes admission by hand and opens a
+    /// sync stream, for tests that then speak the sync protocol (or misbehave)
+    /// directly. Returns the endpoint, the admitted connection, the sync stream.
     pub(crate) async fn raw_admitted(
         node: &Node,
         formation: &Formation,
-    ) -> (Endpoint, Connection, SendStream, RecvStream) {
+    ) -> (Endpoint, Arc<Admitted>, SendStream, RecvStream) {
+        let (ep, conn) = raw_connection(node, formation).await;
+        let (send, recv) = crate::transport::router::open_stream(&conn, "sync", &[1])
+            .await
+            .unwrap();
+        (ep, conn, send, recv)
+    }
+
+    /// A raw admitted connection to `node` offering sync and blobs (version 1).
+    pub(crate) async fn raw_connection(
+        node: &Node,
+        formation: &Formation,
+    ) -> (Endpoint, Arc<Admitted>) {
         let secret = iroh::SecretKey::generate();
         let me = NodeId(secret.public());
         let ep =
@@ -679,12 +718,23 @@ pub(crate) mod test_support {
                 .unwrap();
         let addr =
             EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
-        let conn = ep.connect(addr, SYNC_ALPN).await.unwrap();
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        admit_outbound(&mut recv, &mut send, formation, &me, &node.id())
+        let conn = ep.connect(addr, MESH_ALPN).await.unwrap();
+        let offers = [
+            ProtocolOffer {
+                name: "sync".into(),
+                versions: vec![1],
+            },
+            ProtocolOffer {
+                name: "blobs".into(),
+                versions: vec![1],
+            },
+        ];
+        let (admitted, control) = crate::security::admit(conn, true, formation, &me, &offers)
             .await
             .unwrap();
-        (ep, conn, send, recv)
+        // A clean end of the control stream is no error to the node.
+        drop(control);
+        (ep, Arc::new(admitted))
     }
 
     /// Changes of a document waiting in Automerge's queue for dependencies
@@ -812,7 +862,9 @@ mod blob_request_tests {
             &[],                             // nothing at all
         ];
         for g in garbage {
-            let (mut s, mut r) = conn.open_bi().await.unwrap();
+            let (mut s, mut r) = crate::transport::router::open_stream(&conn, "blobs", &[1])
+                .await
+                .unwrap();
             s.write_all(g).await.unwrap();
             s.finish().unwrap();
             let got = tokio::time::timeout(Duration::from_secs(5), r.read_to_end(1 << 20)).await;
@@ -827,7 +879,9 @@ mod blob_request_tests {
         let get = |ranges: Vec<(u64, u64)>| {
             let conn = conn.clone();
             async move {
-                let (mut s, mut r) = conn.open_bi().await.unwrap();
+                let (mut s, mut r) = crate::transport::router::open_stream(&conn, "blobs", &[1])
+                    .await
+                    .unwrap();
                 let req = postcard::to_allocvec(&crate::blobs::protocol_request_for_tests(
                     info.hash, ranges,
                 ))

@@ -13,8 +13,27 @@ use crate::error::{Error, Result};
 /// The largest frame body accepted (16 MiB).
 pub const MAX_FRAME_LEN: usize = 16 << 20;
 
-/// Version of the sync protocol carried in the ALPN and in [`Frame::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the connection layout (admission, control stream, stream
+/// headers) carried in the ALPN and in [`Frame::Hello`]. The protocols inside a
+/// connection (sync, blobs, ...) have versions of their own, negotiated with
+/// [`Frame::Protocols`].
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// A protocol a node speaks and the versions of it, in [`Frame::Protocols`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolOffer {
+    /// Protocol name (`sync`, `blobs`, ...), at most [`MAX_PROTOCOL_NAME`] bytes.
+    pub name: String,
+    /// Versions spoken, at most [`MAX_PROTOCOL_VERSIONS`].
+    pub versions: Vec<u16>,
+}
+
+/// Longest protocol name in an offer or a stream header.
+pub const MAX_PROTOCOL_NAME: usize = 32;
+/// Most protocols one node offers.
+pub const MAX_PROTOCOLS: usize = 16;
+/// Most versions offered per protocol.
+pub const MAX_PROTOCOL_VERSIONS: usize = 8;
 
 /// A 32-byte hash (document version id, change hash, nonce or MAC).
 pub type Hash32 = [u8; 32];
@@ -115,6 +134,24 @@ pub enum Frame {
         /// True on the change's final piece.
         last: bool,
     },
+    /// Right after admission, on the admission (control) stream, each way: the
+    /// protocols the sender speaks. Each protocol then runs at the highest
+    /// version both sides offer.
+    Protocols {
+        /// At most [`MAX_PROTOCOLS`] offers.
+        offers: Vec<ProtocolOffer>,
+    },
+    /// First frame of every stream but the control stream: the protocol the
+    /// stream carries and the negotiated version.
+    Open {
+        /// Protocol name.
+        protocol: String,
+        /// Version both sides offered.
+        version: u16,
+    },
+    /// On the control stream: asks for nothing; its transport acknowledgement
+    /// shows the peer is alive.
+    Ping,
 }
 
 /// Most bytes of change data put in one frame; a larger reply is split into
@@ -210,6 +247,9 @@ impl Frame {
             Frame::Changes { .. } => "Changes",
             Frame::MoreChanges { .. } => "MoreChanges",
             Frame::ChangePiece { .. } => "ChangePiece",
+            Frame::Protocols { .. } => "Protocols",
+            Frame::Open { .. } => "Open",
+            Frame::Ping => "Ping",
         }
     }
 }
@@ -471,6 +511,19 @@ mod tests {
                     bytes,
                     last
                 }),
+            proptest::collection::vec(
+                (".{0,10}", proptest::collection::vec(any::<u16>(), 0..4)),
+                0..4
+            )
+            .prop_map(|o| Frame::Protocols {
+                offers: o
+                    .into_iter()
+                    .map(|(name, versions)| ProtocolOffer { name, versions })
+                    .collect()
+            }),
+            (".{0,10}", any::<u16>())
+                .prop_map(|(protocol, version)| Frame::Open { protocol, version }),
+            Just(Frame::Ping),
         ]
     }
 

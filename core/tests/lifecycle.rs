@@ -115,7 +115,9 @@ async fn a_node_with_an_unset_secret_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
     // Formation::new takes any bytes; the node refuses all zeros and leaves nothing behind.
     let f = peat_mesh::Formation::new("f", [0; 32]);
-    let err = Node::open(config(&dir.path().join("n"), f)).await.unwrap_err();
+    let err = Node::open(config(&dir.path().join("n"), f))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), peat_mesh::ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("all zeros"), "{err}");
     assert!(!dir.path().join("n").exists());

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use iroh::endpoint::{Connection, RecvStream, VarInt};
+use iroh::endpoint::{RecvStream, VarInt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,7 @@ use super::provider::BLOB_PRIORITY;
 use super::store::{BlobInfo, Partial};
 use super::BlobShared;
 use crate::error::{Error, ErrorKind, Result};
+use crate::security::Admitted;
 use crate::sync::Engine;
 use crate::NodeId;
 
@@ -491,7 +492,7 @@ pub(crate) async fn find_providers(
         let p = *p;
         asks.spawn(async move {
             let q = async {
-                let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
+                let (mut send, mut recv) = open(&conn).await?;
                 write_request(&mut send, &BlobRequest::Query { hash }).await?;
                 let _ = send.finish();
                 read_response(&mut recv).await
@@ -694,7 +695,7 @@ pub(crate) async fn fetch_outboard(
 
 /// Fetches one leaf and checks it against the outboard (for the last leaf,
 /// that proves the blob's size).
-async fn fetch_leaf(conn: &Connection, ob: &Outboard, leaf: u64) -> Result<Bytes> {
+async fn fetch_leaf(conn: &Admitted, ob: &Outboard, leaf: u64) -> Result<Bytes> {
     let (mut send, mut recv) = open(conn).await?;
     write_request(
         &mut send,
@@ -730,8 +731,11 @@ async fn fetch_leaf(conn: &Connection, ob: &Outboard, leaf: u64) -> Result<Bytes
     Ok(buf.freeze())
 }
 
-async fn open(conn: &Connection) -> Result<(iroh::endpoint::SendStream, RecvStream)> {
-    let (send, recv) = conn.open_bi().await.map_err(Error::network)?;
+/// Opens a blob stream on an admitted connection (in the blob protocol's
+/// negotiated version).
+async fn open(conn: &Admitted) -> Result<(iroh::endpoint::SendStream, RecvStream)> {
+    let (send, recv) =
+        crate::transport::router::open_stream(conn, "blobs", super::provider::VERSIONS).await?;
     let _ = send.set_priority(BLOB_PRIORITY);
     Ok((send, recv))
 }
@@ -970,7 +974,7 @@ impl Worker {
         g.0.is_empty() && g.1 == 0
     }
 
-    async fn fetch_batch(&self, conn: &Connection, batch: &[u64]) -> Result<()> {
+    async fn fetch_batch(&self, conn: &Admitted, batch: &[u64]) -> Result<()> {
         let n_leaves = leaf_count(self.size);
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for &c in batch {

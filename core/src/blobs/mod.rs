@@ -48,7 +48,7 @@ pub use profile::TransferProfile;
 pub use refs::BlobRef;
 pub use store::{BlobInfo, BlobStatus};
 
-pub(crate) use provider::serve_connection;
+pub(crate) use provider::BlobProtocol;
 
 /// A raw `Get` request (for tests that speak the wire protocol by hand).
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::endpoint::{RecvStream, SendStream, VarInt};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -14,6 +15,8 @@ use super::hash::{has_outboard, LEAF_SIZE};
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
 use super::BlobShared;
 use crate::error::{Error, Result};
+use crate::security::Admitted;
+use crate::transport::router::{IncomingStream, Protocol, ProtocolTask};
 
 /// Priority of blob streams: below document sync (0), so documents overtake bulk data.
 pub(crate) const BLOB_PRIORITY: i32 = -1;
@@ -55,11 +58,46 @@ async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
     written.map_err(Error::network)
 }
 
-/// Accepts blob request streams on `conn` until it closes. The first bi-stream
-/// of a connection is the sync session; every later one is a blob request.
-pub(crate) async fn serve_connection(
+/// Versions of the blob protocol this node speaks.
+pub(crate) const VERSIONS: &[u16] = &[1];
+
+/// The blob protocol of a node: serves blob requests from the streams peers
+/// open for it.
+pub(crate) struct BlobProtocol {
+    pub shared: Arc<BlobShared>,
+    pub tasks: TaskTracker,
+    pub cancel: CancellationToken,
+}
+
+impl Protocol for BlobProtocol {
+    fn name(&self) -> &'static str {
+        "blobs"
+    }
+
+    fn versions(&self) -> &'static [u16] {
+        VERSIONS
+    }
+
+    fn run(
+        self: Arc<Self>,
+        _conn: Arc<Admitted>,
+        _version: u16,
+        incoming: mpsc::Receiver<IncomingStream>,
+    ) -> ProtocolTask {
+        Box::pin(serve_connection(
+            self.shared.clone(),
+            incoming,
+            self.tasks.clone(),
+            self.cancel.clone(),
+        ))
+    }
+}
+
+/// Serves the blob requests of one connection until it closes, at most
+/// [`MAX_STREAMS_PER_PEER`] at once (further streams wait in the router).
+async fn serve_connection(
     shared: Arc<BlobShared>,
-    conn: Connection,
+    mut incoming: mpsc::Receiver<IncomingStream>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 ) {
@@ -70,9 +108,9 @@ pub(crate) async fn serve_connection(
         };
         let (mut send, recv) = tokio::select! {
             _ = cancel.cancelled() => return,
-            s = conn.accept_bi() => match s {
-                Ok(s) => s,
-                Err(_) => return,
+            s = incoming.recv() => match s {
+                Some(s) => (s.send, s.recv),
+                None => return,
             },
         };
         let Ok(node_permit) = shared.serving.clone().try_acquire_owned() else {

@@ -5,16 +5,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iroh::endpoint::{Connection, RecvStream, SendStream};
+use iroh::endpoint::VarInt;
 use iroh::{Endpoint, EndpointAddr, TransportAddr};
 use tokio_util::sync::CancellationToken;
 
 use super::Source;
-use crate::blobs::BlobShared;
 use crate::config::PeerAddr;
 use crate::error::{Error, Result};
-use crate::sync::Engine;
+use crate::security::{Admitted, Control};
+use crate::sync::{close_code, Engine, Registration};
+use crate::transport::router::Router;
 use crate::transport::PeerEvent;
+use crate::wire::{read_frame_max, Frame, MAX_ADMISSION_FRAME};
 use crate::NodeId;
 
 /// Re-dial delays: from `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each with
@@ -49,7 +51,7 @@ struct Wanted {
 /// Dials peers, runs admitted connections, and keeps wanted peers connected.
 pub(crate) struct Manager {
     pub engine: Arc<Engine>,
-    pub blobs: Arc<BlobShared>,
+    pub router: Arc<Router>,
     pub endpoint: Endpoint,
     pub max_peers: usize,
     wanted: Mutex<HashMap<NodeId, Wanted>>,
@@ -63,13 +65,13 @@ pub(crate) struct Manager {
 impl Manager {
     pub(crate) fn new(
         engine: Arc<Engine>,
-        blobs: Arc<BlobShared>,
+        router: Arc<Router>,
         endpoint: Endpoint,
         max_peers: usize,
     ) -> Arc<Manager> {
         Arc::new(Manager {
             engine,
-            blobs,
+            router,
             endpoint,
             max_peers,
             wanted: Mutex::new(HashMap::new()),
@@ -298,31 +300,69 @@ impl Manager {
             EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
         let conn = tokio::time::timeout(
             Duration::from_secs(10),
-            self.endpoint.connect(addr, crate::transport::SYNC_ALPN),
+            self.endpoint.connect(addr, crate::transport::MESH_ALPN),
         )
         .await
         .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
         .map_err(Error::network)?;
-        let streams = self.engine.admit(&conn, true).await?;
-        self.start_session(conn, streams, true);
+        let (conn, control) = self.engine.admit(conn, true, &self.router.offers()).await?;
+        self.start_connection(conn, control);
         Ok(())
     }
 
-    /// Runs an admitted connection: the sync session, and blob requests on
-    /// further streams.
-    pub(crate) fn start_session(
-        &self,
-        conn: Connection,
-        streams: (SendStream, RecvStream),
-        outbound: bool,
-    ) {
-        self.engine.spawn_session(conn.clone(), streams, outbound);
-        self.engine.tasks.spawn(crate::blobs::serve_connection(
-            self.blobs.clone(),
-            conn,
-            self.engine.tasks.clone(),
-            self.engine.cancel.clone(),
-        ));
+    /// Runs an admitted connection on the node's tasks: registers it and hands
+    /// its streams to the router.
+    pub(crate) fn start_connection(self: &Arc<Self>, conn: Arc<Admitted>, control: Control) {
+        let me = self.clone();
+        self.engine
+            .tasks
+            .spawn(async move { me.run_connection(conn, control).await });
+    }
+
+    async fn run_connection(self: Arc<Self>, conn: Arc<Admitted>, control: Control) {
+        let engine = &self.engine;
+        let mut probed = false;
+        let (id, session) = loop {
+            match engine.register_connection(&conn, probed) {
+                Registration::Accepted(id, session) => break (id, session),
+                Registration::Probe(old) => {
+                    if old.answers_probe().await {
+                        conn.conn().close(
+                            VarInt::from_u32(close_code::DUPLICATE),
+                            b"duplicate connection",
+                        );
+                        return;
+                    }
+                    tracing::info!(peer = %conn.peer().short(), "old connection did not answer; taking the new one");
+                    probed = true;
+                }
+            }
+        };
+        let reason = tokio::select! {
+            _ = self.router.serve(conn.clone(), &engine.tasks) => "connection closed".to_string(),
+            r = control_loop(control) => {
+                let e = r.err().map(|e| e.to_string()).unwrap_or_else(|| "control stream ended".into());
+                conn.conn().close(VarInt::from_u32(close_code::PROTOCOL), e.as_bytes());
+                e
+            }
+            _ = session.liveness.watch(conn.conn(), engine.link_timeout / 4) => "liveness stopped".to_string(),
+            // The sync writer drains on close (and waits up to 1.5 s for the peer
+            // to read it all); a peer too stuck to take it is cut off after 1.8 s.
+            _ = async {
+                engine.cancel.cancelled().await;
+                tokio::time::sleep(Duration::from_millis(1800)).await;
+            } => {
+                conn.conn().close(VarInt::from_u32(close_code::NORMAL), b"node closing");
+                "node closing".to_string()
+            }
+        };
+        let reason = match conn.conn().close_reason() {
+            Some(e) if reason == "connection closed" => format!("connection closed: {e}"),
+            _ => reason,
+        };
+        engine.connection_ended(conn.peer(), id, &session, reason);
+        conn.conn()
+            .close(VarInt::from_u32(close_code::NORMAL), b"session ended");
     }
 
     /// Accepts incoming connections until the node closes. Beyond the peer
@@ -362,10 +402,33 @@ impl Manager {
                     );
                     return;
                 }
-                if let Ok(streams) = me.engine.admit(&conn, false).await {
-                    me.start_session(conn, streams, false);
+                if let Ok((conn, control)) = me.engine.admit(conn, false, &me.router.offers()).await {
+                    me.start_connection(conn, control);
                 }
             });
+        }
+    }
+}
+
+/// Reads the control stream of an admitted connection: `Ping`s (their
+/// acknowledgement is all they ask for). Anything else is a protocol error; a
+/// clean end is not (the peer may have nothing more to say on it).
+async fn control_loop(control: Control) -> Result<()> {
+    let _send = control.send; // kept open: the peer's pings need a live stream
+    let mut recv = control.recv;
+    loop {
+        match read_frame_max(&mut recv, MAX_ADMISSION_FRAME)
+            .await?
+            .map(|(f, _)| f)
+        {
+            Some(Frame::Ping) => {}
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "{} on the control stream",
+                    other.name()
+                )))
+            }
+            None => return std::future::pending().await,
         }
     }
 }

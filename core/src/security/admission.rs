@@ -5,23 +5,48 @@
 //! initiator                                   responder
 //!   Hello{version, formation_tag, nonce_i}  →
 //!                                           ←  Challenge{nonce_r, mac(R, ...)}
-//!   Proof{mac(I, ...)}                      →
-//!                                           ←  Welcome
+//!   Proof{mac(I, ...)}, Protocols{..}       →
+//!                                           ←  Welcome, Protocols{..}
 //! ```
 //! `mac(role, ...)` is a keyed BLAKE3 over the role, both node ids (as authenticated
 //! by the QUIC/TLS handshake) and both nonces, keyed by a key derived from the
 //! formation secret. The secret never crosses the wire, each proof is bound to this
 //! pair of nodes and these nonces, so it cannot be replayed elsewhere. A side that
-//! refuses sends `Refused{reason}` and closes.
+//! refuses sends `Refused{reason}` and closes. Each side's `Protocols` (what it
+//! speaks, see [`crate::transport::router`]) travels with its last admission
+//! frame, so the offers cost no extra round trip; the stream then stays open as
+//! the connection's control stream.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Formation, NodeId};
 use crate::error::{Error, Result};
 use crate::wire::{
-    read_frame_max, sanitize_reason, write_frame, Frame, Hash32, MAX_ADMISSION_FRAME,
-    PROTOCOL_VERSION,
+    read_frame_max, sanitize_reason, write_frame, Frame, Hash32, ProtocolOffer,
+    MAX_ADMISSION_FRAME, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS, PROTOCOL_VERSION,
 };
+
+/// Reads the peer's `Protocols` and checks it against the offer bounds.
+async fn read_offers<R, W>(r: &mut R, w: &mut W) -> Result<Vec<ProtocolOffer>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let offers = match expect(r, "Protocols").await? {
+        Frame::Protocols { offers } => offers,
+        other => return Err(refuse(w, format!("expected Protocols, got {}", other.name())).await),
+    };
+    let bad = offers.len() > MAX_PROTOCOLS
+        || offers.iter().any(|o| {
+            o.name.is_empty()
+                || o.name.len() > MAX_PROTOCOL_NAME
+                || o.versions.len() > MAX_PROTOCOL_VERSIONS
+        });
+    if bad {
+        return Err(refuse(w, "protocol offers beyond the limits".into()).await);
+    }
+    Ok(offers)
+}
 
 #[derive(Clone, Copy)]
 enum Role {
@@ -85,7 +110,8 @@ pub(crate) async fn admit_outbound<R, W>(
     formation: &Formation,
     me: &NodeId,
     peer: &NodeId,
-) -> Result<()>
+    offers: &[ProtocolOffer],
+) -> Result<Vec<ProtocolOffer>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -115,10 +141,18 @@ where
         },
     )
     .await?;
+    write_frame(
+        w,
+        &Frame::Protocols {
+            offers: offers.to_vec(),
+        },
+    )
+    .await?;
     match expect(r, "Welcome").await? {
-        Frame::Welcome => Ok(()),
-        other => Err(refuse(w, format!("expected Welcome, got {}", other.name())).await),
+        Frame::Welcome => {}
+        other => return Err(refuse(w, format!("expected Welcome, got {}", other.name())).await),
     }
+    read_offers(r, w).await
 }
 
 /// Runs admission as the side that accepted the connection.
@@ -128,7 +162,8 @@ pub(crate) async fn admit_inbound<R, W>(
     formation: &Formation,
     me: &NodeId,
     peer: &NodeId,
-) -> Result<()>
+    offers: &[ProtocolOffer],
+) -> Result<Vec<ProtocolOffer>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -167,7 +202,14 @@ where
         return Err(refuse(w, "initiator failed the formation proof".into()).await);
     }
     write_frame(w, &Frame::Welcome).await?;
-    Ok(())
+    write_frame(
+        w,
+        &Frame::Protocols {
+            offers: offers.to_vec(),
+        },
+    )
+    .await?;
+    read_offers(r, w).await
 }
 
 #[cfg(test)]
@@ -178,14 +220,24 @@ mod tests {
         NodeId(iroh::SecretKey::generate().public())
     }
 
-    async fn run(fa: Formation, fb: Formation) -> (Result<()>, Result<()>) {
+    fn offers(name: &str) -> Vec<ProtocolOffer> {
+        vec![ProtocolOffer {
+            name: name.into(),
+            versions: vec![1, 2],
+        }]
+    }
+
+    async fn run(
+        fa: Formation,
+        fb: Formation,
+    ) -> (Result<Vec<ProtocolOffer>>, Result<Vec<ProtocolOffer>>) {
         let (a, b) = tokio::io::duplex(4096);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
         let (ia, ib) = (id(), id());
         tokio::join!(
-            async move { admit_outbound(&mut ar, &mut aw, &fa, &ia, &ib).await },
-            async move { admit_inbound(&mut br, &mut bw, &fb, &ib, &ia).await },
+            async move { admit_outbound(&mut ar, &mut aw, &fa, &ia, &ib, &offers("a")).await },
+            async move { admit_inbound(&mut br, &mut bw, &fb, &ib, &ia, &offers("b")).await },
         )
     }
 
@@ -193,8 +245,9 @@ mod tests {
     async fn same_secret_is_admitted() {
         let f = Formation::new("alpha", [9; 32]);
         let (a, b) = run(f.clone(), f).await;
-        a.unwrap();
-        b.unwrap();
+        // each side learns the other's offers
+        assert_eq!(a.unwrap(), offers("b"));
+        assert_eq!(b.unwrap(), offers("a"));
     }
 
     #[tokio::test]
@@ -227,7 +280,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         aw.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]).await.unwrap();
         let f = Formation::new("alpha", [9; 32]);
-        let err = admit_inbound(&mut br, &mut bw, &f, &id(), &id())
+        let err = admit_inbound(&mut br, &mut bw, &f, &id(), &id(), &[])
             .await
             .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Protocol);

@@ -2,10 +2,13 @@
 //! admission handshake that gates every connection.
 
 mod admission;
+mod admitted;
 mod formation;
 mod identity;
 
-pub(crate) use admission::{admit_inbound, admit_outbound};
+#[cfg(test)]
+pub(crate) use admission::admit_outbound;
+pub(crate) use admitted::{admit, Admitted, Control};
 pub use formation::Formation;
 pub(crate) use identity::load_or_create_identity;
 pub use identity::NodeId;

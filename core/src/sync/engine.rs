@@ -15,7 +15,7 @@ use super::session::{write_loop, Outbox, Session};
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Hub;
-use crate::security::{admit_inbound, admit_outbound, Formation};
+use crate::security::{Admitted, Control, Formation};
 use crate::storage::{read_doc, Committed, DocKey, Store};
 use crate::transport::{PeerEvent, PeerTable};
 use crate::NodeId;
@@ -33,7 +33,17 @@ struct SessionEntry {
     id: u64,
     outbound: bool,
     session: Arc<Session>,
+    admitted: Arc<Admitted>,
     started: tokio::time::Instant,
+}
+
+/// What [`Engine::register_connection`] decided.
+pub(crate) enum Registration {
+    /// Registered under this id; its sync session.
+    Accepted(u64, Arc<Session>),
+    /// It duplicates a connection made moments ago: keep that one if it still
+    /// answers this probe, else register again with `probed`.
+    Probe(Arc<Session>),
 }
 
 /// Two connections between the same pair admitted within this window are a
@@ -149,8 +159,8 @@ impl Engine {
 
     /// The admitted connection to `peer`, if one is up. Other protocols (blobs)
     /// open their own streams on it, so they inherit its admission.
-    pub(crate) fn connection(&self, peer: &NodeId) -> Option<Connection> {
-        self.sessions().get(peer).map(|e| e.session.conn.clone())
+    pub(crate) fn connection(&self, peer: &NodeId) -> Option<Arc<Admitted>> {
+        self.sessions().get(peer).map(|e| e.admitted.clone())
     }
 
     /// Bytes of answers queued for `peer`'s session.
@@ -239,29 +249,18 @@ impl Engine {
         Ok(missing)
     }
 
-    /// Runs admission on a fresh connection. On failure the connection is closed
-    /// and an `AdmissionRefused` event is published.
+    /// Runs admission on a fresh connection, offering `offers`. On failure the
+    /// connection is closed and an `AdmissionRefused` event is published.
     pub(crate) async fn admit(
         &self,
-        conn: &Connection,
+        conn: Connection,
         outbound: bool,
-    ) -> Result<(SendStream, RecvStream)> {
+        offers: &[crate::wire::ProtocolOffer],
+    ) -> Result<(Arc<Admitted>, Control)> {
         let peer = NodeId(conn.remote_id());
-        let res = async {
-            let (mut send, mut recv) = if outbound {
-                conn.open_bi().await.map_err(Error::network)?
-            } else {
-                conn.accept_bi().await.map_err(Error::network)?
-            };
-            if outbound {
-                admit_outbound(&mut recv, &mut send, &self.formation, &self.me, &peer).await?;
-            } else {
-                admit_inbound(&mut recv, &mut send, &self.formation, &self.me, &peer).await?;
-            }
-            Ok::<_, Error>((send, recv))
-        };
+        let res = crate::security::admit(conn.clone(), outbound, &self.formation, &self.me, offers);
         match tokio::time::timeout(Duration::from_secs(10), res).await {
-            Ok(Ok(streams)) => Ok(streams),
+            Ok(Ok((admitted, control))) => Ok((Arc::new(admitted), control)),
             Ok(Err(e)) => {
                 let reason = crate::wire::sanitize_reason(&e.to_string());
                 if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
@@ -294,32 +293,21 @@ impl Engine {
         }
     }
 
-    /// Runs an admitted connection until it ends. Spawned on the engine's tracker.
-    pub(crate) fn spawn_session(
+    /// Registers an admitted connection as the one with its peer. One
+    /// connection per peer pair: both sides keep the connection dialled by the
+    /// smaller node id, so simultaneous dials settle on the same one. A newcomer
+    /// that this rule would refuse is refused only if the connection it
+    /// duplicates still answers (`Probe`: the caller probes and calls again with
+    /// `probed`): a peer that crashed and came back is taken back at once
+    /// instead of waiting for the dead link to time out.
+    pub(crate) fn register_connection(
         self: &Arc<Self>,
-        conn: Connection,
-        streams: (SendStream, RecvStream),
-        outbound: bool,
-    ) {
-        self.register_session(conn, streams, outbound, false)
-    }
-
-    /// `probed`: the session this connection duplicates failed a liveness
-    /// probe, so the new connection replaces it whatever the race rule says.
-    fn register_session(
-        self: &Arc<Self>,
-        conn: Connection,
-        streams: (SendStream, RecvStream),
-        outbound: bool,
+        conn: &Arc<Admitted>,
         probed: bool,
-    ) {
-        let peer = NodeId(conn.remote_id());
+    ) -> Registration {
+        let peer = conn.peer();
+        let outbound = conn.outbound();
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        // One connection per peer pair. Both sides keep the connection dialled by
-        // the smaller node id, so simultaneous dials settle on the same one. A
-        // newcomer that this rule would refuse is refused only if the session
-        // it duplicates still answers: a peer that crashed and came back is
-        // taken back at once instead of waiting for the dead link to time out.
         let session = {
             let mut sessions = self.sessions();
             if let Some(old) = sessions.get(&peer) {
@@ -331,21 +319,7 @@ impl Engine {
                     && old.outbound != outbound
                     && old.outbound == preferred_outbound;
                 if keep_old {
-                    let old = old.session.clone();
-                    drop(sessions);
-                    let engine = self.clone();
-                    self.tasks.spawn(async move {
-                        if old.answers_probe().await {
-                            conn.close(
-                                VarInt::from_u32(close_code::DUPLICATE),
-                                b"duplicate connection",
-                            );
-                        } else {
-                            tracing::info!(peer = %peer.short(), "old session did not answer; taking the new connection");
-                            engine.register_session(conn, streams, outbound, true);
-                        }
-                    });
-                    return;
+                    return Registration::Probe(old.session.clone());
                 }
                 old.session.conn.close(
                     VarInt::from_u32(close_code::DUPLICATE),
@@ -353,80 +327,104 @@ impl Engine {
                 );
             }
             let outbox = Outbox::new(self.peer_queue);
-            let session = Arc::new(Session::new(self.clone(), peer, outbox, conn.clone()));
+            let session = Arc::new(Session::new(
+                self.clone(),
+                peer,
+                outbox,
+                conn.conn().clone(),
+            ));
             sessions.insert(
                 peer,
                 SessionEntry {
                     id,
                     outbound,
                     session: session.clone(),
+                    admitted: conn.clone(),
                     started: tokio::time::Instant::now(),
                 },
             );
             session
         };
-        let addr =
-            conn.paths()
-                .iter()
-                .find(|p| p.is_selected())
-                .and_then(|p| match p.remote_addr() {
-                    iroh::TransportAddr::Ip(a) => Some(*a),
-                    _ => None,
-                });
+        let addr = conn
+            .conn()
+            .paths()
+            .iter()
+            .find(|p| p.is_selected())
+            .and_then(|p| match p.remote_addr() {
+                iroh::TransportAddr::Ip(a) => Some(*a),
+                _ => None,
+            });
         self.peers.connected(peer, addr, outbound);
         self.peer_hub
             .publish(&PeerEvent::Connected { peer }, |_| true);
         tracing::info!(me = %self.me.short(), peer = %peer.short(), outbound, "peer connected");
+        Registration::Accepted(id, session)
+    }
 
-        let engine = self.clone();
-        self.tasks.spawn(async move {
-            let (send, recv) = streams;
-            let reason = tokio::select! {
-                r = session.read_loop(recv) => match r {
-                    Ok(()) => "peer closed the stream".to_string(),
-                    Err(e) => {
-                        if e.kind() == crate::ErrorKind::Protocol {
-                            conn.close(VarInt::from_u32(close_code::PROTOCOL), e.to_string().as_bytes());
-                        }
-                        e.to_string()
+    /// Runs the sync session of a registered connection over its sync stream,
+    /// until either side ends it; then closes the connection (its reason is
+    /// kept for the `Disconnected` event).
+    pub(crate) async fn run_session(
+        self: &Arc<Self>,
+        conn: &Arc<Admitted>,
+        send: SendStream,
+        recv: RecvStream,
+    ) {
+        let Some(session) = self.session_of(conn) else {
+            return; // replaced meanwhile
+        };
+        let outbound = conn.outbound();
+        let conn = conn.conn();
+        let reason = tokio::select! {
+            r = session.read_loop(recv) => match r {
+                Ok(()) => "peer closed the stream".to_string(),
+                Err(e) => {
+                    if e.kind() == crate::ErrorKind::Protocol {
+                        session.end(e.to_string());
+                        conn.close(VarInt::from_u32(close_code::PROTOCOL), e.to_string().as_bytes());
                     }
-                },
-                r = write_loop(&session, send, &engine.cancel) => match r {
-                    Ok(()) => "session ended".to_string(),
-                    Err(e) => e.to_string(),
-                },
-                _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
-                _ = session.liveness.watch(&session.conn, engine.link_timeout / 4) => "liveness stopped".to_string(),
-                e = conn.closed() => format!("connection closed: {e}"),
-                // The writer drains on close (and waits up to 1.5 s for the peer to read
-                // it all); a peer too stuck to take it is cut off after 1.8 s.
-                _ = async {
-                    engine.cancel.cancelled().await;
-                    tokio::time::sleep(Duration::from_millis(1800)).await;
-                } => {
-                    conn.close(VarInt::from_u32(close_code::NORMAL), b"node closing");
-                    "node closing".to_string()
+                    e.to_string()
                 }
-            };
-            let removed = {
-                let mut sessions = engine.sessions();
-                match sessions.get(&peer) {
-                    Some(e) if e.id == id => {
-                        sessions.remove(&peer);
-                        true
-                    }
-                    _ => false,
+            },
+            r = write_loop(&session, send, &self.cancel) => match r {
+                Ok(()) => "session ended".to_string(),
+                Err(e) => e.to_string(),
+            },
+            _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
+            e = conn.closed() => format!("connection closed: {e}"),
+        };
+        session.end(reason);
+        conn.close(VarInt::from_u32(close_code::NORMAL), b"session ended");
+    }
+
+    /// The session registered for exactly this connection.
+    fn session_of(&self, conn: &Arc<Admitted>) -> Option<Arc<Session>> {
+        self.sessions()
+            .get(&conn.peer())
+            .filter(|e| Arc::ptr_eq(&e.admitted, conn))
+            .map(|e| e.session.clone())
+    }
+
+    /// A registered connection ended: it is forgotten (unless a newer one
+    /// replaced it) and `Disconnected` is published with the session's reason.
+    pub(crate) fn connection_ended(&self, peer: NodeId, id: u64, session: &Session, why: String) {
+        let removed = {
+            let mut sessions = self.sessions();
+            match sessions.get(&peer) {
+                Some(e) if e.id == id => {
+                    sessions.remove(&peer);
+                    true
                 }
-            };
-            if removed {
-                engine.peers.disconnected(peer);
-                tracing::info!(me = %engine.me.short(), peer = %peer.short(), %reason, "peer disconnected");
-                engine
-                    .peer_hub
-                    .publish(&PeerEvent::Disconnected { peer, reason }, |_| true);
+                _ => false,
             }
-            conn.close(VarInt::from_u32(close_code::NORMAL), b"session ended");
-        });
+        };
+        if removed {
+            let reason = session.end_reason().unwrap_or(why);
+            self.peers.disconnected(peer);
+            tracing::info!(me = %self.me.short(), peer = %peer.short(), %reason, "peer disconnected");
+            self.peer_hub
+                .publish(&PeerEvent::Disconnected { peer, reason }, |_| true);
+        }
     }
 
     /// Closes the session with `peer`. Returns false if there was none.

@@ -8,11 +8,13 @@
 //! never connect directly still converge through those between them.
 
 pub(crate) mod engine;
+mod protocol;
 pub mod rbsr;
 pub mod reconcile;
 pub(crate) mod replies;
 mod session;
 mod stats;
 
-pub(crate) use engine::{close_code, Engine};
+pub(crate) use engine::{close_code, Engine, Registration};
+pub(crate) use protocol::SyncProtocol;
 pub use stats::{SyncStats, TrafficStats};

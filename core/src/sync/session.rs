@@ -291,9 +291,27 @@ pub(crate) struct Session {
     /// When this peer last started a round with us as responder.
     last_responder_round: Mutex<Option<tokio::time::Instant>>,
     pub liveness: Liveness,
+    /// Why the session ended, first reason wins (for the `Disconnected` event).
+    end_reason: Mutex<Option<String>>,
 }
 
 impl Session {
+    /// Records why the session ended (the first reason given is kept).
+    pub(crate) fn end(&self, reason: String) {
+        let mut r = self.end_reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+    }
+
+    /// Why the session ended, if it has.
+    pub(crate) fn end_reason(&self) -> Option<String> {
+        self.end_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) fn new(
         engine: Arc<Engine>,
         peer: NodeId,
@@ -309,6 +327,7 @@ impl Session {
             responder: Mutex::new(None),
             last_responder_round: Mutex::new(None),
             liveness: Liveness::new(),
+            end_reason: Mutex::new(None),
         }
     }
 

@@ -14,8 +14,11 @@ use crate::error::{Error, Result};
 /// for a few more that are accepted only to be refused.
 const MAX_BIDI_STREAMS: u32 = 16;
 
-/// ALPN of the document sync protocol; the suffix is the protocol version.
-pub(crate) const SYNC_ALPN: &[u8] = b"peat-mesh/sync/1";
+/// ALPN of a peat-mesh connection; the suffix is the connection layout's
+/// version ([`crate::wire::PROTOCOL_VERSION`]: admission, control stream, stream
+/// headers). The protocols inside (sync, blobs, ...) negotiate their own
+/// versions after admission (see [`super::router`]).
+pub(crate) const MESH_ALPN: &[u8] = b"peat-mesh/2";
 
 /// Binds an endpoint on `listen` only. The builder starts empty (relays disabled,
 /// no address lookup) and the `portmapper` feature is not compiled in, so the
@@ -74,7 +77,7 @@ async fn bind_with_windows(
         .bind_addr(listen)
         .map_err(|e| Error::InvalidArgument(format!("listen address {listen}: {e}")))?
         .secret_key(secret)
-        .alpns(vec![SYNC_ALPN.to_vec()])
+        .alpns(vec![MESH_ALPN.to_vec()])
         .bind()
         .await
         .map_err(|e| Error::Network(format!("bind {listen}: {e}")))

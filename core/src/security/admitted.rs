@@ -1,0 +1,83 @@
+//! [`Admitted`]: a connection whose peer passed admission. Only [`admit`] makes
+//! one, so a protocol handler, which takes an `Admitted`, cannot run on a
+//! connection that was not admitted.
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+
+use super::admission::{admit_inbound, admit_outbound};
+use super::{Formation, NodeId};
+use crate::error::{Error, Result};
+use crate::wire::ProtocolOffer;
+
+/// An admitted connection: the peer's identity (authenticated by QUIC/TLS) proved
+/// the formation secret on it, and told which protocols it speaks.
+pub(crate) struct Admitted {
+    conn: Connection,
+    peer: NodeId,
+    outbound: bool,
+    theirs: Vec<ProtocolOffer>,
+}
+
+/// The control stream of an admitted connection (the stream admission ran on).
+pub(crate) struct Control {
+    pub send: SendStream,
+    pub recv: RecvStream,
+}
+
+impl Admitted {
+    /// The QUIC connection.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
+    /// True if this node dialled the connection.
+    pub fn outbound(&self) -> bool {
+        self.outbound
+    }
+
+    /// The highest version of protocol `name` that both this node (`ours`) and
+    /// the peer speak, if any.
+    pub fn version_of(&self, name: &str, ours: &[u16]) -> Option<u16> {
+        let theirs = self.theirs.iter().find(|o| o.name == name)?;
+        ours.iter()
+            .filter(|v| theirs.versions.contains(v))
+            .max()
+            .copied()
+    }
+}
+
+/// Runs admission on a fresh connection: the dialler opens the control stream,
+/// both sides prove the formation secret and exchange `offers`.
+pub(crate) async fn admit(
+    conn: Connection,
+    outbound: bool,
+    formation: &Formation,
+    me: &NodeId,
+    offers: &[ProtocolOffer],
+) -> Result<(Admitted, Control)> {
+    let peer = NodeId(conn.remote_id());
+    let (mut send, mut recv) = if outbound {
+        conn.open_bi().await.map_err(Error::network)?
+    } else {
+        conn.accept_bi().await.map_err(Error::network)?
+    };
+    let theirs = if outbound {
+        admit_outbound(&mut recv, &mut send, formation, me, &peer, offers).await?
+    } else {
+        admit_inbound(&mut recv, &mut send, formation, me, &peer, offers).await?
+    };
+    Ok((
+        Admitted {
+            conn,
+            peer,
+            outbound,
+            theirs,
+        },
+        Control { send, recv },
+    ))
+}
