@@ -458,8 +458,8 @@ async fn a_size_lie_leaves_no_partial_and_honest_providers_still_serve() {
 /// failing admission is no longer dialled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mdns_announcements_cannot_grow_dialling_or_tables_without_bound() {
-    use crate::discovery::manager::MAX_MDNS_PEERS;
     use crate::discovery::Source;
+    use crate::transport::manager::MAX_MDNS_PEERS;
     let f = Formation::new("hostile", [9; 32]);
     let (a, _da) = open(&f).await;
     let manager = a.manager_for_tests();

@@ -6,16 +6,21 @@
 //! Read top-down, the crate follows the data:
 //!
 //! - [`Node`] — open one with a [`NodeConfig`], write and read documents, connect to peers.
-//! - [`discovery`] — static peers, mDNS on the LAN, and the connection manager
-//!   that keeps wanted peers connected.
-//! - [`transport`] — the iroh QUIC endpoint (no relays, nothing beyond what you configure)
-//!   and the peer table.
+//! - [`discovery`] — where peers may be: static peers and mDNS on the LAN. It
+//!   only discovers; it never dials.
+//! - [`transport`] — the iroh QUIC endpoint (no relays, nothing beyond what you
+//!   configure), the connection manager that dials wanted peers, the registry
+//!   of admitted connections (one per peer pair) and the router that hands
+//!   each stream to the protocol it names, and the peer table.
 //! - [`security`] — node identity ([`NodeId`]) and [`Formation`] admission: a peer must prove
-//!   the formation secret before any document byte flows.
-//! - [`sync`] — range-based set reconciliation plus Automerge change exchange.
+//!   the formation secret before any document byte flows; only admission makes
+//!   the `Admitted` connections protocols run on.
+//! - [`sync`] — the document sync protocol: range-based set reconciliation plus
+//!   Automerge change exchange.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
 //! - [`blobs`] — large files, content-addressed and verified, fetched resumably
-//!   over the same admitted connections ([`Node::blobs`]).
+//!   over the same admitted connections ([`Node::blobs`]); a protocol of the
+//!   router like sync.
 //! - [`wire`] — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
@@ -37,6 +42,7 @@
 
 pub mod blobs;
 mod config;
+mod context;
 pub mod discovery;
 mod documents;
 mod error;

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use crate::blobs::{BlobProtocol, BlobShared, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
-use crate::discovery::manager::Manager;
+use crate::context::NodeContext;
 use crate::discovery::mdns::Mdns;
 use crate::discovery::Source;
 use crate::documents::{DocEvent, DocFilter, Origin};
@@ -25,7 +25,9 @@ use crate::events::Subscription;
 use crate::security::load_or_create_identity;
 use crate::storage::{self, Committed, DocKey, ListPage, Store, StoreOptions};
 use crate::sync::{Engine, SyncProtocol};
+use crate::transport::manager::Manager;
 use crate::transport::router::{Protocol, Router};
+use crate::transport::Connections;
 #[cfg(test)]
 use crate::transport::MESH_ALPN;
 use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
@@ -65,7 +67,9 @@ pub struct Node {
 }
 
 struct Inner {
+    ctx: Arc<NodeContext>,
     engine: Arc<Engine>,
+    connections: Arc<Connections>,
     blobs: Arc<BlobShared>,
     manager: Arc<Manager>,
     mdns: Option<Mdns>,
@@ -76,7 +80,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Never blocks: tasks see the cancellation and end on their own.
-        self.engine.cancel.cancel();
+        self.ctx.cancel.cancel();
     }
 }
 
@@ -157,21 +161,25 @@ impl Node {
                 return Err(e);
             }
         };
-        let engine = Arc::new(Engine::new(
+        let ctx = Arc::new(NodeContext::new(
             me,
             config.formation.clone(),
+            config.subscription_capacity,
+            config.link_timeout,
+        ));
+        let engine = Arc::new(Engine::new(
+            ctx.clone(),
             store,
             config.subscription_capacity,
             config.peer_queue_capacity,
             config.anti_entropy_interval,
-            config.link_timeout,
         ));
         let mut protocols: Vec<Arc<dyn Protocol>> = vec![
             Arc::new(SyncProtocol(engine.clone())),
             Arc::new(BlobProtocol {
                 shared: blobs.clone(),
-                tasks: engine.tasks.clone(),
-                cancel: engine.cancel.clone(),
+                tasks: ctx.tasks.clone(),
+                cancel: ctx.cancel.clone(),
             }),
         ];
         protocols.extend(extra_protocols);
@@ -182,16 +190,16 @@ impl Node {
                 return Err(e);
             }
         };
+        let connections = Arc::new(Connections::new(ctx.clone(), router));
         let manager = Manager::new(
-            engine.clone(),
-            router,
+            ctx.clone(),
+            connections.clone(),
             endpoint.clone(),
             config.max_peers.max(1),
         );
-        engine
-            .tasks
-            .spawn(report_store_failure(Arc::downgrade(&engine)));
-        engine.tasks.spawn(manager.clone().accept_loop());
+        ctx.tasks
+            .spawn(report_store_failure(ctx.clone(), engine.store.failure()));
+        ctx.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
         }
@@ -214,7 +222,9 @@ impl Node {
         };
         let node = Node {
             inner: Arc::new(Inner {
+                ctx: ctx.clone(),
                 engine: engine.clone(),
+                connections,
                 blobs,
                 manager,
                 mdns,
@@ -228,7 +238,7 @@ impl Node {
 
     /// This node's id (its public key).
     pub fn id(&self) -> NodeId {
-        self.inner.engine.me
+        self.inner.ctx.me
     }
 
     /// The socket addresses this node listens on.
@@ -289,7 +299,7 @@ impl Node {
         let direct = self.inner.manager.unwant(peer, Source::Direct);
         let had = self.inner.manager.unwant(peer, Source::Static) || direct;
         if had && self.inner.manager.sources(peer).is_empty() {
-            self.inner.engine.disconnect(peer);
+            self.inner.connections.disconnect(peer);
         }
         had
     }
@@ -302,19 +312,21 @@ impl Node {
     /// The blob store and transfers of this node.
     pub fn blobs(&self) -> Blobs {
         Blobs {
-            engine: self.inner.engine.clone(),
+            node: self.inner.ctx.clone(),
+            store: self.inner.engine.store.clone(),
+            connections: self.inner.connections.clone(),
             shared: self.inner.blobs.clone(),
         }
     }
 
     /// Every peer seen, with state and health.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.engine.peers.list()
+        self.inner.ctx.peers.list()
     }
 
     /// Number of peers currently connected.
     pub fn connected_peers(&self) -> usize {
-        self.inner.engine.session_count()
+        self.inner.connections.count()
     }
 
     /// Closes the connection to `peer`, if any. A static peer will be re-dialled.
@@ -322,17 +334,17 @@ impl Node {
         // A peer we connected to is no longer re-dialled; static and mDNS
         // peers are (remove them with `remove_peer`), and the peer may dial back.
         self.inner.manager.unwant(peer, Source::Direct);
-        self.inner.engine.disconnect(peer)
+        self.inner.connections.disconnect(peer)
     }
 
     /// Number of live document and peer subscriptions (for leak checks).
     pub fn subscription_count(&self) -> usize {
-        self.inner.engine.doc_hub.len() + self.inner.engine.peer_hub.len()
+        self.inner.engine.doc_hub.len() + self.inner.ctx.peer_hub.len()
     }
 
     /// Peer events from now on: connected, disconnected, admission refused.
     pub fn subscribe_peers(&self) -> Subscription<PeerEvent> {
-        self.inner.engine.peer_hub.subscribe(())
+        self.inner.ctx.peer_hub.subscribe(())
     }
 
     // ----- documents -----
@@ -641,16 +653,17 @@ impl Node {
         }
         let deadline = Instant::now() + timeout;
         let engine = &self.inner.engine;
+        let ctx = &self.inner.ctx;
         if let Some(m) = &self.inner.mdns {
             m.stop();
         }
         // Sessions first send what is queued (bounded), then end.
-        engine.cancel.cancel();
-        engine.tasks.close();
-        let tasks_done = tokio::time::timeout_at(deadline.into(), engine.tasks.wait())
+        ctx.cancel.cancel();
+        ctx.tasks.close();
+        let tasks_done = tokio::time::timeout_at(deadline.into(), ctx.tasks.wait())
             .await
             .is_ok();
-        engine.close_sessions();
+        self.inner.connections.close_all();
         let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
         let store = engine.store.clone();
         // The store is closed whatever the deadline: close returns only once the
@@ -660,8 +673,8 @@ impl Node {
             .map_err(|e| Error::Internal(e.to_string()))
             .and_then(|r| r);
         engine.doc_hub.close_all();
-        engine.peer_hub.close_all();
-        tracing::info!(id = %engine.me.short(), "node closed");
+        ctx.peer_hub.close_all();
+        tracing::info!(id = %ctx.me.short(), "node closed");
         stored?;
         if tasks_done {
             Ok(())
@@ -681,6 +694,10 @@ impl Node {
 
     pub(crate) fn engine_for_tests(&self) -> Arc<Engine> {
         self.inner.engine.clone()
+    }
+
+    pub(crate) fn connections_for_tests(&self) -> Arc<Connections> {
+        self.inner.connections.clone()
     }
 }
 
@@ -969,20 +986,17 @@ mod stuck_peer_tests {
 }
 
 /// Publishes [`PeerEvent::StorageFailed`] once if the store fails a commit.
-async fn report_store_failure(engine: std::sync::Weak<Engine>) {
-    let (mut failure, cancel) = match engine.upgrade() {
-        Some(e) => (e.store.failure(), e.cancel.clone()),
-        None => return,
-    };
+async fn report_store_failure(
+    ctx: Arc<NodeContext>,
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+) {
     let reason = tokio::select! {
         r = failure.wait_for(Option::is_some) => match r {
             Ok(v) => v.clone().unwrap_or_default(),
             Err(_) => return,
         },
-        _ = cancel.cancelled() => return,
+        _ = ctx.cancel.cancelled() => return,
     };
-    if let Some(e) = engine.upgrade() {
-        e.peer_hub
-            .publish(&PeerEvent::StorageFailed { reason }, |_| true);
-    }
+    ctx.peer_hub
+        .publish(&PeerEvent::StorageFailed { reason }, |_| true);
 }

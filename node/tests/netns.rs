@@ -157,7 +157,10 @@ sys.exit(0 if found else 1)
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(f[2], "7400", "port");
     assert_eq!(f[3], node.id, "id");
-    assert_eq!(f[4], "2", "connection layout version (wire::PROTOCOL_VERSION)");
+    assert_eq!(
+        f[4], "2",
+        "connection layout version (wire::PROTOCOL_VERSION)"
+    );
     let tag = peat_mesh::Formation::new("browse", [0; 32]).tag();
     let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(f[5], hex, "formation tag");

@@ -25,9 +25,10 @@ use super::protocol::{read_response, write_request, BlobRequest, BlobResponse, M
 use super::provider::BLOB_PRIORITY;
 use super::store::{BlobInfo, Partial};
 use super::BlobShared;
+use crate::context::NodeContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::security::Admitted;
-use crate::sync::Engine;
+use crate::transport::Connections;
 use crate::NodeId;
 
 /// How to fetch a blob.
@@ -444,13 +445,14 @@ impl Queue {
 // ----- the transfer -----
 
 pub(crate) struct Ctx {
-    pub engine: Arc<Engine>,
+    pub node: Arc<NodeContext>,
+    pub connections: Arc<Connections>,
     pub shared: Arc<BlobShared>,
 }
 
 /// Starts a transfer task; returns its handle at once.
 pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
-    let cancel = ctx.engine.cancel.child_token();
+    let cancel = ctx.node.cancel.child_token();
     let (ptx, prx) = watch::channel(Progress::default());
     let (otx, orx) = watch::channel(Outcome::Running);
     let t = Transfer {
@@ -462,7 +464,7 @@ pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
     let ptx = Arc::new(ptx);
     let shared = ctx.shared.clone();
     let rt = shared.rt.clone();
-    ctx.engine.tasks.clone().spawn_on(
+    ctx.node.tasks.clone().spawn_on(
         async move {
             let r = run(&ctx, hash, &opts, &cancel, &ptx).await;
             ptx.send_modify(|p| p.finished = true);
@@ -480,13 +482,13 @@ pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
 /// Asks every candidate at once whether it holds the blob; returns those that
 /// do. A dead candidate costs its timeout once, not once per candidate.
 pub(crate) async fn find_providers(
-    engine: &Engine,
+    connections: &Connections,
     hash: BlobHash,
     candidates: &[NodeId],
 ) -> Vec<(NodeId, u64)> {
     let mut asks = tokio::task::JoinSet::new();
     for p in candidates {
-        let Some(conn) = engine.connection(p) else {
+        let Some(conn) = connections.get(p) else {
             continue;
         };
         let p = *p;
@@ -531,8 +533,8 @@ async fn run(
         return Ok(i);
     }
     let providers: Vec<NodeId> = if opts.providers.is_empty() {
-        let all = ctx.engine.connected_peers();
-        find_providers(&ctx.engine, hash, &all)
+        let all = ctx.connections.peers();
+        find_providers(&ctx.connections, hash, &all)
             .await
             .into_iter()
             .map(|(p, _)| p)
@@ -619,7 +621,7 @@ pub(crate) async fn fetch_outboard(
         // Corrupt answers end the search only once every provider answered.
         let mut all_answered = true;
         for p in providers {
-            let Some(conn) = ctx.engine.connection(p) else {
+            let Some(conn) = ctx.connections.get(p) else {
                 all_answered = false;
                 continue;
             };
@@ -806,7 +808,7 @@ pub(crate) async fn pump(
         let w = Worker {
             id: i,
             peer: *p,
-            engine: ctx.engine.clone(),
+            connections: ctx.connections.clone(),
             hash,
             size,
             lpc,
@@ -884,7 +886,7 @@ async fn tick_progress(st: Arc<SinkState>, progress: Arc<watch::Sender<Progress>
 struct Worker {
     id: usize,
     peer: NodeId,
-    engine: Arc<Engine>,
+    connections: Arc<Connections>,
     hash: BlobHash,
     size: u64,
     lpc: u64,
@@ -911,7 +913,7 @@ impl Worker {
                 return Ok(());
             }
             // A provider whose link is down is waited for, within reason.
-            let conn = match self.engine.connection(&self.peer) {
+            let conn = match self.connections.get(&self.peer) {
                 Some(c) => {
                     down_since = None;
                     c

@@ -79,9 +79,11 @@ pub(crate) mod test_wire {
     pub(crate) use super::protocol::{read_request, write_response, BlobRequest, BlobResponse};
 }
 
+use crate::context::NodeContext;
 use crate::error::{Error, Result};
+use crate::storage::Store;
 use crate::storage::{self, DocKey};
-use crate::sync::Engine;
+use crate::transport::Connections;
 use crate::NodeId;
 
 /// State shared by a node's blob handles and its provider.
@@ -135,7 +137,9 @@ pub struct GcReport {
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Blobs {
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) node: Arc<NodeContext>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) connections: Arc<Connections>,
     pub(crate) shared: Arc<BlobShared>,
 }
 
@@ -152,8 +156,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Blobs {
+    fn fetch_ctx(&self) -> fetch::Ctx {
+        fetch::Ctx {
+            node: self.node.clone(),
+            connections: self.connections.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     fn check_open(&self) -> Result<()> {
-        if self.engine.cancel.is_cancelled() {
+        if self.node.cancel.is_cancelled() {
             Err(Error::Closed)
         } else {
             Ok(())
@@ -238,14 +250,7 @@ impl Blobs {
                 return t.clone();
             }
         }
-        let t = fetch::start(
-            fetch::Ctx {
-                engine: self.engine.clone(),
-                shared: self.shared.clone(),
-            },
-            hash,
-            opts,
-        );
+        let t = fetch::start(self.fetch_ctx(), hash, opts);
         active.insert(hash, t.clone());
         t
     }
@@ -276,14 +281,11 @@ impl Blobs {
     /// Streams a blob from `peer` in order, verified, without storing it.
     pub fn stream(&self, hash: BlobHash, peer: NodeId) -> BlobStream {
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
-        let ctx = fetch::Ctx {
-            engine: self.engine.clone(),
-            shared: self.shared.clone(),
-        };
-        let cancel = self.engine.cancel.child_token();
+        let ctx = self.fetch_ctx();
+        let cancel = self.node.cancel.child_token();
         let c2 = cancel.clone();
         let rt = self.shared.rt.clone();
-        self.engine.tasks.spawn_on(
+        self.node.tasks.spawn_on(
             async move {
                 let opts = FetchOptions::default()
                     .from([peer])
@@ -375,7 +377,6 @@ impl Blobs {
     pub fn refs_of(&self, collection: &str, id: &str) -> Result<Vec<BlobRef>> {
         let key = DocKey::new(collection, id)?;
         let doc = self
-            .engine
             .store
             .read(&key, |d| {
                 if storage::is_tombstoned(d) {
@@ -414,7 +415,7 @@ impl Blobs {
     pub async fn gc(&self) -> Result<GcReport> {
         self.check_open()?;
         let shared = self.shared.clone();
-        let engine = self.engine.clone();
+        let store = self.store.clone();
         blocking(move || {
             let mut keep: HashSet<BlobHash> = shared
                 .active
@@ -424,9 +425,8 @@ impl Blobs {
                 .copied()
                 .collect();
             let mut referenced = HashSet::new();
-            engine.store.scan_all(|key| {
-                let refs = engine
-                    .store
+            store.scan_all(|key| {
+                let refs = store
                     .peek(key, |d| {
                         if storage::is_tombstoned(d) {
                             return Ok(Vec::new());

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 
-use super::manager::Manager;
 use super::{Source, MDNS_SERVICE};
 use crate::config::PeerAddr;
 use crate::error::{Error, Result};
+use crate::transport::manager::Manager;
 use crate::transport::PeerEvent;
 use crate::wire::PROTOCOL_VERSION;
 use crate::NodeId;
@@ -57,7 +57,7 @@ pub(crate) fn parse_txt(get: impl Fn(&str) -> Option<String>) -> Option<Announce
 impl Mdns {
     /// Announces this node (listening on `port`) and starts browsing.
     pub(crate) fn start(manager: Arc<Manager>, port: u16) -> Result<Mdns> {
-        let engine = manager.engine.clone();
+        let engine = manager.ctx.clone();
         let me = engine.me;
         let my_tag = hex(&engine.formation.tag());
         let daemon = ServiceDaemon::new()
@@ -142,8 +142,8 @@ impl Mdns {
                         }
                         if a.tag != my_tag || a.version != PROTOCOL_VERSION {
                             tracing::debug!(peer = %a.id.short(), tag = %a.tag, v = a.version, "seen by mDNS: other formation or version; not dialled");
-                            manager.engine.peers.other_formation(a.id);
-                            manager.engine.peer_hub.publish(
+                            manager.ctx.peers.other_formation(a.id);
+                            manager.ctx.peer_hub.publish(
                                 &PeerEvent::SeenOtherFormation { peer: a.id },
                                 |_| true,
                             );

@@ -16,6 +16,8 @@ pub(crate) struct Admitted {
     peer: NodeId,
     outbound: bool,
     theirs: Vec<ProtocolOffer>,
+    /// Why this node closed the connection, first reason wins.
+    closed_because: std::sync::Mutex<Option<String>>,
 }
 
 /// The control stream of an admitted connection (the stream admission ran on).
@@ -38,6 +40,30 @@ impl Admitted {
     /// True if this node dialled the connection.
     pub fn outbound(&self) -> bool {
         self.outbound
+    }
+
+    /// Closes the connection with a QUIC application `code` and `reason`, and
+    /// remembers the reason (the first one given) for the `Disconnected` event.
+    pub fn close(&self, code: u32, reason: &str) {
+        {
+            let mut c = self
+                .closed_because
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if c.is_none() {
+                *c = Some(reason.to_string());
+            }
+        }
+        self.conn
+            .close(iroh::endpoint::VarInt::from_u32(code), reason.as_bytes());
+    }
+
+    /// Why this node closed the connection, if it did through [`Admitted::close`].
+    pub fn closed_because(&self) -> Option<String> {
+        self.closed_because
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The highest version of protocol `name` that both this node (`ours`) and
@@ -77,6 +103,7 @@ pub(crate) async fn admit(
             peer,
             outbound,
             theirs,
+            closed_because: std::sync::Mutex::new(None),
         },
         Control { send, recv },
     ))

@@ -1,166 +1,68 @@
-//! The sync engine: admits connections, runs sessions, applies remote changes,
+//! The sync engine: runs a session per connection, applies remote changes,
 //! and fans local and remote changes out to peers and subscribers.
+//!
+//! The engine keeps only each session's outbox (what fan-out needs), never the
+//! session itself, so sessions (which hold the engine) form no reference cycle
+//! with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use automerge::{Change, ReadDoc};
-use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use iroh::endpoint::{RecvStream, SendStream};
 
 use super::session::{write_loop, Outbox, Session};
+use crate::context::NodeContext;
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Hub;
-use crate::security::{Admitted, Control, Formation};
+use crate::security::Admitted;
 use crate::storage::{read_doc, Committed, DocKey, Store};
-use crate::transport::{PeerEvent, PeerTable};
+use crate::transport::close_code;
 use crate::NodeId;
 
-/// QUIC application close codes.
-pub(crate) mod close_code {
-    pub const NORMAL: u32 = 0;
-    pub const ADMISSION_REFUSED: u32 = 1;
-    pub const PROTOCOL: u32 = 2;
-    pub const DUPLICATE: u32 = 3;
-    pub const PEER_LIMIT: u32 = 4;
-}
-
-struct SessionEntry {
+/// A running session, as fan-out sees it.
+struct Running {
     id: u64,
-    outbound: bool,
-    session: Arc<Session>,
-    admitted: Arc<Admitted>,
-    started: tokio::time::Instant,
+    outbox: Arc<Outbox>,
 }
 
-/// What [`Engine::register_connection`] decided.
-pub(crate) enum Registration {
-    /// Registered under this id; its sync session.
-    Accepted(u64, Arc<Session>),
-    /// It duplicates a connection made moments ago: keep that one if it still
-    /// answers this probe, else register again with `probed`.
-    Probe(Arc<Session>),
-}
-
-/// Two connections between the same pair admitted within this window are a
-/// simultaneous dial, settled by the node-id rule; a connection arriving later
-/// than this after the session it duplicates replaces it (the peer restarted, or
-/// re-dialled a link it saw die).
-const DIAL_RACE_WINDOW: Duration = Duration::from_secs(10);
-
-/// Shared state of a running node's sync machinery.
+/// The node's sync machinery.
 pub(crate) struct Engine {
-    pub me: NodeId,
-    pub formation: Formation,
+    pub ctx: Arc<NodeContext>,
     pub store: Arc<Store>,
-    pub peers: PeerTable,
     pub doc_hub: Hub<DocEvent, DocFilter>,
-    pub peer_hub: Hub<PeerEvent, ()>,
-    pub cancel: CancellationToken,
-    pub tasks: TaskTracker,
     pub anti_entropy: Duration,
-    /// How long a silent link lives (keep-alives go every quarter of it).
-    pub link_timeout: Duration,
     peer_queue: usize,
-    sessions: Mutex<HashMap<NodeId, SessionEntry>>,
+    sessions: Mutex<HashMap<NodeId, Running>>,
     next_session: AtomicU64,
     pub counters: super::stats::Counters,
-    refusals: RefusalLimiter,
-}
-
-/// At most one `AdmissionRefused` event (and log line) per peer id per
-/// [`RefusalLimiter::PERIOD`], so a peer failing admission in a loop cannot
-/// flood subscribers. Remembers at most [`RefusalLimiter::MAX_PEERS`] ids; when
-/// full it forgets them all (a flood of fresh ids then costs one event each,
-/// which the subscription queue bounds).
-#[derive(Default)]
-struct RefusalLimiter {
-    last: Mutex<HashMap<NodeId, tokio::time::Instant>>,
-}
-
-impl RefusalLimiter {
-    const PERIOD: Duration = Duration::from_secs(10);
-    const MAX_PEERS: usize = 1024;
-
-    fn allow(&self, peer: NodeId) -> bool {
-        let now = tokio::time::Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.len() >= Self::MAX_PEERS {
-            last.retain(|_, t| now.duration_since(*t) < Self::PERIOD);
-            if last.len() >= Self::MAX_PEERS {
-                last.clear();
-            }
-        }
-        match last.get(&peer) {
-            Some(t) if now.duration_since(*t) < Self::PERIOD => false,
-            _ => {
-                last.insert(peer, now);
-                true
-            }
-        }
-    }
 }
 
 impl Engine {
     pub(crate) fn new(
-        me: NodeId,
-        formation: Formation,
+        ctx: Arc<NodeContext>,
         store: Arc<Store>,
         sub_capacity: usize,
         peer_queue: usize,
         anti_entropy: Duration,
-        link_timeout: Duration,
     ) -> Self {
         Engine {
-            me,
-            formation,
+            ctx,
             store,
-            peers: PeerTable::default(),
             doc_hub: Hub::new(sub_capacity),
-            peer_hub: Hub::new(sub_capacity),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
             anti_entropy,
-            link_timeout,
             peer_queue,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             counters: Default::default(),
-            refusals: RefusalLimiter::default(),
         }
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, SessionEntry>> {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<NodeId, Running>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True if an admitted session with `peer` is running.
-    pub(crate) fn is_connected(&self, peer: &NodeId) -> bool {
-        self.sessions().contains_key(peer)
-    }
-
-    /// True if a session with `peer` is running and its link has carried
-    /// packets from the peer within half the link timeout (two keep-alive
-    /// periods). A session whose peer died or restarted is not alive, though it
-    /// stays registered until the link times out.
-    pub(crate) fn is_alive(&self, peer: &NodeId) -> bool {
-        self.sessions()
-            .get(peer)
-            .is_some_and(|e| self.session_alive(&e.session))
-    }
-
-    fn session_alive(&self, s: &Session) -> bool {
-        s.conn.close_reason().is_none() && s.liveness.quiet_for(&s.conn) < self.link_timeout / 2
-    }
-
-    /// The admitted connection to `peer`, if one is up. Other protocols (blobs)
-    /// open their own streams on it, so they inherit its admission.
-    pub(crate) fn connection(&self, peer: &NodeId) -> Option<Arc<Admitted>> {
-        self.sessions().get(peer).map(|e| e.admitted.clone())
     }
 
     /// Bytes of answers queued for `peer`'s session.
@@ -168,27 +70,17 @@ impl Engine {
     pub(crate) fn queued_reply_bytes(&self, peer: &NodeId) -> Option<usize> {
         self.sessions()
             .get(peer)
-            .map(|e| e.session.outbox.queued_reply_bytes())
+            .map(|r| r.outbox.queued_reply_bytes())
     }
 
-    /// Ids of every connected peer.
-    pub(crate) fn connected_peers(&self) -> Vec<NodeId> {
-        self.sessions().keys().copied().collect()
-    }
-
-    /// Number of admitted sessions.
-    pub(crate) fn session_count(&self) -> usize {
-        self.sessions().len()
-    }
-
-    /// Queues a committed change to every connected peer except `except`.
+    /// Queues a committed change to every session except `except`'s.
     /// Called with the document locked, so per-document order is commit order.
     pub(crate) fn fan_out(&self, c: &Committed, except: Option<NodeId>) {
         let outboxes: Vec<Arc<Outbox>> = self
             .sessions()
             .iter()
             .filter(|(id, _)| Some(**id) != except)
-            .map(|(_, e)| e.session.outbox.clone())
+            .map(|(_, r)| r.outbox.clone())
             .collect();
         for o in outboxes {
             o.push_live(&c.key, &c.changes, &c.heads);
@@ -249,205 +141,53 @@ impl Engine {
         Ok(missing)
     }
 
-    /// Runs admission on a fresh connection, offering `offers`. On failure the
-    /// connection is closed and an `AdmissionRefused` event is published.
-    pub(crate) async fn admit(
-        &self,
-        conn: Connection,
-        outbound: bool,
-        offers: &[crate::wire::ProtocolOffer],
-    ) -> Result<(Arc<Admitted>, Control)> {
-        let peer = NodeId(conn.remote_id());
-        let res = crate::security::admit(conn.clone(), outbound, &self.formation, &self.me, offers);
-        match tokio::time::timeout(Duration::from_secs(10), res).await {
-            Ok(Ok((admitted, control))) => Ok((Arc::new(admitted), control)),
-            Ok(Err(e)) => {
-                let reason = crate::wire::sanitize_reason(&e.to_string());
-                if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
-                    if self.refusals.allow(peer) {
-                        tracing::warn!(peer = %peer.short(), %reason, "admission refused");
-                        self.peer_hub.publish(
-                            &PeerEvent::AdmissionRefused {
-                                peer,
-                                reason: reason.clone(),
-                            },
-                            |_| true,
-                        );
-                    }
-                    // Give the Refused frame a moment to reach the peer before closing.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                conn.close(
-                    VarInt::from_u32(close_code::ADMISSION_REFUSED),
-                    reason.as_bytes(),
-                );
-                Err(e)
-            }
-            Err(_) => {
-                conn.close(
-                    VarInt::from_u32(close_code::ADMISSION_REFUSED),
-                    b"admission timed out",
-                );
-                Err(Error::Timeout("admission".into()))
-            }
-        }
-    }
-
-    /// Registers an admitted connection as the one with its peer. One
-    /// connection per peer pair: both sides keep the connection dialled by the
-    /// smaller node id, so simultaneous dials settle on the same one. A newcomer
-    /// that this rule would refuse is refused only if the connection it
-    /// duplicates still answers (`Probe`: the caller probes and calls again with
-    /// `probed`): a peer that crashed and came back is taken back at once
-    /// instead of waiting for the dead link to time out.
-    pub(crate) fn register_connection(
-        self: &Arc<Self>,
-        conn: &Arc<Admitted>,
-        probed: bool,
-    ) -> Registration {
-        let peer = conn.peer();
-        let outbound = conn.outbound();
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let session = {
-            let mut sessions = self.sessions();
-            if let Some(old) = sessions.get(&peer) {
-                let preferred_outbound = self.me < peer;
-                let racing =
-                    old.started.elapsed() < DIAL_RACE_WINDOW && self.session_alive(&old.session);
-                let keep_old = !probed
-                    && racing
-                    && old.outbound != outbound
-                    && old.outbound == preferred_outbound;
-                if keep_old {
-                    return Registration::Probe(old.session.clone());
-                }
-                old.session.conn.close(
-                    VarInt::from_u32(close_code::DUPLICATE),
-                    b"duplicate connection",
-                );
-            }
-            let outbox = Outbox::new(self.peer_queue);
-            let session = Arc::new(Session::new(
-                self.clone(),
-                peer,
-                outbox,
-                conn.conn().clone(),
-            ));
-            sessions.insert(
-                peer,
-                SessionEntry {
-                    id,
-                    outbound,
-                    session: session.clone(),
-                    admitted: conn.clone(),
-                    started: tokio::time::Instant::now(),
-                },
-            );
-            session
-        };
-        let addr = conn
-            .conn()
-            .paths()
-            .iter()
-            .find(|p| p.is_selected())
-            .and_then(|p| match p.remote_addr() {
-                iroh::TransportAddr::Ip(a) => Some(*a),
-                _ => None,
-            });
-        self.peers.connected(peer, addr, outbound);
-        self.peer_hub
-            .publish(&PeerEvent::Connected { peer }, |_| true);
-        tracing::info!(me = %self.me.short(), peer = %peer.short(), outbound, "peer connected");
-        Registration::Accepted(id, session)
-    }
-
-    /// Runs the sync session of a registered connection over its sync stream,
-    /// until either side ends it; then closes the connection (its reason is
-    /// kept for the `Disconnected` event).
+    /// Runs the sync session of an admitted connection over its sync stream
+    /// until either side ends it, then closes the connection (with the
+    /// session's reason when it failed).
+    ///
+    /// The session is registered for fan-out before anything else happens on
+    /// it, so every change committed from then on is pushed live, and every
+    /// change committed before is covered by the reconciliation snapshot,
+    /// which is taken after this (see [`Session::start_reconcile`]).
     pub(crate) async fn run_session(
         self: &Arc<Self>,
         conn: &Arc<Admitted>,
         send: SendStream,
         recv: RecvStream,
     ) {
-        let Some(session) = self.session_of(conn) else {
-            return; // replaced meanwhile
-        };
+        let peer = conn.peer();
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let outbox = Outbox::new(self.peer_queue);
+        let session = Arc::new(Session::new(
+            self.clone(),
+            peer,
+            outbox.clone(),
+            conn.conn().clone(),
+        ));
+        // A newer connection's session replaces an older one's.
+        self.sessions().insert(peer, Running { id, outbox });
         let outbound = conn.outbound();
-        let conn = conn.conn();
-        let reason = tokio::select! {
-            r = session.read_loop(recv) => match r {
-                Ok(()) => "peer closed the stream".to_string(),
-                Err(e) => {
-                    if e.kind() == crate::ErrorKind::Protocol {
-                        session.end(e.to_string());
-                        conn.close(VarInt::from_u32(close_code::PROTOCOL), e.to_string().as_bytes());
-                    }
-                    e.to_string()
-                }
-            },
-            r = write_loop(&session, send, &self.cancel) => match r {
-                Ok(()) => "session ended".to_string(),
-                Err(e) => e.to_string(),
-            },
-            _ = anti_entropy(&session, outbound) => "anti-entropy stopped".to_string(),
-            e = conn.closed() => format!("connection closed: {e}"),
+        let c = conn.conn();
+        let ended = |r: Result<()>, clean: &str| match r {
+            Ok(()) => (close_code::NORMAL, clean.to_string()),
+            Err(e) if e.kind() == crate::ErrorKind::Protocol => {
+                (close_code::PROTOCOL, e.to_string())
+            }
+            Err(e) => (close_code::NORMAL, e.to_string()),
         };
-        session.end(reason);
-        conn.close(VarInt::from_u32(close_code::NORMAL), b"session ended");
-    }
-
-    /// The session registered for exactly this connection.
-    fn session_of(&self, conn: &Arc<Admitted>) -> Option<Arc<Session>> {
-        self.sessions()
-            .get(&conn.peer())
-            .filter(|e| Arc::ptr_eq(&e.admitted, conn))
-            .map(|e| e.session.clone())
-    }
-
-    /// A registered connection ended: it is forgotten (unless a newer one
-    /// replaced it) and `Disconnected` is published with the session's reason.
-    pub(crate) fn connection_ended(&self, peer: NodeId, id: u64, session: &Session, why: String) {
-        let removed = {
+        let (code, reason) = tokio::select! {
+            r = session.read_loop(recv) => ended(r, "peer closed the stream"),
+            r = write_loop(&session, send, &self.ctx.cancel) => ended(r, "session ended"),
+            _ = anti_entropy(&session, outbound) => (close_code::NORMAL, "anti-entropy stopped".into()),
+            e = c.closed() => (close_code::NORMAL, format!("connection closed: {e}")),
+        };
+        {
             let mut sessions = self.sessions();
-            match sessions.get(&peer) {
-                Some(e) if e.id == id => {
-                    sessions.remove(&peer);
-                    true
-                }
-                _ => false,
+            if sessions.get(&peer).is_some_and(|r| r.id == id) {
+                sessions.remove(&peer);
             }
-        };
-        if removed {
-            let reason = session.end_reason().unwrap_or(why);
-            self.peers.disconnected(peer);
-            tracing::info!(me = %self.me.short(), peer = %peer.short(), %reason, "peer disconnected");
-            self.peer_hub
-                .publish(&PeerEvent::Disconnected { peer, reason }, |_| true);
         }
-    }
-
-    /// Closes the session with `peer`. Returns false if there was none.
-    pub(crate) fn disconnect(&self, peer: &NodeId) -> bool {
-        match self.sessions().get(peer) {
-            Some(e) => {
-                e.session.conn.close(
-                    VarInt::from_u32(close_code::NORMAL),
-                    b"disconnected by application",
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Closes every session.
-    pub(crate) fn close_sessions(&self) {
-        for e in self.sessions().values() {
-            e.session
-                .conn
-                .close(VarInt::from_u32(close_code::NORMAL), b"node closing");
-        }
+        conn.close(code, &reason);
     }
 }
 

@@ -15,6 +15,6 @@ pub(crate) mod replies;
 mod session;
 mod stats;
 
-pub(crate) use engine::{close_code, Engine, Registration};
+pub(crate) use engine::Engine;
 pub(crate) use protocol::SyncProtocol;
 pub use stats::{SyncStats, TrafficStats};

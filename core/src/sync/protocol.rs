@@ -6,8 +6,9 @@ use std::sync::Arc;
 use iroh::endpoint::VarInt;
 use tokio::sync::mpsc;
 
-use super::{close_code, Engine};
+use super::Engine;
 use crate::security::Admitted;
+use crate::transport::close_code;
 use crate::transport::router::{open_stream, IncomingStream, Protocol, ProtocolTask};
 
 /// Versions of the sync protocol this node speaks.

@@ -201,84 +201,6 @@ impl Outbox {
     }
 }
 
-/// When packets from the peer last arrived, sampled from the connection's
-/// counters (QUIC keep-alives count: a live but idle peer acknowledges them).
-pub(crate) struct Liveness {
-    seen: Mutex<(u64, tokio::time::Instant)>,
-}
-
-impl Liveness {
-    fn new() -> Self {
-        Liveness {
-            seen: Mutex::new((0, tokio::time::Instant::now())),
-        }
-    }
-
-    fn sample(&self, conn: &Connection) -> std::time::Duration {
-        let n = conn.stats().udp_rx.datagrams;
-        let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if n != s.0 {
-            *s = (n, tokio::time::Instant::now());
-        }
-        s.1.elapsed()
-    }
-
-    /// How long since packets from the peer last arrived (to within one
-    /// sampling period).
-    pub(crate) fn quiet_for(&self, conn: &Connection) -> std::time::Duration {
-        self.sample(conn)
-    }
-
-    /// Samples every `every` while the session runs; never returns.
-    pub(crate) async fn watch(&self, conn: &Connection, every: std::time::Duration) {
-        let every = every.max(std::time::Duration::from_millis(50));
-        loop {
-            self.sample(conn);
-            tokio::time::sleep(every).await;
-        }
-    }
-}
-
-impl Session {
-    /// True if the peer still answers on this session: a no-op frame is sent
-    /// and the link must carry packets back within a few round trips.
-    pub(crate) async fn answers_probe(&self) -> bool {
-        let rtt = self
-            .conn
-            .paths()
-            .iter()
-            .find(|p| p.is_selected())
-            .map(|p| p.rtt())
-            .unwrap_or(std::time::Duration::from_millis(100));
-        let limit = (rtt * 4).clamp(
-            std::time::Duration::from_millis(300),
-            std::time::Duration::from_secs(3),
-        );
-        let before = self.conn.stats().udp_rx.datagrams;
-        // An empty `Want` asks for nothing; the QUIC acknowledgement of it is the answer.
-        if self
-            .outbox
-            .send(Frame::Want {
-                prefixes: Vec::new(),
-            })
-            .is_err()
-        {
-            return false;
-        }
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            if self.conn.close_reason().is_some() {
-                return false;
-            }
-            if self.conn.stats().udp_rx.datagrams != before {
-                return true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        false
-    }
-}
-
 /// Session state the reader keeps.
 pub(crate) struct Session {
     pub engine: Arc<Engine>,
@@ -290,28 +212,9 @@ pub(crate) struct Session {
     responder: Mutex<Option<Reconciler>>,
     /// When this peer last started a round with us as responder.
     last_responder_round: Mutex<Option<tokio::time::Instant>>,
-    pub liveness: Liveness,
-    /// Why the session ended, first reason wins (for the `Disconnected` event).
-    end_reason: Mutex<Option<String>>,
 }
 
 impl Session {
-    /// Records why the session ended (the first reason given is kept).
-    pub(crate) fn end(&self, reason: String) {
-        let mut r = self.end_reason.lock().unwrap_or_else(|p| p.into_inner());
-        if r.is_none() {
-            *r = Some(reason);
-        }
-    }
-
-    /// Why the session ended, if it has.
-    pub(crate) fn end_reason(&self) -> Option<String> {
-        self.end_reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     pub(crate) fn new(
         engine: Arc<Engine>,
         peer: NodeId,
@@ -326,8 +229,6 @@ impl Session {
             initiator: Mutex::new(None),
             responder: Mutex::new(None),
             last_responder_round: Mutex::new(None),
-            liveness: Liveness::new(),
-            end_reason: Mutex::new(None),
         }
     }
 
@@ -391,7 +292,7 @@ impl Session {
                 .iter()
                 .find(|p| p.is_selected())
                 .map(|p| p.rtt());
-            self.engine.peers.seen(self.peer, rtt);
+            self.engine.ctx.peers.seen(self.peer, rtt);
             let mut work = Vec::with_capacity(batch.len());
             for (frame, size) in batch {
                 self.engine.counters.received(&frame, size);

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::discovery::Source;
+use super::Source;
 use crate::NodeId;
 
 /// Connection state of a peer.

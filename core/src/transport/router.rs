@@ -280,7 +280,7 @@ mod tests {
     }
 
     async fn echo(from: &Node, to: &Node, ours: &[u16]) -> Result<Vec<u8>> {
-        let conn = from.engine_for_tests().connection(&to.id()).unwrap();
+        let conn = from.connections_for_tests().get(&to.id()).unwrap();
         let (mut send, mut recv) = open_stream(&conn, "echo", ours).await?;
         send.write_all(b"hello").await.unwrap();
         send.finish().unwrap();

@@ -1,22 +1,21 @@
-//! The connection manager: one dialling task per wanted peer.
+//! The connection manager: one dialling task per wanted peer, and the accept
+//! loop. Discovery tells it which peers are wanted where ([`Manager::want`],
+//! [`Manager::unwant`]); it dials, runs admission and hands admitted
+//! connections to the registry ([`super::Connections`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iroh::endpoint::VarInt;
 use iroh::{Endpoint, EndpointAddr, TransportAddr};
 use tokio_util::sync::CancellationToken;
 
-use super::Source;
+use super::{close_code, Connections, PeerEvent, Source};
 use crate::config::PeerAddr;
+use crate::context::NodeContext;
 use crate::error::{Error, Result};
 use crate::security::{Admitted, Control};
-use crate::sync::{close_code, Engine, Registration};
-use crate::transport::router::Router;
-use crate::transport::PeerEvent;
-use crate::wire::{read_frame_max, Frame, MAX_ADMISSION_FRAME};
 use crate::NodeId;
 
 /// Re-dial delays: from `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each with
@@ -50,8 +49,8 @@ struct Wanted {
 
 /// Dials peers, runs admitted connections, and keeps wanted peers connected.
 pub(crate) struct Manager {
-    pub engine: Arc<Engine>,
-    pub router: Arc<Router>,
+    pub ctx: Arc<NodeContext>,
+    pub connections: Arc<Connections>,
     pub endpoint: Endpoint,
     pub max_peers: usize,
     wanted: Mutex<HashMap<NodeId, Wanted>>,
@@ -64,14 +63,14 @@ pub(crate) struct Manager {
 
 impl Manager {
     pub(crate) fn new(
-        engine: Arc<Engine>,
-        router: Arc<Router>,
+        ctx: Arc<NodeContext>,
+        connections: Arc<Connections>,
         endpoint: Endpoint,
         max_peers: usize,
     ) -> Arc<Manager> {
         Arc::new(Manager {
-            engine,
-            router,
+            ctx,
+            connections,
             endpoint,
             max_peers,
             wanted: Mutex::new(HashMap::new()),
@@ -95,7 +94,7 @@ impl Manager {
     /// Records that `source` wants `peer` connected at `peer.addrs` (merged with
     /// addresses already known), starting its dialling task if it had none.
     pub(crate) fn want(self: &Arc<Self>, peer: PeerAddr, source: Source) {
-        if peer.id == self.engine.me {
+        if peer.id == self.ctx.me {
             return;
         }
         if source == Source::Mdns && self.is_shunned(&peer.id) {
@@ -127,7 +126,7 @@ impl Manager {
             }
             None => {
                 new_source = true;
-                let stop = self.engine.cancel.child_token();
+                let stop = self.ctx.cancel.child_token();
                 let mut addrs = peer.addrs.clone();
                 let excess = addrs.len().saturating_sub(MAX_ADDRS_PER_PEER);
                 addrs.drain(..excess);
@@ -140,7 +139,7 @@ impl Manager {
                     },
                 );
                 let me = self.clone();
-                self.engine.tasks.spawn_on(
+                self.ctx.tasks.spawn_on(
                     async move { me.keep_dialling(peer.id, stop).await },
                     &self.rt,
                 );
@@ -148,11 +147,11 @@ impl Manager {
         }
         drop(wanted);
         if new_source {
-            self.engine.peers.discovered(peer.id, source);
+            self.ctx.peers.discovered(peer.id, source);
             if source == Source::Direct {
                 return; // the application's own choice, not a discovery
             }
-            self.engine.peer_hub.publish(
+            self.ctx.peer_hub.publish(
                 &PeerEvent::Discovered {
                     peer: peer.id,
                     source,
@@ -179,11 +178,11 @@ impl Manager {
             }
         }
         drop(wanted);
-        self.engine.peers.lost(*peer, source);
+        self.ctx.peers.lost(*peer, source);
         if source == Source::Direct {
             return true;
         }
-        self.engine.peer_hub.publish(
+        self.ctx.peer_hub.publish(
             &PeerEvent::Lost {
                 peer: *peer,
                 source,
@@ -234,11 +233,11 @@ impl Manager {
         let mut backoff = BACKOFF_MIN;
         let mut refused = 0;
         loop {
-            let connected = self.engine.is_connected(&peer);
+            let connected = self.connections.is_connected(&peer);
             let wait = if connected {
                 backoff = BACKOFF_MIN;
                 Duration::from_millis(250)
-            } else if self.engine.session_count() >= self.max_peers {
+            } else if self.connections.count() >= self.max_peers {
                 Duration::from_secs(1)
             } else {
                 let Some(addrs) = self.addrs_of(&peer) else {
@@ -283,14 +282,14 @@ impl Manager {
     }
 
     /// Dials a peer and waits until it is admitted (or refused).
-    pub(crate) async fn dial(self: &Arc<Self>, peer: &PeerAddr) -> Result<()> {
-        if peer.id == self.engine.me {
+    pub(crate) async fn dial(&self, peer: &PeerAddr) -> Result<()> {
+        if peer.id == self.ctx.me {
             return Err(Error::InvalidArgument("cannot connect to self".into()));
         }
-        if self.engine.is_alive(&peer.id) {
+        if self.connections.is_alive(&peer.id) {
             return Ok(());
         }
-        if self.engine.session_count() >= self.max_peers {
+        if self.connections.count() >= self.max_peers {
             return Err(Error::InvalidArgument(format!(
                 "peer limit of {} reached",
                 self.max_peers
@@ -305,64 +304,17 @@ impl Manager {
         .await
         .map_err(|_| Error::Timeout(format!("connect to {}", peer.id.short())))?
         .map_err(Error::network)?;
-        let (conn, control) = self.engine.admit(conn, true, &self.router.offers()).await?;
+        let (conn, control) = self.connections.admit(conn, true).await?;
         self.start_connection(conn, control);
         Ok(())
     }
 
-    /// Runs an admitted connection on the node's tasks: registers it and hands
-    /// its streams to the router.
-    pub(crate) fn start_connection(self: &Arc<Self>, conn: Arc<Admitted>, control: Control) {
-        let me = self.clone();
-        self.engine
+    /// Runs an admitted connection on the node's tasks: the registry keeps it
+    /// and hands its streams to the router.
+    pub(crate) fn start_connection(&self, conn: Arc<Admitted>, control: Control) {
+        self.ctx
             .tasks
-            .spawn(async move { me.run_connection(conn, control).await });
-    }
-
-    async fn run_connection(self: Arc<Self>, conn: Arc<Admitted>, control: Control) {
-        let engine = &self.engine;
-        let mut probed = false;
-        let (id, session) = loop {
-            match engine.register_connection(&conn, probed) {
-                Registration::Accepted(id, session) => break (id, session),
-                Registration::Probe(old) => {
-                    if old.answers_probe().await {
-                        conn.conn().close(
-                            VarInt::from_u32(close_code::DUPLICATE),
-                            b"duplicate connection",
-                        );
-                        return;
-                    }
-                    tracing::info!(peer = %conn.peer().short(), "old connection did not answer; taking the new one");
-                    probed = true;
-                }
-            }
-        };
-        let reason = tokio::select! {
-            _ = self.router.serve(conn.clone(), &engine.tasks) => "connection closed".to_string(),
-            r = control_loop(control) => {
-                let e = r.err().map(|e| e.to_string()).unwrap_or_else(|| "control stream ended".into());
-                conn.conn().close(VarInt::from_u32(close_code::PROTOCOL), e.as_bytes());
-                e
-            }
-            _ = session.liveness.watch(conn.conn(), engine.link_timeout / 4) => "liveness stopped".to_string(),
-            // The sync writer drains on close (and waits up to 1.5 s for the peer
-            // to read it all); a peer too stuck to take it is cut off after 1.8 s.
-            _ = async {
-                engine.cancel.cancelled().await;
-                tokio::time::sleep(Duration::from_millis(1800)).await;
-            } => {
-                conn.conn().close(VarInt::from_u32(close_code::NORMAL), b"node closing");
-                "node closing".to_string()
-            }
-        };
-        let reason = match conn.conn().close_reason() {
-            Some(e) if reason == "connection closed" => format!("connection closed: {e}"),
-            _ => reason,
-        };
-        engine.connection_ended(conn.peer(), id, &session, reason);
-        conn.conn()
-            .close(VarInt::from_u32(close_code::NORMAL), b"session ended");
+            .spawn(self.connections.clone().run(conn, control));
     }
 
     /// Accepts incoming connections until the node closes. Beyond the peer
@@ -372,7 +324,7 @@ impl Manager {
         let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_ADMISSIONS));
         loop {
             let incoming = tokio::select! {
-                _ = self.engine.cancel.cancelled() => return,
+                _ = self.ctx.cancel.cancelled() => return,
                 i = self.endpoint.accept() => match i {
                     Some(i) => i,
                     None => return,
@@ -384,7 +336,7 @@ impl Manager {
                 continue;
             };
             let me = self.clone();
-            self.engine.tasks.spawn(async move {
+            self.ctx.tasks.spawn(async move {
                 let _permit = permit;
                 let conn = match incoming.await {
                     Ok(c) => c,
@@ -394,41 +346,18 @@ impl Manager {
                     }
                 };
                 let peer = NodeId(conn.remote_id());
-                if me.engine.session_count() >= me.max_peers && !me.engine.is_connected(&peer) {
+                if me.connections.count() >= me.max_peers && !me.connections.is_connected(&peer) {
                     tracing::info!(peer = %peer.short(), limit = me.max_peers, "peer limit reached; refusing");
                     conn.close(
-                        iroh::endpoint::VarInt::from_u32(crate::sync::close_code::PEER_LIMIT),
+                        iroh::endpoint::VarInt::from_u32(close_code::PEER_LIMIT),
                         b"peer limit reached",
                     );
                     return;
                 }
-                if let Ok((conn, control)) = me.engine.admit(conn, false, &me.router.offers()).await {
+                if let Ok((conn, control)) = me.connections.admit(conn, false).await {
                     me.start_connection(conn, control);
                 }
             });
-        }
-    }
-}
-
-/// Reads the control stream of an admitted connection: `Ping`s (their
-/// acknowledgement is all they ask for). Anything else is a protocol error; a
-/// clean end is not (the peer may have nothing more to say on it).
-async fn control_loop(control: Control) -> Result<()> {
-    let _send = control.send; // kept open: the peer's pings need a live stream
-    let mut recv = control.recv;
-    loop {
-        match read_frame_max(&mut recv, MAX_ADMISSION_FRAME)
-            .await?
-            .map(|(f, _)| f)
-        {
-            Some(Frame::Ping) => {}
-            Some(other) => {
-                return Err(Error::Protocol(format!(
-                    "{} on the control stream",
-                    other.name()
-                )))
-            }
-            None => return std::future::pending().await,
         }
     }
 }
