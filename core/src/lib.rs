@@ -42,7 +42,6 @@
 
 pub mod blobs;
 mod config;
-mod context;
 pub mod discovery;
 mod documents;
 mod error;

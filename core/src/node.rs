@@ -16,7 +16,6 @@ use serde_json::Value as Json;
 
 use crate::blobs::{BlobProtocol, BlobShared, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
-use crate::context::NodeContext;
 use crate::discovery::mdns::Mdns;
 use crate::discovery::Source;
 use crate::documents::{DocEvent, DocFilter, Origin};
@@ -28,6 +27,7 @@ use crate::sync::{Engine, SyncProtocol};
 use crate::transport::manager::Manager;
 use crate::transport::router::{Protocol, Router};
 use crate::transport::Connections;
+use crate::transport::NodeContext;
 #[cfg(test)]
 use crate::transport::MESH_ALPN;
 use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};

@@ -25,10 +25,10 @@ use super::protocol::{read_response, write_request, BlobRequest, BlobResponse, M
 use super::provider::BLOB_PRIORITY;
 use super::store::{BlobInfo, Partial};
 use super::BlobShared;
-use crate::context::NodeContext;
 use crate::error::{Error, ErrorKind, Result};
 use crate::security::Admitted;
 use crate::transport::Connections;
+use crate::transport::NodeContext;
 use crate::NodeId;
 
 /// How to fetch a blob.

@@ -79,11 +79,11 @@ pub(crate) mod test_wire {
     pub(crate) use super::protocol::{read_request, write_response, BlobRequest, BlobResponse};
 }
 
-use crate::context::NodeContext;
 use crate::error::{Error, Result};
 use crate::storage::Store;
 use crate::storage::{self, DocKey};
 use crate::transport::Connections;
+use crate::transport::NodeContext;
 use crate::NodeId;
 
 /// State shared by a node's blob handles and its provider.

@@ -1,9 +1,10 @@
-//! The sync engine: runs a session per connection, applies remote changes,
-//! and fans local and remote changes out to peers and subscribers.
+//! The sync engine: what every session shares. It applies remote changes to
+//! the store and fans local and remote changes out to the other sessions'
+//! outboxes and to subscribers.
 //!
 //! The engine keeps only each session's outbox (what fan-out needs), never the
 //! session itself, so sessions (which hold the engine) form no reference cycle
-//! with it.
+//! with it, and this module does not depend on the session module.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,16 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use automerge::{Change, ReadDoc};
-use iroh::endpoint::{RecvStream, SendStream};
 
-use super::session::{write_loop, Outbox, Session};
-use crate::context::NodeContext;
+use super::outbox::Outbox;
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Hub;
-use crate::security::Admitted;
 use crate::storage::{read_doc, Committed, DocKey, Store};
-use crate::transport::close_code;
+use crate::transport::NodeContext;
 use crate::NodeId;
 
 /// A running session, as fan-out sees it.
@@ -35,7 +33,7 @@ pub(crate) struct Engine {
     pub store: Arc<Store>,
     pub doc_hub: Hub<DocEvent, DocFilter>,
     pub anti_entropy: Duration,
-    peer_queue: usize,
+    pub peer_queue: usize,
     sessions: Mutex<HashMap<NodeId, Running>>,
     next_session: AtomicU64,
     pub counters: super::stats::Counters,
@@ -63,6 +61,22 @@ impl Engine {
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<NodeId, Running>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new session's outbox for fan-out (replacing an older
+    /// session's with the same peer). Returns its id for [`Engine::forget`].
+    pub(crate) fn register(&self, peer: NodeId, outbox: Arc<Outbox>) -> u64 {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.sessions().insert(peer, Running { id, outbox });
+        id
+    }
+
+    /// Forgets a session's outbox, unless a newer session replaced it.
+    pub(crate) fn forget(&self, peer: NodeId, id: u64) {
+        let mut sessions = self.sessions();
+        if sessions.get(&peer).is_some_and(|r| r.id == id) {
+            sessions.remove(&peer);
+        }
     }
 
     /// Bytes of answers queued for `peer`'s session.
@@ -139,68 +153,5 @@ impl Engine {
             return Ok(false);
         };
         Ok(missing)
-    }
-
-    /// Runs the sync session of an admitted connection over its sync stream
-    /// until either side ends it, then closes the connection (with the
-    /// session's reason when it failed).
-    ///
-    /// The session is registered for fan-out before anything else happens on
-    /// it, so every change committed from then on is pushed live, and every
-    /// change committed before is covered by the reconciliation snapshot,
-    /// which is taken after this (see [`Session::start_reconcile`]).
-    pub(crate) async fn run_session(
-        self: &Arc<Self>,
-        conn: &Arc<Admitted>,
-        send: SendStream,
-        recv: RecvStream,
-    ) {
-        let peer = conn.peer();
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let outbox = Outbox::new(self.peer_queue);
-        let session = Arc::new(Session::new(
-            self.clone(),
-            peer,
-            outbox.clone(),
-            conn.conn().clone(),
-        ));
-        // A newer connection's session replaces an older one's.
-        self.sessions().insert(peer, Running { id, outbox });
-        let outbound = conn.outbound();
-        let c = conn.conn();
-        let ended = |r: Result<()>, clean: &str| match r {
-            Ok(()) => (close_code::NORMAL, clean.to_string()),
-            Err(e) if e.kind() == crate::ErrorKind::Protocol => {
-                (close_code::PROTOCOL, e.to_string())
-            }
-            Err(e) => (close_code::NORMAL, e.to_string()),
-        };
-        let (code, reason) = tokio::select! {
-            r = session.read_loop(recv) => ended(r, "peer closed the stream"),
-            r = write_loop(&session, send, &self.ctx.cancel) => ended(r, "session ended"),
-            _ = anti_entropy(&session, outbound) => (close_code::NORMAL, "anti-entropy stopped".into()),
-            e = c.closed() => (close_code::NORMAL, format!("connection closed: {e}")),
-        };
-        {
-            let mut sessions = self.sessions();
-            if sessions.get(&peer).is_some_and(|r| r.id == id) {
-                sessions.remove(&peer);
-            }
-        }
-        conn.close(code, &reason);
-    }
-}
-
-/// The dialling side reconciles at once, then periodically as a safety net.
-async fn anti_entropy(session: &Session, outbound: bool) {
-    if !outbound {
-        return std::future::pending().await;
-    }
-    let period = session.engine.anti_entropy;
-    loop {
-        if let Err(e) = session.start_reconcile().await {
-            tracing::warn!(error = %e, "reconciliation failed to start");
-        }
-        tokio::time::sleep(period).await;
     }
 }

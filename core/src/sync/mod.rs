@@ -6,14 +6,23 @@
 //! side lacks. Live changes are pushed to every connected peer as they commit,
 //! and changes received from one peer are passed on to the others, so nodes that
 //! never connect directly still converge through those between them.
+//!
+//! Modules, in the order data flows: [`protocol`] (the router's entry: one
+//! session per admitted connection), `session` (the reader), `incoming`
+//! (frame batches and change pieces), `engine` (applying changes, fan-out to
+//! other sessions' outboxes, subscriber events), `outbox` and `replies` (what is
+//! owed to a peer, bounded), `writer` (draining it to the stream).
 
 pub(crate) mod engine;
+mod incoming;
+mod outbox;
 mod protocol;
 pub mod rbsr;
 pub mod reconcile;
 pub(crate) mod replies;
 mod session;
 mod stats;
+mod writer;
 
 pub(crate) use engine::Engine;
 pub(crate) use protocol::SyncProtocol;

@@ -3,10 +3,14 @@
 
 use std::sync::Arc;
 
-use iroh::endpoint::VarInt;
+use iroh::endpoint::{RecvStream, SendStream, VarInt};
 use tokio::sync::mpsc;
 
+use super::outbox::Outbox;
+use super::session::Session;
+use super::writer::write_loop;
 use super::Engine;
+use crate::error::Result;
 use crate::security::Admitted;
 use crate::transport::close_code;
 use crate::transport::router::{open_stream, IncomingStream, Protocol, ProtocolTask};
@@ -53,9 +57,63 @@ impl Protocol for SyncProtocol {
                 std::future::pending::<()>().await
             };
             tokio::select! {
-                _ = engine.run_session(&conn, send, recv) => {}
+                _ = run_session(engine, &conn, send, recv) => {}
                 _ = extra => {}
             }
         })
+    }
+}
+
+/// Runs the sync session of an admitted connection over its sync stream
+/// until either side ends it, then closes the connection (with the session's
+/// reason).
+///
+/// The session's outbox is registered for fan-out before anything else happens
+/// on it, so every change committed from then on is pushed live, and every
+/// change committed before is covered by the reconciliation snapshot, which is
+/// taken after this (see `Session::start_reconcile`).
+async fn run_session(
+    engine: &Arc<Engine>,
+    conn: &Arc<Admitted>,
+    send: SendStream,
+    recv: RecvStream,
+) {
+    let peer = conn.peer();
+    let outbox = Outbox::new(engine.peer_queue);
+    let session = Arc::new(Session::new(
+        engine.clone(),
+        peer,
+        outbox.clone(),
+        conn.conn().clone(),
+    ));
+    let id = engine.register(peer, outbox);
+    let outbound = conn.outbound();
+    let c = conn.conn();
+    let ended = |r: Result<()>, clean: &str| match r {
+        Ok(()) => (close_code::NORMAL, clean.to_string()),
+        Err(e) if e.kind() == crate::ErrorKind::Protocol => (close_code::PROTOCOL, e.to_string()),
+        Err(e) => (close_code::NORMAL, e.to_string()),
+    };
+    let (code, reason) = tokio::select! {
+        r = session.read_loop(recv) => ended(r, "peer closed the stream"),
+        r = write_loop(&session, send, &engine.ctx.cancel) => ended(r, "session ended"),
+        _ = anti_entropy(&session, outbound) => (close_code::NORMAL, "anti-entropy stopped".into()),
+        e = c.closed() => (close_code::NORMAL, format!("connection closed: {e}")),
+    };
+    engine.forget(peer, id);
+    conn.close(code, &reason);
+}
+
+/// The dialling side reconciles at once, then periodically as a safety net.
+async fn anti_entropy(session: &Session, outbound: bool) {
+    if !outbound {
+        return std::future::pending().await;
+    }
+    let period = session.engine.anti_entropy;
+    loop {
+        if let Err(e) = session.start_reconcile().await {
+            tracing::warn!(error = %e, "reconciliation failed to start");
+        }
+        tokio::time::sleep(period).await;
     }
 }

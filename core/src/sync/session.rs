@@ -1,125 +1,22 @@
-//! One admitted connection: a reader that applies what the peer sends and a
-//! writer that drains two outboxes (protocol replies first, then live updates).
-//!
-//! Live updates go through a bounded queue. When it is full, further updates for
-//! a document are coalesced into a set of "dirty" documents; once the queue drains
-//! the writer offers its heads for each of them, and the normal heads/changes
-//! exchange brings the peer up to date. So a slow peer costs bounded memory and
-//! never blocks local writes or other peers, and no update is ever dropped.
+//! One sync session per admitted connection: the reader, which applies what
+//! the peer sends and answers it, and the rendering of what is owed to the
+//! peer. The writer that drains the outbox is in [`super::writer`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use iroh::endpoint::{Connection, RecvStream, SendStream};
-use tokio::sync::Notify;
+use iroh::endpoint::{Connection, RecvStream};
 
 use super::engine::Engine;
+use super::incoming::{check_heads, ChangeBatch, PieceAssembly, Work, MAX_BATCH_FRAMES};
+use super::outbox::Outbox;
 use super::rbsr;
 use super::reconcile::{self, Reconciler};
-use super::replies::{Replies, Reply};
+use super::replies::Reply;
 use crate::error::{Error, Result};
 use crate::storage::{heads_to_wire, DocKey};
-use crate::wire::{
-    split_changes, write_frame, Frame, FrameReader, Hash32, MAX_CHANGE_LEN, MAX_HEADS,
-};
+use crate::wire::{Frame, FrameReader, Hash32};
 use crate::NodeId;
-
-/// Frames taken from the receive buffer in one batch, at most.
-const MAX_BATCH_FRAMES: usize = 1024;
-
-/// Change chunks received for one document, and the sender's latest heads
-/// (`None` while only [`Frame::MoreChanges`] arrived: apply, do not answer yet).
-type DocChanges = (Vec<Vec<u8>>, Option<Vec<Hash32>>);
-
-/// Received changes grouped per document, in arrival order per document.
-#[derive(Default)]
-struct ChangeBatch {
-    order: Vec<DocKey>,
-    docs: std::collections::HashMap<DocKey, DocChanges>,
-}
-
-impl ChangeBatch {
-    fn add(&mut self, key: DocKey, chunks: Vec<Vec<u8>>, heads: Option<Vec<Hash32>>) {
-        match self.docs.get_mut(&key) {
-            Some((c, h)) => {
-                c.extend(chunks);
-                if heads.is_some() {
-                    *h = heads; // the sender's heads after the latest of them
-                }
-            }
-            None => {
-                self.order.push(key.clone());
-                self.docs.insert(key, (chunks, heads));
-            }
-        }
-    }
-
-    fn take(&mut self) -> Vec<(DocKey, DocChanges)> {
-        let mut docs = std::mem::take(&mut self.docs);
-        std::mem::take(&mut self.order)
-            .into_iter()
-            .filter_map(|k| docs.remove(&k).map(|v| (k, v)))
-            .collect()
-    }
-}
-
-/// What a batch of received frames asks for, in arrival order.
-enum Work {
-    /// Changes of one document (with the sender's heads once a run ends).
-    Changes(DocKey, Vec<Vec<u8>>, Option<Vec<Hash32>>),
-    /// Any other frame.
-    Frame(Frame),
-}
-
-/// A change arriving in [`Frame::ChangePiece`]s. One at a time per session, at
-/// most [`MAX_CHANGE_LEN`] bytes: that is this session's bound for it.
-#[derive(Default)]
-struct PieceAssembly {
-    key: Option<DocKey>,
-    bytes: Vec<u8>,
-}
-
-impl PieceAssembly {
-    /// Adds a piece; returns the whole change once its last piece arrived.
-    fn add(&mut self, key: DocKey, bytes: Vec<u8>, last: bool) -> Result<Option<Vec<u8>>> {
-        if self.key.as_ref().is_some_and(|k| k != &key) {
-            return Err(Error::Protocol(
-                "change pieces of two documents interleaved".into(),
-            ));
-        }
-        if self.bytes.len() + bytes.len() > MAX_CHANGE_LEN {
-            return Err(Error::Protocol(format!(
-                "a change of more than {MAX_CHANGE_LEN} bytes"
-            )));
-        }
-        self.bytes.extend_from_slice(&bytes);
-        self.key = Some(key);
-        if !last {
-            return Ok(None);
-        }
-        self.key = None;
-        Ok(Some(std::mem::take(&mut self.bytes)))
-    }
-
-    fn check_idle(&self, what: &str) -> Result<()> {
-        match &self.key {
-            Some(k) => Err(Error::Protocol(format!(
-                "{what} frame inside the pieces of a change of {k}"
-            ))),
-            None => Ok(()),
-        }
-    }
-}
-
-fn check_heads(heads: &[Hash32]) -> Result<()> {
-    if heads.len() > MAX_HEADS {
-        return Err(Error::Protocol(format!(
-            "{} heads in one frame (at most {MAX_HEADS})",
-            heads.len()
-        )));
-    }
-    Ok(())
-}
 
 /// A peer may make this node snapshot its version set (a flush and a scan of
 /// every document) at most this often; an earlier `Reconcile{start}` waits.
@@ -130,76 +27,6 @@ const WANT_CHUNK: usize = 4096;
 
 /// Documents stored in at most this many bytes are sent whole in answer to `Want`.
 const SEND_WHOLE_BELOW: usize = 8 * 1024;
-
-/// The sending half of a session, shared with the engine for broadcasts.
-pub(crate) struct Outbox {
-    replies: Replies,
-    live: Mutex<LiveQueue>,
-    wake: Notify,
-    cap: usize,
-}
-
-#[derive(Default)]
-struct LiveQueue {
-    frames: VecDeque<Frame>,
-    dirty: HashSet<DocKey>,
-}
-
-impl Outbox {
-    pub(crate) fn new(cap: usize) -> Arc<Self> {
-        Arc::new(Outbox {
-            replies: Replies::default(),
-            live: Mutex::new(LiveQueue::default()),
-            wake: Notify::new(),
-            cap: cap.max(1),
-        })
-    }
-
-    /// Queues something owed to the peer (see [`super::replies`] for its bound).
-    pub(crate) fn reply(&self, r: Reply) -> Result<()> {
-        self.replies.push(r)?;
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// Queues a frame owed to the peer.
-    pub(crate) fn send(&self, f: Frame) -> Result<()> {
-        self.reply(Reply::Frame(f))
-    }
-
-    /// Bytes of answers queued for the peer.
-    #[cfg(test)]
-    pub(crate) fn queued_reply_bytes(&self) -> usize {
-        self.replies.bytes()
-    }
-
-    /// Queues a live update, coalescing if the queue is full.
-    pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>], heads: &[Hash32]) {
-        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if q.frames.len() >= self.cap || q.dirty.contains(key) {
-            q.dirty.insert(key.clone());
-        } else {
-            q.frames.push_back(Frame::Changes {
-                collection: key.collection().to_string(),
-                id: key.id().to_string(),
-                changes: changes.to_vec(),
-                heads: heads.to_vec(),
-            });
-        }
-        drop(q);
-        self.wake.notify_one();
-    }
-
-    fn pop_live(&self) -> Option<Result<Frame, DocKey>> {
-        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = q.frames.pop_front() {
-            return Some(Ok(f));
-        }
-        let key = q.dirty.iter().next().cloned()?;
-        q.dirty.remove(&key);
-        Some(Err(key))
-    }
-}
 
 /// Session state the reader keeps.
 pub(crate) struct Session {
@@ -483,7 +310,7 @@ impl Session {
     }
 
     /// Renders what is owed to the peer into frames (reading the store).
-    fn render(&self, r: Reply) -> Result<Vec<Frame>> {
+    pub(super) fn render(&self, r: Reply) -> Result<Vec<Frame>> {
         let store = &self.engine.store;
         let changes_frame = |key: &DocKey, changes, heads| Frame::Changes {
             collection: key.collection().to_string(),
@@ -624,118 +451,5 @@ fn heads_frame(key: &DocKey, heads: Vec<Hash32>, answer: bool) -> Frame {
         id: key.id().to_string(),
         heads,
         answer,
-    }
-}
-
-impl Session {
-    /// Writes a frame, split into several if its change data is too large for one.
-    async fn send_frame(&self, send: &mut SendStream, f: Frame) -> Result<()> {
-        for f in &split_changes(f) {
-            let n = write_frame(send, f).await?;
-            self.engine.counters.sent(f, n);
-        }
-        Ok(())
-    }
-}
-
-/// Replies rendered in one blocking batch, at most.
-const RENDER_BATCH: usize = 512;
-
-/// Renders owed replies on a blocking thread (they read the store), stopping
-/// once about one frame budget of change data is rendered: the rest go back to
-/// the front of the queue, so memory holds at most one batch of rendered
-/// frames whatever the peer asked for.
-async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<Vec<Frame>> {
-    let s = session.clone();
-    let (frames, rest) = tokio::task::spawn_blocking(move || {
-        let mut frames = Vec::new();
-        let mut bytes = 0usize;
-        let mut replies = replies.into_iter();
-        for r in replies.by_ref() {
-            for f in s.render(r)? {
-                if let Frame::Changes { changes, .. } = &f {
-                    bytes += changes.iter().map(Vec::len).sum::<usize>();
-                }
-                frames.push(f);
-            }
-            if bytes >= crate::wire::CHANGE_FRAME_BUDGET {
-                break;
-            }
-        }
-        Ok::<_, Error>((frames, replies.collect::<Vec<_>>()))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("render: {e}")))??;
-    if !rest.is_empty() {
-        session.outbox.replies.put_back(rest);
-    }
-    Ok(frames)
-}
-
-/// Drains the outboxes into the stream until it fails or the node closes:
-/// owed replies first (rendered a batch at a time, only when the stream has
-/// taken the previous batch), then live updates.
-///
-/// When the node closes (`closing`), everything already queued is sent, the
-/// stream is finished and the peer's receipt awaited briefly, so writes made
-/// just before `close` still reach connected peers.
-pub(crate) async fn write_loop(
-    session: &Arc<Session>,
-    mut send: SendStream,
-    closing: &tokio_util::sync::CancellationToken,
-) -> Result<()> {
-    loop {
-        let owed = session.outbox.replies.take(RENDER_BATCH);
-        if !owed.is_empty() {
-            for f in render_blocking(session, owed).await? {
-                session.send_frame(&mut send, f).await?;
-            }
-            continue;
-        }
-        if closing.is_cancelled() {
-            while let Some(item) = session.outbox.pop_live() {
-                let frames = match item {
-                    Ok(f) => vec![f],
-                    Err(key) => render_blocking(session, vec![Reply::Offer(key)]).await?,
-                };
-                for f in frames {
-                    session.send_frame(&mut send, f).await?;
-                }
-            }
-            let _ = send.finish();
-            // The peer acknowledging the bytes (`stopped`) is not the peer having
-            // applied them: wait until it ends the session itself, which it does
-            // after it has read up to the end of the stream and worked through
-            // every frame before it (bounded, for a peer that never does).
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_millis(1500),
-                session.conn.closed(),
-            )
-            .await;
-            return Ok(());
-        }
-        if session.outbox.replies.take_resync() {
-            // Answers were dropped at the budget: a new round finds what they
-            // would have sent.
-            if let Err(e) = session.start_reconcile().await {
-                tracing::warn!(error = %e, "reconciliation after dropped answers failed to start");
-            }
-            continue;
-        }
-        if let Some(item) = session.outbox.pop_live() {
-            match item {
-                Ok(f) => session.send_frame(&mut send, f).await?,
-                Err(key) => {
-                    for f in render_blocking(session, vec![Reply::Offer(key)]).await? {
-                        session.send_frame(&mut send, f).await?;
-                    }
-                }
-            }
-            continue;
-        }
-        tokio::select! {
-            _ = session.outbox.wake.notified() => {}
-            _ = closing.cancelled() => {}
-        }
     }
 }

@@ -15,9 +15,9 @@ use iroh::endpoint::{Connection, SendStream, VarInt};
 
 use super::router::Router;
 use super::PeerEvent;
-use crate::context::NodeContext;
 use crate::error::{Error, Result};
 use crate::security::{Admitted, Control};
+use crate::transport::NodeContext;
 use crate::wire::{read_frame_max, write_frame, Frame, ProtocolOffer, MAX_ADMISSION_FRAME};
 use crate::NodeId;
 

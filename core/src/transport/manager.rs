@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{close_code, Connections, PeerEvent, Source};
 use crate::config::PeerAddr;
-use crate::context::NodeContext;
 use crate::error::{Error, Result};
 use crate::security::{Admitted, Control};
+use crate::transport::NodeContext;
 use crate::NodeId;
 
 /// Re-dial delays: from `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each with

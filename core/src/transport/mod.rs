@@ -3,6 +3,7 @@
 //! table of known peers with their health.
 
 mod connections;
+mod context;
 mod endpoint;
 pub(crate) mod manager;
 mod peers;
@@ -11,6 +12,7 @@ pub(crate) mod router;
 use std::fmt;
 
 pub(crate) use connections::{close_code, Connections};
+pub(crate) use context::NodeContext;
 
 /// Which discovery found a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::{PeerEvent, PeerTable};
 use crate::events::Hub;
 use crate::security::Formation;
-use crate::transport::{PeerEvent, PeerTable};
 use crate::NodeId;
 
 /// Shared state of one running node.

@@ -1,0 +1,123 @@
+//! The writing side of a session: drains its outbox into the sync stream,
+//! owed replies first (rendered a batch at a time from the store), then live
+//! updates, and at close everything queued before the stream is finished.
+
+use std::sync::Arc;
+
+use iroh::endpoint::SendStream;
+
+use super::replies::Reply;
+use super::session::Session;
+use crate::error::{Error, Result};
+use crate::wire::{split_changes, write_frame, Frame};
+
+/// Writes a frame, split into several if its change data is too large for one.
+async fn send_frame(session: &Session, send: &mut SendStream, f: Frame) -> Result<()> {
+    for f in &split_changes(f) {
+        let n = write_frame(send, f).await?;
+        session.engine.counters.sent(f, n);
+    }
+    Ok(())
+}
+
+/// Replies rendered in one blocking batch, at most.
+const RENDER_BATCH: usize = 512;
+
+/// Renders owed replies on a blocking thread (they read the store), stopping
+/// once about one frame budget of change data is rendered: the rest go back to
+/// the front of the queue, so memory holds at most one batch of rendered
+/// frames whatever the peer asked for.
+async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<Vec<Frame>> {
+    let s = session.clone();
+    let (frames, rest) = tokio::task::spawn_blocking(move || {
+        let mut frames = Vec::new();
+        let mut bytes = 0usize;
+        let mut replies = replies.into_iter();
+        for r in replies.by_ref() {
+            for f in s.render(r)? {
+                if let Frame::Changes { changes, .. } = &f {
+                    bytes += changes.iter().map(Vec::len).sum::<usize>();
+                }
+                frames.push(f);
+            }
+            if bytes >= crate::wire::CHANGE_FRAME_BUDGET {
+                break;
+            }
+        }
+        Ok::<_, Error>((frames, replies.collect::<Vec<_>>()))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("render: {e}")))??;
+    if !rest.is_empty() {
+        session.outbox.replies.put_back(rest);
+    }
+    Ok(frames)
+}
+
+/// Drains the outboxes into the stream until it fails or the node closes:
+/// owed replies first (rendered a batch at a time, only when the stream has
+/// taken the previous batch), then live updates.
+///
+/// When the node closes (`closing`), everything already queued is sent, the
+/// stream is finished and the peer's receipt awaited briefly, so writes made
+/// just before `close` still reach connected peers.
+pub(crate) async fn write_loop(
+    session: &Arc<Session>,
+    mut send: SendStream,
+    closing: &tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    loop {
+        let owed = session.outbox.replies.take(RENDER_BATCH);
+        if !owed.is_empty() {
+            for f in render_blocking(session, owed).await? {
+                send_frame(session, &mut send, f).await?;
+            }
+            continue;
+        }
+        if closing.is_cancelled() {
+            while let Some(item) = session.outbox.pop_live() {
+                let frames = match item {
+                    Ok(f) => vec![f],
+                    Err(key) => render_blocking(session, vec![Reply::Offer(key)]).await?,
+                };
+                for f in frames {
+                    send_frame(session, &mut send, f).await?;
+                }
+            }
+            let _ = send.finish();
+            // The peer acknowledging the bytes (`stopped`) is not the peer having
+            // applied them: wait until it ends the session itself, which it does
+            // after it has read up to the end of the stream and worked through
+            // every frame before it (bounded, for a peer that never does).
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(1500),
+                session.conn.closed(),
+            )
+            .await;
+            return Ok(());
+        }
+        if session.outbox.replies.take_resync() {
+            // Answers were dropped at the budget: a new round finds what they
+            // would have sent.
+            if let Err(e) = session.start_reconcile().await {
+                tracing::warn!(error = %e, "reconciliation after dropped answers failed to start");
+            }
+            continue;
+        }
+        if let Some(item) = session.outbox.pop_live() {
+            match item {
+                Ok(f) => send_frame(session, &mut send, f).await?,
+                Err(key) => {
+                    for f in render_blocking(session, vec![Reply::Offer(key)]).await? {
+                        send_frame(session, &mut send, f).await?;
+                    }
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = session.outbox.wake.notified() => {}
+            _ = closing.cancelled() => {}
+        }
+    }
+}
