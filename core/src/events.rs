@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::locks::LockExt;
 use tokio::sync::Notify;
 
 /// What a subscription yields.
@@ -34,7 +35,7 @@ struct Shared<T> {
 
 impl<T> Shared<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        self.queue.locked()
     }
 
     fn push(&self, item: T) {
@@ -85,7 +86,7 @@ impl<T: Clone, F> Hub<T, F> {
             notify: Notify::new(),
             cap: self.cap,
         });
-        let mut g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.subs.locked();
         g.0 += 1;
         let id = g.0;
         g.1.push((id, filter, Arc::downgrade(&shared)));
@@ -97,7 +98,7 @@ impl<T: Clone, F> Hub<T, F> {
 
     /// True if any live subscriber's filter accepts.
     pub fn wants(&self, accept: impl Fn(&F) -> bool) -> bool {
-        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.subs.locked();
         g.1.iter()
             .any(|(_, f, w)| w.strong_count() > 0 && accept(f))
     }
@@ -105,7 +106,7 @@ impl<T: Clone, F> Hub<T, F> {
     /// Delivers `item` to every subscriber whose filter accepts it. Never blocks.
     pub fn publish(&self, item: &T, accept: impl Fn(&F) -> bool) {
         let targets: Vec<Arc<Shared<T>>> = {
-            let mut g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = self.subs.locked();
             g.1.retain(|(_, _, w)| w.strong_count() > 0);
             g.1.iter()
                 .filter(|(_, f, _)| accept(f))
@@ -119,7 +120,7 @@ impl<T: Clone, F> Hub<T, F> {
 
     /// Ends every subscription: readers drain what is queued, then get `None`.
     pub fn close_all(&self) {
-        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.subs.locked();
         for (_, _, w) in &g.1 {
             if let Some(s) = w.upgrade() {
                 s.close();
@@ -129,7 +130,7 @@ impl<T: Clone, F> Hub<T, F> {
 
     /// Number of live subscribers.
     pub fn len(&self) -> usize {
-        let g = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self.subs.locked();
         g.1.iter().filter(|(_, _, w)| w.strong_count() > 0).count()
     }
 }
@@ -161,7 +162,7 @@ impl<T> std::fmt::Debug for Subscription<T> {
 impl<T> Subscription<T> {
     /// Starts the subscription with a snapshot read lazily from `pages`.
     pub(crate) fn with_snapshot(self, pages: SnapshotPages<T>) -> Self {
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Snapshot {
+        *self.snapshot.locked() = Some(Snapshot {
             page: VecDeque::new(),
             next: Some(pages),
         });
@@ -169,7 +170,7 @@ impl<T> Subscription<T> {
     }
 
     fn next_snapshot_item(&self) -> Option<T> {
-        let mut g = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.snapshot.locked();
         let snap = g.as_mut()?;
         loop {
             if let Some(item) = snap.page.pop_front() {
@@ -194,7 +195,7 @@ impl<T> Subscription<T> {
     /// items come first, then live events.
     pub fn try_next(&self) -> Option<Event<T>> {
         if self.shared.lock().closed {
-            *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *self.snapshot.locked() = None;
         } else if let Some(item) = self.next_snapshot_item() {
             return Some(Event::Item(item));
         }

@@ -26,11 +26,16 @@
 
 mod fetch;
 mod hash;
+mod pace;
 mod profile;
 mod protocol;
 pub(crate) mod provider;
+mod providers;
+mod pump;
 mod refs;
+mod sink;
 mod store;
+mod transfer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -42,11 +47,11 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, watch};
 
-pub use fetch::{FetchOptions, Progress, Transfer};
 pub use hash::{BlobHash, Outboard, LEAF_SIZE};
 pub use profile::TransferProfile;
 pub use refs::BlobRef;
 pub use store::{BlobInfo, BlobStatus};
+pub use transfer::{FetchOptions, Progress, Transfer};
 
 pub(crate) use provider::BlobProtocol;
 
@@ -80,6 +85,7 @@ pub(crate) mod test_wire {
 }
 
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::storage::Store;
 use crate::storage::{self, DocKey};
 use crate::transport::Connections;
@@ -156,8 +162,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Blobs {
-    fn fetch_ctx(&self) -> fetch::Ctx {
-        fetch::Ctx {
+    fn fetch_ctx(&self) -> providers::Ctx {
+        providers::Ctx {
             node: self.node.clone(),
             connections: self.connections.clone(),
             shared: self.shared.clone(),
@@ -244,7 +250,7 @@ impl Blobs {
     /// running, returns that one. If the blob is already here, the transfer
     /// completes at once.
     pub fn fetch(&self, hash: BlobHash, opts: FetchOptions) -> Transfer {
-        let mut active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
+        let mut active = self.shared.active.locked();
         if let Some(t) = active.get(&hash) {
             if !t.is_finished() {
                 return t.clone();
@@ -265,7 +271,7 @@ impl Blobs {
         let shared = self.shared.clone();
         blocking(move || {
             // Held while removing, so no fetch of this hash can start meanwhile.
-            let active = shared.active.lock().unwrap_or_else(|p| p.into_inner());
+            let active = shared.active.locked();
             if active.get(&hash).is_some_and(|t| !t.is_finished()) {
                 return Err(Error::InvalidArgument(format!(
                     "a fetch of {hash} is running: cancel it before discarding its partial download"
@@ -292,13 +298,13 @@ impl Blobs {
                     .profile(TransferProfile::DATACENTER);
                 let progress = Arc::new(watch::channel(Progress::default()).0);
                 let r = async {
-                    let (ob, _) = fetch::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
-                    let target = fetch::Target::Forward {
+                    let (ob, _) =
+                        providers::fetch_outboard(&ctx, hash, &[peer], &opts, &c2).await?;
+                    let target = sink::Target::Forward {
                         outboard: ob,
                         out: tx.clone(),
                     };
-                    let (_, why) =
-                        fetch::pump(&ctx, target, &[peer], &opts, &c2, &progress).await?;
+                    let (_, why) = pump::pump(&ctx, target, &[peer], &opts, &c2, &progress).await?;
                     match why {
                         Some(e) => Err(e),
                         None => Ok(()),
@@ -338,7 +344,7 @@ impl Blobs {
     /// How much of the blob is here: live progress for a running fetch.
     pub fn status(&self, hash: BlobHash) -> Result<BlobStatus> {
         let running = {
-            let active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
+            let active = self.shared.active.locked();
             active
                 .get(&hash)
                 .filter(|t| !t.is_finished())
@@ -417,13 +423,7 @@ impl Blobs {
         let shared = self.shared.clone();
         let store = self.store.clone();
         blocking(move || {
-            let mut keep: HashSet<BlobHash> = shared
-                .active
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .copied()
-                .collect();
+            let mut keep: HashSet<BlobHash> = shared.active.locked().keys().copied().collect();
             let mut referenced = HashSet::new();
             store.scan_all(|key| {
                 let refs = store

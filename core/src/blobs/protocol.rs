@@ -21,6 +21,13 @@ use crate::error::{Error, Result};
 
 /// Largest request or response header accepted.
 const MAX_HEADER: usize = 64 * 1024;
+
+/// Versions of the blob protocol this node speaks (negotiated per connection,
+/// see `transport::router`).
+pub(crate) const VERSIONS: &[u16] = &[1];
+
+/// Priority of blob streams: below document sync (0), so documents overtake bulk data.
+pub(crate) const BLOB_PRIORITY: i32 = -1;
 /// Most leaf ranges in one request.
 pub(crate) const MAX_RANGES: usize = 1024;
 

@@ -12,14 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::hash::{has_outboard, LEAF_SIZE};
+use super::pace::Pacer;
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
+use super::protocol::{BLOB_PRIORITY, VERSIONS};
 use super::BlobShared;
 use crate::error::{Error, Result};
 use crate::security::Admitted;
 use crate::transport::router::{IncomingStream, Protocol, ProtocolTask};
-
-/// Priority of blob streams: below document sync (0), so documents overtake bulk data.
-pub(crate) const BLOB_PRIORITY: i32 = -1;
 
 /// Blob requests served at once per connection; further streams wait to be
 /// accepted (QUIC flow control holds the peer back).
@@ -57,9 +56,6 @@ async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
     };
     written.map_err(Error::network)
 }
-
-/// Versions of the blob protocol this node speaks.
-pub(crate) const VERSIONS: &[u16] = &[1];
 
 /// The blob protocol of a node: serves blob requests from the streams peers
 /// open for it.
@@ -187,7 +183,7 @@ async fn serve_stream(
         return Err(e);
     }
     write_response(&mut send, &BlobResponse::Found { size: ob.size() }).await?;
-    let pacer = (rate > 0).then(|| super::fetch::Pacer::new(rate.max(MIN_SERVE_RATE)));
+    let pacer = (rate > 0).then(|| Pacer::new(rate.max(MIN_SERVE_RATE)));
     if outboard && has_outboard(ob.size()) {
         let bytes = Bytes::from(ob.to_bytes());
         write_or_stall(&mut send, bytes).await?;

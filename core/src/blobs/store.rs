@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::hash::{has_outboard, leaf_count, leaf_len, BlobHash, LeafHasher, Outboard, LEAF_SIZE};
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 
 /// Bytes read or written per I/O call when streaming a blob.
 pub(crate) const IO_PIECE: usize = 1 << 20;
@@ -288,7 +289,7 @@ impl BlobStore {
                 .unwrap_or(0);
             let added = UNIX_EPOCH + Duration::from_millis(ms);
             write_durable(&dir.join("meta"), &encode_meta(ob.size(), sha256, added))?;
-            let _g = self.gc_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _g = self.gc_lock.locked();
             let target = self.complete_dir(&h);
             if target.exists() {
                 return Ok(None); // already stored: keep the existing copy
@@ -381,7 +382,7 @@ impl BlobStore {
         keep: &HashSet<BlobHash>,
         older_than: SystemTime,
     ) -> Result<Vec<(BlobHash, u64)>> {
-        let _g = self.gc_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = self.gc_lock.locked();
         let mut removed = Vec::new();
         for info in self.list()? {
             if keep.contains(&info.hash) || info.added >= older_than {

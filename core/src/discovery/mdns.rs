@@ -14,6 +14,7 @@ use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use super::{Source, MDNS_SERVICE};
 use crate::config::PeerAddr;
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::transport::manager::Manager;
 use crate::transport::PeerEvent;
 use crate::wire::PROTOCOL_VERSION;
@@ -133,7 +134,7 @@ impl Mdns {
                         }
                         found_any = true;
                         {
-                            let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+                            let mut names = names.locked();
                             if names.len() >= MAX_NAMES && !names.contains_key(&svc.fullname) {
                                 tracing::debug!(name = %svc.fullname, "too many mDNS names; announcement ignored");
                                 continue;
@@ -164,8 +165,7 @@ impl Mdns {
                     }
                     ServiceEvent::ServiceRemoved(_, fullname) => {
                         let id = names
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
+                            .locked()
                             .remove(&fullname);
                         if let Some(id) = id {
                             manager.unwant(&id, Source::Mdns);

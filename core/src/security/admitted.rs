@@ -7,6 +7,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use super::admission::{admit_inbound, admit_outbound};
 use super::{Formation, NodeId};
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::wire::ProtocolOffer;
 
 /// An admitted connection: the peer's identity (authenticated by QUIC/TLS) proved
@@ -46,10 +47,7 @@ impl Admitted {
     /// remembers the reason (the first one given) for the `Disconnected` event.
     pub fn close(&self, code: u32, reason: &str) {
         {
-            let mut c = self
-                .closed_because
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut c = self.closed_because.locked();
             if c.is_none() {
                 *c = Some(reason.to_string());
             }
@@ -60,10 +58,7 @@ impl Admitted {
 
     /// Why this node closed the connection, if it did through [`Admitted::close`].
     pub fn closed_because(&self) -> Option<String> {
-        self.closed_because
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.closed_because.locked().clone()
     }
 
     /// The highest version of protocol `name` that both this node (`ours`) and

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use automerge::ReadDoc;
@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::key::storage_prefix;
 use super::DocKey;
 use crate::error::{Error, Result};
+use crate::locks::{LockExt, RwLockExt};
 use crate::wire::{Hash32, MAX_CHANGE_LEN};
 
 /// Incremental rows kept per document before it is compacted into one snapshot.
@@ -211,12 +212,6 @@ pub(crate) struct Store {
     failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a store lock leaves consistent data (every mutation
-    // is applied before the guard drops), so poisoning is not fatal.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Store {
     /// Opens (or creates) the database at `path` and starts the writer thread.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self> {
@@ -262,12 +257,12 @@ impl Store {
     /// Flushes queued writes, stops the writer and releases the database file.
     /// Later calls fail with `Closed`.
     pub fn close(&self) -> Result<()> {
-        lock(&self.writer).take();
-        if let Some(h) = lock(&self.writer_thread).take() {
+        self.writer.locked().take();
+        if let Some(h) = self.writer_thread.locked().take() {
             let _ = h.join();
         }
-        let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
-        lock(&self.cache).clear();
+        let db = self.db.write_locked().take();
+        self.cache.locked().clear();
         let Some(mut db) = db else {
             return Ok(()); // closed before
         };
@@ -298,7 +293,7 @@ impl Store {
     /// database (version lists, listings) include them.
     pub async fn flush(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let writer = lock(&self.writer).clone();
+        let writer = self.writer.locked().clone();
         let sent = writer.map(|w| w.send(WriterMsg::Barrier(tx)).is_ok());
         if sent != Some(true) {
             return Err(Error::Closed);
@@ -323,15 +318,11 @@ impl Store {
     }
 
     fn db(&self) -> Result<Arc<Database>> {
-        self.db
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Error::Closed)
+        self.db.read_locked().clone().ok_or(Error::Closed)
     }
 
     fn load_cell(&self, skey: &str) -> Result<Option<Arc<DocCell>>> {
-        if let Some(c) = lock(&self.cache).get(skey) {
+        if let Some(c) = self.cache.locked().get(skey) {
             return Ok(Some(c.clone()));
         }
         let Some(state) = self.read_doc(skey)? else {
@@ -341,7 +332,7 @@ impl Store {
     }
 
     fn insert_cell(&self, skey: &str, state: DocState) -> Arc<DocCell> {
-        let mut cache = lock(&self.cache);
+        let mut cache = self.cache.locked();
         if let Some(c) = cache.get(skey) {
             return c.clone(); // somebody loaded it meanwhile
         }
@@ -429,7 +420,7 @@ impl Store {
             ),
             None => return Ok(None),
         };
-        let mut st = lock(&cell.state);
+        let mut st = cell.state.locked();
         if !create && st.meta.is_none() {
             return Ok(None);
         }
@@ -501,7 +492,7 @@ impl Store {
         };
         cell.pending.fetch_add(1, Ordering::AcqRel);
         // Cloned out of the lock: a full queue blocks this writer only.
-        let writer = lock(&self.writer).clone();
+        let writer = self.writer.locked().clone();
         let sent = writer.map(|w| {
             w.send(WriterMsg::Write(WriteOp {
                 skey,
@@ -551,7 +542,7 @@ impl Store {
         match reloaded {
             Some(s) => *st = s,
             None => {
-                lock(&self.cache).pop(skey);
+                self.cache.locked().pop(skey);
             }
         }
     }
@@ -560,7 +551,7 @@ impl Store {
     /// False if the store is closed.
     fn flush_blocking(&self) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
-        let writer = lock(&self.writer).clone();
+        let writer = self.writer.locked().clone();
         let sent = writer.map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());
         sent == Some(true) && rx.recv().is_ok()
     }
@@ -574,7 +565,7 @@ impl Store {
         let Some(cell) = self.load_cell(&key.storage_key())? else {
             return Ok(None);
         };
-        let st = lock(&cell.state);
+        let st = cell.state.locked();
         if st.meta.is_none() {
             return Ok(None); // created in memory but never persisted: no content
         }
@@ -591,7 +582,7 @@ impl Store {
         let Some(cell) = self.load_cell(&key.storage_key())? else {
             return Ok(None);
         };
-        let mut st = lock(&cell.state);
+        let mut st = cell.state.locked();
         if st.meta.is_none() {
             return Ok(None);
         }
@@ -612,7 +603,7 @@ impl Store {
         let Some(cell) = self.load_cell(&key.storage_key())? else {
             return Ok(None);
         };
-        let st = lock(&cell.state);
+        let st = cell.state.locked();
         if st.meta.is_none() {
             return Ok(None);
         }
@@ -626,8 +617,8 @@ impl Store {
         f: impl FnOnce(&Automerge) -> Result<R>,
     ) -> Result<Option<R>> {
         let skey = key.storage_key();
-        if let Some(c) = lock(&self.cache).peek(&skey).cloned() {
-            let st = lock(&c.state);
+        if let Some(c) = self.cache.locked().peek(&skey).cloned() {
+            let st = c.state.locked();
             return if st.meta.is_some() {
                 f(&st.doc).map(Some)
             } else {
@@ -643,8 +634,8 @@ impl Store {
     /// Metadata of a stored document.
     pub fn meta(&self, key: &DocKey) -> Result<Option<Meta>> {
         let skey = key.storage_key();
-        if let Some(c) = lock(&self.cache).peek(&skey).cloned() {
-            return Ok(lock(&c.state).meta);
+        if let Some(c) = self.cache.locked().peek(&skey).cloned() {
+            return Ok(c.state.locked().meta);
         }
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(META)?;
@@ -783,12 +774,12 @@ impl Drop for Store {
     fn drop(&mut self) {
         // Normally closed already (Node::close). If not, closing joins the
         // writer and may rewrite the file: never on a runtime worker.
-        if self.db.read().unwrap_or_else(|p| p.into_inner()).is_none() {
+        if self.db.read_locked().is_none() {
             return;
         }
-        let writer = lock(&self.writer).take();
-        let thread = lock(&self.writer_thread).take();
-        let db = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        let writer = self.writer.locked().take();
+        let thread = self.writer_thread.locked().take();
+        let db = self.db.write_locked().take();
         let path = self.path.clone();
         let finish = move || {
             drop(writer);
@@ -1081,7 +1072,9 @@ mod tests {
             })
         };
         let pending = || -> usize {
-            lock(&store.cache)
+            store
+                .cache
+                .locked()
                 .iter()
                 .map(|(_, c)| c.pending.load(Ordering::Acquire))
                 .sum()
@@ -1128,7 +1121,9 @@ mod tests {
             .collect();
         let mut most = 0;
         while threads.iter().any(|t| !t.is_finished()) {
-            let pinned: usize = lock(&store.cache)
+            let pinned: usize = store
+                .cache
+                .locked()
                 .iter()
                 .map(|(_, c)| c.pending.load(Ordering::Acquire))
                 .sum();
@@ -1171,9 +1166,9 @@ mod tests {
                 .unwrap();
         }
         assert!(
-            lock(&store.cache).len() <= store.cache_cap,
+            store.cache.locked().len() <= store.cache_cap,
             "{}",
-            lock(&store.cache).len()
+            store.cache.locked().len()
         );
         store.close().unwrap();
     }
@@ -1247,8 +1242,8 @@ mod tests {
                 .unwrap();
             }
             // Stop the store without its own rewrite, then rewrite unconditionally.
-            lock(&store.writer).take();
-            if let Some(h) = lock(&store.writer_thread).take() {
+            store.writer.locked().take();
+            if let Some(h) = store.writer_thread.locked().take() {
                 h.join().unwrap();
             }
             let db = store.db.write().unwrap().take().unwrap();

@@ -17,6 +17,7 @@ use super::outbox::Outbox;
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Hub;
+use crate::locks::LockExt;
 use crate::storage::{read_doc, Committed, DocKey, Store};
 use crate::transport::NodeContext;
 use crate::NodeId;
@@ -60,7 +61,7 @@ impl Engine {
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<NodeId, Running>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.sessions.locked()
     }
 
     /// Registers a new session's outbox for fan-out (replacing an older

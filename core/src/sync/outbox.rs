@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use super::replies::{Replies, Reply};
 use crate::error::Result;
+use crate::locks::LockExt;
 use crate::storage::DocKey;
 use crate::wire::{Frame, Hash32};
 
@@ -61,7 +62,7 @@ impl Outbox {
 
     /// Queues a live update, coalescing if the queue is full.
     pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>], heads: &[Hash32]) {
-        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.live.locked();
         if q.frames.len() >= self.cap || q.dirty.contains(key) {
             q.dirty.insert(key.clone());
         } else {
@@ -79,7 +80,7 @@ impl Outbox {
     /// The next live update: a queued frame, or a coalesced document whose
     /// heads are to be offered.
     pub(super) fn pop_live(&self) -> Option<Result<Frame, DocKey>> {
-        let mut q = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.live.locked();
         if let Some(f) = q.frames.pop_front() {
             return Some(Ok(f));
         }

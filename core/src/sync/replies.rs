@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::storage::DocKey;
 use crate::wire::{Frame, Hash32};
 
@@ -79,7 +80,7 @@ impl Replies {
     /// Queues `r`; see the module docs for what happens at the budget.
     pub(crate) fn push(&self, r: Reply) -> Result<()> {
         let cost = r.cost();
-        let mut q = self.q.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.q.locked();
         let limit = if r.is_frame() {
             2 * REPLY_BUDGET
         } else {
@@ -102,7 +103,7 @@ impl Replies {
 
     /// Up to `max` queued replies, oldest first.
     pub(crate) fn take(&self, max: usize) -> Vec<Reply> {
-        let mut q = self.q.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.q.locked();
         let n = q.0.len().min(max);
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -117,7 +118,7 @@ impl Replies {
     /// Returns replies taken but not yet rendered to the front, in order (never
     /// refused: they were within the budget when queued).
     pub(crate) fn put_back(&self, replies: Vec<Reply>) {
-        let mut q = self.q.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.q.locked();
         for r in replies.into_iter().rev() {
             let cost = r.cost();
             q.1 += cost;
@@ -128,7 +129,7 @@ impl Replies {
     /// Bytes queued now.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
-        self.q.lock().unwrap_or_else(|p| p.into_inner()).1
+        self.q.locked().1
     }
 
     /// True once if answers were dropped since the last call.

@@ -14,6 +14,7 @@ use super::rbsr;
 use super::reconcile::{self, Reconciler};
 use super::replies::Reply;
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::storage::{heads_to_wire, DocKey};
 use crate::wire::{Frame, FrameReader, Hash32};
 use crate::NodeId;
@@ -66,12 +67,7 @@ impl Session {
     /// change committed before this session was registered; changes committed
     /// after that are pushed live. Together they leave no gap.
     pub(crate) async fn start_reconcile(&self) -> Result<()> {
-        if self
-            .initiator
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-        {
+        if self.initiator.locked().is_some() {
             return Ok(());
         }
         self.engine.store.flush().await?;
@@ -80,7 +76,7 @@ impl Session {
         let items = tokio::task::spawn_blocking(move || store.versions())
             .await
             .map_err(|e| Error::Internal(format!("version scan: {e}")))??;
-        let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
+        let mut init = self.initiator.locked();
         if init.is_some() {
             return Ok(());
         }
@@ -208,10 +204,7 @@ impl Session {
     async fn pace_responder_round(&self) {
         let now = tokio::time::Instant::now();
         let wait_until = {
-            let mut last = self
-                .last_responder_round
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last_responder_round.locked();
             let at = last.map_or(now, |t| (t + MIN_RESPONDER_ROUND).max(now));
             *last = Some(at);
             at
@@ -250,7 +243,7 @@ impl Session {
     }
 
     fn on_reconcile(&self, start: bool, msg: &[u8]) -> Result<()> {
-        let mut init = self.initiator.lock().unwrap_or_else(|p| p.into_inner());
+        let mut init = self.initiator.locked();
         if let Some(r) = init.as_mut().filter(|_| !start) {
             let (mut have, mut need) = (Vec::new(), Vec::new());
             let next = reconcile::step(r, msg, &mut have, &mut need)?;
@@ -273,7 +266,7 @@ impl Session {
             return Ok(());
         }
         drop(init);
-        let mut resp = self.responder.lock().unwrap_or_else(|p| p.into_inner());
+        let mut resp = self.responder.locked();
         if start || resp.is_none() {
             if !start {
                 return Err(Error::Protocol(

@@ -16,6 +16,7 @@ use iroh::endpoint::{Connection, SendStream, VarInt};
 use super::router::Router;
 use super::PeerEvent;
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::security::{Admitted, Control};
 use crate::transport::NodeContext;
 use crate::wire::{read_frame_max, write_frame, Frame, ProtocolOffer, MAX_ADMISSION_FRAME};
@@ -57,7 +58,7 @@ struct Link {
 impl Link {
     fn quiet_for(&self, conn: &Connection) -> Duration {
         let n = conn.stats().udp_rx.datagrams;
-        let mut s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.seen.locked();
         if n != s.0 {
             *s = (n, tokio::time::Instant::now());
         }
@@ -95,7 +96,7 @@ impl Connections {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<NodeId, Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.locked()
     }
 
     /// What this node offers at admission.
@@ -409,7 +410,7 @@ impl RefusalLimiter {
 
     fn allow(&self, peer: NodeId) -> bool {
         let now = tokio::time::Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.locked();
         if last.len() >= Self::MAX_PEERS {
             last.retain(|_, t| now.duration_since(*t) < Self::PERIOD);
             if last.len() >= Self::MAX_PEERS {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{close_code, Connections, PeerEvent, Source};
 use crate::config::PeerAddr;
 use crate::error::{Error, Result};
+use crate::locks::LockExt;
 use crate::security::{Admitted, Control};
 use crate::transport::NodeContext;
 use crate::NodeId;
@@ -80,7 +81,7 @@ impl Manager {
     }
 
     fn wanted(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Wanted>> {
-        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+        self.wanted.locked()
     }
 
     /// The discovery sources that currently want `peer`.
@@ -193,7 +194,7 @@ impl Manager {
     }
 
     fn is_shunned(&self, peer: &NodeId) -> bool {
-        let mut shunned = self.shunned.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shunned = self.shunned.locked();
         match shunned.get(peer) {
             Some(at) if at.elapsed() < SHUN_FOR => true,
             Some(_) => {
@@ -207,7 +208,7 @@ impl Manager {
     /// Stops dialling an mDNS-only peer that keeps failing admission.
     fn shun(&self, peer: NodeId) {
         {
-            let mut shunned = self.shunned.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shunned = self.shunned.locked();
             if shunned.len() >= MAX_SHUNNED {
                 if let Some(oldest) = shunned.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
                     shunned.remove(&oldest);

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::Source;
+use crate::locks::LockExt;
 use crate::NodeId;
 
 /// Connection state of a peer.
@@ -107,7 +108,7 @@ pub(crate) struct PeerTable {
 
 impl PeerTable {
     fn with<R>(&self, f: impl FnOnce(&mut HashMap<NodeId, PeerInfo>) -> R) -> R {
-        f(&mut self.peers.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self.peers.locked())
     }
 
     fn entry(m: &mut HashMap<NodeId, PeerInfo>, id: NodeId) -> &mut PeerInfo {
