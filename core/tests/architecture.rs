@@ -23,7 +23,6 @@ const LONG_FILES: &[(&str, &str)] = &[
     ),
     ("storage/store.rs", "to split (issue 14)"),
     ("blobs/store.rs", "to split (issue 14)"),
-    ("node.rs", "to split (issue 14)"),
     ("storage/json.rs", "to split (issue 14)"),
     ("sync/rbsr.rs", "to split (issue 14)"),
 ];

@@ -155,30 +155,51 @@ impl Connections {
         }
     }
 
-    /// Registers an admitted connection and serves it until it ends (spawn it).
+    /// Registers an admitted connection and serves it on the node's tasks.
     ///
     /// One connection per peer pair: both sides keep the connection dialled by
     /// the smaller node id, so simultaneous dials settle on the same one. A
     /// newcomer that this rule would refuse is refused only if the connection
     /// it duplicates still answers a probe: a peer that crashed and came back
     /// is taken back at once instead of waiting for the dead link to time out.
-    pub(crate) async fn run(self: Arc<Self>, conn: Arc<Admitted>, control: Control) {
+    ///
+    /// Registration happens before this returns (unless the connection it
+    /// duplicates must be probed first), so a caller that dialled can use the
+    /// connection at once.
+    pub(crate) fn start(self: &Arc<Self>, conn: Arc<Admitted>, control: Control) {
         let Control { send, recv } = control;
         let mut send = Some(send);
-        let mut probed = false;
-        let (id, link) = loop {
-            match self.register(&conn, &mut send, probed) {
-                Ok(r) => break r,
-                Err((old, old_link)) => {
+        match self.register(&conn, &mut send, false) {
+            Ok((id, link)) => {
+                self.ctx
+                    .tasks
+                    .spawn(self.clone().serve(conn, recv, id, link));
+            }
+            Err((old, old_link)) => {
+                let me = self.clone();
+                self.ctx.tasks.spawn(async move {
                     if answers_probe(&old, &old_link).await {
                         conn.close(close_code::DUPLICATE, "duplicate connection");
                         return;
                     }
                     tracing::info!(peer = %conn.peer().short(), "old connection did not answer; taking the new one");
-                    probed = true;
-                }
+                    // `probed`: registration replaces the old connection.
+                    if let Ok((id, link)) = me.register(&conn, &mut send, true) {
+                        me.serve(conn, recv, id, link).await;
+                    }
+                });
             }
-        };
+        }
+    }
+
+    /// Serves a registered connection until it ends, then forgets it.
+    async fn serve(
+        self: Arc<Self>,
+        conn: Arc<Admitted>,
+        recv: iroh::endpoint::RecvStream,
+        id: u64,
+        link: Arc<Link>,
+    ) {
         let ctx = &self.ctx;
         let reason = tokio::select! {
             _ = self.router.serve(conn.clone(), &ctx.tasks) => "connection closed".to_string(),

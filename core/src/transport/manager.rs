@@ -313,9 +313,7 @@ impl Manager {
     /// Runs an admitted connection on the node's tasks: the registry keeps it
     /// and hands its streams to the router.
     pub(crate) fn start_connection(&self, conn: Arc<Admitted>, control: Control) {
-        self.ctx
-            .tasks
-            .spawn(self.connections.clone().run(conn, control));
+        self.connections.start(conn, control);
     }
 
     /// Accepts incoming connections until the node closes. Beyond the peer

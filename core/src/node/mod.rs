@@ -1,0 +1,400 @@
+//! [`Node`]: the public face of a running peer. Opening and closing, identity
+//! and peers are here; the document API is in `documents`.
+
+mod documents;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use documents::ListOptions;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::ActorId;
+use iroh::Endpoint;
+#[cfg(test)]
+use iroh::{EndpointAddr, TransportAddr};
+
+use crate::blobs::{BlobProtocol, BlobShared, Blobs};
+use crate::config::{NodeConfig, PeerAddr};
+use crate::discovery::mdns::Mdns;
+use crate::discovery::Source;
+use crate::error::{Error, Result};
+use crate::events::Subscription;
+use crate::security::load_or_create_identity;
+use crate::storage::{Store, StoreOptions};
+use crate::sync::{Engine, SyncProtocol};
+use crate::transport::manager::Manager;
+use crate::transport::router::{Protocol, Router};
+use crate::transport::Connections;
+use crate::transport::NodeContext;
+#[cfg(test)]
+use crate::transport::MESH_ALPN;
+use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
+use crate::NodeId;
+
+/// A running mesh node: documents, peers and sync. Cheap to clone; all clones
+/// share one node. Call [`Node::close`] to stop it; dropping the last clone also
+/// stops its tasks, without waiting.
+///
+/// ```no_run
+/// # async fn demo() -> peat_mesh::Result<()> {
+/// use peat_mesh::{Node, NodeConfig, Formation};
+/// let node = Node::open(NodeConfig::new("/tmp/peat-a", Formation::new("alpha", [7; 32]))
+///     .listen("127.0.0.1:0".parse().unwrap())).await?;
+/// node.put("tracks", "t1", &serde_json::json!({"lat": 1.5, "lon": 2.5})).await?;
+/// assert_eq!(node.get("tracks", "t1")?.unwrap()["lat"], 1.5);
+/// node.close(std::time::Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<NodeContext>,
+    engine: Arc<Engine>,
+    connections: Arc<Connections>,
+    blobs: Arc<BlobShared>,
+    manager: Arc<Manager>,
+    mdns: Option<Mdns>,
+    endpoint: Endpoint,
+    closed: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Never blocks: tasks see the cancellation and end on their own.
+        self.ctx.cancel.cancel();
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the data dir owner-only (0700 on Unix), so the database, blobs and
+/// key inside are not readable by other users whatever the umask. A directory
+/// that already exists keeps the permissions its owner gave it.
+fn create_private_dir(dir: &std::path::Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)?;
+    Ok(())
+}
+
+impl Node {
+    /// Opens the data dir, binds the endpoint, starts accepting peers and dials
+    /// the static peers.
+    pub async fn open(config: NodeConfig) -> Result<Node> {
+        Self::open_with(config, Vec::new()).await
+    }
+
+    /// Opens a node that also runs `extra_protocols` on its connections.
+    pub(crate) async fn open_with(
+        config: NodeConfig,
+        extra_protocols: Vec<Arc<dyn Protocol>>,
+    ) -> Result<Node> {
+        if config.formation.secret_is_unset() {
+            return Err(Error::InvalidArgument(
+                "the formation secret is all zeros (never set?): use a random one".into(),
+            ));
+        }
+        create_private_dir(&config.data_dir)?;
+        let secret = match config.secret_key {
+            Some(k) => iroh::SecretKey::from_bytes(&k),
+            None => load_or_create_identity(&config.data_dir)?,
+        };
+        let me = NodeId(secret.public());
+        let store_path = config.data_dir.join("peat.redb");
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open(
+                &store_path,
+                StoreOptions {
+                    cache_docs: config.doc_cache_capacity,
+                    actor: ActorId::random(),
+                },
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let store = Arc::new(store);
+        let blobs = Arc::new(BlobShared::open(&config.data_dir, config.blob_gc_grace)?);
+        let endpoint = match bind_endpoint(secret, config.listen, config.link_timeout).await {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = store.close();
+                return Err(e);
+            }
+        };
+        let ctx = Arc::new(NodeContext::new(
+            me,
+            config.formation.clone(),
+            config.subscription_capacity,
+            config.link_timeout,
+        ));
+        let engine = Arc::new(Engine::new(
+            ctx.clone(),
+            store,
+            config.subscription_capacity,
+            config.peer_queue_capacity,
+            config.anti_entropy_interval,
+        ));
+        let mut protocols: Vec<Arc<dyn Protocol>> = vec![
+            Arc::new(SyncProtocol(engine.clone())),
+            Arc::new(BlobProtocol {
+                shared: blobs.clone(),
+                tasks: ctx.tasks.clone(),
+                cancel: ctx.cancel.clone(),
+            }),
+        ];
+        protocols.extend(extra_protocols);
+        let router = match Router::new(protocols) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                let _ = engine.store.close();
+                return Err(e);
+            }
+        };
+        let connections = Arc::new(Connections::new(ctx.clone(), router));
+        let manager = Manager::new(
+            ctx.clone(),
+            connections.clone(),
+            endpoint.clone(),
+            config.max_peers.max(1),
+        );
+        ctx.tasks
+            .spawn(report_store_failure(ctx.clone(), engine.store.failure()));
+        ctx.tasks.spawn(manager.clone().accept_loop());
+        for peer in config.static_peers {
+            manager.want(peer, Source::Static);
+        }
+        let mdns = if config.mdns {
+            let port = endpoint
+                .bound_sockets()
+                .first()
+                .map(|a| a.port())
+                .unwrap_or(0);
+            match Mdns::start(manager.clone(), port) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // Visible, not fatal: static peers still work.
+                    tracing::warn!(error = %e, "mDNS discovery unavailable");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let node = Node {
+            inner: Arc::new(Inner {
+                ctx: ctx.clone(),
+                engine: engine.clone(),
+                connections,
+                blobs,
+                manager,
+                mdns,
+                endpoint: endpoint.clone(),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
+        Ok(node)
+    }
+
+    /// This node's id (its public key).
+    pub fn id(&self) -> NodeId {
+        self.inner.ctx.me
+    }
+
+    /// The socket addresses this node listens on.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self.inner.endpoint.addr().ip_addrs().copied().collect();
+        if v.is_empty() {
+            v = self.inner.endpoint.bound_sockets();
+        }
+        v
+    }
+
+    /// What another node needs to dial this one.
+    pub fn peer_addr(&self) -> PeerAddr {
+        PeerAddr {
+            id: self.id(),
+            addrs: self.addrs(),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- peers -----
+
+    /// Dials a peer and waits until it is admitted (or refused). Returns at once
+    /// if a live session with the peer is up; a session whose link went silent
+    /// (the peer died or restarted) does not count, and the peer is dialled
+    /// afresh. Once connected, the peer is re-dialled (with backoff, like a
+    /// static peer, source [`Source::Direct`]) whenever the link drops, until
+    /// [`Node::disconnect`] or [`Node::remove_peer`].
+    pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
+        self.check_open()?;
+        self.inner.manager.dial(peer).await?;
+        self.inner.manager.want(peer.clone(), Source::Direct);
+        Ok(())
+    }
+
+    /// Adds a static peer at runtime: it is dialled now and re-dialled (with
+    /// backoff and jitter) whenever its link drops, until [`Node::remove_peer`].
+    pub fn add_peer(&self, peer: PeerAddr) -> Result<()> {
+        self.check_open()?;
+        if peer.id == self.id() {
+            return Err(Error::InvalidArgument("cannot add self as a peer".into()));
+        }
+        self.inner.manager.want(peer, Source::Static);
+        Ok(())
+    }
+
+    /// Removes a static peer: stops re-dialling it and closes its connection
+    /// unless another discovery (mDNS) still wants it. Returns false if it was
+    /// not a static peer.
+    pub fn remove_peer(&self, peer: &NodeId) -> bool {
+        let direct = self.inner.manager.unwant(peer, Source::Direct);
+        let had = self.inner.manager.unwant(peer, Source::Static) || direct;
+        if had && self.inner.manager.sources(peer).is_empty() {
+            self.inner.connections.disconnect(peer);
+        }
+        had
+    }
+
+    /// True if mDNS discovery is running.
+    pub fn mdns_enabled(&self) -> bool {
+        self.inner.mdns.is_some()
+    }
+
+    /// The blob store and transfers of this node.
+    pub fn blobs(&self) -> Blobs {
+        Blobs {
+            node: self.inner.ctx.clone(),
+            store: self.inner.engine.store.clone(),
+            connections: self.inner.connections.clone(),
+            shared: self.inner.blobs.clone(),
+        }
+    }
+
+    /// Every peer seen, with state and health.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.ctx.peers.list()
+    }
+
+    /// Number of peers currently connected.
+    pub fn connected_peers(&self) -> usize {
+        self.inner.connections.count()
+    }
+
+    /// Closes the connection to `peer`, if any. A static peer will be re-dialled.
+    pub fn disconnect(&self, peer: &NodeId) -> bool {
+        // A peer we connected to is no longer re-dialled; static and mDNS
+        // peers are (remove them with `remove_peer`), and the peer may dial back.
+        self.inner.manager.unwant(peer, Source::Direct);
+        self.inner.connections.disconnect(peer)
+    }
+
+    /// Number of live document and peer subscriptions (for leak checks).
+    pub fn subscription_count(&self) -> usize {
+        self.inner.engine.doc_hub.len() + self.inner.ctx.peer_hub.len()
+    }
+
+    /// Peer events from now on: connected, disconnected, admission refused.
+    pub fn subscribe_peers(&self) -> Subscription<PeerEvent> {
+        self.inner.ctx.peer_hub.subscribe(())
+    }
+}
+
+impl Node {
+    /// Sync traffic since the node opened, per frame kind.
+    pub fn sync_stats(&self) -> crate::sync::SyncStats {
+        self.inner.engine.counters.snapshot()
+    }
+
+    /// Number of stored documents, tombstones included.
+    pub fn document_count(&self) -> Result<u64> {
+        self.inner.engine.store.len()
+    }
+
+    /// Stops the node: closes every connection, ends subscriptions, flushes the
+    /// store and ends every task, within `timeout`. Idempotent.
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        let engine = &self.inner.engine;
+        let ctx = &self.inner.ctx;
+        if let Some(m) = &self.inner.mdns {
+            m.stop();
+        }
+        // Sessions first send what is queued (bounded), then end.
+        ctx.cancel.cancel();
+        ctx.tasks.close();
+        let tasks_done = tokio::time::timeout_at(deadline.into(), ctx.tasks.wait())
+            .await
+            .is_ok();
+        self.inner.connections.close_all();
+        let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
+        let store = engine.store.clone();
+        // The store is closed whatever the deadline: close returns only once the
+        // database file is released (or says why not), so an immediate reopen works.
+        let stored = tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+            .and_then(|r| r);
+        engine.doc_hub.close_all();
+        ctx.peer_hub.close_all();
+        tracing::info!(id = %ctx.me.short(), "node closed");
+        stored?;
+        if tasks_done {
+            Ok(())
+        } else {
+            Err(Error::Timeout(
+                "tasks still running at close deadline".into(),
+            ))
+        }
+    }
+}
+
+/// Publishes [`PeerEvent::StorageFailed`] once if the store fails a commit.
+async fn report_store_failure(
+    ctx: Arc<NodeContext>,
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+) {
+    let reason = tokio::select! {
+        r = failure.wait_for(Option::is_some) => match r {
+            Ok(v) => v.clone().unwrap_or_default(),
+            Err(_) => return,
+        },
+        _ = ctx.cancel.cancelled() => return,
+    };
+    ctx.peer_hub
+        .publish(&PeerEvent::StorageFailed { reason }, |_| true);
+}

@@ -1,0 +1,79 @@
+//! Raw peers for tests that speak the wire protocol by hand.
+
+use super::*;
+use crate::security::{Admitted, Formation};
+use crate::storage::DocKey;
+use crate::wire::ProtocolOffer;
+use automerge::ReadDoc;
+use iroh::endpoint::{RecvStream, SendStream};
+
+/// A raw iroh peer that dials `node`, passes admission by hand and opens a
+/// sync stream, for tests that then speak the sync protocol (or misbehave)
+/// directly. Returns the endpoint, the admitted connection, the sync stream.
+pub(crate) async fn raw_admitted(
+    node: &Node,
+    formation: &Formation,
+) -> (Endpoint, Arc<Admitted>, SendStream, RecvStream) {
+    let (ep, conn) = raw_connection(node, formation).await;
+    let (send, recv) = crate::transport::router::open_stream(&conn, "sync", &[1])
+        .await
+        .unwrap();
+    (ep, conn, send, recv)
+}
+
+/// A raw admitted connection to `node` offering sync and blobs (version 1).
+pub(crate) async fn raw_connection(
+    node: &Node,
+    formation: &Formation,
+) -> (Endpoint, Arc<Admitted>) {
+    let secret = iroh::SecretKey::generate();
+    let me = NodeId(secret.public());
+    let ep = crate::transport::bind_small_window_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr =
+        EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
+    let conn = ep.connect(addr, MESH_ALPN).await.unwrap();
+    let offers = [
+        ProtocolOffer {
+            name: "sync".into(),
+            versions: vec![1],
+        },
+        ProtocolOffer {
+            name: "blobs".into(),
+            versions: vec![1],
+        },
+    ];
+    let (admitted, control) = crate::security::admit(conn, true, formation, &me, &offers)
+        .await
+        .unwrap();
+    // A clean end of the control stream is no error to the node.
+    drop(control);
+    (ep, Arc::new(admitted))
+}
+
+/// Changes of a document waiting in Automerge's queue for dependencies
+/// (counted by the distinct hashes they wait for).
+pub(crate) fn waiting_deps(node: &Node, collection: &str, id: &str) -> usize {
+    let key = DocKey::new(collection, id).unwrap();
+    node.inner
+        .engine
+        .store
+        .read(&key, |d| Ok(d.get_missing_deps(&[]).len()))
+        .unwrap()
+        .unwrap_or(0)
+}
+
+impl super::Node {
+    pub(crate) fn manager_for_tests(&self) -> Arc<Manager> {
+        self.inner.manager.clone()
+    }
+
+    pub(crate) fn engine_for_tests(&self) -> Arc<Engine> {
+        self.inner.engine.clone()
+    }
+
+    pub(crate) fn connections_for_tests(&self) -> Arc<Connections> {
+        self.inner.connections.clone()
+    }
+}
