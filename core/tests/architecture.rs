@@ -21,7 +21,6 @@ const LONG_FILES: &[(&str, &str)] = &[
         "hostile_peer_tests.rs",
         "a test suite: one attack per test, each self-contained",
     ),
-    ("storage/store.rs", "to split (issue 14)"),
     ("blobs/store.rs", "to split (issue 14)"),
     ("storage/json.rs", "to split (issue 14)"),
     ("sync/rbsr.rs", "to split (issue 14)"),

@@ -12,20 +12,25 @@
 //! (`redb::Durability::Immediate`) before the write is acknowledged, and all writes
 //! waiting at that moment share the commit.
 
+mod changes;
 mod chunks;
 mod json;
 mod key;
+mod maintenance;
+mod meta;
+mod queries;
 mod ready;
 mod store;
+mod writer;
 
+pub(crate) use changes::{changes_since, heads_to_wire, parse_changes, unknown_hashes};
 pub(crate) use chunks::check_automerge_bytes;
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
-pub(crate) use ready::causally_ready;
 #[cfg(fuzzing)]
-pub(crate) use store::Meta;
-pub(crate) use store::{
-    changes_since, heads_to_wire, parse_changes, unknown_hashes, Committed, Store, StoreOptions,
-};
-pub use store::{ListPage, COMPACT_AFTER};
+pub(crate) use meta::Meta;
+pub use meta::COMPACT_AFTER;
+pub(crate) use ready::causally_ready;
+pub use store::ListPage;
+pub(crate) use store::{Committed, Store, StoreOptions};
