@@ -15,10 +15,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::hash::BlobHash;
+use super::partial::Partial;
 use super::providers::{fetch_outboard, find_providers, Ctx};
 use super::pump::pump;
 use super::sink::Target;
-use super::store::{BlobInfo, Partial};
+use super::store::BlobInfo;
 pub(crate) use super::transfer::Counters;
 use super::transfer::{FetchOptions, Outcome, Progress, Transfer};
 use crate::error::{Error, Result};

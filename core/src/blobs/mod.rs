@@ -27,6 +27,7 @@
 mod fetch;
 mod hash;
 mod pace;
+mod partial;
 mod profile;
 mod protocol;
 pub(crate) mod provider;

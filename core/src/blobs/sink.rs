@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::hash::{leaf_count, Outboard, LEAF_SIZE};
-use super::store::Partial;
+use super::partial::Partial;
 use super::transfer::{Counters, Progress};
 use crate::error::{Error, Result};
 use crate::locks::LockExt;

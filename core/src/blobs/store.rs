@@ -15,9 +15,8 @@
 //! in memory: imports, exports and transfers stream in bounded pieces.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::hash::{has_outboard, leaf_count, leaf_len, BlobHash, LeafHasher, Outboard, LEAF_SIZE};
+use super::hash::{has_outboard, BlobHash, LeafHasher, Outboard};
 use crate::error::{Error, Result};
 use crate::locks::LockExt;
 
@@ -77,13 +76,13 @@ struct MetaV1 {
 }
 
 #[derive(Serialize, Deserialize)]
-struct CheckpointV1 {
-    version: u8,
-    size: u64,
-    have: Vec<u8>,
+pub(super) struct CheckpointV1 {
+    pub(super) version: u8,
+    pub(super) size: u64,
+    pub(super) have: Vec<u8>,
 }
 
-fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+pub(super) fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
     let (v, rest) = postcard::take_from_bytes::<T>(bytes)
         .map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
     if !rest.is_empty() {
@@ -129,7 +128,7 @@ pub(crate) fn decode_meta(hash: BlobHash, bytes: &[u8]) -> Result<BlobInfo> {
 }
 
 /// Writes `bytes` to `path` durably (temp file, fsync, rename).
-fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
@@ -140,14 +139,14 @@ fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(path: &Path) -> Result<()> {
+pub(super) fn sync_dir(path: &Path) -> Result<()> {
     File::open(path)?.sync_all()?;
     Ok(())
 }
 
 /// The on-disk blob store of one node.
 pub(crate) struct BlobStore {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     /// Serialises GC against blobs becoming complete.
     pub(crate) gc_lock: Mutex<()>,
 }
@@ -177,11 +176,11 @@ impl BlobStore {
         self.root.join("complete").join(h.to_hex())
     }
 
-    fn partial_dir(&self, h: &BlobHash) -> PathBuf {
+    pub(super) fn partial_dir(&self, h: &BlobHash) -> PathBuf {
         self.root.join("partial").join(h.to_hex())
     }
 
-    fn tmp_dir(&self) -> PathBuf {
+    pub(super) fn tmp_dir(&self) -> PathBuf {
         self.root
             .join("tmp")
             .join(format!("{:016x}", rand::random::<u64>()))
@@ -192,25 +191,6 @@ impl BlobStore {
         match fs::read(self.complete_dir(h).join("meta")) {
             Ok(b) => decode_meta(*h, &b).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub(crate) fn status(&self, h: &BlobHash) -> Result<BlobStatus> {
-        if let Some(i) = self.info(h)? {
-            return Ok(BlobStatus::Complete(i));
-        }
-        let dir = self.partial_dir(h);
-        match fs::read(dir.join("checkpoint")) {
-            Ok(b) => {
-                let c: CheckpointV1 = decode_exact(&b, "blob checkpoint")?;
-                let present = count_present(c.size, &c.have);
-                Ok(BlobStatus::Partial {
-                    size: c.size,
-                    present,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BlobStatus::Missing),
             Err(e) => Err(e.into()),
         }
     }
@@ -276,7 +256,7 @@ impl BlobStore {
     }
 
     /// Moves a finished directory holding `data` into `complete/`.
-    fn install(&self, dir: &Path, ob: &Outboard, sha256: [u8; 32]) -> Result<BlobInfo> {
+    pub(super) fn install(&self, dir: &Path, ob: &Outboard, sha256: [u8; 32]) -> Result<BlobInfo> {
         let h = ob.hash();
         let res = (|| {
             if has_outboard(ob.size()) {
@@ -315,37 +295,6 @@ impl BlobStore {
                 Err(e)
             }
         }
-    }
-
-    /// Copies a verified range of a complete blob or a partial download into `out`.
-    /// Fails with `NotFound` unless every byte of the range is verified here.
-    pub(crate) fn read_range(&self, h: &BlobHash, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let (file, size) = if let Some((f, ob)) = self.open_complete(h)? {
-            (f, ob.size())
-        } else if let Some(p) = Partial::open(self, *h)? {
-            let end = offset.saturating_add(len).min(p.size());
-            if len > 0 && offset < p.size() {
-                let (a, b) = (offset / LEAF_SIZE, (end - 1) / LEAF_SIZE);
-                if (a..=b).any(|l| !p.has(l)) {
-                    return Err(Error::NotFound(format!(
-                        "bytes {offset}..{end} of blob {h} are not here yet"
-                    )));
-                }
-            }
-            let size = p.size();
-            (p.file, size)
-        } else {
-            return Err(Error::NotFound(format!("blob {h}")));
-        };
-        if offset > size {
-            return Err(Error::InvalidArgument(format!(
-                "offset {offset} is past the end of a {size} byte blob"
-            )));
-        }
-        let n = len.min(size - offset) as usize;
-        let mut out = vec![0u8; n];
-        file.read_exact_at(&mut out, offset)?;
-        Ok(out)
     }
 
     /// Streams a complete blob to `dest` (written to a temp name, synced, renamed).
@@ -513,344 +462,6 @@ fn read_full(src: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
-fn count_present(size: u64, have: &[u8]) -> u64 {
-    (0..leaf_count(size))
-        .filter(|&l| bit(have, l))
-        .map(|l| leaf_len(size, l))
-        .sum()
-}
-
-fn bit(bits: &[u8], i: u64) -> bool {
-    bits.get((i / 8) as usize)
-        .is_some_and(|b| b & (1 << (i % 8)) != 0)
-}
-
-/// A download in progress: a sparse data file, its verified outboard and the set
-/// of leaves on disk. Only verified leaves are ever written to it.
-pub(crate) struct Partial {
-    dir: PathBuf,
-    pub(crate) file: File,
-    pub(crate) outboard: Outboard,
-    have: Vec<u8>,
-    present: u64,
-    /// SHA-256 over the verified prefix, advanced as leaves become contiguous.
-    sha: Sha256,
-    sha_leaf: u64,
-    pub(crate) resumed_bytes: u64,
-}
-
-impl Partial {
-    /// Starts a download whose outboard has been verified.
-    pub(crate) fn create(store: &BlobStore, outboard: Outboard) -> Result<Partial> {
-        let h = outboard.hash();
-        let dir = store.partial_dir(&h);
-        fs::create_dir_all(&dir)?;
-        if has_outboard(outboard.size()) {
-            write_durable(&dir.join("outboard"), &outboard.to_bytes())?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("data"))?;
-        file.set_len(outboard.size())?;
-        let have = vec![0u8; leaf_count(outboard.size()).div_ceil(8) as usize];
-        let mut p = Partial {
-            dir,
-            file,
-            outboard,
-            have,
-            present: 0,
-            sha: Sha256::new(),
-            sha_leaf: 0,
-            resumed_bytes: 0,
-        };
-        p.checkpoint()?;
-        sync_dir(&store.root.join("partial"))?;
-        Ok(p)
-    }
-
-    /// Re-opens a download left by an earlier run. Leaves not in the checkpoint
-    /// are re-checked from the data file, so a crash loses only the leaves that
-    /// were being written, never verified data. A damaged checkpoint or outboard
-    /// means starting over (`Ok(None)` after removing it); nothing unverified is kept.
-    pub(crate) fn open(store: &BlobStore, h: BlobHash) -> Result<Option<Partial>> {
-        let dir = store.partial_dir(&h);
-        let ck = match fs::read(dir.join("checkpoint")) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let loaded = (|| {
-            let c: CheckpointV1 = decode_exact(&ck, "blob checkpoint")?;
-            if c.version != 1 || c.have.len() as u64 != leaf_count(c.size).div_ceil(8) {
-                return Err(Error::Corrupt(
-                    "blob checkpoint does not fit its size".into(),
-                ));
-            }
-            let ob = if has_outboard(c.size) {
-                fs::read(dir.join("outboard"))?
-            } else {
-                Vec::new()
-            };
-            let outboard = Outboard::verify(h, c.size, &ob)?;
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(dir.join("data"))?;
-            if file.metadata()?.len() != c.size {
-                file.set_len(c.size)?;
-            }
-            Ok((c, outboard, file))
-        })();
-        let (c, outboard, file) = match loaded {
-            Ok(v) => v,
-            Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
-                tracing::warn!(hash = %h, error = %e, "damaged partial download; starting over");
-                store.remove_partial(&h)?;
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let mut p = Partial {
-            dir,
-            file,
-            outboard,
-            have: c.have,
-            present: 0,
-            sha: Sha256::new(),
-            sha_leaf: 0,
-            resumed_bytes: 0,
-        };
-        p.rescan()?;
-        p.resumed_bytes = p.present;
-        Ok(Some(p))
-    }
-
-    fn rescan(&mut self) -> Result<()> {
-        let size = self.size();
-        let mut buf = vec![0u8; LEAF_SIZE as usize];
-        let mut present = 0;
-        for l in 0..leaf_count(size) {
-            let len = leaf_len(size, l) as usize;
-            if self.has(l) {
-                present += len as u64;
-                continue;
-            }
-            self.file.read_exact_at(&mut buf[..len], l * LEAF_SIZE)?;
-            if self.outboard.check_leaf(l, &buf[..len]) {
-                self.set(l);
-                present += len as u64;
-            }
-        }
-        self.present = present;
-        Ok(())
-    }
-
-    pub(crate) fn size(&self) -> u64 {
-        self.outboard.size()
-    }
-
-    pub(crate) fn hash(&self) -> BlobHash {
-        self.outboard.hash()
-    }
-
-    pub(crate) fn present(&self) -> u64 {
-        self.present
-    }
-
-    pub(crate) fn has(&self, leaf: u64) -> bool {
-        bit(&self.have, leaf)
-    }
-
-    fn set(&mut self, leaf: u64) {
-        if let Some(b) = self.have.get_mut((leaf / 8) as usize) {
-            *b |= 1 << (leaf % 8);
-        }
-    }
-
-    pub(crate) fn is_complete(&self) -> bool {
-        self.present == self.size()
-    }
-
-    /// Writes leaves starting at `first` that the caller has verified.
-    pub(crate) fn write_verified(&mut self, first: u64, data: &[u8]) -> Result<()> {
-        self.file.write_all_at(data, first * LEAF_SIZE)?;
-        for (i, leaf) in data.chunks(LEAF_SIZE as usize).enumerate() {
-            let l = first + i as u64;
-            if !self.has(l) {
-                self.set(l);
-                self.present += leaf.len() as u64;
-            }
-        }
-        self.advance_sha(first, data)
-    }
-
-    /// Feeds SHA-256 every leaf of the contiguous verified prefix, taking bytes
-    /// from `data` (leaves from `first`) when it has them, else from the file.
-    fn advance_sha(&mut self, first: u64, data: &[u8]) -> Result<()> {
-        let n = leaf_count(self.size());
-        let mut buf = Vec::new();
-        while self.sha_leaf < n && self.has(self.sha_leaf) {
-            let l = self.sha_leaf;
-            let len = leaf_len(self.size(), l) as usize;
-            let in_data = l >= first && ((l - first) * LEAF_SIZE) < data.len() as u64;
-            if in_data {
-                let start = ((l - first) * LEAF_SIZE) as usize;
-                self.sha.update(&data[start..start + len]);
-            } else {
-                buf.resize(len, 0);
-                self.file.read_exact_at(&mut buf, l * LEAF_SIZE)?;
-                self.sha.update(&buf);
-            }
-            self.sha_leaf += 1;
-        }
-        Ok(())
-    }
-
-    /// Makes what is written durable and records it.
-    pub(crate) fn checkpoint(&mut self) -> Result<()> {
-        self.file.sync_data()?;
-        let c = CheckpointV1 {
-            version: 1,
-            size: self.size(),
-            have: self.have.clone(),
-        };
-        let bytes = postcard::to_allocvec(&c).map_err(|e| Error::Internal(e.to_string()))?;
-        write_durable(&self.dir.join("checkpoint"), &bytes)
-    }
-
-    /// Finishes a complete download: syncs, records the SHA-256 and moves it
-    /// into the complete store.
-    pub(crate) fn finish(mut self, store: &BlobStore) -> Result<BlobInfo> {
-        if !self.is_complete() {
-            return Err(Error::Internal("finish on an incomplete blob".into()));
-        }
-        self.advance_sha(0, &[])?;
-        self.file.sync_all()?;
-        let sha256: [u8; 32] = std::mem::take(&mut self.sha).finalize().into();
-        let dir = self.dir.clone();
-        let _ = fs::remove_file(dir.join("checkpoint"));
-        let ob = self.outboard.clone();
-        drop(self);
-        store.install(&dir, &ob, sha256)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn blob(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i * 7 % 251) as u8).collect()
-    }
-
-    #[test]
-    fn import_names_by_blake3_and_sha256() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = BlobStore::open(dir.path()).unwrap();
-        let d = blob(300_000);
-        let info = s.import(&d[..]).unwrap();
-        assert_eq!(info.hash, BlobHash::of(&d));
-        let sha: [u8; 32] = Sha256::digest(&d).into();
-        assert_eq!(info.sha256, sha);
-        assert_eq!(
-            s.read_range(&info.hash, 70_000, 10).unwrap(),
-            d[70_000..70_010]
-        );
-        // importing again keeps one copy
-        assert_eq!(s.import(&d[..]).unwrap().hash, info.hash);
-        assert_eq!(s.list().unwrap().len(), 1);
-        let out = dir.path().join("out.bin");
-        s.export(&info.hash, &out).unwrap();
-        assert_eq!(fs::read(&out).unwrap(), d);
-    }
-
-    #[test]
-    fn partial_resumes_from_verified_leaves_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = BlobStore::open(dir.path()).unwrap();
-        let d = blob(5 * LEAF_SIZE as usize + 100);
-        let mut lh = LeafHasher::new();
-        lh.update(&d);
-        let ob = lh.finish();
-        let h = ob.hash();
-        let l = LEAF_SIZE as usize;
-        {
-            let mut p = Partial::create(&s, ob.clone()).unwrap();
-            p.write_verified(0, &d[..l]).unwrap();
-            // written after the last checkpoint: found by the rescan
-            p.write_verified(3, &d[3 * l..4 * l]).unwrap();
-            // garbage where leaf 2 goes (as if a crash tore it): not accepted
-            p.file.write_all_at(&[9u8; 100], 2 * LEAF_SIZE).unwrap();
-        }
-        let mut p = Partial::open(&s, h).unwrap().unwrap();
-        assert!(p.has(0) && p.has(3) && !p.has(1) && !p.has(2));
-        assert_eq!(p.resumed_bytes, 2 * LEAF_SIZE);
-        assert!(s.read_range(&h, 0, 10).is_ok());
-        assert!(s.read_range(&h, LEAF_SIZE, 10).is_err());
-        for leaf in [1u64, 2, 4, 5] {
-            let a = (leaf * LEAF_SIZE) as usize;
-            let b = (a + l).min(d.len());
-            p.write_verified(leaf, &d[a..b]).unwrap();
-        }
-        assert!(p.is_complete());
-        let info = p.finish(&s).unwrap();
-        let sha: [u8; 32] = Sha256::digest(&d).into();
-        assert_eq!(info.sha256, sha);
-        assert!(matches!(s.status(&h).unwrap(), BlobStatus::Complete(_)));
-    }
-
-    #[test]
-    fn damaged_checkpoint_starts_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = BlobStore::open(dir.path()).unwrap();
-        let d = blob(3 * LEAF_SIZE as usize);
-        let mut lh = LeafHasher::new();
-        lh.update(&d);
-        let ob = lh.finish();
-        let h = ob.hash();
-        drop(Partial::create(&s, ob).unwrap());
-        fs::write(s.partial_dir(&h).join("checkpoint"), b"\x01\x05").unwrap();
-        assert!(Partial::open(&s, h).unwrap().is_none());
-        assert_eq!(s.status(&h).unwrap(), BlobStatus::Missing);
-    }
-
-    #[test]
-    fn gc_keeps_what_it_is_told_and_never_partials() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = BlobStore::open(dir.path()).unwrap();
-        let a = s.import(&blob(10)[..]).unwrap();
-        let b = s.import(&blob(20)[..]).unwrap();
-        let mut lh = LeafHasher::new();
-        lh.update(&blob(200_000));
-        let part = Partial::create(&s, lh.finish()).unwrap();
-        let keep: HashSet<_> = [a.hash].into();
-        let removed = s
-            .collect(&keep, SystemTime::now() + Duration::from_secs(1))
-            .unwrap();
-        assert_eq!(removed, vec![(b.hash, 20)]);
-        assert!(s.info(&a.hash).unwrap().is_some());
-        assert!(matches!(
-            s.status(&part.hash()).unwrap(),
-            BlobStatus::Partial { .. }
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn meta_and_checkpoint_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
-            let _ = decode_meta(BlobHash([0; 32]), &bytes);
-            let _ = decode_exact::<CheckpointV1>(&bytes, "ck");
-        }
-
-        #[test]
-        fn truncated_meta_is_an_error(cut in 0usize..40) {
-            let m = encode_meta(5, [1; 32], SystemTime::now());
-            prop_assume!(cut < m.len());
-            prop_assert!(decode_meta(BlobHash([0; 32]), &m[..cut]).is_err());
-        }
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;
