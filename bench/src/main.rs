@@ -349,7 +349,7 @@ fn fsync_fig(out: &Out, scenario: &str, size: &Size) -> Result<()> {
 }
 
 fn reconcile(out: &Out, size: &Size) -> Result<()> {
-    use peat_mesh::sync::reconcile::simulate;
+    use peat_mesh::bench_support::simulate;
     let n = size.n(1_000_000, 20_000) as u64;
     let item = |i: u64, salt: u64| {
         (
@@ -402,7 +402,7 @@ fn reconcile(out: &Out, size: &Size) -> Result<()> {
                 ("1% random", &a_rand, &b_rand),
                 ("1% newest", &a_new, &b_new),
             ] {
-                let s = peat_mesh::sync::reconcile::simulate_shaped(a, b, br, l, wide)?;
+                let s = peat_mesh::bench_support::simulate_shaped(a, b, br, l, wide)?;
                 println!("shape {shape} {name}: {} B, {} rt", s.bytes, s.round_trips);
             }
         }

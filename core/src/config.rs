@@ -42,6 +42,7 @@ impl PeerAddr {
 /// `Debug` never prints secrets (the formation's nor the identity key), and
 /// both are wiped from memory when the config is dropped.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NodeConfig {
     /// Directory for the redb database, the identity key and blobs. Created if missing.
     pub data_dir: PathBuf,

@@ -50,8 +50,10 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Every fallible call in `peat-mesh` returns this error.
+/// Every fallible call in `peat-mesh` returns this error. New variants may be
+/// added: match on [`Error::kind`] for a stable classification.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// See [`ErrorKind::InvalidArgument`].
     #[error("invalid argument: {0}")]

@@ -21,7 +21,7 @@
 //! - [`blobs`] — large files, content-addressed and verified, fetched resumably
 //!   over the same admitted connections ([`Node::blobs`]); a protocol of the
 //!   router like sync.
-//! - [`wire`] — the length-prefixed frame format, defensively decoded.
+//! - `wire` (internal) — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
 //! # async fn demo() -> peat_mesh::Result<()> {
@@ -52,7 +52,7 @@ pub mod security;
 pub mod storage;
 pub mod sync;
 pub mod transport;
-pub mod wire;
+mod wire;
 
 #[cfg(test)]
 mod hostile_peer_tests;
@@ -60,6 +60,12 @@ mod hostile_peer_tests;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+
+/// Entry points for `peat-bench` (the reconciliation simulator); not API.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::sync::reconcile::{simulate, simulate_shaped};
+}
 
 pub use config::{NodeConfig, PeerAddr};
 pub use discovery::Source;

@@ -23,6 +23,7 @@ async fn next_matching(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_peers_added_and_removed_at_runtime() {
+    common::init_tracing();
     let a = open().await;
     let b = open().await;
     let events = a.node.subscribe_peers();

@@ -487,8 +487,21 @@ async fn relay_to(target: std::net::SocketAddr) -> Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_restarts_within_the_link_timeout_is_taken_back() {
     init_tracing();
+    // A link timeout well beyond how long the "crashed" node's close takes
+    // even on a loaded machine, so the dead session is still there when the
+    // node comes back (which is the case under test).
+    let slow_timeout = |dir: &std::path::Path| {
+        let mut c = config(dir, formation());
+        c.link_timeout = Duration::from_secs(15);
+        c
+    };
+    let open_slow = || async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(slow_timeout(dir.path())).await.unwrap();
+        TestNode { node, dir }
+    };
     // `low` keeps the connection it dialled when two race: the old rule's case.
-    let (x, y) = (open().await, open().await);
+    let (x, y) = (open_slow().await, open_slow().await);
     let (low, high) = if x.node.id() < y.node.id() {
         (x, y)
     } else {
@@ -514,9 +527,7 @@ async fn a_peer_that_restarts_within_the_link_timeout_is_taken_back() {
     );
 
     // restart and dial straight back
-    let again = Node::open(config(high_dir.path(), formation()))
-        .await
-        .unwrap();
+    let again = Node::open(slow_timeout(high_dir.path())).await.unwrap();
     again.connect(&low.node.peer_addr()).await.unwrap();
     low.node.put("c", "second", &json!({"v": 2})).await.unwrap();
     again

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hash::BlobHash;
 use super::partial::Partial;
-use super::providers::{fetch_outboard, find_providers, Ctx};
+use super::providers::{fetch_outboard, find_providers, FetchEnv};
 use super::pump::pump;
 use super::sink::Target;
 use super::store::BlobInfo;
@@ -27,7 +27,7 @@ use crate::locks::LockExt;
 use crate::NodeId;
 
 /// Starts a transfer task; returns its handle at once.
-pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
+pub(crate) fn start(ctx: FetchEnv, hash: BlobHash, opts: FetchOptions) -> Transfer {
     let cancel = ctx.node.cancel.child_token();
     let (ptx, prx) = watch::channel(Progress::default());
     let (otx, orx) = watch::channel(Outcome::Running);
@@ -56,7 +56,7 @@ pub(crate) fn start(ctx: Ctx, hash: BlobHash, opts: FetchOptions) -> Transfer {
 }
 
 pub(super) async fn run(
-    ctx: &Ctx,
+    ctx: &FetchEnv,
     hash: BlobHash,
     opts: &FetchOptions,
     cancel: &CancellationToken,

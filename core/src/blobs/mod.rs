@@ -94,7 +94,7 @@ use crate::transport::NodeContext;
 use crate::NodeId;
 
 /// State shared by a node's blob handles and its provider.
-pub(crate) struct BlobShared {
+pub(crate) struct BlobState {
     pub store: Arc<BlobStore>,
     pub counters: Arc<fetch::Counters>,
     pub active: Mutex<HashMap<BlobHash, Transfer>>,
@@ -105,9 +105,9 @@ pub(crate) struct BlobShared {
     pub serving: Arc<tokio::sync::Semaphore>,
 }
 
-impl BlobShared {
-    pub(crate) fn open(data_dir: &Path, gc_grace: Duration) -> Result<BlobShared> {
-        Ok(BlobShared {
+impl BlobState {
+    pub(crate) fn open(data_dir: &Path, gc_grace: Duration) -> Result<BlobState> {
+        Ok(BlobState {
             store: Arc::new(BlobStore::open(data_dir)?),
             counters: Default::default(),
             active: Mutex::new(HashMap::new()),
@@ -147,7 +147,7 @@ pub struct Blobs {
     pub(crate) node: Arc<NodeContext>,
     pub(crate) store: Arc<Store>,
     pub(crate) connections: Arc<Connections>,
-    pub(crate) shared: Arc<BlobShared>,
+    pub(crate) shared: Arc<BlobState>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -163,8 +163,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Blobs {
-    fn fetch_ctx(&self) -> providers::Ctx {
-        providers::Ctx {
+    fn fetch_env(&self) -> providers::FetchEnv {
+        providers::FetchEnv {
             node: self.node.clone(),
             connections: self.connections.clone(),
             shared: self.shared.clone(),
@@ -257,7 +257,7 @@ impl Blobs {
                 return t.clone();
             }
         }
-        let t = fetch::start(self.fetch_ctx(), hash, opts);
+        let t = fetch::start(self.fetch_env(), hash, opts);
         active.insert(hash, t.clone());
         t
     }
@@ -288,7 +288,7 @@ impl Blobs {
     /// Streams a blob from `peer` in order, verified, without storing it.
     pub fn stream(&self, hash: BlobHash, peer: NodeId) -> BlobStream {
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
-        let ctx = self.fetch_ctx();
+        let ctx = self.fetch_env();
         let cancel = self.node.cancel.child_token();
         let c2 = cancel.clone();
         let rt = self.shared.rt.clone();

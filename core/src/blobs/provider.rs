@@ -15,7 +15,7 @@ use super::hash::{has_outboard, LEAF_SIZE};
 use super::pace::Pacer;
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
 use super::protocol::{BLOB_PRIORITY, VERSIONS};
-use super::BlobShared;
+use super::BlobState;
 use crate::error::{Error, Result};
 use crate::security::Admitted;
 use crate::transport::router::{IncomingStream, Protocol, ProtocolTask};
@@ -60,7 +60,7 @@ async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
 /// The blob protocol of a node: serves blob requests from the streams peers
 /// open for it.
 pub(crate) struct BlobProtocol {
-    pub shared: Arc<BlobShared>,
+    pub shared: Arc<BlobState>,
     pub tasks: TaskTracker,
     pub cancel: CancellationToken,
 }
@@ -92,7 +92,7 @@ impl Protocol for BlobProtocol {
 /// Serves the blob requests of one connection until it closes, at most
 /// [`MAX_STREAMS_PER_PEER`] at once (further streams wait in the router).
 async fn serve_connection(
-    shared: Arc<BlobShared>,
+    shared: Arc<BlobState>,
     mut incoming: mpsc::Receiver<IncomingStream>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -137,7 +137,7 @@ async fn serve_connection(
 }
 
 async fn serve_stream(
-    shared: &BlobShared,
+    shared: &BlobState,
     mut send: SendStream,
     mut recv: RecvStream,
 ) -> Result<()> {

@@ -12,17 +12,19 @@ use super::hash::{has_outboard, leaf_count, leaf_len, BlobHash, Outboard};
 use super::protocol::{read_response, write_request, BlobRequest, BlobResponse};
 use super::protocol::{BLOB_PRIORITY, VERSIONS};
 use super::transfer::FetchOptions;
-use super::BlobShared;
+use super::BlobState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::security::Admitted;
 use crate::transport::Connections;
 use crate::transport::NodeContext;
 use crate::NodeId;
 
-pub(crate) struct Ctx {
+/// What a fetch needs of the node: its lifetime and tasks, the admitted
+/// connections to ask providers on, and the blob state to write into.
+pub(crate) struct FetchEnv {
     pub node: Arc<NodeContext>,
     pub connections: Arc<Connections>,
-    pub shared: Arc<BlobShared>,
+    pub shared: Arc<BlobState>,
 }
 
 /// Asks every candidate at once whether it holds the blob; returns those that
@@ -69,7 +71,7 @@ pub(crate) type LastLeaf = Option<(u64, Bytes)>;
 /// The size is proven before it is returned: the same request carries the last
 /// leaf, which only verifies if the size is true (see [`Outboard::verify`]).
 pub(crate) async fn fetch_outboard(
-    ctx: &Ctx,
+    ctx: &FetchEnv,
     hash: BlobHash,
     providers: &[NodeId],
     opts: &FetchOptions,

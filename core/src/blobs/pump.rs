@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::hash::{leaf_count, BlobHash, LEAF_SIZE};
 use super::pace::Pacer;
 use super::protocol::{read_response, write_request, BlobRequest, BlobResponse, MAX_RANGES};
-use super::providers::{open, read_exact_error, Ctx};
+use super::providers::{open, read_exact_error, FetchEnv};
 use super::sink::{flush, spawn_sink, Sink, SinkMsg, SinkState, Target};
 use super::transfer::{Counters, FetchOptions, Progress};
 use crate::error::{Error, ErrorKind, Result};
@@ -78,7 +78,7 @@ impl Queue {
 /// Moves every missing chunk from the providers into `target`. Returns the
 /// target and, if chunks are still missing, why.
 pub(crate) async fn pump(
-    ctx: &Ctx,
+    ctx: &FetchEnv,
     target: Target,
     providers: &[NodeId],
     opts: &FetchOptions,

@@ -19,7 +19,7 @@ use iroh::Endpoint;
 #[cfg(test)]
 use iroh::{EndpointAddr, TransportAddr};
 
-use crate::blobs::{BlobProtocol, BlobShared, Blobs};
+use crate::blobs::{BlobProtocol, BlobState, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
 use crate::discovery::mdns::Mdns;
 use crate::discovery::Source;
@@ -60,7 +60,7 @@ struct Inner {
     ctx: Arc<NodeContext>,
     engine: Arc<Engine>,
     connections: Arc<Connections>,
-    blobs: Arc<BlobShared>,
+    blobs: Arc<BlobState>,
     manager: Arc<Manager>,
     mdns: Option<Mdns>,
     endpoint: Endpoint,
@@ -136,7 +136,7 @@ impl Node {
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
-        let blobs = Arc::new(BlobShared::open(&config.data_dir, config.blob_gc_grace)?);
+        let blobs = Arc::new(BlobState::open(&config.data_dir, config.blob_gc_grace)?);
         let endpoint = match bind_endpoint(secret, config.listen, config.link_timeout).await {
             Ok(e) => e,
             Err(e) => {

@@ -30,7 +30,7 @@ pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
 #[cfg(fuzzing)]
 pub(crate) use meta::Meta;
-pub use meta::COMPACT_AFTER;
+
 pub(crate) use ready::causally_ready;
 pub use store::ListPage;
 pub(crate) use store::{Committed, Store, StoreOptions};

@@ -362,16 +362,6 @@ impl Reconciler {
         self
     }
 
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// True if there are no items.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// The initiator's first message.
     pub fn initiate(&mut self) -> Vec<u8> {
         self.initiator = true;

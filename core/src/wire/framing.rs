@@ -38,16 +38,6 @@ pub fn decode(body: &[u8]) -> Result<Frame> {
     Ok(frame)
 }
 
-/// Reads one frame. `Ok(None)` on a clean end of stream before a new frame.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Frame>> {
-    Ok(read_frame_sized(r).await?.map(|(f, _)| f))
-}
-
-/// Like [`read_frame`], also returning the frame's size on the wire.
-pub async fn read_frame_sized<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(Frame, usize)>> {
-    read_frame_max(r, MAX_FRAME_LEN).await
-}
-
 /// Largest admission frame accepted: admission messages are under 100 bytes
 /// (a `Refused` reason is cut to [`MAX_REASON_LEN`]).
 pub const MAX_ADMISSION_FRAME: usize = 256;

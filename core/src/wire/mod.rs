@@ -14,10 +14,9 @@ mod tests;
 pub use frame::{
     Frame, Hash32, ProtocolOffer, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS,
 };
-pub use framing::{
-    decode, encode, read_frame, read_frame_max, read_frame_sized, sanitize_reason, write_frame,
-    FrameReader, MAX_ADMISSION_FRAME, MAX_REASON_LEN,
-};
+#[cfg(any(test, fuzzing))]
+pub use framing::{decode, encode, MAX_REASON_LEN};
+pub use framing::{read_frame_max, sanitize_reason, write_frame, FrameReader, MAX_ADMISSION_FRAME};
 pub use split::{split_changes, CHANGE_FRAME_BUDGET, MAX_CHANGE_LEN, MAX_HEADS};
 
 /// The largest frame body accepted (16 MiB).

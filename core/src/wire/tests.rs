@@ -260,3 +260,9 @@ async fn stream_cut_inside_frame_is_a_protocol_error() {
     assert_eq!(read_frame(&mut r).await.unwrap(), Some(Frame::Welcome));
     assert_eq!(read_frame(&mut r).await.unwrap(), None);
 }
+
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+) -> crate::error::Result<Option<Frame>> {
+    Ok(read_frame_max(r, MAX_FRAME_LEN).await?.map(|(f, _)| f))
+}
