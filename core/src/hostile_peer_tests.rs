@@ -75,6 +75,24 @@ fn changes_frame(collection: &str, id: &str, doc: &Automerge) -> Vec<u8> {
     .unwrap()
 }
 
+/// `Changes` frames of 500 changes each for document `orphan` of
+/// `collection`, carrying `doc`'s heads.
+fn orphan_frames(collection: &str, changes: &[automerge::Change], doc: &Automerge) -> Vec<u8> {
+    let mut out = Vec::new();
+    for batch in changes.chunks(500) {
+        out.extend(
+            encode(&Frame::Changes {
+                collection: collection.into(),
+                id: "orphan".into(),
+                changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                heads: heads_to_wire(&doc.get_heads()),
+            })
+            .unwrap(),
+        );
+    }
+    out
+}
+
 /// Sends `bytes` from an admitted raw peer; returns the reason the node gave
 /// when it dropped the session.
 async fn dropped_for(node: &Node, f: &Formation, bytes: &[u8]) -> String {
@@ -165,16 +183,9 @@ async fn changes_on_a_dependency_that_never_comes_are_not_queued() {
     first.apply_changes(vec![changes[0].clone()]).unwrap();
     a.import("c", "orphan", &first.save()).await.unwrap();
     let (ep, _conn, mut send, _recv) = raw_admitted(&a, &f).await;
-    for batch in changes[2..].chunks(500) {
-        let frame = encode(&Frame::Changes {
-            collection: "c".into(),
-            id: "orphan".into(),
-            changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-            heads: heads_to_wire(&doc.get_heads()),
-        })
+    send.write_all(&orphan_frames("c", &changes[2..], &doc))
+        .await
         .unwrap();
-        send.write_all(&frame).await.unwrap();
-    }
     // frames of a session are applied in order: once this one is in, so are those
     let mut good = Automerge::new();
     good.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "ok", 1i64))
@@ -874,15 +885,10 @@ async fn memory_under_attack_child() {
         }
         send.write_all(&flood).await.unwrap();
         // changes on a dependency that never comes
-        for batch in orphans[1..].chunks(500).filter(|_| on("orphan")) {
-            let frame = encode(&Frame::Changes {
-                collection: "maps".into(),
-                id: "orphan".into(),
-                changes: batch.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-                heads: heads_to_wire(&history.get_heads()),
-            })
-            .unwrap();
-            send.write_all(&frame).await.unwrap();
+        if on("orphan") {
+            send.write_all(&orphan_frames("maps", &orphans[1..], &history))
+                .await
+                .unwrap();
         }
         // documents nested too deep
         for _ in 0..(if on("deep") { 5 } else { 0 }) {
