@@ -163,10 +163,7 @@ impl fmt::Debug for NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::hex::hex;
 
     #[test]
     fn debug_never_prints_secrets() {

@@ -46,6 +46,7 @@ pub mod discovery;
 mod documents;
 mod error;
 mod events;
+mod hex;
 mod locks;
 mod node;
 pub mod security;

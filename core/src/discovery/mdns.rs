@@ -14,6 +14,7 @@ use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use super::{Source, MDNS_SERVICE};
 use crate::config::PeerAddr;
 use crate::error::{Error, Result};
+use crate::hex::hex;
 use crate::locks::LockExt;
 use crate::transport::manager::Manager;
 use crate::transport::PeerEvent;
@@ -25,10 +26,6 @@ const QUIET_WARNING: Duration = Duration::from_secs(10);
 
 /// mDNS service names remembered (to tell which peer a removal is about).
 const MAX_NAMES: usize = 256;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A running mDNS announcement and browser; shut down with [`Mdns::stop`].
 pub(crate) struct Mdns {

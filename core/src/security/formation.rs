@@ -119,10 +119,7 @@ impl fmt::Debug for Formation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::hex::hex;
 
     #[test]
     fn debug_hides_secret_and_tag_ignores_it() {
