@@ -16,7 +16,6 @@ pub mod runtime;
 pub mod sdk;
 
 mod c_api;
-mod c_api_blobs;
 mod jni_api;
 mod reload;
 pub mod uniffi_api;
@@ -24,5 +23,4 @@ pub mod uniffi_api;
 uniffi::setup_scaffolding!("peat_mesh");
 
 pub use c_api::*;
-pub use c_api_blobs::*;
 pub use error::{ErrorCode, SdkError, SdkResult};

@@ -1,12 +1,12 @@
 //! The C ABI for blobs: thin wrappers over [`crate::blobs`].
 
+use std::ffi::c_void;
+
+use super::boundary::{call, call_out, out_ptr, str_arg, str_list_arg, write_opt};
+use super::hook::{call_with_callback, CallbackStruct, CleanupHook, OnDrop};
+use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatSubscription};
 use crate::blobs::{self, BlobInfoRecord, BlobStatusRecord, TransferProgress};
-use crate::c_api::{
-    call, cleanup_hook, out_ptr, str_arg, CleanupHook, PeatCancel, PeatError, PeatNode, PeatStr,
-    PeatSubscription,
-};
 use crate::dispatch::{EventSink, SubEvent};
-use crate::error::SdkResult;
 
 /// A blob transfer handle. `id == 0` is never valid. Free with [`peat_transfer_free`].
 #[repr(C)]
@@ -33,15 +33,28 @@ pub struct PeatProgressCallback {
 }
 
 struct ProgressSink {
-    ctx: *mut std::ffi::c_void,
-    on_progress:
-        Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void, progress: *const TransferProgress)>,
+    ctx: *mut c_void,
+    on_progress: Option<unsafe extern "C" fn(ctx: *mut c_void, progress: *const TransferProgress)>,
     _hook: CleanupHook,
 }
 
 // SAFETY: the header requires callbacks and their ctx to be callable from the
 // SDK's dispatcher thread; the SDK never calls them from two threads at once.
 unsafe impl Send for ProgressSink {}
+
+impl CallbackStruct for PeatProgressCallback {
+    fn cleanup(&self) -> (OnDrop, *mut c_void) {
+        (self.on_drop, self.ctx)
+    }
+
+    fn into_sink(self, hook: CleanupHook) -> Box<dyn EventSink> {
+        Box::new(ProgressSink {
+            ctx: self.ctx,
+            on_progress: self.on_progress,
+            _hook: hook,
+        })
+    }
+}
 
 impl EventSink for ProgressSink {
     fn on_event(&self, event: &SubEvent) {
@@ -50,20 +63,6 @@ impl EventSink for ProgressSink {
             unsafe { f(self.ctx, p) };
         }
     }
-}
-
-fn strs<'a>(items: *const PeatStr, len: usize) -> SdkResult<Vec<&'a str>> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    if items.is_null() {
-        return Err(crate::SdkError::invalid(
-            "providers: NULL with non-zero length",
-        ));
-    }
-    // SAFETY: the caller guarantees `len` readable PeatStr values for the call.
-    let items = unsafe { std::slice::from_raw_parts(items, len) };
-    items.iter().map(|s| str_arg(*s, "provider")).collect()
 }
 
 /// Adds a file's contents to the node's blob store (streamed, hashed, synced).
@@ -79,10 +78,8 @@ pub unsafe extern "C" fn peat_blob_add_file(
     out: *mut BlobInfoRecord,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        let out = out_ptr(out, "out")?;
-        *out = blobs::blob_add_file(node.id, str_arg(path, "path")?, timeout_ms, cancel.id)?;
-        Ok(())
+    call_out(err, out, "out", || {
+        blobs::blob_add_file(node.id, str_arg(path, "path")?, timeout_ms, cancel.id)
     })
 }
 
@@ -108,17 +105,16 @@ pub unsafe extern "C" fn peat_blob_fetch(
     out: *mut PeatTransfer,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        let out = out_ptr(out, "out")?;
-        out.id = blobs::blob_fetch(
+    call_out(err, out, "out", || {
+        let id = blobs::blob_fetch(
             node.id,
             str_arg(hash, "hash")?,
-            &strs(providers, providers_len)?,
+            &str_list_arg(providers, providers_len, "providers", "provider")?,
             str_arg(profile, "profile")?,
             rate_limit,
             expected_size,
         )?;
-        Ok(())
+        Ok(PeatTransfer { id })
     })
 }
 
@@ -132,10 +128,7 @@ pub unsafe extern "C" fn peat_transfer_progress(
     out: *mut TransferProgress,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        *out_ptr(out, "out")? = blobs::transfer_progress(transfer.id)?;
-        Ok(())
-    })
+    call_out(err, out, "out", || blobs::transfer_progress(transfer.id))
 }
 
 /// Waits for a transfer to end. On PEAT_STATUS_TIMEOUT the transfer goes on;
@@ -152,9 +145,8 @@ pub unsafe extern "C" fn peat_transfer_wait(
     out: *mut BlobInfoRecord,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        *out_ptr(out, "out")? = blobs::transfer_wait(transfer.id, timeout_ms, cancel.id)?;
-        Ok(())
+    call_out(err, out, "out", || {
+        blobs::transfer_wait(transfer.id, timeout_ms, cancel.id)
     })
 }
 
@@ -197,17 +189,11 @@ pub unsafe extern "C" fn peat_transfer_on_progress(
     out: *mut PeatSubscription,
     err: *mut *mut PeatError,
 ) -> i32 {
-    let (hook, arming) = cleanup_hook(callback.on_drop, callback.ctx);
-    let sink = Box::new(ProgressSink {
-        ctx: callback.ctx,
-        on_progress: callback.on_progress,
-        _hook: hook,
-    });
-    arming.settle(call(err, || {
+    call_with_callback(err, callback, |sink| {
         let out = out_ptr(out, "out")?;
         out.id = blobs::transfer_subscribe_progress(transfer.id, sink)?;
         Ok(())
-    }))
+    })
 }
 
 /// Copies a complete blob to `path` (synced, renamed into place); `*out_size`
@@ -233,10 +219,7 @@ pub unsafe extern "C" fn peat_blob_export(
             timeout_ms,
             cancel.id,
         )?;
-        // SAFETY: a non-NULL out-pointer points to a writable u64.
-        if let Some(o) = unsafe { out_size.as_mut() } {
-            *o = n;
-        }
+        write_opt(out_size, n);
         Ok(())
     })
 }
@@ -258,10 +241,7 @@ pub unsafe extern "C" fn peat_blob_discard_partial(
 ) -> i32 {
     call(err, || {
         let had = blobs::blob_discard_partial(node.id, str_arg(hash, "hash")?)?;
-        // SAFETY: a non-NULL out-pointer points to a writable bool.
-        if let Some(o) = unsafe { out_had.as_mut() } {
-            *o = had;
-        }
+        write_opt(out_had, had);
         Ok(())
     })
 }
@@ -277,8 +257,7 @@ pub unsafe extern "C" fn peat_blob_status(
     out: *mut BlobStatusRecord,
     err: *mut *mut PeatError,
 ) -> i32 {
-    call(err, || {
-        *out_ptr(out, "out")? = blobs::blob_status(node.id, str_arg(hash, "hash")?)?;
-        Ok(())
+    call_out(err, out, "out", || {
+        blobs::blob_status(node.id, str_arg(hash, "hash")?)
     })
 }

@@ -1,0 +1,174 @@
+//! Events as C sees them: [`PeatEvent`], made from the SDK's event records.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use super::boundary::{c_string, free_c_string, opt_c_string};
+use crate::dispatch::SubEvent;
+use crate::sdk::{DocEventRecord, PeerEventRecord};
+
+/// Event kinds in [`PeatEvent::kind`].
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatEventKind {
+    /// A document changed: `collection`, `id`, `json`, `origin` are set.
+    DocChanged = 1,
+    /// A document was deleted: `collection`, `id`, `origin` are set.
+    DocDeleted = 2,
+    /// `lagged` events were dropped because the reader fell behind.
+    Lagged = 3,
+    /// A peer connected: `peer` is set.
+    PeerConnected = 4,
+    /// A peer disconnected: `peer` and `reason` are set.
+    PeerDisconnected = 5,
+    /// Admission failed: `peer` and `reason` are set.
+    PeerAdmissionRefused = 6,
+    /// The subscription ended on its own (its node closed); nothing follows.
+    /// Only delivered to callbacks.
+    Closed = 7,
+    /// A discovery found a peer: `peer` is set, `reason` names the discovery
+    /// (`static`, `mdns`, `direct`).
+    PeerDiscovered = 8,
+    /// A discovery no longer sees a peer: `peer` and `reason` (the discovery) are set.
+    PeerLost = 9,
+    /// mDNS saw a node of another formation (not dialled): `peer` is set.
+    PeerOtherFormation = 10,
+    /// Not about a peer (`peer` is NULL): this node's store failed a commit (a
+    /// full disk, an I/O error) and refuses every write with `PEAT_STATUS_IO`
+    /// until the node is closed and reopened; `reason` is the store's error.
+    /// Delivered once, to peer-event subscriptions.
+    StorageFailed = 11,
+}
+
+/// One event. String fields not used by the kind are NULL. Free the strings
+/// with [`peat_event_free`].
+#[repr(C)]
+pub struct PeatEvent {
+    /// What happened.
+    pub kind: PeatEventKind,
+    /// Collection (document events).
+    pub collection: *mut c_char,
+    /// Document id (document events).
+    pub id: *mut c_char,
+    /// New content as JSON (DocChanged).
+    pub json: *mut c_char,
+    /// "snapshot", "local" or a peer's node id (document events).
+    pub origin: *mut c_char,
+    /// Peer node id (peer events; NULL for StorageFailed).
+    pub peer: *mut c_char,
+    /// Reason (disconnects, refusals, StorageFailed) or the discovery
+    /// (PeerDiscovered, PeerLost).
+    pub reason: *mut c_char,
+    /// Dropped event count (Lagged).
+    pub lagged: u64,
+}
+
+/// An event of `kind` with every string NULL.
+pub(crate) fn empty_event(kind: PeatEventKind) -> PeatEvent {
+    PeatEvent {
+        kind,
+        collection: ptr::null_mut(),
+        id: ptr::null_mut(),
+        json: ptr::null_mut(),
+        origin: ptr::null_mut(),
+        peer: ptr::null_mut(),
+        reason: ptr::null_mut(),
+        lagged: 0,
+    }
+}
+
+/// A pushed event as C sees it (the end of a subscription as `Closed`).
+pub(crate) fn to_c_event(event: &SubEvent) -> PeatEvent {
+    match event {
+        SubEvent::Doc(d) => doc_event(d.clone()),
+        SubEvent::Peer(p) => peer_event(p.clone()),
+        SubEvent::Closed | SubEvent::Log { .. } | SubEvent::Progress(_) => {
+            empty_event(PeatEventKind::Closed)
+        }
+    }
+}
+
+/// A document event as C sees it.
+pub(crate) fn doc_event(e: DocEventRecord) -> PeatEvent {
+    match e {
+        DocEventRecord::Changed {
+            collection,
+            id,
+            json,
+            origin,
+        } => {
+            let mut ev = empty_event(if json.is_some() {
+                PeatEventKind::DocChanged
+            } else {
+                PeatEventKind::DocDeleted
+            });
+            ev.collection = c_string(collection);
+            ev.id = c_string(id);
+            ev.json = opt_c_string(json);
+            ev.origin = c_string(origin);
+            ev
+        }
+        DocEventRecord::Lagged(n) => {
+            let mut ev = empty_event(PeatEventKind::Lagged);
+            ev.lagged = n;
+            ev
+        }
+    }
+}
+
+/// A peer event as C sees it.
+pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
+    let (kind, peer, reason) = match e {
+        PeerEventRecord::Connected { peer } => (PeatEventKind::PeerConnected, Some(peer), None),
+        PeerEventRecord::Disconnected { peer, reason } => {
+            (PeatEventKind::PeerDisconnected, Some(peer), Some(reason))
+        }
+        PeerEventRecord::AdmissionRefused { peer, reason } => (
+            PeatEventKind::PeerAdmissionRefused,
+            Some(peer),
+            Some(reason),
+        ),
+        PeerEventRecord::Discovered { peer, source } => {
+            (PeatEventKind::PeerDiscovered, Some(peer), Some(source))
+        }
+        PeerEventRecord::Lost { peer, source } => {
+            (PeatEventKind::PeerLost, Some(peer), Some(source))
+        }
+        PeerEventRecord::SeenOtherFormation { peer } => {
+            (PeatEventKind::PeerOtherFormation, Some(peer), None)
+        }
+        PeerEventRecord::StorageFailed { reason } => {
+            (PeatEventKind::StorageFailed, None, Some(reason))
+        }
+        PeerEventRecord::Lagged(n) => {
+            let mut ev = empty_event(PeatEventKind::Lagged);
+            ev.lagged = n;
+            return ev;
+        }
+    };
+    let mut ev = empty_event(kind);
+    ev.peer = opt_c_string(peer);
+    ev.reason = opt_c_string(reason);
+    ev
+}
+
+/// Frees the strings of an event made here and sets them to NULL.
+///
+/// # Safety
+/// Every string of `ev` must be NULL or made by this module's functions, not
+/// yet freed.
+pub(crate) unsafe fn free_event_strings(ev: &mut PeatEvent) {
+    for p in [
+        &mut ev.collection,
+        &mut ev.id,
+        &mut ev.json,
+        &mut ev.origin,
+        &mut ev.peer,
+        &mut ev.reason,
+    ] {
+        // SAFETY: per this function's contract, event strings came from
+        // `c_string` and are freed once (then set to NULL).
+        unsafe { free_c_string(*p) };
+        *p = ptr::null_mut();
+    }
+}

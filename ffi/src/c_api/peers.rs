@@ -1,0 +1,184 @@
+//! Connecting, static peers, the peer table and the node's counters.
+
+use std::ffi::c_char;
+
+use super::boundary::{
+    c_string, call, call_out, free_c_string, into_raw_slice, opt_c_string, str_arg, string_list,
+    take_raw_slice, write_opt,
+};
+use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
+use crate::sdk;
+
+/// Dials a peer ("NODEID@HOST:PORT") and waits for admission.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_connect(
+    node: PeatNode,
+    peer: PeatStr,
+    timeout_ms: u64,
+    cancel: PeatCancel,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        sdk::connect(node.id, str_arg(peer, "peer")?, timeout_ms, cancel.id)
+    })
+}
+
+/// Adds a static peer ("NODEID@HOST:PORT") at runtime: dialled now and
+/// re-dialled (backoff with jitter) whenever its link drops.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_add_peer(
+    node: PeatNode,
+    peer: PeatStr,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || sdk::add_peer(node.id, str_arg(peer, "peer")?))
+}
+
+/// Removes a static peer by node id; `*out_removed` (may be NULL) says whether
+/// it was one. Its connection closes unless mDNS still wants it.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_remove_peer(
+    node: PeatNode,
+    peer_id: PeatStr,
+    out_removed: *mut bool,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        let removed = sdk::remove_peer(node.id, str_arg(peer_id, "peer_id")?)?;
+        write_opt(out_removed, removed);
+        Ok(())
+    })
+}
+
+/// Ids of connected peers. Free with [`peat_string_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_connected_peers(
+    node: PeatNode,
+    out: *mut PeatStringList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        let ids = sdk::peers(node.id)?
+            .into_iter()
+            .filter(|p| p.connected)
+            .map(|p| p.id)
+            .collect();
+        Ok(string_list(ids))
+    })
+}
+
+/// One peer in [`PeatPeerList`].
+#[repr(C)]
+pub struct PeatPeerInfo {
+    /// Node id (64 hex digits).
+    pub id: *mut c_char,
+    /// True while connected.
+    pub connected: bool,
+    /// "HOST:PORT", or NULL if unknown.
+    pub addr: *mut c_char,
+    /// Round-trip time in microseconds; -1 when unknown.
+    pub rtt_us: i64,
+    /// Milliseconds since the Unix epoch of the last frame; -1 when never.
+    pub last_seen_ms: i64,
+    /// "connected", "disconnected", "discovered" or "other_formation".
+    pub state: *mut c_char,
+    /// Discoveries that want this peer, comma-separated ("static,mdns"); may be "".
+    pub sources: *mut c_char,
+}
+
+/// Peers owned by the library. Free with [`peat_peer_list_free`] (which
+/// accepts a zeroed list).
+#[repr(C)]
+pub struct PeatPeerList {
+    /// `len` peers; NULL when `len` is 0.
+    pub items: *mut PeatPeerInfo,
+    /// Number of peers.
+    pub len: usize,
+}
+
+/// Every peer seen, with state and health. Free with [`peat_peer_list_free`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_peers(
+    node: PeatNode,
+    out: *mut PeatPeerList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        let items: Vec<PeatPeerInfo> = sdk::peers(node.id)?
+            .into_iter()
+            .map(|p| PeatPeerInfo {
+                id: c_string(p.id),
+                connected: p.connected,
+                addr: opt_c_string(p.addr),
+                rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
+                last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
+                state: c_string(p.state),
+                sources: c_string(p.sources),
+            })
+            .collect();
+        let (items, len) = into_raw_slice(items);
+        Ok(PeatPeerList { items, len })
+    })
+}
+
+/// Frees a peer list. Accepts a zeroed list.
+///
+/// # Safety
+/// `list` must be zeroed or exactly as returned by [`peat_node_peers`].
+#[no_mangle]
+pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
+    // SAFETY: `items`/`len` are NULL or came from `into_raw_slice` in
+    // `peat_node_peers`, and are freed once (the header's ownership rule).
+    let Some(items) = (unsafe { take_raw_slice(list.items, list.len) }) else {
+        return;
+    };
+    for p in items {
+        // SAFETY: strings made by `c_string` in `peat_node_peers`, freed once.
+        unsafe {
+            free_c_string(p.id);
+            free_c_string(p.addr);
+            free_c_string(p.state);
+            free_c_string(p.sources);
+        }
+    }
+}
+
+/// The node's counters.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_stats(
+    node: PeatNode,
+    out: *mut sdk::NodeStats,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || sdk::stats(node.id))
+}
