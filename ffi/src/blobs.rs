@@ -1,108 +1,18 @@
 //! Blobs in the SDK: add, fetch as a transfer handle with progress (polled or
-//! pushed), wait with timeout and cancel, export, status. Records are plain
-//! `repr(C)` values with fixed-size strings, so no binding has to free them.
+//! pushed), wait with timeout and cancel, export, status. Their records
+//! ([`crate::records`]) are plain `repr(C)` values with fixed-size strings, so
+//! no binding has to free them.
 
-use std::ffi::c_char;
 use std::time::Duration;
 
-use peat_mesh::blobs::{BlobHash, BlobInfo, BlobStatus, FetchOptions, Progress, TransferProfile};
+use peat_mesh::blobs::{BlobHash, FetchOptions, TransferProfile};
 use peat_mesh::NodeId;
 
-use crate::dispatch::{EventSink, Push, SubEvent};
+use crate::dispatch::{EventSink, Push};
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles::{self, Object};
+use crate::records::{BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProgress};
 use crate::runtime;
-
-/// A complete blob: BLAKE3 name, SHA-256 and size. Hashes are NUL-terminated
-/// lower-case hex.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlobInfoRecord {
-    /// BLAKE3 hash, 64 hex digits and a NUL.
-    pub hash: [c_char; 65],
-    /// SHA-256, 64 hex digits and a NUL.
-    pub sha256: [c_char; 65],
-    /// Size in bytes.
-    pub size: u64,
-}
-
-fn hex_field(s: &str) -> [c_char; 65] {
-    let mut out = [0 as c_char; 65];
-    for (o, b) in out.iter_mut().zip(s.bytes().take(64)) {
-        *o = b as c_char;
-    }
-    out
-}
-
-fn field_str(f: &[c_char; 65]) -> String {
-    f.iter()
-        .take_while(|c| **c != 0)
-        .map(|c| *c as u8 as char)
-        .collect()
-}
-
-impl BlobInfoRecord {
-    fn from_info(i: &BlobInfo) -> Self {
-        BlobInfoRecord {
-            hash: hex_field(&i.hash.to_hex()),
-            sha256: hex_field(&i.sha256_hex()),
-            size: i.size,
-        }
-    }
-
-    /// The BLAKE3 hash as a string.
-    pub fn hash_hex(&self) -> String {
-        field_str(&self.hash)
-    }
-
-    /// The SHA-256 as a string.
-    pub fn sha256_hex(&self) -> String {
-        field_str(&self.sha256)
-    }
-}
-
-/// Progress of a transfer.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Default, uniffi::Record)]
-pub struct TransferProgress {
-    /// Verified bytes held locally.
-    pub done: u64,
-    /// Blob size (0 until known).
-    pub total: u64,
-    /// Bytes found on disk when the transfer started.
-    pub resumed: u64,
-    /// Bytes received from the network.
-    pub received: u64,
-    /// Recent rate, bytes per second.
-    pub rate: f64,
-    /// True once the transfer has ended.
-    pub finished: bool,
-}
-
-impl From<Progress> for TransferProgress {
-    fn from(p: Progress) -> Self {
-        TransferProgress {
-            done: p.done,
-            total: p.total,
-            resumed: p.resumed,
-            received: p.received,
-            rate: p.rate,
-            finished: p.finished,
-        }
-    }
-}
-
-/// How much of a blob is here.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
-pub struct BlobStatusRecord {
-    /// 0 missing, 1 partial, 2 complete.
-    pub state: i32,
-    /// Size, when known.
-    pub size: u64,
-    /// Verified bytes present.
-    pub present: u64,
-}
 
 fn parse_hash(s: &str) -> SdkResult<BlobHash> {
     s.parse::<BlobHash>().map_err(SdkError::from)
@@ -124,7 +34,7 @@ pub fn blob_add_file(
     let path = path.to_string();
     runtime::block_on_cancellable(ms(timeout_ms), token, async move {
         let i = n.blobs().add_file(path).await?;
-        Ok(BlobInfoRecord::from_info(&i))
+        Ok(BlobInfoRecord::from(&i))
     })
 }
 
@@ -185,7 +95,7 @@ pub fn transfer_wait(transfer: u64, timeout_ms: u64, cancel: u64) -> SdkResult<B
             }
         };
         tokio::select! {
-            r = t.wait() => r.map(|i| BlobInfoRecord::from_info(&i)).map_err(SdkError::from),
+            r = t.wait() => r.map(|i| BlobInfoRecord::from(&i)).map_err(SdkError::from),
             _ = cancelled => {
                 t.cancel();
                 Err(SdkError::new(ErrorCode::Cancelled, "transfer cancelled"))
@@ -280,19 +190,7 @@ pub fn blob_discard_partial(node: u64, hash: &str) -> SdkResult<bool> {
 pub fn blob_status(node: u64, hash: &str) -> SdkResult<BlobStatusRecord> {
     let n = handles::node(node)?;
     let hash = parse_hash(hash)?;
-    Ok(match n.blobs().status(hash)? {
-        BlobStatus::Missing => BlobStatusRecord::default(),
-        BlobStatus::Partial { size, present } => BlobStatusRecord {
-            state: 1,
-            size,
-            present,
-        },
-        BlobStatus::Complete(i) => BlobStatusRecord {
-            state: 2,
-            size: i.size,
-            present: i.size,
-        },
-    })
+    Ok(n.blobs().status(hash)?.into())
 }
 
 #[cfg(test)]

@@ -17,29 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use tokio::sync::mpsc;
 
 use crate::error::{ErrorCode, SdkError, SdkResult};
-use crate::sdk::{DocEventRecord, PeerEventRecord};
-
-/// What a push subscription delivers.
-#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
-pub enum SubEvent {
-    /// A document event.
-    Doc(DocEventRecord),
-    /// A peer event.
-    Peer(PeerEventRecord),
-    /// A blob transfer's progress.
-    Progress(crate::blobs::TransferProgress),
-    /// The subscription ended on its own (its node closed); nothing follows.
-    Closed,
-    /// A log record (only for the log sink).
-    Log {
-        /// 1 error … 5 trace.
-        level: u8,
-        /// Module path.
-        target: String,
-        /// Formatted message.
-        message: String,
-    },
-}
+use crate::records::SubEvent;
 
 /// A receiver of pushed events, implemented by each language binding. Dropping
 /// it is the cleanup hook.

@@ -281,7 +281,7 @@ extern "system" fn node_open<'l>(
     cancel: jlong,
 ) -> jlong {
     run(&mut env, 0, |env| {
-        let opts = sdk::NodeOptions {
+        let opts = crate::records::NodeOptions {
             data_dir: arg(env, &data_dir, "dataDir")?,
             formation_id: arg(env, &formation_id, "formationId")?,
             formation_secret: bytes_arg(env, &secret, "secret")?,

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod error;
 pub mod handles;
 pub mod log;
+pub mod records;
 pub mod runtime;
 pub mod sdk;
 

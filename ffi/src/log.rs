@@ -9,8 +9,9 @@ use tracing::Level;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
-use crate::dispatch::{try_push, EventSink, Push, SubEvent};
+use crate::dispatch::{try_push, EventSink, Push};
 use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::records::SubEvent;
 
 struct Target {
     push: Arc<Push>,
@@ -76,7 +77,7 @@ impl<S: tracing::Subscriber> Layer<S> for HostLayer {
 ///
 /// Refuses, before installing anything (the previous sink stays), when the host
 /// already installed another global tracing subscriber (`InvalidArgument`: the
-/// SDK's records go there) or after [`crate::runtime::shutdown`] (`ShutDown`).
+/// SDK's records go there) or after `sdk::shutdown` (`ShutDown`).
 pub fn set_log_sink(sink: Box<dyn EventSink>, max_level: u8) -> SdkResult<()> {
     if crate::runtime::is_shut_down() {
         return Err(SdkError::new(ErrorCode::ShutDown, "the SDK was shut down"));

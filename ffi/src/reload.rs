@@ -17,11 +17,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use crate::dispatch::{EventSink, SubEvent};
 use crate::error::{ErrorCode, SdkError, SdkResult};
-use crate::uniffi_api::EventListener;
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -108,43 +106,6 @@ pub(crate) fn set_log_listener(generation: Option<u64>) {
     *log_listener() = generation;
 }
 
-/// A foreign listener as an SDK sink, tied to the generation that made it.
-pub(crate) struct ForeignSink {
-    listener: Option<Arc<dyn EventListener>>,
-    generation: u64,
-}
-
-impl ForeignSink {
-    pub(crate) fn new(listener: Arc<dyn EventListener>, generation: u64) -> Box<Self> {
-        Box::new(ForeignSink {
-            listener: Some(listener),
-            generation,
-        })
-    }
-}
-
-impl EventSink for ForeignSink {
-    fn on_event(&self, event: &SubEvent) {
-        if let Some(l) = self
-            .listener
-            .as_ref()
-            .filter(|_| self.generation == current())
-        {
-            l.on_event(event.clone());
-        }
-    }
-}
-
-impl Drop for ForeignSink {
-    fn drop(&mut self) {
-        if self.generation != current() {
-            // An older generation's listener is left alone: freeing it would
-            // go through the new callback table to the wrong object.
-            std::mem::forget(self.listener.take());
-        }
-    }
-}
-
 /// Starts a new generation of UniFFI listeners; called by the Kotlin layer
 /// before the generated bindings initialise (see the module docs). Returns the
 /// generation, which the layer passes when it subscribes.
@@ -157,9 +118,11 @@ pub extern "C" fn peat_kotlin_attach() -> u64 {
 mod tests {
     use super::*;
     use crate::handles::live_handles;
+    use crate::records::SubEvent;
     use crate::sdk::tests::{opts, serial};
-    use crate::uniffi_api::{subscribe_docs, unsubscribe, PeatException};
+    use crate::uniffi_api::{subscribe_docs, unsubscribe, EventListener, PeatException};
     use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// Counts its calls and its drop.

@@ -2,7 +2,7 @@
 //!
 //! Created lazily on first use (or configured once before it), named
 //! `peat-sdk-N`, never created or dropped on a caller's thread. After
-//! [`shutdown`], every call fails with [`ErrorCode::ShutDown`].
+//! [`stop`] (`sdk::shutdown`), every call fails with [`ErrorCode::ShutDown`].
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};
@@ -73,12 +73,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(SdkError::new(
-            ErrorCode::WouldDeadlock,
-            "blocking SDK call made from an async runtime thread",
-        ));
-    }
+    refuse_on_runtime_thread("blocking SDK call made from an async runtime thread")?;
     let h = handle()?;
     // Spawned, not entered: the work runs on the SDK's workers and the caller's
     // thread only waits.
@@ -124,68 +119,26 @@ where
     })?
 }
 
-/// The longest [`shutdown`] gives each open node to close (sessions flushed,
-/// tasks ended); the store is flushed and released whatever this deadline.
-pub const SHUTDOWN_NODE_CLOSE: Duration = Duration::from_secs(5);
-
-/// How much longer than its close deadline [`shutdown`] waits for a node's store
-/// to flush and release its database file before leaving it behind.
-const SHUTDOWN_STORE_GRACE: Duration = Duration::from_secs(10);
-
-/// Shuts the SDK down. Every handle is freed: subscriptions end and push
-/// delivery stops first (no callback starts after this returns), then every
-/// open node is closed as [`peat_mesh::Node::close`] does (all at once, each
-/// within `timeout` but at most [`SHUTDOWN_NODE_CLOSE`]): connections closed,
-/// the store flushed and its database file released, so the data dir can be
-/// reopened at once, by this process's successor or another one. Then the
-/// runtime stops (waiting up to `timeout` for tasks). Afterwards every call
-/// returns [`ErrorCode::ShutDown`]. Idempotent.
-pub fn shutdown(timeout: Duration) -> SdkResult<()> {
+/// Refuses (with `WouldDeadlock` and `message`) a blocking call made from a
+/// runtime thread.
+pub(crate) fn refuse_on_runtime_thread(message: &str) -> SdkResult<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(SdkError::new(
-            ErrorCode::WouldDeadlock,
-            "shutdown called from an SDK runtime thread",
-        ));
-    }
-    let nodes = crate::handles::clear();
-    // Later calls see ShutDown at once, while the nodes close below.
-    let old = std::mem::replace(&mut *lock(), State::ShutDown);
-    if let State::Running(rt) = old {
-        close_nodes(&rt, nodes, timeout.min(SHUTDOWN_NODE_CLOSE));
-        rt.shutdown_timeout(timeout);
+        return Err(SdkError::new(ErrorCode::WouldDeadlock, message));
     }
     Ok(())
 }
 
-/// Closes `nodes` on the runtime, concurrently, each within `close`; waits at
-/// most `close` + [`SHUTDOWN_STORE_GRACE`] in all. Failures are logged.
-fn close_nodes(rt: &tokio::runtime::Runtime, nodes: Vec<peat_mesh::Node>, close: Duration) {
-    if nodes.is_empty() {
-        return;
-    }
-    let closing: Vec<_> = nodes
-        .into_iter()
-        .map(|n| {
-            rt.spawn(async move {
-                if let Err(e) = n.close(close).await {
-                    tracing::warn!(node = %n.id(), "closing the node at shutdown: {e}");
-                }
-            })
-        })
-        .collect();
-    let all = async move {
-        for task in closing {
-            let _ = task.await;
-        }
-    };
-    // The timer is made inside the runtime's context, never on the caller's thread.
-    let bounded = async move { tokio::time::timeout(close + SHUTDOWN_STORE_GRACE, all).await };
-    if rt.block_on(bounded).is_err() {
-        tracing::warn!("shutdown: a node did not finish closing; left behind");
+/// Marks the SDK shut down: from now on every call fails with
+/// [`ErrorCode::ShutDown`]. Returns the runtime if it was running, for the
+/// caller (`sdk::shutdown`) to finish what runs on it and stop it.
+pub(crate) fn stop() -> Option<tokio::runtime::Runtime> {
+    match std::mem::replace(&mut *lock(), State::ShutDown) {
+        State::Running(rt) => Some(rt),
+        State::Unstarted { .. } | State::ShutDown => None,
     }
 }
 
-/// True once [`shutdown`] has run.
+/// True once [`stop`] has run.
 pub fn is_shut_down() -> bool {
     matches!(&*lock(), State::ShutDown)
 }

@@ -6,11 +6,15 @@
 
 use std::sync::Arc;
 
-use crate::blobs::{self, BlobStatusRecord, TransferProgress};
-use crate::dispatch::{EventSink, SubEvent};
+use crate::blobs;
+use crate::dispatch::EventSink;
 use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::records::{
+    BlobInfoRecord, BlobStatusRecord, NodeOptions, NodeStats, PeerRecord, SubEvent,
+    TransferProgress,
+};
 use crate::reload;
-use crate::sdk::{self, NodeOptions, NodeStats, PeerRecord};
+use crate::sdk;
 
 /// Every SDK error, one variant per stable code. Kotlin sees a sealed
 /// `PeatException` hierarchy.
@@ -119,8 +123,8 @@ pub struct BlobInfo {
     pub size: u64,
 }
 
-impl From<blobs::BlobInfoRecord> for BlobInfo {
-    fn from(r: blobs::BlobInfoRecord) -> Self {
+impl From<BlobInfoRecord> for BlobInfo {
+    fn from(r: BlobInfoRecord) -> Self {
         BlobInfo {
             hash: r.hash_hex(),
             sha256: r.sha256_hex(),
@@ -145,6 +149,44 @@ pub trait EventListener: Send + Sync {
     fn on_event(&self, event: SubEvent);
 }
 
+/// A foreign listener as an SDK sink, tied to the generation that made it (see
+/// [`crate::reload`]): after a reload it is never called, nor freed.
+struct ForeignSink {
+    listener: Option<Arc<dyn EventListener>>,
+    generation: u64,
+}
+
+impl ForeignSink {
+    fn new(listener: Arc<dyn EventListener>, generation: u64) -> Box<Self> {
+        Box::new(ForeignSink {
+            listener: Some(listener),
+            generation,
+        })
+    }
+}
+
+impl EventSink for ForeignSink {
+    fn on_event(&self, event: &SubEvent) {
+        if let Some(l) = self
+            .listener
+            .as_ref()
+            .filter(|_| self.generation == reload::current())
+        {
+            l.on_event(event.clone());
+        }
+    }
+}
+
+impl Drop for ForeignSink {
+    fn drop(&mut self) {
+        if self.generation != reload::current() {
+            // An older generation's listener is left alone: freeing it would
+            // go through the new callback table to the wrong object.
+            std::mem::forget(self.listener.take());
+        }
+    }
+}
+
 /// Registers a push subscription made with a listener of `generation`.
 fn push(
     generation: u64,
@@ -152,7 +194,7 @@ fn push(
     listener: Arc<dyn EventListener>,
 ) -> R<u64> {
     reload::check(generation)?;
-    let handle = subscribe(reload::ForeignSink::new(listener, generation))?;
+    let handle = subscribe(ForeignSink::new(listener, generation))?;
     reload::track(handle, generation);
     Ok(handle)
 }
@@ -179,9 +221,7 @@ pub fn runtime_configure(workers: u32) -> R<()> {
 /// Shuts the SDK down; every later call reports `ShutDown`.
 #[uniffi::export]
 pub fn shutdown(timeout_ms: u64) -> R<()> {
-    Ok(crate::runtime::shutdown(std::time::Duration::from_millis(
-        timeout_ms,
-    ))?)
+    Ok(sdk::shutdown(timeout_ms)?)
 }
 
 /// Handles of every node open in this process (see [`sdk::node_handles`]).
@@ -198,7 +238,7 @@ pub fn node_handles() -> Vec<u64> {
 pub fn set_log_listener(generation: u64, listener: Arc<dyn EventListener>, max_level: u8) -> R<()> {
     reload::check(generation)?;
     // Refused before anything is installed: the previous listener stays.
-    crate::log::set_log_sink(reload::ForeignSink::new(listener, generation), max_level)?;
+    crate::log::set_log_sink(ForeignSink::new(listener, generation), max_level)?;
     reload::set_log_listener(Some(generation));
     Ok(())
 }

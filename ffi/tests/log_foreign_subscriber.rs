@@ -17,7 +17,7 @@ unsafe extern "C" fn count_drop(_ctx: *mut c_void) {
 struct RustSink(std::sync::Arc<AtomicUsize>);
 
 impl peat_mesh_ffi::dispatch::EventSink for RustSink {
-    fn on_event(&self, _event: &peat_mesh_ffi::dispatch::SubEvent) {}
+    fn on_event(&self, _event: &peat_mesh_ffi::records::SubEvent) {}
 }
 
 impl Drop for RustSink {

@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use peat_mesh::{Formation, Node, NodeConfig};
-use peat_mesh_ffi::dispatch::{EventSink, SubEvent};
-use peat_mesh_ffi::{handles, runtime, sdk, ErrorCode};
+use peat_mesh_ffi::dispatch::EventSink;
+use peat_mesh_ffi::records::{NodeOptions, SubEvent};
+use peat_mesh_ffi::{handles, sdk, ErrorCode};
 
 struct Ignore;
 
@@ -15,8 +16,8 @@ impl EventSink for Ignore {
     fn on_event(&self, _event: &SubEvent) {}
 }
 
-fn opts(dir: &std::path::Path) -> sdk::NodeOptions {
-    sdk::NodeOptions {
+fn opts(dir: &std::path::Path) -> NodeOptions {
+    NodeOptions {
         data_dir: dir.to_string_lossy().into_owned(),
         formation_id: "t".into(),
         formation_secret: vec![9; 32],
@@ -40,7 +41,7 @@ fn shutdown_closes_open_nodes_and_releases_their_stores() {
     sdk::put(b, "c", "last", r#"{"from":"b"}"#).unwrap();
 
     let start = Instant::now();
-    runtime::shutdown(Duration::from_secs(5)).unwrap();
+    sdk::shutdown(5_000).unwrap();
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -59,7 +60,7 @@ fn shutdown_closes_open_nodes_and_releases_their_stores() {
         sdk::node_open(&opts(da.path()), 1000, 0).unwrap_err().code,
         ErrorCode::ShutDown
     );
-    runtime::shutdown(Duration::from_secs(1)).unwrap(); // idempotent
+    sdk::shutdown(1_000).unwrap(); // idempotent
 
     // The database files were released: the core opens both dirs again here.
     let rt = tokio::runtime::Builder::new_multi_thread()

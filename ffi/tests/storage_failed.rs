@@ -6,7 +6,8 @@
 
 use std::process::Command;
 
-use peat_mesh_ffi::sdk::{self, PeerEventRecord};
+use peat_mesh_ffi::records::{NodeOptions, PeerEventRecord};
+use peat_mesh_ffi::sdk;
 use peat_mesh_ffi::ErrorCode;
 
 struct Tmpfs(tempfile::TempDir);
@@ -38,7 +39,7 @@ impl Drop for Tmpfs {
 fn a_full_data_dir_gives_io_errors_and_one_storage_failed_event() {
     let fs = Tmpfs::mount("3m");
     std::fs::write(fs.0.path().join("filler"), vec![0u8; 256 * 1024]).unwrap();
-    let o = sdk::NodeOptions {
+    let o = NodeOptions {
         data_dir: fs.0.path().join("node").to_string_lossy().into_owned(),
         formation_id: "t".into(),
         formation_secret: vec![9; 32],

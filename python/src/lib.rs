@@ -2,7 +2,10 @@
 //! shared SDK layer (`peat_mesh_ffi::sdk`); every wait releases the GIL.
 
 use peat_mesh_ffi::blobs;
-use peat_mesh_ffi::sdk::{self, DocEventRecord, NodeOptions, PeerEventRecord};
+use peat_mesh_ffi::records::{
+    BlobInfoRecord, DocEventRecord, NodeOptions, PeerEventRecord, SubEvent, TransferProgress,
+};
+use peat_mesh_ffi::sdk;
 use peat_mesh_ffi::{ErrorCode, SdkError};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -327,7 +330,7 @@ fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
 /// (done, total, resumed, received, rate, finished).
 type ProgressTuple = (u64, u64, u64, u64, f64, bool);
 
-fn progress_tuple(p: blobs::TransferProgress) -> ProgressTuple {
+fn progress_tuple(p: TransferProgress) -> ProgressTuple {
     (p.done, p.total, p.resumed, p.received, p.rate, p.finished)
 }
 
@@ -357,8 +360,7 @@ fn next_peer_event(py: Python<'_>, sub: u64, timeout_ms: u64) -> R<Option<Py<PyA
 struct PySink(Py<PyAny>);
 
 impl peat_mesh_ffi::dispatch::EventSink for PySink {
-    fn on_event(&self, event: &peat_mesh_ffi::dispatch::SubEvent) {
-        use peat_mesh_ffi::dispatch::SubEvent;
+    fn on_event(&self, event: &SubEvent) {
         Python::try_attach(|py| {
             let arg: R<Py<PyAny>> = match event.clone() {
                 SubEvent::Doc(e) => doc_tuple(py, e)
@@ -441,8 +443,7 @@ fn live_handles() -> usize {
 
 #[pyfunction]
 fn shutdown(py: Python<'_>, timeout_ms: u64) -> R<()> {
-    py.detach(|| peat_mesh_ffi::runtime::shutdown(std::time::Duration::from_millis(timeout_ms)))
-        .map_err(err)
+    py.detach(|| sdk::shutdown(timeout_ms)).map_err(err)
 }
 
 /// A Python callable as the SDK's log sink; runs on the dispatcher thread and
@@ -450,8 +451,8 @@ fn shutdown(py: Python<'_>, timeout_ms: u64) -> R<()> {
 struct PyLogSink(Py<PyAny>);
 
 impl peat_mesh_ffi::dispatch::EventSink for PyLogSink {
-    fn on_event(&self, event: &peat_mesh_ffi::dispatch::SubEvent) {
-        if let peat_mesh_ffi::dispatch::SubEvent::Log {
+    fn on_event(&self, event: &SubEvent) {
+        if let SubEvent::Log {
             level,
             target,
             message,
@@ -489,7 +490,7 @@ fn clear_log_callback(py: Python<'_>) {
 /// (hash, sha256, size) of a complete blob.
 type BlobTuple = (String, String, u64);
 
-fn blob_tuple(r: peat_mesh_ffi::blobs::BlobInfoRecord) -> BlobTuple {
+fn blob_tuple(r: BlobInfoRecord) -> BlobTuple {
     (r.hash_hex(), r.sha256_hex(), r.size)
 }
 

@@ -5,8 +5,9 @@ use std::ffi::c_void;
 use super::boundary::{call, call_out, out_ptr, str_arg, str_list_arg, write_opt};
 use super::hook::{call_with_callback, CallbackStruct, CleanupHook, OnDrop};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatSubscription};
-use crate::blobs::{self, BlobInfoRecord, BlobStatusRecord, TransferProgress};
-use crate::dispatch::{EventSink, SubEvent};
+use crate::blobs;
+use crate::dispatch::EventSink;
+use crate::records::{BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProgress};
 
 /// A blob transfer handle. `id == 0` is never valid. Free with [`peat_transfer_free`].
 #[repr(C)]

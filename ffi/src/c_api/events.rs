@@ -4,8 +4,7 @@ use std::ffi::c_char;
 use std::ptr;
 
 use super::boundary::{c_string, free_c_string, opt_c_string};
-use crate::dispatch::SubEvent;
-use crate::sdk::{DocEventRecord, PeerEventRecord};
+use crate::records::{DocEventRecord, PeerEventRecord, SubEvent};
 
 /// Event kinds in [`PeatEvent::kind`].
 #[repr(i32)]

@@ -6,7 +6,8 @@ use super::boundary::{bytes_arg, c_string, call, call_out, str_arg, str_list_arg
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
 use super::PEAT_ABI_VERSION;
 use crate::error::SdkError;
-use crate::sdk::{self, NodeOptions};
+use crate::records::NodeOptions;
+use crate::sdk;
 
 /// Options for [`peat_node_open`].
 #[repr(C)]
@@ -92,9 +93,7 @@ pub unsafe extern "C" fn peat_runtime_configure(workers: u32, err: *mut *mut Pea
 /// to a `peat_*_free` function exactly as the library returned it.
 #[no_mangle]
 pub unsafe extern "C" fn peat_shutdown(timeout_ms: u64, err: *mut *mut PeatError) -> i32 {
-    call(err, || {
-        crate::runtime::shutdown(std::time::Duration::from_millis(timeout_ms))
-    })
+    call(err, || sdk::shutdown(timeout_ms))
 }
 
 /// Number of live handles (nodes and subscriptions), for leak checks.

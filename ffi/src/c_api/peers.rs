@@ -7,6 +7,7 @@ use super::boundary::{
     take_raw_slice, write_opt,
 };
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
+use crate::records;
 use crate::sdk;
 
 /// Dials a peer ("NODEID@HOST:PORT") and waits for admission.
@@ -177,7 +178,7 @@ pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
 #[no_mangle]
 pub unsafe extern "C" fn peat_node_stats(
     node: PeatNode,
-    out: *mut sdk::NodeStats,
+    out: *mut records::NodeStats,
     err: *mut *mut PeatError,
 ) -> i32 {
     call_out(err, out, "out", || sdk::stats(node.id))

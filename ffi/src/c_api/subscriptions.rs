@@ -7,8 +7,9 @@ use super::boundary::{call, call_out, out_ptr, str_arg};
 use super::events::{doc_event, free_event_strings, peer_event, to_c_event, PeatEvent};
 use super::hook::{call_with_callback, CallbackStruct, CleanupHook, OnDrop};
 use super::types::{PeatError, PeatNode, PeatStr, PeatSubscription};
-use crate::dispatch::{EventSink, SubEvent};
+use crate::dispatch::EventSink;
 use crate::error::{ErrorCode, SdkError};
+use crate::records::SubEvent;
 use crate::sdk;
 
 /// Push delivery of a subscription's events. `on_event` runs on the SDK's

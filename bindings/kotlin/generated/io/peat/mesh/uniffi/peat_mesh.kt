@@ -984,7 +984,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 28140) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 24820) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 52074) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_cancel() != 795) {
@@ -1038,10 +1038,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_node_id() != 30303) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_node_open() != 56653) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_node_open() != 21024) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_peers() != 64205) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_peers() != 26291) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_put() != 38426) {
@@ -1059,7 +1059,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_shutdown() != 60293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_stats() != 23470) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_stats() != 60546) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_docs() != 24963) {
@@ -1074,7 +1074,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_free() != 31782) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_progress() != 52659) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_progress() != 8537) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_transfer_subscribe_progress() != 51766) {
@@ -1086,7 +1086,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_unsubscribe() != 47366) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 9629) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 14324) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1972,7 +1972,7 @@ public object FfiConverterTypeListPage: FfiConverterRustBuffer<ListPage> {
 
 
 /**
- * What [`node_open`] needs. Documents travel as JSON text; everything else is typed.
+ * What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
  */
 data class NodeOptions (
     /**

@@ -1,0 +1,152 @@
+//! The SDK layer's own tests, and what other modules' tests share (a test
+//! node's options, one-at-a-time handle counting).
+
+use super::*;
+use crate::error::{ErrorCode, SdkResult};
+use crate::handles;
+use crate::records::{DocEventRecord, NodeOptions};
+use crate::runtime;
+
+/// The handle registry is process-wide: tests that count handles run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Options for a test node on loopback in `dir`.
+pub(crate) fn opts(dir: &std::path::Path) -> NodeOptions {
+    NodeOptions {
+        data_dir: dir.to_string_lossy().into_owned(),
+        formation_id: "t".into(),
+        formation_secret: vec![9; 32],
+        listen: "127.0.0.1:0".into(),
+        peers: vec![],
+        mdns: false,
+    }
+}
+
+/// Called from a plain thread with no tokio context, as every binding does.
+#[test]
+fn two_nodes_sync_and_handles_are_freed() {
+    let _g = serial();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let before = handles::live_handles();
+    let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+    let b = node_open(&opts(db.path()), 5000, 0).unwrap();
+    let sub = subscribe_docs(b, "c", None, true).unwrap();
+    connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
+    put(a, "c", "d", r#"{"x":1}"#).unwrap();
+    let ev = loop {
+        match next_doc_event(sub, 5000).unwrap() {
+            Some(DocEventRecord::Changed { json, .. }) => break json,
+            Some(DocEventRecord::Lagged(_)) => continue,
+            None => panic!("timed out"),
+        }
+    };
+    assert_eq!(ev.as_deref(), Some(r#"{"x":1}"#));
+    assert_eq!(get(b, "c", "d").unwrap().as_deref(), Some(r#"{"x":1}"#));
+    // a normal sync refuses nothing (the core's hostile-peer suite covers refusals)
+    let st = stats(b).unwrap();
+    assert!(st.frames_received > 0 && st.bytes_received > 0, "{st:?}");
+    assert_eq!(st.refused_documents, 0);
+    assert_eq!(get(a, "c", "nope").unwrap(), None);
+    assert_eq!(
+        put(a, "c", "d", "not json").unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    unsubscribe(sub).unwrap();
+    assert_eq!(unsubscribe(sub).unwrap_err().code, ErrorCode::InvalidHandle);
+    node_close(a, 5000).unwrap();
+    node_close(b, 5000).unwrap();
+    assert_eq!(
+        node_close(a, 5000).unwrap_err().code,
+        ErrorCode::InvalidHandle
+    );
+    assert_eq!(get(0, "c", "d").unwrap_err().code, ErrorCode::InvalidHandle);
+    assert_eq!(handles::live_handles(), before);
+}
+
+#[test]
+fn all_zero_secret_is_refused_and_generated_ones_open() {
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.formation_secret = vec![0; 32];
+    let e = node_open(&o, 5000, 0).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+    let s = generate_formation_secret();
+    assert_ne!(s, [0; 32]);
+    assert_ne!(s, generate_formation_secret());
+    o.formation_secret = s.to_vec();
+    node_close(node_open(&o, 5000, 0).unwrap(), 5000).unwrap();
+}
+
+/// NUL in a collection, id, prefix or cursor is refused by every call:
+/// C strings would end there and C or Go would see another id.
+#[test]
+fn nul_in_names_is_refused_everywhere() {
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let n = node_open(&opts(d.path()), 5000, 0).unwrap();
+    let bad = |r: SdkResult<()>| {
+        let e = r.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{e}");
+        assert!(e.message.contains("NUL"), "{e}");
+    };
+    for (c, i) in [("c", "a\0b"), ("c\0d", "a")] {
+        bad(put(n, c, i, "{}"));
+        bad(merge_patch(n, c, i, "{}"));
+        bad(get(n, c, i).map(drop));
+        bad(delete(n, c, i).map(drop));
+        bad(export(n, c, i).map(drop));
+        bad(import(n, c, i, b"").map(drop));
+        bad(subscribe_docs(n, c, Some(i), false).map(drop));
+    }
+    bad(subscribe_docs(n, "c\0", None, false).map(drop));
+    bad(list(n, "c\0", "", None, 10).map(drop));
+    bad(list(n, "c", "a\0", None, 10).map(drop));
+    bad(list(n, "c", "", Some("a\0"), 10).map(drop));
+    put(n, "c", "a b", r#"{"x":1}"#).unwrap(); // a space is fine
+    assert!(get(n, "c", "a b").unwrap().is_some());
+    node_close(n, 5000).unwrap();
+}
+
+#[test]
+fn cancel_token_ends_a_waiting_connect() {
+    let _g = serial();
+    let da = tempfile::tempdir().unwrap();
+    let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+    // a peer that never answers: a blackhole port on loopback
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ghost = format!(
+        "{}@{}",
+        "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29",
+        sock.local_addr().unwrap()
+    );
+    let token = cancel_new();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        cancel(token).unwrap();
+    });
+    let start = std::time::Instant::now();
+    let err = connect(a, &ghost, 20_000, token).unwrap_err();
+    t.join().unwrap();
+    assert_eq!(err.code, ErrorCode::Cancelled, "{err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    cancel_free(token).unwrap();
+    assert_eq!(
+        cancel_free(token).unwrap_err().code,
+        ErrorCode::InvalidHandle
+    );
+    node_close(a, 5000).unwrap();
+}
+
+#[test]
+fn blocking_call_from_runtime_thread_is_refused() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(async { runtime::block_on(async { 1 }) });
+    assert_eq!(refused.unwrap_err().code, ErrorCode::WouldDeadlock);
+}
