@@ -1,4 +1,5 @@
-//! Checks the crate's structure against `docs/architecture.md`:
+//! Checks the structure of the core crate and of the SDK layer (`ffi/src`)
+//! against `docs/architecture.md`:
 //! - no import cycle among the crate's top-level modules, nor among the
 //!   modules inside each of them (`sync::engine` → `sync::session` → ... back);
 //! - every module the architecture guide names exists;
@@ -25,6 +26,14 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// The crates whose sources are checked: the core and the SDK layer.
+fn crates() -> Vec<PathBuf> {
+    vec![
+        src(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ffi/src"),
+    ]
+}
+
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -38,8 +47,8 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Module path of a file: `sync/engine.rs` → ["sync", "engine"], `sync/mod.rs`
 /// → ["sync"], `lib.rs` → [].
-fn module_of(file: &Path) -> Vec<String> {
-    let rel = file.strip_prefix(src()).unwrap();
+fn module_of(root: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(root).unwrap();
     let mut parts: Vec<String> = rel
         .iter()
         .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
@@ -139,9 +148,9 @@ struct Crate {
     lines: BTreeMap<String, usize>,
 }
 
-fn read_crate() -> Crate {
+fn read_crate(root: &Path) -> Crate {
     let mut all = Vec::new();
-    files(&src(), &mut all);
+    files(root, &mut all);
     let mut c = Crate {
         modules: BTreeSet::new(),
         reexports: BTreeMap::new(),
@@ -150,9 +159,9 @@ fn read_crate() -> Crate {
     };
     for f in &all {
         let text = std::fs::read_to_string(f).unwrap();
-        let rel = f.strip_prefix(src()).unwrap().to_string_lossy().to_string();
+        let rel = f.strip_prefix(root).unwrap().to_string_lossy().to_string();
         c.lines.insert(rel.clone(), text.lines().count());
-        let m = module_of(f);
+        let m = module_of(root, f);
         c.modules.insert(m.clone());
         if rel == "hostile_peer_tests.rs" || rel == "fuzzing.rs" {
             continue;
@@ -282,7 +291,20 @@ fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 
 #[test]
 fn no_import_cycles_among_modules() {
-    let c = read_crate();
+    let mut cycles = Vec::new();
+    for root in crates() {
+        cycles.extend(cycles_in(&root));
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+fn cycles_in(root: &Path) -> Vec<String> {
+    let c = read_crate(root);
+    let name = root
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let mut parents: BTreeSet<Vec<String>> = BTreeSet::new();
     parents.insert(Vec::new());
     for m in &c.modules {
@@ -299,10 +321,10 @@ fn no_import_cycles_among_modules() {
             } else {
                 p.join("::")
             };
-            cycles.push(format!("in {at}: {}", cycle.join(" -> ")));
+            cycles.push(format!("{name}: in {at}: {}", cycle.join(" -> ")));
         }
     }
-    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+    cycles
 }
 
 #[test]
@@ -325,13 +347,16 @@ fn the_checker_finds_a_cycle_when_there_is_one() {
 
 #[test]
 fn files_stay_short_unless_a_reason_is_given() {
-    let c = read_crate();
-    let long: Vec<String> = c
-        .lines
-        .iter()
-        .filter(|(f, n)| **n > MAX_LINES && !LONG_FILES.iter().any(|(l, _)| l == f))
-        .map(|(f, n)| format!("{f}: {n} lines"))
-        .collect();
+    let mut long: Vec<String> = Vec::new();
+    for root in crates() {
+        let c = read_crate(&root);
+        long.extend(
+            c.lines
+                .iter()
+                .filter(|(f, n)| **n > MAX_LINES && !LONG_FILES.iter().any(|(l, _)| l == f))
+                .map(|(f, n)| format!("{}/{f}: {n} lines", root.display())),
+        );
+    }
     assert!(
         long.is_empty(),
         "files over {MAX_LINES} lines:\n{}",
@@ -345,7 +370,7 @@ fn every_module_the_architecture_guide_names_exists() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md"),
     )
     .expect("docs/architecture.md");
-    let c = read_crate();
+    let c = read_crate(&src());
     let mut named = 0;
     for (i, _) in guide.match_indices("`core/src/") {
         let rest = &guide[i + "`core/src/".len()..];
