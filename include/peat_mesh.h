@@ -457,6 +457,34 @@ typedef struct {
 } PeatCallback;
 
 /*
+ Readiness of a queued subscription ([`peat_doc_subscribe_queued`],
+ [`peat_peer_subscribe_queued`]): `on_ready` runs on the SDK's dispatcher
+ thread when events wait to be read, and once more when the subscription
+ has ended on its own (its node closed). After it, read with
+ [`peat_subscription_next`] and `timeout_ms` 0 until it returns
+ `PEAT_STATUS_TIMEOUT` (none left; only then does `on_ready` run again) or
+ `PEAT_STATUS_CLOSED` (the end). `on_ready` may call any SDK function; it
+ should not wait long, since every subscription's callbacks share the
+ dispatcher. `on_drop` (may be NULL) runs exactly once, after the
+ subscription is closed, when the call taking the callback succeeded; when
+ it fails, neither function ever runs and the caller still owns `ctx`.
+ */
+typedef struct {
+  /*
+   Caller's context.
+   */
+  void *ctx;
+  /*
+   Called when events wait, and at the end.
+   */
+  void (*on_ready)(void *ctx);
+  /*
+   Cleanup hook; may be NULL.
+   */
+  void (*on_drop)(void *ctx);
+} PeatReadyCallback;
+
+/*
  Receives the SDK's log records (level 1 error … 5 trace) on the dispatcher
  thread; strings are valid only during the call. When
  [`peat_log_set_callback`] succeeds, `on_drop` (may be NULL) runs exactly once,
@@ -951,6 +979,45 @@ int32_t peat_peer_subscribe_callback(PeatNode node,
                                      PeatCallback callback,
                                      PeatSubscription *out,
                                      PeatError **err);
+
+/*
+ Subscribes to a collection (`id` empty) or one document, queued: the events
+ wait in a queue the library bounds to `capacity` (0 for 256), read with
+ [`peat_subscription_next`]; `callback` says when to read (see
+ [`PeatReadyCallback`]). Past `capacity` the oldest waiting event is dropped
+ and the next event read is `PEAT_EVENT_KIND_LAGGED` with the count;
+ snapshot events are never dropped. For a binding that hands events to a
+ reader of its own without blocking the dispatcher (a Go channel). Close it
+ with [`peat_subscription_close`]; on failure `on_drop` is not called and the
+ caller keeps ownership of `ctx`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_doc_subscribe_queued(PeatNode node,
+                                  PeatStr collection,
+                                  PeatStr id,
+                                  bool snapshot,
+                                  uintptr_t capacity,
+                                  PeatReadyCallback callback,
+                                  PeatSubscription *out,
+                                  PeatError **err);
+
+/*
+ Subscribes to peer events, queued; see [`peat_doc_subscribe_queued`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_peer_subscribe_queued(PeatNode node,
+                                   uintptr_t capacity,
+                                   PeatReadyCallback callback,
+                                   PeatSubscription *out,
+                                   PeatError **err);
 
 /*
  Sends the SDK's log records at `max_level` (1 error … 5 trace) and more

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use peat_mesh::{DocEvent, Node, PeerEvent, Subscription};
 
 use crate::error::{ErrorCode, SdkError, SdkResult};
+use crate::queue::Queue;
+use crate::records::{DocEventRecord, PeerEventRecord};
 
 /// Everything a handle can name.
 #[derive(Clone)]
@@ -16,6 +18,8 @@ pub(crate) enum Object {
     Node(Node),
     DocSub(Arc<Subscription<DocEvent>>),
     PeerSub(Arc<Subscription<PeerEvent>>),
+    DocQueue(Arc<Queue<DocEventRecord>>),
+    PeerQueue(Arc<Queue<PeerEventRecord>>),
     Push(Arc<crate::dispatch::Push>),
     Cancel(tokio_util::sync::CancellationToken),
     Transfer(peat_mesh::blobs::Transfer),
@@ -27,6 +31,8 @@ impl Object {
             Object::Node(_) => "node",
             Object::DocSub(_) => "document subscription",
             Object::PeerSub(_) => "peer subscription",
+            Object::DocQueue(_) => "queued document subscription",
+            Object::PeerQueue(_) => "queued peer subscription",
             Object::Push(_) => "callback subscription",
             Object::Cancel(_) => "cancel token",
             Object::Transfer(_) => "blob transfer",
@@ -105,31 +111,19 @@ pub(crate) fn transfer(id: u64) -> SdkResult<peat_mesh::blobs::Transfer> {
     }
 }
 
-/// Looks up a document subscription.
-pub(crate) fn doc_sub(id: u64) -> SdkResult<Arc<Subscription<DocEvent>>> {
+/// Looks up a subscription read by polling (documents or peers, queued or
+/// not); `want` names the kind the caller expects, for the error.
+pub(crate) fn polled(id: u64, want: &str) -> SdkResult<Object> {
     match lock().get(&id) {
-        Some(Object::DocSub(s)) => Ok(s.clone()),
+        Some(
+            o @ (Object::DocSub(_)
+            | Object::PeerSub(_)
+            | Object::DocQueue(_)
+            | Object::PeerQueue(_)),
+        ) => Ok(o.clone()),
         Some(other) => Err(SdkError::new(
             ErrorCode::InvalidHandle,
-            format!(
-                "handle {id} is a {}, not a document subscription",
-                other.type_name()
-            ),
-        )),
-        None => Err(invalid(id, "subscription")),
-    }
-}
-
-/// Looks up a peer-event subscription.
-pub(crate) fn peer_sub(id: u64) -> SdkResult<Arc<Subscription<PeerEvent>>> {
-    match lock().get(&id) {
-        Some(Object::PeerSub(s)) => Ok(s.clone()),
-        Some(other) => Err(SdkError::new(
-            ErrorCode::InvalidHandle,
-            format!(
-                "handle {id} is a {}, not a peer subscription",
-                other.type_name()
-            ),
+            format!("handle {id} is a {}, not a {want}", other.type_name()),
         )),
         None => Err(invalid(id, "subscription")),
     }
@@ -145,7 +139,13 @@ pub(crate) fn remove(id: u64) -> SdkResult<Object> {
 pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
     let mut reg = lock();
     match reg.get(&id) {
-        Some(Object::DocSub(_)) | Some(Object::PeerSub(_)) | Some(Object::Push(_)) => {}
+        Some(
+            Object::DocSub(_)
+            | Object::PeerSub(_)
+            | Object::DocQueue(_)
+            | Object::PeerQueue(_)
+            | Object::Push(_),
+        ) => {}
         Some(other) => {
             return Err(SdkError::new(
                 ErrorCode::InvalidHandle,
@@ -159,6 +159,8 @@ pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
     match obj {
         Some(Object::DocSub(s)) => s.close(),
         Some(Object::PeerSub(s)) => s.close(),
+        Some(Object::DocQueue(q)) => q.close(),
+        Some(Object::PeerQueue(q)) => q.close(),
         Some(Object::Push(p)) => p.stop(),
         _ => {}
     }
@@ -192,6 +194,8 @@ pub(crate) fn clear() -> Vec<Node> {
         match o {
             Object::DocSub(s) => s.close(),
             Object::PeerSub(s) => s.close(),
+            Object::DocQueue(q) => q.close(),
+            Object::PeerQueue(q) => q.close(),
             Object::Push(p) => p.stop(),
             Object::Node(n) => nodes.push(n),
             Object::Cancel(_) | Object::Transfer(_) => {}

@@ -18,6 +18,7 @@ pub mod sdk;
 
 mod c_api;
 mod jni_api;
+mod queue;
 mod reload;
 pub mod uniffi_api;
 

@@ -340,6 +340,9 @@ pub enum SubEvent {
     Progress(TransferProgress),
     /// The subscription ended on its own (its node closed); nothing follows.
     Closed,
+    /// Events wait in a queued subscription (only for its ready sink; see
+    /// `sdk::subscribe_docs_queued`): read them until none is left.
+    Ready,
     /// A log record (only for the log sink).
     Log {
         /// 1 error … 5 trace.

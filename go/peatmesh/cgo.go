@@ -12,13 +12,11 @@ package peatmesh
 #include <stdlib.h>
 #include "peat_mesh.h"
 
-extern void goPeatOnEvent(uintptr_t handle, PeatEvent *ev);
-extern void goPeatOnDrop(uintptr_t handle);
+extern void goPeatOnReady(uintptr_t handle);
+extern void goPeatOnReadyDrop(uintptr_t handle);
 
-static void peat_go_on_event(void *ctx, const PeatEvent *ev) {
-	goPeatOnEvent((uintptr_t)ctx, (PeatEvent *)ev);
-}
-static void peat_go_on_drop(void *ctx) { goPeatOnDrop((uintptr_t)ctx); }
+static void peat_go_on_ready(void *ctx) { goPeatOnReady((uintptr_t)ctx); }
+static void peat_go_on_ready_drop(void *ctx) { goPeatOnReadyDrop((uintptr_t)ctx); }
 
 extern void goPeatOnLog(uintptr_t handle, int32_t level, char *target, char *message);
 extern void goPeatOnLogDrop(uintptr_t handle);
@@ -33,9 +31,10 @@ PeatLogCallback peat_go_log_callback(uintptr_t handle) {
 	return cb;
 }
 
-// The Go side's callback: ctx carries a cgo.Handle value.
-PeatCallback peat_go_callback(uintptr_t handle) {
-	PeatCallback cb = {(void *)handle, peat_go_on_event, peat_go_on_drop};
+// The Go side's readiness callback of a queued subscription: ctx carries a
+// cgo.Handle value.
+PeatReadyCallback peat_go_ready_callback(uintptr_t handle) {
+	PeatReadyCallback cb = {(void *)handle, peat_go_on_ready, peat_go_on_ready_drop};
 	return cb;
 }
 */

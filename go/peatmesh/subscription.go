@@ -2,12 +2,13 @@ package peatmesh
 
 /*
 #include "peat_mesh.h"
-PeatCallback peat_go_callback(uintptr_t handle);
+PeatReadyCallback peat_go_ready_callback(uintptr_t handle);
 */
 import "C"
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"runtime/cgo"
 	"sync"
@@ -54,54 +55,63 @@ type Event struct {
 	Dropped    uint64          // Lagged: events dropped because the reader fell behind
 }
 
-// Subscription delivers events into a buffered channel. The SDK's dispatcher
-// never blocks on a slow reader: when the channel is full, the oldest events
-// are dropped and a Lagged event reports how many. The channel is closed when
-// the subscription ends (Close, or its node closing).
+// Subscription delivers events on a channel, read from a queue the SDK keeps
+// for it. The SDK never waits for a slow reader: when more than the
+// subscription's buffer of events wait, it drops the oldest and the reader
+// gets a Lagged event saying how many (snapshot events are never dropped).
+// The channel is closed when the subscription ends (Close, or its node
+// closing).
 type Subscription struct {
 	handle C.PeatSubscription
 	state  *subState
 }
 
+// subState feeds one subscription's channel: the SDK calls goPeatOnReady
+// when events wait in its queue, and the pump goroutine reads them (without
+// waiting) into the channel.
 type subState struct {
-	mu     sync.Mutex
 	ch     chan Event
-	closed bool
+	wake   chan struct{} // the SDK said events wait, or the end (a flag: capacity 1)
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the pump has returned (and closed ch)
+	stop   sync.Once
 }
 
-// deliver never blocks the SDK's dispatcher. When the channel is full, the
-// oldest events are dropped to make room for a Lagged event (carrying how many
-// were dropped) followed by the new event, so the reader sees the loss.
-func (s *subState) deliver(ev Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
+func (s *subState) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // already signalled
 	}
-	if len(s.ch) == cap(s.ch) {
-		var dropped uint64
-		for len(s.ch) > cap(s.ch)-2 {
+}
+
+// pump reads every waiting event into the channel after each signal, until
+// none is left; it returns (closing the channel) at the subscription's end.
+func (s *subState) pump(sub C.PeatSubscription) {
+	defer close(s.exited)
+	defer close(s.ch)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.done:
+			return
+		}
+		for {
+			var ev C.PeatEvent
+			rc := C.peat_subscription_next(sub, 0, &ev, nil)
+			if rc == C.PEAT_STATUS_TIMEOUT {
+				break // none left: the SDK signals again when more wait
+			}
+			if rc != C.PEAT_STATUS_OK {
+				return // ended: closed, its node closed, or the SDK shut down
+			}
+			e := toEvent(&ev)
+			C.peat_event_free(&ev)
 			select {
-			case old := <-s.ch:
-				if old.Kind == Lagged {
-					dropped += old.Dropped
-				} else {
-					dropped++
-				}
-			default:
+			case s.ch <- e:
+			case <-s.done:
+				return
 			}
 		}
-		s.ch <- Event{Kind: Lagged, Dropped: dropped}
-	}
-	s.ch <- ev
-}
-
-func (s *subState) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.ch)
 	}
 }
 
@@ -112,13 +122,7 @@ func goString(p *C.char) string {
 	return C.GoString(p)
 }
 
-//export goPeatOnEvent
-func goPeatOnEvent(handle C.uintptr_t, ev *C.PeatEvent) {
-	s := cgo.Handle(handle).Value().(*subState)
-	if ev.kind == C.PEAT_EVENT_KIND_CLOSED {
-		s.end()
-		return
-	}
+func toEvent(ev *C.PeatEvent) Event {
 	e := Event{
 		Kind:       EventKind(ev.kind),
 		Collection: goString(ev.collection),
@@ -131,66 +135,73 @@ func goPeatOnEvent(handle C.uintptr_t, ev *C.PeatEvent) {
 	if ev.json != nil {
 		e.JSON = json.RawMessage(C.GoString(ev.json))
 	}
-	s.deliver(e)
+	return e
 }
 
-//export goPeatOnDrop
-func goPeatOnDrop(handle C.uintptr_t) {
+//export goPeatOnReady
+func goPeatOnReady(handle C.uintptr_t) {
+	cgo.Handle(handle).Value().(*subState).signal()
+}
+
+//export goPeatOnReadyDrop
+func goPeatOnReadyDrop(handle C.uintptr_t) {
 	h := cgo.Handle(handle)
-	h.Value().(*subState).end()
+	h.Value().(*subState).signal() // freed without Close (SDK shutdown): the pump ends
 	deleteCallbackHandle(h)
 }
 
-func newSubscription(buffer int) (*subState, cgo.Handle) {
-	if buffer == 0 {
-		buffer = 256
+// subscribe makes a queued subscription with subscribeQueued (one of the
+// peat_*_subscribe_queued calls, given the ready callback) and starts its pump.
+func subscribe(buffer int, subscribeQueued func(C.size_t, C.PeatReadyCallback, *C.PeatSubscription, **C.PeatError) C.int32_t) (*Subscription, error) {
+	if buffer < 0 {
+		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("buffer is %d", buffer)}
 	}
-	if buffer < 2 {
-		buffer = 2 // room for a Lagged event and the event after it
+	st := &subState{
+		ch:     make(chan Event),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
 	}
-	st := &subState{ch: make(chan Event, buffer)}
-	return st, newCallbackHandle(st)
+	handle := newCallbackHandle(st)
+	var sub C.PeatSubscription
+	var e *C.PeatError
+	rc := subscribeQueued(C.size_t(buffer), C.peat_go_ready_callback(C.uintptr_t(handle)), &sub, &e)
+	if err := check(rc, e); err != nil {
+		// On failure the SDK never runs the cleanup hook: the handle is ours.
+		deleteCallbackHandle(handle)
+		return nil, err
+	}
+	go st.pump(sub)
+	return &Subscription{handle: sub, state: st}, nil
 }
 
 // Subscribe delivers changes to a collection (id "") or one document. With
-// snapshot, current documents arrive first. buffer sizes the channel (0: 256).
+// snapshot, current documents arrive first. buffer is how many events may wait
+// for a slow reader before the oldest are dropped (0: 256).
 func (n *Node) Subscribe(collection, id string, snapshot bool, buffer int) (*Subscription, error) {
 	h, err := n.node()
 	if err != nil {
 		return nil, err
 	}
-	st, handle := newSubscription(buffer)
-	var sub C.PeatSubscription
-	var e *C.PeatError
-	rc := C.peat_doc_subscribe_callback(h, str(collection), str(id), C.bool(snapshot),
-		C.peat_go_callback(C.uintptr_t(handle)), &sub, &e)
-	runtime.KeepAlive(collection)
-	runtime.KeepAlive(id)
-	if err := check(rc, e); err != nil {
-		// On failure the SDK never runs the cleanup hook: the handle is ours.
-		deleteCallbackHandle(handle)
-		return nil, err
-	}
-	return &Subscription{handle: sub, state: st}, nil
+	return subscribe(buffer, func(capacity C.size_t, ready C.PeatReadyCallback, out *C.PeatSubscription, e **C.PeatError) C.int32_t {
+		rc := C.peat_doc_subscribe_queued(h, str(collection), str(id), C.bool(snapshot), capacity, ready, out, e)
+		runtime.KeepAlive(collection)
+		runtime.KeepAlive(id)
+		return rc
+	})
 }
 
 // SubscribePeers delivers peer events (connected, disconnected, admission
-// refused, discovered, lost, other formation) and this node's StorageFailed.
+// refused, discovered, lost, other formation) and this node's StorageFailed;
+// buffer as for Subscribe.
 func (n *Node) SubscribePeers(buffer int) (*Subscription, error) {
 	h, err := n.node()
 	if err != nil {
 		return nil, err
 	}
-	st, handle := newSubscription(buffer)
-	var sub C.PeatSubscription
-	var e *C.PeatError
-	rc := C.peat_peer_subscribe_callback(h, C.peat_go_callback(C.uintptr_t(handle)), &sub, &e)
-	if err := check(rc, e); err != nil {
-		// On failure the SDK never runs the cleanup hook: the handle is ours.
-		deleteCallbackHandle(handle)
-		return nil, err
-	}
-	return &Subscription{handle: sub, state: st}, nil
+	return subscribe(buffer, func(capacity C.size_t, ready C.PeatReadyCallback, out *C.PeatSubscription, e **C.PeatError) C.int32_t {
+		return C.peat_peer_subscribe_queued(h, capacity, ready, out, e)
+	})
 }
 
 // Events is the subscription's channel; it is closed when the subscription ends.
@@ -199,6 +210,9 @@ func (s *Subscription) Events() <-chan Event { return s.state.ch }
 // Close ends the subscription: no event is sent after it returns, and the
 // channel is closed. Closing twice returns ErrInvalidHandle.
 func (s *Subscription) Close() error {
+	s.state.stop.Do(func() { close(s.state.done) })
 	var e *C.PeatError
-	return check(C.peat_subscription_close(s.handle, &e), e)
+	err := check(C.peat_subscription_close(s.handle, &e), e)
+	<-s.state.exited
+	return err
 }

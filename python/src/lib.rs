@@ -371,7 +371,7 @@ impl peat_mesh_ffi::dispatch::EventSink for PySink {
                     .into_pyobject(py)
                     .map(|o| o.into_any().unbind()),
                 SubEvent::Closed => ("closed",).into_pyobject(py).map(|o| o.into_any().unbind()),
-                SubEvent::Log { .. } => return,
+                SubEvent::Log { .. } | SubEvent::Ready => return,
             };
             if let Err(e) = arg.and_then(|a| self.0.call1(py, (a,))) {
                 e.print(py);

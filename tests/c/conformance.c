@@ -714,6 +714,110 @@ static int t_callback_cycles_free_everything(void) {
     return 1;
 }
 
+/* A queued subscription: the library bounds the waiting events, says when to
+   read (on_ready), reports what a slow reader missed as LAGGED, signals the
+   node's end, and runs on_drop once at close. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready;
+    int drops;
+} ready_state;
+
+static void on_ready(void *ctx) {
+    ready_state *st = (ready_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    st->ready++;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void on_ready_drop(void *ctx) {
+    ready_state *st = (ready_state *)ctx;
+    pthread_mutex_lock(&st->mu);
+    st->drops++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Waits (up to 5 s) for a ready signal and consumes it. */
+static int await_ready(ready_state *st) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&st->mu);
+    while (st->ready == 0) {
+        if (pthread_cond_timedwait(&st->cv, &st->mu, &until) != 0) break;
+    }
+    int got = st->ready > 0;
+    if (got) st->ready--;
+    pthread_mutex_unlock(&st->mu);
+    return got;
+}
+
+static int t_queued_subscription(void) {
+    uint64_t base = peat_live_handles();
+    PeatNode n;
+    char dir[64];
+    CHECK(open_node(&n, dir, SECRET));
+    /* static: a failed CHECK leaves the subscription (and its ctx) alive */
+    static ready_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    PeatReadyCallback cb = {&st, on_ready, on_ready_drop};
+    PeatSubscription sub;
+    /* refused (an id over 512 bytes): on_drop never runs, the caller keeps ctx */
+    char long_id[600];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    CHECK(call_with_err_(peat_doc_subscribe_queued(n, S("q"), S(long_id), false, 4, cb, &sub, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_doc_subscribe_queued(n, S("q"), S(""), false, 4, cb, &sub, ERR));
+    /* the reader reads only after the writes (each durable): it has fallen behind */
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q%02d", i);
+        OK(peat_doc_put(n, S("q"), S(id), S("{\"v\":1}"), ERR));
+    }
+    uint64_t lagged = 0;
+    int docs = 0, last = 0;
+    while (!last) {
+        CHECK(await_ready(&st));
+        for (;;) {
+            PeatEvent ev;
+            memset(&ev, 0, sizeof ev);
+            int32_t rc = call_with_err_(peat_subscription_next(sub, 0, &ev, ERR));
+            if (rc == PEAT_STATUS_TIMEOUT) break; /* drained: on_ready runs again when more wait */
+            CHECK(rc == PEAT_STATUS_OK);
+            if (ev.kind == PEAT_EVENT_KIND_LAGGED) lagged += ev.lagged;
+            if (ev.kind == PEAT_EVENT_KIND_DOC_CHANGED) {
+                docs++;
+                last = strcmp(ev.id, "q19") == 0;
+            }
+            peat_event_free(&ev);
+        }
+    }
+    CHECK(lagged > 0 && lagged + (uint64_t)docs == 20);
+    /* the node's end: signalled, then reading returns CLOSED */
+    OK(peat_node_close(n, 5000, ERR));
+    int32_t rc;
+    do {
+        CHECK(await_ready(&st));
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        rc = call_with_err_(peat_subscription_next(sub, 0, &ev, ERR));
+        if (rc == PEAT_STATUS_OK) peat_event_free(&ev);
+    } while (rc != PEAT_STATUS_CLOSED);
+    CHECK(st.drops == 0);
+    OK(peat_subscription_close(sub, ERR));
+    CHECK(st.drops == 1);
+    CHECK(peat_live_handles() == base);
+    pthread_cond_destroy(&st.cv);
+    pthread_mutex_destroy(&st.mu);
+    rm_rf(dir);
+    return 1;
+}
+
 /* A failed subscribe never calls the callback's on_drop: the caller keeps its
    ctx (here a malloc'd block freed below; a second free would show under valgrind). */
 static int owned_drops = 0;
@@ -1338,6 +1442,7 @@ static const struct {
     {"close_with_subscriptions_in_flight", t_close_with_subscriptions_in_flight},
     {"callback_subscription", t_callback_subscription},
     {"callback_sees_node_close", t_callback_sees_node_close},
+    {"queued_subscription", t_queued_subscription},
     {"callback_cycles_free_everything", t_callback_cycles_free_everything},
     {"failed_subscribe_keeps_ctx", t_failed_subscribe_keeps_ctx},
     {"log_callback", t_log_callback},

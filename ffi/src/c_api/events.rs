@@ -81,7 +81,8 @@ pub(crate) fn to_c_event(event: &SubEvent) -> PeatEvent {
     match event {
         SubEvent::Doc(d) => doc_event(d.clone()),
         SubEvent::Peer(p) => peer_event(p.clone()),
-        SubEvent::Closed | SubEvent::Log { .. } | SubEvent::Progress(_) => {
+        // A PeatCallback only ever gets the end among the others.
+        SubEvent::Closed | SubEvent::Ready | SubEvent::Log { .. } | SubEvent::Progress(_) => {
             empty_event(PeatEventKind::Closed)
         }
     }

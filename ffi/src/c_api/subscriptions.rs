@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void, CString};
 
 use super::boundary::{call, call_out, out_ptr, str_arg};
-use super::events::{doc_event, free_event_strings, peer_event, to_c_event, PeatEvent};
+use super::events::{free_event_strings, to_c_event, PeatEvent};
 use super::hook::{call_with_callback, CallbackStruct, CleanupHook, OnDrop};
 use super::types::{PeatError, PeatNode, PeatStr, PeatSubscription};
 use crate::dispatch::EventSink;
@@ -49,6 +49,27 @@ pub struct PeatLogCallback {
             message: *const c_char,
         ),
     >,
+    /// Cleanup hook; may be NULL.
+    pub on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
+}
+
+/// Readiness of a queued subscription ([`peat_doc_subscribe_queued`],
+/// [`peat_peer_subscribe_queued`]): `on_ready` runs on the SDK's dispatcher
+/// thread when events wait to be read, and once more when the subscription
+/// has ended on its own (its node closed). After it, read with
+/// [`peat_subscription_next`] and `timeout_ms` 0 until it returns
+/// `PEAT_STATUS_TIMEOUT` (none left; only then does `on_ready` run again) or
+/// `PEAT_STATUS_CLOSED` (the end). `on_ready` may call any SDK function; it
+/// should not wait long, since every subscription's callbacks share the
+/// dispatcher. `on_drop` (may be NULL) runs exactly once, after the
+/// subscription is closed, when the call taking the callback succeeded; when
+/// it fails, neither function ever runs and the caller still owns `ctx`.
+#[repr(C)]
+pub struct PeatReadyCallback {
+    /// Caller's context.
+    pub ctx: *mut std::ffi::c_void,
+    /// Called when events wait, and at the end.
+    pub on_ready: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
     /// Cleanup hook; may be NULL.
     pub on_drop: Option<unsafe extern "C" fn(ctx: *mut std::ffi::c_void)>,
 }
@@ -141,6 +162,40 @@ impl EventSink for CLogSink {
     }
 }
 
+/// A [`PeatReadyCallback`] as an [`EventSink`]: the ready signal and the end
+/// both call `on_ready`.
+struct ReadySink {
+    ctx: *mut c_void,
+    on_ready: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
+    _hook: CleanupHook,
+}
+
+// SAFETY: as for CSink.
+unsafe impl Send for ReadySink {}
+
+impl CallbackStruct for PeatReadyCallback {
+    fn cleanup(&self) -> (OnDrop, *mut c_void) {
+        (self.on_drop, self.ctx)
+    }
+
+    fn into_sink(self, hook: CleanupHook) -> Box<dyn EventSink> {
+        Box::new(ReadySink {
+            ctx: self.ctx,
+            on_ready: self.on_ready,
+            _hook: hook,
+        })
+    }
+}
+
+impl EventSink for ReadySink {
+    fn on_event(&self, event: &SubEvent) {
+        if let (Some(f), SubEvent::Ready | SubEvent::Closed) = (self.on_ready, event) {
+            // SAFETY: the caller's callback with its own ctx.
+            unsafe { f(self.ctx) };
+        }
+    }
+}
+
 /// Subscribes to a collection (`id` empty) or one document. With `snapshot`,
 /// current documents arrive first.
 ///
@@ -204,11 +259,9 @@ pub unsafe extern "C" fn peat_subscription_next(
     err: *mut *mut PeatError,
 ) -> i32 {
     call_out(err, out, "out", || {
-        let ev = match crate::handles::doc_sub(sub.id) {
-            Ok(_) => sdk::next_doc_event(sub.id, timeout_ms)?.map(doc_event),
-            Err(_) => sdk::next_peer_event(sub.id, timeout_ms)?.map(peer_event),
-        };
-        ev.ok_or_else(|| SdkError::new(ErrorCode::Timeout, "no event within the timeout"))
+        let ev = sdk::next_event(sub.id, timeout_ms)?
+            .ok_or_else(|| SdkError::new(ErrorCode::Timeout, "no event within the timeout"))?;
+        Ok(to_c_event(&ev))
     })
 }
 
@@ -263,6 +316,68 @@ pub unsafe extern "C" fn peat_peer_subscribe_callback(
     call_with_callback(err, callback, |sink| {
         let out = out_ptr(out, "out")?;
         out.id = sdk::subscribe_peers_push(node.id, sink)?;
+        Ok(())
+    })
+}
+
+/// Subscribes to a collection (`id` empty) or one document, queued: the events
+/// wait in a queue the library bounds to `capacity` (0 for 256), read with
+/// [`peat_subscription_next`]; `callback` says when to read (see
+/// [`PeatReadyCallback`]). Past `capacity` the oldest waiting event is dropped
+/// and the next event read is `PEAT_EVENT_KIND_LAGGED` with the count;
+/// snapshot events are never dropped. For a binding that hands events to a
+/// reader of its own without blocking the dispatcher (a Go channel). Close it
+/// with [`peat_subscription_close`]; on failure `on_drop` is not called and the
+/// caller keeps ownership of `ctx`.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn peat_doc_subscribe_queued(
+    node: PeatNode,
+    collection: PeatStr,
+    id: PeatStr,
+    snapshot: bool,
+    capacity: usize,
+    callback: PeatReadyCallback,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_with_callback(err, callback, |ready| {
+        let out = out_ptr(out, "out")?;
+        let id = str_arg(id, "id")?;
+        out.id = sdk::subscribe_docs_queued(
+            node.id,
+            str_arg(collection, "collection")?,
+            (!id.is_empty()).then_some(id),
+            snapshot,
+            capacity,
+            ready,
+        )?;
+        Ok(())
+    })
+}
+
+/// Subscribes to peer events, queued; see [`peat_doc_subscribe_queued`].
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_peer_subscribe_queued(
+    node: PeatNode,
+    capacity: usize,
+    callback: PeatReadyCallback,
+    out: *mut PeatSubscription,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_with_callback(err, callback, |ready| {
+        let out = out_ptr(out, "out")?;
+        out.id = sdk::subscribe_peers_queued(node.id, capacity, ready)?;
         Ok(())
     })
 }

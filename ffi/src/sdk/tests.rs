@@ -4,7 +4,7 @@
 use super::*;
 use crate::error::{ErrorCode, SdkResult};
 use crate::handles;
-use crate::records::{DocEventRecord, NodeOptions};
+use crate::records::{DocEventRecord, NodeOptions, SubEvent};
 use crate::runtime;
 
 /// The handle registry is process-wide: tests that count handles run one at a time.
@@ -149,4 +149,58 @@ fn blocking_call_from_runtime_thread_is_refused() {
         .unwrap();
     let refused = rt.block_on(async { runtime::block_on(async { 1 }) });
     assert_eq!(refused.unwrap_err().code, ErrorCode::WouldDeadlock);
+}
+
+/// Sends every signal of a queued subscription into a channel.
+struct Signals(std::sync::Mutex<std::sync::mpsc::Sender<SubEvent>>);
+
+impl crate::dispatch::EventSink for Signals {
+    fn on_event(&self, e: &SubEvent) {
+        let _ = self.0.lock().unwrap().send(e.clone());
+    }
+}
+
+/// A slow reader of a queued subscription (it reads only after the writes:
+/// each is durable, so the forwarder has long queued the first five): the
+/// SDK drops the oldest events past the capacity and says how many; the
+/// node's end is signalled and read.
+#[test]
+fn queued_subscription_bounds_signals_and_ends() {
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let before = handles::live_handles();
+    let n = node_open(&opts(d.path()), 5000, 0).unwrap();
+    let (tx, signals) = std::sync::mpsc::channel();
+    let sink = Box::new(Signals(std::sync::Mutex::new(tx)));
+    let sub = subscribe_docs_queued(n, "c", None, false, 4, sink).unwrap();
+    for i in 0..20 {
+        put(n, "c", &format!("d{i:02}"), r#"{"x":1}"#).unwrap();
+    }
+    let (mut lagged, mut ids) = (0, Vec::new());
+    while ids.last().map(String::as_str) != Some("d19") {
+        let s = signals.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(s.unwrap(), SubEvent::Ready);
+        while let Some(ev) = next_doc_event(sub, 0).unwrap() {
+            match ev {
+                DocEventRecord::Lagged(k) => lagged += k,
+                DocEventRecord::Changed { id, .. } => ids.push(id),
+            }
+        }
+    }
+    assert!(lagged > 0, "a slow reader is told what it missed");
+    assert_eq!(
+        lagged as usize + ids.len(),
+        20,
+        "every event read or counted: {ids:?}"
+    );
+    assert_eq!(
+        next_peer_event(sub, 0).unwrap_err().code,
+        ErrorCode::InvalidHandle
+    );
+    node_close(n, 5000).unwrap();
+    let s = signals.recv_timeout(std::time::Duration::from_secs(5));
+    assert_eq!(s.unwrap(), SubEvent::Closed);
+    assert_eq!(next_doc_event(sub, 0).unwrap_err().code, ErrorCode::Closed);
+    unsubscribe(sub).unwrap();
+    assert_eq!(handles::live_handles(), before);
 }

@@ -2960,6 +2960,13 @@ sealed class SubEvent {
     
     
     /**
+     * Events wait in a queued subscription (only for its ready sink; see
+     * `sdk::subscribe_docs_queued`): read them until none is left.
+     */
+    object Ready : SubEvent()
+    
+    
+    /**
      * A log record (only for the log sink).
      */
     data class Log(
@@ -3008,7 +3015,8 @@ public object FfiConverterTypeSubEvent : FfiConverterRustBuffer<SubEvent>{
                 FfiConverterTypeTransferProgress.read(buf),
                 )
             4 -> SubEvent.Closed
-            5 -> SubEvent.Log(
+            5 -> SubEvent.Ready
+            6 -> SubEvent.Log(
                 FfiConverterUByte.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
@@ -3040,6 +3048,12 @@ public object FfiConverterTypeSubEvent : FfiConverterRustBuffer<SubEvent>{
             )
         }
         is SubEvent.Closed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SubEvent.Ready -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
@@ -3077,8 +3091,12 @@ public object FfiConverterTypeSubEvent : FfiConverterRustBuffer<SubEvent>{
                 buf.putInt(4)
                 Unit
             }
-            is SubEvent.Log -> {
+            is SubEvent.Ready -> {
                 buf.putInt(5)
+                Unit
+            }
+            is SubEvent.Log -> {
+                buf.putInt(6)
                 FfiConverterUByte.write(value.`level`, buf)
                 FfiConverterString.write(value.`target`, buf)
                 FfiConverterString.write(value.`message`, buf)
