@@ -36,8 +36,14 @@ impl Protocol for SyncProtocol {
         _version: u16,
         mut incoming: mpsc::Receiver<IncomingStream>,
     ) -> ProtocolTask {
+        // Registered for fan-out now, not when the task first runs: a write
+        // made right after `connect` returns is queued for this peer. The
+        // outbox is bounded (live queue, then coalesced documents).
+        let engine = self.0.clone();
+        let outbox = Outbox::new(engine.peer_queue);
+        let registration = engine.register(conn.peer(), outbox.clone());
         Box::pin(async move {
-            let engine = &self.0;
+            let engine = &engine;
             let streams = if conn.outbound() {
                 open_stream(&conn, "sync", VERSIONS).await.ok()
             } else {
@@ -47,6 +53,7 @@ impl Protocol for SyncProtocol {
                 }
             };
             let Some((send, recv)) = streams else {
+                engine.forget(conn.peer(), registration);
                 return;
             };
             // One sync stream per connection: any further one is refused.
@@ -57,9 +64,10 @@ impl Protocol for SyncProtocol {
                 std::future::pending::<()>().await
             };
             tokio::select! {
-                _ = run_session(engine, &conn, send, recv) => {}
+                _ = run_session(engine, &conn, outbox, send, recv) => {}
                 _ = extra => {}
             }
+            engine.forget(conn.peer(), registration);
         })
     }
 }
@@ -68,25 +76,24 @@ impl Protocol for SyncProtocol {
 /// until either side ends it, then closes the connection (with the session's
 /// reason).
 ///
-/// The session's outbox is registered for fan-out before anything else happens
-/// on it, so every change committed from then on is pushed live, and every
+/// The session's outbox was registered for fan-out when the connection was
+/// attached, so every change committed from then on is pushed live, and every
 /// change committed before is covered by the reconciliation snapshot, which is
 /// taken after this (see `Session::start_reconcile`).
 async fn run_session(
     engine: &Arc<Engine>,
     conn: &Arc<Admitted>,
+    outbox: Arc<Outbox>,
     send: SendStream,
     recv: RecvStream,
 ) {
     let peer = conn.peer();
-    let outbox = Outbox::new(engine.peer_queue);
     let session = Arc::new(Session::new(
         engine.clone(),
         peer,
-        outbox.clone(),
+        outbox,
         conn.conn().clone(),
     ));
-    let id = engine.register(peer, outbox);
     let outbound = conn.outbound();
     let c = conn.conn();
     let ended = |r: Result<()>, clean: &str| match r {
@@ -100,7 +107,6 @@ async fn run_session(
         _ = anti_entropy(&session, outbound) => (close_code::NORMAL, "anti-entropy stopped".into()),
         e = c.closed() => (close_code::NORMAL, format!("connection closed: {e}")),
     };
-    engine.forget(peer, id);
     conn.close(code, &reason);
 }
 

@@ -171,9 +171,11 @@ impl Connections {
         let mut send = Some(send);
         match self.register(&conn, &mut send, false) {
             Ok((id, link)) => {
+                // Protocols attach now, before the dialler's `connect` returns.
+                let routing = self.router.serve(conn.clone(), &self.ctx.tasks);
                 self.ctx
                     .tasks
-                    .spawn(self.clone().serve(conn, recv, id, link));
+                    .spawn(self.clone().serve(conn, recv, id, link, routing));
             }
             Err((old, old_link)) => {
                 let me = self.clone();
@@ -185,7 +187,8 @@ impl Connections {
                     tracing::info!(peer = %conn.peer().short(), "old connection did not answer; taking the new one");
                     // `probed`: registration replaces the old connection.
                     if let Ok((id, link)) = me.register(&conn, &mut send, true) {
-                        me.serve(conn, recv, id, link).await;
+                        let routing = me.router.serve(conn.clone(), &me.ctx.tasks);
+                        me.serve(conn, recv, id, link, routing).await;
                     }
                 });
             }
@@ -199,10 +202,11 @@ impl Connections {
         recv: iroh::endpoint::RecvStream,
         id: u64,
         link: Arc<Link>,
+        routing: impl std::future::Future<Output = ()>,
     ) {
         let ctx = &self.ctx;
         let reason = tokio::select! {
-            _ = self.router.serve(conn.clone(), &ctx.tasks) => "connection closed".to_string(),
+            _ = routing => "connection closed".to_string(),
             r = control_loop(recv) => {
                 let e = r.err().map(|e| e.to_string()).unwrap_or_default();
                 conn.close(close_code::PROTOCOL, &e);

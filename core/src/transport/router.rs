@@ -119,7 +119,12 @@ impl Router {
 
     /// Runs `conn` until it closes: starts every protocol both sides speak and
     /// routes each stream the peer opens to its protocol.
-    pub async fn serve(&self, conn: Arc<Admitted>, tasks: &TaskTracker) {
+    ///
+    /// Each protocol's [`Protocol::run`] is called before this returns (its
+    /// synchronous part runs at once: sync registers the session's outbox
+    /// there, so a write made right after `connect` returns reaches the peer);
+    /// the returned future then routes the streams.
+    pub fn serve(&self, conn: Arc<Admitted>, tasks: &TaskTracker) -> impl Future<Output = ()> {
         let mut routes: HashMap<&'static str, (u16, mpsc::Sender<IncomingStream>)> = HashMap::new();
         for p in &self.protocols {
             match conn.version_of(p.name(), p.versions()) {
@@ -135,7 +140,18 @@ impl Router {
                 ),
             }
         }
-        let routes = Arc::new(routes);
+        route_streams(conn, Arc::new(routes), tasks.clone())
+    }
+}
+
+/// Hands every stream the peer opens on `conn` to its protocol, until the
+/// connection closes.
+async fn route_streams(
+    conn: Arc<Admitted>,
+    routes: Arc<HashMap<&'static str, (u16, mpsc::Sender<IncomingStream>)>>,
+    tasks: TaskTracker,
+) {
+    {
         loop {
             let (send, recv) = match conn.conn().accept_bi().await {
                 Ok(s) => s,
