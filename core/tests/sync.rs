@@ -546,3 +546,29 @@ async fn a_peer_that_restarts_within_the_link_timeout_is_taken_back() {
     again.close(Duration::from_secs(5)).await.unwrap();
     low.node.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// A node that connects, writes once and closes at once (a short-lived
+/// process) still delivers the write: the session is registered for the write
+/// before `connect` returns, and close sends what is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_right_after_connect_and_before_close_arrives() {
+    let a = open().await;
+    let sub = a.node.subscribe("procs", None, false).unwrap();
+    for i in 0..5 {
+        let b = open().await;
+        b.node.connect(&a.node.peer_addr()).await.unwrap();
+        b.node
+            .put("procs", &format!("from-child-{i}"), &json!({ "run": i }))
+            .await
+            .unwrap();
+        b.node.close(Duration::from_secs(5)).await.unwrap();
+        loop {
+            match sub.next_timeout(WAIT).await.unwrap() {
+                Some(Event::Item(e)) if e.value == Some(json!({ "run": i })) => break,
+                Some(_) => {}
+                None => panic!("run {i}: the write made before close never arrived"),
+            }
+        }
+    }
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+}
