@@ -37,7 +37,40 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 4
+#define PEAT_ABI_VERSION 5
+
+/*
+ Where a node stands with a peer ([`PeatPeerInfo::state`]).
+ */
+enum PeatPeerState
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Admitted and syncing.
+   */
+  PEAT_PEER_STATE_CONNECTED = 1,
+  /*
+   Was connected; not now.
+   */
+  PEAT_PEER_STATE_DISCONNECTED = 2,
+  /*
+   Found by a discovery, not connected yet.
+   */
+  PEAT_PEER_STATE_DISCOVERED = 3,
+  /*
+   Seen announcing another formation; never dialled.
+   */
+  PEAT_PEER_STATE_OTHER_FORMATION = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatPeerState PeatPeerState;
+#else
+typedef int32_t PeatPeerState;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /*
  Event kinds in [`PeatEvent::kind`].
@@ -48,11 +81,13 @@ enum PeatEventKind
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
   /*
-   A document changed: `collection`, `id`, `json`, `origin` are set.
+   A document changed: `collection`, `id`, `json`, `origin` (and `peer`
+   for a peer's change) are set.
    */
   PEAT_EVENT_KIND_DOC_CHANGED = 1,
   /*
-   A document was deleted: `collection`, `id`, `origin` are set.
+   A document was deleted: `collection`, `id`, `origin` (and `peer` for a
+   peer's change) are set.
    */
   PEAT_EVENT_KIND_DOC_DELETED = 2,
   /*
@@ -77,12 +112,11 @@ enum PeatEventKind
    */
   PEAT_EVENT_KIND_CLOSED = 7,
   /*
-   A discovery found a peer: `peer` is set, `reason` names the discovery
-   (`static`, `mdns`, `direct`).
+   A discovery found a peer: `peer` and `source` (the discovery) are set.
    */
   PEAT_EVENT_KIND_PEER_DISCOVERED = 8,
   /*
-   A discovery no longer sees a peer: `peer` and `reason` (the discovery) are set.
+   A discovery no longer sees a peer: `peer` and `source` (the discovery) are set.
    */
   PEAT_EVENT_KIND_PEER_LOST = 9,
   /*
@@ -102,6 +136,103 @@ enum PeatEventKind
 typedef enum PeatEventKind PeatEventKind;
 #else
 typedef int32_t PeatEventKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Where the change of a document event came from ([`PeatEvent::origin`]).
+ */
+enum PeatOrigin
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Not a document event.
+   */
+  PEAT_ORIGIN_NONE = 0,
+  /*
+   The subscription's initial snapshot.
+   */
+  PEAT_ORIGIN_SNAPSHOT = 1,
+  /*
+   A write on this node.
+   */
+  PEAT_ORIGIN_LOCAL = 2,
+  /*
+   A peer: the event's `peer` is its node id.
+   */
+  PEAT_ORIGIN_PEER = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatOrigin PeatOrigin;
+#else
+typedef int32_t PeatOrigin;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ A discovery that wants a peer, one bit each: `PeatPeerInfo::sources` is an
+ OR of them; `PeatEvent::source` is one (or NONE).
+ */
+enum PeatPeerSource
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   No discovery (an event that is not PeerDiscovered or PeerLost).
+   */
+  PEAT_PEER_SOURCE_NONE = 0,
+  /*
+   A static peer (configured, or added with `peat_node_add_peer`).
+   */
+  PEAT_PEER_SOURCE_STATIC = 1,
+  /*
+   Announced on the local network by mDNS.
+   */
+  PEAT_PEER_SOURCE_MDNS = 2,
+  /*
+   Dialled with `peat_node_connect`.
+   */
+  PEAT_PEER_SOURCE_DIRECT = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatPeerSource PeatPeerSource;
+#else
+typedef int32_t PeatPeerSource;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ How much of a blob a node holds. `repr(i32)`: the C ABI returns it as is
+ (`PeatBlobState`, inside `PeatBlobStatus`).
+ */
+enum PeatBlobState
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   None of it.
+   */
+  PEAT_BLOB_STATE_MISSING = 0,
+  /*
+   A download was started: some verified bytes are on disk.
+   */
+  PEAT_BLOB_STATE_PARTIAL = 1,
+  /*
+   All of it, verified.
+   */
+  PEAT_BLOB_STATE_COMPLETE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatBlobState PeatBlobState;
+#else
+typedef int32_t PeatBlobState;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -180,6 +311,36 @@ enum PeatStatus
 typedef enum PeatStatus PeatStatus;
 #else
 typedef int32_t PeatStatus;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ How a blob fetch uses the network ([`peat_blob_fetch`]'s `profile`; 0, the
+ default, is `PEAT_TRANSFER_PROFILE_TACTICAL`).
+ */
+enum PeatTransferProfile
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Lossy, shared links (the default).
+   */
+  PEAT_TRANSFER_PROFILE_TACTICAL = 0,
+  /*
+   Fast, reliable links.
+   */
+  PEAT_TRANSFER_PROFILE_DATACENTER = 1,
+  /*
+   Slow, intermittent links.
+   */
+  PEAT_TRANSFER_PROFILE_EDGE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatTransferProfile PeatTransferProfile;
+#else
+typedef int32_t PeatTransferProfile;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -302,13 +463,14 @@ typedef struct {
    */
   int64_t last_seen_ms;
   /*
-   "connected", "disconnected", "discovered" or "other_formation".
+   Where this node stands with the peer.
    */
-  char *state;
+  PeatPeerState state;
   /*
-   Discoveries that want this peer, comma-separated ("static,mdns"); may be "".
+   The discoveries that want this peer: an OR of `PeatPeerSource` bits
+   (0: none).
    */
-  char *sources;
+  uint32_t sources;
 } PeatPeerInfo;
 
 /*
@@ -391,8 +553,8 @@ typedef struct {
 } PeatSubscription;
 
 /*
- One event. String fields not used by the kind are NULL. Free the strings
- with [`peat_event_free`].
+ One event. String fields not used by the kind are NULL, enum fields NONE.
+ Free the strings with [`peat_event_free`].
  */
 typedef struct {
   /*
@@ -412,18 +574,22 @@ typedef struct {
    */
   char *json;
   /*
-   "snapshot", "local" or a peer's node id (document events).
+   Where the change came from (document events).
    */
-  char *origin;
+  PeatOrigin origin;
   /*
-   Peer node id (peer events; NULL for StorageFailed).
+   Peer node id: peer events (NULL for StorageFailed), and the sending
+   peer of a document event whose `origin` is `PEAT_ORIGIN_PEER`.
    */
   char *peer;
   /*
-   Reason (disconnects, refusals, StorageFailed) or the discovery
-   (PeerDiscovered, PeerLost).
+   Reason (disconnects, refusals, StorageFailed).
    */
   char *reason;
+  /*
+   The discovery (PeerDiscovered, PeerLost).
+   */
+  PeatPeerSource source;
   /*
    Dropped event count (Lagged).
    */
@@ -592,9 +758,9 @@ typedef struct {
  */
 typedef struct {
   /*
-   0 missing, 1 partial, 2 complete.
+   Missing, partial or complete.
    */
-  int32_t state;
+  PeatBlobState state;
   /*
    Size, when known.
    */
@@ -1144,7 +1310,7 @@ int32_t peat_blob_add_file(PeatNode node,
 /*
  Starts fetching a blob (`hash`: 64 hex digits) and returns a transfer at once.
  `providers` are node ids (`providers_len` 0: every connected peer that has
- it); `profile` is "datacenter", "tactical" (also for "") or "edge";
+ it); `profile` is a `PeatTransferProfile` (0: tactical, the default);
  `rate_limit` is bytes per second, 0 for none; `expected_size` is the size the
  blob must have (a blob reference states it), 0 for unknown: a provider
  claiming another size is not used, and when every provider does the
@@ -1157,7 +1323,7 @@ int32_t peat_blob_fetch(PeatNode node,
                         PeatStr hash,
                         const PeatStr *providers,
                         uintptr_t providers_len,
-                        PeatStr profile,
+                        int32_t profile,
                         uint64_t rate_limit,
                         uint64_t expected_size,
                         PeatTransfer *out,
@@ -1244,7 +1410,7 @@ int32_t peat_blob_export(PeatNode node,
 int32_t peat_blob_discard_partial(PeatNode node, PeatStr hash, bool *out_had, PeatError **err);
 
 /*
- How much of a blob is here: state 0 missing, 1 partial, 2 complete.
+ How much of a blob is here (`state`: a `PeatBlobState`).
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says.

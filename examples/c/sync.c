@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
         }
         if (rc) return fail("next", err);
         if (ev.kind == PEAT_EVENT_KIND_DOC_CHANGED) {
-            printf("note %s: %s (%s)\n", ev.id, ev.json, ev.origin);
+            printf("note %s: %s (%s)\n", ev.id, ev.json, ev.origin == PEAT_ORIGIN_PEER ? ev.peer : "local");
             fflush(stdout);
             seen++;
         }

@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use peat_mesh::blobs::{BlobHash, FetchOptions, TransferProfile};
+use peat_mesh::blobs::{BlobHash, FetchOptions};
 use peat_mesh::NodeId;
 
 use crate::dispatch::{EventSink, Push};
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles::{self, Object};
-use crate::records::{BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProgress};
+use crate::records::{
+    BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProfile, TransferProgress,
+};
 use crate::runtime;
 
 fn parse_hash(s: &str) -> SdkResult<BlobHash> {
@@ -39,8 +41,8 @@ pub fn blob_add_file(
 }
 
 /// Starts fetching a blob; returns a transfer handle at once. `providers` are
-/// node ids (empty: every connected peer that has it); `profile` is
-/// `datacenter`, `tactical` (also for "") or `edge`; `rate_limit` is bytes per
+/// node ids (empty: every connected peer that has it); `profile` says how it
+/// uses the network; `rate_limit` is bytes per
 /// second, 0 for none; `expected_size` is the size the blob must have (a blob
 /// reference states it), 0 for unknown: a provider claiming another size is
 /// not used, and when every provider does the transfer fails `Corrupt`
@@ -49,22 +51,19 @@ pub fn blob_fetch(
     node: u64,
     hash: &str,
     providers: &[&str],
-    profile: &str,
+    profile: TransferProfile,
     rate_limit: u64,
     expected_size: u64,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
     let hash = parse_hash(hash)?;
-    let profile = if profile.is_empty() {
-        TransferProfile::default()
-    } else {
-        profile.parse()?
-    };
     let providers = providers
         .iter()
         .map(|p| p.parse::<NodeId>().map_err(SdkError::from))
         .collect::<SdkResult<Vec<_>>>()?;
-    let mut opts = FetchOptions::default().from(providers).profile(profile);
+    let mut opts = FetchOptions::default()
+        .from(providers)
+        .profile(profile.into());
     if rate_limit > 0 {
         opts = opts.rate_limit(rate_limit);
     }
@@ -196,6 +195,7 @@ pub fn blob_status(node: u64, hash: &str) -> SdkResult<BlobStatusRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::BlobState;
     use crate::sdk::tests::opts;
     use crate::sdk::{connect, node_addrs, node_close, node_id, node_open};
     use std::sync::{Arc, Mutex};
@@ -222,7 +222,15 @@ mod tests {
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(info.hash_hex(), BlobHash::of(&data).to_hex());
         let aid = node_id(a).unwrap();
-        let t = blob_fetch(b, &info.hash_hex(), &[&aid], "edge", 0, info.size).unwrap();
+        let t = blob_fetch(
+            b,
+            &info.hash_hex(),
+            &[&aid],
+            TransferProfile::Edge,
+            0,
+            info.size,
+        )
+        .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sub = transfer_subscribe_progress(t, Box::new(Collect(seen.clone()))).unwrap();
         let got = transfer_wait(t, 20_000, 0).unwrap();
@@ -242,16 +250,23 @@ mod tests {
             info.size
         );
         assert_eq!(std::fs::read(&out).unwrap(), data);
-        assert_eq!(blob_status(b, &info.hash_hex()).unwrap().state, 2);
         assert_eq!(
-            blob_fetch(b, "zz", &[], "", 0, 0).unwrap_err().code,
-            ErrorCode::InvalidArgument
+            blob_status(b, &info.hash_hex()).unwrap().state,
+            BlobState::Complete
         );
         assert_eq!(
-            blob_fetch(b, &info.hash_hex(), &[], "warp", 0, 0)
+            blob_fetch(b, "zz", &[], TransferProfile::default(), 0, 0)
                 .unwrap_err()
                 .code,
             ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            TransferProfile::parse("warp").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            TransferProfile::parse("").unwrap(),
+            TransferProfile::Tactical
         );
         transfer_free(t).unwrap();
         assert_eq!(transfer_free(t).unwrap_err().code, ErrorCode::InvalidHandle);
@@ -283,13 +298,13 @@ mod tests {
         let wait = |t| transfer_wait(t, 20_000, 0);
 
         // the only provider offers another size than expected: Corrupt, nothing kept
-        let t = blob_fetch(b, &h, &[&aid], "", 0, info.size + 1).unwrap();
+        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Tactical, 0, info.size + 1).unwrap();
         assert_eq!(wait(t).unwrap_err().code, ErrorCode::Corrupt);
         transfer_free(t).unwrap();
-        assert_eq!(blob_status(b, &h).unwrap().state, 0);
+        assert_eq!(blob_status(b, &h).unwrap().state, BlobState::Missing);
 
         // a slow fetch: discarding is refused while it runs
-        let t = blob_fetch(b, &h, &[&aid], "edge", 256 << 10, info.size).unwrap();
+        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Edge, 256 << 10, info.size).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let sub = transfer_subscribe_progress(t, Box::new(Send(Mutex::new(tx)))).unwrap();
         while rx.recv_timeout(Duration::from_secs(20)).unwrap().done < 64 << 10 {}
@@ -299,19 +314,19 @@ mod tests {
         assert_eq!(wait(t).unwrap_err().code, ErrorCode::Cancelled);
         crate::sdk::unsubscribe(sub).unwrap();
         transfer_free(t).unwrap();
-        assert_eq!(blob_status(b, &h).unwrap().state, 1);
+        assert_eq!(blob_status(b, &h).unwrap().state, BlobState::Partial);
         assert!(blob_discard_partial(b, &h).unwrap());
         assert_eq!(blob_status(b, &h).unwrap(), BlobStatusRecord::default());
         assert!(!blob_discard_partial(b, &h).unwrap());
 
         // the next fetch (right size expected) starts from nothing
-        let t = blob_fetch(b, &h, &[&aid], "", 0, info.size).unwrap();
+        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Tactical, 0, info.size).unwrap();
         assert_eq!(wait(t).unwrap(), info);
         assert_eq!(transfer_progress(t).unwrap().resumed, 0);
         transfer_free(t).unwrap();
         // a complete blob is never discarded
         assert!(!blob_discard_partial(b, &h).unwrap());
-        assert_eq!(blob_status(b, &h).unwrap().state, 2);
+        assert_eq!(blob_status(b, &h).unwrap().state, BlobState::Complete);
         assert_eq!(
             blob_discard_partial(b, "zz").unwrap_err().code,
             ErrorCode::InvalidArgument

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 use crate::dispatch::{EventSink, Push};
 use crate::error::{ErrorCode, SdkError, SdkResult};
-use crate::records::{DocEventRecord, PeerEventRecord, SubEvent};
+use crate::records::{DocEventRecord, Origin, PeerEventRecord, SubEvent};
 use crate::runtime;
 
 /// How many events wait when the binding asks for capacity 0.
@@ -55,7 +55,13 @@ impl Queued for DocEventRecord {
     }
 
     fn is_snapshot(&self) -> bool {
-        matches!(self, DocEventRecord::Changed { origin, .. } if origin == "snapshot")
+        matches!(
+            self,
+            DocEventRecord::Changed {
+                origin: Origin::Snapshot,
+                ..
+            }
+        )
     }
 }
 
@@ -299,7 +305,10 @@ mod tests {
             collection: "c".into(),
             id: i.to_string(),
             json: Some("{}".into()),
-            origin: origin.into(),
+            origin: match origin {
+                "snapshot" => Origin::Snapshot,
+                _ => Origin::Local,
+            },
         }
     }
 

@@ -1,12 +1,16 @@
 //! The SDK's records: the plain data its calls take and return, and how each is
 //! made from the core's types. Every binding converts these (UniFFI uses them
-//! as they are; the C ABI returns the `repr(C)` ones as they are). Nothing here
-//! depends on another module of the SDK.
+//! as they are; the C ABI returns the `repr(C)` ones as they are). Names that
+//! are really enums are enums here (each with its stable lower-case `name()`
+//! for bindings that show names). Nothing here depends on another module of
+//! the SDK but [`crate::error`].
 
 use std::ffi::c_char;
 
 use peat_mesh::blobs::{BlobInfo, BlobStatus, Progress};
-use peat_mesh::{Event, PeerEvent, PeerInfo, PeerState};
+use peat_mesh::{Event, PeerEvent, PeerInfo};
+
+use crate::error::{SdkError, SdkResult};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
 #[derive(Debug, Clone, Default, uniffi::Record)]
@@ -25,6 +29,155 @@ pub struct NodeOptions {
     pub mdns: bool,
 }
 
+/// Where a node stands with a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum PeerState {
+    /// Admitted and syncing.
+    Connected,
+    /// Was connected; not now.
+    Disconnected,
+    /// Found by a discovery, not connected yet.
+    Discovered,
+    /// Seen announcing another formation; never dialled.
+    OtherFormation,
+}
+
+impl PeerState {
+    /// The stable lower-case name (`connected`, `disconnected`, `discovered`,
+    /// `other_formation`), for bindings that show names.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::Connected => "connected",
+            PeerState::Disconnected => "disconnected",
+            PeerState::Discovered => "discovered",
+            PeerState::OtherFormation => "other_formation",
+        }
+    }
+}
+
+impl From<peat_mesh::PeerState> for PeerState {
+    fn from(s: peat_mesh::PeerState) -> Self {
+        match s {
+            peat_mesh::PeerState::Connected => PeerState::Connected,
+            peat_mesh::PeerState::Disconnected => PeerState::Disconnected,
+            peat_mesh::PeerState::Discovered => PeerState::Discovered,
+            peat_mesh::PeerState::OtherFormation => PeerState::OtherFormation,
+        }
+    }
+}
+
+/// A discovery that wants a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, uniffi::Enum)]
+pub enum PeerSource {
+    /// A static peer (configured, or added at runtime).
+    Static,
+    /// Announced on the local network by mDNS.
+    Mdns,
+    /// Dialled with `connect`.
+    Direct,
+}
+
+impl PeerSource {
+    /// The stable lower-case name (`static`, `mdns`, `direct`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerSource::Static => "static",
+            PeerSource::Mdns => "mdns",
+            PeerSource::Direct => "direct",
+        }
+    }
+}
+
+impl From<peat_mesh::Source> for PeerSource {
+    fn from(s: peat_mesh::Source) -> Self {
+        match s {
+            peat_mesh::Source::Static => PeerSource::Static,
+            peat_mesh::Source::Mdns => PeerSource::Mdns,
+            peat_mesh::Source::Direct => PeerSource::Direct,
+        }
+    }
+}
+
+/// Where the change a document event reports came from.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Origin {
+    /// The subscription's initial snapshot.
+    Snapshot,
+    /// A write on this node.
+    Local,
+    /// A peer, by node id.
+    Peer {
+        /// The peer's node id (64 hex digits).
+        id: String,
+    },
+}
+
+impl Origin {
+    /// The stable lower-case name of the kind (`snapshot`, `local`, `peer`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Origin::Snapshot => "snapshot",
+            Origin::Local => "local",
+            Origin::Peer { .. } => "peer",
+        }
+    }
+}
+
+impl From<&peat_mesh::Origin> for Origin {
+    fn from(o: &peat_mesh::Origin) -> Self {
+        match o {
+            peat_mesh::Origin::Snapshot => Origin::Snapshot,
+            peat_mesh::Origin::Local => Origin::Local,
+            peat_mesh::Origin::Peer(p) => Origin::Peer { id: p.to_string() },
+        }
+    }
+}
+
+/// How a blob fetch uses the network (chunk sizes, parallelism, timeouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Enum)]
+pub enum TransferProfile {
+    /// Fast, reliable links.
+    Datacenter,
+    /// The default: lossy, shared links.
+    #[default]
+    Tactical,
+    /// Slow, intermittent links.
+    Edge,
+}
+
+impl TransferProfile {
+    /// The stable lower-case name (`datacenter`, `tactical`, `edge`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferProfile::Datacenter => "datacenter",
+            TransferProfile::Tactical => "tactical",
+            TransferProfile::Edge => "edge",
+        }
+    }
+
+    /// The profile of a name; "" is the default ([`TransferProfile::Tactical`]).
+    pub fn parse(name: &str) -> SdkResult<Self> {
+        match name {
+            "datacenter" => Ok(TransferProfile::Datacenter),
+            "" | "tactical" => Ok(TransferProfile::Tactical),
+            "edge" => Ok(TransferProfile::Edge),
+            _ => Err(SdkError::invalid(format!(
+                "unknown transfer profile {name:?} (datacenter, tactical, edge)"
+            ))),
+        }
+    }
+}
+
+impl From<TransferProfile> for peat_mesh::blobs::TransferProfile {
+    fn from(p: TransferProfile) -> Self {
+        match p {
+            TransferProfile::Datacenter => peat_mesh::blobs::TransferProfile::DATACENTER,
+            TransferProfile::Tactical => peat_mesh::blobs::TransferProfile::TACTICAL,
+            TransferProfile::Edge => peat_mesh::blobs::TransferProfile::EDGE,
+        }
+    }
+}
+
 /// A peer as the SDK reports it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerRecord {
@@ -38,17 +191,17 @@ pub struct PeerRecord {
     pub rtt_us: Option<u64>,
     /// Milliseconds since the Unix epoch when a frame last arrived.
     pub last_seen_ms: Option<u64>,
-    /// `connected`, `disconnected`, `discovered` or `other_formation`.
-    pub state: String,
-    /// The discoveries that want this peer, comma-separated (`static,mdns`); may be empty.
-    pub sources: String,
+    /// Where this node stands with the peer.
+    pub state: PeerState,
+    /// The discoveries that want this peer, in order (static, mdns, direct); may be empty.
+    pub sources: Vec<PeerSource>,
 }
 
 impl From<PeerInfo> for PeerRecord {
     fn from(p: PeerInfo) -> Self {
         PeerRecord {
             id: p.id.to_string(),
-            connected: p.state == PeerState::Connected,
+            connected: p.state == peat_mesh::PeerState::Connected,
             addr: p.addr.map(|a| a.to_string()),
             rtt_us: p.rtt.map(|d| d.as_micros() as u64),
             last_seen_ms: p.last_seen.and_then(|t| {
@@ -56,19 +209,13 @@ impl From<PeerInfo> for PeerRecord {
                     .ok()
                     .map(|d| d.as_millis() as u64)
             }),
-            state: match p.state {
-                PeerState::Connected => "connected",
-                PeerState::Disconnected => "disconnected",
-                PeerState::Discovered => "discovered",
-                PeerState::OtherFormation => "other_formation",
-            }
-            .to_string(),
-            sources: p
-                .sources
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            state: p.state.into(),
+            sources: {
+                let mut v: Vec<PeerSource> = p.sources.iter().map(|s| (*s).into()).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            },
         }
     }
 }
@@ -107,8 +254,8 @@ pub enum DocEventRecord {
         id: String,
         /// Content as JSON text, or `None` if deleted.
         json: Option<String>,
-        /// "snapshot", "local" or the peer's node id.
-        origin: String,
+        /// Where the change came from.
+        origin: Origin,
     },
     /// This many events were dropped because the subscriber fell behind.
     Lagged(u64),
@@ -121,11 +268,7 @@ impl From<Event<peat_mesh::DocEvent>> for DocEventRecord {
                 collection: d.key.collection().to_string(),
                 id: d.key.id().to_string(),
                 json: d.value.map(|v| v.to_string()),
-                origin: match &d.origin {
-                    peat_mesh::Origin::Snapshot => "snapshot".into(),
-                    peat_mesh::Origin::Local => "local".into(),
-                    peat_mesh::Origin::Peer(p) => p.to_string(),
-                },
+                origin: (&d.origin).into(),
             },
             Event::Lagged(n) => DocEventRecord::Lagged(n),
         }
@@ -158,15 +301,15 @@ pub enum PeerEventRecord {
     Discovered {
         /// Node id.
         peer: String,
-        /// `static`, `mdns` or `direct`.
-        source: String,
+        /// The discovery.
+        source: PeerSource,
     },
     /// A discovery no longer sees the peer.
     Lost {
         /// Node id.
         peer: String,
-        /// `static`, `mdns` or `direct`.
-        source: String,
+        /// The discovery.
+        source: PeerSource,
     },
     /// mDNS saw a node of another formation; not dialled.
     SeenOtherFormation {
@@ -204,11 +347,11 @@ impl From<Event<PeerEvent>> for PeerEventRecord {
             },
             PeerEvent::Discovered { peer, source } => PeerEventRecord::Discovered {
                 peer: peer.to_string(),
-                source: source.to_string(),
+                source: source.into(),
             },
             PeerEvent::Lost { peer, source } => PeerEventRecord::Lost {
                 peer: peer.to_string(),
-                source: source.to_string(),
+                source: source.into(),
             },
             PeerEvent::SeenOtherFormation { peer } => PeerEventRecord::SeenOtherFormation {
                 peer: peer.to_string(),
@@ -299,12 +442,37 @@ impl From<Progress> for TransferProgress {
     }
 }
 
+/// How much of a blob a node holds. `repr(i32)`: the C ABI returns it as is
+/// (`PeatBlobState`, inside `PeatBlobStatus`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Enum)]
+pub enum BlobState {
+    /// None of it.
+    #[default]
+    Missing = 0,
+    /// A download was started: some verified bytes are on disk.
+    Partial = 1,
+    /// All of it, verified.
+    Complete = 2,
+}
+
+impl BlobState {
+    /// The stable lower-case name (`missing`, `partial`, `complete`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobState::Missing => "missing",
+            BlobState::Partial => "partial",
+            BlobState::Complete => "complete",
+        }
+    }
+}
+
 /// How much of a blob is here.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
 pub struct BlobStatusRecord {
-    /// 0 missing, 1 partial, 2 complete.
-    pub state: i32,
+    /// Missing, partial or complete.
+    pub state: BlobState,
     /// Size, when known.
     pub size: u64,
     /// Verified bytes present.
@@ -316,12 +484,12 @@ impl From<BlobStatus> for BlobStatusRecord {
         match s {
             BlobStatus::Missing => BlobStatusRecord::default(),
             BlobStatus::Partial { size, present } => BlobStatusRecord {
-                state: 1,
+                state: BlobState::Partial,
                 size,
                 present,
             },
             BlobStatus::Complete(i) => BlobStatusRecord {
-                state: 2,
+                state: BlobState::Complete,
                 size: i.size,
                 present: i.size,
             },

@@ -11,7 +11,7 @@ use crate::dispatch::EventSink;
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::records::{
     BlobInfoRecord, BlobStatusRecord, NodeOptions, NodeStats, PeerRecord, SubEvent,
-    TransferProgress,
+    TransferProfile, TransferProgress,
 };
 use crate::reload;
 use crate::sdk;
@@ -423,7 +423,7 @@ pub fn blob_fetch(
     node: u64,
     hash: String,
     providers: Vec<String>,
-    profile: String,
+    profile: TransferProfile,
     rate_limit: u64,
     expected_size: u64,
 ) -> R<u64> {
@@ -432,7 +432,7 @@ pub fn blob_fetch(
         node,
         &hash,
         &p,
-        &profile,
+        profile,
         rate_limit,
         expected_size,
     )?)

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -42,11 +43,30 @@ type Progress struct {
 // BlobState says how much of a blob a node holds.
 type BlobState int
 
+// The blob states (the C ABI's PeatBlobState values).
 const (
-	BlobMissing BlobState = iota
-	BlobPartial
-	BlobComplete
+	BlobMissing  BlobState = C.PEAT_BLOB_STATE_MISSING
+	BlobPartial  BlobState = C.PEAT_BLOB_STATE_PARTIAL
+	BlobComplete BlobState = C.PEAT_BLOB_STATE_COMPLETE
 )
+
+// TransferProfile says how a fetch uses the network.
+type TransferProfile string
+
+// The transfer profiles; "" is ProfileTactical.
+const (
+	ProfileTactical   TransferProfile = "tactical"   // lossy, shared links (the default)
+	ProfileDatacenter TransferProfile = "datacenter" // fast, reliable links
+	ProfileEdge       TransferProfile = "edge"       // slow, intermittent links
+)
+
+// cProfiles maps each profile to the C ABI's PeatTransferProfile.
+var cProfiles = map[TransferProfile]C.int32_t{
+	"":                C.PEAT_TRANSFER_PROFILE_TACTICAL,
+	ProfileTactical:   C.PEAT_TRANSFER_PROFILE_TACTICAL,
+	ProfileDatacenter: C.PEAT_TRANSFER_PROFILE_DATACENTER,
+	ProfileEdge:       C.PEAT_TRANSFER_PROFILE_EDGE,
+}
 
 // BlobStatus is how much of a blob is here.
 type BlobStatus struct {
@@ -59,8 +79,8 @@ type BlobStatus struct {
 type FetchOptions struct {
 	// Node ids to fetch from; empty means every connected peer that has the blob.
 	Providers []string
-	// "datacenter", "tactical" (the default) or "edge".
-	Profile string
+	// ProfileTactical (the default, also ""), ProfileDatacenter or ProfileEdge.
+	Profile TransferProfile
 	// Bytes per second; 0 for no cap.
 	RateLimit uint64
 	// The size the blob must have (a blob reference states it); 0 for unknown.
@@ -101,6 +121,10 @@ func (n *Node) FetchBlob(hash string, opts FetchOptions) (*Transfer, error) {
 	if err != nil {
 		return nil, err
 	}
+	profile, ok := cProfiles[opts.Profile]
+	if !ok {
+		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("unknown transfer profile %q", opts.Profile)}
+	}
 	// The provider strings live in C memory for the call: a Go slice of structs
 	// holding Go pointers must not be passed to C.
 	var provs *C.PeatStr
@@ -117,10 +141,9 @@ func (n *Node) FetchBlob(hash string, opts FetchOptions) (*Transfer, error) {
 	}
 	var t C.PeatTransfer
 	var e *C.PeatError
-	rc := C.peat_blob_fetch(h, str(hash), provs, C.size_t(len(opts.Providers)), str(opts.Profile),
+	rc := C.peat_blob_fetch(h, str(hash), provs, C.size_t(len(opts.Providers)), profile,
 		C.uint64_t(opts.RateLimit), C.uint64_t(opts.ExpectedSize), &t, &e)
 	runtime.KeepAlive(hash)
-	runtime.KeepAlive(opts.Profile)
 	if err := check(rc, e); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ func TestBlobFetchProgressCancelResume(t *testing.T) {
 		t.Fatalf("add: %+v %v", info, err)
 	}
 	aid, _ := a.ID()
+	if _, err := b.FetchBlob(info.Hash, FetchOptions{Profile: "warp"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an unknown profile: %v", err)
+	}
 
 	// A slow fetch; cancelling the context that Wait runs under stops it.
 	tr, err := b.FetchBlob(info.Hash, FetchOptions{Providers: []string{aid}, Profile: "edge", RateLimit: 256 << 10})

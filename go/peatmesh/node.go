@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -419,6 +418,24 @@ func (n *Node) Import(ctx context.Context, collection, id string, data []byte) e
 	return check(rc, e)
 }
 
+// PeerState says where a node stands with a peer.
+type PeerState string
+
+// The peer states.
+const (
+	StateConnected      PeerState = "connected"       // admitted and syncing
+	StateDisconnected   PeerState = "disconnected"    // was connected; not now
+	StateDiscovered     PeerState = "discovered"      // found by a discovery, not connected yet
+	StateOtherFormation PeerState = "other_formation" // announcing another formation; never dialled
+)
+
+var peerStates = map[C.PeatPeerState]PeerState{
+	C.PEAT_PEER_STATE_CONNECTED:       StateConnected,
+	C.PEAT_PEER_STATE_DISCONNECTED:    StateDisconnected,
+	C.PEAT_PEER_STATE_DISCOVERED:      StateDiscovered,
+	C.PEAT_PEER_STATE_OTHER_FORMATION: StateOtherFormation,
+}
+
 // PeerInfo describes a peer the node has seen.
 type PeerInfo struct {
 	ID        string
@@ -426,8 +443,8 @@ type PeerInfo struct {
 	Addr      string        // "" if unknown
 	RTT       time.Duration // 0 if unknown
 	LastSeen  time.Time     // zero if never
-	State     string        // "connected", "disconnected", "discovered" or "other_formation"
-	Sources   []string      // discoveries that want the peer: "static", "mdns", "direct"
+	State     PeerState
+	Sources   []Source // discoveries that want the peer, in order static, mdns, direct
 }
 
 // AddPeer adds a static peer ("NODEID@HOST:PORT") at runtime: it is dialled
@@ -472,9 +489,11 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 	if list.len > 0 {
 		for _, p := range unsafe.Slice(list.items, int(list.len)) {
 			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr),
-				State: goString(p.state)}
-			if src := goString(p.sources); src != "" {
-				info.Sources = strings.Split(src, ",")
+				State: peerStates[p.state]}
+			for _, bit := range []C.PeatPeerSource{C.PEAT_PEER_SOURCE_STATIC, C.PEAT_PEER_SOURCE_MDNS, C.PEAT_PEER_SOURCE_DIRECT} {
+				if uint32(p.sources)&uint32(bit) != 0 {
+					info.Sources = append(info.Sources, sources[bit])
+				}
 			}
 			if p.rtt_us >= 0 {
 				info.RTT = time.Duration(p.rtt_us) * time.Microsecond

@@ -97,8 +97,8 @@ func TestTwoNodesSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := awaitDoc(t, sub, "t1")
-	if string(ev.JSON) != `{"lat":1.5}` {
-		t.Fatalf("event %s", ev.JSON)
+	if aid, _ := a.ID(); string(ev.JSON) != `{"lat":1.5}` || ev.Origin != OriginPeer || ev.Peer != aid {
+		t.Fatalf("event %s from %q %q", ev.JSON, ev.Origin, ev.Peer)
 	}
 	got, err := GetAs[track](ctx, b, "tracks", "t1")
 	if err != nil || got.Lat != 1.5 {

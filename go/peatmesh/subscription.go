@@ -26,8 +26,8 @@ const (
 	PeerDisconnected
 	PeerAdmissionRefused
 	peerClosedKind     // the C side's end-of-subscription marker; never delivered
-	PeerDiscovered     // Reason names the discovery: "static", "mdns", "direct"
-	PeerLost           // Reason names the discovery
+	PeerDiscovered     // Source is the discovery (Reason its name)
+	PeerLost           // Source is the discovery (Reason its name)
 	PeerOtherFormation // seen by mDNS announcing another formation; not dialled
 	// StorageFailed is not about a peer (Peer is ""): this node's store failed a
 	// commit (a full disk, an I/O error) and every write returns ErrIO until
@@ -43,15 +43,48 @@ var (
 	_ = [1]struct{}{}[StorageFailed-EventKind(C.PEAT_EVENT_KIND_STORAGE_FAILED)]
 )
 
+// Origin says where the change of a document event came from.
+type Origin string
+
+// The origins of document events.
+const (
+	OriginSnapshot Origin = "snapshot" // the subscription's initial snapshot
+	OriginLocal    Origin = "local"    // a write on this node
+	OriginPeer     Origin = "peer"     // a peer: Event.Peer is its node id
+)
+
+var origins = map[C.PeatOrigin]Origin{
+	C.PEAT_ORIGIN_SNAPSHOT: OriginSnapshot,
+	C.PEAT_ORIGIN_LOCAL:    OriginLocal,
+	C.PEAT_ORIGIN_PEER:     OriginPeer,
+}
+
+// Source is a discovery that wants a peer.
+type Source string
+
+// The discoveries.
+const (
+	SourceStatic Source = "static" // configured, or added with AddPeer
+	SourceMDNS   Source = "mdns"   // announced on the local network
+	SourceDirect Source = "direct" // dialled with Connect
+)
+
+var sources = map[C.PeatPeerSource]Source{
+	C.PEAT_PEER_SOURCE_STATIC: SourceStatic,
+	C.PEAT_PEER_SOURCE_MDNS:   SourceMDNS,
+	C.PEAT_PEER_SOURCE_DIRECT: SourceDirect,
+}
+
 // Event is one subscription event.
 type Event struct {
 	Kind       EventKind
 	Collection string          // document events
 	ID         string          // document events
 	JSON       json.RawMessage // DocChanged
-	Origin     string          // "snapshot", "local" or a peer's node id
-	Peer       string          // peer events ("" for StorageFailed)
-	Reason     string          // disconnects, refusals, StorageFailed; the discovery of PeerDiscovered/PeerLost
+	Origin     Origin          // document events
+	Peer       string          // peer events ("" for StorageFailed); the sending peer when Origin is OriginPeer
+	Source     Source          // PeerDiscovered, PeerLost: the discovery
+	Reason     string          // disconnects, refusals, StorageFailed; the discovery's name for PeerDiscovered/PeerLost
 	Dropped    uint64          // Lagged: events dropped because the reader fell behind
 }
 
@@ -127,13 +160,17 @@ func toEvent(ev *C.PeatEvent) Event {
 		Kind:       EventKind(ev.kind),
 		Collection: goString(ev.collection),
 		ID:         goString(ev.id),
-		Origin:     goString(ev.origin),
+		Origin:     origins[ev.origin],
 		Peer:       goString(ev.peer),
+		Source:     sources[ev.source],
 		Reason:     goString(ev.reason),
 		Dropped:    uint64(ev.lagged),
 	}
 	if ev.json != nil {
 		e.JSON = json.RawMessage(C.GoString(ev.json))
+	}
+	if e.Source != "" {
+		e.Reason = string(e.Source) // as before the Source field
 	}
 	return e
 }

@@ -19,7 +19,7 @@ async def main() -> None:
                 await a.put("tracks", "alpha-1", {"callsign": "ALPHA-1", "lat": 59.33, "lon": 18.06})
                 async for ev in events:
                     if isinstance(ev, peat_mesh.DocEvent):
-                        print(f"B received {ev.collection}/{ev.id} from {ev.origin[:10]}: {ev.value}")
+                        print(f"B received {ev.collection}/{ev.id} from {(ev.peer or str(ev.origin))[:10]}: {ev.value}")
                         break
 
 

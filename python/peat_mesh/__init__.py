@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import enum
 import json
 import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Optional, Sequence, Union
 
 from . import _native
 from ._native import (
@@ -57,8 +58,14 @@ __all__ = [
     "CallbackSubscription",
     "DocEvent",
     "PeerEvent",
+    "PeerEventKind",
     "Lagged",
     "PeerInfo",
+    "PeerState",
+    "PeerSource",
+    "Origin",
+    "BlobState",
+    "TransferProfile",
     "NodeStats",
     "live_handles",
     "PeatError",
@@ -104,30 +111,98 @@ def live_handles() -> int:
     return _native.live_handles()
 
 
+class _Named(str, enum.Enum):
+    """An enum whose members are their SDK names: ``PeerState.CONNECTED ==
+    "connected"``, and ``str()`` gives the name."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    __hash__ = str.__hash__
+
+
+class Origin(_Named):
+    """Where the change of a :class:`DocEvent` came from."""
+
+    SNAPSHOT = "snapshot"  # the subscription's initial snapshot
+    LOCAL = "local"  # a write on this node
+    PEER = "peer"  # a peer: the event's ``peer`` is its node id
+
+
+class PeerState(_Named):
+    """Where a node stands with a peer."""
+
+    CONNECTED = "connected"  # admitted and syncing
+    DISCONNECTED = "disconnected"  # was connected; not now
+    DISCOVERED = "discovered"  # found by a discovery, not connected yet
+    OTHER_FORMATION = "other_formation"  # announcing another formation; never dialled
+
+
+class PeerSource(_Named):
+    """A discovery that wants a peer."""
+
+    STATIC = "static"  # configured, or added with add_peer
+    MDNS = "mdns"  # announced on the local network
+    DIRECT = "direct"  # dialled with connect
+
+
+class PeerEventKind(_Named):
+    """What a :class:`PeerEvent` reports."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    ADMISSION_REFUSED = "admission_refused"
+    DISCOVERED = "discovered"
+    LOST = "lost"
+    OTHER_FORMATION = "other_formation"
+    STORAGE_FAILED = "storage_failed"
+
+
+class BlobState(_Named):
+    """How much of a blob a node holds."""
+
+    MISSING = "missing"
+    PARTIAL = "partial"  # a download was started: some verified bytes are on disk
+    COMPLETE = "complete"
+
+
+class TransferProfile(_Named):
+    """How a blob fetch uses the network."""
+
+    DATACENTER = "datacenter"  # fast, reliable links
+    TACTICAL = "tactical"  # lossy, shared links (the default)
+    EDGE = "edge"  # slow, intermittent links
+
+
 @dataclass(frozen=True)
 class DocEvent:
-    """A document's new state; ``value`` is None when it was deleted."""
+    """A document's new state; ``value`` is None when it was deleted. ``peer``
+    is the sending peer's node id when ``origin`` is :attr:`Origin.PEER`."""
 
     collection: str
     id: str
     value: Optional[dict]
-    origin: str  # "snapshot", "local" or the sending peer's node id
+    origin: Origin
+    peer: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class PeerEvent:
-    """``kind`` is "connected", "disconnected", "admission_refused", "discovered",
-    "lost", "other_formation" or "storage_failed"; ``reason`` holds the
-    disconnect or refusal reason, the discovery ("static", "mdns", "direct") of
-    discovered/lost, or the store's error of storage_failed.
+    """``kind`` says what happened; ``reason`` holds the disconnect or refusal
+    reason or the store's error of storage_failed (and, for discovered/lost,
+    the discovery's name, as ``source`` has it).
 
     "storage_failed" is not about a peer (``peer`` is None): this node's store
     failed a commit (a full disk, an I/O error) and every write now raises
     :class:`StorageError` until the node is closed and reopened. It comes once."""
 
-    kind: str
+    kind: PeerEventKind
     peer: Optional[str]
     reason: str
+    source: Optional[PeerSource] = None  # discovered, lost: the discovery
 
 
 @dataclass(frozen=True)
@@ -146,8 +221,8 @@ class PeerInfo:
     addr: Optional[str]
     rtt_us: Optional[int]
     last_seen_ms: Optional[int]
-    state: str  # "connected", "disconnected", "discovered" or "other_formation"
-    sources: str  # discoveries that want the peer, e.g. "static,mdns"
+    state: PeerState
+    sources: FrozenSet[PeerSource]  # the discoveries that want the peer
 
 
 @dataclass(frozen=True)
@@ -193,15 +268,18 @@ def _doc_event(raw: tuple) -> Event:
     """A native document-event tuple as a :class:`DocEvent` or :class:`Lagged`."""
     if raw[0] == "lagged":
         return Lagged(raw[1])
-    _, collection, doc_id, js, origin = raw
-    return DocEvent(collection, doc_id, json.loads(js) if js is not None else None, origin)
+    _, collection, doc_id, js, origin, peer = raw
+    return DocEvent(collection, doc_id, json.loads(js) if js is not None else None, Origin(origin), peer)
 
 
 def _peer_event(raw: tuple) -> Event:
     """A native peer-event tuple as a :class:`PeerEvent` or :class:`Lagged`."""
     if raw[0] == "lagged":
         return Lagged(raw[1])
-    return PeerEvent(raw[0], raw[1], raw[2])
+    kind, peer, reason, source = raw
+    if source is None:
+        return PeerEvent(PeerEventKind(kind), peer, reason)
+    return PeerEvent(PeerEventKind(kind), peer, source, PeerSource(source))
 
 
 class Subscription(_ClosesOnExit):
@@ -445,14 +523,11 @@ class Progress:
 
 @dataclass(frozen=True)
 class BlobStatus:
-    """How much of a blob is here: ``state`` is "missing", "partial" or "complete"."""
+    """How much of a blob is here."""
 
-    state: str
+    state: BlobState
     size: int
     present: int
-
-
-_STATES = {0: "missing", 1: "partial", 2: "complete"}
 
 # Waits without a deadline are done in slices of this many milliseconds.
 _WAIT_SLICE_MS = 3_600_000
@@ -534,11 +609,16 @@ class Transfer(_ClosesOnExit):
 
 
 def _fetch(
-    handle: int, hash: str, providers: Sequence[str], profile: str, rate_limit: int, expected_size: Optional[int]
+    handle: int,
+    hash: str,
+    providers: Sequence[str],
+    profile: Union[TransferProfile, str],
+    rate_limit: int,
+    expected_size: Optional[int],
 ) -> Transfer:
     if expected_size is not None and expected_size < 0:
         raise InvalidArgumentError(f"expected_size must not be negative, got {expected_size}")
-    return Transfer(_native.blob_fetch(handle, hash, list(providers), profile, rate_limit, expected_size or 0))
+    return Transfer(_native.blob_fetch(handle, hash, list(providers), str(profile), rate_limit, expected_size or 0))
 
 
 class SyncNode:
@@ -593,7 +673,10 @@ class SyncNode:
 
     def peers(self) -> list:
         """Every peer seen, with state, health and the discoveries that want it."""
-        return [PeerInfo(*p) for p in _native.peers(self.handle)]
+        return [
+            PeerInfo(id, connected, addr, rtt, seen, PeerState(state), frozenset(PeerSource(s) for s in sources))
+            for id, connected, addr, rtt, seen, state, sources in _native.peers(self.handle)
+        ]
 
     def add_peer(self, peer: str) -> None:
         """Adds a static peer (``NODEID@HOST:PORT``), kept connected until removed."""
@@ -688,7 +771,7 @@ class SyncNode:
         self,
         hash: str,
         providers: Sequence[str] = (),
-        profile: str = "",
+        profile: Union[TransferProfile, str] = TransferProfile.TACTICAL,
         rate_limit: int = 0,
         expected_size: Optional[int] = None,
     ) -> Transfer:
@@ -710,7 +793,7 @@ class SyncNode:
     def blob_status(self, hash: str) -> BlobStatus:
         """How much of a blob is here."""
         state, size, present = _native.blob_status(self.handle, hash)
-        return BlobStatus(_STATES.get(state, "missing"), size, present)
+        return BlobStatus(BlobState(state), size, present)
 
     def close(self, timeout: float = 5.0) -> None:
         """Closes the node within ``timeout`` seconds. Idempotent."""
@@ -843,12 +926,12 @@ class Node:
         self,
         hash: str,
         providers: Sequence[str] = (),
-        profile: str = "",
+        profile: Union[TransferProfile, str] = TransferProfile.TACTICAL,
         rate_limit: int = 0,
         expected_size: Optional[int] = None,
     ) -> Transfer:
         """Starts fetching a blob (from ``providers``, or every connected peer that
-        has it); ``profile`` is "datacenter", "tactical" or "edge"; ``rate_limit``
+        has it); ``profile`` is a :class:`TransferProfile` (or its name); ``rate_limit``
         in bytes per second (0: none); ``expected_size`` is the size the blob must
         have (a blob reference states it; None or 0: unknown): a provider
         claiming another size is not used, and when every provider does, the

@@ -3,7 +3,8 @@
 
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
-    BlobInfoRecord, DocEventRecord, NodeOptions, PeerEventRecord, SubEvent, TransferProgress,
+    BlobInfoRecord, DocEventRecord, NodeOptions, Origin, PeerEventRecord, SubEvent,
+    TransferProfile, TransferProgress,
 };
 use peat_mesh_ffi::sdk;
 use peat_mesh_ffi::{ErrorCode, SdkError};
@@ -163,15 +164,16 @@ fn connect(py: Python<'_>, node: u64, peer: String, timeout_ms: u64, cancel: u64
         .map_err(err)
 }
 
-/// (id, connected, addr, rtt_us, last_seen_ms, state, sources) of one peer.
+/// (id, connected, addr, rtt_us, last_seen_ms, state, sources) of one peer;
+/// the state and the sources by their SDK names.
 type PeerTuple = (
     String,
     bool,
     Option<String>,
     Option<u64>,
     Option<u64>,
-    String,
-    String,
+    &'static str,
+    Vec<&'static str>,
 );
 
 /// Every peer seen.
@@ -187,8 +189,8 @@ fn peers(node: u64) -> R<Vec<PeerTuple>> {
                 p.addr,
                 p.rtt_us,
                 p.last_seen_ms,
-                p.state,
-                p.sources,
+                p.state.name(),
+                p.sources.iter().map(|s| s.name()).collect(),
             )
         })
         .collect())
@@ -284,9 +286,17 @@ fn subscribe_peers(node: u64) -> R<u64> {
     sdk::subscribe_peers(node).map_err(err)
 }
 
-/// A document event as a tuple: ("changed", collection, id, json|None, origin)
-/// or ("lagged", n).
-type DocTuple = (String, String, String, Option<String>, String);
+/// A document event as a tuple: ("changed", collection, id, json|None, origin,
+/// peer|None) (origin by its SDK name; peer: the sender's id when origin is
+/// "peer") or ("lagged", n).
+type DocTuple = (
+    &'static str,
+    String,
+    String,
+    Option<String>,
+    &'static str,
+    Option<String>,
+);
 
 fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
     Ok(match ev {
@@ -296,33 +306,45 @@ fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
             json,
             origin,
         } => {
-            let t: DocTuple = ("changed".into(), collection, id, json, origin);
+            let name = origin.name();
+            let peer = match origin {
+                Origin::Peer { id } => Some(id),
+                Origin::Snapshot | Origin::Local => None,
+            };
+            let t: DocTuple = ("changed", collection, id, json, name, peer);
             t.into_pyobject(py)?.into_any().unbind()
         }
         DocEventRecord::Lagged(n) => ("lagged", n).into_pyobject(py)?.into_any().unbind(),
     })
 }
 
-/// ("connected", peer, "") / ("disconnected", peer, reason) /
-/// ("admission_refused", peer, reason) / ("discovered"|"lost", peer, source) /
-/// ("other_formation", peer, "") / ("storage_failed", None, reason) /
-/// ("lagged", n).
+/// (kind, peer, reason, source): ("connected", peer, "", None) /
+/// ("disconnected", peer, reason, None) / ("admission_refused", peer, reason,
+/// None) / ("discovered"|"lost", peer, "", source) / ("other_formation", peer,
+/// "", None) / ("storage_failed", None, reason, None) / ("lagged", n); the
+/// source by its SDK name.
 fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
-    let t = |k: &str, p: Option<String>, r: String| -> R<Py<PyAny>> {
-        Ok((k, p, r).into_pyobject(py)?.into_any().unbind())
+    let t = |k: &str, p: Option<String>, r: String, s: Option<&str>| -> R<Py<PyAny>> {
+        Ok((k, p, r, s).into_pyobject(py)?.into_any().unbind())
     };
     match ev {
-        PeerEventRecord::Connected { peer } => t("connected", Some(peer), String::new()),
-        PeerEventRecord::Disconnected { peer, reason } => t("disconnected", Some(peer), reason),
+        PeerEventRecord::Connected { peer } => t("connected", Some(peer), String::new(), None),
+        PeerEventRecord::Disconnected { peer, reason } => {
+            t("disconnected", Some(peer), reason, None)
+        }
         PeerEventRecord::AdmissionRefused { peer, reason } => {
-            t("admission_refused", Some(peer), reason)
+            t("admission_refused", Some(peer), reason, None)
         }
-        PeerEventRecord::Discovered { peer, source } => t("discovered", Some(peer), source),
-        PeerEventRecord::Lost { peer, source } => t("lost", Some(peer), source),
+        PeerEventRecord::Discovered { peer, source } => {
+            t("discovered", Some(peer), String::new(), Some(source.name()))
+        }
+        PeerEventRecord::Lost { peer, source } => {
+            t("lost", Some(peer), String::new(), Some(source.name()))
+        }
         PeerEventRecord::SeenOtherFormation { peer } => {
-            t("other_formation", Some(peer), String::new())
+            t("other_formation", Some(peer), String::new(), None)
         }
-        PeerEventRecord::StorageFailed { reason } => t("storage_failed", None, reason),
+        PeerEventRecord::StorageFailed { reason } => t("storage_failed", None, reason, None),
         PeerEventRecord::Lagged(n) => Ok(("lagged", n).into_pyobject(py)?.into_any().unbind()),
     }
 }
@@ -507,7 +529,8 @@ fn blob_add_file(
         .map_err(err)
 }
 
-/// Starts a fetch; `expected_size` 0 means unknown.
+/// Starts a fetch; `profile` by its SDK name ("" for the default);
+/// `expected_size` 0 means unknown.
 #[pyfunction]
 fn blob_fetch(
     node: u64,
@@ -518,7 +541,8 @@ fn blob_fetch(
     expected_size: u64,
 ) -> R<u64> {
     let p: Vec<&str> = providers.iter().map(String::as_str).collect();
-    blobs::blob_fetch(node, &hash, &p, &profile, rate_limit, expected_size).map_err(err)
+    let profile = TransferProfile::parse(&profile).map_err(err)?;
+    blobs::blob_fetch(node, &hash, &p, profile, rate_limit, expected_size).map_err(err)
 }
 
 /// Throws away a blob's partial download; whether there was one.
@@ -566,11 +590,11 @@ fn blob_export(
         .map_err(err)
 }
 
-/// (state, size, present); state 0 missing, 1 partial, 2 complete.
+/// (state, size, present); the state by its SDK name.
 #[pyfunction]
-fn blob_status(node: u64, hash: String) -> R<(i32, u64, u64)> {
+fn blob_status(node: u64, hash: String) -> R<(&'static str, u64, u64)> {
     let s = blobs::blob_status(node, &hash).map_err(err)?;
-    Ok((s.state, s.size, s.present))
+    Ok((s.state.name(), s.size, s.present))
 }
 
 #[pymodule]

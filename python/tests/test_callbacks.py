@@ -51,7 +51,7 @@ def test_callback_subscription_delivers_and_may_call_the_sdk(open_node):
         a.put("tracks", "t1", {"lat": 1.5})
         assert eventually(lambda: any(isinstance(e, DocEvent) and e.id == "t1" for e in rec.events))
         ev = next(e for e in rec.events if isinstance(e, DocEvent) and e.id == "t1")
-        assert ev.value == {"lat": 1.5} and ev.origin == a.id
+        assert ev.value == {"lat": 1.5} and ev.origin == peat_mesh.Origin.PEER and ev.peer == a.id
         assert {"lat": 1.5} in rec.reads
         assert threading.get_ident() not in rec.threads  # the SDK dispatcher thread
         assert not sub.ended

@@ -45,7 +45,7 @@ def test_two_nodes_sync(open_node):
         b.connect(a.addrs()[0])
         a.put("tracks", "t1", {"lat": 1.5})
         ev = wait_doc(sub, "t1")
-        assert ev.value == {"lat": 1.5} and ev.origin == a.id
+        assert ev.value == {"lat": 1.5} and ev.origin == peat_mesh.Origin.PEER and ev.peer == a.id
     assert b.get("tracks", "t1") == {"lat": 1.5}
     peers = b.peers()
     assert len(peers) == 1 and peers[0].connected and peers[0].id == a.id
@@ -349,7 +349,9 @@ def test_blob_fetch_progress_cancel_resume(tmp_path):
             await b.connect(a.addrs()[0])
             info = await a.add_blob_file(src)
             assert info.size == len(data) and len(info.hash) == 64 and len(info.sha256) == 64
-            with b.fetch_blob(info.hash, providers=[a.id], profile="edge", rate_limit=256 << 10) as t:
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                b.fetch_blob(info.hash, profile="warp")
+            with b.fetch_blob(info.hash, providers=[a.id], profile=peat_mesh.TransferProfile.EDGE, rate_limit=256 << 10) as t:
                 waiter = asyncio.ensure_future(t.wait())
                 seen = []
                 async for p in t.updates(0.02):
@@ -495,7 +497,7 @@ def test_static_peer_added_and_removed(open_node):
             kinds.add(ev.kind)
     assert {"discovered", "connected"} <= kinds, kinds
     (p,) = a.peers()
-    assert p.state == "connected" and p.sources == "static"
+    assert p.state == "connected" and p.sources == {peat_mesh.PeerSource.STATIC}
     assert a.remove_peer(b.id) is True
     assert a.remove_peer(b.id) is False
     with pytest.raises(peat_mesh.InvalidArgumentError):

@@ -137,6 +137,23 @@ static int t_two_nodes_sync(void) {
     CHECK(connect_nodes(b, a));
     OK(peat_doc_put(a, S("tracks"), S("t1"), S("{\"lat\":1.5}"), ERR));
     CHECK(await_doc(sub, "t1", "{\"lat\":1.5}"));
+    /* a peer's change says so, with the peer's id */
+    char *a_id = NULL;
+    OK(peat_node_id(a, &a_id, ERR));
+    OK(peat_doc_put(a, S("tracks"), S("t2"), S("{\"lat\":2.5}"), ERR));
+    int from_a = 0;
+    for (int i = 0; i < 100 && !from_a; i++) {
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        int32_t rc = call_with_err_(peat_subscription_next(sub, 200, &ev, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        CHECK(rc == PEAT_STATUS_OK);
+        from_a = ev.kind == PEAT_EVENT_KIND_DOC_CHANGED && strcmp(ev.id, "t2") == 0 &&
+                 ev.origin == PEAT_ORIGIN_PEER && ev.peer && strcmp(ev.peer, a_id) == 0;
+        peat_event_free(&ev);
+    }
+    peat_string_free(a_id);
+    CHECK(from_a);
     char *json = NULL;
     OK(peat_doc_get(b, S("tracks"), S("t1"), &json, ERR));
     CHECK(strcmp(json, "{\"lat\":1.5}") == 0);
@@ -150,10 +167,10 @@ static int t_two_nodes_sync(void) {
     /* counts read committed rows, which trail a received change by one group commit */
     for (int i = 0; i < 200; i++) {
         OK(peat_node_stats(b, &stats, ERR));
-        if (stats.documents == 1) break;
+        if (stats.documents == 2) break;
         usleep(10000);
     }
-    CHECK(stats.documents == 1 && stats.connected_peers == 1 && stats.subscriptions == 1 &&
+    CHECK(stats.documents == 2 && stats.connected_peers == 1 && stats.subscriptions == 1 &&
           stats.frames_received > 0 && stats.bytes_received > 0);
     /* a normal sync refuses nothing (the Rust hostile-peer suite covers the other case) */
     CHECK(stats.refused_documents == 0);
@@ -211,11 +228,11 @@ static int t_subscribe_with_snapshot(void) {
     PeatEvent ev;
     memset(&ev, 0, sizeof ev);
     OK(peat_subscription_next(sub, 2000, &ev, ERR));
-    CHECK(ev.kind == PEAT_EVENT_KIND_DOC_CHANGED && strcmp(ev.origin, "snapshot") == 0);
+    CHECK(ev.kind == PEAT_EVENT_KIND_DOC_CHANGED && ev.origin == PEAT_ORIGIN_SNAPSHOT && ev.peer == NULL);
     peat_event_free(&ev);
     OK(peat_doc_put(n, S("s"), S("y"), S("{\"v\":2}"), ERR));
     OK(peat_subscription_next(sub, 2000, &ev, ERR));
-    CHECK(strcmp(ev.id, "y") == 0 && strcmp(ev.origin, "local") == 0);
+    CHECK(strcmp(ev.id, "y") == 0 && ev.origin == PEAT_ORIGIN_LOCAL && ev.peer == NULL);
     peat_event_free(&ev);
     CHECK(call_with_err_(peat_subscription_next(sub, 10, &ev, ERR)) == PEAT_STATUS_TIMEOUT);
     OK(peat_subscription_close(sub, ERR));
@@ -553,7 +570,7 @@ static int t_close_with_subscriptions_in_flight(void) {
     PeatBlobInfo info;
     OK(peat_blob_add_file(b, S(src), 10000, NO_CANCEL, &info, ERR));
     PeatTransfer t;
-    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, S("edge"), 128u << 10, 0, &t, ERR));
+    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, PEAT_TRANSFER_PROFILE_EDGE, 128u << 10, 0, &t, ERR));
     PeatTransferProgress p;
     memset(&p, 0, sizeof p);
     for (int i = 0; i < 1000 && p.done == 0; i++) {
@@ -1104,7 +1121,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     memset(&st, 0, sizeof st);
     pthread_mutex_init(&st.mu, NULL);
     PeatTransfer t;
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, 0, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, 0, &t, ERR));
     PeatProgressCallback cb = {&st, on_progress, on_progress_drop};
     PeatSubscription psub;
     OK(peat_transfer_on_progress(t, cb, &psub, ERR));
@@ -1120,7 +1137,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     CHECK(call_with_err_(peat_transfer_wait(t, 10000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CANCELLED);
     PeatBlobStatus bs;
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
-    CHECK(bs.state == 1 && bs.size == size && bs.present >= (256u << 10) && bs.present < size);
+    CHECK(bs.state == PEAT_BLOB_STATE_PARTIAL && bs.size == size && bs.present >= (256u << 10) && bs.present < size);
     OK(peat_subscription_close(psub, ERR));
     OK(peat_transfer_free(t, ERR));
     pthread_mutex_lock(&st.mu);
@@ -1128,7 +1145,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     pthread_mutex_unlock(&st.mu);
 
     /* fetch again at full speed: resumes, completes, verifies */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, 0, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, &t, ERR));
     OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
     CHECK(strcmp(got.hash, info.hash) == 0 && strcmp(got.sha256, info.sha256) == 0);
     OK(peat_transfer_progress(t, &p, ERR));
@@ -1146,8 +1163,9 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     free(back);
     free(data);
     /* bad input */
-    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, S(""), 0, 0, &t, ERR)) ==
+    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, &t, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_blob_fetch(b, S(info.hash), NULL, 0, 99, 0, 0, &t, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     CHECK(call_with_err_(peat_transfer_free(t, ERR)) == PEAT_STATUS_INVALID_HANDLE);
     peat_string_free(a_id);
     OK(peat_node_close(a, 5000, ERR));
@@ -1214,18 +1232,18 @@ static int t_blob_expected_size_and_discard_partial(void) {
     PeatBlobStatus bs;
 
     /* the only provider offers another size than expected: Corrupt, nothing kept */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, size + 1, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size + 1, &t, ERR));
     CHECK(call_with_err_(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CORRUPT);
     OK(peat_transfer_free(t, ERR));
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
-    CHECK(bs.state == 0);
+    CHECK(bs.state == PEAT_BLOB_STATE_MISSING);
 
     /* a slow fetch: discarding its partial is refused while it runs */
     progress_wait w;
     memset(&w, 0, sizeof w);
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cond, NULL);
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S("edge"), 256u << 10, size, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, size, &t, ERR));
     PeatProgressCallback cb = {&w, on_progress_signal, NULL};
     PeatSubscription psub;
     OK(peat_transfer_on_progress(t, cb, &psub, ERR));
@@ -1240,17 +1258,17 @@ static int t_blob_expected_size_and_discard_partial(void) {
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.mu);
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
-    CHECK(bs.state == 1 && bs.present > 0);
+    CHECK(bs.state == PEAT_BLOB_STATE_PARTIAL && bs.present > 0);
     had = false;
     OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
     CHECK(had);
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
-    CHECK(bs.state == 0 && bs.present == 0);
+    CHECK(bs.state == PEAT_BLOB_STATE_MISSING && bs.present == 0);
     OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
     CHECK(!had);
 
     /* the next fetch, with the right size expected, starts from nothing */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, S(""), 0, size, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size, &t, ERR));
     OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
     CHECK(strcmp(got.hash, info.hash) == 0 && got.size == size);
     PeatTransferProgress p;
@@ -1262,7 +1280,7 @@ static int t_blob_expected_size_and_discard_partial(void) {
     OK(peat_blob_discard_partial(b, S(info.hash), &had, ERR));
     CHECK(!had);
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
-    CHECK(bs.state == 2);
+    CHECK(bs.state == PEAT_BLOB_STATE_COMPLETE);
     OK(peat_blob_discard_partial(b, S(info.hash), NULL, ERR)); /* out_had may be NULL */
     CHECK(call_with_err_(peat_blob_discard_partial(b, S("nothex"), &had, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
@@ -1394,15 +1412,15 @@ static int t_static_peer_added_and_removed(void) {
         int32_t rc = call_with_err_(peat_subscription_next(sub, 200, &ev, ERR));
         if (rc == PEAT_STATUS_TIMEOUT) continue;
         CHECK(rc == PEAT_STATUS_OK);
-        if (ev.kind == PEAT_EVENT_KIND_PEER_DISCOVERED) discovered = strcmp(ev.reason, "static") == 0;
+        if (ev.kind == PEAT_EVENT_KIND_PEER_DISCOVERED) discovered = ev.source == PEAT_PEER_SOURCE_STATIC;
         if (ev.kind == PEAT_EVENT_KIND_PEER_CONNECTED) connected = 1;
         peat_event_free(&ev);
     }
     CHECK(discovered && connected);
     PeatPeerList peers;
     OK(peat_node_peers(a, &peers, ERR));
-    CHECK(peers.len == 1 && strcmp(peers.items[0].state, "connected") == 0 &&
-          strcmp(peers.items[0].sources, "static") == 0);
+    CHECK(peers.len == 1 && peers.items[0].state == PEAT_PEER_STATE_CONNECTED &&
+          peers.items[0].sources == PEAT_PEER_SOURCE_STATIC);
     char *b_id = NULL;
     OK(peat_node_id(b, &b_id, ERR));
     bool removed = false;

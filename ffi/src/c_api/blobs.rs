@@ -7,7 +7,39 @@ use super::hook::{call_with_callback, CallbackStruct, CleanupHook, OnDrop};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatSubscription};
 use crate::blobs;
 use crate::dispatch::EventSink;
-use crate::records::{BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProgress};
+use crate::error::{SdkError, SdkResult};
+use crate::records::{
+    BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProfile, TransferProgress,
+};
+
+/// How a blob fetch uses the network ([`peat_blob_fetch`]'s `profile`; 0, the
+/// default, is `PEAT_TRANSFER_PROFILE_TACTICAL`).
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatTransferProfile {
+    /// Lossy, shared links (the default).
+    Tactical = 0,
+    /// Fast, reliable links.
+    Datacenter = 1,
+    /// Slow, intermittent links.
+    Edge = 2,
+}
+
+/// A `PeatTransferProfile` passed as an `int32_t`: any other value is an
+/// invalid argument (never a Rust enum made of an unchecked C integer).
+fn profile_arg(p: i32) -> SdkResult<TransferProfile> {
+    const TACTICAL: i32 = PeatTransferProfile::Tactical as i32;
+    const DATACENTER: i32 = PeatTransferProfile::Datacenter as i32;
+    const EDGE: i32 = PeatTransferProfile::Edge as i32;
+    match p {
+        TACTICAL => Ok(TransferProfile::Tactical),
+        DATACENTER => Ok(TransferProfile::Datacenter),
+        EDGE => Ok(TransferProfile::Edge),
+        _ => Err(SdkError::invalid(format!(
+            "profile {p} is not a PeatTransferProfile"
+        ))),
+    }
+}
 
 /// A blob transfer handle. `id == 0` is never valid. Free with [`peat_transfer_free`].
 #[repr(C)]
@@ -86,7 +118,7 @@ pub unsafe extern "C" fn peat_blob_add_file(
 
 /// Starts fetching a blob (`hash`: 64 hex digits) and returns a transfer at once.
 /// `providers` are node ids (`providers_len` 0: every connected peer that has
-/// it); `profile` is "datacenter", "tactical" (also for "") or "edge";
+/// it); `profile` is a `PeatTransferProfile` (0: tactical, the default);
 /// `rate_limit` is bytes per second, 0 for none; `expected_size` is the size the
 /// blob must have (a blob reference states it), 0 for unknown: a provider
 /// claiming another size is not used, and when every provider does the
@@ -100,7 +132,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
     hash: PeatStr,
     providers: *const PeatStr,
     providers_len: usize,
-    profile: PeatStr,
+    profile: i32,
     rate_limit: u64,
     expected_size: u64,
     out: *mut PeatTransfer,
@@ -111,7 +143,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
             node.id,
             str_arg(hash, "hash")?,
             &str_list_arg(providers, providers_len, "providers", "provider")?,
-            str_arg(profile, "profile")?,
+            profile_arg(profile)?,
             rate_limit,
             expected_size,
         )?;
@@ -247,7 +279,7 @@ pub unsafe extern "C" fn peat_blob_discard_partial(
     })
 }
 
-/// How much of a blob is here: state 0 missing, 1 partial, 2 complete.
+/// How much of a blob is here (`state`: a `PeatBlobState`).
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says.

@@ -4,15 +4,18 @@ use std::ffi::c_char;
 use std::ptr;
 
 use super::boundary::{c_string, free_c_string, opt_c_string};
-use crate::records::{DocEventRecord, PeerEventRecord, SubEvent};
+use super::types::PeatPeerSource;
+use crate::records::{DocEventRecord, Origin, PeerEventRecord, SubEvent};
 
 /// Event kinds in [`PeatEvent::kind`].
 #[repr(i32)]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PeatEventKind {
-    /// A document changed: `collection`, `id`, `json`, `origin` are set.
+    /// A document changed: `collection`, `id`, `json`, `origin` (and `peer`
+    /// for a peer's change) are set.
     DocChanged = 1,
-    /// A document was deleted: `collection`, `id`, `origin` are set.
+    /// A document was deleted: `collection`, `id`, `origin` (and `peer` for a
+    /// peer's change) are set.
     DocDeleted = 2,
     /// `lagged` events were dropped because the reader fell behind.
     Lagged = 3,
@@ -25,10 +28,9 @@ pub enum PeatEventKind {
     /// The subscription ended on its own (its node closed); nothing follows.
     /// Only delivered to callbacks.
     Closed = 7,
-    /// A discovery found a peer: `peer` is set, `reason` names the discovery
-    /// (`static`, `mdns`, `direct`).
+    /// A discovery found a peer: `peer` and `source` (the discovery) are set.
     PeerDiscovered = 8,
-    /// A discovery no longer sees a peer: `peer` and `reason` (the discovery) are set.
+    /// A discovery no longer sees a peer: `peer` and `source` (the discovery) are set.
     PeerLost = 9,
     /// mDNS saw a node of another formation (not dialled): `peer` is set.
     PeerOtherFormation = 10,
@@ -39,8 +41,22 @@ pub enum PeatEventKind {
     StorageFailed = 11,
 }
 
-/// One event. String fields not used by the kind are NULL. Free the strings
-/// with [`peat_event_free`].
+/// Where the change of a document event came from ([`PeatEvent::origin`]).
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatOrigin {
+    /// Not a document event.
+    None = 0,
+    /// The subscription's initial snapshot.
+    Snapshot = 1,
+    /// A write on this node.
+    Local = 2,
+    /// A peer: the event's `peer` is its node id.
+    Peer = 3,
+}
+
+/// One event. String fields not used by the kind are NULL, enum fields NONE.
+/// Free the strings with [`peat_event_free`].
 #[repr(C)]
 pub struct PeatEvent {
     /// What happened.
@@ -51,13 +67,15 @@ pub struct PeatEvent {
     pub id: *mut c_char,
     /// New content as JSON (DocChanged).
     pub json: *mut c_char,
-    /// "snapshot", "local" or a peer's node id (document events).
-    pub origin: *mut c_char,
-    /// Peer node id (peer events; NULL for StorageFailed).
+    /// Where the change came from (document events).
+    pub origin: PeatOrigin,
+    /// Peer node id: peer events (NULL for StorageFailed), and the sending
+    /// peer of a document event whose `origin` is `PEAT_ORIGIN_PEER`.
     pub peer: *mut c_char,
-    /// Reason (disconnects, refusals, StorageFailed) or the discovery
-    /// (PeerDiscovered, PeerLost).
+    /// Reason (disconnects, refusals, StorageFailed).
     pub reason: *mut c_char,
+    /// The discovery (PeerDiscovered, PeerLost).
+    pub source: PeatPeerSource,
     /// Dropped event count (Lagged).
     pub lagged: u64,
 }
@@ -69,9 +87,10 @@ pub(crate) fn empty_event(kind: PeatEventKind) -> PeatEvent {
         collection: ptr::null_mut(),
         id: ptr::null_mut(),
         json: ptr::null_mut(),
-        origin: ptr::null_mut(),
+        origin: PeatOrigin::None,
         peer: ptr::null_mut(),
         reason: ptr::null_mut(),
+        source: PeatPeerSource::None,
         lagged: 0,
     }
 }
@@ -105,7 +124,11 @@ pub(crate) fn doc_event(e: DocEventRecord) -> PeatEvent {
             ev.collection = c_string(collection);
             ev.id = c_string(id);
             ev.json = opt_c_string(json);
-            ev.origin = c_string(origin);
+            (ev.origin, ev.peer) = match origin {
+                Origin::Snapshot => (PeatOrigin::Snapshot, ptr::null_mut()),
+                Origin::Local => (PeatOrigin::Local, ptr::null_mut()),
+                Origin::Peer { id } => (PeatOrigin::Peer, c_string(id)),
+            };
             ev
         }
         DocEventRecord::Lagged(n) => {
@@ -118,6 +141,7 @@ pub(crate) fn doc_event(e: DocEventRecord) -> PeatEvent {
 
 /// A peer event as C sees it.
 pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
+    let mut source = PeatPeerSource::None;
     let (kind, peer, reason) = match e {
         PeerEventRecord::Connected { peer } => (PeatEventKind::PeerConnected, Some(peer), None),
         PeerEventRecord::Disconnected { peer, reason } => {
@@ -128,11 +152,13 @@ pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
             Some(peer),
             Some(reason),
         ),
-        PeerEventRecord::Discovered { peer, source } => {
-            (PeatEventKind::PeerDiscovered, Some(peer), Some(source))
+        PeerEventRecord::Discovered { peer, source: s } => {
+            source = s.into();
+            (PeatEventKind::PeerDiscovered, Some(peer), None)
         }
-        PeerEventRecord::Lost { peer, source } => {
-            (PeatEventKind::PeerLost, Some(peer), Some(source))
+        PeerEventRecord::Lost { peer, source: s } => {
+            source = s.into();
+            (PeatEventKind::PeerLost, Some(peer), None)
         }
         PeerEventRecord::SeenOtherFormation { peer } => {
             (PeatEventKind::PeerOtherFormation, Some(peer), None)
@@ -149,26 +175,35 @@ pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
     let mut ev = empty_event(kind);
     ev.peer = opt_c_string(peer);
     ev.reason = opt_c_string(reason);
+    ev.source = source;
     ev
 }
 
-/// Frees the strings of an event made here and sets them to NULL.
+/// Frees the strings of an event made here and sets them to NULL. Only the
+/// string fields are touched (through raw pointers), so a zeroed event is
+/// fine.
 ///
 /// # Safety
-/// Every string of `ev` must be NULL or made by this module's functions, not
-/// yet freed.
-pub(crate) unsafe fn free_event_strings(ev: &mut PeatEvent) {
-    for p in [
-        &mut ev.collection,
-        &mut ev.id,
-        &mut ev.json,
-        &mut ev.origin,
-        &mut ev.peer,
-        &mut ev.reason,
-    ] {
-        // SAFETY: per this function's contract, event strings came from
-        // `c_string` and are freed once (then set to NULL).
-        unsafe { free_c_string(*p) };
-        *p = ptr::null_mut();
+/// `ev` must point to a writable event whose strings are NULL or made by this
+/// module's functions, not yet freed.
+pub(crate) unsafe fn free_event_strings(ev: *mut PeatEvent) {
+    // SAFETY: per this function's contract `ev` is valid for writes; the field
+    // pointers are taken without reading (or referencing) the enum fields.
+    let fields = unsafe {
+        [
+            ptr::addr_of_mut!((*ev).collection),
+            ptr::addr_of_mut!((*ev).id),
+            ptr::addr_of_mut!((*ev).json),
+            ptr::addr_of_mut!((*ev).peer),
+            ptr::addr_of_mut!((*ev).reason),
+        ]
+    };
+    for p in fields {
+        // SAFETY: `p` points into the event; its string came from `c_string`
+        // (or is NULL) and is freed once, then set to NULL.
+        unsafe {
+            free_c_string(p.read());
+            p.write(ptr::null_mut());
+        }
     }
 }

@@ -103,10 +103,10 @@ pub unsafe extern "C" fn peat_bytes_free(bytes: PeatBytes) {
 /// to a `peat_*_free` function exactly as the library returned it.
 #[no_mangle]
 pub unsafe extern "C" fn peat_event_free(ev: *mut PeatEvent) {
-    // SAFETY: a non-NULL `ev` points to a caller-owned PeatEvent filled by this library.
-    if let Some(ev) = unsafe { ev.as_mut() } {
-        // SAFETY: its strings were made by this library and are freed once (the
-        // header's ownership rule); they are set to NULL after.
+    if !ev.is_null() {
+        // SAFETY: a non-NULL `ev` points to a caller-owned PeatEvent filled by
+        // this library (or zeroed); its strings are freed once (the header's
+        // ownership rule) and set to NULL.
         unsafe { free_event_strings(ev) };
     }
 }

@@ -46,7 +46,7 @@ mod memory;
 mod blobs;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 4;
+pub const PEAT_ABI_VERSION: u32 = 5;
 
 pub use blobs::*;
 pub use documents::*;

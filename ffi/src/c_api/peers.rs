@@ -6,8 +6,8 @@ use super::boundary::{
     c_string, call, call_out, free_c_string, into_raw_slice, opt_c_string, str_arg, string_list,
     take_raw_slice, write_opt,
 };
-use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
-use crate::records;
+use super::types::{PeatCancel, PeatError, PeatNode, PeatPeerSource, PeatStr, PeatStringList};
+use crate::records::{self, PeerState};
 use crate::sdk;
 
 /// Dials a peer ("NODEID@HOST:PORT") and waits for admission.
@@ -101,10 +101,36 @@ pub struct PeatPeerInfo {
     pub rtt_us: i64,
     /// Milliseconds since the Unix epoch of the last frame; -1 when never.
     pub last_seen_ms: i64,
-    /// "connected", "disconnected", "discovered" or "other_formation".
-    pub state: *mut c_char,
-    /// Discoveries that want this peer, comma-separated ("static,mdns"); may be "".
-    pub sources: *mut c_char,
+    /// Where this node stands with the peer.
+    pub state: PeatPeerState,
+    /// The discoveries that want this peer: an OR of `PeatPeerSource` bits
+    /// (0: none).
+    pub sources: u32,
+}
+
+/// Where a node stands with a peer ([`PeatPeerInfo::state`]).
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatPeerState {
+    /// Admitted and syncing.
+    Connected = 1,
+    /// Was connected; not now.
+    Disconnected = 2,
+    /// Found by a discovery, not connected yet.
+    Discovered = 3,
+    /// Seen announcing another formation; never dialled.
+    OtherFormation = 4,
+}
+
+impl From<PeerState> for PeatPeerState {
+    fn from(s: PeerState) -> Self {
+        match s {
+            PeerState::Connected => PeatPeerState::Connected,
+            PeerState::Disconnected => PeatPeerState::Disconnected,
+            PeerState::Discovered => PeatPeerState::Discovered,
+            PeerState::OtherFormation => PeatPeerState::OtherFormation,
+        }
+    }
 }
 
 /// Peers owned by the library. Free with [`peat_peer_list_free`] (which
@@ -138,8 +164,12 @@ pub unsafe extern "C" fn peat_node_peers(
                 addr: opt_c_string(p.addr),
                 rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
                 last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
-                state: c_string(p.state),
-                sources: c_string(p.sources),
+                state: p.state.into(),
+                sources: p
+                    .sources
+                    .iter()
+                    .map(|s| PeatPeerSource::from(*s) as u32)
+                    .fold(0, |bits, b| bits | b),
             })
             .collect();
         let (items, len) = into_raw_slice(items);
@@ -163,8 +193,6 @@ pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
         unsafe {
             free_c_string(p.id);
             free_c_string(p.addr);
-            free_c_string(p.state);
-            free_c_string(p.sources);
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use std::ffi::{c_char, CString};
 
+use crate::records::PeerSource;
+
 /// An error returned by the library. Free with [`peat_error_free`].
 pub struct PeatError {
     pub(crate) code: i32,
@@ -55,6 +57,31 @@ pub struct PeatNode {
 pub struct PeatSubscription {
     /// Opaque id.
     pub id: u64,
+}
+
+/// A discovery that wants a peer, one bit each: `PeatPeerInfo::sources` is an
+/// OR of them; `PeatEvent::source` is one (or NONE).
+#[repr(i32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PeatPeerSource {
+    /// No discovery (an event that is not PeerDiscovered or PeerLost).
+    None = 0,
+    /// A static peer (configured, or added with `peat_node_add_peer`).
+    Static = 1,
+    /// Announced on the local network by mDNS.
+    Mdns = 2,
+    /// Dialled with `peat_node_connect`.
+    Direct = 4,
+}
+
+impl From<PeerSource> for PeatPeerSource {
+    fn from(s: PeerSource) -> Self {
+        match s {
+            PeerSource::Static => PeatPeerSource::Static,
+            PeerSource::Mdns => PeatPeerSource::Mdns,
+            PeerSource::Direct => PeatPeerSource::Direct,
+        }
+    }
 }
 
 /// A cancel token for long operations; `id == 0` means "no token".

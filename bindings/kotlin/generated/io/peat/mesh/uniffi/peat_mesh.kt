@@ -981,7 +981,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_export() != 48038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 28140) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 30508) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 52074) {
@@ -1324,29 +1324,6 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 
     override fun write(value: UInt, buf: ByteBuffer) {
         buf.putInt(value.toInt())
-    }
-}
-
-/**
- * @suppress
- */
-public object FfiConverterInt: FfiConverter<Int, Int> {
-    override fun lift(value: Int): Int {
-        return value
-    }
-
-    override fun read(buf: ByteBuffer): Int {
-        return buf.getInt()
-    }
-
-    override fun lower(value: Int): Int {
-        return value
-    }
-
-    override fun allocationSize(value: Int) = 4UL
-
-    override fun write(value: Int, buf: ByteBuffer) {
-        buf.putInt(value)
     }
 }
 
@@ -1874,9 +1851,9 @@ public object FfiConverterTypeBlobInfo: FfiConverterRustBuffer<BlobInfo> {
  */
 data class BlobStatusRecord (
     /**
-     * 0 missing, 1 partial, 2 complete.
+     * Missing, partial or complete.
      */
-    var `state`: kotlin.Int
+    var `state`: BlobState
     , 
     /**
      * Size, when known.
@@ -1903,20 +1880,20 @@ data class BlobStatusRecord (
 public object FfiConverterTypeBlobStatusRecord: FfiConverterRustBuffer<BlobStatusRecord> {
     override fun read(buf: ByteBuffer): BlobStatusRecord {
         return BlobStatusRecord(
-            FfiConverterInt.read(buf),
+            FfiConverterTypeBlobState.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
         )
     }
 
     override fun allocationSize(value: BlobStatusRecord) = (
-            FfiConverterInt.allocationSize(value.`state`) +
+            FfiConverterTypeBlobState.allocationSize(value.`state`) +
             FfiConverterULong.allocationSize(value.`size`) +
             FfiConverterULong.allocationSize(value.`present`)
     )
 
     override fun write(value: BlobStatusRecord, buf: ByteBuffer) {
-            FfiConverterInt.write(value.`state`, buf)
+            FfiConverterTypeBlobState.write(value.`state`, buf)
             FfiConverterULong.write(value.`size`, buf)
             FfiConverterULong.write(value.`present`, buf)
     }
@@ -2176,14 +2153,14 @@ data class PeerRecord (
     var `lastSeenMs`: kotlin.ULong?
     , 
     /**
-     * `connected`, `disconnected`, `discovered` or `other_formation`.
+     * Where this node stands with the peer.
      */
-    var `state`: kotlin.String
+    var `state`: PeerState
     , 
     /**
-     * The discoveries that want this peer, comma-separated (`static,mdns`); may be empty.
+     * The discoveries that want this peer, in order (static, mdns, direct); may be empty.
      */
-    var `sources`: kotlin.String
+    var `sources`: List<PeerSource>
     
 ){
     
@@ -2205,8 +2182,8 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalULong.read(buf),
-            FfiConverterString.read(buf),
-            FfiConverterString.read(buf),
+            FfiConverterTypePeerState.read(buf),
+            FfiConverterSequenceTypePeerSource.read(buf),
         )
     }
 
@@ -2216,8 +2193,8 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalString.allocationSize(value.`addr`) +
             FfiConverterOptionalULong.allocationSize(value.`rttUs`) +
             FfiConverterOptionalULong.allocationSize(value.`lastSeenMs`) +
-            FfiConverterString.allocationSize(value.`state`) +
-            FfiConverterString.allocationSize(value.`sources`)
+            FfiConverterTypePeerState.allocationSize(value.`state`) +
+            FfiConverterSequenceTypePeerSource.allocationSize(value.`sources`)
     )
 
     override fun write(value: PeerRecord, buf: ByteBuffer) {
@@ -2226,8 +2203,8 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalString.write(value.`addr`, buf)
             FfiConverterOptionalULong.write(value.`rttUs`, buf)
             FfiConverterOptionalULong.write(value.`lastSeenMs`, buf)
-            FfiConverterString.write(value.`state`, buf)
-            FfiConverterString.write(value.`sources`, buf)
+            FfiConverterTypePeerState.write(value.`state`, buf)
+            FfiConverterSequenceTypePeerSource.write(value.`sources`, buf)
     }
 }
 
@@ -2313,6 +2290,54 @@ public object FfiConverterTypeTransferProgress: FfiConverterRustBuffer<TransferP
 
 
 /**
+ * How much of a blob a node holds. `repr(i32)`: the C ABI returns it as is
+ * (`PeatBlobState`, inside `PeatBlobStatus`).
+ */
+
+enum class BlobState(val value: kotlin.Int) {
+    
+    /**
+     * None of it.
+     */
+    MISSING(0),
+    /**
+     * A download was started: some verified bytes are on disk.
+     */
+    PARTIAL(1),
+    /**
+     * All of it, verified.
+     */
+    COMPLETE(2);
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBlobState: FfiConverterRustBuffer<BlobState> {
+    override fun read(buf: ByteBuffer) = try {
+        BlobState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: BlobState) = 4UL
+
+    override fun write(value: BlobState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * A document event.
  */
 sealed class DocEventRecord {
@@ -2334,9 +2359,9 @@ sealed class DocEventRecord {
          */
         val `json`: kotlin.String?, 
         /**
-         * "snapshot", "local" or the peer's node id.
+         * Where the change came from.
          */
-        val `origin`: kotlin.String) : DocEventRecord()
+        val `origin`: io.peat.mesh.uniffi.Origin) : DocEventRecord()
         
     {
         
@@ -2376,7 +2401,7 @@ public object FfiConverterTypeDocEventRecord : FfiConverterRustBuffer<DocEventRe
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterOptionalString.read(buf),
-                FfiConverterString.read(buf),
+                FfiConverterTypeOrigin.read(buf),
                 )
             2 -> DocEventRecord.Lagged(
                 FfiConverterULong.read(buf),
@@ -2393,7 +2418,7 @@ public object FfiConverterTypeDocEventRecord : FfiConverterRustBuffer<DocEventRe
                 + FfiConverterString.allocationSize(value.`collection`)
                 + FfiConverterString.allocationSize(value.`id`)
                 + FfiConverterOptionalString.allocationSize(value.`json`)
-                + FfiConverterString.allocationSize(value.`origin`)
+                + FfiConverterTypeOrigin.allocationSize(value.`origin`)
             )
         }
         is DocEventRecord.Lagged -> {
@@ -2412,12 +2437,114 @@ public object FfiConverterTypeDocEventRecord : FfiConverterRustBuffer<DocEventRe
                 FfiConverterString.write(value.`collection`, buf)
                 FfiConverterString.write(value.`id`, buf)
                 FfiConverterOptionalString.write(value.`json`, buf)
-                FfiConverterString.write(value.`origin`, buf)
+                FfiConverterTypeOrigin.write(value.`origin`, buf)
                 Unit
             }
             is DocEventRecord.Lagged -> {
                 buf.putInt(2)
                 FfiConverterULong.write(value.v1, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Where the change a document event reports came from.
+ */
+sealed class Origin {
+    
+    /**
+     * The subscription's initial snapshot.
+     */
+    object Snapshot : Origin()
+    
+    
+    /**
+     * A write on this node.
+     */
+    object Local : Origin()
+    
+    
+    /**
+     * A peer, by node id.
+     */
+    data class Peer(
+        /**
+         * The peer's node id (64 hex digits).
+         */
+        val `id`: kotlin.String) : Origin()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrigin : FfiConverterRustBuffer<Origin>{
+    override fun read(buf: ByteBuffer): Origin {
+        return when(buf.getInt()) {
+            1 -> Origin.Snapshot
+            2 -> Origin.Local
+            3 -> Origin.Peer(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Origin) = when(value) {
+        is Origin.Snapshot -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Origin.Local -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Origin.Peer -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`id`)
+            )
+        }
+    }
+
+    override fun write(value: Origin, buf: ByteBuffer) {
+        when(value) {
+            is Origin.Snapshot -> {
+                buf.putInt(1)
+                Unit
+            }
+            is Origin.Local -> {
+                buf.putInt(2)
+                Unit
+            }
+            is Origin.Peer -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`id`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -2674,9 +2801,9 @@ sealed class PeerEventRecord {
          */
         val `peer`: kotlin.String, 
         /**
-         * `static`, `mdns` or `direct`.
+         * The discovery.
          */
-        val `source`: kotlin.String) : PeerEventRecord()
+        val `source`: io.peat.mesh.uniffi.PeerSource) : PeerEventRecord()
         
     {
         
@@ -2693,9 +2820,9 @@ sealed class PeerEventRecord {
          */
         val `peer`: kotlin.String, 
         /**
-         * `static`, `mdns` or `direct`.
+         * The discovery.
          */
-        val `source`: kotlin.String) : PeerEventRecord()
+        val `source`: io.peat.mesh.uniffi.PeerSource) : PeerEventRecord()
         
     {
         
@@ -2776,11 +2903,11 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 )
             4 -> PeerEventRecord.Discovered(
                 FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
+                FfiConverterTypePeerSource.read(buf),
                 )
             5 -> PeerEventRecord.Lost(
                 FfiConverterString.read(buf),
-                FfiConverterString.read(buf),
+                FfiConverterTypePeerSource.read(buf),
                 )
             6 -> PeerEventRecord.SeenOtherFormation(
                 FfiConverterString.read(buf),
@@ -2824,7 +2951,7 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`peer`)
-                + FfiConverterString.allocationSize(value.`source`)
+                + FfiConverterTypePeerSource.allocationSize(value.`source`)
             )
         }
         is PeerEventRecord.Lost -> {
@@ -2832,7 +2959,7 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`peer`)
-                + FfiConverterString.allocationSize(value.`source`)
+                + FfiConverterTypePeerSource.allocationSize(value.`source`)
             )
         }
         is PeerEventRecord.SeenOtherFormation -> {
@@ -2880,13 +3007,13 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             is PeerEventRecord.Discovered -> {
                 buf.putInt(4)
                 FfiConverterString.write(value.`peer`, buf)
-                FfiConverterString.write(value.`source`, buf)
+                FfiConverterTypePeerSource.write(value.`source`, buf)
                 Unit
             }
             is PeerEventRecord.Lost -> {
                 buf.putInt(5)
                 FfiConverterString.write(value.`peer`, buf)
-                FfiConverterString.write(value.`source`, buf)
+                FfiConverterTypePeerSource.write(value.`source`, buf)
                 Unit
             }
             is PeerEventRecord.SeenOtherFormation -> {
@@ -2905,6 +3032,104 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * A discovery that wants a peer.
+ */
+
+enum class PeerSource {
+    
+    /**
+     * A static peer (configured, or added at runtime).
+     */
+    STATIC,
+    /**
+     * Announced on the local network by mDNS.
+     */
+    MDNS,
+    /**
+     * Dialled with `connect`.
+     */
+    DIRECT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePeerSource: FfiConverterRustBuffer<PeerSource> {
+    override fun read(buf: ByteBuffer) = try {
+        PeerSource.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: PeerSource) = 4UL
+
+    override fun write(value: PeerSource, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Where a node stands with a peer.
+ */
+
+enum class PeerState {
+    
+    /**
+     * Admitted and syncing.
+     */
+    CONNECTED,
+    /**
+     * Was connected; not now.
+     */
+    DISCONNECTED,
+    /**
+     * Found by a discovery, not connected yet.
+     */
+    DISCOVERED,
+    /**
+     * Seen announcing another formation; never dialled.
+     */
+    OTHER_FORMATION;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePeerState: FfiConverterRustBuffer<PeerState> {
+    override fun read(buf: ByteBuffer) = try {
+        PeerState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: PeerState) = 4UL
+
+    override fun write(value: PeerState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -3110,6 +3335,53 @@ public object FfiConverterTypeSubEvent : FfiConverterRustBuffer<SubEvent>{
 
 
 
+/**
+ * How a blob fetch uses the network (chunk sizes, parallelism, timeouts).
+ */
+
+enum class TransferProfile {
+    
+    /**
+     * Fast, reliable links.
+     */
+    DATACENTER,
+    /**
+     * The default: lossy, shared links.
+     */
+    TACTICAL,
+    /**
+     * Slow, intermittent links.
+     */
+    EDGE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTransferProfile: FfiConverterRustBuffer<TransferProfile> {
+    override fun read(buf: ByteBuffer) = try {
+        TransferProfile.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TransferProfile) = 4UL
+
+    override fun write(value: TransferProfile, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 /**
  * @suppress
@@ -3287,6 +3559,34 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
         }
     }
 }
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<PeerSource>> {
+    override fun read(buf: ByteBuffer): List<PeerSource> {
+        val len = buf.getInt()
+        return List<PeerSource>(len) {
+            FfiConverterTypePeerSource.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PeerSource>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePeerSource.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PeerSource>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePeerSource.write(it, buf)
+        }
+    }
+}
         /**
          * The SDK's ABI version.
          */ fun `abiVersion`(): kotlin.UInt {
@@ -3358,12 +3658,12 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
         /**
          * Starts a fetch; returns a transfer handle (`expected_size` 0: unknown).
          */
-    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: kotlin.String, `rateLimit`: kotlin.ULong, `expectedSize`: kotlin.ULong): kotlin.ULong {
+    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: TransferProfile, `rateLimit`: kotlin.ULong, `expectedSize`: kotlin.ULong): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_blob_fetch(
     
-        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterString.lower(`profile`),FfiConverterULong.lower(`rateLimit`),FfiConverterULong.lower(`expectedSize`),_status)
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterTypeTransferProfile.lower(`profile`),FfiConverterULong.lower(`rateLimit`),FfiConverterULong.lower(`expectedSize`),_status)
 }
     )
     }

@@ -9,6 +9,7 @@ import io.peat.mesh.uniffi.NodeOptions
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeerRecord
 import io.peat.mesh.uniffi.SubEvent
+import io.peat.mesh.uniffi.TransferProfile
 import io.peat.mesh.uniffi.TransferProgress
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
@@ -383,8 +384,8 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
     /**
      * Starts fetching a blob; see [Transfer]. [providers] are node ids (empty:
-     * every connected peer that has it); [profile] is "datacenter", "tactical"
-     * (also "") or "edge"; [rateLimit] is bytes per second (0: none);
+     * every connected peer that has it); [profile] says how it uses the
+     * network (tactical by default); [rateLimit] is bytes per second (0: none);
      * [expectedSize] is the size the blob must have (a blob reference states
      * it; 0: unknown): a provider claiming another size is not used, and when
      * every provider does the transfer fails with [PeatException.Corrupt]
@@ -393,7 +394,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
     fun fetchBlob(
         hash: String,
         providers: List<String> = emptyList(),
-        profile: String = "",
+        profile: TransferProfile = TransferProfile.TACTICAL,
         rateLimit: Long = 0,
         expectedSize: Long = 0,
     ): Transfer {
@@ -418,7 +419,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
     suspend fun exportBlob(hash: String, path: String): Long =
         cancellable { t -> needsJna("blobs") { io.peat.mesh.uniffi.blobExport(handle, hash, path, LONG_WAIT_MS, t) } }.toLong()
 
-    /** How much of a blob is here (state 0 missing, 1 partial, 2 complete). */
+    /** How much of a blob is here (`state`: missing, partial or complete). */
     fun blobStatus(hash: String): BlobStatusRecord = needsJna("blobs") { io.peat.mesh.uniffi.blobStatus(handle, hash) }
 
     /** Closes the node (blocking, bounded by five seconds). Idempotent. */

@@ -1,6 +1,7 @@
 package io.peat.mesh
 
 import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.Origin
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
@@ -33,7 +34,7 @@ class CallbackTest {
                     b.connect(a.addrs[0])
                     a.put("tracks", "t1", """{"lat":1.5}""")
                     val ev = withTimeout(10_000) { got.await() }
-                    assertEquals(a.id, ev.origin)
+                    assertEquals(Origin.Peer(a.id), ev.origin)
                     assertEquals(listOf<String?>("""{"lat":1.5}"""), reads.toList())
                     assertNotEquals(Thread.currentThread().name, threads.first())
                 }

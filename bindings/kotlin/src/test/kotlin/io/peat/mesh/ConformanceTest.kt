@@ -1,7 +1,12 @@
 package io.peat.mesh
 
+import io.peat.mesh.uniffi.BlobState
 import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.Origin
 import io.peat.mesh.uniffi.PeerEventRecord
+import io.peat.mesh.uniffi.PeerSource
+import io.peat.mesh.uniffi.PeerState
+import io.peat.mesh.uniffi.TransferProfile
 import io.peat.mesh.uniffi.PeatException as Err
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
@@ -33,7 +38,7 @@ class ConformanceTest {
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
-        assertEquals(4, PeatMesh.abiVersion)
+        assertEquals(5, PeatMesh.abiVersion)
         // the test JVM loads the library once, so the JNI path is bound
         assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
@@ -187,10 +192,10 @@ class ConformanceTest {
             val events = Channel<DocEventRecord>(Channel.UNLIMITED)
             val job = launch { n.documents("s", snapshot = true).collect { events.send(it) } }
             val snap = withTimeout(5_000) { events.receive() } as DocEventRecord.Changed
-            assertEquals("x" to "snapshot", snap.id to snap.origin)
+            assertEquals("x" to Origin.Snapshot, snap.id to snap.origin)
             n.put("s", "y", """{"v":2}""")
             val live = withTimeout(5_000) { events.receive() } as DocEventRecord.Changed
-            assertEquals("y" to "local", live.id to live.origin)
+            assertEquals("y" to Origin.Local, live.id to live.origin)
             // a short wait times out
             assertEquals(null, withTimeoutOrNull(50) { events.receive() })
             job.cancel()
@@ -236,7 +241,7 @@ class ConformanceTest {
             val flowEnded = async { a.documents("x").toList() } // ends when the node closes
             val ended = CompletableDeferred<Unit>()
             val sub = a.onPeerEvent(onEnd = { ended.complete(Unit) }) { }
-            val transfer = b.fetchBlob(info.hash, listOf(a.id), "edge", 128L shl 10)
+            val transfer = b.fetchBlob(info.hash, listOf(a.id), TransferProfile.EDGE, 128L shl 10)
             val writer = launch(Dispatchers.IO) { repeat(20) { b.put("x", "k", """{"i":$it}""") } }
             writer.join()
             delay(200)
@@ -292,7 +297,7 @@ class ConformanceTest {
                 val info = a.addBlobFile(src.absolutePath)
                 assertEquals(data.size.toLong(), info.size.toLong())
                 // slow fetch; cancelling the awaiting coroutine cancels the transfer
-                b.fetchBlob(info.hash, listOf(a.id), "edge", 256L shl 10).use { t ->
+                b.fetchBlob(info.hash, listOf(a.id), TransferProfile.EDGE, 256L shl 10).use { t ->
                     val waiter = async { t.await() }
                     val seen = withTimeout(20_000) {
                         t.updates.takeWhile { it.done < (256UL shl 10) }.toList()
@@ -304,7 +309,7 @@ class ConformanceTest {
                     assertTrue(t.progress().finished)
                 }
                 val st = b.blobStatus(info.hash)
-                assertEquals(1, st.state)
+                assertEquals(BlobState.PARTIAL, st.state)
                 b.fetchBlob(info.hash).use { t ->
                     val got = t.await()
                     assertEquals(info, got)
@@ -334,17 +339,17 @@ class ConformanceTest {
                 b.fetchBlob(info.hash, listOf(a.id), expectedSize = size + 1).use { t ->
                     assertFailsWith<Err.Corrupt> { t.await() }
                 }
-                assertEquals(0, b.blobStatus(info.hash).state)
+                assertEquals(BlobState.MISSING, b.blobStatus(info.hash).state)
 
-                b.fetchBlob(info.hash, listOf(a.id), "edge", 256L shl 10, expectedSize = size).use { t ->
+                b.fetchBlob(info.hash, listOf(a.id), TransferProfile.EDGE, 256L shl 10, expectedSize = size).use { t ->
                     withTimeout(20_000) { t.updates.first { it.done >= (64UL shl 10) } }
                     assertFailsWith<Err.InvalidArgument> { b.discardPartial(info.hash) }
                     t.cancel()
                     assertFailsWith<Err.Cancelled> { t.await() }
                 }
-                assertEquals(1, b.blobStatus(info.hash).state)
+                assertEquals(BlobState.PARTIAL, b.blobStatus(info.hash).state)
                 assertTrue(b.discardPartial(info.hash))
-                assertEquals(0, b.blobStatus(info.hash).state)
+                assertEquals(BlobState.MISSING, b.blobStatus(info.hash).state)
                 assertEquals(0UL, b.blobStatus(info.hash).present)
                 assertEquals(false, b.discardPartial(info.hash))
 
@@ -353,7 +358,7 @@ class ConformanceTest {
                     assertEquals(0UL, t.progress().resumed)
                 }
                 assertEquals(false, b.discardPartial(info.hash)) // a complete blob is never discarded
-                assertEquals(2, b.blobStatus(info.hash).state)
+                assertEquals(BlobState.COMPLETE, b.blobStatus(info.hash).state)
                 assertFailsWith<Err.InvalidArgument> { b.discardPartial("nothex") }
                 assertFailsWith<Err.InvalidArgument> { b.fetchBlob(info.hash, expectedSize = -1) }
             }
@@ -409,8 +414,8 @@ class ConformanceTest {
                 a.addPeer(b.addrs[0])
                 events.await()
                 val p = a.peers().single()
-                assertEquals("connected", p.state)
-                assertEquals("static", p.sources)
+                assertEquals(PeerState.CONNECTED, p.state)
+                assertEquals(listOf(PeerSource.STATIC), p.sources)
                 assertTrue(a.removePeer(b.id))
             }
         }
