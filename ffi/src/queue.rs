@@ -32,6 +32,11 @@ use crate::runtime;
 /// How many events wait when the binding asks for capacity 0.
 pub(crate) const DEFAULT_CAPACITY: usize = 256;
 
+/// The largest capacity a binding may ask for; more is an invalid argument.
+/// (The queue grows only as events wait, but a bound that is stated and
+/// tested beats one an application can set to anything.)
+pub(crate) const MAX_CAPACITY: usize = 1 << 16;
+
 /// An event record a queue can hold.
 pub trait Queued: Send + 'static {
     /// `Some(n)` if this record reports `n` dropped events.
@@ -138,6 +143,11 @@ impl<R: Queued> Queue<R> {
 
     /// An empty queue with its ready signal running, fed by [`Queue::put`].
     fn new(capacity: usize, ready: Box<dyn EventSink>) -> SdkResult<Arc<Self>> {
+        if capacity > MAX_CAPACITY {
+            return Err(SdkError::invalid(format!(
+                "a queued subscription holds at most {MAX_CAPACITY} events (asked for {capacity})"
+            )));
+        }
         let q = Arc::new(Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -330,6 +340,17 @@ mod tests {
     }
 
     const WAIT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_capacity_past_the_bound_is_refused() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let err = Queue::<DocEventRecord>::new(MAX_CAPACITY + 1, Box::new(Signals(Mutex::new(tx))))
+            .err()
+            .expect("refused");
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        let (q, _rx) = queue(MAX_CAPACITY);
+        assert_eq!(q.capacity, MAX_CAPACITY);
+    }
 
     #[test]
     fn live_events_past_capacity_are_dropped_oldest_first_and_reported() {

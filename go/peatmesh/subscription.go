@@ -214,7 +214,8 @@ func subscribe(buffer int, subscribeQueued func(C.size_t, C.PeatReadyCallback, *
 
 // Subscribe delivers changes to a collection (id "") or one document. With
 // snapshot, current documents arrive first. buffer is how many events may wait
-// for a slow reader before the oldest are dropped (0: 256).
+// for a slow reader before the oldest are dropped (0: 256; at most 65536,
+// more is ErrInvalidArgument).
 func (n *Node) Subscribe(collection, id string, snapshot bool, buffer int) (*Subscription, error) {
 	h, err := n.node()
 	if err != nil {

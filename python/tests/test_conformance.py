@@ -317,6 +317,7 @@ def test_two_python_processes_sync(open_node, tmp_path):
         assert wait_doc(sub, "from-child").value == {"hello": "parent"}
 
 
+# Skipped only where os.fork does not exist (Windows); it runs on Linux and in CI.
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_forked_child_gets_a_clear_error(open_node):
     n = open_node()

@@ -14,7 +14,10 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 /// Splits `changes` into those that can be applied to `doc` now, in an order
 /// that applies each after what it depends on, and the number left out.
-/// Linear in the changes and their dependencies (Kahn's algorithm).
+/// Linear in the changes and their dependencies (Kahn's algorithm); the extra
+/// memory is a few words per change of a batch the caller already holds, and
+/// a batch is bounded by the session's frame caps (16 MiB frames, at most
+/// 1,024 frames per batch).
 pub(crate) fn causally_ready(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, usize) {
     let total = changes.len();
     let index: HashMap<ChangeHash, usize> = changes

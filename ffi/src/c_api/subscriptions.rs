@@ -321,7 +321,8 @@ pub unsafe extern "C" fn peat_peer_subscribe_callback(
 }
 
 /// Subscribes to a collection (`id` empty) or one document, queued: the events
-/// wait in a queue the library bounds to `capacity` (0 for 256), read with
+/// wait in a queue the library bounds to `capacity` (0 for 256; at most 65536,
+/// more is `PEAT_STATUS_INVALID_ARGUMENT`), read with
 /// [`peat_subscription_next`]; `callback` says when to read (see
 /// [`PeatReadyCallback`]). Past `capacity` the oldest waiting event is dropped
 /// and the next event read is `PEAT_EVENT_KIND_LAGGED` with the count;
