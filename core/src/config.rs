@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::links::{Link, LinkAddr, PacePolicy};
 use crate::security::Formation;
 use crate::NodeId;
 
@@ -18,6 +19,9 @@ pub struct PeerAddr {
     pub id: NodeId,
     /// Socket addresses to try, in order.
     pub addrs: Vec<SocketAddr>,
+    /// Addresses on links other than UDP ([`crate::links`]); empty for a
+    /// peer reached only over UDP.
+    pub links: Vec<LinkAddr>,
 }
 
 impl PeerAddr {
@@ -26,6 +30,16 @@ impl PeerAddr {
         PeerAddr {
             id,
             addrs: vec![addr],
+            links: Vec::new(),
+        }
+    }
+
+    /// A peer reachable at these socket addresses.
+    pub fn with_addrs(id: NodeId, addrs: Vec<SocketAddr>) -> Self {
+        PeerAddr {
+            id,
+            addrs,
+            links: Vec::new(),
         }
     }
 }
@@ -77,6 +91,11 @@ pub struct NodeConfig {
     /// blob added just before the document that refers to it is written survives.
     /// Default one hour.
     pub blob_gc_grace: Duration,
+    /// Links besides the UDP socket ([`crate::links`]). Default none.
+    pub links: Vec<Link>,
+    /// How the links are ranked and judged (PACE). Default: each link its own
+    /// level, in the order added; see [`PacePolicy`] for the thresholds.
+    pub pace: PacePolicy,
 }
 
 impl NodeConfig {
@@ -96,6 +115,8 @@ impl NodeConfig {
             mdns: false,
             max_peers: 64,
             link_timeout: Duration::from_secs(5),
+            links: Vec::new(),
+            pace: PacePolicy::default(),
         }
     }
 
@@ -108,6 +129,18 @@ impl NodeConfig {
     /// Adds a static peer.
     pub fn peer(mut self, peer: PeerAddr) -> Self {
         self.static_peers.push(peer);
+        self
+    }
+
+    /// Adds a link besides the UDP socket.
+    pub fn link(mut self, link: Link) -> Self {
+        self.links.push(link);
+        self
+    }
+
+    /// Sets the PACE policy for the links.
+    pub fn pace(mut self, policy: PacePolicy) -> Self {
+        self.pace = policy;
         self
     }
 
@@ -141,6 +174,8 @@ impl fmt::Debug for NodeConfig {
             max_peers,
             link_timeout,
             blob_gc_grace,
+            links,
+            pace,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -156,6 +191,8 @@ impl fmt::Debug for NodeConfig {
             .field("max_peers", max_peers)
             .field("link_timeout", link_timeout)
             .field("blob_gc_grace", blob_gc_grace)
+            .field("links", links)
+            .field("pace", pace)
             .finish()
     }
 }

@@ -62,3 +62,9 @@ pub fn document_json(data: &[u8]) {
         let _ = crate::storage::parse_document(text);
     }
 }
+
+/// A frame arriving on a member link of the bond, and a bond address (a
+/// peer's `DataFrom` frames carry one).
+pub fn link_frame(data: &[u8]) {
+    crate::links::fuzz_decoders::frame(data);
+}

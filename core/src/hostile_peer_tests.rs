@@ -489,7 +489,7 @@ async fn mdns_announcements_cannot_grow_dialling_or_tables_without_bound() {
         let addrs = (0..50u16)
             .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], 40000 + p + (i % 7) as u16)))
             .collect();
-        manager.want(crate::PeerAddr { id, addrs }, Source::Mdns);
+        manager.want(crate::PeerAddr::with_addrs(id, addrs), Source::Mdns);
     }
     let wanted = a
         .peers()
@@ -535,6 +535,7 @@ async fn raw_dial(
         secret,
         "127.0.0.1:0".parse().unwrap(),
         Duration::from_secs(6),
+        None,
     )
     .await
     .unwrap();

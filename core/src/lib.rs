@@ -47,6 +47,7 @@ mod documents;
 mod error;
 mod events;
 mod hex;
+pub mod links;
 mod locks;
 mod node;
 pub mod security;

@@ -508,10 +508,7 @@ async fn a_peer_that_restarts_within_the_link_timeout_is_taken_back() {
         (y, x)
     };
     let relay = relay_to(high.node.addrs()[0]).await;
-    let via_relay = peat_mesh::PeerAddr {
-        id: high.node.id(),
-        addrs: vec![relay.addr],
-    };
+    let via_relay = peat_mesh::PeerAddr::new(high.node.id(), relay.addr);
     low.node.connect(&via_relay).await.unwrap();
     low.node.put("c", "first", &json!({"v": 1})).await.unwrap();
     assert!(eventually(WAIT, || high.node.get("c", "first").unwrap().is_some()).await);

@@ -158,7 +158,7 @@ impl Mdns {
                             continue;
                         }
                         tracing::debug!(peer = %a.id.short(), ?addrs, "discovered by mDNS");
-                        manager.want(PeerAddr { id: a.id, addrs }, Source::Mdns);
+                        manager.want(PeerAddr::with_addrs(a.id, addrs), Source::Mdns);
                     }
                     ServiceEvent::ServiceRemoved(_, fullname) => {
                         let id = names

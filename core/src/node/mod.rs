@@ -64,6 +64,7 @@ struct Inner {
     manager: Arc<Manager>,
     mdns: Option<Mdns>,
     endpoint: Endpoint,
+    bond: Option<crate::links::Bond>,
     closed: AtomicBool,
 }
 
@@ -137,19 +138,37 @@ impl Node {
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
         let blobs = Arc::new(BlobState::open(&config.data_dir, config.blob_gc_grace)?);
-        let endpoint = match bind_endpoint(secret, config.listen, config.link_timeout).await {
-            Ok(e) => e,
-            Err(e) => {
-                let _ = store.close();
-                return Err(e);
-            }
-        };
         let ctx = Arc::new(NodeContext::new(
             me,
             config.formation.clone(),
             config.subscription_capacity,
             config.link_timeout,
         ));
+        let bonded = if config.links.is_empty() {
+            Ok(None)
+        } else {
+            crate::links::open_bond(
+                crate::links::bond_id(&me),
+                &config.links,
+                config.pace.clone(),
+                ctx.cancel.child_token(),
+            )
+            .map(Some)
+        };
+        let bound = match bonded {
+            Ok(bond) => bind_endpoint(secret, config.listen, config.link_timeout, bond.as_ref())
+                .await
+                .map(|e| (e, bond)),
+            Err(e) => Err(e),
+        };
+        let (endpoint, bond) = match bound {
+            Ok(b) => b,
+            Err(e) => {
+                ctx.cancel.cancel();
+                let _ = store.close();
+                return Err(e);
+            }
+        };
         let engine = Arc::new(Engine::new(
             ctx.clone(),
             store,
@@ -212,11 +231,18 @@ impl Node {
                 manager,
                 mdns,
                 endpoint: endpoint.clone(),
+                bond,
                 closed: AtomicBool::new(false),
             }),
         };
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
+    }
+
+    /// The node's bond over its links besides UDP (`None` without links):
+    /// per-link health towards each peer, link switches, counters.
+    pub fn bond(&self) -> Option<&crate::links::Bond> {
+        self.inner.bond.as_ref()
     }
 
     /// This node's id (its public key).
@@ -238,6 +264,12 @@ impl Node {
         PeerAddr {
             id: self.id(),
             addrs: self.addrs(),
+            links: self
+                .inner
+                .bond
+                .iter()
+                .map(|b| crate::links::LinkAddr(b.addr()))
+                .collect(),
         }
     }
 

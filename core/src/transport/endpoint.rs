@@ -8,6 +8,8 @@ use iroh::endpoint::{presets, QuicTransportConfig, VarInt};
 use iroh::Endpoint;
 
 use crate::error::{Error, Result};
+use crate::links::{Bond, BondFirst};
+use std::sync::Arc;
 
 /// Bidirectional streams a peer may have open at once: the sync session and
 /// the blob requests (see `blobs::provider::MAX_STREAMS_PER_PEER`), with room
@@ -30,8 +32,9 @@ pub(crate) async fn bind_endpoint(
     secret: iroh::SecretKey,
     listen: SocketAddr,
     link_timeout: Duration,
+    bond: Option<&Bond>,
 ) -> Result<Endpoint> {
-    bind_with_windows(secret, listen, link_timeout, 1_250_000, 16 << 20).await
+    bind_with_windows(secret, listen, link_timeout, bond, 1_250_000, 16 << 20).await
 }
 
 /// A test peer that takes in little (64 KiB per stream): what it is sent but
@@ -42,13 +45,22 @@ pub(crate) async fn bind_small_window_endpoint(
     secret: iroh::SecretKey,
     listen: SocketAddr,
 ) -> Result<Endpoint> {
-    bind_with_windows(secret, listen, Duration::from_secs(6), 64 << 10, 1 << 20).await
+    bind_with_windows(
+        secret,
+        listen,
+        Duration::from_secs(6),
+        None,
+        64 << 10,
+        1 << 20,
+    )
+    .await
 }
 
 async fn bind_with_windows(
     secret: iroh::SecretKey,
     listen: SocketAddr,
     link_timeout: Duration,
+    bond: Option<&Bond>,
     stream_window: u32,
     conn_window: u32,
 ) -> Result<Endpoint> {
@@ -71,8 +83,14 @@ async fn bind_with_windows(
             Error::InvalidArgument(format!("link timeout {link_timeout:?}: {e}"))
         })?))
         .build();
-    Endpoint::builder(presets::Minimal)
-        .transport_config(transport)
+    let mut builder = Endpoint::builder(presets::Minimal).transport_config(transport);
+    // The links besides UDP: one more path, preferred while it lives.
+    if let Some(bond) = bond {
+        builder = builder
+            .add_custom_transport(Arc::new(bond.clone()))
+            .path_selector(Arc::new(BondFirst));
+    }
+    builder
         .clear_ip_transports()
         .bind_addr(listen)
         .map_err(|e| Error::InvalidArgument(format!("listen address {listen}: {e}")))?

@@ -44,6 +44,7 @@ const MAX_SHUNNED: usize = 1024;
 
 struct Wanted {
     addrs: Vec<SocketAddr>,
+    links: Vec<crate::links::LinkAddr>,
     sources: BTreeSet<Source>,
     stop: CancellationToken,
 }
@@ -120,6 +121,13 @@ impl Manager {
                 }
                 let excess = w.addrs.len().saturating_sub(MAX_ADDRS_PER_PEER);
                 w.addrs.drain(..excess);
+                for l in peer.links {
+                    if !w.links.contains(&l) {
+                        w.links.push(l);
+                    }
+                }
+                let excess = w.links.len().saturating_sub(MAX_ADDRS_PER_PEER);
+                w.links.drain(..excess);
             }
             None if mdns_full => {
                 tracing::debug!(peer = %peer.id.short(), limit = MAX_MDNS_PEERS, "mDNS peer limit reached; announcement ignored");
@@ -131,10 +139,14 @@ impl Manager {
                 let mut addrs = peer.addrs.clone();
                 let excess = addrs.len().saturating_sub(MAX_ADDRS_PER_PEER);
                 addrs.drain(..excess);
+                let mut links = peer.links.clone();
+                let excess = links.len().saturating_sub(MAX_ADDRS_PER_PEER);
+                links.drain(..excess);
                 wanted.insert(
                     peer.id,
                     Wanted {
                         addrs,
+                        links,
                         sources: [source].into(),
                         stop: stop.clone(),
                     },
@@ -226,8 +238,12 @@ impl Manager {
             .is_some_and(|w| w.sources.iter().all(|s| *s == Source::Mdns))
     }
 
-    fn addrs_of(&self, peer: &NodeId) -> Option<Vec<SocketAddr>> {
-        self.wanted().get(peer).map(|w| w.addrs.clone())
+    fn addrs_of(&self, peer: &NodeId) -> Option<PeerAddr> {
+        self.wanted().get(peer).map(|w| PeerAddr {
+            id: *peer,
+            addrs: w.addrs.clone(),
+            links: w.links.clone(),
+        })
     }
 
     async fn keep_dialling(self: Arc<Self>, peer: NodeId, stop: CancellationToken) {
@@ -241,12 +257,11 @@ impl Manager {
             } else if self.connections.count() >= self.max_peers {
                 Duration::from_secs(1)
             } else {
-                let Some(addrs) = self.addrs_of(&peer) else {
+                let Some(target) = self.addrs_of(&peer) else {
                     return;
                 };
                 // The dial (connect and admission, up to 10 s each) ends with
                 // the node or when the peer is no longer wanted.
-                let target = PeerAddr { id: peer, addrs };
                 let dialled = tokio::select! {
                     _ = stop.cancelled() => return,
                     r = self.dial(&target) => r,
@@ -296,8 +311,14 @@ impl Manager {
                 self.max_peers
             )));
         }
-        let addr =
-            EndpointAddr::from_parts(peer.id.0, peer.addrs.iter().map(|a| TransportAddr::Ip(*a)));
+        let addr = EndpointAddr::from_parts(
+            peer.id.0,
+            peer.addrs.iter().map(|a| TransportAddr::Ip(*a)).chain(
+                peer.links
+                    .iter()
+                    .map(|l| TransportAddr::Custom(l.0.clone())),
+            ),
+        );
         let conn = tokio::time::timeout(
             Duration::from_secs(10),
             self.endpoint.connect(addr, crate::transport::MESH_ALPN),

@@ -1,0 +1,553 @@
+//! The bond: one iroh custom transport over all of a node's extra links, with
+//! PACE choosing, per peer, which link carries the packets.
+//!
+//! Why one transport and not one per link: iroh 1.4 opens a custom-transport
+//! path only when its path selector picks it, and the selector only chooses
+//! among paths already open, so a second link would not be warm when the
+//! first dies (and a QUIC path must be validated before use). Below iroh, the
+//! bond is one path whose packets move to another link the moment PACE says
+//! so: the QUIC connection, its admission and its sync session never see the
+//! change (QUIC only sees the RTT and loss change and adapts its congestion
+//! window).
+//!
+//! Each link to each peer is probed ([`super::frame::Frame::Probe`]) every
+//! [`PacePolicy::probe_interval`]; the echoes give its RTT, loss and liveness
+//! ([`super::pace::Health`]). Bounds: [`MAX_BOND_PEERS`] peers (the least
+//! recently heard one is forgotten past it), [`BOND_RECV_QUEUE`] packets
+//! waiting for iroh (more are dropped and counted, as a full socket buffer
+//! would), one probe window per link and peer.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iroh_base::CustomAddr;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::addr::BondAddr;
+use super::frame::Frame;
+use super::pace::{choose, Candidate, Health, LinkState, PacePolicy};
+use crate::locks::LockExt;
+
+/// Peers one bond keeps link state for.
+pub const MAX_BOND_PEERS: usize = 256;
+/// Packets waiting to be read by iroh.
+pub const BOND_RECV_QUEUE: usize = 1024;
+
+/// Frames arriving on a member link, each with the address it came from.
+pub(crate) type Incoming = mpsc::Receiver<(CustomAddr, Bytes)>;
+
+/// Packets for iroh, each with the bond address of its sender.
+pub(super) type ToIroh = mpsc::Receiver<(CustomAddr, Bytes)>;
+
+/// A member link as the bond uses it.
+pub(crate) trait Member: Send + Sync + std::fmt::Debug + 'static {
+    /// This node's address on the link.
+    fn addr(&self) -> CustomAddr;
+    /// Whether `addr` is reachable over this link.
+    fn carries(&self, addr: &CustomAddr) -> bool;
+    /// Sends one frame; a link that cannot take it drops it (QUIC resends).
+    fn send(&self, to: &CustomAddr, frame: Bytes) -> io::Result<()>;
+}
+
+/// A member link: its name (as PACE levels name it), its level and its port.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    level: Option<usize>,
+    port: Arc<dyn Member>,
+}
+
+/// The health of one link to a peer, as the peer list shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkHealth {
+    /// The link's name.
+    pub name: String,
+    /// Its PACE level (0 is primary); `None` if the policy does not use it.
+    pub level: Option<usize>,
+    pub state: LinkState,
+    /// Smoothed RTT of its probes, once measured.
+    pub rtt: Option<Duration>,
+    /// Share of recent probes not answered.
+    pub loss: f64,
+    /// Whether this link carries the peer's traffic now.
+    pub in_use: bool,
+}
+
+/// A change of the link carrying a peer's traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkSwitch {
+    /// The peer's bond id (the first 8 bytes of its node id; see
+    /// [`Bond::links_to`] for a node id's links).
+    pub peer: u64,
+    /// The link used before (`None` at first use).
+    pub from: Option<String>,
+    pub to: String,
+    /// The new link's PACE level.
+    pub level: usize,
+}
+
+#[derive(Debug)]
+struct PathTo {
+    remote: CustomAddr,
+    health: Health,
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: CustomAddr,
+    /// Per local member: the peer's address on that link and its health.
+    paths: Vec<Option<PathTo>>,
+    current: Option<usize>,
+    /// The peer has answered a probe, so it knows this bond's address.
+    knows_us: bool,
+    last_heard: Instant,
+    seq: u32,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    packets_out: AtomicU64,
+    packets_in: AtomicU64,
+    dropped_no_link: AtomicU64,
+    dropped_unknown: AtomicU64,
+    dropped_malformed: AtomicU64,
+    pub(super) dropped_full: AtomicU64,
+    switches: AtomicU64,
+}
+
+/// What a bond moved and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BondStats {
+    /// QUIC packets sent over some link.
+    pub packets_out: u64,
+    /// QUIC packets received and handed to iroh.
+    pub packets_in: u64,
+    /// Packets not sent: no link to the peer was usable.
+    pub dropped_no_link: u64,
+    /// Packets from a sender the bond does not know.
+    pub dropped_unknown: u64,
+    /// Malformed frames.
+    pub dropped_malformed: u64,
+    /// Packets dropped because iroh's queue was full.
+    pub dropped_full: u64,
+    /// Times a peer's traffic moved to another link.
+    pub switches: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct BondInner {
+    id: u64,
+    pub(super) addr: CustomAddr,
+    slots: Vec<Slot>,
+    policy: PacePolicy,
+    peers: Mutex<HashMap<u64, Peer>>,
+    to_iroh: mpsc::Sender<(CustomAddr, Bytes)>,
+    switches: Mutex<Vec<LinkSwitch>>,
+    epoch: Instant,
+    pub(super) counters: Counters,
+    cancel: CancellationToken,
+}
+
+/// Most link switches remembered for [`Bond::take_switches`]; older ones are
+/// dropped first (the counter keeps the total).
+const MAX_SWITCH_LOG: usize = 1024;
+
+/// A node's bond. Dropping the last handle stops its tasks.
+#[derive(Clone, Debug)]
+pub struct Bond {
+    pub(super) inner: Arc<BondInner>,
+    pub(super) rx: Arc<Mutex<Option<ToIroh>>>,
+}
+
+impl Bond {
+    /// Opens the bond over `links` (name, port, incoming frames). Must run
+    /// inside a tokio runtime (it spawns one task per link and the prober).
+    pub(crate) fn open(
+        id: u64,
+        links: Vec<(String, Arc<dyn Member>, Incoming)>,
+        policy: PacePolicy,
+        cancel: CancellationToken,
+    ) -> io::Result<Bond> {
+        let mut slots = Vec::new();
+        let mut incoming = Vec::new();
+        for (i, (name, port, rx)) in links.into_iter().enumerate() {
+            let level = policy.level_of(&name, i);
+            slots.push(Slot { name, level, port });
+            incoming.push(rx);
+        }
+        let addr = BondAddr {
+            id,
+            members: slots.iter().map(|s| s.port.addr()).collect(),
+        }
+        .to_custom()
+        .ok_or_else(|| io::Error::other("too many links, or a link address too long"))?;
+        let (to_iroh, rx) = mpsc::channel(BOND_RECV_QUEUE);
+        let inner = Arc::new(BondInner {
+            id,
+            addr,
+            slots,
+            policy,
+            peers: Mutex::new(HashMap::new()),
+            to_iroh,
+            switches: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            counters: Counters::default(),
+            cancel,
+        });
+        for (i, mut rx) in incoming.into_iter().enumerate() {
+            let weak = Arc::downgrade(&inner);
+            let cancel = inner.cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    let got = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        got = rx.recv() => got,
+                    };
+                    let Some((from, frame)) = got else { break };
+                    let Some(bond) = weak.upgrade() else { break };
+                    bond.on_frame(i, from, frame);
+                }
+            });
+        }
+        let weak = Arc::downgrade(&inner);
+        let cancel = inner.cancel.clone();
+        let every = inner.policy.probe_interval.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let Some(bond) = weak.upgrade() else { break };
+                bond.probe_all();
+            }
+        });
+        Ok(Bond {
+            inner,
+            rx: Arc::new(Mutex::new(Some(rx))),
+        })
+    }
+
+    /// The address peers dial this node's links at.
+    pub fn addr(&self) -> CustomAddr {
+        self.inner.addr.clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> BondStats {
+        let c = &self.inner.counters;
+        BondStats {
+            packets_out: c.packets_out.load(Ordering::Relaxed),
+            packets_in: c.packets_in.load(Ordering::Relaxed),
+            dropped_no_link: c.dropped_no_link.load(Ordering::Relaxed),
+            dropped_unknown: c.dropped_unknown.load(Ordering::Relaxed),
+            dropped_malformed: c.dropped_malformed.load(Ordering::Relaxed),
+            dropped_full: c.dropped_full.load(Ordering::Relaxed),
+            switches: c.switches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Each link's health towards `peer` (empty if the bond has not met it).
+    pub fn links_to(&self, peer: &crate::NodeId) -> Vec<LinkHealth> {
+        let peer = super::bond_id(peer);
+        let now = Instant::now();
+        let policy = &self.inner.policy;
+        let mut peers = self.inner.peers.locked();
+        let Some(p) = peers.get_mut(&peer) else {
+            return Vec::new();
+        };
+        let current = p.current;
+        p.paths
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, path)| {
+                let path = path.as_mut()?;
+                let slot = &self.inner.slots[i];
+                Some(LinkHealth {
+                    name: slot.name.clone(),
+                    level: slot.level,
+                    state: path.health.state(now, policy),
+                    rtt: path.health.srtt(),
+                    loss: path.health.loss(now, policy),
+                    in_use: current == Some(i),
+                })
+            })
+            .collect()
+    }
+
+    /// The link switches since the last call (at most the last 1,024).
+    pub fn take_switches(&self) -> Vec<LinkSwitch> {
+        std::mem::take(&mut *self.inner.switches.locked())
+    }
+}
+
+impl BondInner {
+    fn now_us(&self) -> u64 {
+        Instant::now().duration_since(self.epoch).as_micros() as u64
+    }
+
+    /// The peer entry for `addr`, created (forgetting the least recently
+    /// heard peer at the bound) if new. `None` if `addr` is not a bond address.
+    fn peer_for<'a>(
+        &self,
+        peers: &'a mut HashMap<u64, Peer>,
+        addr: &CustomAddr,
+    ) -> Option<&'a mut Peer> {
+        let b = BondAddr::from_custom(addr).ok()?;
+        let now = Instant::now();
+        let stale = peers.get(&b.id).is_some_and(|p| &p.addr != addr);
+        if !peers.contains_key(&b.id) || stale {
+            if !peers.contains_key(&b.id) && peers.len() >= MAX_BOND_PEERS {
+                if let Some(oldest) = peers
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_heard)
+                    .map(|(k, _)| *k)
+                {
+                    peers.remove(&oldest);
+                }
+            }
+            let paths = self
+                .slots
+                .iter()
+                .map(|s| {
+                    b.members
+                        .iter()
+                        .find(|m| s.port.carries(m))
+                        .map(|m| PathTo {
+                            remote: m.clone(),
+                            health: Health::new(now),
+                        })
+                })
+                .collect();
+            peers.insert(
+                b.id,
+                Peer {
+                    addr: addr.clone(),
+                    paths,
+                    current: None,
+                    knows_us: false,
+                    last_heard: now,
+                    seq: 0,
+                },
+            );
+        }
+        peers.get_mut(&b.id)
+    }
+
+    /// Re-judges a peer's links and switches if PACE says so.
+    fn evaluate(&self, id: u64, p: &mut Peer, now: Instant) {
+        let mut index = Vec::new();
+        let mut cands = Vec::new();
+        for (i, path) in p.paths.iter_mut().enumerate() {
+            let (Some(path), Some(level)) = (path.as_mut(), self.slots[i].level) else {
+                continue;
+            };
+            let state = path.health.state(now, &self.policy);
+            index.push(i);
+            cands.push(Candidate {
+                level,
+                state,
+                healthy_for: path.health.healthy_for(now),
+            });
+        }
+        let cur = p.current.and_then(|c| index.iter().position(|&i| i == c));
+        let Some(next) = choose(cur, &cands, &self.policy).map(|k| index[k]) else {
+            return;
+        };
+        if p.current != Some(next) {
+            let from = p.current.map(|c| self.slots[c].name.clone());
+            let to = self.slots[next].name.clone();
+            let level = self.slots[next].level.unwrap_or(0);
+            tracing::info!(peer = %format!("{id:016x}"), ?from, %to, level, "link switch");
+            self.counters.switches.fetch_add(1, Ordering::Relaxed);
+            let mut log = self.switches.locked();
+            if log.len() >= MAX_SWITCH_LOG {
+                log.remove(0);
+            }
+            log.push(LinkSwitch {
+                peer: id,
+                from,
+                to,
+                level,
+            });
+            p.current = Some(next);
+        }
+    }
+
+    fn probe_all(&self) {
+        let now = Instant::now();
+        let clock = self.now_us();
+        let mut peers = self.peers.locked();
+        for (&id, p) in peers.iter_mut() {
+            p.seq = p.seq.wrapping_add(1);
+            let seq = p.seq;
+            for (i, path) in p.paths.iter_mut().enumerate() {
+                let Some(path) = path.as_mut() else { continue };
+                path.health.probe_sent(seq, now);
+                let probe = Frame::Probe {
+                    from: self.id,
+                    seq,
+                    clock_us: clock,
+                };
+                if let Err(e) = self.slots[i].port.send(&path.remote, probe.encode()) {
+                    tracing::debug!(link = %self.slots[i].name, error = %e, "probe not sent");
+                }
+            }
+            self.evaluate(id, p, now);
+        }
+    }
+
+    fn on_frame(&self, member: usize, from: CustomAddr, bytes: Bytes) {
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.counters
+                    .dropped_malformed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "malformed link frame dropped");
+                return;
+            }
+        };
+        let now = Instant::now();
+        match frame {
+            Frame::Probe { seq, clock_us, .. } => {
+                // Answered on the link it came by, to the address it came from:
+                // the same size as the probe, so no amplification.
+                let echo = Frame::Echo {
+                    from: self.id,
+                    seq,
+                    clock_us,
+                };
+                let _ = self.slots[member].port.send(&from, echo.encode());
+            }
+            Frame::Echo {
+                from: peer,
+                seq,
+                clock_us,
+            } => {
+                let rtt = Duration::from_micros(self.now_us().saturating_sub(clock_us));
+                let mut peers = self.peers.locked();
+                if let Some(p) = peers.get_mut(&peer) {
+                    p.knows_us = true;
+                    p.last_heard = now;
+                    if let Some(path) = p.paths.get_mut(member).and_then(Option::as_mut) {
+                        if path.remote == from {
+                            path.health.answered(seq, rtt, now);
+                        }
+                    }
+                }
+            }
+            Frame::Data { from: peer, packet } => {
+                let addr = {
+                    let mut peers = self.peers.locked();
+                    match peers.get_mut(&peer) {
+                        Some(p) => {
+                            p.last_heard = now;
+                            p.addr.clone()
+                        }
+                        None => {
+                            self.counters
+                                .dropped_unknown
+                                .fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                };
+                self.to_iroh(addr, packet);
+            }
+            Frame::DataFrom { from_addr, packet } => {
+                let Ok(addr) = CustomAddr::from_bytes(&from_addr) else {
+                    self.counters
+                        .dropped_malformed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                // The sender must list the link address it sent from.
+                let consistent = BondAddr::from_custom(&addr)
+                    .map(|b| b.members.contains(&from))
+                    .unwrap_or(false);
+                if !consistent {
+                    self.counters
+                        .dropped_malformed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                {
+                    let mut peers = self.peers.locked();
+                    if let Some(p) = self.peer_for(&mut peers, &addr) {
+                        p.last_heard = now;
+                    }
+                }
+                self.to_iroh(addr, packet);
+            }
+        }
+    }
+
+    fn to_iroh(&self, from: CustomAddr, packet: Bytes) {
+        match self.to_iroh.try_send((from, packet)) {
+            Ok(()) => {
+                self.counters.packets_in.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(super) fn send(&self, dst: &CustomAddr, packet: &[u8]) {
+        let now = Instant::now();
+        let mut peers = self.peers.locked();
+        let Some(p) = self.peer_for(&mut peers, dst) else {
+            self.counters
+                .dropped_no_link
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let id = BondAddr::from_custom(dst).map(|b| b.id).unwrap_or(0);
+        if p.current.is_none() {
+            self.evaluate(id, p, now);
+        }
+        let Some(i) = p.current else {
+            self.counters
+                .dropped_no_link
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(path) = p.paths[i].as_ref() else {
+            self.counters
+                .dropped_no_link
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let frame = if p.knows_us {
+            Frame::Data {
+                from: self.id,
+                packet: Bytes::copy_from_slice(packet),
+            }
+        } else {
+            Frame::DataFrom {
+                from_addr: Bytes::copy_from_slice(&self.addr.to_vec()),
+                packet: Bytes::copy_from_slice(packet),
+            }
+        };
+        match self.slots[i].port.send(&path.remote, frame.encode()) {
+            Ok(()) => {
+                self.counters.packets_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters
+                    .dropped_no_link
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(link = %self.slots[i].name, error = %e, "packet not sent");
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Links besides UDP: two nodes bonded over two in-process media with
+//! injectable faults; PACE moves the traffic between them under one admitted
+//! connection and one sync session.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use peat_mesh::links::{Faults, Link, LinkState, Medium, PacePolicy};
+use peat_mesh::{Node, NodeConfig, PeerAddr};
+use serde_json::json;
+use tempfile::TempDir;
+
+fn fast_pace() -> PacePolicy {
+    PacePolicy {
+        levels: vec![vec!["primary".into()], vec!["alternate".into()]],
+        probe_interval: Duration::from_millis(100),
+        dead_after: Duration::from_millis(500),
+        hold_down: Duration::from_millis(1500),
+        ..PacePolicy::default()
+    }
+}
+
+async fn open_linked(primary: &Medium, alternate: &Medium, pace: PacePolicy) -> (Node, TempDir) {
+    open_linked_with(primary, alternate, pace, Duration::from_secs(5)).await
+}
+
+async fn open_linked_with(
+    primary: &Medium,
+    alternate: &Medium,
+    pace: PacePolicy,
+    link_timeout: Duration,
+) -> (Node, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg: NodeConfig = config(dir.path(), formation())
+        .link(Link::medium("primary", primary.attach().unwrap()))
+        .link(Link::medium("alternate", alternate.attach().unwrap()))
+        .pace(pace);
+    // No periodic reconciliation during the test: any round counted is one
+    // the link change caused.
+    cfg.anti_entropy_interval = Duration::from_secs(3600);
+    cfg.link_timeout = link_timeout;
+    (Node::open(cfg).await.unwrap(), dir)
+}
+
+/// The peer's address on its links only: no socket address, so the
+/// connection starts on the bond.
+fn links_only(n: &Node) -> PeerAddr {
+    let mut p = n.peer_addr();
+    p.addrs.clear();
+    assert_eq!(p.links.len(), 1, "one bond address");
+    p
+}
+
+fn frames(n: &Node, kind: &str) -> u64 {
+    let s = n.sync_stats();
+    s.sent.by_kind.get(kind).map(|v| v.0).unwrap_or(0)
+        + s.received.by_kind.get(kind).map(|v| v.0).unwrap_or(0)
+}
+
+fn in_use(n: &Node, peer: &Node) -> Option<String> {
+    n.bond()?
+        .links_to(&peer.id())
+        .into_iter()
+        .find(|l| l.in_use)
+        .map(|l| l.name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
+    init_tracing();
+    let (m1, m2) = (
+        Medium::new(Faults::default()),
+        Medium::new(Faults::default()),
+    );
+    let (a, _da) = open_linked(&m1, &m2, fast_pace()).await;
+    let (b, _db) = open_linked(&m1, &m2, fast_pace()).await;
+    let peer_events = a.subscribe_peers();
+    b.connect(&links_only(&a)).await.unwrap();
+    a.put("c", "d0", &json!({"v": 0})).await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "d0").unwrap().is_some()).await);
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    // The first reconciliation round (a message each way, counted by sender
+    // and receiver) is over.
+    let reconciles = || frames(&a, "Reconcile") + frames(&b, "Reconcile");
+    assert!(eventually(WAIT, || reconciles() >= 4).await);
+    let reconciles_before = reconciles();
+    let hellos = frames(&a, "Hello") + frames(&b, "Hello");
+    let alt_before = m2.stats().delivered_bytes;
+
+    // The primary dies; writes made during the outage arrive over the alternate.
+    m1.set_up(false);
+    for i in 1..=20 {
+        a.put("c", &format!("d{i}"), &json!({"v": i}))
+            .await
+            .unwrap();
+    }
+    assert!(eventually(WAIT, || b.get("c", "d20").unwrap().is_some()).await);
+    assert_eq!(in_use(&a, &b).as_deref(), Some("alternate"));
+    assert!(m2.stats().delivered_bytes > alt_before + 20 * 50);
+    for i in 1..=20 {
+        assert_eq!(b.get("c", &format!("d{i}")).unwrap(), Some(json!({"v": i})));
+    }
+
+    // The primary returns: traffic goes back once it has stayed healthy for
+    // the hold-down.
+    m1.set_up(true);
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    let prim_before = m1.stats().delivered_bytes;
+    a.put("c", "after", &json!({"v": "back"})).await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "after").unwrap().is_some()).await);
+    assert!(m1.stats().delivered_bytes > prim_before);
+
+    // One admission, one session, no reconciliation from scratch, every
+    // switch logged, and no document event twice.
+    assert_eq!(frames(&a, "Hello") + frames(&b, "Hello"), hellos);
+    assert_eq!(reconciles(), reconciles_before);
+    let mut connected = 0;
+    while let Ok(Some(ev)) = peer_events.next_timeout(Duration::from_millis(1)).await {
+        if matches!(
+            ev,
+            peat_mesh::Event::Item(peat_mesh::PeerEvent::Connected { .. })
+        ) {
+            connected += 1;
+        }
+    }
+    assert_eq!(connected, 1, "connected once");
+    let switches: Vec<(Option<String>, String)> = a
+        .bond()
+        .unwrap()
+        .take_switches()
+        .into_iter()
+        .map(|s| (s.from, s.to))
+        .collect();
+    assert_eq!(
+        switches,
+        vec![
+            (None, "primary".to_string()),
+            (Some("primary".into()), "alternate".into()),
+            (Some("alternate".into()), "primary".into()),
+        ]
+    );
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_converges_over_a_lossy_slow_link() {
+    init_tracing();
+    // 20 % loss each way and 300 ms RTT (150 ms one way, 20 ms jitter).
+    let bad = Faults::default()
+        .loss(0.2)
+        .delay(Duration::from_millis(150))
+        .jitter(Duration::from_millis(20));
+    let (m1, m2) = (Medium::new(bad), Medium::new(Faults::default()));
+    m2.set_up(false); // only the bad link
+    let pace = PacePolicy {
+        dead_after: Duration::from_secs(3),
+        degraded_loss: 0.9,
+        ..fast_pace()
+    };
+    // A lossy radio link gets the longest link timeout (15 s): with 20 % loss
+    // the handshake's retransmissions can take several seconds.
+    let slow = Duration::from_secs(15);
+    let (a, _da) = open_linked_with(&m1, &m2, pace.clone(), slow).await;
+    let (b, _db) = open_linked_with(&m1, &m2, pace, slow).await;
+    for i in 0..30 {
+        a.put("c", &format!("d{i}"), &json!({"v": i}))
+            .await
+            .unwrap();
+    }
+    b.connect(&links_only(&a)).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || b.document_count().unwrap()
+            == 30)
+        .await
+    );
+    let stats = m1.stats();
+    assert!(stats.dropped_lost > 0, "{stats:?}");
+    let health = a.bond().unwrap().links_to(&b.id());
+    let primary = health.iter().find(|l| l.name == "primary").unwrap();
+    assert!(
+        primary.rtt.unwrap() >= Duration::from_millis(280),
+        "{health:?}"
+    );
+    assert_ne!(primary.state, LinkState::Dead);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
