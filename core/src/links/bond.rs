@@ -551,3 +551,7 @@ impl BondInner {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "bond_tests.rs"]
+mod tests;

@@ -351,3 +351,63 @@ impl std::ops::Drop for Station {
             .retain(|(a, b), _| *a != self.port && *b != self.port);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_medium_takes_a_bounded_number_of_stations() {
+        let m = Medium::new(Faults::default());
+        let stations: Vec<_> = (0..MAX_STATIONS).map(|_| m.attach().unwrap()).collect();
+        assert!(m.attach().is_err());
+        assert_eq!(stations.len(), MAX_STATIONS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn packets_past_the_bounds_are_dropped_and_counted() {
+        let m = Medium::new(Faults::default().delay(Duration::from_secs(1)));
+        let (a, _rx_a) = m.attach().unwrap().open().unwrap();
+        let (_b, mut rx_b) = m.attach().unwrap().open().unwrap();
+        let to = _b.addr();
+        // More than may travel at once: the excess is dropped, not queued.
+        let n = MAX_IN_FLIGHT + 100;
+        for _ in 0..n {
+            a.send(&to, Bytes::from_static(b"x")).unwrap();
+        }
+        let s = m.stats();
+        assert_eq!(s.sent, n);
+        assert_eq!(s.dropped_full, 100);
+        // Once delivered, the station's queue holds RECV_QUEUE (plus what its
+        // forwarder took); the rest is dropped and counted.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let s = m.stats();
+        assert_eq!(s.delivered + s.dropped_full, n);
+        assert!(s.delivered >= RECV_QUEUE as u64, "{s:?}");
+        assert!(s.delivered <= 2 * RECV_QUEUE as u64 + 2, "{s:?}");
+        let mut got = 0;
+        while rx_b.try_recv().is_ok() {
+            got += 1;
+        }
+        assert!(got >= RECV_QUEUE as u64 - 1, "{got}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_station_frees_its_port() {
+        let m = Medium::new(Faults::default());
+        let link = m.attach().unwrap();
+        let addr = link.addr();
+        let (a, rx) = link.open().unwrap();
+        assert!(link.open().is_err(), "a station opens once");
+        let other = m.attach().unwrap();
+        assert_ne!(other.addr(), addr);
+        // While the station lives, sending to it works; once dropped, its
+        // address is gone and the next station takes its port.
+        assert!(a.send(&other.addr(), Bytes::from_static(b"x")).is_ok());
+        drop((a, rx));
+        let (o, _rx) = other.open().unwrap();
+        assert!(o.send(&addr, Bytes::from_static(b"x")).is_err());
+        assert_eq!(m.attach().unwrap().addr(), addr);
+    }
+}

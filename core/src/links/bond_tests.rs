@@ -1,0 +1,108 @@
+use super::*;
+use crate::links::{Faults, Medium};
+
+fn bond_on(m: &Medium, id: u64) -> Bond {
+    let (port, rx) = m.attach().unwrap().open().unwrap();
+    Bond::open(
+        id,
+        vec![("only".into(), port, rx)],
+        PacePolicy::default(),
+        CancellationToken::new(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn peer_state_is_bounded_and_the_least_recently_heard_goes_first() {
+    let m = Medium::new(Faults::default());
+    let bond = bond_on(&m, 1);
+    let member = m.attach().unwrap().addr();
+    let addr_of = |id: u64| {
+        BondAddr {
+            id,
+            members: vec![member.clone()],
+        }
+        .to_custom()
+        .unwrap()
+    };
+    for id in 0..(MAX_BOND_PEERS as u64 + 10) {
+        bond.inner.send(&addr_of(1000 + id), b"packet");
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    let peers = bond.inner.peers.locked();
+    assert_eq!(peers.len(), MAX_BOND_PEERS);
+    assert!(!peers.contains_key(&1000), "the oldest was forgotten");
+    assert!(peers.contains_key(&(1000 + MAX_BOND_PEERS as u64 + 9)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_frames_are_dropped_and_counted() {
+    let m = Medium::new(Faults::default());
+    let bond = bond_on(&m, 1);
+    let stranger = m.attach().unwrap().addr();
+    // Malformed.
+    bond.inner
+        .on_frame(0, stranger.clone(), Bytes::from_static(&[0x7f, 1]));
+    // Data from a sender never met.
+    let data = Frame::Data {
+        from: 99,
+        packet: Bytes::from_static(b"p"),
+    };
+    bond.inner.on_frame(0, stranger.clone(), data.encode());
+    // A sender whose claimed address does not list the link it sent from.
+    let other = m.attach().unwrap().addr();
+    let claimed = BondAddr {
+        id: 5,
+        members: vec![other],
+    }
+    .to_custom()
+    .unwrap();
+    let lying = Frame::DataFrom {
+        from_addr: Bytes::from(claimed.to_vec()),
+        packet: Bytes::from_static(b"p"),
+    };
+    bond.inner.on_frame(0, stranger.clone(), lying.encode());
+    let s = bond.stats();
+    assert_eq!(s.dropped_malformed, 2, "{s:?}");
+    assert_eq!(s.dropped_unknown, 1, "{s:?}");
+    assert_eq!(s.packets_in, 0);
+    assert!(bond.inner.peers.locked().is_empty());
+    // An honest first packet is taken and its sender remembered.
+    let honest = BondAddr {
+        id: 6,
+        members: vec![stranger.clone()],
+    }
+    .to_custom()
+    .unwrap();
+    let ok = Frame::DataFrom {
+        from_addr: Bytes::from(honest.to_vec()),
+        packet: Bytes::from_static(b"p"),
+    };
+    bond.inner.on_frame(0, stranger, ok.encode());
+    assert_eq!(bond.stats().packets_in, 1);
+    assert!(bond.inner.peers.locked().contains_key(&6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_to_iroh_drops_and_counts() {
+    let m = Medium::new(Faults::default());
+    let bond = bond_on(&m, 1);
+    let from = m.attach().unwrap().addr();
+    let addr = BondAddr {
+        id: 6,
+        members: vec![from.clone()],
+    }
+    .to_custom()
+    .unwrap();
+    let f = Frame::DataFrom {
+        from_addr: Bytes::from(addr.to_vec()),
+        packet: Bytes::from_static(b"p"),
+    }
+    .encode();
+    for _ in 0..BOND_RECV_QUEUE + 5 {
+        bond.inner.on_frame(0, from.clone(), f.clone());
+    }
+    let s = bond.stats();
+    assert_eq!(s.packets_in, BOND_RECV_QUEUE as u64);
+    assert_eq!(s.dropped_full, 5);
+}
