@@ -149,10 +149,17 @@ pub(crate) struct BondInner {
     peers: Mutex<HashMap<u64, Peer>>,
     to_iroh: mpsc::Sender<(CustomAddr, Bytes)>,
     switches: Mutex<Vec<LinkSwitch>>,
+    /// Bond ids of peers just moved to another link (for the node to nudge
+    /// their connections). Best effort: full, a nudge is skipped — the switch
+    /// itself is in the log and the counter.
+    moved: mpsc::Sender<u64>,
     epoch: Instant,
     pub(super) counters: Counters,
     cancel: CancellationToken,
 }
+
+/// Moves waiting for the node's nudge.
+const MOVED_QUEUE: usize = 64;
 
 /// Most link switches remembered for [`Bond::take_switches`]; older ones are
 /// dropped first (the counter keeps the total).
@@ -163,6 +170,7 @@ const MAX_SWITCH_LOG: usize = 1024;
 pub struct Bond {
     pub(super) inner: Arc<BondInner>,
     pub(super) rx: Arc<Mutex<Option<ToIroh>>>,
+    moved: Arc<Mutex<Option<mpsc::Receiver<u64>>>>,
 }
 
 impl Bond {
@@ -188,6 +196,7 @@ impl Bond {
         .to_custom()
         .ok_or_else(|| io::Error::other("too many links, or a link address too long"))?;
         let (to_iroh, rx) = mpsc::channel(BOND_RECV_QUEUE);
+        let (moved, moved_rx) = mpsc::channel(MOVED_QUEUE);
         let inner = Arc::new(BondInner {
             id,
             addr,
@@ -196,6 +205,7 @@ impl Bond {
             peers: Mutex::new(HashMap::new()),
             to_iroh,
             switches: Mutex::new(Vec::new()),
+            moved,
             epoch: Instant::now(),
             counters: Counters::default(),
             cancel,
@@ -233,6 +243,7 @@ impl Bond {
         Ok(Bond {
             inner,
             rx: Arc::new(Mutex::new(Some(rx))),
+            moved: Arc::new(Mutex::new(Some(moved_rx))),
         })
     }
 
@@ -281,6 +292,12 @@ impl Bond {
                 })
             })
             .collect()
+    }
+
+    /// Bond ids of peers as they move to another link; taken once (by the
+    /// node).
+    pub(crate) fn take_moves(&self) -> Option<mpsc::Receiver<u64>> {
+        self.moved.locked().take()
     }
 
     /// The link switches since the last call (at most the last 1,024).
@@ -378,6 +395,9 @@ impl BondInner {
                 to,
                 level,
             });
+            if p.current.is_some() {
+                let _ = self.moved.try_send(id);
+            }
             p.current = Some(next);
         }
     }
@@ -418,13 +438,21 @@ impl BondInner {
         };
         let now = Instant::now();
         match frame {
-            Frame::Probe { seq, clock_us, .. } => {
+            Frame::Probe {
+                from: peer,
+                seq,
+                clock_us,
+            } => {
                 // Answered on the link it came by, to the address it came from:
-                // the same size as the probe, so no amplification.
+                // one byte more than the probe, so no amplification to speak
+                // of. The echo says whether the prober's data can be
+                // attributed here (this bond knows its address).
+                let known = self.peers.locked().contains_key(&peer);
                 let echo = Frame::Echo {
                     from: self.id,
                     seq,
                     clock_us,
+                    known,
                 };
                 let _ = self.slots[member].port.send(&from, echo.encode());
             }
@@ -432,11 +460,12 @@ impl BondInner {
                 from: peer,
                 seq,
                 clock_us,
+                known,
             } => {
                 let rtt = Duration::from_micros(self.now_us().saturating_sub(clock_us));
                 let mut peers = self.peers.locked();
                 if let Some(p) = peers.get_mut(&peer) {
-                    p.knows_us = true;
+                    p.knows_us = known;
                     p.last_heard = now;
                     if let Some(path) = p.paths.get_mut(member).and_then(Option::as_mut) {
                         if path.remote == from {

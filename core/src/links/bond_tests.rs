@@ -106,3 +106,37 @@ async fn a_full_queue_to_iroh_drops_and_counts() {
     assert_eq!(s.packets_in, BOND_RECV_QUEUE as u64);
     assert_eq!(s.dropped_full, 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn echoes_say_whether_the_prober_is_known() {
+    let m = Medium::new(Faults::default());
+    let bond = bond_on(&m, 1);
+    let (raw, mut raw_rx) = m.attach().unwrap().open().unwrap();
+    let probe = Frame::Probe {
+        from: 6,
+        seq: 1,
+        clock_us: 5,
+    };
+    async fn echo(bond: &Bond, raw: &dyn Member, rx: &mut Incoming, probe: &Frame) -> bool {
+        bond.inner.on_frame(0, raw.addr(), probe.encode());
+        let (_, bytes) = rx.recv().await.unwrap();
+        match Frame::decode(bytes).unwrap() {
+            Frame::Echo { known, seq: 1, .. } => known,
+            other => panic!("{other:?}"),
+        }
+    }
+    // Unknown: the prober must keep sending its whole address with its data.
+    assert!(!echo(&bond, &*raw, &mut raw_rx, &probe).await);
+    let addr = BondAddr {
+        id: 6,
+        members: vec![raw.addr()],
+    }
+    .to_custom()
+    .unwrap();
+    let first = Frame::DataFrom {
+        from_addr: Bytes::from(addr.to_vec()),
+        packet: Bytes::from_static(b"p"),
+    };
+    bond.inner.on_frame(0, raw.addr(), first.encode());
+    assert!(echo(&bond, &*raw, &mut raw_rx, &probe).await);
+}

@@ -5,13 +5,14 @@
 //! Data      0x01 | sender bond id (8) | QUIC packet
 //! DataFrom  0x02 | sender bond address (len u16 + bytes) | QUIC packet
 //! Probe     0x03 | sender bond id (8) | seq (4) | sender's clock, µs (8)
-//! Echo      0x04 | sender bond id (8) | seq (4) | the probe's clock, µs (8)
+//! Echo      0x04 | sender bond id (8) | seq (4) | the probe's clock, µs (8) | known (1)
 //! ```
 //!
 //! `DataFrom` carries the sender's whole bond address (needed by the receiver
-//! to answer) until the sender has heard an echo from that peer; after that
-//! `Data` names the sender by its 8-byte id alone, so a thin link carries 9
-//! bytes of overhead per packet. All integers are big-endian. Decoding never
+//! to answer) until an echo from that peer says it knows the sender (`known`
+//! = 1); after that `Data` names the sender by its 8-byte id alone, so a thin
+//! link carries 9 bytes of overhead per packet. An echo with `known` = 0 (the
+//! peer restarted, or forgot this node) brings `DataFrom` back. All integers are big-endian. Decoding never
 //! panics; a malformed frame is an error and is dropped by the caller.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -22,10 +23,25 @@ pub(crate) const MAX_ADDR_LEN: usize = 1024;
 /// One frame on a member link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
-    Data { from: u64, packet: Bytes },
-    DataFrom { from_addr: Bytes, packet: Bytes },
-    Probe { from: u64, seq: u32, clock_us: u64 },
-    Echo { from: u64, seq: u32, clock_us: u64 },
+    Data {
+        from: u64,
+        packet: Bytes,
+    },
+    DataFrom {
+        from_addr: Bytes,
+        packet: Bytes,
+    },
+    Probe {
+        from: u64,
+        seq: u32,
+        clock_us: u64,
+    },
+    Echo {
+        from: u64,
+        seq: u32,
+        clock_us: u64,
+        known: bool,
+    },
 }
 
 /// Why a frame was refused.
@@ -41,6 +57,8 @@ pub(crate) enum FrameError {
     AddrTooLong(usize),
     #[error("{0} trailing bytes after a probe")]
     Trailing(usize),
+    #[error("echo flag {0} (0 or 1)")]
+    BadFlag(u8),
 }
 
 const DATA: u8 = 0x01;
@@ -69,20 +87,23 @@ impl Frame {
                 from,
                 seq,
                 clock_us,
-            }
-            | Frame::Echo {
-                from,
-                seq,
-                clock_us,
             } => {
-                b.put_u8(if matches!(self, Frame::Probe { .. }) {
-                    PROBE
-                } else {
-                    ECHO
-                });
+                b.put_u8(PROBE);
                 b.put_u64(*from);
                 b.put_u32(*seq);
                 b.put_u64(*clock_us);
+            }
+            Frame::Echo {
+                from,
+                seq,
+                clock_us,
+                known,
+            } => {
+                b.put_u8(ECHO);
+                b.put_u64(*from);
+                b.put_u32(*seq);
+                b.put_u64(*clock_us);
+                b.put_u8(u8::from(*known));
             }
         }
         b.freeze()
@@ -120,21 +141,30 @@ impl Frame {
                 let s = take(&mut b, 4)?;
                 let seq = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
                 let clock_us = u64_of(take(&mut b, 8)?);
+                let known = if kind == ECHO {
+                    match take(&mut b, 1)?[0] {
+                        0 => Some(false),
+                        1 => Some(true),
+                        f => return Err(FrameError::BadFlag(f)),
+                    }
+                } else {
+                    None
+                };
                 if !b.is_empty() {
                     return Err(FrameError::Trailing(b.len()));
                 }
-                Ok(if kind == PROBE {
-                    Frame::Probe {
+                Ok(match known {
+                    None => Frame::Probe {
                         from,
                         seq,
                         clock_us,
-                    }
-                } else {
-                    Frame::Echo {
+                    },
+                    Some(known) => Frame::Echo {
                         from,
                         seq,
                         clock_us,
-                    }
+                        known,
+                    },
                 })
             }
             k => Err(FrameError::UnknownKind(k)),
@@ -160,13 +190,14 @@ mod tests {
                     clock_us,
                 }
             }),
-            (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(from, seq, clock_us)| {
-                Frame::Echo {
+            (any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>()).prop_map(
+                |(from, seq, clock_us, known)| Frame::Echo {
                     from,
                     seq,
                     clock_us,
+                    known,
                 }
-            }),
+            ),
         ]
     }
 
@@ -201,6 +232,19 @@ mod tests {
             Frame::decode(Bytes::from(probe)),
             Err(FrameError::Trailing(1))
         );
+        let mut echo = Frame::Echo {
+            from: 1,
+            seq: 2,
+            clock_us: 3,
+            known: true,
+        }
+        .encode()
+        .to_vec();
+        *echo.last_mut().unwrap() = 2;
+        assert_eq!(
+            Frame::decode(Bytes::from(echo)),
+            Err(FrameError::BadFlag(2))
+        );
     }
 
     proptest! {
@@ -215,7 +259,7 @@ mod tests {
         }
 
         #[test]
-        fn every_truncation_of_a_probe_fails(f in frame(), cut in 0usize..21) {
+        fn every_truncation_of_a_probe_fails(f in frame(), cut in 0usize..22) {
             if matches!(f, Frame::Probe { .. } | Frame::Echo { .. }) {
                 let e = f.encode();
                 let cut = cut.min(e.len() - 1);

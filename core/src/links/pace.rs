@@ -27,9 +27,10 @@ pub struct PacePolicy {
     /// Link names per level, best level first. Links not named are not used.
     /// Empty: every link is its own level, in the order configured.
     pub levels: Vec<Vec<String>>,
-    /// How often each link to each peer is probed. Default 1 s.
+    /// How often each link to each peer is probed. Default 500 ms.
     pub probe_interval: Duration,
-    /// A link that has answered no probe for this long is dead. Default 3 s.
+    /// A link that has answered no probe for this long is dead. Default 2 s
+    /// (failover then takes at most this plus one probe interval).
     pub dead_after: Duration,
     /// Smoothed RTT past which a link is degraded. Default 2 s.
     pub degraded_rtt: Duration,
@@ -44,8 +45,8 @@ impl Default for PacePolicy {
     fn default() -> Self {
         PacePolicy {
             levels: Vec::new(),
-            probe_interval: Duration::from_secs(1),
-            dead_after: Duration::from_secs(3),
+            probe_interval: Duration::from_millis(500),
+            dead_after: Duration::from_secs(2),
             degraded_rtt: Duration::from_secs(2),
             degraded_loss: 0.25,
             hold_down: Duration::from_secs(10),

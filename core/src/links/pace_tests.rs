@@ -4,6 +4,17 @@ const S: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 const Z: Duration = Duration::ZERO;
 
+/// The policy these tests reason in: probes every second, dead after 3 s,
+/// hold-down 10 s.
+fn policy() -> PacePolicy {
+    PacePolicy {
+        probe_interval: S,
+        dead_after: 3 * S,
+        hold_down: 10 * S,
+        ..PacePolicy::default()
+    }
+}
+
 fn cand(level: usize, state: LinkState, healthy_for: Duration) -> Candidate {
     Candidate {
         level,
@@ -14,7 +25,7 @@ fn cand(level: usize, state: LinkState, healthy_for: Duration) -> Candidate {
 
 #[test]
 fn rtt_is_smoothed_and_stray_echoes_are_ignored() {
-    let p = PacePolicy::default();
+    let p = policy();
     let t0 = Instant::now();
     let mut h = Health::new(t0);
     assert_eq!(h.state(t0, &p), LinkState::Suspect);
@@ -33,7 +44,7 @@ fn rtt_is_smoothed_and_stray_echoes_are_ignored() {
 
 #[test]
 fn silence_makes_a_link_suspect_then_dead() {
-    let p = PacePolicy::default();
+    let p = policy();
     let t0 = Instant::now();
     let mut h = Health::new(t0);
     h.probe_sent(1, t0);
@@ -52,7 +63,7 @@ fn silence_makes_a_link_suspect_then_dead() {
 
 #[test]
 fn loss_and_slowness_degrade() {
-    let p = PacePolicy::default();
+    let p = policy();
     let t0 = Instant::now();
     let mut h = Health::new(t0);
     // Every other probe answered: 50 % loss.
@@ -75,7 +86,7 @@ fn loss_and_slowness_degrade() {
 
 #[test]
 fn choose_follows_the_rules() {
-    let p = PacePolicy::default();
+    let p = policy();
     use LinkState::*;
     // Nothing in use: the best proven link, else the best unproven one.
     let l = [cand(0, Suspect, Z), cand(1, Healthy, S)];
@@ -107,7 +118,7 @@ fn choose_follows_the_rules() {
 
 #[test]
 fn levels_come_from_names_or_from_the_order() {
-    let mut p = PacePolicy::default();
+    let mut p = policy();
     assert_eq!(p.level_of("radio", 3), Some(3));
     p.levels = vec![vec!["wifi".into()], vec!["ble".into(), "radio".into()]];
     assert_eq!(p.level_of("wifi", 5), Some(0));
@@ -118,7 +129,7 @@ fn levels_come_from_names_or_from_the_order() {
 /// Two links probed every second; `up(link, second)` says whether a probe
 /// sent then is answered (after 20 ms). Returns the link in use each second.
 fn simulate(seconds: u32, up: impl Fn(usize, u32) -> bool) -> Vec<Option<usize>> {
-    let p = PacePolicy::default();
+    let p = policy();
     let t0 = Instant::now();
     let mut links = [Health::new(t0), Health::new(t0)];
     let mut current = None;

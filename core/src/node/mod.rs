@@ -201,6 +201,10 @@ impl Node {
         );
         ctx.tasks
             .spawn(report_store_failure(ctx.clone(), engine.store.failure()));
+        if let Some(moves) = bond.as_ref().and_then(|b| b.take_moves()) {
+            ctx.tasks
+                .spawn(nudge_moved_peers(ctx.clone(), connections.clone(), moves));
+        }
         ctx.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
@@ -429,4 +433,24 @@ async fn report_store_failure(
     };
     ctx.peer_hub
         .publish(&PeerEvent::StorageFailed { reason }, |_| true);
+}
+
+/// When the bond moves a peer to another link, nudges that peer's connection
+/// (see [`Connections::nudge`]).
+async fn nudge_moved_peers(
+    ctx: Arc<NodeContext>,
+    connections: Arc<Connections>,
+    mut moves: tokio::sync::mpsc::Receiver<u64>,
+) {
+    loop {
+        let id = tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            id = moves.recv() => match id { Some(id) => id, None => return },
+        };
+        for peer in connections.peers() {
+            if crate::links::bond_id(&peer) == id {
+                connections.nudge(&peer);
+            }
+        }
+    }
 }

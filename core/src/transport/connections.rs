@@ -341,6 +341,24 @@ impl Connections {
         self.map().keys().copied().collect()
     }
 
+    /// Sends a `Ping` on `peer`'s control stream. After the bond moved the
+    /// peer to another link, this packet and its acknowledgement let QUIC see
+    /// at once what the dead link lost (and resend it), instead of at its
+    /// next probe timeout, which backs off while a link is silent.
+    pub(crate) fn nudge(&self, peer: &NodeId) {
+        let Some(link) = self.map().get(peer).map(|e| e.link.clone()) else {
+            return;
+        };
+        self.ctx.tasks.spawn(async move {
+            let mut control = link.control.lock().await;
+            if let Some(send) = control.as_mut() {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), write_frame(send, &Frame::Ping))
+                        .await;
+            }
+        });
+    }
+
     /// Closes the connection with `peer`. Returns false if there was none.
     pub(crate) fn disconnect(&self, peer: &NodeId) -> bool {
         match self.map().get(peer) {
