@@ -8,7 +8,7 @@
 //! the sync asks for them again from its heads (the sender then resends them
 //! with what they depend on). Automerge's queue therefore stays empty.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
@@ -25,6 +25,19 @@ pub(crate) fn causally_ready(doc: &Automerge, changes: Vec<Change>) -> (Vec<Chan
         .enumerate()
         .map(|(i, c)| (c.hash(), i))
         .collect();
+    // Which of the hashes named here the document lacks, in one call: it looks
+    // each up in the document's hash index. (`get_change_by_hash` would
+    // rebuild each change from the op set, costing time in the document's
+    // size per lookup: slow for big documents, and work a peer could make
+    // this node do by naming many dependencies.)
+    let named: Vec<ChangeHash> = changes
+        .iter()
+        .flat_map(|c| c.deps().iter().copied().chain([c.hash()]))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let lacking: HashSet<ChangeHash> = doc.get_missing_deps(&named).into_iter().collect();
+    let in_doc = |h: &ChangeHash| !lacking.contains(h);
     // Per change: how many of its dependencies inside the batch are not applied
     // yet; `None` once it is known never to be ready (a dependency is neither
     // here nor in the batch).
@@ -34,7 +47,7 @@ pub(crate) fn causally_ready(doc: &Automerge, changes: Vec<Change>) -> (Vec<Chan
     for (i, c) in changes.iter().enumerate() {
         let mut n = Some(0usize);
         for d in c.deps() {
-            if doc.get_change_by_hash(d).is_some() {
+            if in_doc(d) {
                 continue;
             }
             match index.get(d) {
@@ -45,7 +58,7 @@ pub(crate) fn causally_ready(doc: &Automerge, changes: Vec<Change>) -> (Vec<Chan
                 _ => n = None,
             }
         }
-        if n == Some(0) && doc.get_change_by_hash(&c.hash()).is_none() {
+        if n == Some(0) && !in_doc(&c.hash()) {
             ready.push(i);
         }
         waiting.push(n);
@@ -68,7 +81,7 @@ pub(crate) fn causally_ready(doc: &Automerge, changes: Vec<Change>) -> (Vec<Chan
     let left = slots
         .iter()
         .flatten()
-        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
+        .filter(|c| !in_doc(&c.hash()))
         .count();
     (out, left)
 }
