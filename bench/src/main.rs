@@ -6,7 +6,8 @@
 //! Scenarios: connect, sync-initial, update-latency, update-throughput, reconcile,
 //! automerge-cost, store, startup, discover, reconnect (both in network
 //! namespaces: root, and the `peat-mesh-node` binary next to this one),
-//! blob-add, blob-transfer, blob-resume, stall. One line per figure; JSON lines
+//! blob-add, blob-transfer, blob-resume, stall, failover, thin-link,
+//! lossy-link (links over the in-process medium). One line per figure; JSON lines
 //! with `--json`. `--small` runs each scenario at a small size (CI uses it to
 //! show the scenarios work).
 //!
@@ -38,6 +39,7 @@
 mod baseline;
 mod blobs;
 mod discovery;
+mod links;
 mod stall;
 
 use std::time::{Duration, Instant};
@@ -69,7 +71,7 @@ pub(crate) struct Size {
 }
 
 impl Size {
-    fn n(&self, full: usize, small: usize) -> usize {
+    pub(crate) fn n(&self, full: usize, small: usize) -> usize {
         if self.small {
             small
         } else {
@@ -97,7 +99,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn wait_until(timeout: Duration, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
+pub(crate) async fn wait_until(
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while !f()? {
         if Instant::now() > deadline {
@@ -128,7 +133,7 @@ async fn fill(node: &Node, collection: &str, n: usize, par: usize) -> Result<()>
     Ok(())
 }
 
-fn doc_body(i: usize) -> serde_json::Value {
+pub(crate) fn doc_body(i: usize) -> serde_json::Value {
     json!({"callsign": format!("UNIT-{i:06}"), "lat": 59.0 + i as f64 * 1e-6, "lon": 18.0 - i as f64 * 1e-6,
            "alt": 120, "speed": 12.5, "status": "active", "note": "x".repeat(60)})
 }
@@ -263,7 +268,7 @@ async fn update_latency(out: &Out, size: &Size) -> Result<()> {
     Ok(())
 }
 
-async fn throughput_run(a: &Node, b: &Node, doc: &str, n: usize) -> Result<f64> {
+pub(crate) async fn throughput_run(a: &Node, b: &Node, doc: &str, n: usize) -> Result<f64> {
     let par = 64;
     let t = Instant::now();
     let mut tasks = Vec::new();
@@ -813,8 +818,17 @@ fn main() -> Result<()> {
     if go("stall") {
         stall::stall(&out, &size)?;
     }
+    if go("failover") {
+        rt.block_on(links::failover(&out, &size))?;
+    }
+    if go("thin-link") {
+        rt.block_on(links::thin_link(&out, &size))?;
+    }
+    if go("lossy-link") {
+        rt.block_on(links::lossy_link(&out, &size))?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, all");
     }
     Ok(())
 }

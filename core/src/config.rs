@@ -93,6 +93,10 @@ pub struct NodeConfig {
     pub blob_gc_grace: Duration,
     /// Links besides the UDP socket ([`crate::links`]). Default none.
     pub links: Vec<Link>,
+    /// Carry connections over UDP (the `listen` socket). Default true; false
+    /// for a node that reaches peers over its links only (a device whose only
+    /// link is a radio), which then binds no socket at all.
+    pub udp: bool,
     /// How the links are ranked and judged (PACE). Default: each link its own
     /// level, in the order added; see [`PacePolicy`] for the thresholds.
     pub pace: PacePolicy,
@@ -116,6 +120,7 @@ impl NodeConfig {
             max_peers: 64,
             link_timeout: Duration::from_secs(5),
             links: Vec::new(),
+            udp: true,
             pace: PacePolicy::default(),
         }
     }
@@ -175,6 +180,7 @@ impl fmt::Debug for NodeConfig {
             link_timeout,
             blob_gc_grace,
             links,
+            udp,
             pace,
         } = self;
         f.debug_struct("NodeConfig")
@@ -192,6 +198,7 @@ impl fmt::Debug for NodeConfig {
             .field("link_timeout", link_timeout)
             .field("blob_gc_grace", blob_gc_grace)
             .field("links", links)
+            .field("udp", udp)
             .field("pace", pace)
             .finish()
     }

@@ -533,7 +533,7 @@ async fn raw_dial(
 ) {
     let ep = crate::transport::bind_endpoint(
         secret,
-        "127.0.0.1:0".parse().unwrap(),
+        Some("127.0.0.1:0".parse().unwrap()),
         Duration::from_secs(6),
         None,
     )

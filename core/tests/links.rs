@@ -41,14 +41,15 @@ async fn open_linked_with(
     // the link change caused.
     cfg.anti_entropy_interval = Duration::from_secs(3600);
     cfg.link_timeout = link_timeout;
+    // Links only: no UDP socket, so every packet crosses the media.
+    cfg.udp = false;
     (Node::open(cfg).await.unwrap(), dir)
 }
 
-/// The peer's address on its links only: no socket address, so the
-/// connection starts on the bond.
+/// The peer's address: its links only (its node has no UDP socket).
 fn links_only(n: &Node) -> PeerAddr {
-    let mut p = n.peer_addr();
-    p.addrs.clear();
+    let p = n.peer_addr();
+    assert!(p.addrs.is_empty(), "no UDP socket: {p:?}");
     assert_eq!(p.links.len(), 1, "one bond address");
     p
 }
@@ -189,4 +190,18 @@ async fn sync_converges_over_a_lossy_slow_link() {
     assert_ne!(primary.state, LinkState::Dead);
     a.close(Duration::from_secs(5)).await.unwrap();
     b.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_without_udp_needs_a_link_and_no_mdns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), formation());
+    cfg.udp = false;
+    let e = Node::open(cfg.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), peat_mesh::ErrorKind::InvalidArgument, "{e}");
+    let m = Medium::new(Faults::default());
+    let mut with_mdns = cfg.link(Link::medium("radio", m.attach().unwrap()));
+    with_mdns.mdns = true;
+    let e = Node::open(with_mdns).await.unwrap_err();
+    assert!(e.to_string().contains("mDNS"), "{e}");
 }

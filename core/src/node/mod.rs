@@ -113,6 +113,16 @@ impl Node {
         config: NodeConfig,
         extra_protocols: Vec<Arc<dyn Protocol>>,
     ) -> Result<Node> {
+        if !config.udp && config.links.is_empty() {
+            return Err(Error::InvalidArgument(
+                "with UDP off a node needs at least one link".into(),
+            ));
+        }
+        if !config.udp && config.mdns {
+            return Err(Error::InvalidArgument(
+                "mDNS announces the UDP socket: it needs UDP on".into(),
+            ));
+        }
         if config.formation.secret_is_unset() {
             return Err(Error::InvalidArgument(
                 "the formation secret is all zeros (never set?): use a random one".into(),
@@ -156,9 +166,14 @@ impl Node {
             .map(Some)
         };
         let bound = match bonded {
-            Ok(bond) => bind_endpoint(secret, config.listen, config.link_timeout, bond.as_ref())
-                .await
-                .map(|e| (e, bond)),
+            Ok(bond) => bind_endpoint(
+                secret,
+                config.udp.then_some(config.listen),
+                config.link_timeout,
+                bond.as_ref(),
+            )
+            .await
+            .map(|e| (e, bond)),
             Err(e) => Err(e),
         };
         let (endpoint, bond) = match bound {

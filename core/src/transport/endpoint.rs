@@ -22,7 +22,8 @@ const MAX_BIDI_STREAMS: u32 = 16;
 /// versions after admission (see [`super::router`]).
 pub(crate) const MESH_ALPN: &[u8] = b"peat-mesh/2";
 
-/// Binds an endpoint on `listen` only. The builder starts empty (relays disabled,
+/// Binds an endpoint on `listen` only (no UDP socket at all if `None`: the
+/// node then reaches peers over its links only). The builder starts empty (relays disabled,
 /// no address lookup) and the `portmapper` feature is not compiled in, so the
 /// node emits no packet to the internet or to the gateway unless told to.
 ///
@@ -30,7 +31,7 @@ pub(crate) const MESH_ALPN: &[u8] = b"peat-mesh/2";
 /// of it, so a dead link is noticed within it and a live one never idles out.
 pub(crate) async fn bind_endpoint(
     secret: iroh::SecretKey,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     link_timeout: Duration,
     bond: Option<&Bond>,
 ) -> Result<Endpoint> {
@@ -47,7 +48,7 @@ pub(crate) async fn bind_small_window_endpoint(
 ) -> Result<Endpoint> {
     bind_with_windows(
         secret,
-        listen,
+        Some(listen),
         Duration::from_secs(6),
         None,
         64 << 10,
@@ -58,7 +59,7 @@ pub(crate) async fn bind_small_window_endpoint(
 
 async fn bind_with_windows(
     secret: iroh::SecretKey,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     link_timeout: Duration,
     bond: Option<&Bond>,
     stream_window: u32,
@@ -90,13 +91,16 @@ async fn bind_with_windows(
             .add_custom_transport(Arc::new(bond.clone()))
             .path_selector(Arc::new(BondFirst));
     }
+    builder = builder.clear_ip_transports();
+    if let Some(listen) = listen {
+        builder = builder
+            .bind_addr(listen)
+            .map_err(|e| Error::InvalidArgument(format!("listen address {listen}: {e}")))?;
+    }
     builder
-        .clear_ip_transports()
-        .bind_addr(listen)
-        .map_err(|e| Error::InvalidArgument(format!("listen address {listen}: {e}")))?
         .secret_key(secret)
         .alpns(vec![MESH_ALPN.to_vec()])
         .bind()
         .await
-        .map_err(|e| Error::Network(format!("bind {listen}: {e}")))
+        .map_err(|e| Error::Network(format!("bind {listen:?}: {e}")))
 }
