@@ -8,6 +8,9 @@
 //! - [`Node`] — open one with a [`NodeConfig`], write and read documents, connect to peers.
 //! - [`discovery`] — where peers may be: static peers and mDNS on the LAN. It
 //!   only discovers; it never dials.
+//! - [`links`] — links besides the UDP socket (an in-process medium with
+//!   injected faults today), bonded under iroh: PACE picks each peer's link
+//!   from probed health, and a change of link is invisible above.
 //! - [`transport`] — the iroh QUIC endpoint (no relays, nothing beyond what you
 //!   configure), the connection manager that dials wanted peers, the registry
 //!   of admitted connections (one per peer pair) and the router that hands
