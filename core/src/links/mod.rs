@@ -10,6 +10,8 @@
 //!
 //! - [`Medium`] — an in-process link with injectable [`Faults`] (loss, delay,
 //!   jitter, rate, scripted outages), for tests, demos and `peat-bench`.
+//! - [`ble_frame`] — fragmentation and reassembly of the bond's frames for a
+//!   BLE GATT link (the BLE link itself is not built yet).
 //!
 //! A peer learns a node's link address through [`crate::PeerAddr::links`]
 //! ([`crate::Node::peer_addr`] fills it in). While the bond has a link to a
@@ -22,6 +24,7 @@
 //! authenticates every packet, whatever link carries it.
 
 mod addr;
+pub mod ble_frame;
 mod bond;
 mod faults;
 mod frame;
@@ -154,5 +157,17 @@ pub(crate) mod fuzz_decoders {
             super::addr::BOND_TRANSPORT_ID,
             data,
         ));
+        // The same bytes as BLE fragments: [len][fragment] runs, MTU from the
+        // first byte.
+        if let Some((&m, mut rest)) = data.split_first() {
+            let mtu = super::ble_frame::MIN_MTU + m as usize * 2;
+            if let Ok(mut r) = super::ble_frame::Reassembler::new(mtu) {
+                while let Some((&len, tail)) = rest.split_first() {
+                    let len = (len as usize).min(tail.len());
+                    let _ = r.push(&tail[..len]);
+                    rest = &tail[len..];
+                }
+            }
+        }
     }
 }
