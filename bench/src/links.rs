@@ -43,14 +43,6 @@ fn links_only(n: &Node) -> PeerAddr {
     n.peer_addr()
 }
 
-fn link_in_use(n: &Node, peer: &Node) -> Option<String> {
-    n.bond()?
-        .links_to(&peer.id())
-        .into_iter()
-        .find(|l| l.in_use)
-        .map(|l| l.name)
-}
-
 pub(crate) async fn failover(out: &Out, size: &Size) -> Result<()> {
     let reps = size.n(5, 2);
     let pace = PacePolicy {
@@ -69,7 +61,8 @@ pub(crate) async fn failover(out: &Out, size: &Size) -> Result<()> {
         b.connect(&links_only(&a)).await?;
         a.put("f", "warm", &json!({"v": 0})).await?;
         wait_until(Duration::from_secs(20), || {
-            Ok(b.get("f", "warm")?.is_some() && link_in_use(&a, &b).as_deref() == Some("primary"))
+            Ok(b.get("f", "warm")?.is_some()
+                && a.bond().and_then(|bd| bd.in_use(&b.id())).as_deref() == Some("primary"))
         })
         .await?;
         m1.set_up(false);

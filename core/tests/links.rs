@@ -61,11 +61,7 @@ fn frames(n: &Node, kind: &str) -> u64 {
 }
 
 fn in_use(n: &Node, peer: &Node) -> Option<String> {
-    n.bond()?
-        .links_to(&peer.id())
-        .into_iter()
-        .find(|l| l.in_use)
-        .map(|l| l.name)
+    n.bond()?.in_use(&peer.id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

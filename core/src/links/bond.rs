@@ -294,6 +294,13 @@ impl Bond {
             .collect()
     }
 
+    /// The name of the link carrying `peer`'s traffic now, if any.
+    pub fn in_use(&self, peer: &crate::NodeId) -> Option<String> {
+        let peers = self.inner.peers.locked();
+        let p = peers.get(&super::bond_id(peer))?;
+        p.current.map(|i| self.inner.slots[i].name.clone())
+    }
+
     /// Bond ids of peers as they move to another link; taken once (by the
     /// node).
     pub(crate) fn take_moves(&self) -> Option<mpsc::Receiver<u64>> {

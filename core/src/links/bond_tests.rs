@@ -1,6 +1,16 @@
 use super::*;
 use crate::links::{Faults, Medium};
 
+/// A peer's bond address with one member link.
+fn addr(id: u64, member: &CustomAddr) -> CustomAddr {
+    BondAddr {
+        id,
+        members: vec![member.clone()],
+    }
+    .to_custom()
+    .unwrap()
+}
+
 fn bond_on(m: &Medium, id: u64) -> Bond {
     let (port, rx) = m.attach().unwrap().open().unwrap();
     Bond::open(
@@ -17,16 +27,8 @@ async fn peer_state_is_bounded_and_the_least_recently_heard_goes_first() {
     let m = Medium::new(Faults::default());
     let bond = bond_on(&m, 1);
     let member = m.attach().unwrap().addr();
-    let addr_of = |id: u64| {
-        BondAddr {
-            id,
-            members: vec![member.clone()],
-        }
-        .to_custom()
-        .unwrap()
-    };
     for id in 0..(MAX_BOND_PEERS as u64 + 10) {
-        bond.inner.send(&addr_of(1000 + id), b"packet");
+        bond.inner.send(&addr(1000 + id, &member), b"packet");
         tokio::time::advance(Duration::from_millis(1)).await;
     }
     let peers = bond.inner.peers.locked();
@@ -51,12 +53,7 @@ async fn bad_frames_are_dropped_and_counted() {
     bond.inner.on_frame(0, stranger.clone(), data.encode());
     // A sender whose claimed address does not list the link it sent from.
     let other = m.attach().unwrap().addr();
-    let claimed = BondAddr {
-        id: 5,
-        members: vec![other],
-    }
-    .to_custom()
-    .unwrap();
+    let claimed = addr(5, &other);
     let lying = Frame::DataFrom {
         from_addr: Bytes::from(claimed.to_vec()),
         packet: Bytes::from_static(b"p"),
@@ -68,12 +65,7 @@ async fn bad_frames_are_dropped_and_counted() {
     assert_eq!(s.packets_in, 0);
     assert!(bond.inner.peers.locked().is_empty());
     // An honest first packet is taken and its sender remembered.
-    let honest = BondAddr {
-        id: 6,
-        members: vec![stranger.clone()],
-    }
-    .to_custom()
-    .unwrap();
+    let honest = addr(6, &stranger);
     let ok = Frame::DataFrom {
         from_addr: Bytes::from(honest.to_vec()),
         packet: Bytes::from_static(b"p"),
@@ -88,14 +80,9 @@ async fn a_full_queue_to_iroh_drops_and_counts() {
     let m = Medium::new(Faults::default());
     let bond = bond_on(&m, 1);
     let from = m.attach().unwrap().addr();
-    let addr = BondAddr {
-        id: 6,
-        members: vec![from.clone()],
-    }
-    .to_custom()
-    .unwrap();
+    let sender = addr(6, &from);
     let f = Frame::DataFrom {
-        from_addr: Bytes::from(addr.to_vec()),
+        from_addr: Bytes::from(sender.to_vec()),
         packet: Bytes::from_static(b"p"),
     }
     .encode();
@@ -127,14 +114,9 @@ async fn echoes_say_whether_the_prober_is_known() {
     }
     // Unknown: the prober must keep sending its whole address with its data.
     assert!(!echo(&bond, &*raw, &mut raw_rx, &probe).await);
-    let addr = BondAddr {
-        id: 6,
-        members: vec![raw.addr()],
-    }
-    .to_custom()
-    .unwrap();
+    let sender = addr(6, &raw.addr());
     let first = Frame::DataFrom {
-        from_addr: Bytes::from(addr.to_vec()),
+        from_addr: Bytes::from(sender.to_vec()),
         packet: Bytes::from_static(b"p"),
     };
     bond.inner.on_frame(0, raw.addr(), first.encode());
