@@ -201,3 +201,58 @@ async fn a_node_without_udp_needs_a_link_and_no_mdns() {
     let e = Node::open(with_mdns).await.unwrap_err();
     assert!(e.to_string().contains("mDNS"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_primary_does_not_make_the_node_flap() {
+    init_tracing();
+    let (m1, m2) = (
+        Medium::new(Faults::default()),
+        Medium::new(Faults::default()),
+    );
+    let (a, _da) = open_linked(&m1, &m2, fast_pace()).await;
+    let (b, _db) = open_linked(&m1, &m2, fast_pace()).await;
+    b.connect(&links_only(&a)).await.unwrap();
+    a.put("c", "d0", &json!({"v": 0})).await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "d0").unwrap().is_some()).await);
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    a.bond().unwrap().take_switches();
+
+    // The fault: the primary goes down and up every 150 ms (three probe
+    // intervals) for 6 s, four times the hold-down.
+    let flapper = {
+        let m1 = m1.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                m1.set_up(i % 2 == 1);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            m1.set_up(true);
+        })
+    };
+    for i in 1..=30 {
+        a.put("c", &format!("d{i}"), &json!({"v": i}))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    flapper.await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "d30").unwrap().is_some()).await);
+    for i in 1..=30 {
+        assert_eq!(b.get("c", &format!("d{i}")).unwrap(), Some(json!({"v": i})));
+    }
+    // While it flapped the traffic left the primary once and stayed away (it
+    // may have come back since the flapping ended, after the hold-down).
+    let moves: Vec<String> = a
+        .bond()
+        .unwrap()
+        .take_switches()
+        .into_iter()
+        .map(|s| s.to)
+        .collect();
+    assert!(
+        moves == ["alternate"] || moves == ["alternate", "primary"],
+        "{moves:?}"
+    );
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
