@@ -256,3 +256,46 @@ async fn a_flapping_primary_does_not_make_the_node_flap() {
     a.close(Duration::from_secs(5)).await.unwrap();
     b.close(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sync_over_udp_links_of_their_own() {
+    init_tracing();
+    let open_udp = || async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), formation())
+            .link(Link::udp("lan1", "127.0.0.1:0".parse().unwrap()))
+            .link(Link::udp("lan2", "127.0.0.1:0".parse().unwrap()))
+            .pace(fast_pace_named("lan1", "lan2"));
+        cfg.udp = false;
+        (Node::open(cfg).await.unwrap(), dir)
+    };
+    let (a, _da) = open_udp().await;
+    let (b, _db) = open_udp().await;
+    b.connect(&links_only(&a)).await.unwrap();
+    a.put("c", "d", &json!({"v": 1})).await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "d").unwrap().is_some()).await);
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("lan1")).await);
+    // Both links answer their probes.
+    assert!(
+        eventually(WAIT, || {
+            let health = a.bond().unwrap().links_to(&b.id());
+            health.len() == 2
+                && health
+                    .iter()
+                    .all(|l| l.state == LinkState::Healthy && l.rtt.is_some())
+        })
+        .await,
+        "{:?}",
+        a.bond().unwrap().links_to(&b.id())
+    );
+    assert!(a.bond().unwrap().stats().packets_in > 0);
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
+
+fn fast_pace_named(primary: &str, alternate: &str) -> PacePolicy {
+    PacePolicy {
+        levels: vec![vec![primary.into()], vec![alternate.into()]],
+        ..fast_pace()
+    }
+}

@@ -10,6 +10,7 @@
 //!
 //! - [`Medium`] — an in-process link with injectable [`Faults`] (loss, delay,
 //!   jitter, rate, scripted outages), for tests, demos and `peat-bench`.
+//! - [`Link::udp`] — a UDP socket of its own on one interface's address.
 //! - [`ble_frame`] — fragmentation and reassembly of the bond's frames for a
 //!   BLE GATT link (the BLE link itself is not built yet).
 //!
@@ -32,6 +33,7 @@ mod medium;
 mod pace;
 mod select;
 mod transport;
+mod udp;
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +50,7 @@ pub use medium::{
 };
 pub use pace::{LinkState, PacePolicy};
 pub(crate) use select::BondFirst;
+pub use udp::UDP_LINK_ID;
 
 /// A link a node carries connections over, besides its UDP socket.
 #[derive(Clone, Debug)]
@@ -59,6 +62,7 @@ pub struct Link {
 #[derive(Clone, Debug)]
 enum LinkKind {
     Medium(MediumLink),
+    Udp(std::net::SocketAddr),
 }
 
 impl Link {
@@ -70,6 +74,16 @@ impl Link {
         }
     }
 
+    /// A UDP socket of its own bound to `bind` (an interface's address: a
+    /// second LAN, an IP radio). It carries traffic to peers' links of the
+    /// same name only.
+    pub fn udp(name: impl Into<String>, bind: std::net::SocketAddr) -> Self {
+        Link {
+            name: name.into(),
+            kind: LinkKind::Udp(bind),
+        }
+    }
+
     /// The name PACE levels refer to.
     pub fn name(&self) -> &str {
         &self.name
@@ -78,6 +92,7 @@ impl Link {
     fn open(&self) -> std::io::Result<(Arc<dyn bond::Member>, bond::Incoming)> {
         match &self.kind {
             LinkKind::Medium(m) => m.open(),
+            LinkKind::Udp(bind) => udp::open(&self.name, *bind),
         }
     }
 }
@@ -155,6 +170,10 @@ pub(crate) mod fuzz_decoders {
         }
         let _ = super::addr::BondAddr::from_custom(&iroh_base::CustomAddr::from_parts(
             super::addr::BOND_TRANSPORT_ID,
+            data,
+        ));
+        let _ = super::udp::decode(&iroh_base::CustomAddr::from_parts(
+            super::udp::UDP_LINK_ID,
             data,
         ));
         // The same bytes as BLE fragments: [len][fragment] runs, MTU from the
