@@ -183,16 +183,24 @@ async fn sync_initial(out: &Out, size: &Size) -> Result<()> {
     let (b, _db) = open().await?;
     fill(&a, "tracks", n, 64).await?;
     let t = Instant::now();
+    let cpu = cpu_ms();
     b.connect(&a.peer_addr()).await?;
     wait_until(Duration::from_secs(120), || {
         Ok(b.document_count()? as usize >= n)
     })
     .await?;
     let took = t.elapsed().as_secs_f64() * 1000.0;
+    let cpu = cpu_ms() - cpu;
     out.fig(
         "sync-initial",
         &format!("{n} docs A->B until B holds all"),
         took,
+        "ms",
+    );
+    out.fig(
+        "sync-initial",
+        "CPU time of both nodes during it",
+        cpu,
         "ms",
     );
     a.close(Duration::from_secs(5)).await?;
@@ -442,6 +450,23 @@ pub(crate) fn rss_kib(field: &str) -> f64 {
             s.lines()
                 .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU time (user + system) of this process so far, in ms: less noisy than
+/// wall time when the same work is compared between builds.
+pub(crate) fn cpu_ms() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second
+    // on Linux); the command name (field 2) may hold spaces, so count from
+    // the closing parenthesis.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks * 10.0)
         })
         .unwrap_or(0.0)
 }
