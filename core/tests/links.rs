@@ -64,6 +64,32 @@ fn in_use(n: &Node, peer: &Node) -> Option<String> {
     n.bond()?.in_use(&peer.id())
 }
 
+/// Two nodes on the primary and alternate media, connected, a first document
+/// synced and the primary in use.
+struct Pair {
+    a: Node,
+    b: Node,
+    /// A's peer events since before the connection.
+    peer_events: peat_mesh::Subscription<peat_mesh::PeerEvent>,
+    _dirs: (TempDir, TempDir),
+}
+
+async fn connected_on_primary(primary: &Medium, alternate: &Medium) -> Pair {
+    let (a, da) = open_linked(primary, alternate, fast_pace()).await;
+    let (b, db) = open_linked(primary, alternate, fast_pace()).await;
+    let peer_events = a.subscribe_peers();
+    b.connect(&links_only(&a)).await.unwrap();
+    a.put("c", "d0", &json!({"v": 0})).await.unwrap();
+    assert!(eventually(WAIT, || b.get("c", "d0").unwrap().is_some()).await);
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    Pair {
+        a,
+        b,
+        peer_events,
+        _dirs: (da, db),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
     init_tracing();
@@ -71,13 +97,12 @@ async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
         Medium::new(Faults::default()),
         Medium::new(Faults::default()),
     );
-    let (a, _da) = open_linked(&m1, &m2, fast_pace()).await;
-    let (b, _db) = open_linked(&m1, &m2, fast_pace()).await;
-    let peer_events = a.subscribe_peers();
-    b.connect(&links_only(&a)).await.unwrap();
-    a.put("c", "d0", &json!({"v": 0})).await.unwrap();
-    assert!(eventually(WAIT, || b.get("c", "d0").unwrap().is_some()).await);
-    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    let Pair {
+        a,
+        b,
+        peer_events,
+        _dirs,
+    } = connected_on_primary(&m1, &m2).await;
     // The first reconciliation round (a message each way, counted by sender
     // and receiver) is over.
     let reconciles = || frames(&a, "Reconcile") + frames(&b, "Reconcile");
@@ -209,37 +234,38 @@ async fn a_flapping_primary_does_not_make_the_node_flap() {
         Medium::new(Faults::default()),
         Medium::new(Faults::default()),
     );
-    let (a, _da) = open_linked(&m1, &m2, fast_pace()).await;
-    let (b, _db) = open_linked(&m1, &m2, fast_pace()).await;
-    b.connect(&links_only(&a)).await.unwrap();
-    a.put("c", "d0", &json!({"v": 0})).await.unwrap();
-    assert!(eventually(WAIT, || b.get("c", "d0").unwrap().is_some()).await);
-    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    let Pair { a, b, _dirs, .. } = connected_on_primary(&m1, &m2).await;
     a.bond().unwrap().take_switches();
 
-    // The fault: the primary goes down and up every 150 ms (three probe
-    // intervals) for 6 s, four times the hold-down.
-    let flapper = {
-        let m1 = m1.clone();
-        tokio::spawn(async move {
-            for i in 0..40 {
-                m1.set_up(i % 2 == 1);
-                tokio::time::sleep(Duration::from_millis(150)).await;
-            }
-            m1.set_up(true);
-        })
-    };
-    for i in 1..=30 {
+    // The fault, scripted on the medium's clock: the primary is down 150 ms
+    // and up 150 ms (three probe intervals each), for 6 s — four times the
+    // hold-down.
+    let start = m1.elapsed() + Duration::from_millis(50);
+    let end = start + Duration::from_secs(6);
+    let mut flapping = Faults::default();
+    for k in 0..20u32 {
+        let from = start + Duration::from_millis(300) * k;
+        flapping = flapping.outage(from, from + Duration::from_millis(150));
+    }
+    m1.set_faults(flapping);
+    // Writes while it flaps: some at once, the rest once the traffic has moved.
+    for i in 1..=15 {
         a.put("c", &format!("d{i}"), &json!({"v": i}))
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    flapper.await.unwrap();
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("alternate")).await);
+    for i in 16..=30 {
+        a.put("c", &format!("d{i}"), &json!({"v": i}))
+            .await
+            .unwrap();
+    }
     assert!(eventually(WAIT, || b.get("c", "d30").unwrap().is_some()).await);
     for i in 1..=30 {
         assert_eq!(b.get("c", &format!("d{i}")).unwrap(), Some(json!({"v": i})));
     }
+    // The script has run its course.
+    assert!(eventually(WAIT, || m1.elapsed() >= end).await);
     // While it flapped the traffic left the primary once and stayed away (it
     // may have come back since the flapping ended, after the hold-down).
     let moves: Vec<String> = a

@@ -136,6 +136,8 @@ impl Reassembler {
                     self.partial.pop_front();
                     self.dropped += 1;
                 }
+                // Sized from the peer's count: at most 255 slots (a u8), for at
+                // most MAX_PARTIAL messages, each holding at most MAX_MESSAGE bytes.
                 self.partial.push_back(Partial {
                     id,
                     count,

@@ -151,6 +151,12 @@ impl Medium {
         st.faults = faults;
     }
 
+    /// Time since the medium was created: the clock its scripted outages
+    /// ([`Faults::outage`]) count on.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.inner.created.elapsed()
+    }
+
     /// What crossed the medium so far.
     pub fn stats(&self) -> MediumStats {
         let c = &self.inner.counters;
