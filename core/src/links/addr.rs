@@ -50,6 +50,14 @@ impl BondAddr {
         Some(CustomAddr::from_parts(BOND_TRANSPORT_ID, &d))
     }
 
+    /// The bond id of a bond address, read without decoding its members.
+    pub(crate) fn id_of(addr: &CustomAddr) -> Option<u64> {
+        if addr.id() != BOND_TRANSPORT_ID {
+            return None;
+        }
+        Some(u64::from_be_bytes(addr.data().get(..8)?.try_into().ok()?))
+    }
+
     pub(crate) fn from_custom(addr: &CustomAddr) -> Result<Self, AddrError> {
         if addr.id() != BOND_TRANSPORT_ID {
             return Err(AddrError::NotABond(addr.id()));
@@ -95,6 +103,7 @@ mod tests {
         fn bond_addresses_round_trip(id in any::<u64>(), members in proptest::collection::vec(member(), 0..=MAX_MEMBERS)) {
             let a = BondAddr { id, members };
             let c = a.to_custom().unwrap();
+            prop_assert_eq!(BondAddr::id_of(&c), Some(id));
             prop_assert_eq!(BondAddr::from_custom(&c), Ok(a));
         }
 

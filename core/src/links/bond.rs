@@ -325,6 +325,12 @@ impl BondInner {
         peers: &'a mut HashMap<u64, Peer>,
         addr: &CustomAddr,
     ) -> Option<&'a mut Peer> {
+        // Every packet sent comes here: a known peer is found by the id at the
+        // head of its address, without decoding the member list again.
+        let id = BondAddr::id_of(addr)?;
+        if peers.get(&id).is_some_and(|p| &p.addr == addr) {
+            return peers.get_mut(&id);
+        }
         let b = BondAddr::from_custom(addr).ok()?;
         let now = Instant::now();
         let stale = peers.get(&b.id).is_some_and(|p| &p.addr != addr);
@@ -547,7 +553,7 @@ impl BondInner {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let id = BondAddr::from_custom(dst).map(|b| b.id).unwrap_or(0);
+        let id = BondAddr::id_of(dst).unwrap_or(0);
         if p.current.is_none() {
             self.evaluate(id, p, now);
         }
