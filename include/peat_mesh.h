@@ -35,9 +35,15 @@
 #include <stdint.h>
 
 /*
+ PACE levels a link may name (primary, alternate, contingency, emergency
+ and a few more).
+ */
+#define MAX_PACE_LEVELS 8
+
+/*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 5
+#define PEAT_ABI_VERSION 6
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -69,6 +75,39 @@ enum PeatPeerState
 typedef enum PeatPeerState PeatPeerState;
 #else
 typedef int32_t PeatPeerState;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ How a link to a peer is judged ([`PeatLinkHealth::state`]).
+ */
+enum PeatLinkState
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Answering within the thresholds.
+   */
+  PEAT_LINK_STATE_HEALTHY = 1,
+  /*
+   Answering, but lossy or slow past the thresholds.
+   */
+  PEAT_LINK_STATE_DEGRADED = 2,
+  /*
+   Not proven yet, or missed its last answer.
+   */
+  PEAT_LINK_STATE_SUSPECT = 3,
+  /*
+   No answer for the dead-link time (or silenced).
+   */
+  PEAT_LINK_STATE_DEAD = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatLinkState PeatLinkState;
+#else
+typedef int32_t PeatLinkState;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -130,6 +169,14 @@ enum PeatEventKind
    Delivered once, to peer-event subscriptions.
    */
   PEAT_EVENT_KIND_STORAGE_FAILED = 11,
+  /*
+   The link carrying a peer's traffic changed (PACE failover or
+   fail-back, a silenced link, the first link chosen); the connection
+   goes on: `peer`, `link_from` (NULL at first use), `link_to` (NULL when
+   no link can carry the traffic) and `level` (of `link_to`; -1 with it)
+   are set.
+   */
+  PEAT_EVENT_KIND_PEER_LINK_CHANGED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -364,6 +411,55 @@ typedef struct {
 } PeatStr;
 
 /*
+ A link besides the UDP socket ([`PeatNodeOptions::links`]): a UDP socket
+ of its own bound to one interface's address. It carries traffic to peers'
+ links of the same name only.
+ */
+typedef struct {
+  /*
+   The link's name, unique per node.
+   */
+  PeatStr name;
+  /*
+   The address to bind, e.g. "10.0.2.1:0".
+   */
+  PeatStr bind;
+  /*
+   PACE level: 0 primary, 1 alternate, 2 contingency, 3 emergency (at
+   most 7); links of one level are tried in the order given.
+   */
+  uint32_t level;
+} PeatLinkOptions;
+
+/*
+ PACE thresholds ([`PeatNodeOptions::pace`]); a zero field takes the
+ default, so a zeroed struct is the default policy.
+ */
+typedef struct {
+  /*
+   How often each link to each peer is probed (default 500 ms).
+   */
+  uint64_t probe_interval_ms;
+  /*
+   A link answering no probe for this long is dead (default 2,000 ms).
+   */
+  uint64_t dead_after_ms;
+  /*
+   Smoothed RTT past which a link is degraded (default 2,000 ms).
+   */
+  uint64_t degraded_rtt_ms;
+  /*
+   Probe loss (0.0–1.0) past which a link is degraded (default 0.25).
+   */
+  double degraded_loss;
+  /*
+   How long a better level must stay healthy before traffic goes back to
+   it (default 10,000 ms).
+   */
+  uint64_t hold_down_ms;
+} PeatPaceOptions;
+
+/*
  Options for [`peat_node_open`].
  */
 typedef struct {
@@ -401,6 +497,23 @@ typedef struct {
    Announce and discover peers of the formation on the LAN by mDNS.
    */
   bool mdns;
+  /*
+   Links besides the UDP socket; may be NULL when `links_len` is 0.
+   */
+  const PeatLinkOptions *links;
+  /*
+   Number of links.
+   */
+  uintptr_t links_len;
+  /*
+   Carry connections over `links` only: bind no UDP socket (`listen` is
+   ignored). Needs a link; refused with mDNS.
+   */
+  bool links_only;
+  /*
+   PACE thresholds; zeroed for the defaults.
+   */
+  PeatPaceOptions pace;
 } PeatNodeOptions;
 
 /*
@@ -439,6 +552,49 @@ typedef struct {
 } PeatStringList;
 
 /*
+ One link's health towards a peer ([`PeatPeerInfo::links`]), measured from
+ its own probes.
+ */
+typedef struct {
+  /*
+   The link's name.
+   */
+  char *name;
+  /*
+   Its PACE level (0 primary); -1 if the policy does not use it.
+   */
+  int32_t level;
+  /*
+   Healthy, degraded, suspect or dead.
+   */
+  PeatLinkState state;
+  /*
+   Smoothed probe RTT in microseconds; -1 until measured.
+   */
+  int64_t rtt_us;
+  /*
+   The RTT's smoothed mean deviation in microseconds; -1 until measured.
+   */
+  int64_t rtt_var_us;
+  /*
+   Share of recent probes not answered (0.0–1.0).
+   */
+  double loss;
+  /*
+   Milliseconds since the link last answered a probe; -1 if never.
+   */
+  int64_t last_answer_ms;
+  /*
+   Whether this link carries the peer's traffic now.
+   */
+  bool in_use;
+  /*
+   Whether this node has silenced the link.
+   */
+  bool silent;
+} PeatLinkHealth;
+
+/*
  One peer in [`PeatPeerList`].
  */
 typedef struct {
@@ -471,6 +627,15 @@ typedef struct {
    (0: none).
    */
   uint32_t sources;
+  /*
+   Each link's health towards the peer; NULL when `links_len` is 0 (no
+   links besides UDP). Owned by the list.
+   */
+  PeatLinkHealth *links;
+  /*
+   Number of links.
+   */
+  uintptr_t links_len;
 } PeatPeerInfo;
 
 /*
@@ -594,6 +759,19 @@ typedef struct {
    Dropped event count (Lagged).
    */
   uint64_t lagged;
+  /*
+   The link used before (PeerLinkChanged; NULL at first use).
+   */
+  char *link_from;
+  /*
+   The link used now (PeerLinkChanged; NULL when none can carry traffic).
+   */
+  char *link_to;
+  /*
+   The PACE level of `link_to` (0 primary); -1 when not PeerLinkChanged
+   or `link_to` is NULL.
+   */
+  int32_t level;
 } PeatEvent;
 
 /*
@@ -972,6 +1150,21 @@ void peat_peer_list_free(PeatPeerList list);
  to a `peat_*_free` function exactly as the library returned it.
  */
 int32_t peat_node_stats(PeatNode node, PeatNodeStats *out, PeatError **err);
+
+/*
+ Silences the node's link `name` (emission control: it sends nothing, not
+ even probe answers; peers on it move to another link at once, each with a
+ `PEAT_EVENT_KIND_PEER_LINK_CHANGED` event) when `silent` is true, or lets
+ it speak again (it carries traffic again once its probes prove it, after
+ the hold-down if it is a better level). `PEAT_STATUS_INVALID_ARGUMENT` if
+ the node has no link of that name.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_set_link_silent(PeatNode node, PeatStr name, bool silent, PeatError **err);
 
 /*
  Writes a document (a JSON object); returns once durable.

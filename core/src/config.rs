@@ -44,6 +44,59 @@ impl PeerAddr {
     }
 }
 
+/// The text form: `NODEID@ADDR[,ADDR…]`, each `ADDR` a socket address
+/// (`HOST:PORT`, `[V6]:PORT`) or a link address ([`LinkAddr`], `KIND_HEX`);
+/// socket addresses first, then link addresses.
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@", self.id)?;
+        let mut first = true;
+        let socket = self.addrs.iter().map(|a| a as &dyn fmt::Display);
+        let links = self.links.iter().map(|l| l as &dyn fmt::Display);
+        for a in socket.chain(links) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Addresses one peer string may carry.
+pub const MAX_PEER_ADDRS: usize = 16;
+
+impl std::str::FromStr for PeerAddr {
+    type Err = crate::Error;
+
+    /// Parses `NODEID@ADDR[,ADDR…]` (see [`PeerAddr`]'s `Display`): at least
+    /// one and at most [`MAX_PEER_ADDRS`] addresses.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let bad = |why: String| crate::Error::InvalidArgument(format!("peer {s:?}: {why}"));
+        let (id, rest) = s
+            .split_once('@')
+            .ok_or_else(|| bad("not NODEID@ADDR[,ADDR…]".into()))?;
+        let id: NodeId = id.parse()?;
+        let mut peer = PeerAddr::with_addrs(id, Vec::new());
+        for (n, a) in rest.split(',').enumerate() {
+            if n == MAX_PEER_ADDRS {
+                return Err(bad(format!("more than {MAX_PEER_ADDRS} addresses")));
+            }
+            if let Ok(sock) = a.parse::<SocketAddr>() {
+                peer.addrs.push(sock);
+            } else if a.contains('_') {
+                peer.links.push(a.parse()?);
+            } else {
+                return Err(bad(format!(
+                    "{a:?} is neither HOST:PORT nor a link address"
+                )));
+            }
+        }
+        Ok(peer)
+    }
+}
+
 /// Everything [`crate::Node::open`] needs.
 ///
 /// ```
@@ -228,5 +281,52 @@ mod tests {
         }
         let plain = NodeConfig::new("/tmp/x", Formation::new("alpha", formation_secret));
         assert!(format!("{plain:?}").contains("secret_key: None"));
+    }
+
+    fn some_id() -> NodeId {
+        NodeId(iroh::SecretKey::from_bytes(&[9u8; 32]).public())
+    }
+
+    #[test]
+    fn peer_strings_round_trip_and_bad_ones_are_refused() {
+        let id = some_id();
+        let link = iroh_base::CustomAddr::from_parts(crate::links::BOND_TRANSPORT_ID, &[1, 2, 3]);
+        let p = PeerAddr {
+            id,
+            addrs: vec![
+                "127.0.0.1:4000".parse().unwrap(),
+                "[::1]:5".parse().unwrap(),
+            ],
+            links: vec![LinkAddr(link)],
+        };
+        let text = p.to_string();
+        assert!(
+            text.starts_with(&format!("{id}@127.0.0.1:4000,[::1]:5,")),
+            "{text}"
+        );
+        assert_eq!(text.parse::<PeerAddr>().unwrap(), p);
+        for bad in [
+            String::new(),
+            "nonsense".into(),
+            format!("{id}@"),
+            format!("{id}@127.0.0.1"),
+            format!("{id}@127.0.0.1:1,,"),
+            format!("{id}@zz_zz"),
+            format!("{id}@{}", vec!["127.0.0.1:1"; MAX_PEER_ADDRS + 1].join(",")),
+            "abc@127.0.0.1:1".into(),
+        ] {
+            let e = bad.parse::<PeerAddr>().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad:?}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_peer_string_parses_or_errs_and_round_trips(tail in "[0-9a-f_:.,\\[\\]]{0,80}") {
+            let text = format!("{}@{tail}", some_id());
+            if let Ok(p) = text.parse::<PeerAddr>() {
+                proptest::prop_assert_eq!(p.to_string().parse::<PeerAddr>().unwrap(), p);
+            }
+        }
     }
 }

@@ -139,16 +139,32 @@ async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
     assert_eq!(frames(&a, "Hello") + frames(&b, "Hello"), hellos);
     assert_eq!(reconciles(), reconciles_before);
     let mut connected = 0;
+    let mut link_events = Vec::new();
     while let Ok(Some(ev)) = peer_events.next_timeout(Duration::from_millis(1)).await {
-        if matches!(
-            ev,
-            peat_mesh::Event::Item(peat_mesh::PeerEvent::Connected { .. })
-        ) {
-            connected += 1;
+        match ev {
+            peat_mesh::Event::Item(peat_mesh::PeerEvent::Connected { .. }) => connected += 1,
+            peat_mesh::Event::Item(peat_mesh::PeerEvent::LinkChanged {
+                peer,
+                from: Some(from),
+                to,
+                level,
+            }) => {
+                assert_eq!(peer, b.id());
+                link_events.push((from, to, level));
+            }
+            _ => {}
         }
     }
     assert_eq!(connected, 1, "connected once");
-    let switches: Vec<(Option<String>, String)> = a
+    // Each move reached the application as a peer event.
+    assert_eq!(
+        link_events,
+        vec![
+            ("primary".into(), Some("alternate".into()), Some(1)),
+            ("alternate".into(), Some("primary".into()), Some(0)),
+        ]
+    );
+    let switches: Vec<(Option<String>, Option<String>)> = a
         .bond()
         .unwrap()
         .take_switches()
@@ -158,9 +174,9 @@ async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
     assert_eq!(
         switches,
         vec![
-            (None, "primary".to_string()),
-            (Some("primary".into()), "alternate".into()),
-            (Some("alternate".into()), "primary".into()),
+            (None, Some("primary".to_string())),
+            (Some("primary".into()), Some("alternate".into())),
+            (Some("alternate".into()), Some("primary".into())),
         ]
     );
     a.close(Duration::from_secs(5)).await.unwrap();
@@ -273,11 +289,84 @@ async fn a_flapping_primary_does_not_make_the_node_flap() {
         .unwrap()
         .take_switches()
         .into_iter()
-        .map(|s| s.to)
+        .filter_map(|s| s.to)
         .collect();
     assert!(
         moves == ["alternate"] || moves == ["alternate", "primary"],
         "{moves:?}"
+    );
+    a.close(Duration::from_secs(5)).await.unwrap();
+    b.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_link_sends_nothing_and_its_peers_move_at_once() {
+    init_tracing();
+    let (m1, m2) = (
+        Medium::new(Faults::default()),
+        Medium::new(Faults::default()),
+    );
+    let Pair {
+        a,
+        b,
+        peer_events,
+        _dirs,
+    } = connected_on_primary(&m1, &m2).await;
+    let e = a.set_link_silent("nope", true).unwrap_err();
+    assert_eq!(e.kind(), peat_mesh::ErrorKind::InvalidArgument, "{e}");
+
+    // Both ends go quiet on the primary: the traffic moves at once, without
+    // waiting for the dead-link time, and the primary carries nothing more.
+    a.set_link_silent("primary", true).unwrap();
+    b.set_link_silent("primary", true).unwrap();
+    assert_eq!(in_use(&a, &b).as_deref(), Some("alternate"));
+    assert_eq!(in_use(&b, &a).as_deref(), Some("alternate"));
+    let quiet = m1.stats().sent;
+    let probes = m2.stats().delivered;
+    for i in 1..=10 {
+        a.put("c", &format!("s{i}"), &json!({"v": i}))
+            .await
+            .unwrap();
+    }
+    assert!(eventually(WAIT, || b.get("c", "s10").unwrap().is_some()).await);
+    // Several probe rounds later (each one crosses the alternate), still
+    // nothing on the primary.
+    assert!(eventually(WAIT, || m2.stats().delivered >= probes + 40).await);
+    assert_eq!(m1.stats().sent, quiet, "a silenced link sent something");
+    let mine = a
+        .peers()
+        .into_iter()
+        .find(|p| p.id == b.id())
+        .unwrap()
+        .links;
+    let primary = mine.iter().find(|l| l.name == "primary").unwrap();
+    assert!(primary.silent && !primary.in_use, "{mine:?}");
+    let alternate = mine.iter().find(|l| l.name == "alternate").unwrap();
+    assert!(alternate.in_use && alternate.rtt.is_some() && alternate.last_answer.is_some());
+    assert_eq!(alternate.level, Some(1));
+
+    // Back on: the primary is proven again and, after the hold-down, carries
+    // the traffic.
+    a.set_link_silent("primary", false).unwrap();
+    b.set_link_silent("primary", false).unwrap();
+    assert!(eventually(WAIT, || in_use(&a, &b).as_deref() == Some("primary")).await);
+    let mut moves = Vec::new();
+    while let Ok(Some(ev)) = peer_events.next_timeout(Duration::from_millis(1)).await {
+        if let peat_mesh::Event::Item(peat_mesh::PeerEvent::LinkChanged {
+            from: Some(from),
+            to,
+            ..
+        }) = ev
+        {
+            moves.push((from, to));
+        }
+    }
+    assert_eq!(
+        moves,
+        vec![
+            ("primary".to_string(), Some("alternate".to_string())),
+            ("alternate".to_string(), Some("primary".to_string())),
+        ]
     );
     a.close(Duration::from_secs(5)).await.unwrap();
     b.close(Duration::from_secs(5)).await.unwrap();

@@ -18,10 +18,10 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use jni::objects::{JByteArray, JClass, JObject, JObjectArray, JString};
+use jni::objects::{JByteArray, JClass, JIntArray, JLongArray, JObject, JObjectArray, JString};
 use jni::sys::{
-    jboolean, jbyteArray, jint, jlong, jlongArray, jobjectArray, jstring, JNI_ERR, JNI_FALSE,
-    JNI_TRUE, JNI_VERSION_1_6,
+    jboolean, jbyteArray, jdouble, jint, jlong, jlongArray, jobjectArray, jstring, JNI_ERR,
+    JNI_FALSE, JNI_TRUE, JNI_VERSION_1_6,
 };
 use jni::{JNIEnv, JavaVM, NativeMethod};
 
@@ -151,6 +151,65 @@ fn write<'l>(
     })
 }
 
+/// Links as three parallel arrays (names, bind addresses, PACE levels).
+fn link_options(
+    env: &mut JNIEnv<'_>,
+    names: &JObjectArray<'_>,
+    binds: &JObjectArray<'_>,
+    levels: &JIntArray<'_>,
+) -> SdkResult<Vec<crate::records::LinkOptions>> {
+    let names = string_array_arg(env, names, "linkNames")?;
+    let binds = string_array_arg(env, binds, "linkBinds")?;
+    if levels.as_raw().is_null() {
+        return Err(SdkError::invalid("linkLevels is null"));
+    }
+    let n = env.get_array_length(levels).map_err(jni_failed)? as usize;
+    let mut lv = vec![0i32; n];
+    env.get_int_array_region(levels, 0, &mut lv)
+        .map_err(jni_failed)?;
+    if names.len() != binds.len() || names.len() != n {
+        return Err(SdkError::invalid(
+            "linkNames, linkBinds and linkLevels differ in length",
+        ));
+    }
+    names
+        .into_iter()
+        .zip(binds)
+        .zip(lv)
+        .map(|((name, bind), level)| {
+            let level = u32::try_from(level)
+                .map_err(|_| SdkError::invalid(format!("link {name:?} level {level}")))?;
+            Ok(crate::records::LinkOptions { name, bind, level })
+        })
+        .collect()
+}
+
+/// PACE thresholds: `[probe interval, dead after, degraded RTT, hold-down]`
+/// in milliseconds (0 for the default) and the degraded loss.
+fn pace_options(
+    env: &mut JNIEnv<'_>,
+    ms: &JLongArray<'_>,
+    degraded_loss: f64,
+) -> SdkResult<crate::records::PaceOptions> {
+    if ms.as_raw().is_null() {
+        return Err(SdkError::invalid("paceMs is null"));
+    }
+    let mut v = [0i64; 4];
+    if env.get_array_length(ms).map_err(jni_failed)? != 4 {
+        return Err(SdkError::invalid("paceMs must hold 4 values"));
+    }
+    env.get_long_array_region(ms, 0, &mut v)
+        .map_err(jni_failed)?;
+    let m = |x: i64| x.max(0) as u64;
+    Ok(crate::records::PaceOptions {
+        probe_interval_ms: m(v[0]),
+        dead_after_ms: m(v[1]),
+        degraded_rtt_ms: m(v[2]),
+        degraded_loss,
+        hold_down_ms: m(v[3]),
+    })
+}
+
 fn node(handle: jlong) -> u64 {
     handle as u64
 }
@@ -277,6 +336,12 @@ extern "system" fn node_open<'l>(
     listen: JString<'l>,
     peers: JObjectArray<'l>,
     mdns: jboolean,
+    link_names: JObjectArray<'l>,
+    link_binds: JObjectArray<'l>,
+    link_levels: JIntArray<'l>,
+    links_only: jboolean,
+    pace_ms: JLongArray<'l>,
+    degraded_loss: jdouble,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -288,6 +353,9 @@ extern "system" fn node_open<'l>(
             listen: arg(env, &listen, "listen")?,
             peers: string_array_arg(env, &peers, "peers")?,
             mdns: mdns != JNI_FALSE,
+            links: link_options(env, &link_names, &link_binds, &link_levels)?,
+            links_only: links_only != JNI_FALSE,
+            pace: pace_options(env, &pace_ms, degraded_loss)?,
         };
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
     })
@@ -348,6 +416,19 @@ extern "system" fn add_peer<'l>(
     run(&mut env, (), |env| {
         let p = arg(env, &peer, "peer")?;
         sdk::add_peer(node(handle), &p)
+    })
+}
+
+extern "system" fn set_link_silent<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    name: JString<'l>,
+    silent: jboolean,
+) {
+    run(&mut env, (), |env| {
+        let n = arg(env, &name, "name")?;
+        sdk::set_link_silent(node(handle), &n, silent != JNI_FALSE)
     })
 }
 
@@ -442,7 +523,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}ZJJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JDJJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),
@@ -450,6 +531,11 @@ fn methods() -> Vec<NativeMethod> {
         m("nodeAddrs", format!("(J)[{STR}"), node_addrs as *mut c_void),
         m("connect", format!("(J{STR}JJ)V"), connect as *mut c_void),
         m("addPeer", format!("(J{STR})V"), add_peer as *mut c_void),
+        m(
+            "setLinkSilent",
+            format!("(J{STR}Z)V"),
+            set_link_silent as *mut c_void,
+        ),
         m(
             "removePeer",
             format!("(J{STR})Z"),

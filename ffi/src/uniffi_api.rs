@@ -316,6 +316,12 @@ pub fn remove_peer(node: u64, peer_id: String) -> R<bool> {
     Ok(sdk::remove_peer(node, &peer_id)?)
 }
 
+/// Silences the link `name` (emission control) or lets it speak again.
+#[uniffi::export]
+pub fn set_link_silent(node: u64, name: String, silent: bool) -> R<()> {
+    Ok(sdk::set_link_silent(node, &name, silent)?)
+}
+
 /// Every peer seen.
 #[uniffi::export]
 pub fn peers(node: u64) -> R<Vec<PeerRecord>> {

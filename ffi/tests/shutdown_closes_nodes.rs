@@ -24,6 +24,7 @@ fn opts(dir: &std::path::Path) -> NodeOptions {
         listen: "127.0.0.1:0".into(),
         peers: vec![],
         mdns: false,
+        ..Default::default()
     }
 }
 

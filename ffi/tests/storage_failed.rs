@@ -46,6 +46,7 @@ fn a_full_data_dir_gives_io_errors_and_one_storage_failed_event() {
         listen: "127.0.0.1:0".into(),
         peers: vec![],
         mdns: false,
+        ..Default::default()
     };
     let n = sdk::node_open(&o, 5000, 0).unwrap();
     let sub = sdk::subscribe_peers(n).unwrap();

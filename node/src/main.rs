@@ -158,10 +158,7 @@ async fn run(args: &[String]) -> Result<()> {
             let p = args
                 .get(i + 1)
                 .ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
-            let (id, addr) = p
-                .split_once('@')
-                .ok_or_else(|| anyhow!("--peer needs NODEID@ADDR"))?;
-            cfg = cfg.peer(PeerAddr::new(id.parse()?, addr.parse()?));
+            cfg = cfg.peer(p.parse::<PeerAddr>()?);
         }
     }
     cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
@@ -220,6 +217,17 @@ fn event_line(e: &PeerEvent) -> String {
         PeerEvent::Lost { peer, source } => format!("lost {peer} {source}"),
         PeerEvent::SeenOtherFormation { peer } => format!("other_formation {peer}"),
         PeerEvent::StorageFailed { reason } => format!("storage_failed {reason}"),
+        PeerEvent::LinkChanged {
+            peer,
+            from,
+            to,
+            level,
+        } => format!(
+            "link_changed {peer} {} {} {}",
+            from.as_deref().unwrap_or("-"),
+            to.as_deref().unwrap_or("-"),
+            level.map_or("-".to_string(), |l| l.to_string())
+        ),
     }
 }
 
@@ -261,9 +269,9 @@ async fn command(node: &Node, line: &str) -> Result<String> {
         }
         "add-peer" => {
             let p = parts.next().context("add-peer NODEID@ADDR")?;
-            let (id, addr) = p.split_once('@').context("add-peer NODEID@ADDR")?;
-            node.add_peer(PeerAddr::new(id.parse()?, addr.parse()?))?;
-            Ok(format!("OK add-peer {id}"))
+            let peer: PeerAddr = p.parse()?;
+            node.add_peer(peer.clone())?;
+            Ok(format!("OK add-peer {}", peer.id))
         }
         other => bail!("unknown command {other:?}"),
     }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::addr::BondAddr;
 use super::frame::Frame;
-use super::pace::{choose, Candidate, Health, LinkState, PacePolicy};
+use super::pace::{choose, Candidate, Health, PacePolicy};
+use super::report::{BondStats, Counters, LinkHealth, LinkSwitch};
 use crate::locks::LockExt;
 
 /// Peers one bond keeps link state for.
@@ -61,35 +62,14 @@ struct Slot {
     name: String,
     level: Option<usize>,
     port: Arc<dyn Member>,
+    /// Silenced: sends nothing, answers no probe, carries no traffic.
+    silent: AtomicBool,
 }
 
-/// The health of one link to a peer, as the peer list shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LinkHealth {
-    /// The link's name.
-    pub name: String,
-    /// Its PACE level (0 is primary); `None` if the policy does not use it.
-    pub level: Option<usize>,
-    pub state: LinkState,
-    /// Smoothed RTT of its probes, once measured.
-    pub rtt: Option<Duration>,
-    /// Share of recent probes not answered.
-    pub loss: f64,
-    /// Whether this link carries the peer's traffic now.
-    pub in_use: bool,
-}
-
-/// A change of the link carrying a peer's traffic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkSwitch {
-    /// The peer's bond id (the first 8 bytes of its node id; see
-    /// [`Bond::links_to`] for a node id's links).
-    pub peer: u64,
-    /// The link used before (`None` at first use).
-    pub from: Option<String>,
-    pub to: String,
-    /// The new link's PACE level.
-    pub level: usize,
+impl Slot {
+    fn silent(&self) -> bool {
+        self.silent.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug)]
@@ -110,36 +90,6 @@ struct Peer {
     seq: u32,
 }
 
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    packets_out: AtomicU64,
-    packets_in: AtomicU64,
-    dropped_no_link: AtomicU64,
-    dropped_unknown: AtomicU64,
-    dropped_malformed: AtomicU64,
-    pub(super) dropped_full: AtomicU64,
-    switches: AtomicU64,
-}
-
-/// What a bond moved and dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BondStats {
-    /// QUIC packets sent over some link.
-    pub packets_out: u64,
-    /// QUIC packets received and handed to iroh.
-    pub packets_in: u64,
-    /// Packets not sent: no link to the peer was usable.
-    pub dropped_no_link: u64,
-    /// Packets from a sender the bond does not know.
-    pub dropped_unknown: u64,
-    /// Malformed frames.
-    pub dropped_malformed: u64,
-    /// Packets dropped because iroh's queue was full.
-    pub dropped_full: u64,
-    /// Times a peer's traffic moved to another link.
-    pub switches: u64,
-}
-
 #[derive(Debug)]
 pub(crate) struct BondInner {
     id: u64,
@@ -149,17 +99,17 @@ pub(crate) struct BondInner {
     peers: Mutex<HashMap<u64, Peer>>,
     to_iroh: mpsc::Sender<(CustomAddr, Bytes)>,
     switches: Mutex<Vec<LinkSwitch>>,
-    /// Bond ids of peers just moved to another link (for the node to nudge
-    /// their connections). Best effort: full, a nudge is skipped — the switch
-    /// itself is in the log and the counter.
-    moved: mpsc::Sender<u64>,
+    /// Switches for the node to report as peer events (and, for a peer moved
+    /// off a link, to nudge its connection). Full, an event is dropped and
+    /// counted — the switch itself happened and is in the log.
+    events: mpsc::Sender<LinkSwitch>,
     epoch: Instant,
     pub(super) counters: Counters,
     cancel: CancellationToken,
 }
 
-/// Moves waiting for the node's nudge.
-const MOVED_QUEUE: usize = 64;
+/// Switches waiting for the node to report them.
+pub const SWITCH_EVENT_QUEUE: usize = 1024;
 
 /// Most link switches remembered for [`Bond::take_switches`]; older ones are
 /// dropped first (the counter keeps the total).
@@ -170,7 +120,7 @@ const MAX_SWITCH_LOG: usize = 1024;
 pub struct Bond {
     pub(super) inner: Arc<BondInner>,
     pub(super) rx: Arc<Mutex<Option<ToIroh>>>,
-    moved: Arc<Mutex<Option<mpsc::Receiver<u64>>>>,
+    events: Arc<Mutex<Option<mpsc::Receiver<LinkSwitch>>>>,
 }
 
 impl Bond {
@@ -186,7 +136,12 @@ impl Bond {
         let mut incoming = Vec::new();
         for (i, (name, port, rx)) in links.into_iter().enumerate() {
             let level = policy.level_of(&name, i);
-            slots.push(Slot { name, level, port });
+            slots.push(Slot {
+                name,
+                level,
+                port,
+                silent: AtomicBool::new(false),
+            });
             incoming.push(rx);
         }
         let addr = BondAddr {
@@ -196,7 +151,7 @@ impl Bond {
         .to_custom()
         .ok_or_else(|| io::Error::other("too many links, or a link address too long"))?;
         let (to_iroh, rx) = mpsc::channel(BOND_RECV_QUEUE);
-        let (moved, moved_rx) = mpsc::channel(MOVED_QUEUE);
+        let (events, events_rx) = mpsc::channel(SWITCH_EVENT_QUEUE);
         let inner = Arc::new(BondInner {
             id,
             addr,
@@ -205,7 +160,7 @@ impl Bond {
             peers: Mutex::new(HashMap::new()),
             to_iroh,
             switches: Mutex::new(Vec::new()),
-            moved,
+            events,
             epoch: Instant::now(),
             counters: Counters::default(),
             cancel,
@@ -243,7 +198,7 @@ impl Bond {
         Ok(Bond {
             inner,
             rx: Arc::new(Mutex::new(Some(rx))),
-            moved: Arc::new(Mutex::new(Some(moved_rx))),
+            events: Arc::new(Mutex::new(Some(events_rx))),
         })
     }
 
@@ -254,16 +209,7 @@ impl Bond {
 
     /// Counters.
     pub fn stats(&self) -> BondStats {
-        let c = &self.inner.counters;
-        BondStats {
-            packets_out: c.packets_out.load(Ordering::Relaxed),
-            packets_in: c.packets_in.load(Ordering::Relaxed),
-            dropped_no_link: c.dropped_no_link.load(Ordering::Relaxed),
-            dropped_unknown: c.dropped_unknown.load(Ordering::Relaxed),
-            dropped_malformed: c.dropped_malformed.load(Ordering::Relaxed),
-            dropped_full: c.dropped_full.load(Ordering::Relaxed),
-            switches: c.switches.load(Ordering::Relaxed),
-        }
+        self.inner.counters.snapshot()
     }
 
     /// Each link's health towards `peer` (empty if the bond has not met it).
@@ -287,8 +233,11 @@ impl Bond {
                     level: slot.level,
                     state: path.health.state(now, policy),
                     rtt: path.health.srtt(),
+                    rtt_var: path.health.rttvar(),
                     loss: path.health.loss(now, policy),
+                    last_answer: path.health.since_answer(now),
                     in_use: current == Some(i),
+                    silent: slot.silent(),
                 })
             })
             .collect()
@@ -301,10 +250,35 @@ impl Bond {
         p.current.map(|i| self.inner.slots[i].name.clone())
     }
 
-    /// Bond ids of peers as they move to another link; taken once (by the
-    /// node).
-    pub(crate) fn take_moves(&self) -> Option<mpsc::Receiver<u64>> {
-        self.moved.locked().take()
+    /// Switches as they happen; taken once (by the node, which reports them
+    /// as peer events).
+    pub(crate) fn take_switch_events(&self) -> Option<mpsc::Receiver<LinkSwitch>> {
+        self.events.locked().take()
+    }
+
+    /// Silences the link `name` (emission control: it sends nothing, not even
+    /// probe answers, and carries no traffic; peers on it move to another
+    /// link at once), or lets it speak again (it carries traffic again once
+    /// its probes prove it, after the hold-down if it is a better level).
+    /// Returns false if the bond has no link of that name.
+    pub fn set_silent(&self, name: &str, silent: bool) -> bool {
+        let Some(slot) = self.inner.slots.iter().find(|s| s.name == name) else {
+            return false;
+        };
+        if slot.silent.swap(silent, Ordering::AcqRel) != silent {
+            tracing::info!(link = %name, silent, "link silence changed");
+            let now = Instant::now();
+            let mut peers = self.inner.peers.locked();
+            for (&id, p) in peers.iter_mut() {
+                self.inner.evaluate(id, p, now);
+            }
+        }
+        true
+    }
+
+    /// Names of this bond's links, in configuration order.
+    pub fn link_names(&self) -> Vec<String> {
+        self.inner.slots.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The link switches since the last call (at most the last 1,024).
@@ -380,6 +354,9 @@ impl BondInner {
             let (Some(path), Some(level)) = (path.as_mut(), self.slots[i].level) else {
                 continue;
             };
+            if self.slots[i].silent() {
+                continue;
+            }
             let state = path.health.state(now, &self.policy);
             index.push(i);
             cands.push(Candidate {
@@ -389,29 +366,33 @@ impl BondInner {
             });
         }
         let cur = p.current.and_then(|c| index.iter().position(|&i| i == c));
-        let Some(next) = choose(cur, &cands, &self.policy).map(|k| index[k]) else {
-            return;
+        let next = match choose(cur, &cands, &self.policy) {
+            Some(k) => Some(index[k]),
+            // Nothing to choose: stay, unless the link in use was silenced.
+            None if p.current.is_some_and(|c| self.slots[c].silent()) => None,
+            None => return,
         };
-        if p.current != Some(next) {
+        if p.current != next {
             let from = p.current.map(|c| self.slots[c].name.clone());
-            let to = self.slots[next].name.clone();
-            let level = self.slots[next].level.unwrap_or(0);
-            tracing::info!(peer = %format!("{id:016x}"), ?from, %to, level, "link switch");
+            let to = next.map(|n| self.slots[n].name.clone());
+            let level = next.and_then(|n| self.slots[n].level);
+            tracing::info!(peer = %format!("{id:016x}"), ?from, ?to, ?level, "link switch");
             self.counters.switches.fetch_add(1, Ordering::Relaxed);
             let mut log = self.switches.locked();
             if log.len() >= MAX_SWITCH_LOG {
                 log.remove(0);
             }
-            log.push(LinkSwitch {
+            let switch = LinkSwitch {
                 peer: id,
                 from,
                 to,
                 level,
-            });
-            if p.current.is_some() {
-                let _ = self.moved.try_send(id);
+            };
+            log.push(switch.clone());
+            if self.events.try_send(switch).is_err() {
+                Counters::bump(&self.counters.switch_events_dropped);
             }
-            p.current = Some(next);
+            p.current = next;
         }
     }
 
@@ -424,6 +405,9 @@ impl BondInner {
             let seq = p.seq;
             for (i, path) in p.paths.iter_mut().enumerate() {
                 let Some(path) = path.as_mut() else { continue };
+                if self.slots[i].silent() {
+                    continue;
+                }
                 path.health.probe_sent(seq, now);
                 let probe = Frame::Probe {
                     from: self.id,
@@ -459,7 +443,11 @@ impl BondInner {
                 // Answered on the link it came by, to the address it came from:
                 // one byte more than the probe, so no amplification to speak
                 // of. The echo says whether the prober's data can be
-                // attributed here (this bond knows its address).
+                // attributed here (this bond knows its address). A silenced
+                // link answers nothing.
+                if self.slots[member].silent() {
+                    return;
+                }
                 let known = self.peers.locked().contains_key(&peer);
                 let echo = Frame::Echo {
                     from: self.id,
@@ -554,7 +542,7 @@ impl BondInner {
             return;
         };
         let id = BondAddr::id_of(dst).unwrap_or(0);
-        if p.current.is_none() {
+        if p.current.is_none_or(|c| self.slots[c].silent()) {
             self.evaluate(id, p, now);
         }
         let Some(i) = p.current else {

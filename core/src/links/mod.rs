@@ -31,6 +31,7 @@ mod faults;
 mod frame;
 mod medium;
 mod pace;
+mod report;
 mod select;
 mod transport;
 mod udp;
@@ -43,12 +44,13 @@ use iroh_base::CustomAddr;
 use tokio_util::sync::CancellationToken;
 
 pub use addr::BOND_TRANSPORT_ID;
-pub use bond::{Bond, BondStats, LinkHealth, LinkSwitch, BOND_RECV_QUEUE, MAX_BOND_PEERS};
+pub use bond::{Bond, BOND_RECV_QUEUE, MAX_BOND_PEERS, SWITCH_EVENT_QUEUE};
 pub use faults::{Drop, Fate, Faults, Outage};
 pub use medium::{
     Medium, MediumLink, MediumStats, MAX_IN_FLIGHT, MAX_STATIONS, MEDIUM_TRANSPORT_ID, RECV_QUEUE,
 };
 pub use pace::{LinkState, PacePolicy};
+pub use report::{BondStats, LinkHealth, LinkSwitch};
 pub(crate) use select::BondFirst;
 pub use udp::UDP_LINK_ID;
 

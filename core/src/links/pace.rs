@@ -147,6 +147,16 @@ impl Health {
         self.srtt
     }
 
+    /// The RTT's smoothed mean deviation, once measured.
+    pub(crate) fn rttvar(&self) -> Option<Duration> {
+        self.srtt.map(|_| self.rttvar)
+    }
+
+    /// Time since the last answer, if any.
+    pub(crate) fn since_answer(&self, now: Instant) -> Option<Duration> {
+        self.last_answer.map(|t| now.duration_since(t))
+    }
+
     /// Time after which an unanswered probe counts as lost.
     fn settle(&self, policy: &PacePolicy) -> Duration {
         match self.srtt {

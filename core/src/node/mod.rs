@@ -216,9 +216,12 @@ impl Node {
         );
         ctx.tasks
             .spawn(report_store_failure(ctx.clone(), engine.store.failure()));
-        if let Some(moves) = bond.as_ref().and_then(|b| b.take_moves()) {
-            ctx.tasks
-                .spawn(nudge_moved_peers(ctx.clone(), connections.clone(), moves));
+        if let Some(switches) = bond.as_ref().and_then(|b| b.take_switch_events()) {
+            ctx.tasks.spawn(report_link_switches(
+                ctx.clone(),
+                connections.clone(),
+                switches,
+            ));
         }
         ctx.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
@@ -353,9 +356,41 @@ impl Node {
         }
     }
 
-    /// Every peer seen, with state and health.
+    /// Every peer seen, with state and health (and, with links, each link's
+    /// health towards it).
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.ctx.peers.list()
+        let mut peers = self.inner.ctx.peers.list();
+        if let Some(bond) = &self.inner.bond {
+            for p in &mut peers {
+                p.links = bond.links_to(&p.id);
+            }
+        }
+        peers
+    }
+
+    /// Silences the link `name` or lets it speak again (emission control; see
+    /// [`crate::links::Bond::set_silent`]). Peers on a silenced link move to
+    /// another one at once, each with a [`PeerEvent::LinkChanged`].
+    /// `InvalidArgument` if the node has no link of that name.
+    pub fn set_link_silent(&self, name: &str, silent: bool) -> Result<()> {
+        self.check_open()?;
+        let known = self
+            .inner
+            .bond
+            .as_ref()
+            .is_some_and(|b| b.set_silent(name, silent));
+        if known {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "no link named {name:?} (links: {:?})",
+                self.inner
+                    .bond
+                    .as_ref()
+                    .map(|b| b.link_names())
+                    .unwrap_or_default()
+            )))
+        }
     }
 
     /// Number of peers currently connected.
@@ -450,22 +485,39 @@ async fn report_store_failure(
         .publish(&PeerEvent::StorageFailed { reason }, |_| true);
 }
 
-/// When the bond moves a peer to another link, nudges that peer's connection
-/// (see [`Connections::nudge`]).
-async fn nudge_moved_peers(
+/// Reports the bond's link switches as [`PeerEvent::LinkChanged`] for peers
+/// this node knows, and nudges the connection of a peer moved from one link
+/// to another (see [`Connections::nudge`]). A first-use switch towards a peer
+/// not in the peer table yet (an inbound peer before its admission) is not
+/// reported: once connected, the peer list shows its link.
+async fn report_link_switches(
     ctx: Arc<NodeContext>,
     connections: Arc<Connections>,
-    mut moves: tokio::sync::mpsc::Receiver<u64>,
+    mut switches: tokio::sync::mpsc::Receiver<crate::links::LinkSwitch>,
 ) {
     loop {
-        let id = tokio::select! {
+        let s = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
-            id = moves.recv() => match id { Some(id) => id, None => return },
+            s = switches.recv() => match s { Some(s) => s, None => return },
         };
-        for peer in connections.peers() {
-            if crate::links::bond_id(&peer) == id {
+        let peers: Vec<NodeId> = ctx
+            .peers
+            .list()
+            .into_iter()
+            .map(|p| p.id)
+            .filter(|id| crate::links::bond_id(id) == s.peer)
+            .collect();
+        for peer in peers {
+            if s.from.is_some() && s.to.is_some() {
                 connections.nudge(&peer);
             }
+            let event = PeerEvent::LinkChanged {
+                peer,
+                from: s.from.clone(),
+                to: s.to.clone(),
+                level: s.level,
+            };
+            ctx.peer_hub.publish(&event, |_| true);
         }
     }
 }

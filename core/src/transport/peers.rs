@@ -41,6 +41,9 @@ pub struct PeerInfo {
     /// Which discoveries currently want this peer (empty for one that only
     /// dialled us or was dialled once with [`crate::Node::connect`]).
     pub sources: Vec<Source>,
+    /// Each link's health towards the peer (empty without links besides UDP,
+    /// or before the bond has met the peer).
+    pub links: Vec<crate::links::LinkHealth>,
 }
 
 /// A change in a peer's state.
@@ -94,6 +97,20 @@ pub enum PeerEvent {
         /// The error.
         reason: String,
     },
+    /// The link carrying the peer's traffic changed (PACE failover or
+    /// fail-back, a silenced link, or the first link chosen). The connection
+    /// and its sync session go on.
+    LinkChanged {
+        /// The peer.
+        peer: NodeId,
+        /// The link used before; `None` at first use.
+        from: Option<String>,
+        /// The link used now; `None` when no link can carry the traffic
+        /// (every link to the peer silenced).
+        to: Option<String>,
+        /// The PACE level of `to` (0 is primary).
+        level: Option<usize>,
+    },
 }
 
 /// Thread-safe peer table.
@@ -132,6 +149,7 @@ impl PeerTable {
             last_seen: None,
             outbound: false,
             sources: Vec::new(),
+            links: Vec::new(),
         })
     }
 

@@ -39,6 +39,12 @@ pub enum PeatEventKind {
     /// until the node is closed and reopened; `reason` is the store's error.
     /// Delivered once, to peer-event subscriptions.
     StorageFailed = 11,
+    /// The link carrying a peer's traffic changed (PACE failover or
+    /// fail-back, a silenced link, the first link chosen); the connection
+    /// goes on: `peer`, `link_from` (NULL at first use), `link_to` (NULL when
+    /// no link can carry the traffic) and `level` (of `link_to`; -1 with it)
+    /// are set.
+    PeerLinkChanged = 12,
 }
 
 /// Where the change of a document event came from ([`PeatEvent::origin`]).
@@ -78,6 +84,13 @@ pub struct PeatEvent {
     pub source: PeatPeerSource,
     /// Dropped event count (Lagged).
     pub lagged: u64,
+    /// The link used before (PeerLinkChanged; NULL at first use).
+    pub link_from: *mut c_char,
+    /// The link used now (PeerLinkChanged; NULL when none can carry traffic).
+    pub link_to: *mut c_char,
+    /// The PACE level of `link_to` (0 primary); -1 when not PeerLinkChanged
+    /// or `link_to` is NULL.
+    pub level: i32,
 }
 
 /// An event of `kind` with every string NULL.
@@ -92,6 +105,9 @@ pub(crate) fn empty_event(kind: PeatEventKind) -> PeatEvent {
         reason: ptr::null_mut(),
         source: PeatPeerSource::None,
         lagged: 0,
+        link_from: ptr::null_mut(),
+        link_to: ptr::null_mut(),
+        level: -1,
     }
 }
 
@@ -166,6 +182,19 @@ pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
         PeerEventRecord::StorageFailed { reason } => {
             (PeatEventKind::StorageFailed, None, Some(reason))
         }
+        PeerEventRecord::LinkChanged {
+            peer,
+            from,
+            to,
+            level,
+        } => {
+            let mut ev = empty_event(PeatEventKind::PeerLinkChanged);
+            ev.peer = c_string(peer);
+            ev.link_from = opt_c_string(from);
+            ev.link_to = opt_c_string(to);
+            ev.level = level.map(|l| l as i32).unwrap_or(-1);
+            return ev;
+        }
         PeerEventRecord::Lagged(n) => {
             let mut ev = empty_event(PeatEventKind::Lagged);
             ev.lagged = n;
@@ -196,6 +225,8 @@ pub(crate) unsafe fn free_event_strings(ev: *mut PeatEvent) {
             ptr::addr_of_mut!((*ev).json),
             ptr::addr_of_mut!((*ev).peer),
             ptr::addr_of_mut!((*ev).reason),
+            ptr::addr_of_mut!((*ev).link_from),
+            ptr::addr_of_mut!((*ev).link_to),
         ]
     };
     for p in fields {

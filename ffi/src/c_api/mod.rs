@@ -30,6 +30,9 @@ mod node;
 /// Connecting, static peers, the peer table and the node's counters.
 mod peers;
 
+/// Links besides UDP: options, health, silencing.
+mod links;
+
 /// Document writes, reads, listing and Automerge bytes.
 mod documents;
 
@@ -46,11 +49,12 @@ mod memory;
 mod blobs;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 5;
+pub const PEAT_ABI_VERSION: u32 = 6;
 
 pub use blobs::*;
 pub use documents::*;
 pub use events::*;
+pub use links::*;
 pub use memory::*;
 pub use node::*;
 pub use peers::*;

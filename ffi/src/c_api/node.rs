@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{bytes_arg, c_string, call, call_out, str_arg, str_list_arg, string_list};
+use super::links::{link_options, PeatLinkOptions, PeatPaceOptions};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
 use super::PEAT_ABI_VERSION;
 use crate::error::SdkError;
@@ -30,6 +31,15 @@ pub struct PeatNodeOptions {
     pub peers_len: usize,
     /// Announce and discover peers of the formation on the LAN by mDNS.
     pub mdns: bool,
+    /// Links besides the UDP socket; may be NULL when `links_len` is 0.
+    pub links: *const PeatLinkOptions,
+    /// Number of links.
+    pub links_len: usize,
+    /// Carry connections over `links` only: bind no UDP socket (`listen` is
+    /// ignored). Needs a link; refused with mDNS.
+    pub links_only: bool,
+    /// PACE thresholds; zeroed for the defaults.
+    pub pace: PeatPaceOptions,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -134,6 +144,9 @@ pub unsafe extern "C" fn peat_node_open(
                 .map(str::to_string)
                 .collect(),
             mdns: o.mdns,
+            links: link_options(o.links, o.links_len)?,
+            links_only: o.links_only,
+            pace: o.pace.into(),
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

@@ -6,6 +6,7 @@ use super::boundary::{
     c_string, call, call_out, free_c_string, into_raw_slice, opt_c_string, str_arg, string_list,
     take_raw_slice, write_opt,
 };
+use super::links::{free_link_health_list, link_health_list, PeatLinkHealth};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatPeerSource, PeatStr, PeatStringList};
 use crate::records::{self, PeerState};
 use crate::sdk;
@@ -106,6 +107,11 @@ pub struct PeatPeerInfo {
     /// The discoveries that want this peer: an OR of `PeatPeerSource` bits
     /// (0: none).
     pub sources: u32,
+    /// Each link's health towards the peer; NULL when `links_len` is 0 (no
+    /// links besides UDP). Owned by the list.
+    pub links: *mut PeatLinkHealth,
+    /// Number of links.
+    pub links_len: usize,
 }
 
 /// Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -158,18 +164,23 @@ pub unsafe extern "C" fn peat_node_peers(
     call_out(err, out, "out", || {
         let items: Vec<PeatPeerInfo> = sdk::peers(node.id)?
             .into_iter()
-            .map(|p| PeatPeerInfo {
-                id: c_string(p.id),
-                connected: p.connected,
-                addr: opt_c_string(p.addr),
-                rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
-                last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
-                state: p.state.into(),
-                sources: p
-                    .sources
-                    .iter()
-                    .map(|s| PeatPeerSource::from(*s) as u32)
-                    .fold(0, |bits, b| bits | b),
+            .map(|p| {
+                let (links, links_len) = link_health_list(p.links);
+                PeatPeerInfo {
+                    id: c_string(p.id),
+                    connected: p.connected,
+                    addr: opt_c_string(p.addr),
+                    rtt_us: p.rtt_us.map(|v| v as i64).unwrap_or(-1),
+                    last_seen_ms: p.last_seen_ms.map(|v| v as i64).unwrap_or(-1),
+                    state: p.state.into(),
+                    sources: p
+                        .sources
+                        .iter()
+                        .map(|s| PeatPeerSource::from(*s) as u32)
+                        .fold(0, |bits, b| bits | b),
+                    links,
+                    links_len,
+                }
             })
             .collect();
         let (items, len) = into_raw_slice(items);
@@ -193,6 +204,7 @@ pub unsafe extern "C" fn peat_peer_list_free(list: PeatPeerList) {
         unsafe {
             free_c_string(p.id);
             free_c_string(p.addr);
+            free_link_health_list(p.links, p.links_len);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use peat_mesh::{NodeId, PeerAddr};
+use peat_mesh::PeerAddr;
 
 use crate::error::{SdkError, SdkResult};
 
@@ -12,16 +12,10 @@ pub(crate) fn ms(timeout_ms: u64) -> Duration {
     Duration::from_millis(timeout_ms)
 }
 
-/// A peer as `NODEID@HOST:PORT`.
+/// A peer as `NODEID@ADDR[,ADDR…]`, each address `HOST:PORT` or a link
+/// address (see [`peat_mesh::PeerAddr`]'s text form).
 pub(crate) fn parse_peer(s: &str) -> SdkResult<PeerAddr> {
-    let (id, addr) = s
-        .split_once('@')
-        .ok_or_else(|| SdkError::invalid(format!("peer {s:?} is not NODEID@HOST:PORT")))?;
-    let id: NodeId = id.parse().map_err(SdkError::from)?;
-    let addr = addr
-        .parse()
-        .map_err(|e| SdkError::invalid(format!("peer address {addr:?}: {e}")))?;
-    Ok(PeerAddr::new(id, addr))
+    Ok(s.parse::<PeerAddr>()?)
 }
 
 /// Valid collection names and document ids: non-empty UTF-8 of at most

@@ -4,7 +4,9 @@
 use super::*;
 use crate::error::{ErrorCode, SdkResult};
 use crate::handles;
-use crate::records::{DocEventRecord, NodeOptions, SubEvent};
+use crate::records::{
+    DocEventRecord, LinkOptions, LinkState, NodeOptions, PaceOptions, PeerEventRecord, SubEvent,
+};
 use crate::runtime;
 
 /// The handle registry is process-wide: tests that count handles run one at a time.
@@ -23,6 +25,7 @@ pub(crate) fn opts(dir: &std::path::Path) -> NodeOptions {
         listen: "127.0.0.1:0".into(),
         peers: vec![],
         mdns: false,
+        ..Default::default()
     }
 }
 
@@ -207,4 +210,144 @@ fn queued_subscription_bounds_signals_and_ends() {
     assert_eq!(next_doc_event(sub, 0).unwrap_err().code, ErrorCode::Closed);
     unsubscribe(sub).unwrap();
     assert_eq!(handles::live_handles(), before);
+}
+
+/// Options for a node on two UDP links of its own on loopback ("primary" at
+/// level 0, "alternate" at level 1) and no UDP socket besides.
+fn linked_opts(dir: &std::path::Path) -> NodeOptions {
+    let link = |name: &str, level| LinkOptions {
+        name: name.into(),
+        bind: "127.0.0.1:0".into(),
+        level,
+    };
+    NodeOptions {
+        links: vec![link("primary", 0), link("alternate", 1)],
+        links_only: true,
+        pace: PaceOptions {
+            probe_interval_ms: 100,
+            dead_after_ms: 600,
+            hold_down_ms: 1000,
+            ..Default::default()
+        },
+        ..opts(dir)
+    }
+}
+
+/// Whether document `id` arrives among `sub`'s events within 10 s.
+fn arrived(sub: u64, id: &str) -> bool {
+    loop {
+        match next_doc_event(sub, 10_000).unwrap() {
+            Some(DocEventRecord::Changed { id: got, .. }) if got == id => return true,
+            Some(_) => continue,
+            None => return false,
+        }
+    }
+}
+
+/// The next link change among `sub`'s peer events, as (from, to, level).
+fn next_link_change(sub: u64) -> (Option<String>, Option<String>, Option<u32>) {
+    loop {
+        match next_peer_event(sub, 10_000).unwrap() {
+            Some(PeerEventRecord::LinkChanged {
+                from: Some(from),
+                to,
+                level,
+                ..
+            }) => return (Some(from), to, level),
+            Some(_) => continue,
+            None => panic!("no link change within 10 s"),
+        }
+    }
+}
+
+#[test]
+fn links_pace_health_and_silencing_reach_the_sdk() {
+    let _g = serial();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node_open(&linked_opts(da.path()), 5000, 0).unwrap();
+    let b = node_open(&linked_opts(db.path()), 5000, 0).unwrap();
+    let addrs = node_addrs(a).unwrap();
+    assert_eq!(addrs.len(), 1, "links only: one link address {addrs:?}");
+    let (ea, eb) = (subscribe_peers(a).unwrap(), subscribe_peers(b).unwrap());
+    let docs = subscribe_docs(b, "c", None, false).unwrap();
+    connect(b, &addrs[0], 5000, 0).unwrap();
+    put(a, "c", "d", r#"{"x":1}"#).unwrap();
+    assert!(arrived(docs, "d"));
+    let a_id = node_id(a).unwrap();
+    let links = || {
+        peers(b)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.id == a_id)
+            .unwrap()
+            .links
+    };
+    // The primary's probes are answered within a few probe intervals.
+    let measured = (0..500).any(|_| {
+        let l = links();
+        l.len() == 2 && l[0].rtt_us.is_some() && l[0].last_answer_ms.is_some() || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            false
+        }
+    });
+    let l = links();
+    assert!(measured, "{l:?}");
+    assert!(
+        l[0].name == "primary" && l[0].in_use && l[0].level == Some(0),
+        "{l:?}"
+    );
+    assert!(
+        l[1].name == "alternate" && !l[1].in_use && l[1].level == Some(1),
+        "{l:?}"
+    );
+    assert!(
+        l[0].rtt_us.is_some() && l[0].state != LinkState::Dead,
+        "{l:?}"
+    );
+
+    assert_eq!(
+        set_link_silent(a, "nope", true).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    set_link_silent(a, "primary", true).unwrap();
+    set_link_silent(b, "primary", true).unwrap();
+    let moved = (Some("primary".into()), Some("alternate".into()), Some(1));
+    assert_eq!(next_link_change(ea), moved);
+    assert_eq!(next_link_change(eb), moved);
+    put(a, "c", "e", r#"{"x":2}"#).unwrap();
+    assert!(arrived(docs, "e"));
+    assert!(links()[0].silent);
+    set_link_silent(a, "primary", false).unwrap();
+    set_link_silent(b, "primary", false).unwrap();
+    let back = (Some("alternate".into()), Some("primary".into()), Some(0));
+    assert_eq!(next_link_change(ea), back);
+    assert_eq!(next_link_change(eb), back);
+
+    for o in [
+        LinkOptions {
+            name: "x".into(),
+            bind: "nowhere".into(),
+            level: 0,
+        },
+        LinkOptions {
+            name: "x".into(),
+            bind: "127.0.0.1:0".into(),
+            level: 8,
+        },
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let bad = NodeOptions {
+            links: vec![o],
+            ..opts(d.path())
+        };
+        assert_eq!(
+            node_open(&bad, 5000, 0).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+    }
+    for s in [ea, eb, docs] {
+        unsubscribe(s).unwrap();
+    }
+    node_close(a, 5000).unwrap();
+    node_close(b, 5000).unwrap();
 }

@@ -5,7 +5,9 @@ import io.peat.mesh.uniffi.BlobStatusRecord
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.EventListener
 import io.peat.mesh.uniffi.ListPage
+import io.peat.mesh.uniffi.LinkOptions
 import io.peat.mesh.uniffi.NodeOptions
+import io.peat.mesh.uniffi.PaceOptions
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeerRecord
 import io.peat.mesh.uniffi.SubEvent
@@ -83,8 +85,11 @@ internal object JniBridge {
     @JvmStatic external fun cancelFree(token: Long)
     @JvmStatic external fun nodeOpen(
         dataDir: String, formationId: String, secret: ByteArray, listen: String,
-        peers: Array<String>, mdns: Boolean, timeoutMs: Long, cancel: Long,
+        peers: Array<String>, mdns: Boolean,
+        linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
+        paceMs: LongArray, degradedLoss: Double, timeoutMs: Long, cancel: Long,
     ): Long
+    @JvmStatic external fun setLinkSilent(node: Long, name: String, silent: Boolean)
     @JvmStatic external fun nodeClose(node: Long, timeoutMs: Long)
     @JvmStatic external fun nodeId(node: Long): String
     @JvmStatic external fun nodeAddrs(node: Long): Array<String>
@@ -257,7 +262,14 @@ class Node private constructor(private val handle: ULong) : Closeable {
     companion object {
         internal fun adopt(handle: ULong) = Node(handle)
 
-        /** Opens a node; cancelling the coroutine stops the opening. */
+        /** PACE thresholds all at their defaults. */
+        val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u)
+
+        /**
+         * Opens a node; cancelling the coroutine stops the opening. [links] are
+         * links besides the UDP socket, each with its PACE level; with
+         * [linksOnly] the node binds no UDP socket.
+         */
         suspend fun open(
             dataDir: String,
             formationId: String,
@@ -266,10 +278,29 @@ class Node private constructor(private val handle: ULong) : Closeable {
             peers: List<String> = emptyList(),
             mdns: Boolean = false,
             timeoutMs: Long = 30_000,
+            links: List<LinkOptions> = emptyList(),
+            linksOnly: Boolean = false,
+            pace: PaceOptions = DEFAULT_PACE,
         ): Node = Node(cancellable { t ->
             either(
-                { JniBridge.nodeOpen(dataDir, formationId, secret, listen, peers.toTypedArray(), mdns, timeoutMs, t.toLong()).toULong() },
-                { io.peat.mesh.uniffi.nodeOpen(NodeOptions(dataDir, formationId, secret, listen, peers, mdns), timeoutMs.toULong(), t) },
+                {
+                    JniBridge.nodeOpen(
+                        dataDir, formationId, secret, listen, peers.toTypedArray(), mdns,
+                        links.map { it.name }.toTypedArray(), links.map { it.bind }.toTypedArray(),
+                        links.map { it.level.toInt() }.toIntArray(), linksOnly,
+                        longArrayOf(
+                            pace.probeIntervalMs.toLong(), pace.deadAfterMs.toLong(),
+                            pace.degradedRttMs.toLong(), pace.holdDownMs.toLong(),
+                        ),
+                        pace.degradedLoss, timeoutMs, t.toLong(),
+                    ).toULong()
+                },
+                {
+                    io.peat.mesh.uniffi.nodeOpen(
+                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace),
+                        timeoutMs.toULong(), t,
+                    )
+                },
             )
         })
     }
@@ -288,6 +319,14 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
     /** Adds a static peer, kept connected until [removePeer]. */
     fun addPeer(peer: String) = either({ JniBridge.addPeer(h, peer) }, { io.peat.mesh.uniffi.addPeer(handle, peer) })
+
+    /**
+     * Silences the link [name] (emission control: it sends nothing; peers on it
+     * move to another link at once, each with a [PeerEventRecord.LinkChanged])
+     * or lets it speak again. [PeatException.InvalidArgument] for an unknown link.
+     */
+    fun setLinkSilent(name: String, silent: Boolean) =
+        either({ JniBridge.setLinkSilent(h, name, silent) }, { io.peat.mesh.uniffi.setLinkSilent(handle, name, silent) })
 
     /** Removes a static peer; false if it was not one. */
     fun removePeer(id: String): Boolean = either({ JniBridge.removePeer(h, id) }, { io.peat.mesh.uniffi.removePeer(handle, id) })
