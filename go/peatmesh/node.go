@@ -35,9 +35,68 @@ type Config struct {
 	DataDir         string   // created if missing
 	FormationID     string   // public formation id
 	FormationSecret [32]byte // shared secret, never sent; never all zeros
-	Listen          string   // e.g. "127.0.0.1:0"; empty means "0.0.0.0:0"
-	Peers           []string // static peers, "NODEID@HOST:PORT"
+	Listen          string   // e.g. "127.0.0.1:0"; empty means "0.0.0.0:0"; ignored with LinksOnly
+	Peers           []string // static peers, "NODEID@ADDR[,ADDR…]" (ADDR is HOST:PORT or a link address)
 	MDNS            bool     // announce and find peers of the formation on the LAN by mDNS
+	// Links are links besides the node's UDP socket, each a UDP socket of its
+	// own; a link carries traffic to peers' links of the same name only.
+	Links []Link
+	// LinksOnly carries connections over Links only: no UDP socket is bound
+	// (Listen is ignored). It needs a link and is refused with MDNS.
+	LinksOnly bool
+	// Pace holds the PACE thresholds that judge links and move traffic
+	// between them; the zero value is the default policy.
+	Pace Pace
+}
+
+// Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
+// its own bound to one interface's address.
+type Link struct {
+	Name string // unique per node; peers' links of the same name are its far ends
+	Bind string // the address to bind, e.g. "10.0.2.1:0"
+	// Level is the link's PACE level: 0 primary, 1 alternate, 2 contingency,
+	// 3 emergency (at most 7; more is ErrInvalidArgument at Open). Links of one
+	// level are tried in the order given.
+	Level uint32
+}
+
+// Pace holds the PACE thresholds (Config.Pace). A zero field takes the
+// default; durations are whole milliseconds (a positive duration under 1 ms
+// counts as 1 ms) and a negative one is ErrInvalidArgument at Open.
+type Pace struct {
+	ProbeInterval time.Duration // how often each link to each peer is probed (default 500 ms)
+	DeadAfter     time.Duration // a link answering no probe for this long is dead (default 2 s)
+	DegradedRTT   time.Duration // smoothed RTT past which a link is degraded (default 2 s)
+	DegradedLoss  float64       // probe loss (0.0–1.0) past which a link is degraded (default 0.25)
+	// HoldDown is how long a better level must stay healthy before traffic
+	// goes back to it (default 10 s).
+	HoldDown time.Duration
+}
+
+// cPace converts p for the C ABI.
+func (p Pace) cPace() (C.PeatPaceOptions, error) {
+	ms := func(what string, d time.Duration) (C.uint64_t, error) {
+		if d < 0 {
+			return 0, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("pace %s is negative (%v)", what, d)}
+		}
+		return C.uint64_t((d + time.Millisecond - 1) / time.Millisecond), nil
+	}
+	var out C.PeatPaceOptions
+	var err error
+	if out.probe_interval_ms, err = ms("ProbeInterval", p.ProbeInterval); err != nil {
+		return out, err
+	}
+	if out.dead_after_ms, err = ms("DeadAfter", p.DeadAfter); err != nil {
+		return out, err
+	}
+	if out.degraded_rtt_ms, err = ms("DegradedRTT", p.DegradedRTT); err != nil {
+		return out, err
+	}
+	if out.hold_down_ms, err = ms("HoldDown", p.HoldDown); err != nil {
+		return out, err
+	}
+	out.degraded_loss = C.double(p.DegradedLoss)
+	return out, nil
 }
 
 // Node is an open peat-mesh node. Safe for concurrent use.
@@ -102,6 +161,10 @@ func GenerateFormationSecret() ([32]byte, error) {
 
 // Open opens a node.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
+	pace, err := cfg.Pace.cPace()
+	if err != nil {
+		return nil, err
+	}
 	// Everything the options struct points to lives in C memory: a Go pointer
 	// may not be stored in memory that C reads after a call builds it.
 	var allocs []unsafe.Pointer
@@ -121,6 +184,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	for i, p := range cfg.Peers {
 		cpeers[i] = cstr(p)
 	}
+	// One element more than needed, so that the array is never of size zero.
+	links := C.malloc(C.size_t(len(cfg.Links)+1) * C.size_t(unsafe.Sizeof(C.PeatLinkOptions{})))
+	allocs = append(allocs, links)
+	clinks := unsafe.Slice((*C.PeatLinkOptions)(links), len(cfg.Links)+1)
+	for i, l := range cfg.Links {
+		clinks[i] = C.PeatLinkOptions{name: cstr(l.Name), bind: cstr(l.Bind), level: C.uint32_t(l.Level)}
+	}
 	secret := C.CBytes(cfg.FormationSecret[:])
 	allocs = append(allocs, secret)
 	// Wiped before the deferred free (defers run last-in, first-out).
@@ -136,10 +206,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		peers:                (*C.PeatStr)(peers),
 		peers_len:            C.size_t(len(cfg.Peers)),
 		mdns:                 C.bool(cfg.MDNS),
+		links:                (*C.PeatLinkOptions)(links),
+		links_len:            C.size_t(len(cfg.Links)),
+		links_only:           C.bool(cfg.LinksOnly),
+		pace:                 pace,
 	}
 	n := &Node{}
 	var handle C.PeatNode
-	err := withCancel(ctx, func(token C.PeatCancel) error {
+	err = withCancel(ctx, func(token C.PeatCancel) error {
 		var e *C.PeatError
 		rc := C.peat_node_open(opts, timeoutMs(ctx), token, &handle, &e)
 		return check(rc, e)
@@ -191,7 +265,9 @@ func (n *Node) ID() (string, error) {
 	return takeString(out), nil
 }
 
-// Addrs lists "NODEID@HOST:PORT" strings that reach this node.
+// Addrs lists strings that reach this node: "NODEID@HOST:PORT" per UDP
+// socket, then "NODEID@LINKADDR" when the node has Links (with LinksOnly, only
+// that one).
 func (n *Node) Addrs() ([]string, error) {
 	h, err := n.node()
 	if err != nil {
@@ -205,7 +281,8 @@ func (n *Node) Addrs() ([]string, error) {
 	return takeList(out), nil
 }
 
-// Connect dials a peer ("NODEID@HOST:PORT") and waits for admission.
+// Connect dials a peer ("NODEID@ADDR[,ADDR…]", as its Addrs gives them) and
+// waits for admission.
 func (n *Node) Connect(ctx context.Context, peer string) error {
 	h, err := n.node()
 	if err != nil {
@@ -445,9 +522,92 @@ type PeerInfo struct {
 	LastSeen  time.Time     // zero if never
 	State     PeerState
 	Sources   []Source // discoveries that want the peer, in order static, mdns, direct
+	// Links is the health towards the peer of each link that reaches it, in
+	// the order of Config.Links; nil when the node has no links besides UDP
+	// (or has not met the peer on one).
+	Links []LinkHealth
 }
 
-// AddPeer adds a static peer ("NODEID@HOST:PORT") at runtime: it is dialled
+// LinkState says how a link to a peer is judged.
+type LinkState int
+
+// The link states (the C ABI's PeatLinkState values).
+const (
+	LinkHealthy  LinkState = C.PEAT_LINK_STATE_HEALTHY  // answering within the thresholds
+	LinkDegraded LinkState = C.PEAT_LINK_STATE_DEGRADED // answering, but lossy or slow past the thresholds
+	LinkSuspect  LinkState = C.PEAT_LINK_STATE_SUSPECT  // not proven yet, or missed its last answer
+	LinkDead     LinkState = C.PEAT_LINK_STATE_DEAD     // no answer for Pace.DeadAfter (or silenced)
+)
+
+// String is "healthy", "degraded", "suspect" or "dead".
+func (s LinkState) String() string {
+	switch s {
+	case LinkHealthy:
+		return "healthy"
+	case LinkDegraded:
+		return "degraded"
+	case LinkSuspect:
+		return "suspect"
+	case LinkDead:
+		return "dead"
+	}
+	return fmt.Sprintf("LinkState(%d)", int(s))
+}
+
+// LinkHealth is one link's health towards a peer (PeerInfo.Links), measured
+// from its own probes. The durations are -1 while unknown (0 is a real value
+// for them).
+type LinkHealth struct {
+	Name   string
+	Level  int // PACE level (0 primary); -1 if the policy does not use the link
+	State  LinkState
+	RTT    time.Duration // smoothed probe RTT; -1 until measured
+	RTTVar time.Duration // the RTT's smoothed mean deviation; -1 until measured
+	Loss   float64       // share of recent probes not answered (0.0–1.0)
+	// LastAnswer is how long ago the link last answered a probe; -1 if never.
+	LastAnswer time.Duration
+	InUse      bool // the link carries the peer's traffic now
+	Silent     bool // this node has silenced the link (SetLinkSilent)
+}
+
+func toLinkHealth(l C.PeatLinkHealth) LinkHealth {
+	unknownOr := func(v C.int64_t, unit time.Duration) time.Duration {
+		if v < 0 {
+			return -1
+		}
+		return time.Duration(v) * unit
+	}
+	return LinkHealth{
+		Name:       goString(l.name),
+		Level:      int(l.level),
+		State:      LinkState(l.state),
+		RTT:        unknownOr(l.rtt_us, time.Microsecond),
+		RTTVar:     unknownOr(l.rtt_var_us, time.Microsecond),
+		Loss:       float64(l.loss),
+		LastAnswer: unknownOr(l.last_answer_ms, time.Millisecond),
+		InUse:      bool(l.in_use),
+		Silent:     bool(l.silent),
+	}
+}
+
+// SetLinkSilent silences the node's link name (emission control: it sends
+// nothing, not even probe answers; peers on it move to another link at once,
+// each with a LinkChanged peer event) when silent is true, or lets it speak
+// again (it carries traffic again once its probes prove it, after
+// Pace.HoldDown if it is a better level). ErrInvalidArgument if the node has
+// no link of that name.
+func (n *Node) SetLinkSilent(name string, silent bool) error {
+	h, err := n.node()
+	if err != nil {
+		return err
+	}
+	var e *C.PeatError
+	rc := C.peat_node_set_link_silent(h, str(name), C.bool(silent), &e)
+	runtime.KeepAlive(name)
+	return check(rc, e)
+}
+
+// AddPeer adds a static peer ("NODEID@ADDR[,ADDR…]") at runtime: it is dialled
 // now and re-dialled, with backoff and jitter, whenever its link drops.
 func (n *Node) AddPeer(peer string) error {
 	h, err := n.node()
@@ -500,6 +660,11 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 			}
 			if p.last_seen_ms >= 0 {
 				info.LastSeen = time.UnixMilli(int64(p.last_seen_ms))
+			}
+			if p.links_len > 0 {
+				for _, l := range unsafe.Slice(p.links, int(p.links_len)) {
+					info.Links = append(info.Links, toLinkHealth(l))
+				}
 			}
 			out = append(out, info)
 		}

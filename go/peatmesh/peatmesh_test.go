@@ -814,3 +814,175 @@ func TestStorageFailed(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// linkedConfig is a node on two UDP links of its own on loopback ("primary"
+// at level 0, "alternate" at level 1) and no UDP socket besides, with quick
+// PACE thresholds.
+func linkedConfig(dir string) Config {
+	return Config{
+		DataDir: dir, FormationID: "go", FormationSecret: secret,
+		Links: []Link{
+			{Name: "primary", Bind: "127.0.0.1:0", Level: 0},
+			{Name: "alternate", Bind: "127.0.0.1:0", Level: 1},
+		},
+		LinksOnly: true,
+		Pace:      Pace{ProbeInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond, HoldDown: time.Second},
+	}
+}
+
+// awaitLinkChange returns the next LinkChanged event with a From (a move from
+// one link to another, not the first use) among sub's events, within 10 s.
+func awaitLinkChange(t *testing.T, sub *Subscription) Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-sub.Events():
+			if !ok {
+				t.Fatal("subscription closed while waiting for a link change")
+			}
+			if ev.Kind == LinkChanged && ev.From != "" {
+				return ev
+			}
+		case <-deadline:
+			t.Fatal("no link change within 10 s")
+		}
+	}
+}
+
+// Two nodes on links only: the peer list shows each link's health, silencing
+// the primary moves traffic to the alternate (a LinkChanged event on both
+// sides) and un-silencing brings it back; bad links are refused at Open.
+func TestLinksPaceAndSilencing(t *testing.T) {
+	before := LiveHandles()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := Open(ctx, linkedConfig(t.TempDir()))
+	if err != nil {
+		t.Fatalf("open a: %v", err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, linkedConfig(t.TempDir()))
+	if err != nil {
+		t.Fatalf("open b: %v", err)
+	}
+	defer b.Close()
+	addrs, err := a.Addrs()
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("links only: one link address, got %q %v", addrs, err)
+	}
+	ea, err := a.SubscribePeers(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ea.Close()
+	eb, err := b.SubscribePeers(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eb.Close()
+	docs, err := b.Subscribe("c", "", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docs.Close()
+	if err := b.Connect(ctx, addrs[0]); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if err := a.Put(ctx, "c", "d", map[string]int{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	awaitDoc(t, docs, "d")
+
+	aid, _ := a.ID()
+	links := func() []LinkHealth {
+		t.Helper()
+		peers, err := b.Peers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range peers {
+			if p.ID == aid {
+				return p.Links
+			}
+		}
+		t.Fatalf("a is not among b's peers: %+v", peers)
+		return nil
+	}
+	// The primary's probes are answered within a few probe intervals.
+	l := links()
+	for deadline := time.Now().Add(10 * time.Second); !(len(l) == 2 && l[0].RTT >= 0 && l[0].LastAnswer >= 0); l = links() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no measured primary within 10 s: %+v", l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := l[0]; p.Name != "primary" || !p.InUse || p.Level != 0 || p.State == LinkDead || p.Silent || p.RTTVar < 0 {
+		t.Fatalf("primary: %+v", l)
+	}
+	if alt := l[1]; alt.Name != "alternate" || alt.InUse || alt.Level != 1 {
+		t.Fatalf("alternate: %+v", l)
+	}
+
+	if err := a.SetLinkSilent("nope", true); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("silencing an unknown link: %v", err)
+	}
+	for _, n := range []*Node{a, b} {
+		if err := n.SetLinkSilent("primary", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*Subscription{ea, eb} {
+		if ev := awaitLinkChange(t, s); ev.From != "primary" || ev.To != "alternate" || ev.Level != 1 || ev.Peer == "" {
+			t.Fatalf("after silencing the primary: %+v", ev)
+		}
+	}
+	if err := a.Put(ctx, "c", "e", map[string]int{"x": 2}); err != nil {
+		t.Fatal(err)
+	}
+	awaitDoc(t, docs, "e")
+	if l := links(); !l[0].Silent || l[0].InUse || !l[1].InUse {
+		t.Fatalf("silenced primary: %+v", l)
+	}
+	for _, n := range []*Node{a, b} {
+		if err := n.SetLinkSilent("primary", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*Subscription{ea, eb} {
+		if ev := awaitLinkChange(t, s); ev.From != "alternate" || ev.To != "primary" || ev.Level != 0 {
+			t.Fatalf("after un-silencing the primary: %+v", ev)
+		}
+	}
+
+	for _, bad := range []Config{
+		{Links: []Link{{Name: "x", Bind: "nowhere"}}},
+		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0", Level: 8}}},
+		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0"}}, Pace: Pace{HoldDown: -time.Second}},
+	} {
+		bad.DataDir, bad.FormationID, bad.FormationSecret, bad.Listen = t.TempDir(), "go", secret, "127.0.0.1:0"
+		if n, err := Open(ctx, bad); !errors.Is(err, ErrInvalidArgument) {
+			if n != nil {
+				_ = n.Close()
+			}
+			t.Fatalf("open with %+v %+v: %v, want ErrInvalidArgument", bad.Links, bad.Pace, err)
+		}
+	}
+	if s := fmt.Sprint(LinkHealthy, LinkDegraded, LinkSuspect, LinkDead); s != "healthy degraded suspect dead" {
+		t.Fatalf("link states print as %q", s)
+	}
+
+	for _, s := range []*Subscription{ea, eb, docs} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*Node{a, b} {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if LiveHandles() > before {
+		t.Fatalf("handles leaked: %d > %d", LiveHandles(), before)
+	}
+}

@@ -34,6 +34,12 @@ const (
 	// the node is closed and reopened; Reason is the store's error. Sent once,
 	// to peer-event subscriptions.
 	StorageFailed
+	// LinkChanged: the link carrying a peer's traffic changed (PACE failover
+	// or fail-back, a silenced link, the first link chosen); the connection
+	// goes on. Peer is set; From is the link used before ("" at first use),
+	// To the link used now ("" when no link can carry the traffic) and Level
+	// To's PACE level (-1 when To is "").
+	LinkChanged
 )
 
 // The kinds are the C ABI's PeatEventKind values (a compile error otherwise).
@@ -41,6 +47,7 @@ var (
 	_ = [1]struct{}{}[DocChanged-EventKind(C.PEAT_EVENT_KIND_DOC_CHANGED)]
 	_ = [1]struct{}{}[PeerOtherFormation-EventKind(C.PEAT_EVENT_KIND_PEER_OTHER_FORMATION)]
 	_ = [1]struct{}{}[StorageFailed-EventKind(C.PEAT_EVENT_KIND_STORAGE_FAILED)]
+	_ = [1]struct{}{}[LinkChanged-EventKind(C.PEAT_EVENT_KIND_PEER_LINK_CHANGED)]
 )
 
 // Origin says where the change of a document event came from.
@@ -86,6 +93,9 @@ type Event struct {
 	Source     Source          // PeerDiscovered, PeerLost: the discovery
 	Reason     string          // disconnects, refusals, StorageFailed; the discovery's name for PeerDiscovered/PeerLost
 	Dropped    uint64          // Lagged: events dropped because the reader fell behind
+	From       string          // LinkChanged: the link used before ("" at first use)
+	To         string          // LinkChanged: the link used now ("" when none can carry traffic)
+	Level      int             // LinkChanged: To's PACE level (0 primary); -1 when To is "" and for other kinds
 }
 
 // Subscription delivers events on a channel, read from a queue the SDK keeps
@@ -165,6 +175,9 @@ func toEvent(ev *C.PeatEvent) Event {
 		Source:     sources[ev.source],
 		Reason:     goString(ev.reason),
 		Dropped:    uint64(ev.lagged),
+		From:       goString(ev.link_from),
+		To:         goString(ev.link_to),
+		Level:      int(ev.level),
 	}
 	if ev.json != nil {
 		e.JSON = json.RawMessage(C.GoString(ev.json))
@@ -230,8 +243,8 @@ func (n *Node) Subscribe(collection, id string, snapshot bool, buffer int) (*Sub
 }
 
 // SubscribePeers delivers peer events (connected, disconnected, admission
-// refused, discovered, lost, other formation) and this node's StorageFailed;
-// buffer as for Subscribe.
+// refused, discovered, lost, other formation, link changed) and this node's
+// StorageFailed; buffer as for Subscribe.
 func (n *Node) SubscribePeers(buffer int) (*Subscription, error) {
 	h, err := n.node()
 	if err != nil {

@@ -4,8 +4,17 @@
 //! peat-mesh-node demo [--docs N]
 //! peat-mesh-node gen-secret
 //! peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
-//!                    [--peer NODEID@ADDR]... [--no-mdns] [--control]
+//!                    [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
+//!                    [--link NAME=BIND[@LEVEL]]... [--links-only]
+//!                    [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
 //! ```
+//!
+//! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
+//! interface's address, paired with peers' links of the same name) at a PACE
+//! level (0 primary); `--links-only` binds no other socket (and so no mDNS).
+//! `run` prints `READY NODEID [ADDRS]`, then `ADDR PEERSTRING`: what another
+//! node's `--peer` or `add-peer` takes to reach this one over every address
+//! and link.
 //!
 //! The formation secret (64 hex digits; `gen-secret` prints a new random one)
 //! comes from `--secret-file PATH` (hex, or the 32 raw bytes), else from the
@@ -15,9 +24,12 @@
 //!
 //! `run` announces the node and finds others of its formation by mDNS unless
 //! `--no-mdns`. With `--control` it reads commands from stdin, one per line
-//! (`put COLL ID JSON`, `get COLL ID`, `peers`, `add-peer NODEID@ADDR`,
-//! `quit`), and prints one line per answer and per peer event (`EVENT ...`), for
+//! (`put COLL ID JSON`, `get COLL ID`, `peers`, `add-peer NODEID@ADDR[,ADDR]`,
+//! `links NODEID` (each link's health towards a peer), `silence LINK`,
+//! `unsilence LINK`, `quit`), and prints one line per answer and per peer event (`EVENT ...`), for
 //! tests and scripts that drive a node in another process or network namespace.
+
+mod link_flags;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,7 +43,9 @@ const USAGE: &str = "usage:
   peat-mesh-node demo [--docs N]
   peat-mesh-node gen-secret
   peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
-                     [--peer NODEID@ADDR]... [--no-mdns] [--control]
+                     [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
+                     [--link NAME=BIND[@LEVEL]]... [--links-only]
+                     [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 
@@ -162,9 +176,11 @@ async fn run(args: &[String]) -> Result<()> {
         }
     }
     cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
+    let cfg = link_flags::apply(args, cfg)?;
     let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
     println!("READY {} {:?}", node.id(), node.addrs());
+    println!("ADDR {}", node.peer_addr());
     let events = node.subscribe_peers();
     let (tx, mut commands) = tokio::sync::mpsc::channel::<String>(16);
     if control {
@@ -266,6 +282,34 @@ async fn command(node: &Node, line: &str) -> Result<String> {
                 })
                 .collect();
             Ok(format!("PEERS {}", list.join(" ")))
+        }
+        "silence" | "unsilence" => {
+            let silent = line.starts_with("silence");
+            let name = parts.next().context("silence LINK")?;
+            node.set_link_silent(name, silent)?;
+            Ok(format!(
+                "OK {} {name}",
+                if silent { "silence" } else { "unsilence" }
+            ))
+        }
+        "links" => {
+            let id: peat_mesh::NodeId = parts.next().context("links NODEID")?.parse()?;
+            let peer = node.peers().into_iter().find(|p| p.id == id);
+            let list: Vec<String> = peer
+                .map(|p| p.links)
+                .unwrap_or_default()
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}:{:?}:{}:{}",
+                        l.name,
+                        l.state,
+                        if l.in_use { "in_use" } else { "-" },
+                        l.rtt.map_or("-".into(), |r| format!("{}us", r.as_micros()))
+                    )
+                })
+                .collect();
+            Ok(format!("LINKS {}", list.join(" ")))
         }
         "add-peer" => {
             let p = parts.next().context("add-peer NODEID@ADDR")?;

@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import (
@@ -61,6 +61,10 @@ __all__ = [
     "PeerEventKind",
     "Lagged",
     "PeerInfo",
+    "Link",
+    "Pace",
+    "LinkHealth",
+    "LinkState",
     "PeerState",
     "PeerSource",
     "Origin",
@@ -159,6 +163,16 @@ class PeerEventKind(_Named):
     LOST = "lost"
     OTHER_FORMATION = "other_formation"
     STORAGE_FAILED = "storage_failed"
+    LINK_CHANGED = "link_changed"
+
+
+class LinkState(_Named):
+    """How a link to a peer is judged from its probes."""
+
+    HEALTHY = "healthy"  # answering within the thresholds
+    DEGRADED = "degraded"  # answering, but lossy or slow past the thresholds
+    SUSPECT = "suspect"  # not proven yet, or missed its last answer
+    DEAD = "dead"  # no answer for the dead-link time (or silenced)
 
 
 class BlobState(_Named):
@@ -197,12 +211,21 @@ class PeerEvent:
 
     "storage_failed" is not about a peer (``peer`` is None): this node's store
     failed a commit (a full disk, an I/O error) and every write now raises
-    :class:`StorageError` until the node is closed and reopened. It comes once."""
+    :class:`StorageError` until the node is closed and reopened. It comes once.
+
+    "link_changed": the link carrying the peer's traffic changed (PACE failover
+    or fail-back, a silenced link, or the first link chosen); the connection and
+    its sync session go on. ``link_from`` is the link used before (None at first
+    use), ``link_to`` the link used now (None when no link can carry the
+    traffic) and ``level`` its PACE level (0 primary)."""
 
     kind: PeerEventKind
     peer: Optional[str]
     reason: str
     source: Optional[PeerSource] = None  # discovered, lost: the discovery
+    link_from: Optional[str] = None  # link_changed: the link used before
+    link_to: Optional[str] = None  # link_changed: the link used now
+    level: Optional[int] = None  # link_changed: the PACE level of link_to
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,47 @@ class Lagged:
     """This many events were dropped because the reader fell behind."""
 
     dropped: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link besides the node's UDP socket: a UDP socket of its own bound to
+    ``bind`` (one interface's address, e.g. ``"10.0.2.1:0"``; a second LAN, an
+    IP radio). It carries traffic to peers' links of the same ``name`` only
+    (names are unique per node). ``level`` is its PACE level: 0 primary,
+    1 alternate, 2 contingency, 3 emergency (at most 7; links of one level are
+    tried in the order given)."""
+
+    name: str
+    bind: str
+    level: int = 0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """PACE thresholds: how links are probed and judged. Durations are in
+    seconds; None (or 0) takes the default."""
+
+    probe_interval: Optional[float] = None  # how often each link to each peer is probed (0.5 s)
+    dead_after: Optional[float] = None  # a link answering no probe this long is dead (2 s)
+    degraded_rtt: Optional[float] = None  # smoothed RTT past which a link is degraded (2 s)
+    degraded_loss: Optional[float] = None  # probe loss (0.0-1.0) past which a link is degraded (0.25)
+    hold_down: Optional[float] = None  # how long a better level must stay healthy before traffic returns (10 s)
+
+
+@dataclass(frozen=True)
+class LinkHealth:
+    """One link's health towards a peer, measured from its own probes."""
+
+    name: str
+    level: Optional[int]  # its PACE level (0 primary); None if the policy does not use it
+    state: LinkState
+    rtt_us: Optional[int]  # smoothed probe RTT in microseconds, once measured
+    rtt_var_us: Optional[int]  # the RTT's smoothed mean deviation in microseconds, once measured
+    loss: float  # share of recent probes not answered (0.0-1.0)
+    last_answer_ms: Optional[int]  # milliseconds since the link last answered a probe; None if never
+    in_use: bool  # whether this link carries the peer's traffic now
+    silent: bool  # whether this node has silenced the link
 
 
 @dataclass(frozen=True)
@@ -223,6 +287,7 @@ class PeerInfo:
     last_seen_ms: Optional[int]
     state: PeerState
     sources: FrozenSet[PeerSource]  # the discoveries that want the peer
+    links: Tuple[LinkHealth, ...] = ()  # each link's health towards the peer (empty without links)
 
 
 @dataclass(frozen=True)
@@ -276,9 +341,9 @@ def _peer_event(raw: tuple) -> Event:
     """A native peer-event tuple as a :class:`PeerEvent` or :class:`Lagged`."""
     if raw[0] == "lagged":
         return Lagged(raw[1])
-    kind, peer, reason, source = raw
+    kind, peer, reason, source, link_from, link_to, level = raw
     if source is None:
-        return PeerEvent(PeerEventKind(kind), peer, reason)
+        return PeerEvent(PeerEventKind(kind), peer, reason, None, link_from, link_to, level)
     return PeerEvent(PeerEventKind(kind), peer, source, PeerSource(source))
 
 
@@ -435,9 +500,46 @@ def _free_subscription(handle: int) -> None:
         pass
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout):  # type: ignore[no-untyped-def]
+def _pace_ms(what: str, seconds: Optional[float]) -> int:
+    """A PACE duration in milliseconds; None or 0 is 0 (the default), anything
+    positive at least 1 ms."""
+    if seconds is None or seconds == 0:
+        return 0
+    if not 0 < seconds < 2**53:
+        raise InvalidArgumentError(f"pace {what} must be a positive number of seconds, got {seconds!r}")
+    return max(1, round(seconds * 1000))
+
+
+def _link_arg(link: Link) -> tuple:
+    if not isinstance(link, Link):
+        raise TypeError(f"links must be peat_mesh.Link values, got {link!r}")
+    if not isinstance(link.level, int) or not 0 <= link.level <= 0xFFFF_FFFF:
+        raise InvalidArgumentError(f"link {link.name!r} level must be 0-7, got {link.level!r}")
+    return (link.name, link.bind, link.level)
+
+
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
-    return (str(data_dir), formation_id, bytes(formation_secret), listen, list(peers), bool(mdns), _ms(timeout))
+    p = pace if pace is not None else Pace()
+    pace_arg = (
+        _pace_ms("probe_interval", p.probe_interval),
+        _pace_ms("dead_after", p.dead_after),
+        _pace_ms("degraded_rtt", p.degraded_rtt),
+        float(p.degraded_loss or 0.0),
+        _pace_ms("hold_down", p.hold_down),
+    )
+    return (
+        str(data_dir),
+        formation_id,
+        bytes(formation_secret),
+        listen,
+        list(peers),
+        bool(mdns),
+        [_link_arg(link) for link in links],
+        bool(links_only),
+        pace_arg,
+        _ms(timeout),
+    )
 
 
 def _with_cancel(call, *args):  # type: ignore[no-untyped-def]
@@ -640,13 +742,29 @@ class SyncNode:
         peers: Sequence[str] = (),
         timeout: float = 30.0,
         mdns: bool = False,
+        links: Sequence[Link] = (),
+        links_only: bool = False,
+        pace: Optional[Pace] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
-        ``peers`` are static peers (``NODEID@HOST:PORT``); ``mdns`` announces the
-        node and finds peers of the formation on the LAN."""
+        ``peers`` are static peers (``NODEID@HOST:PORT``, or
+        ``NODEID@ADDR,ADDR...`` with several addresses); ``mdns`` announces the
+        node and finds peers of the formation on the LAN.
+
+        ``links`` are :class:`Link` values: UDP sockets besides the node's own,
+        each on one interface, with their PACE levels; traffic to a peer goes
+        over the best healthy level, fails over when it dies and comes back
+        after ``pace.hold_down``. ``links_only`` binds no UDP socket of the node
+        (``listen`` is ignored; it needs a link and is refused with ``mdns``).
+        ``pace`` (a :class:`Pace`) sets how links are probed and judged. A bad
+        link (an unparsable ``bind``, a level above 7) raises
+        :class:`InvalidArgumentError`."""
         _check_process()
         _, run = _with_cancel(
-            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout)
+            _native.node_open,
+            *_open_args(
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout
+            ),
         )
         return cls(run())
 
@@ -663,20 +781,43 @@ class SyncNode:
         return _native.node_id(self.handle)
 
     def addrs(self) -> list:
-        """``NODEID@HOST:PORT`` strings another node can dial."""
+        """Strings another node can dial: ``NODEID@HOST:PORT`` per socket
+        address, then ``NODEID@LINKADDR`` (the links' address) when the node
+        has links; with ``links_only``, only that one."""
         return _native.node_addrs(self.handle)
 
     def connect(self, peer: str, timeout: float = 10.0) -> None:
-        """Dials a peer (``NODEID@HOST:PORT``) and waits for admission."""
+        """Dials a peer (``NODEID@ADDR[,ADDR...]``, an address ``HOST:PORT``
+        or a link address, as :meth:`addrs` gives them) and waits for admission."""
         _, run = _with_cancel(_native.connect, self.handle, peer, _ms(timeout))
         run()
 
     def peers(self) -> list:
-        """Every peer seen, with state, health and the discoveries that want it."""
+        """Every peer seen, with state, health, the discoveries that want it and
+        each link's health towards it (see :class:`LinkHealth`)."""
         return [
-            PeerInfo(id, connected, addr, rtt, seen, PeerState(state), frozenset(PeerSource(s) for s in sources))
-            for id, connected, addr, rtt, seen, state, sources in _native.peers(self.handle)
+            PeerInfo(
+                id,
+                connected,
+                addr,
+                rtt,
+                seen,
+                PeerState(state),
+                frozenset(PeerSource(s) for s in sources),
+                tuple(
+                    LinkHealth(name, level, LinkState(ls), lrtt, lvar, loss, last, in_use, silent)
+                    for name, level, ls, lrtt, lvar, loss, last, in_use, silent in links
+                ),
+            )
+            for id, connected, addr, rtt, seen, state, sources, links in _native.peers(self.handle)
         ]
+
+    def set_link_silent(self, name: str, silent: bool) -> None:
+        """Silences the node's link ``name`` (emission control: it sends
+        nothing, and its peers move to another link at once, each with a
+        "link_changed" peer event), or, with ``silent=False``, lets it speak
+        again. Raises :class:`InvalidArgumentError` if the node has no such link."""
+        _native.set_link_silent(self.handle, name, silent)
 
     def add_peer(self, peer: str) -> None:
         """Adds a static peer (``NODEID@HOST:PORT``), kept connected until removed."""
@@ -727,7 +868,8 @@ class SyncNode:
 
     def subscribe_peers(self) -> Subscription:
         """Peer events (see :class:`PeerEvent`): connected, disconnected, admission
-        refused, discovered, lost, other formation, and this node's storage failure."""
+        refused, discovered, lost, other formation, link changed, and this node's
+        storage failure."""
         return Subscription(_native.subscribe_peers(self.handle), peers=True)
 
     def on_change(
@@ -827,11 +969,18 @@ class Node:
         peers: Sequence[str] = (),
         timeout: float = 30.0,
         mdns: bool = False,
+        links: Sequence[Link] = (),
+        links_only: bool = False,
+        pace: Optional[Pace] = None,
     ) -> "Node":
-        """Opens a node (see :meth:`SyncNode.open`); cancelling the awaiting task stops the opening."""
+        """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
+        cancelling the awaiting task stops the opening."""
         _check_process()
         handle = await _cancellable(
-            _native.node_open, *_open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, timeout)
+            _native.node_open,
+            *_open_args(
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout
+            ),
         )
         return cls(SyncNode(handle))
 
@@ -841,7 +990,7 @@ class Node:
         return self.sync.id
 
     def addrs(self) -> list:
-        """``NODEID@HOST:PORT`` strings another node can dial."""
+        """Strings another node can dial (see :meth:`SyncNode.addrs`)."""
         return self.sync.addrs()
 
     async def connect(self, peer: str, timeout: float = 10.0) -> None:
@@ -859,6 +1008,10 @@ class Node:
     def remove_peer(self, peer_id: str) -> bool:
         """Removes a static peer; False if it was not one."""
         return self.sync.remove_peer(peer_id)
+
+    def set_link_silent(self, name: str, silent: bool) -> None:
+        """Silences a link or lets it speak again (see :meth:`SyncNode.set_link_silent`)."""
+        self.sync.set_link_silent(name, silent)
 
     def stats(self) -> NodeStats:
         """The node's counters (see :meth:`SyncNode.stats`)."""

@@ -8,14 +8,35 @@ PeerSourceName = Literal["static", "mdns", "direct"]
 OriginName = Literal["snapshot", "local", "peer"]
 BlobStateName = Literal["missing", "partial", "complete"]
 TransferProfileName = Literal["", "datacenter", "tactical", "edge"]
+LinkStateName = Literal["healthy", "degraded", "suspect", "dead"]
 PeerEventKindName = Literal[
-    "connected", "disconnected", "admission_refused", "discovered", "lost", "other_formation", "storage_failed"
+    "connected",
+    "disconnected",
+    "admission_refused",
+    "discovered",
+    "lost",
+    "other_formation",
+    "storage_failed",
+    "link_changed",
 ]
 DocEventTuple = Union[
     Tuple[Literal["changed"], str, str, Optional[str], OriginName, Optional[str]], Tuple[Literal["lagged"], int]
 ]
+# (kind, peer, reason, source, link_from, link_to, level); the last three are
+# None but for "link_changed".
 PeerEventTuple = Union[
-    Tuple[PeerEventKindName, Optional[str], str, Optional[PeerSourceName]], Tuple[Literal["lagged"], int]
+    Tuple[PeerEventKindName, Optional[str], str, Optional[PeerSourceName], Optional[str], Optional[str], Optional[int]],
+    Tuple[Literal["lagged"], int],
+]
+# (name, bind, level) of a link to open.
+LinkArg = Tuple[str, str, int]
+# (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss, hold_down_ms); 0 = default.
+PaceArg = Tuple[int, int, int, float, int]
+# (name, level, state, rtt_us, rtt_var_us, loss, last_answer_ms, in_use, silent) of a link to a peer.
+LinkTuple = Tuple[str, Optional[int], LinkStateName, Optional[int], Optional[int], float, Optional[int], bool, bool]
+# (id, connected, addr, rtt_us, last_seen_ms, state, sources, links) of a peer.
+PeerTuple = Tuple[
+    str, bool, Optional[str], Optional[int], Optional[int], PeerStateName, List[PeerSourceName], List[LinkTuple]
 ]
 
 class PeatError(Exception): ...
@@ -41,19 +62,21 @@ def node_open(
     listen: str,
     peers: List[str],
     mdns: bool,
+    links: List[LinkArg],
+    links_only: bool,
+    pace: PaceArg,
     timeout_ms: int,
     cancel: int,
 ) -> int: ...
 def generate_formation_secret() -> bytes: ...
 def add_peer(node: int, peer: str) -> None: ...
 def remove_peer(node: int, peer_id: str) -> bool: ...
+def set_link_silent(node: int, name: str, silent: bool) -> None: ...
 def node_close(node: int, timeout_ms: int) -> None: ...
 def node_id(node: int) -> str: ...
 def node_addrs(node: int) -> List[str]: ...
 def connect(node: int, peer: str, timeout_ms: int, cancel: int) -> None: ...
-def peers(
-    node: int,
-) -> List[Tuple[str, bool, Optional[str], Optional[int], Optional[int], PeerStateName, List[PeerSourceName]]]: ...
+def peers(node: int) -> List[PeerTuple]: ...
 def stats(node: int) -> Tuple[int, int, int, int, int, int, int, int]: ...
 def put(node: int, collection: str, id: str, json: str) -> None: ...
 def merge_patch(node: int, collection: str, id: str, json: str) -> None: ...

@@ -3,8 +3,8 @@
 
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
-    BlobInfoRecord, DocEventRecord, NodeOptions, Origin, PeerEventRecord, SubEvent,
-    TransferProfile, TransferProgress,
+    BlobInfoRecord, DocEventRecord, LinkHealthRecord, LinkOptions, NodeOptions, Origin,
+    PaceOptions, PeerEventRecord, SubEvent, TransferProfile, TransferProgress,
 };
 use peat_mesh_ffi::sdk;
 use peat_mesh_ffi::{ErrorCode, SdkError};
@@ -110,8 +110,15 @@ fn err(e: SdkError) -> PyErr {
 
 type R<T> = PyResult<T>;
 
+/// (name, bind, level) of one link.
+type LinkArg = (String, String, u32);
+
+/// (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss,
+/// hold_down_ms); zero takes the default.
+type PaceArg = (u64, u64, u64, f64, u64);
+
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -121,9 +128,13 @@ fn node_open(
     listen: String,
     peers: Vec<String>,
     mdns: bool,
+    links: Vec<LinkArg>,
+    links_only: bool,
+    pace: PaceArg,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
+    let (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss, hold_down_ms) = pace;
     let opts = NodeOptions {
         data_dir,
         formation_id,
@@ -131,6 +142,18 @@ fn node_open(
         listen,
         peers,
         mdns,
+        links: links
+            .into_iter()
+            .map(|(name, bind, level)| LinkOptions { name, bind, level })
+            .collect(),
+        links_only,
+        pace: PaceOptions {
+            probe_interval_ms,
+            dead_after_ms,
+            degraded_rtt_ms,
+            degraded_loss,
+            hold_down_ms,
+        },
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)
@@ -164,8 +187,37 @@ fn connect(py: Python<'_>, node: u64, peer: String, timeout_ms: u64, cancel: u64
         .map_err(err)
 }
 
-/// (id, connected, addr, rtt_us, last_seen_ms, state, sources) of one peer;
-/// the state and the sources by their SDK names.
+/// (name, level, state, rtt_us, rtt_var_us, loss, last_answer_ms, in_use,
+/// silent) of one link towards a peer; the state by its SDK name.
+type LinkTuple = (
+    String,
+    Option<u32>,
+    &'static str,
+    Option<u64>,
+    Option<u64>,
+    f64,
+    Option<u64>,
+    bool,
+    bool,
+);
+
+fn link_tuple(l: LinkHealthRecord) -> LinkTuple {
+    (
+        l.name,
+        l.level,
+        l.state.name(),
+        l.rtt_us,
+        l.rtt_var_us,
+        l.loss,
+        l.last_answer_ms,
+        l.in_use,
+        l.silent,
+    )
+}
+
+/// (id, connected, addr, rtt_us, last_seen_ms, state, sources, links) of one
+/// peer; the state and the sources by their SDK names, the links as
+/// [`LinkTuple`]s.
 type PeerTuple = (
     String,
     bool,
@@ -174,6 +226,7 @@ type PeerTuple = (
     Option<u64>,
     &'static str,
     Vec<&'static str>,
+    Vec<LinkTuple>,
 );
 
 /// Every peer seen.
@@ -191,6 +244,7 @@ fn peers(node: u64) -> R<Vec<PeerTuple>> {
                 p.last_seen_ms,
                 p.state.name(),
                 p.sources.iter().map(|s| s.name()).collect(),
+                p.links.into_iter().map(link_tuple).collect(),
             )
         })
         .collect())
@@ -219,6 +273,11 @@ fn stats(py: Python<'_>, node: u64) -> R<StatsTuple> {
 #[pyfunction]
 fn add_peer(node: u64, peer: String) -> R<()> {
     sdk::add_peer(node, &peer).map_err(err)
+}
+
+#[pyfunction]
+fn set_link_silent(node: u64, name: String, silent: bool) -> R<()> {
+    sdk::set_link_silent(node, &name, silent).map_err(err)
 }
 
 #[pyfunction]
@@ -318,14 +377,19 @@ fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
     })
 }
 
-/// (kind, peer, reason, source): ("connected", peer, "", None) /
-/// ("disconnected", peer, reason, None) / ("admission_refused", peer, reason,
-/// None) / ("discovered"|"lost", peer, "", source) / ("other_formation", peer,
-/// "", None) / ("storage_failed", None, reason, None) / ("lagged", n); the
-/// source by its SDK name.
+/// (kind, peer, reason, source, link_from, link_to, level), the last three
+/// None but for "link_changed": ("connected", peer, "", None, …) /
+/// ("disconnected", peer, reason, None, …) / ("admission_refused", peer,
+/// reason, None, …) / ("discovered"|"lost", peer, "", source, …) /
+/// ("other_formation", peer, "", None, …) / ("storage_failed", None, reason,
+/// None, …) / ("link_changed", peer, "", None, from, to, level) / ("lagged",
+/// n); the source by its SDK name.
 fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
     let t = |k: &str, p: Option<String>, r: String, s: Option<&str>| -> R<Py<PyAny>> {
-        Ok((k, p, r, s).into_pyobject(py)?.into_any().unbind())
+        Ok((k, p, r, s, None::<String>, None::<String>, None::<u32>)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
     };
     match ev {
         PeerEventRecord::Connected { peer } => t("connected", Some(peer), String::new(), None),
@@ -345,6 +409,23 @@ fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
             t("other_formation", Some(peer), String::new(), None)
         }
         PeerEventRecord::StorageFailed { reason } => t("storage_failed", None, reason, None),
+        PeerEventRecord::LinkChanged {
+            peer,
+            from,
+            to,
+            level,
+        } => Ok((
+            "link_changed",
+            Some(peer),
+            String::new(),
+            None::<&str>,
+            from,
+            to,
+            level,
+        )
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
         PeerEventRecord::Lagged(n) => Ok(("lagged", n).into_pyobject(py)?.into_any().unbind()),
     }
 }
@@ -634,6 +715,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clear_log_callback, m)?)?;
     m.add_function(wrap_pyfunction!(add_peer, m)?)?;
     m.add_function(wrap_pyfunction!(remove_peer, m)?)?;
+    m.add_function(wrap_pyfunction!(set_link_silent, m)?)?;
     m.add_function(wrap_pyfunction!(blob_add_file, m)?)?;
     m.add_function(wrap_pyfunction!(blob_fetch, m)?)?;
     m.add_function(wrap_pyfunction!(transfer_progress, m)?)?;

@@ -566,3 +566,79 @@ def test_shutdown_in_a_child_process(tmp_path):
         ),
     )
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr
+
+
+def next_link_change(sub, timeout=10.0):
+    """The next "link_changed" event among ``sub``'s peer events that moves
+    from a link (first uses, from None, and other events are skipped), as
+    (link_from, link_to, level)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ev = sub.next(0.2)
+        if isinstance(ev, peat_mesh.PeerEvent) and ev.kind == peat_mesh.PeerEventKind.LINK_CHANGED:
+            if ev.link_from is not None:
+                return (ev.link_from, ev.link_to, ev.level)
+    raise AssertionError(f"no link change within {timeout} s")
+
+
+def test_links_pace_and_silencing(tmp_path):
+    """Two nodes on two UDP links each ("primary" at PACE level 0, "alternate"
+    at level 1) and no UDP socket besides: documents sync over the primary,
+    whose health is measured; silencing it moves both sides to the alternate
+    and un-silencing brings them back (as the SDK's Rust test)."""
+    links = [peat_mesh.Link("primary", "127.0.0.1:0", level=0), peat_mesh.Link("alternate", "127.0.0.1:0", level=1)]
+    pace = peat_mesh.Pace(probe_interval=0.1, dead_after=0.6, hold_down=1.0)
+
+    def open_linked(name):
+        return peat_mesh.SyncNode.open(
+            str(tmp_path / name), "py", SECRET, links=links, links_only=True, pace=pace, timeout=5.0
+        )
+
+    with open_linked("a") as a, open_linked("b") as b:
+        addrs = a.addrs()
+        assert len(addrs) == 1, f"links only: one link address {addrs}"
+        with a.subscribe_peers() as ea, b.subscribe_peers() as eb, b.subscribe("c") as docs:
+            b.connect(addrs[0], timeout=5.0)
+            a.put("c", "d", {"x": 1})
+            wait_doc(docs, "d")
+
+            def links_of_a():
+                (p,) = [p for p in b.peers() if p.id == a.id]
+                return p.links
+
+            # the primary's probes are answered within a few probe intervals
+            deadline = time.time() + 10
+            while True:
+                lk = links_of_a()
+                if len(lk) == 2 and lk[0].rtt_us is not None and lk[0].last_answer_ms is not None:
+                    break
+                assert time.time() < deadline, f"primary never measured: {lk}"
+                time.sleep(0.02)
+            primary, alternate = lk
+            assert isinstance(primary, peat_mesh.LinkHealth)
+            assert primary.name == "primary" and primary.in_use and primary.level == 0, lk
+            assert alternate.name == "alternate" and not alternate.in_use and alternate.level == 1, lk
+            assert primary.state != peat_mesh.LinkState.DEAD and isinstance(primary.state, peat_mesh.LinkState), lk
+            assert 0.0 <= primary.loss <= 1.0 and not primary.silent, lk
+
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                a.set_link_silent("nope", True)
+            a.set_link_silent("primary", True)
+            b.set_link_silent("primary", True)
+            moved = ("primary", "alternate", 1)
+            assert next_link_change(ea) == moved
+            assert next_link_change(eb) == moved
+            a.put("c", "e", {"x": 2})
+            assert wait_doc(docs, "e").value == {"x": 2}
+            assert links_of_a()[0].silent
+            a.set_link_silent("primary", False)
+            b.set_link_silent("primary", False)
+            back = ("alternate", "primary", 0)
+            assert next_link_change(ea) == back
+            assert next_link_change(eb) == back
+
+    for bad in [peat_mesh.Link("x", "nowhere"), peat_mesh.Link("x", "127.0.0.1:0", level=8)]:
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            peat_mesh.SyncNode.open(
+                str(tmp_path / "bad"), "py", SECRET, listen="127.0.0.1:0", links=[bad], timeout=5.0
+            )

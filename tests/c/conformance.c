@@ -1439,6 +1439,146 @@ static int t_static_peer_added_and_removed(void) {
     return 1;
 }
 
+/* Opens a node on two UDP links of its own on loopback ("primary" at level 0,
+   "alternate" at level 1) and no UDP socket besides, with fast PACE timers. */
+static int open_linked_node(PeatNode *node, char *dir) {
+    strcpy(dir, "/tmp/peat-c-XXXXXX");
+    if (!mkdtemp(dir)) return 0;
+    PeatLinkOptions links[2];
+    links[0].name = S("primary");
+    links[0].bind = S("127.0.0.1:0");
+    links[0].level = 0;
+    links[1].name = S("alternate");
+    links[1].bind = S("127.0.0.1:0");
+    links[1].level = 1;
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = S(dir);
+    o.formation_id = S("conformance");
+    o.formation_secret = SECRET;
+    o.formation_secret_len = 32;
+    o.links = links;
+    o.links_len = 2;
+    o.links_only = true;
+    o.pace.probe_interval_ms = 100;
+    o.pace.dead_after_ms = 600;
+    o.pace.hold_down_ms = 1000;
+    return call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
+}
+
+/* Waits up to 10 s for a link change away from a link (link_from set);
+   returns 1 if it went from `from` to `to` at `level`. */
+static int await_link_change(PeatSubscription sub, const char *from, const char *to, int32_t level) {
+    for (int i = 0; i < 50; i++) {
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        int32_t rc = call_with_err_(peat_subscription_next(sub, 200, &ev, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        if (rc != PEAT_STATUS_OK) return 0;
+        int change = ev.kind == PEAT_EVENT_KIND_PEER_LINK_CHANGED && ev.link_from != NULL;
+        int hit = change && ev.peer != NULL && strcmp(ev.link_from, from) == 0 && ev.link_to != NULL &&
+                  strcmp(ev.link_to, to) == 0 && ev.level == level;
+        peat_event_free(&ev);
+        if (change) return hit;
+    }
+    return 0;
+}
+
+/* B's view of its only peer's link `i`; 0 if B has no peer or no such link. */
+static int peer_link(PeatNode b, size_t i, PeatLinkHealth *out, char *name, size_t name_len) {
+    PeatPeerList peers;
+    memset(&peers, 0, sizeof peers);
+    if (call_with_err_(peat_node_peers(b, &peers, ERR)) != PEAT_STATUS_OK) return 0;
+    int ok = peers.len == 1 && peers.items[0].links_len == 2 && i < 2;
+    if (ok) {
+        *out = peers.items[0].links[i];
+        snprintf(name, name_len, "%s", out->name);
+        out->name = NULL; /* freed with the list */
+    }
+    peat_peer_list_free(peers);
+    return ok;
+}
+
+static int t_links_pace_and_silencing(void) {
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_linked_node(&a, da));
+    CHECK(open_linked_node(&b, db));
+    PeatStringList addrs;
+    memset(&addrs, 0, sizeof addrs);
+    OK(peat_node_addrs(a, &addrs, ERR));
+    CHECK(addrs.len == 1); /* links only: the link address */
+    PeatSubscription ea, eb, docs;
+    OK(peat_peer_subscribe(a, &ea, ERR));
+    OK(peat_peer_subscribe(b, &eb, ERR));
+    OK(peat_doc_subscribe(b, S("c"), S(""), false, &docs, ERR));
+    OK(peat_node_connect(b, S(addrs.items[0]), 10000, NO_CANCEL, ERR));
+    peat_string_list_free(addrs);
+    OK(peat_doc_put(a, S("c"), S("d"), S("{\"x\":1}"), ERR));
+    CHECK(await_doc(docs, "d", NULL));
+
+    /* The primary's probes are answered within a few probe intervals. */
+    PeatLinkHealth l0, l1;
+    char n0[32] = "", n1[32] = "";
+    int measured = 0;
+    for (int i = 0; i < 100 && !measured; i++) {
+        measured = peer_link(b, 0, &l0, n0, sizeof n0) && l0.rtt_us >= 0 && l0.last_answer_ms >= 0;
+        if (!measured) usleep(50 * 1000);
+    }
+    CHECK(measured);
+    CHECK(strcmp(n0, "primary") == 0 && l0.in_use && l0.level == 0 && l0.state != PEAT_LINK_STATE_DEAD);
+    CHECK(l0.loss >= 0.0 && l0.loss <= 1.0 && !l0.silent);
+    CHECK(peer_link(b, 1, &l1, n1, sizeof n1));
+    CHECK(strcmp(n1, "alternate") == 0 && !l1.in_use && l1.level == 1);
+
+    CHECK(call_with_err_(peat_node_set_link_silent(a, S("nope"), true, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_node_set_link_silent(a, S("primary"), true, ERR));
+    OK(peat_node_set_link_silent(b, S("primary"), true, ERR));
+    CHECK(await_link_change(ea, "primary", "alternate", 1));
+    CHECK(await_link_change(eb, "primary", "alternate", 1));
+    OK(peat_doc_put(a, S("c"), S("e"), S("{\"x\":2}"), ERR));
+    CHECK(await_doc(docs, "e", NULL));
+    CHECK(peer_link(b, 0, &l0, n0, sizeof n0) && l0.silent && !l0.in_use);
+    OK(peat_node_set_link_silent(a, S("primary"), false, ERR));
+    OK(peat_node_set_link_silent(b, S("primary"), false, ERR));
+    CHECK(await_link_change(ea, "alternate", "primary", 0));
+    CHECK(await_link_change(eb, "alternate", "primary", 0));
+
+    /* Bad link options are refused at open. */
+    char dc[64];
+    strcpy(dc, "/tmp/peat-c-XXXXXX");
+    CHECK(mkdtemp(dc));
+    PeatLinkOptions bad;
+    bad.name = S("x");
+    bad.bind = S("nowhere");
+    bad.level = 0;
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.data_dir = S(dc);
+    o.formation_id = S("conformance");
+    o.formation_secret = SECRET;
+    o.formation_secret_len = 32;
+    o.links = &bad;
+    o.links_len = 1;
+    PeatNode c = {0};
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    bad.bind = S("127.0.0.1:0");
+    bad.level = 8;
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    o.links = NULL; /* NULL with a length */
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+
+    OK(peat_subscription_close(ea, ERR));
+    OK(peat_subscription_close(eb, ERR));
+    OK(peat_subscription_close(docs, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    rm_rf(dc);
+    return 1;
+}
+
 typedef int (*test_fn)(void);
 static const struct {
     const char *name;
@@ -1469,6 +1609,7 @@ static const struct {
     {"blob_expected_size_and_discard_partial", t_blob_expected_size_and_discard_partial},
     {"storage_failed", t_storage_failed},
     {"static_peer_added_and_removed", t_static_peer_added_and_removed},
+    {"links_pace_and_silencing", t_links_pace_and_silencing},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

@@ -65,6 +65,9 @@ struct Inner {
     mdns: Option<Mdns>,
     endpoint: Endpoint,
     bond: Option<crate::links::Bond>,
+    /// Stops the bond's tasks: after the endpoint has closed its connections
+    /// (their last packets may need the links), or when the node is dropped.
+    bond_cancel: tokio_util::sync::CancellationToken,
     closed: AtomicBool,
 }
 
@@ -72,6 +75,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Never blocks: tasks see the cancellation and end on their own.
         self.ctx.cancel.cancel();
+        self.bond_cancel.cancel();
     }
 }
 
@@ -154,6 +158,7 @@ impl Node {
             config.subscription_capacity,
             config.link_timeout,
         ));
+        let bond_cancel = tokio_util::sync::CancellationToken::new();
         let bonded = if config.links.is_empty() {
             Ok(None)
         } else {
@@ -161,7 +166,7 @@ impl Node {
                 crate::links::bond_id(&me),
                 &config.links,
                 config.pace.clone(),
-                ctx.cancel.child_token(),
+                bond_cancel.clone(),
             )
             .map(Some)
         };
@@ -180,6 +185,7 @@ impl Node {
             Ok(b) => b,
             Err(e) => {
                 ctx.cancel.cancel();
+                bond_cancel.cancel();
                 let _ = store.close();
                 return Err(e);
             }
@@ -203,6 +209,8 @@ impl Node {
         let router = match Router::new(protocols) {
             Ok(r) => Arc::new(r),
             Err(e) => {
+                ctx.cancel.cancel();
+                bond_cancel.cancel();
                 let _ = engine.store.close();
                 return Err(e);
             }
@@ -254,6 +262,7 @@ impl Node {
                 mdns,
                 endpoint: endpoint.clone(),
                 bond,
+                bond_cancel,
                 closed: AtomicBool::new(false),
             }),
         };
@@ -448,6 +457,7 @@ impl Node {
             .is_ok();
         self.inner.connections.close_all();
         let _ = tokio::time::timeout_at(deadline.into(), self.inner.endpoint.close()).await;
+        self.inner.bond_cancel.cancel();
         let store = engine.store.clone();
         // The store is closed whatever the deadline: close returns only once the
         // database file is released (or says why not), so an immediate reopen works.

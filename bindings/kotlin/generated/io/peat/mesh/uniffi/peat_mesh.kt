@@ -716,6 +716,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_runtime_configure(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_link_silent(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_set_log_listener(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_shutdown(
@@ -824,6 +826,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_put(`node`: Long,`collection`: RustBuf
 external fun uniffi_peat_mesh_ffi_fn_func_remove_peer(`node`: Long,`peerId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Byte
 external fun uniffi_peat_mesh_ffi_fn_func_runtime_configure(`workers`: Int,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_set_link_silent(`node`: Long,`name`: RustBuffer.ByValue,`silent`: Byte,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_set_log_listener(`generation`: Long,`listener`: Long,`maxLevel`: Byte,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
@@ -1051,6 +1055,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_runtime_configure() != 44347) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_link_silent() != 19147) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_set_log_listener() != 59321) {
@@ -1902,6 +1909,167 @@ public object FfiConverterTypeBlobStatusRecord: FfiConverterRustBuffer<BlobStatu
 
 
 /**
+ * One link's health towards a peer, measured from its own probes.
+ */
+data class LinkHealthRecord (
+    /**
+     * The link's name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Its PACE level (0 primary); `None` if the policy does not use it.
+     */
+    var `level`: kotlin.UInt?
+    , 
+    /**
+     * Healthy, degraded, suspect or dead.
+     */
+    var `state`: LinkState
+    , 
+    /**
+     * Smoothed probe RTT in microseconds, once measured.
+     */
+    var `rttUs`: kotlin.ULong?
+    , 
+    /**
+     * The RTT's smoothed mean deviation in microseconds, once measured.
+     */
+    var `rttVarUs`: kotlin.ULong?
+    , 
+    /**
+     * Share of recent probes not answered (0.0–1.0).
+     */
+    var `loss`: kotlin.Double
+    , 
+    /**
+     * Milliseconds since the link last answered a probe; `None` if never.
+     */
+    var `lastAnswerMs`: kotlin.ULong?
+    , 
+    /**
+     * Whether this link carries the peer's traffic now.
+     */
+    var `inUse`: kotlin.Boolean
+    , 
+    /**
+     * Whether this node has silenced the link.
+     */
+    var `silent`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkHealthRecord: FfiConverterRustBuffer<LinkHealthRecord> {
+    override fun read(buf: ByteBuffer): LinkHealthRecord {
+        return LinkHealthRecord(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterTypeLinkState.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LinkHealthRecord) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterOptionalUInt.allocationSize(value.`level`) +
+            FfiConverterTypeLinkState.allocationSize(value.`state`) +
+            FfiConverterOptionalULong.allocationSize(value.`rttUs`) +
+            FfiConverterOptionalULong.allocationSize(value.`rttVarUs`) +
+            FfiConverterDouble.allocationSize(value.`loss`) +
+            FfiConverterOptionalULong.allocationSize(value.`lastAnswerMs`) +
+            FfiConverterBoolean.allocationSize(value.`inUse`) +
+            FfiConverterBoolean.allocationSize(value.`silent`)
+    )
+
+    override fun write(value: LinkHealthRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterOptionalUInt.write(value.`level`, buf)
+            FfiConverterTypeLinkState.write(value.`state`, buf)
+            FfiConverterOptionalULong.write(value.`rttUs`, buf)
+            FfiConverterOptionalULong.write(value.`rttVarUs`, buf)
+            FfiConverterDouble.write(value.`loss`, buf)
+            FfiConverterOptionalULong.write(value.`lastAnswerMs`, buf)
+            FfiConverterBoolean.write(value.`inUse`, buf)
+            FfiConverterBoolean.write(value.`silent`, buf)
+    }
+}
+
+
+
+/**
+ * A link besides the node's UDP socket: a UDP socket of its own bound to one
+ * interface's address (a second LAN, an IP radio). It carries traffic to
+ * peers' links of the same name only.
+ */
+data class LinkOptions (
+    /**
+     * The link's name (unique per node; peers' links pair by name).
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * The address to bind, e.g. `10.0.2.1:0`.
+     */
+    var `bind`: kotlin.String
+    , 
+    /**
+     * Its PACE level: 0 primary, 1 alternate, 2 contingency, 3 emergency
+     * (any number of levels; links of one level are tried in order).
+     */
+    var `level`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkOptions: FfiConverterRustBuffer<LinkOptions> {
+    override fun read(buf: ByteBuffer): LinkOptions {
+        return LinkOptions(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LinkOptions) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`bind`) +
+            FfiConverterUInt.allocationSize(value.`level`)
+    )
+
+    override fun write(value: LinkOptions, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`bind`, buf)
+            FfiConverterUInt.write(value.`level`, buf)
+    }
+}
+
+
+
+/**
  * One page of [`list`].
  */
 data class ListPage (
@@ -1981,6 +2149,23 @@ data class NodeOptions (
      * Announce and discover peers of the formation on the LAN by mDNS.
      */
     var `mdns`: kotlin.Boolean
+    , 
+    /**
+     * Links besides the UDP socket (each a UDP socket of its own on one
+     * interface's address), with their PACE levels. Empty: none.
+     */
+    var `links`: List<LinkOptions>
+    , 
+    /**
+     * Carry connections over `links` only: bind no UDP socket (`listen` is
+     * ignored). Needs a link; refused with mDNS.
+     */
+    var `linksOnly`: kotlin.Boolean
+    , 
+    /**
+     * How links are probed and judged (PACE thresholds).
+     */
+    var `pace`: PaceOptions
     
 ){
     
@@ -2003,6 +2188,9 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterString.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeLinkOptions.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterTypePaceOptions.read(buf),
         )
     }
 
@@ -2012,7 +2200,10 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterByteArray.allocationSize(value.`formationSecret`) +
             FfiConverterString.allocationSize(value.`listen`) +
             FfiConverterSequenceString.allocationSize(value.`peers`) +
-            FfiConverterBoolean.allocationSize(value.`mdns`)
+            FfiConverterBoolean.allocationSize(value.`mdns`) +
+            FfiConverterSequenceTypeLinkOptions.allocationSize(value.`links`) +
+            FfiConverterBoolean.allocationSize(value.`linksOnly`) +
+            FfiConverterTypePaceOptions.allocationSize(value.`pace`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -2022,6 +2213,9 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterString.write(value.`listen`, buf)
             FfiConverterSequenceString.write(value.`peers`, buf)
             FfiConverterBoolean.write(value.`mdns`, buf)
+            FfiConverterSequenceTypeLinkOptions.write(value.`links`, buf)
+            FfiConverterBoolean.write(value.`linksOnly`, buf)
+            FfiConverterTypePaceOptions.write(value.`pace`, buf)
     }
 }
 
@@ -2124,6 +2318,78 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
 
 
 /**
+ * PACE thresholds; a zero field takes the default.
+ */
+data class PaceOptions (
+    /**
+     * How often each link to each peer is probed (default 500 ms).
+     */
+    var `probeIntervalMs`: kotlin.ULong
+    , 
+    /**
+     * A link that answers no probe for this long is dead (default 2,000 ms).
+     */
+    var `deadAfterMs`: kotlin.ULong
+    , 
+    /**
+     * Smoothed RTT past which a link is degraded (default 2,000 ms).
+     */
+    var `degradedRttMs`: kotlin.ULong
+    , 
+    /**
+     * Probe loss (0.0–1.0) past which a link is degraded (default 0.25).
+     */
+    var `degradedLoss`: kotlin.Double
+    , 
+    /**
+     * How long a better level must stay healthy before traffic goes back
+     * to it (default 10,000 ms).
+     */
+    var `holdDownMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
+    override fun read(buf: ByteBuffer): PaceOptions {
+        return PaceOptions(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PaceOptions) = (
+            FfiConverterULong.allocationSize(value.`probeIntervalMs`) +
+            FfiConverterULong.allocationSize(value.`deadAfterMs`) +
+            FfiConverterULong.allocationSize(value.`degradedRttMs`) +
+            FfiConverterDouble.allocationSize(value.`degradedLoss`) +
+            FfiConverterULong.allocationSize(value.`holdDownMs`)
+    )
+
+    override fun write(value: PaceOptions, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`probeIntervalMs`, buf)
+            FfiConverterULong.write(value.`deadAfterMs`, buf)
+            FfiConverterULong.write(value.`degradedRttMs`, buf)
+            FfiConverterDouble.write(value.`degradedLoss`, buf)
+            FfiConverterULong.write(value.`holdDownMs`, buf)
+    }
+}
+
+
+
+/**
  * A peer as the SDK reports it.
  */
 data class PeerRecord (
@@ -2161,6 +2427,11 @@ data class PeerRecord (
      * The discoveries that want this peer, in order (static, mdns, direct); may be empty.
      */
     var `sources`: List<PeerSource>
+    , 
+    /**
+     * Each link's health towards the peer (empty without links).
+     */
+    var `links`: List<LinkHealthRecord>
     
 ){
     
@@ -2184,6 +2455,7 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalULong.read(buf),
             FfiConverterTypePeerState.read(buf),
             FfiConverterSequenceTypePeerSource.read(buf),
+            FfiConverterSequenceTypeLinkHealthRecord.read(buf),
         )
     }
 
@@ -2194,7 +2466,8 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalULong.allocationSize(value.`rttUs`) +
             FfiConverterOptionalULong.allocationSize(value.`lastSeenMs`) +
             FfiConverterTypePeerState.allocationSize(value.`state`) +
-            FfiConverterSequenceTypePeerSource.allocationSize(value.`sources`)
+            FfiConverterSequenceTypePeerSource.allocationSize(value.`sources`) +
+            FfiConverterSequenceTypeLinkHealthRecord.allocationSize(value.`links`)
     )
 
     override fun write(value: PeerRecord, buf: ByteBuffer) {
@@ -2205,6 +2478,7 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalULong.write(value.`lastSeenMs`, buf)
             FfiConverterTypePeerState.write(value.`state`, buf)
             FfiConverterSequenceTypePeerSource.write(value.`sources`, buf)
+            FfiConverterSequenceTypeLinkHealthRecord.write(value.`links`, buf)
     }
 }
 
@@ -2446,6 +2720,57 @@ public object FfiConverterTypeDocEventRecord : FfiConverterRustBuffer<DocEventRe
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * How a link to a peer is judged from its probes.
+ */
+
+enum class LinkState {
+    
+    /**
+     * Answering within the thresholds.
+     */
+    HEALTHY,
+    /**
+     * Answering, but lossy or slow past the thresholds.
+     */
+    DEGRADED,
+    /**
+     * Not proven yet, or missed its last answer.
+     */
+    SUSPECT,
+    /**
+     * No answer for the dead-link time (or silenced).
+     */
+    DEAD;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkState: FfiConverterRustBuffer<LinkState> {
+    override fun read(buf: ByteBuffer) = try {
+        LinkState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LinkState) = 4UL
+
+    override fun write(value: LinkState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
     }
 }
 
@@ -2863,6 +3188,35 @@ sealed class PeerEventRecord {
     }
     
     /**
+     * The link carrying the peer's traffic changed (PACE failover or
+     * fail-back, a silenced link, or the first link chosen); the connection
+     * and its sync session go on.
+     */
+    data class LinkChanged(
+        /**
+         * Node id.
+         */
+        val `peer`: kotlin.String, 
+        /**
+         * The link used before; `None` at first use.
+         */
+        val `from`: kotlin.String?, 
+        /**
+         * The link used now; `None` when no link can carry the traffic.
+         */
+        val `to`: kotlin.String?, 
+        /**
+         * The PACE level of `to` (0 primary).
+         */
+        val `level`: kotlin.UInt?) : PeerEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * This many events were dropped.
      */
     data class Lagged(
@@ -2915,7 +3269,13 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             7 -> PeerEventRecord.StorageFailed(
                 FfiConverterString.read(buf),
                 )
-            8 -> PeerEventRecord.Lagged(
+            8 -> PeerEventRecord.LinkChanged(
+                FfiConverterString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalUInt.read(buf),
+                )
+            9 -> PeerEventRecord.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -2976,6 +3336,16 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 + FfiConverterString.allocationSize(value.`reason`)
             )
         }
+        is PeerEventRecord.LinkChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`peer`)
+                + FfiConverterOptionalString.allocationSize(value.`from`)
+                + FfiConverterOptionalString.allocationSize(value.`to`)
+                + FfiConverterOptionalUInt.allocationSize(value.`level`)
+            )
+        }
         is PeerEventRecord.Lagged -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -3026,8 +3396,16 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is PeerEventRecord.Lagged -> {
+            is PeerEventRecord.LinkChanged -> {
                 buf.putInt(8)
+                FfiConverterString.write(value.`peer`, buf)
+                FfiConverterOptionalString.write(value.`from`, buf)
+                FfiConverterOptionalString.write(value.`to`, buf)
+                FfiConverterOptionalUInt.write(value.`level`, buf)
+                Unit
+            }
+            is PeerEventRecord.Lagged -> {
+                buf.putInt(9)
                 FfiConverterULong.write(value.v1, buf)
                 Unit
             }
@@ -3386,6 +3764,38 @@ public object FfiConverterTypeTransferProfile: FfiConverterRustBuffer<TransferPr
 /**
  * @suppress
  */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
     override fun read(buf: ByteBuffer): kotlin.ULong? {
         if (buf.get().toInt() == 0) {
@@ -3528,6 +3938,62 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLinkHealthRecord: FfiConverterRustBuffer<List<LinkHealthRecord>> {
+    override fun read(buf: ByteBuffer): List<LinkHealthRecord> {
+        val len = buf.getInt()
+        return List<LinkHealthRecord>(len) {
+            FfiConverterTypeLinkHealthRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LinkHealthRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLinkHealthRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LinkHealthRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLinkHealthRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLinkOptions: FfiConverterRustBuffer<List<LinkOptions>> {
+    override fun read(buf: ByteBuffer): List<LinkOptions> {
+        val len = buf.getInt()
+        return List<LinkOptions>(len) {
+            FfiConverterTypeLinkOptions.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LinkOptions>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLinkOptions.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LinkOptions>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLinkOptions.write(it, buf)
         }
     }
 }
@@ -3974,6 +4440,19 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_runtime_configure(
     
         FfiConverterUInt.lower(`workers`),_status)
+}
+    
+    
+
+        /**
+         * Silences the link `name` (emission control) or lets it speak again.
+         */
+    @Throws(PeatException::class) fun `setLinkSilent`(`node`: kotlin.ULong, `name`: kotlin.String, `silent`: kotlin.Boolean)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_link_silent(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`name`),FfiConverterBoolean.lower(`silent`),_status)
 }
     
     

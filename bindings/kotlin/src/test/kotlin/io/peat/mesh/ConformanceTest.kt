@@ -2,7 +2,10 @@ package io.peat.mesh
 
 import io.peat.mesh.uniffi.BlobState
 import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.LinkOptions
+import io.peat.mesh.uniffi.LinkState
 import io.peat.mesh.uniffi.Origin
+import io.peat.mesh.uniffi.PaceOptions
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeerSource
 import io.peat.mesh.uniffi.PeerState
@@ -38,7 +41,7 @@ class ConformanceTest {
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
-        assertEquals(5, PeatMesh.abiVersion)
+        assertEquals(6, PeatMesh.abiVersion)
         // the test JVM loads the library once, so the JNI path is bound
         assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
@@ -418,6 +421,80 @@ class ConformanceTest {
                 assertEquals(listOf(PeerSource.STATIC), p.sources)
                 assertTrue(a.removePeer(b.id))
             }
+        }
+    }
+
+    /** A node on two UDP links of its own on loopback, no UDP socket besides. */
+    private suspend fun linkedNode(): Node = Node.open(
+        tmp(), "kotlin", Support.SECRET,
+        links = listOf(LinkOptions("primary", "127.0.0.1:0", 0u), LinkOptions("alternate", "127.0.0.1:0", 1u)),
+        linksOnly = true,
+        pace = PaceOptions(probeIntervalMs = 100u, deadAfterMs = 600u, degradedRttMs = 0u, degradedLoss = 0.0, holdDownMs = 1000u),
+    )
+
+    /** The next change away from a link (`from` set) among [events], within 10 s. */
+    private suspend fun nextMove(events: Channel<PeerEventRecord>): PeerEventRecord.LinkChanged =
+        withTimeout(10_000) {
+            var ev: PeerEventRecord
+            do { ev = events.receive() } while (!(ev is PeerEventRecord.LinkChanged && ev.from != null))
+            ev as PeerEventRecord.LinkChanged
+        }
+
+    @Test
+    fun linksPaceAndSilencing() = runBlocking<Unit> {
+        linkedNode().use { a ->
+            linkedNode().use { b ->
+                assertEquals(1, a.addrs.size, "links only: one link address")
+                val ea = Channel<PeerEventRecord>(Channel.UNLIMITED)
+                val eb = Channel<PeerEventRecord>(Channel.UNLIMITED)
+                val jobs = listOf(
+                    launch { a.peerEvents().collect { ea.send(it) } },
+                    launch { b.peerEvents().collect { eb.send(it) } },
+                )
+                val seen = async {
+                    withTimeout(10_000) { b.documents("c").first { it is DocEventRecord.Changed && it.id == "d" } }
+                }
+                delay(100)
+                b.connect(a.addrs[0])
+                a.put("c", "d", """{"x":1}""")
+                seen.await()
+                // The primary's probes are answered within a few probe intervals.
+                val links = withTimeout(10_000) {
+                    var l = b.peers().single().links
+                    while (l.size != 2 || l[0].rttUs == null || l[0].lastAnswerMs == null) {
+                        delay(50)
+                        l = b.peers().single().links
+                    }
+                    l
+                }
+                assertEquals("primary", links[0].name)
+                assertTrue(links[0].inUse && links[0].level == 0u && links[0].state != LinkState.DEAD, "$links")
+                assertEquals("alternate", links[1].name)
+                assertTrue(!links[1].inUse && links[1].level == 1u, "$links")
+
+                assertFailsWith<Err.InvalidArgument> { a.setLinkSilent("nope", true) }
+                a.setLinkSilent("primary", true)
+                b.setLinkSilent("primary", true)
+                for (ev in listOf(nextMove(ea), nextMove(eb))) {
+                    assertEquals(Triple("primary", "alternate", 1u), Triple(ev.from, ev.to, ev.level), "$ev")
+                }
+                val second = async {
+                    withTimeout(10_000) { b.documents("c").first { it is DocEventRecord.Changed && it.id == "e" } }
+                }
+                delay(100)
+                a.put("c", "e", """{"x":2}""")
+                second.await()
+                assertTrue(b.peers().single().links[0].silent)
+                a.setLinkSilent("primary", false)
+                b.setLinkSilent("primary", false)
+                for (ev in listOf(nextMove(ea), nextMove(eb))) {
+                    assertEquals(Triple("alternate", "primary", 0u), Triple(ev.from, ev.to, ev.level), "$ev")
+                }
+                jobs.forEach { it.cancelAndJoin() }
+            }
+        }
+        for (bad in listOf(LinkOptions("x", "nowhere", 0u), LinkOptions("x", "127.0.0.1:0", 8u))) {
+            assertFailsWith<Err.InvalidArgument> { Node.open(tmp(), "kotlin", Support.SECRET, links = listOf(bad)) }
         }
     }
 }
