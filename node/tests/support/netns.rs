@@ -130,6 +130,103 @@ impl Drop for Net {
     }
 }
 
+/// Where [`NodeProc`]s run: numbered network namespaces.
+pub trait Namespaces {
+    /// A command run inside namespace `i`.
+    fn command(&self, i: usize, program: &str) -> Command;
+}
+
+impl Namespaces for Net {
+    fn command(&self, i: usize, program: &str) -> Command {
+        Net::command(self, i, program)
+    }
+}
+
+/// Two namespaces joined directly by two veth pairs, as two links of a field
+/// node: `lan` (10.78.1.1 and .2 /24) and `radio` (10.78.2.1 and .2 /24),
+/// the radio shaped both ways by `tc tbf` to a radio-like rate. Deleted on
+/// drop.
+pub struct LinkPair {
+    tag: String,
+    pub nodes: [String; 2],
+}
+
+impl LinkPair {
+    /// `radio_rate` as `tc` takes it, e.g. `96kbit`.
+    pub fn new(radio_rate: &str) -> Result<LinkPair> {
+        if !is_root() {
+            bail!(
+                "network namespace tests need root (CAP_NET_ADMIN); run them as root, as CI does"
+            );
+        }
+        let tag = format!("{:x}", std::process::id() % 0xffff);
+        let nodes = [format!("plk{tag}a"), format!("plk{tag}b")];
+        let pair = LinkPair {
+            tag: tag.clone(),
+            nodes: nodes.clone(),
+        };
+        for ns in &nodes {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        for (k, link) in ["lan", "radio"].iter().enumerate() {
+            let (d0, d1) = (pair.dev(0, link), pair.dev(1, link));
+            ip(&["link", "add", &d0, "type", "veth", "peer", "name", &d1])?;
+            for (i, d) in [(0, &d0), (1, &d1)] {
+                ip(&["link", "set", d, "netns", &nodes[i]])?;
+                let addr = format!("10.78.{}.{}/24", k + 1, i + 1);
+                ip(&["-n", &nodes[i], "addr", "add", &addr, "dev", d])?;
+                ip(&["-n", &nodes[i], "link", "set", d, "up"])?;
+                if *link == "radio" {
+                    let out = Command::new("tc")
+                        .args(["-n", &nodes[i], "qdisc", "add", "dev", d, "root", "tbf"])
+                        .args(["rate", radio_rate, "burst", "4kb", "latency", "400ms"])
+                        .output()
+                        .context("running `tc` (iproute2)")?;
+                    if !out.status.success() {
+                        bail!("tc tbf: {}", String::from_utf8_lossy(&out.stderr).trim());
+                    }
+                }
+            }
+        }
+        Ok(pair)
+    }
+
+    /// Node `i`'s end of `link` (`lan` or `radio`).
+    pub fn dev(&self, i: usize, link: &str) -> String {
+        format!("p{}{}{i}", &link[..1], self.tag)
+    }
+
+    /// Takes node `i`'s end of `link` down (`ip link set down`), or up.
+    pub fn set(&self, i: usize, link: &str, up: bool) -> Result<()> {
+        let dev = self.dev(i, link);
+        ip(&[
+            "-n",
+            &self.nodes[i],
+            "link",
+            "set",
+            &dev,
+            if up { "up" } else { "down" },
+        ])
+    }
+}
+
+impl Namespaces for LinkPair {
+    fn command(&self, i: usize, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.nodes[i], program]);
+        c
+    }
+}
+
+impl Drop for LinkPair {
+    fn drop(&mut self) {
+        for ns in &self.nodes {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
 /// A `peat-mesh-node run --control` process and its output lines.
 pub struct NodeProc {
     child: Child,
@@ -142,7 +239,7 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts a node in namespace `i` of `net`, formation `formation`, data in `dir`.
     pub fn start(
-        net: &Net,
+        net: &dyn Namespaces,
         i: usize,
         bin: &str,
         dir: &std::path::Path,
