@@ -12,7 +12,9 @@
 //!   jitter, rate, scripted outages), for tests, demos and `peat-bench`.
 //! - [`Link::udp`] — a UDP socket of its own on one interface's address.
 //! - [`ble_frame`] — fragmentation and reassembly of the bond's frames for a
-//!   BLE GATT link (the BLE link itself is not built yet).
+//!   BLE GATT link.
+//! - [`Link::external`] — a link provided by another crate through
+//!   [`LinkPort`]: the BLE link of `peat-mesh-ble`.
 //!
 //! A peer learns a node's link address through [`crate::PeerAddr::links`]
 //! ([`crate::Node::peer_addr`] fills it in). While the bond has a link to a
@@ -27,6 +29,7 @@
 mod addr;
 pub mod ble_frame;
 mod bond;
+mod external;
 mod faults;
 mod frame;
 mod medium;
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use addr::BOND_TRANSPORT_ID;
 pub use bond::{Bond, BOND_RECV_QUEUE, MAX_BOND_PEERS, SWITCH_EVENT_QUEUE};
+pub use external::{LinkFrames, LinkPort};
 pub use faults::{Drop, Fate, Faults, Outage};
 pub use medium::{
     Medium, MediumLink, MediumStats, MAX_IN_FLIGHT, MAX_STATIONS, MEDIUM_TRANSPORT_ID, RECV_QUEUE,
@@ -65,6 +69,7 @@ pub struct Link {
 enum LinkKind {
     Medium(MediumLink),
     Udp(std::net::SocketAddr),
+    External(Arc<dyn LinkPort>, Arc<std::sync::Mutex<Option<LinkFrames>>>),
 }
 
 impl Link {
@@ -86,6 +91,15 @@ impl Link {
         }
     }
 
+    /// A link provided outside the core (such as `peat-mesh-ble`'s BLE
+    /// link): its port and the frames arriving on it. A node opens it once.
+    pub fn external(name: impl Into<String>, port: Arc<dyn LinkPort>, frames: LinkFrames) -> Self {
+        Link {
+            name: name.into(),
+            kind: LinkKind::External(port, Arc::new(std::sync::Mutex::new(Some(frames)))),
+        }
+    }
+
     /// The name PACE levels refer to.
     pub fn name(&self) -> &str {
         &self.name
@@ -95,6 +109,7 @@ impl Link {
         match &self.kind {
             LinkKind::Medium(m) => m.open(),
             LinkKind::Udp(bind) => udp::open(&self.name, *bind),
+            LinkKind::External(port, frames) => external::open(port, frames),
         }
     }
 }
@@ -136,9 +151,19 @@ pub(crate) fn bond_id(node: &crate::NodeId) -> u64 {
 pub struct LinkAddr(pub(crate) CustomAddr);
 
 impl LinkAddr {
+    /// An address of link kind `kind` (a custom-transport id) with `data`.
+    pub fn new(kind: u64, data: &[u8]) -> Self {
+        LinkAddr(CustomAddr::from_parts(kind, data))
+    }
+
     /// The link kind (iroh's custom-transport id), e.g. [`BOND_TRANSPORT_ID`].
     pub fn kind(&self) -> u64 {
         self.0.id()
+    }
+
+    /// The address within its kind.
+    pub fn data(&self) -> &[u8] {
+        self.0.data()
     }
 }
 
