@@ -1,5 +1,7 @@
 //! The `run` flags that give a node links besides its UDP socket and a PACE
-//! policy: `--link NAME=BIND[@LEVEL]` (repeatable), `--links-only`,
+//! policy: `--link NAME=BIND[@LEVEL]` (repeatable; `BIND` is a socket
+//! address for a UDP link, or `ble` / `ble:ADAPTER` for a Bluetooth LE link
+//! on the first adapter or the one named), `--links-only`,
 //! `--pace-probe-ms`, `--pace-dead-ms`, `--pace-hold-down-ms`.
 
 use std::time::Duration;
@@ -8,9 +10,17 @@ use anyhow::{bail, Context, Result};
 use peat_mesh::links::{Link, PacePolicy};
 use peat_mesh::NodeConfig;
 
-/// One `--link NAME=BIND[@LEVEL]`: a UDP link of its own bound to `BIND`, at
-/// PACE level `LEVEL` (0 primary; default: its position among the links).
-fn parse_link(spec: &str, position: usize) -> Result<(Link, usize)> {
+/// Where a `--link` attaches.
+#[derive(Debug, PartialEq)]
+enum Bind {
+    Udp(std::net::SocketAddr),
+    /// A BLE adapter (`None`: the first one).
+    Ble(Option<String>),
+}
+
+/// One `--link NAME=BIND[@LEVEL]`: its name, where it attaches and its PACE
+/// level `LEVEL` (0 primary; default: its position among the links).
+fn parse_link(spec: &str, position: usize) -> Result<(String, Bind, usize)> {
     let (name, rest) = spec
         .split_once('=')
         .with_context(|| format!("--link {spec:?}: want NAME=BIND[@LEVEL]"))?;
@@ -25,10 +35,28 @@ fn parse_link(spec: &str, position: usize) -> Result<(Link, usize)> {
         ),
         None => (rest, position),
     };
-    let bind = bind
-        .parse()
-        .with_context(|| format!("--link {spec:?}: bind address {bind:?}"))?;
-    Ok((Link::udp(name, bind), level))
+    let bind = match bind.strip_prefix("ble") {
+        Some("") => Bind::Ble(None),
+        Some(rest) if rest.starts_with(':') && rest.len() > 1 => Bind::Ble(Some(rest[1..].into())),
+        _ => Bind::Udp(bind.parse().with_context(|| {
+            format!("--link {spec:?}: bind address {bind:?} (or ble[:ADAPTER])")
+        })?),
+    };
+    Ok((name.to_string(), bind, level))
+}
+
+/// Opens the link: binds the UDP socket, or opens the Bluetooth adapter (a
+/// clear error where there is none).
+async fn open_link(name: &str, bind: Bind) -> Result<Link> {
+    Ok(match bind {
+        Bind::Udp(at) => Link::udp(name, at),
+        Bind::Ble(adapter) => {
+            let radio = peat_mesh_ble::BtleCentral::open(adapter.as_deref())
+                .await
+                .with_context(|| format!("--link {name}"))?;
+            peat_mesh_ble::ble_link(name, radio)?.0
+        }
+    })
 }
 
 fn ms_flag(args: &[String], name: &str, default: Duration) -> Result<Duration> {
@@ -42,7 +70,7 @@ fn ms_flag(args: &[String], name: &str, default: Duration) -> Result<Duration> {
 
 /// Adds the links and PACE policy the flags name to `cfg`. `--links-only`
 /// binds no UDP socket, which also means no mDNS.
-pub fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
+pub async fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
     let mut levels: Vec<Vec<String>> = Vec::new();
     let specs = args
         .iter()
@@ -50,15 +78,15 @@ pub fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
         .filter(|(_, a)| *a == "--link")
         .map(|(i, _)| args.get(i + 1).context("--link needs NAME=BIND[@LEVEL]"));
     for (position, spec) in specs.enumerate() {
-        let (link, level) = parse_link(spec?, position)?;
+        let (name, bind, level) = parse_link(spec?, position)?;
         if level >= 8 {
-            bail!("--link {}: level {level} (levels 0–7)", link.name());
+            bail!("--link {name}: level {level} (levels 0–7)");
         }
         if levels.len() <= level {
             levels.resize(level + 1, Vec::new());
         }
-        levels[level].push(link.name().to_string());
-        cfg = cfg.link(link);
+        levels[level].push(name.clone());
+        cfg = cfg.link(open_link(&name, bind).await?);
     }
     let d = PacePolicy::default();
     cfg = cfg.pace(PacePolicy {
@@ -81,10 +109,23 @@ mod tests {
 
     #[test]
     fn link_specs_parse_or_say_why() {
-        let (l, level) = parse_link("lan=10.0.0.1:7401@2", 0).unwrap();
-        assert_eq!((l.name(), level), ("lan", 2));
-        assert_eq!(parse_link("radio=10.0.0.1:0", 3).unwrap().1, 3);
-        for bad in ["lan", "=1.2.3.4:5", "lan=nowhere", "lan=1.2.3.4:5@x"] {
+        let (name, bind, level) = parse_link("lan=10.0.0.1:7401@2", 0).unwrap();
+        assert_eq!((name.as_str(), level), ("lan", 2));
+        assert_eq!(bind, Bind::Udp("10.0.0.1:7401".parse().unwrap()));
+        assert_eq!(parse_link("radio=10.0.0.1:0", 3).unwrap().2, 3);
+        assert_eq!(parse_link("b=ble@3", 0).unwrap().1, Bind::Ble(None));
+        assert_eq!(
+            parse_link("b=ble:hci1", 0).unwrap().1,
+            Bind::Ble(Some("hci1".into()))
+        );
+        for bad in [
+            "lan",
+            "=1.2.3.4:5",
+            "lan=nowhere",
+            "lan=1.2.3.4:5@x",
+            "b=ble:",
+            "b=blex",
+        ] {
             assert!(parse_link(bad, 0).is_err(), "{bad}");
         }
     }

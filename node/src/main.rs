@@ -176,7 +176,7 @@ async fn run(args: &[String]) -> Result<()> {
         }
     }
     cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
-    let cfg = link_flags::apply(args, cfg)?;
+    let cfg = link_flags::apply(args, cfg).await?;
     let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
     println!("READY {} {:?}", node.id(), node.addrs());
