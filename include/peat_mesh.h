@@ -457,6 +457,11 @@ typedef struct {
    it (default 10,000 ms).
    */
   uint64_t hold_down_ms;
+  /*
+   Blob transfers only over links of a level below this (3 keeps them
+   off emergency links; 1 on the primary only); 0: any level. At most 8.
+   */
+  uint32_t blobs_below_level;
 } PeatPaceOptions;
 
 /*

@@ -6,62 +6,17 @@ mod common;
 
 use std::time::Duration;
 
+use common::links::*;
 use common::*;
 use peat_mesh::links::{Faults, Link, LinkState, Medium, PacePolicy};
-use peat_mesh::{Node, NodeConfig, PeerAddr};
+use peat_mesh::Node;
 use serde_json::json;
 use tempfile::TempDir;
-
-fn fast_pace() -> PacePolicy {
-    PacePolicy {
-        levels: vec![vec!["primary".into()], vec!["alternate".into()]],
-        probe_interval: Duration::from_millis(100),
-        dead_after: Duration::from_millis(500),
-        hold_down: Duration::from_millis(1500),
-        ..PacePolicy::default()
-    }
-}
-
-async fn open_linked(primary: &Medium, alternate: &Medium, pace: PacePolicy) -> (Node, TempDir) {
-    open_linked_with(primary, alternate, pace, Duration::from_secs(5)).await
-}
-
-async fn open_linked_with(
-    primary: &Medium,
-    alternate: &Medium,
-    pace: PacePolicy,
-    link_timeout: Duration,
-) -> (Node, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg: NodeConfig = config(dir.path(), formation())
-        .link(Link::medium("primary", primary.attach().unwrap()))
-        .link(Link::medium("alternate", alternate.attach().unwrap()))
-        .pace(pace);
-    // No periodic reconciliation during the test: any round counted is one
-    // the link change caused.
-    cfg.anti_entropy_interval = Duration::from_secs(3600);
-    cfg.link_timeout = link_timeout;
-    // Links only: no UDP socket, so every packet crosses the media.
-    cfg.udp = false;
-    (Node::open(cfg).await.unwrap(), dir)
-}
-
-/// The peer's address: its links only (its node has no UDP socket).
-fn links_only(n: &Node) -> PeerAddr {
-    let p = n.peer_addr();
-    assert!(p.addrs.is_empty(), "no UDP socket: {p:?}");
-    assert_eq!(p.links.len(), 1, "one bond address");
-    p
-}
 
 fn frames(n: &Node, kind: &str) -> u64 {
     let s = n.sync_stats();
     s.sent.by_kind.get(kind).map(|v| v.0).unwrap_or(0)
         + s.received.by_kind.get(kind).map(|v| v.0).unwrap_or(0)
-}
-
-fn in_use(n: &Node, peer: &Node) -> Option<String> {
-    n.bond()?.in_use(&peer.id())
 }
 
 /// Two nodes on the primary and alternate media, connected, a first document

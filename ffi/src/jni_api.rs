@@ -185,7 +185,8 @@ fn link_options(
 }
 
 /// PACE thresholds: `[probe interval, dead after, degraded RTT, hold-down]`
-/// in milliseconds (0 for the default) and the degraded loss.
+/// in milliseconds (0 for the default), `[4]` the level blobs stay below (0:
+/// any), and the degraded loss.
 fn pace_options(
     env: &mut JNIEnv<'_>,
     ms: &JLongArray<'_>,
@@ -194,9 +195,9 @@ fn pace_options(
     if ms.as_raw().is_null() {
         return Err(SdkError::invalid("paceMs is null"));
     }
-    let mut v = [0i64; 4];
-    if env.get_array_length(ms).map_err(jni_failed)? != 4 {
-        return Err(SdkError::invalid("paceMs must hold 4 values"));
+    let mut v = [0i64; 5];
+    if env.get_array_length(ms).map_err(jni_failed)? != 5 {
+        return Err(SdkError::invalid("paceMs must hold 5 values"));
     }
     env.get_long_array_region(ms, 0, &mut v)
         .map_err(jni_failed)?;
@@ -207,6 +208,8 @@ fn pace_options(
         degraded_rtt_ms: m(v[2]),
         degraded_loss,
         hold_down_ms: m(v[3]),
+        blobs_below_level: u32::try_from(v[4])
+            .map_err(|_| SdkError::invalid(format!("blobsBelowLevel {}", v[4])))?,
     })
 }
 

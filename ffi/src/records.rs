@@ -65,6 +65,9 @@ pub struct PaceOptions {
     /// How long a better level must stay healthy before traffic goes back
     /// to it (default 10,000 ms).
     pub hold_down_ms: u64,
+    /// Blob transfers only over links of a level below this (3 keeps them
+    /// off emergency links; 1 on the primary only); 0: any level. At most 8.
+    pub blobs_below_level: u32,
 }
 
 /// How a link to a peer is judged from its probes.

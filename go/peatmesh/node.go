@@ -71,6 +71,10 @@ type Pace struct {
 	// HoldDown is how long a better level must stay healthy before traffic
 	// goes back to it (default 10 s).
 	HoldDown time.Duration
+	// BlobsBelowLevel keeps blob transfers on links of a level below it
+	// (3 keeps them off emergency links; 1 on the primary only); 0: any level.
+	// At most 8.
+	BlobsBelowLevel uint32
 }
 
 // cPace converts p for the C ABI.
@@ -96,6 +100,7 @@ func (p Pace) cPace() (C.PeatPaceOptions, error) {
 		return out, err
 	}
 	out.degraded_loss = C.double(p.DegradedLoss)
+	out.blobs_below_level = C.uint32_t(p.BlobsBelowLevel)
 	return out, nil
 }
 

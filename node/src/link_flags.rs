@@ -2,7 +2,9 @@
 //! policy: `--link NAME=BIND[@LEVEL]` (repeatable; `BIND` is a socket
 //! address for a UDP link, or `ble` / `ble:ADAPTER` for a Bluetooth LE link
 //! on the first adapter or the one named), `--links-only`,
-//! `--pace-probe-ms`, `--pace-dead-ms`, `--pace-hold-down-ms`.
+//! `--pace-probe-ms`, `--pace-dead-ms`, `--pace-hold-down-ms`, and
+//! `--blobs-below-level N` (blob transfers only over links of a level below
+//! `N`).
 
 use std::time::Duration;
 
@@ -94,6 +96,15 @@ pub async fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
         probe_interval: ms_flag(args, "--pace-probe-ms", d.probe_interval)?,
         dead_after: ms_flag(args, "--pace-dead-ms", d.dead_after)?,
         hold_down: ms_flag(args, "--pace-hold-down-ms", d.hold_down)?,
+        bulk_max_level: match super::flag(args, "--blobs-below-level") {
+            None => None,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n @ 1..=8) => Some(n - 1),
+                _ => bail!(
+                    "--blobs-below-level {v:?}: want 1–8 (blobs only over links of a lower level)"
+                ),
+            },
+        },
         ..d
     });
     if args.iter().any(|a| a == "--links-only") {

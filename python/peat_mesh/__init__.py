@@ -259,6 +259,7 @@ class Pace:
     degraded_rtt: Optional[float] = None  # smoothed RTT past which a link is degraded (2 s)
     degraded_loss: Optional[float] = None  # probe loss (0.0-1.0) past which a link is degraded (0.25)
     hold_down: Optional[float] = None  # how long a better level must stay healthy before traffic returns (10 s)
+    blobs_below_level: int = 0  # blob transfers only over links of a level below this (3: never emergency); 0: any
 
 
 @dataclass(frozen=True)
@@ -510,6 +511,12 @@ def _pace_ms(what: str, seconds: Optional[float]) -> int:
     return max(1, round(seconds * 1000))
 
 
+def _blobs_below(level: int) -> int:
+    if not isinstance(level, int) or not 0 <= level <= 0xFFFF_FFFF:
+        raise InvalidArgumentError(f"pace blobs_below_level must be 0-8, got {level!r}")
+    return level
+
+
 def _link_arg(link: Link) -> tuple:
     if not isinstance(link, Link):
         raise TypeError(f"links must be peat_mesh.Link values, got {link!r}")
@@ -527,6 +534,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         _pace_ms("degraded_rtt", p.degraded_rtt),
         float(p.degraded_loss or 0.0),
         _pace_ms("hold_down", p.hold_down),
+        _blobs_below(p.blobs_below_level),
     )
     return (
         str(data_dir),

@@ -114,8 +114,8 @@ type R<T> = PyResult<T>;
 type LinkArg = (String, String, u32);
 
 /// (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss,
-/// hold_down_ms); zero takes the default.
-type PaceArg = (u64, u64, u64, f64, u64);
+/// hold_down_ms, blobs_below_level); zero takes the default.
+type PaceArg = (u64, u64, u64, f64, u64, u32);
 
 #[pyfunction]
 #[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout_ms, cancel))]
@@ -134,7 +134,14 @@ fn node_open(
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
-    let (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss, hold_down_ms) = pace;
+    let (
+        probe_interval_ms,
+        dead_after_ms,
+        degraded_rtt_ms,
+        degraded_loss,
+        hold_down_ms,
+        blobs_below_level,
+    ) = pace;
     let opts = NodeOptions {
         data_dir,
         formation_id,
@@ -153,6 +160,7 @@ fn node_open(
             degraded_rtt_ms,
             degraded_loss,
             hold_down_ms,
+            blobs_below_level,
         },
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))

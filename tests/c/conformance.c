@@ -1463,6 +1463,7 @@ static int open_linked_node(PeatNode *node, char *dir) {
     o.pace.probe_interval_ms = 100;
     o.pace.dead_after_ms = 600;
     o.pace.hold_down_ms = 1000;
+    o.pace.blobs_below_level = 1; /* blobs on the primary only */
     return call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
 }
 
@@ -1565,6 +1566,10 @@ static int t_links_pace_and_silencing(void) {
     bad.bind = S("127.0.0.1:0");
     bad.level = 8;
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    bad.level = 0;
+    o.pace.blobs_below_level = 9;
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    o.pace.blobs_below_level = 0;
     o.links = NULL; /* NULL with a length */
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
 

@@ -103,6 +103,9 @@ pub(crate) struct BlobState {
     pub rt: tokio::runtime::Handle,
     /// Permits for blob requests served at once ([`provider::MAX_STREAMS_TOTAL`]).
     pub serving: Arc<tokio::sync::Semaphore>,
+    /// The node's bond, when it has links: its PACE policy may keep blobs
+    /// off some links ([`crate::links::PacePolicy::bulk_max_level`]).
+    pub bond: std::sync::OnceLock<crate::links::Bond>,
 }
 
 impl BlobState {
@@ -114,7 +117,14 @@ impl BlobState {
             gc_grace,
             rt: tokio::runtime::Handle::current(),
             serving: Arc::new(tokio::sync::Semaphore::new(provider::MAX_STREAMS_TOTAL)),
+            bond: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Why blob bytes may not go to or come from `peer` now (the link policy);
+    /// `None` if they may.
+    pub(crate) fn bulk_refused(&self, peer: &crate::NodeId) -> Option<String> {
+        self.bond.get()?.bulk_refused(peer)
     }
 }
 

@@ -43,6 +43,8 @@ pub(crate) const SERVE_STALL: Duration = Duration::from_secs(2);
 
 /// Stream reset code when the provider gives up on a fetcher.
 const RESET_STALLED: u32 = 1;
+/// Stream reset code when the fetcher moved to a link blobs may not use.
+const RESET_LINK_POLICY: u32 = 2;
 
 async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
     let Ok(written) = tokio::time::timeout(SERVE_STALL, send.write_chunk(bytes)).await else {
@@ -76,11 +78,12 @@ impl Protocol for BlobProtocol {
 
     fn run(
         self: Arc<Self>,
-        _conn: Arc<Admitted>,
+        conn: Arc<Admitted>,
         _version: u16,
         incoming: mpsc::Receiver<IncomingStream>,
     ) -> ProtocolTask {
         Box::pin(serve_connection(
+            conn.peer(),
             self.shared.clone(),
             incoming,
             self.tasks.clone(),
@@ -92,6 +95,7 @@ impl Protocol for BlobProtocol {
 /// Serves the blob requests of one connection until it closes, at most
 /// [`MAX_STREAMS_PER_PEER`] at once (further streams wait in the router).
 async fn serve_connection(
+    peer: crate::NodeId,
     shared: Arc<BlobState>,
     mut incoming: mpsc::Receiver<IncomingStream>,
     tasks: TaskTracker,
@@ -125,7 +129,7 @@ async fn serve_connection(
         tasks.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_stream(&shared, send, recv) => {
+                r = serve_stream(&shared, peer, send, recv) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "blob request ended");
                     }
@@ -138,6 +142,7 @@ async fn serve_connection(
 
 async fn serve_stream(
     shared: &BlobState,
+    peer: crate::NodeId,
     mut send: SendStream,
     mut recv: RecvStream,
 ) -> Result<()> {
@@ -171,7 +176,8 @@ async fn serve_stream(
         let _ = send.finish();
         return Ok(());
     };
-    if let Err(e) = check_ranges(&ranges, ob.size()) {
+    let policy = shared.bulk_refused(&peer).map(Error::Protocol);
+    if let Err(e) = policy.map_or_else(|| check_ranges(&ranges, ob.size()), Err) {
         write_response(
             &mut send,
             &BlobResponse::Refused {
@@ -213,6 +219,12 @@ async fn serve_stream(
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         next = pieces.next().map(|p| read(file.clone(), p));
+        if let Some(why) = shared.bulk_refused(&peer) {
+            // The peer moved to a link the policy keeps blobs off: stop here
+            // (a reset: the fetcher keeps the verified part and resumes).
+            let _ = send.reset(VarInt::from_u32(RESET_LINK_POLICY));
+            return Err(Error::Protocol(why));
+        }
         let n = bytes.len() as u64;
         write_or_stall(&mut send, bytes).await?;
         shared.counters.bytes_served.fetch_add(n, Ordering::Relaxed);

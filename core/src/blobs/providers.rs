@@ -83,6 +83,11 @@ pub(crate) async fn fetch_outboard(
         // Corrupt answers end the search only once every provider answered.
         let mut all_answered = true;
         for p in providers {
+            if let Some(why) = ctx.shared.bulk_refused(p) {
+                last = Error::Network(format!("provider {}: {why}", p.short()));
+                all_answered = false;
+                continue;
+            }
             let Some(conn) = ctx.connections.get(p) else {
                 all_answered = false;
                 continue;

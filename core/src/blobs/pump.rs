@@ -145,6 +145,7 @@ pub(crate) async fn pump(
             id: i,
             peer: *p,
             connections: ctx.connections.clone(),
+            shared: ctx.shared.clone(),
             hash,
             size,
             lpc,
@@ -223,6 +224,9 @@ pub(super) struct Worker {
     pub(super) id: usize,
     pub(super) peer: NodeId,
     pub(super) connections: Arc<Connections>,
+    /// The blob state: its link policy may keep this provider's bytes off
+    /// the link the peer is on now.
+    pub(super) shared: Arc<super::BlobState>,
     pub(super) hash: BlobHash,
     pub(super) size: u64,
     pub(super) lpc: u64,
@@ -248,8 +252,14 @@ impl Worker {
             if self.cancel.is_cancelled() {
                 return Ok(());
             }
-            // A provider whose link is down is waited for, within reason.
-            let conn = match self.connections.get(&self.peer) {
+            // A provider whose link is down, or on a link the policy keeps
+            // blobs off, is waited for, within reason.
+            let refused = self.shared.bulk_refused(&self.peer);
+            let conn = match self
+                .connections
+                .get(&self.peer)
+                .filter(|_| refused.is_none())
+            {
                 Some(c) => {
                     down_since = None;
                     c
@@ -257,10 +267,10 @@ impl Worker {
                 None => {
                     let since = *down_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.reconnect_wait {
-                        return Err(Error::Network(format!(
-                            "provider {} stayed unreachable",
-                            self.peer.short()
-                        )));
+                        return Err(Error::Network(match refused {
+                            Some(why) => format!("provider {}: {why}", self.peer.short()),
+                            None => format!("provider {} stayed unreachable", self.peer.short()),
+                        }));
                     }
                     if self.queue_is_drained() {
                         return Ok(());

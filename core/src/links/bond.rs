@@ -243,6 +243,23 @@ impl Bond {
             .collect()
     }
 
+    /// Why bulk transfers (blobs) may not use the link carrying `peer`'s
+    /// traffic now ([`PacePolicy::bulk_max_level`]); `None` if they may (or
+    /// the bond carries nothing to `peer`).
+    pub fn bulk_refused(&self, peer: &crate::NodeId) -> Option<String> {
+        let max = self.inner.policy.bulk_max_level?;
+        let peers = self.inner.peers.locked();
+        let slot = &self.inner.slots[peers.get(&super::bond_id(peer))?.current?];
+        let level = slot.level?;
+        (level > max).then(|| {
+            format!(
+                "link policy: blobs only over links of level {max} or better, and the peer \
+                 is reachable over {:?} (level {level}) now",
+                slot.name
+            )
+        })
+    }
+
     /// The name of the link carrying `peer`'s traffic now, if any.
     pub fn in_use(&self, peer: &crate::NodeId) -> Option<String> {
         let peers = self.inner.peers.locked();

@@ -39,6 +39,11 @@ pub struct PacePolicy {
     /// How long a better level must stay healthy before traffic goes back to
     /// it. Default 10 s.
     pub hold_down: Duration,
+    /// Bulk transfers (blobs) only over links of this level or better (0 is
+    /// primary). `None` (the default): any level. A fetch whose provider is
+    /// reachable only over a worse level waits for a better one (up to its
+    /// reconnect wait); a node sends no blob bytes over a worse one.
+    pub bulk_max_level: Option<usize>,
 }
 
 impl Default for PacePolicy {
@@ -50,6 +55,7 @@ impl Default for PacePolicy {
             degraded_rtt: Duration::from_secs(2),
             degraded_loss: 0.25,
             hold_down: Duration::from_secs(10),
+            bulk_max_level: None,
         }
     }
 }

@@ -190,6 +190,9 @@ impl Node {
                 return Err(e);
             }
         };
+        if let Some(b) = &bond {
+            let _ = blobs.bond.set(b.clone());
+        }
         let engine = Arc::new(Engine::new(
             ctx.clone(),
             store,

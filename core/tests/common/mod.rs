@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: nodes on 127.0.0.1 with temp dirs.
 #![allow(dead_code)]
 
+pub mod links;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -40,6 +40,9 @@ pub struct PeatPaceOptions {
     /// How long a better level must stay healthy before traffic goes back to
     /// it (default 10,000 ms).
     pub hold_down_ms: u64,
+    /// Blob transfers only over links of a level below this (3 keeps them
+    /// off emergency links; 1 on the primary only); 0: any level. At most 8.
+    pub blobs_below_level: u32,
 }
 
 impl From<PeatPaceOptions> for PaceOptions {
@@ -50,6 +53,7 @@ impl From<PeatPaceOptions> for PaceOptions {
             degraded_rtt_ms: p.degraded_rtt_ms,
             degraded_loss: p.degraded_loss,
             hold_down_ms: p.hold_down_ms,
+            blobs_below_level: p.blobs_below_level,
         }
     }
 }

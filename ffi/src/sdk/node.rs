@@ -93,6 +93,15 @@ fn links_config(links: &[LinkOptions], p: &PaceOptions) -> SdkResult<(Vec<Link>,
             p.degraded_loss
         },
         hold_down: or(p.hold_down_ms, d.hold_down),
+        bulk_max_level: match p.blobs_below_level {
+            0 => None,
+            n if n as usize <= MAX_PACE_LEVELS => Some(n as usize - 1),
+            n => {
+                return Err(SdkError::invalid(format!(
+                    "pace blobs_below_level {n} (0 for any level, else 1–{MAX_PACE_LEVELS})"
+                )))
+            }
+        },
     };
     Ok((out, policy))
 }

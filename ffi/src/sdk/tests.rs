@@ -227,6 +227,7 @@ fn linked_opts(dir: &std::path::Path) -> NodeOptions {
             probe_interval_ms: 100,
             dead_after_ms: 600,
             hold_down_ms: 1000,
+            blobs_below_level: 1,
             ..Default::default()
         },
         ..opts(dir)
@@ -340,6 +341,15 @@ fn links_pace_health_and_silencing_reach_the_sdk() {
             links: vec![o],
             ..opts(d.path())
         };
+        assert_eq!(
+            node_open(&bad, 5000, 0).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+    }
+    {
+        let d = tempfile::tempdir().unwrap();
+        let mut bad = linked_opts(d.path());
+        bad.pace.blobs_below_level = 9;
         assert_eq!(
             node_open(&bad, 5000, 0).unwrap_err().code,
             ErrorCode::InvalidArgument

@@ -2346,6 +2346,12 @@ data class PaceOptions (
      * to it (default 10,000 ms).
      */
     var `holdDownMs`: kotlin.ULong
+    , 
+    /**
+     * Blob transfers only over links of a level below this (3 keeps them
+     * off emergency links; 1 on the primary only); 0: any level. At most 8.
+     */
+    var `blobsBelowLevel`: kotlin.UInt
     
 ){
     
@@ -2367,6 +2373,7 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -2375,7 +2382,8 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterULong.allocationSize(value.`deadAfterMs`) +
             FfiConverterULong.allocationSize(value.`degradedRttMs`) +
             FfiConverterDouble.allocationSize(value.`degradedLoss`) +
-            FfiConverterULong.allocationSize(value.`holdDownMs`)
+            FfiConverterULong.allocationSize(value.`holdDownMs`) +
+            FfiConverterUInt.allocationSize(value.`blobsBelowLevel`)
     )
 
     override fun write(value: PaceOptions, buf: ByteBuffer) {
@@ -2384,6 +2392,7 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterULong.write(value.`degradedRttMs`, buf)
             FfiConverterDouble.write(value.`degradedLoss`, buf)
             FfiConverterULong.write(value.`holdDownMs`, buf)
+            FfiConverterUInt.write(value.`blobsBelowLevel`, buf)
     }
 }
 

@@ -263,7 +263,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
         internal fun adopt(handle: ULong) = Node(handle)
 
         /** PACE thresholds all at their defaults. */
-        val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u)
+        val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u, 0u)
 
         /**
          * Opens a node; cancelling the coroutine stops the opening. [links] are
@@ -291,6 +291,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         longArrayOf(
                             pace.probeIntervalMs.toLong(), pace.deadAfterMs.toLong(),
                             pace.degradedRttMs.toLong(), pace.holdDownMs.toLong(),
+                            pace.blobsBelowLevel.toLong(),
                         ),
                         pace.degradedLoss, timeoutMs, t.toLong(),
                     ).toULong()

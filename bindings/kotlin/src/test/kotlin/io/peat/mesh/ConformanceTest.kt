@@ -429,7 +429,10 @@ class ConformanceTest {
         tmp(), "kotlin", Support.SECRET,
         links = listOf(LinkOptions("primary", "127.0.0.1:0", 0u), LinkOptions("alternate", "127.0.0.1:0", 1u)),
         linksOnly = true,
-        pace = PaceOptions(probeIntervalMs = 100u, deadAfterMs = 600u, degradedRttMs = 0u, degradedLoss = 0.0, holdDownMs = 1000u),
+        pace = PaceOptions(
+            probeIntervalMs = 100u, deadAfterMs = 600u, degradedRttMs = 0u, degradedLoss = 0.0, holdDownMs = 1000u,
+            blobsBelowLevel = 1u,
+        ),
     )
 
     /** The next change away from a link (`from` set) among [events], within 10 s. */
@@ -495,6 +498,12 @@ class ConformanceTest {
         }
         for (bad in listOf(LinkOptions("x", "nowhere", 0u), LinkOptions("x", "127.0.0.1:0", 8u))) {
             assertFailsWith<Err.InvalidArgument> { Node.open(tmp(), "kotlin", Support.SECRET, links = listOf(bad)) }
+        }
+        assertFailsWith<Err.InvalidArgument> {
+            Node.open(
+                tmp(), "kotlin", Support.SECRET, links = listOf(LinkOptions("x", "127.0.0.1:0", 0u)),
+                pace = Node.DEFAULT_PACE.copy(blobsBelowLevel = 9u),
+            )
         }
     }
 }
