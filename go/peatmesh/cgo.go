@@ -6,8 +6,9 @@ package peatmesh
 // installed next to it at run time. On Linux "-l:" makes the linker take the
 // .a even where the shared library sits beside it; elsewhere -lpeat_mesh_ffi
 // takes whichever the linker prefers. The system libraries are the ones
-// `rustc --print native-static-libs` lists for this crate.
-#cgo linux LDFLAGS: -l:libpeat_mesh_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+// `rustc --print native-static-libs` lists for this crate (libdbus-1: the
+// Bluetooth LE links reach BlueZ over D-Bus).
+#cgo linux LDFLAGS: -l:libpeat_mesh_ffi.a -ldbus-1 -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #cgo !linux LDFLAGS: -lpeat_mesh_ffi -lpthread -ldl -lm
 #include <stdlib.h>
 #include "peat_mesh.h"

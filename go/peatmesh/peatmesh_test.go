@@ -969,6 +969,17 @@ func TestLinksPaceAndSilencing(t *testing.T) {
 			t.Fatalf("open with %+v %+v: %v, want ErrInvalidArgument", bad.Links, bad.Pace, err)
 		}
 	}
+	// A BLE link: opens where there is Bluetooth; here (no adapter, no
+	// BlueZ) the open fails with a network error naming Bluetooth.
+	bleCfg := Config{
+		DataDir: t.TempDir(), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0",
+		Links: []Link{{Name: "radio", Bind: "ble"}},
+	}
+	if n, err := Open(ctx, bleCfg); err == nil {
+		_ = n.Close()
+	} else if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "Bluetooth") {
+		t.Fatalf("open with a BLE link: %v, want ErrNetwork naming Bluetooth", err)
+	}
 	if s := fmt.Sprint(LinkHealthy, LinkDegraded, LinkSuspect, LinkDead); s != "healthy degraded suspect dead" {
 		t.Fatalf("link states print as %q", s)
 	}

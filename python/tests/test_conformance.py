@@ -652,3 +652,11 @@ def test_links_pace_and_silencing(tmp_path):
             pace=peat_mesh.Pace(blobs_below_level=9),
             timeout=5.0,
         )
+    # A BLE link opens where there is Bluetooth; here (no adapter, no BlueZ)
+    # the open fails with a network error naming Bluetooth.
+    try:
+        peat_mesh.SyncNode.open(
+            str(tmp_path / "ble"), "py", SECRET, listen="127.0.0.1:0", links=[peat_mesh.Link("radio", "ble")], timeout=5.0
+        ).close()
+    except peat_mesh.NetworkError as e:
+        assert "Bluetooth" in str(e), e

@@ -1566,7 +1566,17 @@ static int t_links_pace_and_silencing(void) {
     bad.bind = S("127.0.0.1:0");
     bad.level = 8;
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    /* A BLE link: opens where there is Bluetooth; here (no adapter, no
+       BlueZ) the open fails with a network error naming Bluetooth. */
+    bad.bind = S("ble");
     bad.level = 0;
+    int32_t rc = call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR));
+    if (rc == PEAT_STATUS_OK) {
+        OK(peat_node_close(c, 5000, ERR));
+    } else {
+        CHECK(rc == PEAT_STATUS_NETWORK && strstr(last_message, "Bluetooth") != NULL);
+    }
+    bad.bind = S("127.0.0.1:0");
     o.pace.blobs_below_level = 9;
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     o.pace.blobs_below_level = 0;

@@ -5,11 +5,12 @@
 //! of [`crate::records`].
 //!
 //! One file per domain: the library and its nodes ([`node`]: secrets, cancel
-//! tokens, open, close, shutdown), [`peers`], [`documents`] and
-//! [`subscriptions`]; [`args`] holds the argument checks they share.
+//! tokens, open, close, shutdown), [`links`] (links at open, PACE, silencing),
+//! [`peers`], [`documents`] and [`subscriptions`]; [`args`] holds the argument checks they share.
 
 mod args;
 mod documents;
+mod links;
 mod node;
 mod peers;
 mod subscriptions;
@@ -18,6 +19,7 @@ mod subscriptions;
 pub(crate) mod tests;
 
 pub use documents::*;
+pub use links::*;
 pub use node::*;
 pub use peers::*;
 pub use subscriptions::*;

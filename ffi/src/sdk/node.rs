@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
-use peat_mesh::links::{Link, PacePolicy};
 use peat_mesh::{Formation, Node, NodeConfig};
 
 use super::args::{ms, parse_peer};
+use super::links::LinkPlan;
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles::{self, Object};
-use crate::records::{LinkOptions, NodeOptions, PaceOptions};
+use crate::records::NodeOptions;
 use crate::runtime;
 
-fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
+/// The node's configuration; its links, when it has any, open in [`node_open`]
+/// (a BLE link opens its adapter there).
+fn node_config(o: &NodeOptions) -> SdkResult<(NodeConfig, Option<LinkPlan>)> {
     if o.data_dir.is_empty() {
         return Err(SdkError::invalid("data_dir must not be empty"));
     }
@@ -38,77 +40,13 @@ fn node_config(o: &NodeOptions) -> SdkResult<NodeConfig> {
         cfg = cfg.peer(parse_peer(p)?);
     }
     cfg.udp = !o.links_only;
-    if !o.links.is_empty() {
-        let (links, pace) = links_config(&o.links, &o.pace)?;
-        for l in links {
-            cfg = cfg.link(l);
-        }
-        cfg = cfg.pace(pace);
-    }
-    Ok(cfg.mdns(o.mdns))
-}
-
-/// The node's links and PACE policy from the SDK's options: levels from each
-/// link's `level` (links of one level in the order given), zero thresholds
-/// left at their defaults.
-fn links_config(links: &[LinkOptions], p: &PaceOptions) -> SdkResult<(Vec<Link>, PacePolicy)> {
-    let mut out = Vec::new();
-    let mut levels: Vec<Vec<String>> = Vec::new();
-    for l in links {
-        let bind = l
-            .bind
-            .parse()
-            .map_err(|e| SdkError::invalid(format!("link {:?} bind {:?}: {e}", l.name, l.bind)))?;
-        if l.level as usize >= MAX_PACE_LEVELS {
-            return Err(SdkError::invalid(format!(
-                "link {:?} level {} (levels 0–{})",
-                l.name,
-                l.level,
-                MAX_PACE_LEVELS - 1
-            )));
-        }
-        if levels.len() <= l.level as usize {
-            levels.resize(l.level as usize + 1, Vec::new());
-        }
-        levels[l.level as usize].push(l.name.clone());
-        out.push(Link::udp(&l.name, bind));
-    }
-    let d = PacePolicy::default();
-    let or = |v: u64, default: Duration| if v == 0 { default } else { ms(v) };
-    if !(0.0..=1.0).contains(&p.degraded_loss) {
-        return Err(SdkError::invalid(format!(
-            "pace degraded_loss {} is not 0.0–1.0",
-            p.degraded_loss
-        )));
-    }
-    let policy = PacePolicy {
-        // An empty level (a gap in the numbers) holds no link; PACE skips it.
-        levels,
-        probe_interval: or(p.probe_interval_ms, d.probe_interval),
-        dead_after: or(p.dead_after_ms, d.dead_after),
-        degraded_rtt: or(p.degraded_rtt_ms, d.degraded_rtt),
-        degraded_loss: if p.degraded_loss == 0.0 {
-            d.degraded_loss
-        } else {
-            p.degraded_loss
-        },
-        hold_down: or(p.hold_down_ms, d.hold_down),
-        bulk_max_level: match p.blobs_below_level {
-            0 => None,
-            n if n as usize <= MAX_PACE_LEVELS => Some(n as usize - 1),
-            n => {
-                return Err(SdkError::invalid(format!(
-                    "pace blobs_below_level {n} (0 for any level, else 1–{MAX_PACE_LEVELS})"
-                )))
-            }
-        },
+    let links = if o.links.is_empty() {
+        None
+    } else {
+        Some(LinkPlan::new(&o.links, &o.pace)?)
     };
-    Ok((out, policy))
+    Ok((cfg.mdns(o.mdns), links))
 }
-
-/// PACE levels a link may name (primary, alternate, contingency, emergency
-/// and a few more).
-pub const MAX_PACE_LEVELS: usize = 8;
 
 /// A new random 32-byte formation secret from a cryptographically secure
 /// generator (never all zeros). Share it with the formation's nodes out of band.
@@ -141,9 +79,13 @@ pub fn cancel_free(token: u64) -> SdkResult<()> {
 
 /// Opens a node; returns its handle. `cancel` is a token handle or 0.
 pub fn node_open(opts: &NodeOptions, timeout_ms: u64, cancel: u64) -> SdkResult<u64> {
-    let cfg = node_config(opts)?;
+    let (cfg, links) = node_config(opts)?;
     let token = handles::cancel_token(cancel)?;
     let node = runtime::block_on_cancellable(ms(timeout_ms), token, async move {
+        let cfg = match links {
+            Some(plan) => plan.open(cfg).await?,
+            None => cfg,
+        };
         Node::open(cfg).await.map_err(SdkError::from)
     })?;
     Ok(handles::insert(Object::Node(node)))
@@ -184,13 +126,6 @@ pub fn node_addrs(node: u64) -> SdkResult<Vec<String>> {
         .chain(links)
         .map(|a| format!("{}@{a}", p.id))
         .collect())
-}
-
-/// Silences the node's link `name` (emission control: it sends nothing, and
-/// its peers move to another link at once, each with a link-changed event),
-/// or lets it speak again. `InvalidArgument` if the node has no such link.
-pub fn set_link_silent(node: u64, name: &str, silent: bool) -> SdkResult<()> {
-    Ok(handles::node(node)?.set_link_silent(name, silent)?)
 }
 
 /// The longest [`shutdown`] gives each open node to close (sessions flushed,

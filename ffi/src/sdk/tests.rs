@@ -361,3 +361,44 @@ fn links_pace_health_and_silencing_reach_the_sdk() {
     node_close(a, 5000).unwrap();
     node_close(b, 5000).unwrap();
 }
+
+/// A BLE link (`bind` "ble"): on a machine with a Bluetooth adapter the node
+/// opens; on one without (this one, CI) the open fails with a `Network`
+/// error that names Bluetooth, and nothing is left open.
+#[test]
+fn a_ble_link_opens_or_says_what_is_missing() {
+    let _g = serial();
+    let d = tempfile::tempdir().unwrap();
+    let before = handles::live_handles();
+    let o = NodeOptions {
+        links: vec![LinkOptions {
+            name: "radio".into(),
+            bind: "ble".into(),
+            level: 0,
+        }],
+        ..opts(d.path())
+    };
+    match node_open(&o, 5000, 0) {
+        Ok(n) => node_close(n, 5000).unwrap(),
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::Network, "{e}");
+            assert!(
+                e.message.contains("Bluetooth") && e.message.contains("radio"),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(handles::live_handles(), before);
+    let bad = NodeOptions {
+        links: vec![LinkOptions {
+            name: "radio".into(),
+            bind: "ble:".into(),
+            level: 0,
+        }],
+        ..opts(d.path())
+    };
+    assert_eq!(
+        node_open(&bad, 5000, 0).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+}

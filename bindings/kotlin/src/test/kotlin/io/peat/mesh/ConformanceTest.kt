@@ -505,5 +505,12 @@ class ConformanceTest {
                 pace = Node.DEFAULT_PACE.copy(blobsBelowLevel = 9u),
             )
         }
+        // A BLE link opens where there is Bluetooth; here (no adapter, no
+        // BlueZ) the open fails with a network error naming Bluetooth.
+        try {
+            Node.open(tmp(), "kotlin", Support.SECRET, links = listOf(LinkOptions("radio", "ble", 0u))).close()
+        } catch (e: Err.Network) {
+            assertTrue("Bluetooth" in (e.message ?: ""), "$e")
+        }
     }
 }
