@@ -529,6 +529,20 @@ impl BondInner {
                 }
                 {
                     let mut peers = self.peers.locked();
+                    // A claim to be a peer this bond hears from at another
+                    // address is refused while that peer is alive: anyone on
+                    // a link could otherwise send our packets for it to
+                    // themselves. (A peer that really moved, e.g. restarted
+                    // with new link ports, is taken at its new address once
+                    // the old one has been silent for the dead-link time.)
+                    let id = BondAddr::id_of(&addr);
+                    let live_elsewhere = id.and_then(|id| peers.get(&id)).is_some_and(|p| {
+                        p.addr != addr && now.duration_since(p.last_heard) < self.policy.dead_after
+                    });
+                    if live_elsewhere {
+                        Counters::bump(&self.counters.dropped_claims);
+                        return;
+                    }
                     if let Some(p) = self.peer_for(&mut peers, &addr) {
                         p.last_heard = now;
                     }

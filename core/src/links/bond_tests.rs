@@ -122,3 +122,31 @@ async fn echoes_say_whether_the_prober_is_known() {
     bond.inner.on_frame(0, raw.addr(), first.encode());
     assert!(echo(&bond, &*raw, &mut raw_rx, &probe).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_live_peer_id_claimed_from_another_address_is_refused() {
+    let m = Medium::new(Faults::default());
+    let bond = bond_on(&m, 1);
+    let (real, spoofer) = (m.attach().unwrap().addr(), m.attach().unwrap().addr());
+    let from = |who: &CustomAddr| Frame::DataFrom {
+        from_addr: Bytes::from(addr(6, who).to_vec()),
+        packet: Bytes::from_static(b"p"),
+    };
+    bond.inner.on_frame(0, real.clone(), from(&real).encode());
+    assert_eq!(bond.stats().packets_in, 1);
+    // Someone else on the link claims peer 6: nothing of it reaches iroh and
+    // the bond still sends peer 6's packets to the real address.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    bond.inner
+        .on_frame(0, spoofer.clone(), from(&spoofer).encode());
+    let s = bond.stats();
+    assert_eq!((s.packets_in, s.dropped_claims), (1, 1), "{s:?}");
+    assert_eq!(bond.inner.peers.locked()[&6].addr, addr(6, &real));
+    // Once the real address has been silent for the dead-link time, a new
+    // address is taken (a peer that restarted with new link ports).
+    tokio::time::advance(PacePolicy::default().dead_after).await;
+    bond.inner
+        .on_frame(0, spoofer.clone(), from(&spoofer).encode());
+    assert_eq!(bond.stats().packets_in, 2);
+    assert_eq!(bond.inner.peers.locked()[&6].addr, addr(6, &spoofer));
+}

@@ -21,10 +21,16 @@
 //! peer, iroh is told to prefer it over the UDP path; the UDP path stays open
 //! as iroh's fallback.
 //!
-//! A peer on the same link can claim another peer's bond id and so disturb
-//! where this node sends that peer's packets (as UDP source spoofing can on
-//! an IP network); it cannot read or forge them: QUIC encrypts and
-//! authenticates every packet, whatever link carries it.
+//! Nothing on a link can read or forge the node's packets: QUIC encrypts
+//! and authenticates every packet, whatever link carries it. What the bond's
+//! own frames (unauthenticated, like UDP headers) allow is disturbance, and
+//! it is bounded: a claim to be a peer the bond hears from at another address
+//! is refused while that peer is alive (counted in
+//! [`BondStats::dropped_claims`]); a peer silent for the dead-link time may
+//! be claimed (a restarted peer must be able to come back at new ports), and
+//! a station on the same link could answer another's probes and so keep a
+//! dead link looking alive — both deny service at worst, as source spoofing
+//! can on any IP network.
 
 mod addr;
 pub mod ble_frame;

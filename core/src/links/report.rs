@@ -55,6 +55,7 @@ pub(super) struct Counters {
     pub(super) dropped_full: AtomicU64,
     pub(super) switches: AtomicU64,
     pub(super) switch_events_dropped: AtomicU64,
+    pub(super) dropped_claims: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +74,7 @@ impl Counters {
             dropped_full: get(&self.dropped_full),
             switches: get(&self.switches),
             switch_events_dropped: get(&self.switch_events_dropped),
+            dropped_claims: get(&self.dropped_claims),
         }
     }
 }
@@ -98,4 +100,7 @@ pub struct BondStats {
     /// the previous [`super::bond::SWITCH_EVENT_QUEUE`] yet (the switch itself
     /// happened and is counted above; the peer list shows the link in use).
     pub switch_events_dropped: u64,
+    /// Frames claiming to come from a live peer at another address (a peer
+    /// id taken over by someone else on a link), dropped.
+    pub dropped_claims: u64,
 }

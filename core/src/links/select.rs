@@ -4,6 +4,15 @@
 //! it while the bond path is open. When the bond path has died (iroh abandons
 //! a path silent for the link timeout), the lowest-RTT path left carries the
 //! connection, as iroh would choose itself.
+//!
+//! What iroh 1.4 does not allow: it asks its path selector only on path
+//! events (a path established or abandoned, a connection added), never on
+//! demand, so the bond cannot hand the connection to the UDP path the moment
+//! PACE finds every link to a peer dead. With the node's UDP socket open too,
+//! that move waits for iroh to abandon the silent bond path (the link
+//! timeout, default 5 s). Nodes that must fail over faster put their LAN in
+//! the bond as a UDP link ([`super::Link::udp`]), where PACE moves within
+//! its dead-link time.
 
 use iroh::endpoint::transports::{FourTuple, PathSelection, PathSelectionContext, PathSelector};
 
