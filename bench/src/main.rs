@@ -7,7 +7,8 @@
 //! automerge-cost, store, startup, discover, reconnect (both in network
 //! namespaces: root, and the `peat-mesh-node` binary next to this one),
 //! blob-add, blob-transfer, blob-resume, stall, failover, thin-link,
-//! lossy-link (links over the in-process medium). One line per figure; JSON lines
+//! lossy-link (links over the in-process medium), ble (the BLE link over its
+//! in-process radio double). One line per figure; JSON lines
 //! with `--json`. `--small` runs each scenario at a small size (CI uses it to
 //! show the scenarios work).
 //!
@@ -37,6 +38,7 @@
 //! (the plain library itself) do not depend on the machine's speed: no baseline.
 
 mod baseline;
+mod ble;
 mod blobs;
 mod discovery;
 mod links;
@@ -846,6 +848,9 @@ fn main() -> Result<()> {
     if go("failover") {
         rt.block_on(links::failover(&out, &size))?;
     }
+    if go("ble") {
+        rt.block_on(ble::ble(&out, &size))?;
+    }
     if go("thin-link") {
         rt.block_on(links::thin_link(&out, &size))?;
     }
@@ -853,7 +858,7 @@ fn main() -> Result<()> {
         rt.block_on(links::lossy_link(&out, &size))?;
     }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, all");
     }
     Ok(())
 }
