@@ -412,8 +412,8 @@ typedef struct {
 
 /*
  A link besides the UDP socket ([`PeatNodeOptions::links`]): a UDP socket
- of its own bound to one interface's address. It carries traffic to peers'
- links of the same name only.
+ of its own bound to one interface's address (it carries traffic to peers'
+ links of the same name only), or a Bluetooth LE link (Linux).
  */
 typedef struct {
   /*
@@ -421,7 +421,9 @@ typedef struct {
    */
   PeatStr name;
   /*
-   The address to bind, e.g. "10.0.2.1:0".
+   The address to bind, e.g. "10.0.2.1:0"; or "ble" / "ble:ADAPTER" for
+   a BLE link on the first Bluetooth adapter or the one named (where
+   there is none, the open fails with `PEAT_STATUS_NETWORK`).
    */
   PeatStr bind;
   /*

@@ -53,7 +53,7 @@ type Config struct {
 // its own bound to one interface's address.
 type Link struct {
 	Name string // unique per node; peers' links of the same name are its far ends
-	Bind string // the address to bind, e.g. "10.0.2.1:0"
+	Bind string // the address to bind, e.g. "10.0.2.1:0"; or "ble" / "ble:ADAPTER" for a Bluetooth LE link (Linux)
 	// Level is the link's PACE level: 0 primary, 1 alternate, 2 contingency,
 	// 3 emergency (at most 7; more is ErrInvalidArgument at Open). Links of one
 	// level are tried in the order given.

@@ -242,7 +242,9 @@ class Link:
     IP radio). It carries traffic to peers' links of the same ``name`` only
     (names are unique per node). ``level`` is its PACE level: 0 primary,
     1 alternate, 2 contingency, 3 emergency (at most 7; links of one level are
-    tried in the order given)."""
+    tried in the order given). ``bind`` may also be ``"ble"`` or
+    ``"ble:ADAPTER"``: a Bluetooth LE link (Linux, BlueZ); where there is no
+    Bluetooth, opening the node raises :class:`NetworkError`."""
 
     name: str
     bind: str

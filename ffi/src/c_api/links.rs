@@ -10,14 +10,16 @@ use crate::records::{LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 use crate::sdk;
 
 /// A link besides the UDP socket ([`PeatNodeOptions::links`]): a UDP socket
-/// of its own bound to one interface's address. It carries traffic to peers'
-/// links of the same name only.
+/// of its own bound to one interface's address (it carries traffic to peers'
+/// links of the same name only), or a Bluetooth LE link (Linux).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct PeatLinkOptions {
     /// The link's name, unique per node.
     pub name: PeatStr,
-    /// The address to bind, e.g. "10.0.2.1:0".
+    /// The address to bind, e.g. "10.0.2.1:0"; or "ble" / "ble:ADAPTER" for
+    /// a BLE link on the first Bluetooth adapter or the one named (where
+    /// there is none, the open fails with `PEAT_STATUS_NETWORK`).
     pub bind: PeatStr,
     /// PACE level: 0 primary, 1 alternate, 2 contingency, 3 emergency (at
     /// most 7); links of one level are tried in the order given.

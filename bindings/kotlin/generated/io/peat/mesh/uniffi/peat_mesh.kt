@@ -2013,8 +2013,8 @@ public object FfiConverterTypeLinkHealthRecord: FfiConverterRustBuffer<LinkHealt
 
 /**
  * A link besides the node's UDP socket: a UDP socket of its own bound to one
- * interface's address (a second LAN, an IP radio). It carries traffic to
- * peers' links of the same name only.
+ * interface's address (a second LAN, an IP radio; it carries traffic to
+ * peers' links of the same name only), or a Bluetooth LE link (Linux).
  */
 data class LinkOptions (
     /**
@@ -2023,7 +2023,8 @@ data class LinkOptions (
     var `name`: kotlin.String
     , 
     /**
-     * The address to bind, e.g. `10.0.2.1:0`.
+     * The address to bind, e.g. `10.0.2.1:0`; or `ble` / `ble:ADAPTER` for
+     * a BLE link on the first Bluetooth adapter or the one named.
      */
     var `bind`: kotlin.String
     , 
