@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use peat_mesh::links::{ble_frame, Link, LinkAddr, LinkPort};
+use peat_mesh::links::{ble_frame, Link, LinkAddr, LinkFrames, LinkPort};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -200,20 +200,7 @@ impl BleLinkHandle {
 /// A BLE link named `name` over `radio`, for [`peat_mesh::NodeConfig::link`],
 /// and a handle to its counters. Must be called inside a tokio runtime.
 pub fn ble_link(name: &str, radio: Arc<dyn Radio>) -> io::Result<(Link, BleLinkHandle)> {
-    let rt = tokio::runtime::Handle::try_current()
-        .map_err(|_| io::Error::other("a BLE link must be opened inside a tokio runtime"))?;
-    let (to_bond, frames) = mpsc::channel(TO_BOND_QUEUE);
-    let shared = Arc::new(Shared {
-        me: link_addr(radio.addr()),
-        radio,
-        rt,
-        conns: Mutex::new(HashMap::new()),
-        dials: Mutex::new(HashMap::new()),
-        to_bond,
-        next_id: AtomicU64::new(1),
-        counters: Counters::default(),
-        cancel: CancellationToken::new(),
-    });
+    let (shared, frames) = Shared::new(radio)?;
     if let Some(mut incoming) = shared.radio.take_incoming() {
         let weak = Arc::downgrade(&shared);
         let cancel = shared.cancel.clone();
@@ -236,6 +223,25 @@ pub fn ble_link(name: &str, radio: Arc<dyn Radio>) -> io::Result<(Link, BleLinkH
 }
 
 impl Shared {
+    /// The link's state over `radio`, and the frames it hands the bond.
+    fn new(radio: Arc<dyn Radio>) -> io::Result<(Arc<Shared>, LinkFrames)> {
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| io::Error::other("a BLE link must be opened inside a tokio runtime"))?;
+        let (to_bond, frames) = mpsc::channel(TO_BOND_QUEUE);
+        let shared = Arc::new(Shared {
+            me: link_addr(radio.addr()),
+            radio,
+            rt,
+            conns: Mutex::new(HashMap::new()),
+            dials: Mutex::new(HashMap::new()),
+            to_bond,
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            cancel: CancellationToken::new(),
+        });
+        Ok((shared, frames))
+    }
+
     /// Dials `peer` unless a dial is running or was tried within
     /// [`REDIAL_AFTER`], or the connection bound is reached.
     fn dial(self: &Arc<Self>, peer: BleAddr) {
@@ -380,22 +386,9 @@ mod tests {
     use super::*;
     use crate::double::{Air, AirConfig};
 
-    fn port(air: &Air, addr: BleAddr) -> (BlePort, mpsc::Receiver<(LinkAddr, Bytes)>) {
-        let (link, handle) = ble_link("ble", air.radio(addr).unwrap()).unwrap();
-        drop(link);
-        let (to_bond, frames) = mpsc::channel(TO_BOND_QUEUE);
-        // The same shared state with a receiver the test reads.
-        let shared = Arc::new(Shared {
-            radio: handle.0.radio.clone(),
-            me: handle.0.me.clone(),
-            rt: tokio::runtime::Handle::current(),
-            conns: Mutex::new(HashMap::new()),
-            dials: Mutex::new(HashMap::new()),
-            to_bond,
-            next_id: AtomicU64::new(1),
-            counters: Counters::default(),
-            cancel: CancellationToken::new(),
-        });
+    /// A link's port without a node (the test drives it), and its frames.
+    fn port(air: &Air, addr: BleAddr) -> (BlePort, LinkFrames) {
+        let (shared, frames) = Shared::new(air.radio(addr).unwrap()).unwrap();
         (BlePort(shared), frames)
     }
 
