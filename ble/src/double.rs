@@ -58,6 +58,8 @@ pub const CONTROLLER_BUFFER: usize = 8;
 const IN_FLIGHT: usize = 256;
 /// Connections a device has not accepted yet.
 const ACCEPT_QUEUE: usize = 8;
+/// A gap longer than this between fragments means the air was idle.
+const IDLE_SLACK: Duration = Duration::from_millis(5);
 
 /// What crossed the air.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -335,7 +337,15 @@ async fn pump(
             continue;
         }
         let on_air = Duration::from_secs_f64(fragment.len() as f64 / config.rate.max(1) as f64);
-        free_at = free_at.max(Instant::now()) + on_air;
+        // The air's own timeline: a fragment starts when the previous one has
+        // left, unless the air was idle. Timers wake up to a millisecond
+        // late; restarting the timeline from "now" after every fragment
+        // would add that to each one and run the air at half its rate.
+        let now = Instant::now();
+        if now > free_at + IDLE_SLACK {
+            free_at = now;
+        }
+        free_at += on_air;
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep_until(free_at) => {}
@@ -368,5 +378,51 @@ fn forget(air: &AirInner, key: (BleAddr, BleAddr)) {
     if pairs.get(&key).is_some_and(|t| t.is_cancelled()) {
         pairs.remove(&key);
         air.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On paused time the air's timeline is exact: 100 kB at 100 kB/s takes
+    /// one second (plus the latency), however late the timers wake.
+    #[tokio::test(start_paused = true)]
+    async fn the_air_runs_at_its_rate_and_drops_what_exceeds_the_mtu() {
+        let config = AirConfig::default();
+        let air = Air::new(config);
+        let (a, b) = (air.radio([1; 6]).unwrap(), air.radio([2; 6]).unwrap());
+        let mut incoming = b.take_incoming().unwrap();
+        let conn = a.connect([2; 6]).await.unwrap();
+        let mut far = incoming.recv().await.unwrap();
+        assert_eq!((conn.mtu, far.peer), (185, [1; 6]));
+        // Too long for the MTU: refused and counted, not delivered.
+        conn.out.send(Bytes::from(vec![0; 183])).await.unwrap();
+        let per = config.mtu - 3;
+        let n = 100_000 / per;
+        let start = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            for _ in 0..n {
+                got += far.inc.recv().await.unwrap().len();
+            }
+            (got, Instant::now())
+        });
+        for _ in 0..n {
+            conn.out.send(Bytes::from(vec![1; per])).await.unwrap();
+        }
+        let (got, done) = reader.await.unwrap();
+        assert_eq!(got, n * per);
+        let took = done - start;
+        let ideal = Duration::from_secs_f64(got as f64 / config.rate as f64) + config.latency;
+        assert!(
+            took >= ideal && took < ideal + Duration::from_millis(5),
+            "{took:?} vs {ideal:?}"
+        );
+        assert_eq!(air.stats().oversize, 1);
+        // A disconnect ends both directions.
+        assert!(air.disconnect([1; 6], [2; 6]));
+        assert!(!air.disconnect([1; 6], [2; 6]));
+        assert_eq!(air.stats().disconnects, 1);
     }
 }
