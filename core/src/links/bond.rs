@@ -103,7 +103,6 @@ pub(crate) struct BondInner {
     /// off a link, to nudge its connection). Full, an event is dropped and
     /// counted — the switch itself happened and is in the log.
     events: mpsc::Sender<LinkSwitch>,
-    epoch: Instant,
     pub(super) counters: Counters,
     cancel: CancellationToken,
 }
@@ -161,7 +160,6 @@ impl Bond {
             to_iroh,
             switches: Mutex::new(Vec::new()),
             events,
-            epoch: Instant::now(),
             counters: Counters::default(),
             cancel,
         });
@@ -305,10 +303,6 @@ impl Bond {
 }
 
 impl BondInner {
-    fn now_us(&self) -> u64 {
-        Instant::now().duration_since(self.epoch).as_micros() as u64
-    }
-
     /// The peer entry for `addr`, created (forgetting the least recently
     /// heard peer at the bound) if new. `None` if `addr` is not a bond address.
     fn peer_for<'a>(
@@ -415,7 +409,6 @@ impl BondInner {
 
     fn probe_all(&self) {
         let now = Instant::now();
-        let clock = self.now_us();
         let mut peers = self.peers.locked();
         for (&id, p) in peers.iter_mut() {
             p.seq = p.seq.wrapping_add(1);
@@ -425,11 +418,12 @@ impl BondInner {
                 if self.slots[i].silent() {
                     continue;
                 }
-                path.health.probe_sent(seq, now);
+                let nonce: u64 = rand::random();
+                path.health.probe_sent(seq, nonce, now);
                 let probe = Frame::Probe {
                     from: self.id,
                     seq,
-                    clock_us: clock,
+                    nonce,
                 };
                 if let Err(e) = self.slots[i].port.send(&path.remote, probe.encode()) {
                     tracing::debug!(link = %self.slots[i].name, error = %e, "probe not sent");

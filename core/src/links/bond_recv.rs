@@ -3,7 +3,6 @@
 //! counted.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use iroh_base::CustomAddr;
@@ -32,7 +31,7 @@ impl BondInner {
             Frame::Probe {
                 from: peer,
                 seq,
-                clock_us,
+                nonce,
             } => {
                 // Answered on the link it came by, to the address it came from:
                 // one byte more than the probe, so no amplification to speak
@@ -46,7 +45,7 @@ impl BondInner {
                 let echo = Frame::Echo {
                     from: self.id,
                     seq,
-                    clock_us,
+                    nonce,
                     known,
                 };
                 let _ = self.slots[member].port.send(&from, echo.encode());
@@ -54,17 +53,16 @@ impl BondInner {
             Frame::Echo {
                 from: peer,
                 seq,
-                clock_us,
+                nonce,
                 known,
             } => {
-                let rtt = Duration::from_micros(self.now_us().saturating_sub(clock_us));
                 let mut peers = self.peers.locked();
                 if let Some(p) = peers.get_mut(&peer) {
                     p.knows_us = known;
                     p.last_heard = now;
                     if let Some(path) = p.paths.get_mut(member).and_then(Option::as_mut) {
                         if path.remote == from {
-                            path.health.answered(seq, rtt, now);
+                            path.health.answered(seq, nonce, now);
                         }
                     }
                 }

@@ -102,7 +102,7 @@ async fn echoes_say_whether_the_prober_is_known() {
     let probe = Frame::Probe {
         from: 6,
         seq: 1,
-        clock_us: 5,
+        nonce: 5,
     };
     async fn echo(bond: &Bond, raw: &dyn Member, rx: &mut Incoming, probe: &Frame) -> bool {
         bond.inner.on_frame(0, raw.addr(), probe.encode());

@@ -31,15 +31,17 @@ pub(crate) enum Frame {
         from_addr: Bytes,
         packet: Bytes,
     },
+    /// A probe of one link. `nonce` is random: only an echo carrying it back
+    /// counts, so nobody who did not see the probe can answer it.
     Probe {
         from: u64,
         seq: u32,
-        clock_us: u64,
+        nonce: u64,
     },
     Echo {
         from: u64,
         seq: u32,
-        clock_us: u64,
+        nonce: u64,
         known: bool,
     },
 }
@@ -83,26 +85,22 @@ impl Frame {
                 b.put_slice(from_addr);
                 b.put_slice(packet);
             }
-            Frame::Probe {
-                from,
-                seq,
-                clock_us,
-            } => {
+            Frame::Probe { from, seq, nonce } => {
                 b.put_u8(PROBE);
                 b.put_u64(*from);
                 b.put_u32(*seq);
-                b.put_u64(*clock_us);
+                b.put_u64(*nonce);
             }
             Frame::Echo {
                 from,
                 seq,
-                clock_us,
+                nonce,
                 known,
             } => {
                 b.put_u8(ECHO);
                 b.put_u64(*from);
                 b.put_u32(*seq);
-                b.put_u64(*clock_us);
+                b.put_u64(*nonce);
                 b.put_u8(u8::from(*known));
             }
         }
@@ -140,7 +138,7 @@ impl Frame {
                 let from = u64_of(take(&mut b, 8)?);
                 let s = take(&mut b, 4)?;
                 let seq = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
-                let clock_us = u64_of(take(&mut b, 8)?);
+                let nonce = u64_of(take(&mut b, 8)?);
                 let known = if kind == ECHO {
                     match take(&mut b, 1)?[0] {
                         0 => Some(false),
@@ -154,15 +152,11 @@ impl Frame {
                     return Err(FrameError::Trailing(b.len()));
                 }
                 Ok(match known {
-                    None => Frame::Probe {
-                        from,
-                        seq,
-                        clock_us,
-                    },
+                    None => Frame::Probe { from, seq, nonce },
                     Some(known) => Frame::Echo {
                         from,
                         seq,
-                        clock_us,
+                        nonce,
                         known,
                     },
                 })
@@ -183,18 +177,13 @@ mod tests {
             (any::<u64>(), bytes(1500)).prop_map(|(from, packet)| Frame::Data { from, packet }),
             (bytes(MAX_ADDR_LEN), bytes(1500))
                 .prop_map(|(from_addr, packet)| Frame::DataFrom { from_addr, packet }),
-            (any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(from, seq, clock_us)| {
-                Frame::Probe {
-                    from,
-                    seq,
-                    clock_us,
-                }
-            }),
+            (any::<u64>(), any::<u32>(), any::<u64>())
+                .prop_map(|(from, seq, nonce)| { Frame::Probe { from, seq, nonce } }),
             (any::<u64>(), any::<u32>(), any::<u64>(), any::<bool>()).prop_map(
-                |(from, seq, clock_us, known)| Frame::Echo {
+                |(from, seq, nonce, known)| Frame::Echo {
                     from,
                     seq,
-                    clock_us,
+                    nonce,
                     known,
                 }
             ),
@@ -223,7 +212,7 @@ mod tests {
         let mut probe = Frame::Probe {
             from: 1,
             seq: 2,
-            clock_us: 3,
+            nonce: 3,
         }
         .encode()
         .to_vec();
@@ -235,7 +224,7 @@ mod tests {
         let mut echo = Frame::Echo {
             from: 1,
             seq: 2,
-            clock_us: 3,
+            nonce: 3,
             known: true,
         }
         .encode()

@@ -93,8 +93,8 @@ pub(crate) struct Health {
     srtt: Option<Duration>,
     rttvar: Duration,
     last_answer: Option<Instant>,
-    /// Recent probes: (seq, sent at, answered).
-    probes: VecDeque<(u32, Instant, bool)>,
+    /// Recent probes: (seq, nonce, sent at, answered).
+    probes: VecDeque<(u32, u64, Instant, bool)>,
     healthy_since: Option<Instant>,
     /// Judged dead last time: the first answer after that starts a fresh
     /// loss window (a dead spell is not loss of a live link).
@@ -117,20 +117,27 @@ impl Health {
         }
     }
 
-    pub(crate) fn probe_sent(&mut self, seq: u32, now: Instant) {
+    pub(crate) fn probe_sent(&mut self, seq: u32, nonce: u64, now: Instant) {
         if self.probes.len() == PROBE_WINDOW {
             self.probes.pop_front();
         }
-        self.probes.push_back((seq, now, false));
+        self.probes.push_back((seq, nonce, now, false));
     }
 
-    /// An echo of probe `seq` arrived; `rtt` is measured on this node's clock.
-    /// An echo of a probe this link never sent (or already answered) is ignored.
-    pub(crate) fn answered(&mut self, seq: u32, rtt: Duration, now: Instant) {
-        let Some(p) = self.probes.iter_mut().find(|p| p.0 == seq && !p.2) else {
+    /// An echo of probe `seq` carrying `nonce` arrived: the RTT is measured
+    /// on this node's clock from when the probe left. An echo of a probe this
+    /// link never sent, already answered, or with another nonce (a guess by
+    /// someone who did not see the probe) is ignored.
+    pub(crate) fn answered(&mut self, seq: u32, nonce: u64, now: Instant) {
+        let Some(p) = self
+            .probes
+            .iter_mut()
+            .find(|p| p.0 == seq && p.1 == nonce && !p.3)
+        else {
             return;
         };
-        p.2 = true;
+        p.3 = true;
+        let rtt = now.duration_since(p.2);
         if std::mem::take(&mut self.was_dead) {
             self.probes.retain(|p| p.0 == seq);
         }
@@ -187,7 +194,7 @@ impl Health {
     fn settled(&self, now: Instant, policy: &PacePolicy) -> (u32, u32) {
         let settle = self.settle(policy);
         let (mut n, mut lost) = (0u32, 0u32);
-        for &(_, at, answered) in &self.probes {
+        for &(_, _, at, answered) in &self.probes {
             if answered || now.duration_since(at) >= settle {
                 n += 1;
                 if !answered {
@@ -223,7 +230,7 @@ impl Health {
         let missed = self
             .probes
             .back()
-            .is_some_and(|&(_, at, answered)| !answered && now.duration_since(at) >= settle);
+            .is_some_and(|&(_, _, at, answered)| !answered && now.duration_since(at) >= settle);
         let (n, lost) = self.settled(now, policy);
         let lossy = n >= MIN_LOSS_SAMPLES && f64::from(lost) > policy.degraded_loss * f64::from(n);
         if lossy || srtt > policy.degraded_rtt {

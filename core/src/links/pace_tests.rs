@@ -29,15 +29,18 @@ fn rtt_is_smoothed_and_stray_echoes_are_ignored() {
     let t0 = Instant::now();
     let mut h = Health::new(t0);
     assert_eq!(h.state(t0, &p), LinkState::Suspect);
-    h.probe_sent(1, t0);
-    h.answered(1, 100 * MS, t0 + 100 * MS);
+    h.probe_sent(1, 1, t0);
+    h.answered(1, 1, t0 + 100 * MS);
     assert_eq!(h.srtt(), Some(100 * MS));
-    // An echo of a probe never sent, or sent twice, changes nothing.
-    h.answered(7, 5 * S, t0 + 200 * MS);
-    h.answered(1, 5 * S, t0 + 200 * MS);
+    // An echo of a probe never sent, sent twice, or with a guessed nonce
+    // changes nothing.
+    h.answered(7, 7, t0 + 200 * MS);
+    h.probe_sent(3, 99, t0 + 150 * MS);
+    h.answered(3, 98, t0 + 151 * MS);
+    h.answered(1, 1, t0 + 200 * MS);
     assert_eq!(h.srtt(), Some(100 * MS));
-    h.probe_sent(2, t0 + S);
-    h.answered(2, 200 * MS, t0 + S + 200 * MS);
+    h.probe_sent(2, 2, t0 + S);
+    h.answered(2, 2, t0 + S + 200 * MS);
     assert_eq!(h.srtt(), Some(Duration::from_micros(112_500)));
     assert_eq!(h.state(t0 + S + 300 * MS, &p), LinkState::Healthy);
 }
@@ -47,16 +50,16 @@ fn silence_makes_a_link_suspect_then_dead() {
     let p = policy();
     let t0 = Instant::now();
     let mut h = Health::new(t0);
-    h.probe_sent(1, t0);
-    h.answered(1, 10 * MS, t0 + 10 * MS);
-    h.probe_sent(2, t0 + S);
+    h.probe_sent(1, 1, t0);
+    h.answered(1, 1, t0 + 10 * MS);
+    h.probe_sent(2, 2, t0 + S);
     assert_eq!(h.state(t0 + S + 20 * MS, &p), LinkState::Healthy);
     // The answer to probe 2 is overdue.
     assert_eq!(h.state(t0 + S + 60 * MS, &p), LinkState::Suspect);
     assert_eq!(h.state(t0 + 3 * S + 10 * MS, &p), LinkState::Dead);
     // Never answered at all: dead after the dead time from its creation.
     let mut never = Health::new(t0);
-    never.probe_sent(1, t0);
+    never.probe_sent(1, 1, t0);
     assert_eq!(never.state(t0 + 2 * S, &p), LinkState::Suspect);
     assert_eq!(never.state(t0 + 3 * S, &p), LinkState::Dead);
 }
@@ -69,9 +72,9 @@ fn loss_and_slowness_degrade() {
     // Every other probe answered: 50 % loss.
     for i in 0..10u32 {
         let at = t0 + S * i;
-        h.probe_sent(i, at);
+        h.probe_sent(i, u64::from(i), at);
         if i % 2 == 0 {
-            h.answered(i, 20 * MS, at + 20 * MS);
+            h.answered(i, u64::from(i), at + 20 * MS);
         }
     }
     let now = t0 + 9 * S + 500 * MS;
@@ -79,8 +82,8 @@ fn loss_and_slowness_degrade() {
     assert_eq!(h.state(now, &p), LinkState::Degraded);
 
     let mut slow = Health::new(t0);
-    slow.probe_sent(1, t0);
-    slow.answered(1, 2500 * MS, t0 + 2500 * MS);
+    slow.probe_sent(1, 1, t0);
+    slow.answered(1, 1, t0 + 2500 * MS);
     assert_eq!(slow.state(t0 + 2600 * MS, &p), LinkState::Degraded);
 }
 
@@ -137,9 +140,9 @@ fn simulate(seconds: u32, up: impl Fn(usize, u32) -> bool) -> Vec<Option<usize>>
     for sec in 0..seconds {
         let now = t0 + S * sec;
         for (i, h) in links.iter_mut().enumerate() {
-            h.probe_sent(sec, now);
+            h.probe_sent(sec, u64::from(sec), now);
             if up(i, sec) {
-                h.answered(sec, 20 * MS, now + 20 * MS);
+                h.answered(sec, u64::from(sec), now + 20 * MS);
             }
         }
         let at = now + 500 * MS;
