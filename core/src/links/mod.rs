@@ -28,9 +28,10 @@
 //! is refused while that peer is alive (counted in
 //! [`BondStats::dropped_claims`]); a peer silent for the dead-link time may
 //! be claimed (a restarted peer must be able to come back at new ports), and
-//! a station on the same link could answer another's probes and so keep a
-//! dead link looking alive — both deny service at worst, as source spoofing
-//! can on any IP network.
+//! a station on the same link that sees the probes (each carries a random
+//! nonce the echo must bring back) could answer them and so keep a dead link
+//! looking alive — both deny service at worst, as source spoofing can on any
+//! IP network.
 
 mod addr;
 pub mod ble_frame;
