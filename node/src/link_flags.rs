@@ -4,7 +4,8 @@
 //! on the first adapter or the one named), `--links-only`,
 //! `--pace-probe-ms`, `--pace-dead-ms`, `--pace-hold-down-ms`, and
 //! `--blobs-below-level N` (blob transfers only over links of a level below
-//! `N`).
+//! `N`), `--collection-below-level NAME=N` (documents of collection `NAME`
+//! likewise; repeatable).
 
 use std::time::Duration;
 
@@ -61,6 +62,30 @@ async fn open_link(name: &str, bind: Bind) -> Result<Link> {
     })
 }
 
+/// Every `--collection-below-level NAME=N`: documents of collection `NAME`
+/// go to a peer only over links of a level below `N` (1–8).
+fn collection_rules(args: &[String]) -> Result<Vec<(String, usize)>> {
+    let mut rules = Vec::new();
+    for (i, _) in args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "--collection-below-level")
+    {
+        let spec = args
+            .get(i + 1)
+            .context("--collection-below-level needs NAME=N")?;
+        let rule = spec
+            .split_once('=')
+            .and_then(|(name, n)| Some((name, n.parse::<usize>().ok()?)))
+            .filter(|(name, n)| !name.is_empty() && (1..=8).contains(n));
+        let Some((name, n)) = rule else {
+            bail!("--collection-below-level {spec:?}: want NAME=N with N 1–8");
+        };
+        rules.push((name.to_string(), n - 1));
+    }
+    Ok(rules)
+}
+
 fn ms_flag(args: &[String], name: &str, default: Duration) -> Result<Duration> {
     match super::flag(args, name) {
         Some(v) => Ok(Duration::from_millis(
@@ -105,6 +130,7 @@ pub async fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
                 ),
             },
         },
+        collection_max_level: collection_rules(args)?,
         ..d
     });
     if args.iter().any(|a| a == "--links-only") {
@@ -138,6 +164,22 @@ mod tests {
             "b=blex",
         ] {
             assert!(parse_link(bad, 0).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn collection_rules_parse_or_say_why() {
+        let args: Vec<String> = ["--collection-below-level", "imagery=1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            collection_rules(&args).unwrap(),
+            vec![("imagery".into(), 0)]
+        );
+        for bad in ["imagery", "=1", "imagery=0", "imagery=9", "imagery=x"] {
+            let args = vec!["--collection-below-level".to_string(), bad.to_string()];
+            assert!(collection_rules(&args).is_err(), "{bad}");
         }
     }
 }

@@ -7,6 +7,7 @@
 //!                    [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
 //!                    [--link NAME=BIND[@LEVEL]]... [--links-only]
 //!                    [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
+//!                    [--blobs-below-level N] [--collection-below-level NAME=N]...
 //! ```
 //!
 //! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
@@ -46,6 +47,7 @@ const USAGE: &str = "usage:
                      [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
                      [--link NAME=BIND[@LEVEL]]... [--links-only]
                      [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
+                     [--blobs-below-level N] [--collection-below-level NAME=N]...
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 

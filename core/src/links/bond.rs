@@ -258,6 +258,23 @@ impl Bond {
         })
     }
 
+    /// The PACE level of the link carrying `peer`'s traffic now, if any.
+    pub fn level_in_use(&self, peer: &crate::NodeId) -> Option<usize> {
+        let peers = self.inner.peers.locked();
+        self.inner.slots[peers.get(&super::bond_id(peer))?.current?].level
+    }
+
+    /// Whether documents of `collection` are held back from `peer` now: a
+    /// rule of [`PacePolicy::collection_max_level`] names the collection and
+    /// the link carrying the peer is at a worse level.
+    pub(crate) fn holds_back(&self, peer: &crate::NodeId, collection: &str) -> bool {
+        let rules = &self.inner.policy.collection_max_level;
+        let Some(&(_, max)) = rules.iter().find(|(c, _)| c == collection) else {
+            return false;
+        };
+        self.level_in_use(peer).is_some_and(|level| level > max)
+    }
+
     /// The name of the link carrying `peer`'s traffic now, if any.
     pub fn in_use(&self, peer: &crate::NodeId) -> Option<String> {
         let peers = self.inner.peers.locked();

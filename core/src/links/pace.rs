@@ -44,6 +44,12 @@ pub struct PacePolicy {
     /// reachable only over a worse level waits for a better one (up to its
     /// reconnect wait); a node sends no blob bytes over a worse one.
     pub bulk_max_level: Option<usize>,
+    /// Per-collection rules: documents of collection `name` go to a peer only
+    /// while the link carrying its traffic is at `level` or better (e.g.
+    /// imagery never over the emergency radio). The other collections still
+    /// sync; what was held back goes once a good enough link carries the peer
+    /// again (a reconciliation round starts then). Default: none.
+    pub collection_max_level: Vec<(String, usize)>,
 }
 
 impl Default for PacePolicy {
@@ -56,6 +62,7 @@ impl Default for PacePolicy {
             degraded_loss: 0.25,
             hold_down: Duration::from_secs(10),
             bulk_max_level: None,
+            collection_max_level: Vec::new(),
         }
     }
 }

@@ -193,6 +193,7 @@ impl Node {
         if let Some(b) = &bond {
             let _ = blobs.bond.set(b.clone());
         }
+        let links_for_sync = bond.clone();
         let engine = Arc::new(Engine::new(
             ctx.clone(),
             store,
@@ -200,6 +201,9 @@ impl Node {
             config.peer_queue_capacity,
             config.anti_entropy_interval,
         ));
+        if let Some(b) = links_for_sync {
+            let _ = engine.links.set(b);
+        }
         let mut protocols: Vec<Arc<dyn Protocol>> = vec![
             Arc::new(SyncProtocol(engine.clone())),
             Arc::new(BlobProtocol {
@@ -231,6 +235,7 @@ impl Node {
             ctx.tasks.spawn(report_link_switches(
                 ctx.clone(),
                 connections.clone(),
+                engine.clone(),
                 switches,
             ));
         }
@@ -506,6 +511,7 @@ async fn report_store_failure(
 async fn report_link_switches(
     ctx: Arc<NodeContext>,
     connections: Arc<Connections>,
+    engine: Arc<Engine>,
     mut switches: tokio::sync::mpsc::Receiver<crate::links::LinkSwitch>,
 ) {
     loop {
@@ -523,6 +529,8 @@ async fn report_link_switches(
         for peer in peers {
             if s.from.is_some() && s.to.is_some() {
                 connections.nudge(&peer);
+                // Documents held back on the old link may go on this one.
+                engine.reconcile_with(&peer);
             }
             let event = PeerEvent::LinkChanged {
                 peer,

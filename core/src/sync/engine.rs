@@ -38,6 +38,11 @@ pub(crate) struct Engine {
     sessions: Mutex<HashMap<NodeId, Running>>,
     next_session: AtomicU64,
     pub counters: super::stats::Counters,
+    /// The node's bond, when it has links: its policy may hold documents of
+    /// some collections back from a peer on a worse link.
+    pub links: std::sync::OnceLock<crate::links::Bond>,
+    /// Peers something was held back from (at most one entry per session).
+    held: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 impl Engine {
@@ -57,6 +62,35 @@ impl Engine {
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             counters: Default::default(),
+            links: std::sync::OnceLock::new(),
+            held: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Whether documents of `collection` are held back from `peer` now (see
+    /// [`crate::links::PacePolicy::collection_max_level`]).
+    /// Remembers that something was held back, so that [`Engine::reconcile_with`]
+    /// knows a round is worth it.
+    pub(crate) fn holds_back(&self, peer: &NodeId, collection: &str) -> bool {
+        let held = self
+            .links
+            .get()
+            .is_some_and(|b| b.holds_back(peer, collection));
+        if held {
+            self.held.locked().insert(*peer);
+        }
+        held
+    }
+
+    /// When something was held back from `peer`, asks its session for a
+    /// reconciliation round now (its link changed: what was held back may
+    /// go). Nothing held back, no round.
+    pub(crate) fn reconcile_with(&self, peer: &NodeId) {
+        if !self.held.locked().remove(peer) {
+            return;
+        }
+        if let Some(r) = self.sessions().get(peer) {
+            r.outbox.reconcile.notify_one();
         }
     }
 
@@ -77,6 +111,7 @@ impl Engine {
         let mut sessions = self.sessions();
         if sessions.get(&peer).is_some_and(|r| r.id == id) {
             sessions.remove(&peer);
+            self.held.locked().remove(&peer);
         }
     }
 
@@ -95,6 +130,7 @@ impl Engine {
             .sessions()
             .iter()
             .filter(|(id, _)| Some(**id) != except)
+            .filter(|(id, _)| !self.holds_back(id, c.key.collection()))
             .map(|(_, r)| r.outbox.clone())
             .collect();
         for o in outboxes {

@@ -23,6 +23,9 @@ pub(crate) struct Outbox {
     pub(super) replies: Replies,
     live: Mutex<LiveQueue>,
     pub(super) wake: Notify,
+    /// Asks the session for a reconciliation round now (a better link came
+    /// back and documents were held back from the peer).
+    pub(super) reconcile: Notify,
     cap: usize,
 }
 
@@ -38,6 +41,7 @@ impl Outbox {
             replies: Replies::default(),
             live: Mutex::new(LiveQueue::default()),
             wake: Notify::new(),
+            reconcile: Notify::new(),
             cap: cap.max(1),
         })
     }

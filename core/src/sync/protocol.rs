@@ -110,16 +110,26 @@ async fn run_session(
     conn.close(code, &reason);
 }
 
-/// The dialling side reconciles at once, then periodically as a safety net.
+/// The dialling side reconciles at once, then periodically as a safety net;
+/// either side also starts a round when asked to (its link to the peer got
+/// better and documents were held back).
 async fn anti_entropy(session: &Session, outbound: bool) {
-    if !outbound {
-        return std::future::pending().await;
-    }
     let period = session.engine.anti_entropy;
+    let asked = &session.outbox.reconcile;
+    if !outbound {
+        asked.notified().await;
+    }
     loop {
         if let Err(e) = session.start_reconcile().await {
             tracing::warn!(error = %e, "reconciliation failed to start");
         }
-        tokio::time::sleep(period).await;
+        if outbound {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = asked.notified() => {}
+            }
+        } else {
+            asked.notified().await;
+        }
     }
 }

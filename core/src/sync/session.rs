@@ -311,6 +311,18 @@ impl Session {
             changes,
             heads,
         };
+        let held_back = match &r {
+            Reply::Offer(k)
+            | Reply::Wanted(k)
+            | Reply::AnswerHeads { key: k, .. }
+            | Reply::Ahead { key: k, .. } => self.engine.holds_back(&self.peer, k.collection()),
+            Reply::Frame(_) => false,
+        };
+        if held_back {
+            // The link policy keeps this collection off the peer's link now;
+            // a round after a better link returns sends it.
+            return Ok(Vec::new());
+        }
         Ok(match r {
             Reply::Frame(f) => vec![f],
             Reply::Offer(key) => store

@@ -138,6 +138,7 @@ fn pace(levels: Vec<Vec<String>>, p: &PaceOptions) -> SdkResult<PacePolicy> {
             p.degraded_loss
         },
         hold_down: or(p.hold_down_ms, d.hold_down),
+        collection_max_level: Vec::new(),
         bulk_max_level: match p.blobs_below_level {
             0 => None,
             n if n as usize <= MAX_PACE_LEVELS => Some(n as usize - 1),
