@@ -48,10 +48,7 @@ async fn connected_on_primary(primary: &Medium, alternate: &Medium) -> Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_moves_to_the_alternate_link_and_back_in_one_session() {
     init_tracing();
-    let (m1, m2) = (
-        Medium::new(Faults::default()),
-        Medium::new(Faults::default()),
-    );
+    let (m1, m2) = two_media();
     let Pair {
         a,
         b,
@@ -201,10 +198,7 @@ async fn a_node_without_udp_needs_a_link_and_no_mdns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_primary_does_not_make_the_node_flap() {
     init_tracing();
-    let (m1, m2) = (
-        Medium::new(Faults::default()),
-        Medium::new(Faults::default()),
-    );
+    let (m1, m2) = two_media();
     let Pair { a, b, _dirs, .. } = connected_on_primary(&m1, &m2).await;
     a.bond().unwrap().take_switches();
 
@@ -257,10 +251,7 @@ async fn a_flapping_primary_does_not_make_the_node_flap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silenced_link_sends_nothing_and_its_peers_move_at_once() {
     init_tracing();
-    let (m1, m2) = (
-        Medium::new(Faults::default()),
-        Medium::new(Faults::default()),
-    );
+    let (m1, m2) = two_media();
     let Pair {
         a,
         b,

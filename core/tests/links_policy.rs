@@ -13,17 +13,14 @@ use std::time::Duration;
 use common::links::*;
 use common::*;
 use peat_mesh::blobs::FetchOptions;
-use peat_mesh::links::{Faults, Medium, PacePolicy};
+use peat_mesh::links::PacePolicy;
 use peat_mesh::ErrorKind;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_never_cross_a_link_the_policy_keeps_them_off() {
     init_tracing();
-    let (m1, m2) = (
-        Medium::new(Faults::default()),
-        Medium::new(Faults::default()),
-    );
+    let (m1, m2) = two_media();
     let pace = PacePolicy {
         bulk_max_level: Some(0),
         ..fast_pace()
@@ -80,10 +77,7 @@ async fn blobs_never_cross_a_link_the_policy_keeps_them_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_waits_for_a_good_enough_link_while_the_others_sync() {
     init_tracing();
-    let (m1, m2) = (
-        Medium::new(Faults::default()),
-        Medium::new(Faults::default()),
-    );
+    let (m1, m2) = two_media();
     let pace = PacePolicy {
         collection_max_level: vec![("imagery".into(), 0)],
         ..fast_pace()

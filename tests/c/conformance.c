@@ -61,17 +61,23 @@ static const uint8_t SECRET[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 
                                    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
 static const uint8_t OTHER_SECRET[32] = {1};
 
-static int open_node(PeatNode *node, char *dir, const uint8_t *secret) {
+/* Opens a node in a fresh temp dir `dir` with `o`'s other options (its data
+   dir, formation id and secret are filled in here). */
+static int open_node_with(PeatNode *node, char *dir, const uint8_t *secret, PeatNodeOptions *o) {
     strcpy(dir, "/tmp/peat-c-XXXXXX");
     if (!mkdtemp(dir)) return 0;
+    o->data_dir = S(dir);
+    o->formation_id = S("conformance");
+    o->formation_secret = secret;
+    o->formation_secret_len = 32;
+    return call_with_err_(peat_node_open(o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
+}
+
+static int open_node(PeatNode *node, char *dir, const uint8_t *secret) {
     PeatNodeOptions o;
     memset(&o, 0, sizeof o);
-    o.data_dir = S(dir);
-    o.formation_id = S("conformance");
-    o.formation_secret = secret;
-    o.formation_secret_len = 32;
     o.listen = S("127.0.0.1:0");
-    return call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
+    return open_node_with(node, dir, secret, &o);
 }
 
 static void rm_rf(const char *dir) {
@@ -1442,8 +1448,6 @@ static int t_static_peer_added_and_removed(void) {
 /* Opens a node on two UDP links of its own on loopback ("primary" at level 0,
    "alternate" at level 1) and no UDP socket besides, with fast PACE timers. */
 static int open_linked_node(PeatNode *node, char *dir) {
-    strcpy(dir, "/tmp/peat-c-XXXXXX");
-    if (!mkdtemp(dir)) return 0;
     PeatLinkOptions links[2];
     links[0].name = S("primary");
     links[0].bind = S("127.0.0.1:0");
@@ -1453,10 +1457,6 @@ static int open_linked_node(PeatNode *node, char *dir) {
     links[1].level = 1;
     PeatNodeOptions o;
     memset(&o, 0, sizeof o);
-    o.data_dir = S(dir);
-    o.formation_id = S("conformance");
-    o.formation_secret = SECRET;
-    o.formation_secret_len = 32;
     o.links = links;
     o.links_len = 2;
     o.links_only = true;
@@ -1464,7 +1464,7 @@ static int open_linked_node(PeatNode *node, char *dir) {
     o.pace.dead_after_ms = 600;
     o.pace.hold_down_ms = 1000;
     o.pace.blobs_below_level = 1; /* blobs on the primary only */
-    return call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, node, ERR)) == PEAT_STATUS_OK;
+    return open_node_with(node, dir, SECRET, &o);
 }
 
 /* Waits up to 10 s for a link change away from a link (link_from set);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use peat_mesh::links::{Link, Medium, PacePolicy};
+use peat_mesh::links::{Faults, Link, Medium, PacePolicy};
 use peat_mesh::{Node, NodeConfig, PeerAddr};
 use tempfile::TempDir;
 
@@ -56,4 +56,12 @@ pub fn links_only(n: &Node) -> PeerAddr {
 
 pub fn in_use(n: &Node, peer: &Node) -> Option<String> {
     n.bond()?.in_use(&peer.id())
+}
+
+/// Two fault-free media: a primary and an alternate.
+pub fn two_media() -> (Medium, Medium) {
+    (
+        Medium::new(Faults::default()),
+        Medium::new(Faults::default()),
+    )
 }
