@@ -434,6 +434,22 @@ typedef struct {
 } PeatLinkOptions;
 
 /*
+ A per-collection link rule ([`PeatPaceOptions::collection_rules`]):
+ documents of `collection` go to a peer only over links of a level below
+ `below_level` (1–8; 3 keeps them off emergency links).
+ */
+typedef struct {
+  /*
+   The collection's name.
+   */
+  PeatStr collection;
+  /*
+   Its documents only over links of a level below this (1–8).
+   */
+  uint32_t below_level;
+} PeatCollectionRule;
+
+/*
  PACE thresholds ([`PeatNodeOptions::pace`]); a zero field takes the
  default, so a zeroed struct is the default policy.
  */
@@ -464,6 +480,15 @@ typedef struct {
    off emergency links; 1 on the primary only); 0: any level. At most 8.
    */
   uint32_t blobs_below_level;
+  /*
+   Per-collection link rules; may be NULL when `collection_rules_len`
+   is 0 (every collection over any link). Borrowed for the call.
+   */
+  const PeatCollectionRule *collection_rules;
+  /*
+   Number of rules.
+   */
+  uintptr_t collection_rules_len;
 } PeatPaceOptions;
 
 /*

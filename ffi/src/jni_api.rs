@@ -160,14 +160,8 @@ fn link_options(
 ) -> SdkResult<Vec<crate::records::LinkOptions>> {
     let names = string_array_arg(env, names, "linkNames")?;
     let binds = string_array_arg(env, binds, "linkBinds")?;
-    if levels.as_raw().is_null() {
-        return Err(SdkError::invalid("linkLevels is null"));
-    }
-    let n = env.get_array_length(levels).map_err(jni_failed)? as usize;
-    let mut lv = vec![0i32; n];
-    env.get_int_array_region(levels, 0, &mut lv)
-        .map_err(jni_failed)?;
-    if names.len() != binds.len() || names.len() != n {
+    let lv = int_array_arg(env, levels, "linkLevels")?;
+    if names.len() != binds.len() || names.len() != lv.len() {
         return Err(SdkError::invalid(
             "linkNames, linkBinds and linkLevels differ in length",
         ));
@@ -184,13 +178,53 @@ fn link_options(
         .collect()
 }
 
+/// An `int[]` argument; null is an invalid argument.
+fn int_array_arg(env: &mut JNIEnv<'_>, a: &JIntArray<'_>, what: &str) -> SdkResult<Vec<i32>> {
+    if a.as_raw().is_null() {
+        return Err(SdkError::invalid(format!("{what} is null")));
+    }
+    let n = env.get_array_length(a).map_err(jni_failed)? as usize;
+    let mut v = vec![0i32; n];
+    env.get_int_array_region(a, 0, &mut v).map_err(jni_failed)?;
+    Ok(v)
+}
+
+/// Per-collection rules as two parallel arrays (collections, below-levels).
+fn collection_rules(
+    env: &mut JNIEnv<'_>,
+    collections: &JObjectArray<'_>,
+    levels: &JIntArray<'_>,
+) -> SdkResult<Vec<crate::records::CollectionRule>> {
+    let collections = string_array_arg(env, collections, "ruleCollections")?;
+    let levels = int_array_arg(env, levels, "ruleLevels")?;
+    if collections.len() != levels.len() {
+        return Err(SdkError::invalid(
+            "ruleCollections and ruleLevels differ in length",
+        ));
+    }
+    collections
+        .into_iter()
+        .zip(levels)
+        .map(|(collection, level)| {
+            let below_level = u32::try_from(level).map_err(|_| {
+                SdkError::invalid(format!("collection rule {collection:?} level {level}"))
+            })?;
+            Ok(crate::records::CollectionRule {
+                collection,
+                below_level,
+            })
+        })
+        .collect()
+}
+
 /// PACE thresholds: `[probe interval, dead after, degraded RTT, hold-down]`
 /// in milliseconds (0 for the default), `[4]` the level blobs stay below (0:
-/// any), and the degraded loss.
+/// any), the degraded loss, and the per-collection rules.
 fn pace_options(
     env: &mut JNIEnv<'_>,
     ms: &JLongArray<'_>,
     degraded_loss: f64,
+    collection_rules: Vec<crate::records::CollectionRule>,
 ) -> SdkResult<crate::records::PaceOptions> {
     if ms.as_raw().is_null() {
         return Err(SdkError::invalid("paceMs is null"));
@@ -210,6 +244,7 @@ fn pace_options(
         hold_down_ms: m(v[3]),
         blobs_below_level: u32::try_from(v[4])
             .map_err(|_| SdkError::invalid(format!("blobsBelowLevel {}", v[4])))?,
+        collection_rules,
     })
 }
 
@@ -345,6 +380,8 @@ extern "system" fn node_open<'l>(
     links_only: jboolean,
     pace_ms: JLongArray<'l>,
     degraded_loss: jdouble,
+    rule_collections: JObjectArray<'l>,
+    rule_levels: JIntArray<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -358,7 +395,10 @@ extern "system" fn node_open<'l>(
             mdns: mdns != JNI_FALSE,
             links: link_options(env, &link_names, &link_binds, &link_levels)?,
             links_only: links_only != JNI_FALSE,
-            pace: pace_options(env, &pace_ms, degraded_loss)?,
+            pace: {
+                let rules = collection_rules(env, &rule_collections, &rule_levels)?;
+                pace_options(env, &pace_ms, degraded_loss, rules)?
+            },
         };
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
     })
@@ -526,7 +566,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JDJJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[IJJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),

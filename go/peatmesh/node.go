@@ -75,6 +75,10 @@ type Pace struct {
 	// (3 keeps them off emergency links; 1 on the primary only); 0: any level.
 	// At most 8.
 	BlobsBelowLevel uint32
+	// CollectionsBelowLevel keeps documents of each named collection on links
+	// of a level below its value (1–8; 3 keeps them off emergency links); the
+	// other collections sync over any link. Nil: no rule.
+	CollectionsBelowLevel map[string]uint32
 }
 
 // cPace converts p for the C ABI.
@@ -189,6 +193,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	for i, p := range cfg.Peers {
 		cpeers[i] = cstr(p)
 	}
+	// The per-collection rules, in C memory like the rest.
+	rules := C.malloc(C.size_t(len(cfg.Pace.CollectionsBelowLevel)+1) * C.size_t(unsafe.Sizeof(C.PeatCollectionRule{})))
+	allocs = append(allocs, rules)
+	crules := unsafe.Slice((*C.PeatCollectionRule)(rules), len(cfg.Pace.CollectionsBelowLevel)+1)
+	i := 0
+	for c, below := range cfg.Pace.CollectionsBelowLevel {
+		crules[i] = C.PeatCollectionRule{collection: cstr(c), below_level: C.uint32_t(below)}
+		i++
+	}
+	pace.collection_rules = (*C.PeatCollectionRule)(rules)
+	pace.collection_rules_len = C.size_t(len(cfg.Pace.CollectionsBelowLevel))
 	// One element more than needed, so that the array is never of size zero.
 	links := C.malloc(C.size_t(len(cfg.Links)+1) * C.size_t(unsafe.Sizeof(C.PeatLinkOptions{})))
 	allocs = append(allocs, links)

@@ -826,7 +826,10 @@ func linkedConfig(dir string) Config {
 			{Name: "alternate", Bind: "127.0.0.1:0", Level: 1},
 		},
 		LinksOnly: true,
-		Pace:      Pace{ProbeInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond, HoldDown: time.Second, BlobsBelowLevel: 1},
+		Pace: Pace{
+			ProbeInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond, HoldDown: time.Second,
+			BlobsBelowLevel: 1, CollectionsBelowLevel: map[string]uint32{"imagery": 1},
+		},
 	}
 }
 
@@ -960,6 +963,7 @@ func TestLinksPaceAndSilencing(t *testing.T) {
 		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0", Level: 8}}},
 		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0"}}, Pace: Pace{HoldDown: -time.Second}},
 		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0"}}, Pace: Pace{BlobsBelowLevel: 9}},
+		{Links: []Link{{Name: "x", Bind: "127.0.0.1:0"}}, Pace: Pace{CollectionsBelowLevel: map[string]uint32{"imagery": 0}}},
 	} {
 		bad.DataDir, bad.FormationID, bad.FormationSecret, bad.Listen = t.TempDir(), "go", secret, "127.0.0.1:0"
 		if n, err := Open(ctx, bad); !errors.Is(err, ErrInvalidArgument) {

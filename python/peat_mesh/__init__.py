@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import (
@@ -262,6 +262,8 @@ class Pace:
     degraded_loss: Optional[float] = None  # probe loss (0.0-1.0) past which a link is degraded (0.25)
     hold_down: Optional[float] = None  # how long a better level must stay healthy before traffic returns (10 s)
     blobs_below_level: int = 0  # blob transfers only over links of a level below this (3: never emergency); 0: any
+    # per collection: its documents only over links of a level below the value (1-8); None: no rule
+    collections_below_level: Optional[Mapping[str, int]] = None
 
 
 @dataclass(frozen=True)
@@ -519,6 +521,15 @@ def _blobs_below(level: int) -> int:
     return level
 
 
+def _collection_rules(rules: Optional[Mapping[str, int]]) -> list:
+    out = []
+    for collection, below in (rules or {}).items():
+        if not isinstance(collection, str) or not isinstance(below, int) or not 0 <= below <= 0xFFFF_FFFF:
+            raise InvalidArgumentError(f"collection rule {collection!r}: {below!r} (a name and a level 1-8)")
+        out.append((collection, below))
+    return out
+
+
 def _link_arg(link: Link) -> tuple:
     if not isinstance(link, Link):
         raise TypeError(f"links must be peat_mesh.Link values, got {link!r}")
@@ -537,6 +548,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         float(p.degraded_loss or 0.0),
         _pace_ms("hold_down", p.hold_down),
         _blobs_below(p.blobs_below_level),
+        _collection_rules(p.collections_below_level),
     )
     return (
         str(data_dir),

@@ -31,8 +31,8 @@ PeerEventTuple = Union[
 # (name, bind, level) of a link to open.
 LinkArg = Tuple[str, str, int]
 # (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss, hold_down_ms,
-# blobs_below_level); 0 = default.
-PaceArg = Tuple[int, int, int, float, int, int]
+# blobs_below_level, [(collection, below_level)]); 0 = default.
+PaceArg = Tuple[int, int, int, float, int, int, List[Tuple[str, int]]]
 # (name, level, state, rtt_us, rtt_var_us, loss, last_answer_ms, in_use, silent) of a link to a peer.
 LinkTuple = Tuple[str, Optional[int], LinkStateName, Optional[int], Optional[int], float, Optional[int], bool, bool]
 # (id, connected, addr, rtt_us, last_seen_ms, state, sources, links) of a peer.

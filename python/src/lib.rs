@@ -3,8 +3,8 @@
 
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
-    BlobInfoRecord, DocEventRecord, LinkHealthRecord, LinkOptions, NodeOptions, Origin,
-    PaceOptions, PeerEventRecord, SubEvent, TransferProfile, TransferProgress,
+    BlobInfoRecord, CollectionRule, DocEventRecord, LinkHealthRecord, LinkOptions, NodeOptions,
+    Origin, PaceOptions, PeerEventRecord, SubEvent, TransferProfile, TransferProgress,
 };
 use peat_mesh_ffi::sdk;
 use peat_mesh_ffi::{ErrorCode, SdkError};
@@ -114,8 +114,9 @@ type R<T> = PyResult<T>;
 type LinkArg = (String, String, u32);
 
 /// (probe_interval_ms, dead_after_ms, degraded_rtt_ms, degraded_loss,
-/// hold_down_ms, blobs_below_level); zero takes the default.
-type PaceArg = (u64, u64, u64, f64, u64, u32);
+/// hold_down_ms, blobs_below_level, [(collection, below_level)]); zero takes
+/// the default.
+type PaceArg = (u64, u64, u64, f64, u64, u32, Vec<(String, u32)>);
 
 #[pyfunction]
 #[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout_ms, cancel))]
@@ -141,6 +142,7 @@ fn node_open(
         degraded_loss,
         hold_down_ms,
         blobs_below_level,
+        collection_rules,
     ) = pace;
     let opts = NodeOptions {
         data_dir,
@@ -161,6 +163,13 @@ fn node_open(
             degraded_loss,
             hold_down_ms,
             blobs_below_level,
+            collection_rules: collection_rules
+                .into_iter()
+                .map(|(collection, below_level)| CollectionRule {
+                    collection,
+                    below_level,
+                })
+                .collect(),
         },
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))

@@ -587,7 +587,9 @@ def test_links_pace_and_silencing(tmp_path):
     whose health is measured; silencing it moves both sides to the alternate
     and un-silencing brings them back (as the SDK's Rust test)."""
     links = [peat_mesh.Link("primary", "127.0.0.1:0", level=0), peat_mesh.Link("alternate", "127.0.0.1:0", level=1)]
-    pace = peat_mesh.Pace(probe_interval=0.1, dead_after=0.6, hold_down=1.0, blobs_below_level=1)
+    pace = peat_mesh.Pace(
+        probe_interval=0.1, dead_after=0.6, hold_down=1.0, blobs_below_level=1, collections_below_level={"imagery": 1}
+    )
 
     def open_linked(name):
         return peat_mesh.SyncNode.open(
@@ -650,6 +652,16 @@ def test_links_pace_and_silencing(tmp_path):
             listen="127.0.0.1:0",
             links=[peat_mesh.Link("x", "127.0.0.1:0")],
             pace=peat_mesh.Pace(blobs_below_level=9),
+            timeout=5.0,
+        )
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        peat_mesh.SyncNode.open(
+            str(tmp_path / "bad"),
+            "py",
+            SECRET,
+            listen="127.0.0.1:0",
+            links=[peat_mesh.Link("x", "127.0.0.1:0")],
+            pace=peat_mesh.Pace(collections_below_level={"imagery": 0}),
             timeout=5.0,
         )
     # A BLE link opens where there is Bluetooth; here (no adapter, no BlueZ)

@@ -1464,6 +1464,11 @@ static int open_linked_node(PeatNode *node, char *dir) {
     o.pace.dead_after_ms = 600;
     o.pace.hold_down_ms = 1000;
     o.pace.blobs_below_level = 1; /* blobs on the primary only */
+    PeatCollectionRule imagery;
+    imagery.collection = S("imagery");
+    imagery.below_level = 1; /* imagery on the primary only */
+    o.pace.collection_rules = &imagery;
+    o.pace.collection_rules_len = 1;
     return open_node_with(node, dir, SECRET, &o);
 }
 
@@ -1580,6 +1585,15 @@ static int t_links_pace_and_silencing(void) {
     o.pace.blobs_below_level = 9;
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     o.pace.blobs_below_level = 0;
+    PeatCollectionRule rule;
+    rule.collection = S("imagery");
+    rule.below_level = 0; /* 1-8 */
+    o.pace.collection_rules = &rule;
+    o.pace.collection_rules_len = 1;
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    o.pace.collection_rules = NULL; /* NULL with a length */
+    CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    o.pace.collection_rules_len = 0;
     o.links = NULL; /* NULL with a length */
     CHECK(call_with_err_(peat_node_open(&o, 10000, NO_CANCEL, &c, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
 

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use super::boundary::{c_string, call, free_c_string, into_raw_slice, str_arg, take_raw_slice};
 use super::types::{PeatError, PeatNode, PeatStr};
 use crate::error::{SdkError, SdkResult};
-use crate::records::{LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
+use crate::records::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 use crate::sdk;
 
 /// A link besides the UDP socket ([`PeatNodeOptions::links`]): a UDP socket
@@ -45,19 +45,56 @@ pub struct PeatPaceOptions {
     /// Blob transfers only over links of a level below this (3 keeps them
     /// off emergency links; 1 on the primary only); 0: any level. At most 8.
     pub blobs_below_level: u32,
+    /// Per-collection link rules; may be NULL when `collection_rules_len`
+    /// is 0 (every collection over any link). Borrowed for the call.
+    pub collection_rules: *const PeatCollectionRule,
+    /// Number of rules.
+    pub collection_rules_len: usize,
 }
 
-impl From<PeatPaceOptions> for PaceOptions {
-    fn from(p: PeatPaceOptions) -> Self {
-        PaceOptions {
-            probe_interval_ms: p.probe_interval_ms,
-            dead_after_ms: p.dead_after_ms,
-            degraded_rtt_ms: p.degraded_rtt_ms,
-            degraded_loss: p.degraded_loss,
-            hold_down_ms: p.hold_down_ms,
-            blobs_below_level: p.blobs_below_level,
-        }
-    }
+/// A per-collection link rule ([`PeatPaceOptions::collection_rules`]):
+/// documents of `collection` go to a peer only over links of a level below
+/// `below_level` (1–8; 3 keeps them off emergency links).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PeatCollectionRule {
+    /// The collection's name.
+    pub collection: PeatStr,
+    /// Its documents only over links of a level below this (1–8).
+    pub below_level: u32,
+}
+
+/// The SDK's PACE options from the C struct (its rules read for the call).
+pub(crate) fn pace_options(p: &PeatPaceOptions) -> SdkResult<PaceOptions> {
+    let rules = if p.collection_rules_len == 0 {
+        &[][..]
+    } else if p.collection_rules.is_null() {
+        return Err(SdkError::invalid(
+            "pace.collection_rules: NULL pointer with non-zero length",
+        ));
+    } else {
+        // SAFETY: the caller guarantees `collection_rules_len` readable
+        // PeatCollectionRule values at `collection_rules` for the call
+        // (borrowed input, the header's ownership rule).
+        unsafe { std::slice::from_raw_parts(p.collection_rules, p.collection_rules_len) }
+    };
+    Ok(PaceOptions {
+        probe_interval_ms: p.probe_interval_ms,
+        dead_after_ms: p.dead_after_ms,
+        degraded_rtt_ms: p.degraded_rtt_ms,
+        degraded_loss: p.degraded_loss,
+        hold_down_ms: p.hold_down_ms,
+        blobs_below_level: p.blobs_below_level,
+        collection_rules: rules
+            .iter()
+            .map(|r| {
+                Ok(CollectionRule {
+                    collection: str_arg(r.collection, "collection rule")?.to_string(),
+                    below_level: r.below_level,
+                })
+            })
+            .collect::<SdkResult<_>>()?,
+    })
 }
 
 /// The borrowed array of `len` link options; NULL only when `len` is 0.

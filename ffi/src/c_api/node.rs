@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{bytes_arg, c_string, call, call_out, str_arg, str_list_arg, string_list};
-use super::links::{link_options, PeatLinkOptions, PeatPaceOptions};
+use super::links::{link_options, pace_options, PeatLinkOptions, PeatPaceOptions};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
 use super::PEAT_ABI_VERSION;
 use crate::error::SdkError;
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn peat_node_open(
             mdns: o.mdns,
             links: link_options(o.links, o.links_len)?,
             links_only: o.links_only,
-            pace: o.pace.into(),
+            pace: pace_options(&o.pace)?,
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

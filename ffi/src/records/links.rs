@@ -16,8 +16,19 @@ pub struct LinkOptions {
     pub level: u32,
 }
 
+/// A per-collection link rule: documents of `collection` go to a peer only
+/// over links of a level below `below_level` (1–8; e.g. 3 keeps them off
+/// emergency links). The other collections sync over any link.
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
+pub struct CollectionRule {
+    /// The collection's name.
+    pub collection: String,
+    /// Its documents only over links of a level below this (1–8).
+    pub below_level: u32,
+}
+
 /// PACE thresholds; a zero field takes the default.
-#[derive(Debug, Clone, Copy, PartialEq, Default, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
 pub struct PaceOptions {
     /// How often each link to each peer is probed (default 500 ms).
     pub probe_interval_ms: u64,
@@ -33,6 +44,8 @@ pub struct PaceOptions {
     /// Blob transfers only over links of a level below this (3 keeps them
     /// off emergency links; 1 on the primary only); 0: any level. At most 8.
     pub blobs_below_level: u32,
+    /// Per-collection link rules (empty: every collection over any link).
+    pub collection_rules: Vec<CollectionRule>,
 }
 
 /// How a link to a peer is judged from its probes.

@@ -14,7 +14,7 @@ use crate::error::{SdkError, SdkResult};
 
 mod links;
 
-pub use links::{LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
+pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
 #[derive(Debug, Clone, Default, uniffi::Record)]

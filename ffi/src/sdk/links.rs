@@ -16,7 +16,7 @@ use peat_mesh::NodeConfig;
 use super::args::ms;
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles;
-use crate::records::{LinkOptions, PaceOptions};
+use crate::records::{CollectionRule, LinkOptions, PaceOptions};
 
 /// PACE levels a link may name (primary, alternate, contingency, emergency
 /// and a few more).
@@ -138,7 +138,7 @@ fn pace(levels: Vec<Vec<String>>, p: &PaceOptions) -> SdkResult<PacePolicy> {
             p.degraded_loss
         },
         hold_down: or(p.hold_down_ms, d.hold_down),
-        collection_max_level: Vec::new(),
+        collection_max_level: collection_rules(&p.collection_rules)?,
         bulk_max_level: match p.blobs_below_level {
             0 => None,
             n if n as usize <= MAX_PACE_LEVELS => Some(n as usize - 1),
@@ -149,6 +149,32 @@ fn pace(levels: Vec<Vec<String>>, p: &PaceOptions) -> SdkResult<PacePolicy> {
             }
         },
     })
+}
+
+/// The per-collection rules as the core takes them: `below_level` 1–8
+/// becomes the best level allowed (0–7); each collection named once.
+fn collection_rules(rules: &[CollectionRule]) -> SdkResult<Vec<(String, usize)>> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for r in rules {
+        super::args::check_name("collection", &r.collection)?;
+        if r.collection.is_empty() {
+            return Err(SdkError::invalid("a collection rule names no collection"));
+        }
+        if !(1..=MAX_PACE_LEVELS as u32).contains(&r.below_level) {
+            return Err(SdkError::invalid(format!(
+                "collection rule {:?}: below_level {} (1–{MAX_PACE_LEVELS})",
+                r.collection, r.below_level
+            )));
+        }
+        if out.iter().any(|(c, _)| c == &r.collection) {
+            return Err(SdkError::invalid(format!(
+                "two rules for collection {:?}",
+                r.collection
+            )));
+        }
+        out.push((r.collection.clone(), r.below_level as usize - 1));
+    }
+    Ok(out)
 }
 
 /// Silences the node's link `name` (emission control: it sends nothing, and

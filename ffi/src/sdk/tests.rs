@@ -5,7 +5,8 @@ use super::*;
 use crate::error::{ErrorCode, SdkResult};
 use crate::handles;
 use crate::records::{
-    DocEventRecord, LinkOptions, LinkState, NodeOptions, PaceOptions, PeerEventRecord, SubEvent,
+    CollectionRule, DocEventRecord, LinkOptions, LinkState, NodeOptions, PaceOptions,
+    PeerEventRecord, SubEvent,
 };
 use crate::runtime;
 
@@ -228,6 +229,10 @@ fn linked_opts(dir: &std::path::Path) -> NodeOptions {
             dead_after_ms: 600,
             hold_down_ms: 1000,
             blobs_below_level: 1,
+            collection_rules: vec![CollectionRule {
+                collection: "imagery".into(),
+                below_level: 1,
+            }],
             ..Default::default()
         },
         ..opts(dir)
@@ -354,6 +359,18 @@ fn links_pace_health_and_silencing_reach_the_sdk() {
             node_open(&bad, 5000, 0).unwrap_err().code,
             ErrorCode::InvalidArgument
         );
+        for (collection, below_level) in [("imagery", 0), ("imagery", 9), ("", 1), ("a\0b", 1)] {
+            let mut bad = linked_opts(d.path());
+            bad.pace.collection_rules = vec![CollectionRule {
+                collection: collection.into(),
+                below_level,
+            }];
+            assert_eq!(
+                node_open(&bad, 5000, 0).unwrap_err().code,
+                ErrorCode::InvalidArgument,
+                "{collection:?} {below_level}"
+            );
+        }
     }
     for s in [ea, eb, docs] {
         unsubscribe(s).unwrap();

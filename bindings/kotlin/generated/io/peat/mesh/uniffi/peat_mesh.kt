@@ -1909,6 +1909,55 @@ public object FfiConverterTypeBlobStatusRecord: FfiConverterRustBuffer<BlobStatu
 
 
 /**
+ * A per-collection link rule: documents of `collection` go to a peer only
+ * over links of a level below `below_level` (1–8; e.g. 3 keeps them off
+ * emergency links). The other collections sync over any link.
+ */
+data class CollectionRule (
+    /**
+     * The collection's name.
+     */
+    var `collection`: kotlin.String
+    , 
+    /**
+     * Its documents only over links of a level below this (1–8).
+     */
+    var `belowLevel`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCollectionRule: FfiConverterRustBuffer<CollectionRule> {
+    override fun read(buf: ByteBuffer): CollectionRule {
+        return CollectionRule(
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CollectionRule) = (
+            FfiConverterString.allocationSize(value.`collection`) +
+            FfiConverterUInt.allocationSize(value.`belowLevel`)
+    )
+
+    override fun write(value: CollectionRule, buf: ByteBuffer) {
+            FfiConverterString.write(value.`collection`, buf)
+            FfiConverterUInt.write(value.`belowLevel`, buf)
+    }
+}
+
+
+
+/**
  * One link's health towards a peer, measured from its own probes.
  */
 data class LinkHealthRecord (
@@ -2353,6 +2402,11 @@ data class PaceOptions (
      * off emergency links; 1 on the primary only); 0: any level. At most 8.
      */
     var `blobsBelowLevel`: kotlin.UInt
+    , 
+    /**
+     * Per-collection link rules (empty: every collection over any link).
+     */
+    var `collectionRules`: List<CollectionRule>
     
 ){
     
@@ -2375,6 +2429,7 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterDouble.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterSequenceTypeCollectionRule.read(buf),
         )
     }
 
@@ -2384,7 +2439,8 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterULong.allocationSize(value.`degradedRttMs`) +
             FfiConverterDouble.allocationSize(value.`degradedLoss`) +
             FfiConverterULong.allocationSize(value.`holdDownMs`) +
-            FfiConverterUInt.allocationSize(value.`blobsBelowLevel`)
+            FfiConverterUInt.allocationSize(value.`blobsBelowLevel`) +
+            FfiConverterSequenceTypeCollectionRule.allocationSize(value.`collectionRules`)
     )
 
     override fun write(value: PaceOptions, buf: ByteBuffer) {
@@ -2394,6 +2450,7 @@ public object FfiConverterTypePaceOptions: FfiConverterRustBuffer<PaceOptions> {
             FfiConverterDouble.write(value.`degradedLoss`, buf)
             FfiConverterULong.write(value.`holdDownMs`, buf)
             FfiConverterUInt.write(value.`blobsBelowLevel`, buf)
+            FfiConverterSequenceTypeCollectionRule.write(value.`collectionRules`, buf)
     }
 }
 
@@ -3948,6 +4005,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeCollectionRule: FfiConverterRustBuffer<List<CollectionRule>> {
+    override fun read(buf: ByteBuffer): List<CollectionRule> {
+        val len = buf.getInt()
+        return List<CollectionRule>(len) {
+            FfiConverterTypeCollectionRule.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CollectionRule>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCollectionRule.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CollectionRule>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCollectionRule.write(it, buf)
         }
     }
 }

@@ -87,7 +87,8 @@ internal object JniBridge {
         dataDir: String, formationId: String, secret: ByteArray, listen: String,
         peers: Array<String>, mdns: Boolean,
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
-        paceMs: LongArray, degradedLoss: Double, timeoutMs: Long, cancel: Long,
+        paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
+        timeoutMs: Long, cancel: Long,
     ): Long
     @JvmStatic external fun setLinkSilent(node: Long, name: String, silent: Boolean)
     @JvmStatic external fun nodeClose(node: Long, timeoutMs: Long)
@@ -263,7 +264,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
         internal fun adopt(handle: ULong) = Node(handle)
 
         /** PACE thresholds all at their defaults. */
-        val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u, 0u)
+        val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u, 0u, emptyList())
 
         /**
          * Opens a node; cancelling the coroutine stops the opening. [links] are
@@ -293,7 +294,10 @@ class Node private constructor(private val handle: ULong) : Closeable {
                             pace.degradedRttMs.toLong(), pace.holdDownMs.toLong(),
                             pace.blobsBelowLevel.toLong(),
                         ),
-                        pace.degradedLoss, timeoutMs, t.toLong(),
+                        pace.degradedLoss,
+                        pace.collectionRules.map { it.collection }.toTypedArray(),
+                        pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
+                        timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {

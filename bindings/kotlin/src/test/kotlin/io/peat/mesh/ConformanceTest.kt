@@ -1,6 +1,7 @@
 package io.peat.mesh
 
 import io.peat.mesh.uniffi.BlobState
+import io.peat.mesh.uniffi.CollectionRule
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.LinkOptions
 import io.peat.mesh.uniffi.LinkState
@@ -431,7 +432,7 @@ class ConformanceTest {
         linksOnly = true,
         pace = PaceOptions(
             probeIntervalMs = 100u, deadAfterMs = 600u, degradedRttMs = 0u, degradedLoss = 0.0, holdDownMs = 1000u,
-            blobsBelowLevel = 1u,
+            blobsBelowLevel = 1u, collectionRules = listOf(CollectionRule("imagery", 1u)),
         ),
     )
 
@@ -503,6 +504,12 @@ class ConformanceTest {
             Node.open(
                 tmp(), "kotlin", Support.SECRET, links = listOf(LinkOptions("x", "127.0.0.1:0", 0u)),
                 pace = Node.DEFAULT_PACE.copy(blobsBelowLevel = 9u),
+            )
+        }
+        assertFailsWith<Err.InvalidArgument> {
+            Node.open(
+                tmp(), "kotlin", Support.SECRET, links = listOf(LinkOptions("x", "127.0.0.1:0", 0u)),
+                pace = Node.DEFAULT_PACE.copy(collectionRules = listOf(CollectionRule("imagery", 0u))),
             )
         }
         // A BLE link opens where there is Bluetooth; here (no adapter, no
