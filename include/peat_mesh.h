@@ -35,12 +35,6 @@
 #include <stdint.h>
 
 /*
- PACE levels a link may name (primary, alternate, contingency, emergency
- and a few more).
- */
-#define MAX_PACE_LEVELS 8
-
-/*
  Version of this C ABI; bumped on any incompatible change.
  */
 #define PEAT_ABI_VERSION 6

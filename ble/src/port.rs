@@ -392,6 +392,8 @@ mod tests {
         (BlePort(shared), frames)
     }
 
+    /// Lets the link's tasks run (on paused time: the double's delays pass
+    /// at once) until `f` holds; 10 s of the radio's time at most.
     async fn until(mut f: impl FnMut() -> bool) {
         for _ in 0..2000 {
             if f() {
@@ -402,7 +404,9 @@ mod tests {
         panic!("condition not met in 10 s");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// On paused time: the radio's delays and the redial wait pass without
+    /// real waiting, and nothing drains the queue between two sends.
+    #[tokio::test(start_paused = true)]
     async fn connections_stop_at_the_bound_and_a_full_queue_says_busy() {
         let air = Air::new(AirConfig {
             rate: 2_000,

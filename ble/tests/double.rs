@@ -127,7 +127,15 @@ async fn sync_converges_at_the_smallest_mtu_and_with_fragment_loss() {
     });
     let c = open(&lossy, A, None).await;
     let d = open(&lossy, B, None).await;
-    put_many(&c.node, "d", 20).await;
+    // 240 kB of documents: some 1,400 fragments, so that the air loses some
+    // (none lost of 1,400 at 1 %: one chance in a million).
+    let tile = "x".repeat(12_000);
+    for i in 0..20 {
+        c.node
+            .put("c", &format!("d{i}"), &json!({"i": i, "tile": tile}))
+            .await
+            .unwrap();
+    }
     d.node.add_peer(addr_of(&c.node)).unwrap();
     assert!(
         eventually(Duration::from_secs(60), || d.node.document_count().unwrap()

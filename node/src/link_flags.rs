@@ -98,7 +98,7 @@ fn ms_flag(args: &[String], name: &str, default: Duration) -> Result<Duration> {
 /// Adds the links and PACE policy the flags name to `cfg`. `--links-only`
 /// binds no UDP socket, which also means no mDNS.
 pub async fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
-    let mut levels: Vec<Vec<String>> = Vec::new();
+    let mut named = Vec::new();
     let specs = args
         .iter()
         .enumerate()
@@ -106,13 +106,11 @@ pub async fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
         .map(|(i, _)| args.get(i + 1).context("--link needs NAME=BIND[@LEVEL]"));
     for (position, spec) in specs.enumerate() {
         let (name, bind, level) = parse_link(spec?, position)?;
-        if level >= 8 {
-            bail!("--link {name}: level {level} (levels 0–7)");
-        }
-        if levels.len() <= level {
-            levels.resize(level + 1, Vec::new());
-        }
-        levels[level].push(name.clone());
+        named.push((name, bind, level));
+    }
+    let levels =
+        PacePolicy::levels_of(named.iter().map(|(n, _, l)| (n.as_str(), *l))).context("--link")?;
+    for (name, bind, _) in named {
         cfg = cfg.link(open_link(&name, bind).await?);
     }
     let d = PacePolicy::default();

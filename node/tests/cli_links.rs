@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_peat-mesh-node");
 
@@ -22,25 +22,23 @@ fn run(extra: &[&str]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
+    // The exit arrives on a channel from a thread that waits for it; a node
+    // still running after 10 s is killed (it started).
+    let mut stderr = child.stderr.take().unwrap();
+    let pid = child.id().to_string();
+    let (tx, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match exited.recv_timeout(Duration::from_secs(10)) {
+        Ok(s) => Some(s.unwrap()),
+        Err(_) => {
+            Command::new("kill").arg(&pid).status().unwrap();
+            None
         }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    stderr.read_to_string(&mut err).unwrap();
     (status.is_none_or(|s| s.success()), err)
 }
 

@@ -644,26 +644,17 @@ def test_links_pace_and_silencing(tmp_path):
             peat_mesh.SyncNode.open(
                 str(tmp_path / "bad"), "py", SECRET, listen="127.0.0.1:0", links=[bad], timeout=5.0
             )
-    with pytest.raises(peat_mesh.InvalidArgumentError):
-        peat_mesh.SyncNode.open(
-            str(tmp_path / "bad"),
-            "py",
-            SECRET,
-            listen="127.0.0.1:0",
-            links=[peat_mesh.Link("x", "127.0.0.1:0")],
-            pace=peat_mesh.Pace(blobs_below_level=9),
-            timeout=5.0,
-        )
-    with pytest.raises(peat_mesh.InvalidArgumentError):
-        peat_mesh.SyncNode.open(
-            str(tmp_path / "bad"),
-            "py",
-            SECRET,
-            listen="127.0.0.1:0",
-            links=[peat_mesh.Link("x", "127.0.0.1:0")],
-            pace=peat_mesh.Pace(collections_below_level={"imagery": 0}),
-            timeout=5.0,
-        )
+    for bad_pace in [peat_mesh.Pace(blobs_below_level=9), peat_mesh.Pace(collections_below_level={"imagery": 0})]:
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            peat_mesh.SyncNode.open(
+                str(tmp_path / "bad"),
+                "py",
+                SECRET,
+                listen="127.0.0.1:0",
+                links=[peat_mesh.Link("x", "127.0.0.1:0")],
+                pace=bad_pace,
+                timeout=5.0,
+            )
     # A BLE link opens where there is Bluetooth; here (no adapter, no BlueZ)
     # the open fails with a network error naming Bluetooth.
     try:

@@ -40,8 +40,9 @@ pub const MAX_BOND_PEERS: usize = 256;
 /// Packets waiting to be read by iroh.
 pub const BOND_RECV_QUEUE: usize = 1024;
 
-/// Frames arriving on a member link, each with the address it came from.
-pub(crate) type Incoming = mpsc::Receiver<(CustomAddr, Bytes)>;
+/// Frames arriving on a member link, each with the address it came from
+/// (the type an external link hands over as it is: [`super::LinkFrames`]).
+pub(crate) type Incoming = mpsc::Receiver<(super::LinkAddr, Bytes)>;
 
 /// Packets for iroh, each with the bond address of its sender.
 pub(super) type ToIroh = mpsc::Receiver<(CustomAddr, Bytes)>;
@@ -174,7 +175,7 @@ impl Bond {
                     };
                     let Some((from, frame)) = got else { break };
                     let Some(bond) = weak.upgrade() else { break };
-                    bond.on_frame(i, from, frame);
+                    bond.on_frame(i, from.0, frame);
                 }
             });
         }
@@ -246,8 +247,7 @@ impl Bond {
     /// the bond carries nothing to `peer`).
     pub fn bulk_refused(&self, peer: &crate::NodeId) -> Option<String> {
         let max = self.inner.policy.bulk_max_level?;
-        let peers = self.inner.peers.locked();
-        let slot = &self.inner.slots[peers.get(&super::bond_id(peer))?.current?];
+        let slot = self.current_slot(peer)?;
         let level = slot.level?;
         (level > max).then(|| {
             format!(
@@ -260,8 +260,18 @@ impl Bond {
 
     /// The PACE level of the link carrying `peer`'s traffic now, if any.
     pub fn level_in_use(&self, peer: &crate::NodeId) -> Option<usize> {
-        let peers = self.inner.peers.locked();
-        self.inner.slots[peers.get(&super::bond_id(peer))?.current?].level
+        self.current_slot(peer)?.level
+    }
+
+    /// The link carrying `peer`'s traffic now, if any.
+    fn current_slot(&self, peer: &crate::NodeId) -> Option<&Slot> {
+        let current = self
+            .inner
+            .peers
+            .locked()
+            .get(&super::bond_id(peer))?
+            .current?;
+        self.inner.slots.get(current)
     }
 
     /// Whether documents of `collection` are held back from `peer` now: a
@@ -277,9 +287,7 @@ impl Bond {
 
     /// The name of the link carrying `peer`'s traffic now, if any.
     pub fn in_use(&self, peer: &crate::NodeId) -> Option<String> {
-        let peers = self.inner.peers.locked();
-        let p = peers.get(&super::bond_id(peer))?;
-        p.current.map(|i| self.inner.slots[i].name.clone())
+        self.current_slot(peer).map(|s| s.name.clone())
     }
 
     /// Switches as they happen; taken once (by the node, which reports them

@@ -31,9 +31,6 @@ pub trait LinkPort: Send + Sync + std::fmt::Debug + 'static {
 /// Frames arriving on an external link, each with the address it came from.
 pub type LinkFrames = mpsc::Receiver<(LinkAddr, Bytes)>;
 
-/// Frames waiting between an external link and the bond.
-const EXTERNAL_QUEUE: usize = 256;
-
 #[derive(Debug)]
 struct Adapter(Arc<dyn LinkPort>);
 
@@ -51,24 +48,16 @@ impl Member for Adapter {
     }
 }
 
-/// The bond's view of an external link. Must run inside a tokio runtime.
+/// The bond's view of an external link: its port, and its frames as they
+/// are (the link's own queue bounds them).
 pub(crate) fn open(
     port: &Arc<dyn LinkPort>,
     frames: &std::sync::Mutex<Option<LinkFrames>>,
 ) -> io::Result<(Arc<dyn Member>, Incoming)> {
     use crate::locks::LockExt;
-    let mut rx = frames
+    let frames = frames
         .locked()
         .take()
         .ok_or_else(|| io::Error::other("this link is already open"))?;
-    let (tx, incoming) = mpsc::channel(EXTERNAL_QUEUE);
-    // Ends when the link closes its frames or the bond stops reading.
-    tokio::spawn(async move {
-        while let Some((from, frame)) = rx.recv().await {
-            if tx.send((from.0, frame)).await.is_err() {
-                break;
-            }
-        }
-    });
-    Ok((Arc::new(Adapter(port.clone())), incoming))
+    Ok((Arc::new(Adapter(port.clone())), frames))
 }

@@ -314,7 +314,11 @@ impl MediumLink {
                     _ = tx.closed() => break,
                 };
                 let Some(p) = p else { break };
-                if tx.send((medium.addr(p.from), p.data)).await.is_err() {
+                if tx
+                    .send((super::LinkAddr(medium.addr(p.from)), p.data))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -60,7 +60,7 @@ pub use faults::{Drop, Fate, Faults, Outage};
 pub use medium::{
     Medium, MediumLink, MediumStats, MAX_IN_FLIGHT, MAX_STATIONS, MEDIUM_TRANSPORT_ID, RECV_QUEUE,
 };
-pub use pace::{LinkState, PacePolicy};
+pub use pace::{LinkState, PacePolicy, MAX_LEVELS};
 pub use report::{BondStats, LinkHealth, LinkSwitch};
 pub(crate) use select::BondFirst;
 pub use udp::UDP_LINK_ID;

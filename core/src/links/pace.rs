@@ -67,7 +67,33 @@ impl Default for PacePolicy {
     }
 }
 
+/// PACE levels a policy may name: primary, alternate, contingency,
+/// emergency and a few more.
+pub const MAX_LEVELS: usize = 8;
+
 impl PacePolicy {
+    /// The [`PacePolicy::levels`] of links given as (name, level) pairs:
+    /// links of one level in the order given. `InvalidArgument` for a level
+    /// of [`MAX_LEVELS`] or more.
+    pub fn levels_of<'a>(
+        links: impl IntoIterator<Item = (&'a str, usize)>,
+    ) -> crate::Result<Vec<Vec<String>>> {
+        let mut levels: Vec<Vec<String>> = Vec::new();
+        for (name, level) in links {
+            if level >= MAX_LEVELS {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "link {name:?} level {level} (levels 0–{})",
+                    MAX_LEVELS - 1
+                )));
+            }
+            if levels.len() <= level {
+                levels.resize(level + 1, Vec::new());
+            }
+            levels[level].push(name.to_string());
+        }
+        Ok(levels)
+    }
+
     /// The level of the link `name` (0 is primary), `None` if not listed.
     pub(crate) fn level_of(&self, name: &str, position: usize) -> Option<usize> {
         if self.levels.is_empty() {

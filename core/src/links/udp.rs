@@ -117,7 +117,8 @@ pub(crate) fn open(name: &str, bind: SocketAddr) -> io::Result<(Arc<dyn Member>,
                         break;
                     };
                     // Full: dropped like a full socket buffer.
-                    let _ = tx.try_send((from, Bytes::copy_from_slice(&buf[..n])));
+                    let frame = Bytes::copy_from_slice(&buf[..n]);
+                    let _ = tx.try_send((super::LinkAddr(from), frame));
                 }
                 Err(e) => {
                     tracing::debug!(link = %link, error = %e, "UDP link read failed");
@@ -169,6 +170,6 @@ mod tests {
         a.send(&b.addr(), Bytes::from_static(b"hello")).unwrap();
         let (from, got) = brx.recv().await.unwrap();
         assert_eq!(&got[..], b"hello");
-        assert_eq!(from, a.addr());
+        assert_eq!(from.0, a.addr());
     }
 }

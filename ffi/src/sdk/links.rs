@@ -20,7 +20,7 @@ use crate::records::{CollectionRule, LinkOptions, PaceOptions};
 
 /// PACE levels a link may name (primary, alternate, contingency, emergency
 /// and a few more).
-pub const MAX_PACE_LEVELS: usize = 8;
+pub const MAX_PACE_LEVELS: usize = peat_mesh::links::MAX_LEVELS;
 
 /// Where one link attaches.
 #[derive(Debug)]
@@ -56,24 +56,12 @@ impl LinkPlan {
     /// Checks the options: levels from each link's `level` (links of one
     /// level in the order given), zero thresholds left at their defaults.
     pub(crate) fn new(links: &[LinkOptions], p: &PaceOptions) -> SdkResult<LinkPlan> {
-        let mut planned = Vec::new();
-        let mut levels: Vec<Vec<String>> = Vec::new();
-        for l in links {
-            let at = attach(l)?;
-            if l.level as usize >= MAX_PACE_LEVELS {
-                return Err(SdkError::invalid(format!(
-                    "link {:?} level {} (levels 0–{})",
-                    l.name,
-                    l.level,
-                    MAX_PACE_LEVELS - 1
-                )));
-            }
-            if levels.len() <= l.level as usize {
-                levels.resize(l.level as usize + 1, Vec::new());
-            }
-            levels[l.level as usize].push(l.name.clone());
-            planned.push((l.name.clone(), at));
-        }
+        let planned = links
+            .iter()
+            .map(|l| Ok((l.name.clone(), attach(l)?)))
+            .collect::<SdkResult<_>>()?;
+        let levels =
+            PacePolicy::levels_of(links.iter().map(|l| (l.name.as_str(), l.level as usize)))?;
         Ok(LinkPlan {
             links: planned,
             pace: pace(levels, p)?,

@@ -436,6 +436,14 @@ class ConformanceTest {
         ),
     )
 
+    /**
+     * Waits (10 s at most) until document `c/[id]` is on [n]: its snapshot if
+     * it is there already, else its arrival — no race with the subscription.
+     */
+    private suspend fun arrived(n: Node, id: String) = withTimeout(10_000) {
+        n.documents("c", id, snapshot = true).first { it is DocEventRecord.Changed && it.json != null }
+    }
+
     /** The next change away from a link (`from` set) among [events], within 10 s. */
     private suspend fun nextMove(events: Channel<PeerEventRecord>): PeerEventRecord.LinkChanged =
         withTimeout(10_000) {
@@ -455,13 +463,9 @@ class ConformanceTest {
                     launch { a.peerEvents().collect { ea.send(it) } },
                     launch { b.peerEvents().collect { eb.send(it) } },
                 )
-                val seen = async {
-                    withTimeout(10_000) { b.documents("c").first { it is DocEventRecord.Changed && it.id == "d" } }
-                }
-                delay(100)
                 b.connect(a.addrs[0])
                 a.put("c", "d", """{"x":1}""")
-                seen.await()
+                arrived(b, "d")
                 // The primary's probes are answered within a few probe intervals.
                 val links = withTimeout(10_000) {
                     var l = b.peers().single().links
@@ -482,12 +486,8 @@ class ConformanceTest {
                 for (ev in listOf(nextMove(ea), nextMove(eb))) {
                     assertEquals(Triple("primary", "alternate", 1u), Triple(ev.from, ev.to, ev.level), "$ev")
                 }
-                val second = async {
-                    withTimeout(10_000) { b.documents("c").first { it is DocEventRecord.Changed && it.id == "e" } }
-                }
-                delay(100)
                 a.put("c", "e", """{"x":2}""")
-                second.await()
+                arrived(b, "e")
                 assertTrue(b.peers().single().links[0].silent)
                 a.setLinkSilent("primary", false)
                 b.setLinkSilent("primary", false)
