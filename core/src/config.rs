@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::beacons::BeaconConfig;
 use crate::links::{Link, LinkAddr, PacePolicy};
 use crate::security::Formation;
 use crate::NodeId;
@@ -153,6 +154,15 @@ pub struct NodeConfig {
     /// How the links are ranked and judged (PACE). Default: each link its own
     /// level, in the order added; see [`PacePolicy`] for the thresholds.
     pub pace: PacePolicy,
+    /// Pass on ephemeral messages that may be forwarded (hop limit above 0)
+    /// to peers that did not send them ([`crate::ephemeral`]). Default true.
+    pub ephemeral_forwarding: bool,
+    /// Most entries of the latest-message table ([`crate::Node::latest`]);
+    /// when full, the entry expiring soonest is evicted. Default 4096.
+    pub latest_capacity: usize,
+    /// How beacons are published and kept ([`crate::beacons`]). Default: the
+    /// `default` preset.
+    pub beacons: BeaconConfig,
 }
 
 impl NodeConfig {
@@ -175,7 +185,16 @@ impl NodeConfig {
             links: Vec::new(),
             udp: true,
             pace: PacePolicy::default(),
+            ephemeral_forwarding: true,
+            latest_capacity: 4096,
+            beacons: BeaconConfig::default(),
         }
+    }
+
+    /// Sets how beacons are published and kept.
+    pub fn beacons(mut self, config: BeaconConfig) -> Self {
+        self.beacons = config;
+        self
     }
 
     /// Sets the listen address.
@@ -235,6 +254,9 @@ impl fmt::Debug for NodeConfig {
             links,
             udp,
             pace,
+            ephemeral_forwarding,
+            latest_capacity,
+            beacons,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -253,6 +275,9 @@ impl fmt::Debug for NodeConfig {
             .field("links", links)
             .field("udp", udp)
             .field("pace", pace)
+            .field("ephemeral_forwarding", ephemeral_forwarding)
+            .field("latest_capacity", latest_capacity)
+            .field("beacons", beacons)
             .finish()
     }
 }

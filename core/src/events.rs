@@ -27,10 +27,15 @@ struct Queue<T> {
     closed: bool,
 }
 
+/// Says whether two items are versions of the same thing (for a coalescing
+/// subscription, which keeps only the newest version queued).
+pub(crate) type SameKey<T> = fn(&T, &T) -> bool;
+
 struct Shared<T> {
     queue: Mutex<Queue<T>>,
     notify: Notify,
     cap: usize,
+    coalesce: Option<SameKey<T>>,
 }
 
 impl<T> Shared<T> {
@@ -42,6 +47,13 @@ impl<T> Shared<T> {
         let mut q = self.lock();
         if q.closed {
             return;
+        }
+        if let Some(same) = self.coalesce {
+            // Coalescing: a newer version replaces the queued one and moves
+            // to the back; not a loss, so not counted as lag.
+            if let Some(i) = q.items.iter().position(|old| same(old, &item)) {
+                q.items.remove(i);
+            }
         }
         if q.items.len() >= self.cap {
             q.items.pop_front();
@@ -77,6 +89,12 @@ impl<T: Clone, F> Hub<T, F> {
 
     /// Adds a subscriber.
     pub fn subscribe(&self, filter: F) -> Subscription<T> {
+        self.subscribe_with(filter, None)
+    }
+
+    /// Adds a subscriber whose queue holds at most one item per key of
+    /// `coalesce` (the newest); its bound still holds across keys.
+    pub fn subscribe_with(&self, filter: F, coalesce: Option<SameKey<T>>) -> Subscription<T> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -85,6 +103,7 @@ impl<T: Clone, F> Hub<T, F> {
             }),
             notify: Notify::new(),
             cap: self.cap,
+            coalesce,
         });
         let mut g = self.subs.locked();
         g.0 += 1;
@@ -260,6 +279,23 @@ mod tests {
             sub.next_timeout(Duration::from_millis(10)).await.unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_coalescing_queue_keeps_the_newest_of_each_key() {
+        let hub: Hub<(u8, u32), ()> = Hub::new(2);
+        let sub = hub.subscribe_with((), Some(|a, b| a.0 == b.0));
+        for (k, v) in [(1, 1), (2, 1), (1, 2), (1, 3)] {
+            hub.publish(&(k, v), |_| true);
+        }
+        assert_eq!(sub.try_next(), Some(Event::Item((2, 1))));
+        assert_eq!(sub.try_next(), Some(Event::Item((1, 3))));
+        assert_eq!(sub.try_next(), None);
+        // the bound holds across keys: a third key drops the oldest, with lag
+        for k in [1, 2, 3] {
+            hub.publish(&(k, 9), |_| true);
+        }
+        assert_eq!(sub.try_next(), Some(Event::Lagged(1)));
     }
 
     #[tokio::test]

@@ -24,6 +24,12 @@
 //! - [`blobs`] — large files, content-addressed and verified, fetched resumably
 //!   over the same admitted connections ([`Node::blobs`]); a protocol of the
 //!   router like sync.
+//! - [`ephemeral`] — fire-and-forget messages on topics ([`Node::publish`]):
+//!   QUIC datagrams on the admitted connections, never stored, expiring,
+//!   latest-only on request, forwarded (signed) along a hop limit.
+//! - [`beacons`] — "who is near me": each node's position and state as a
+//!   signed ephemeral message, kept in a bounded geohash-indexed table that
+//!   answers radius and cell queries ([`Node::beacons_near`]).
 //! - `wire` (internal) — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
@@ -43,10 +49,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod beacons;
 pub mod blobs;
 mod config;
 pub mod discovery;
 mod documents;
+pub mod ephemeral;
 mod error;
 mod events;
 mod hex;
@@ -72,9 +80,11 @@ pub mod bench_support {
     pub use crate::sync::reconcile::{simulate, simulate_shaped};
 }
 
+pub use beacons::{Beacon, BeaconConfig, BeaconEvent, BeaconInfo, Nearby, OperationalState};
 pub use config::{NodeConfig, PeerAddr};
 pub use discovery::Source;
 pub use documents::{DocEvent, Origin};
+pub use ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
 pub use node::{ListOptions, Node};

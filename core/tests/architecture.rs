@@ -8,8 +8,9 @@
 //! Imports are read from the source text: every `crate::a::b` and `super::b`
 //! path outside `#[cfg(test)]` modules, with re-exports of a parent module
 //! (`pub(crate) use engine::Engine;` in `sync/mod.rs`) resolved to the module
-//! that defines the item; comments (doc links) do not count. Test-only files (`hostile_peer_tests.rs`,
-//! `fuzzing.rs`) are not part of the graph.
+//! that defines the item; comments (doc links) do not count. Test-only files (`tests.rs`, `*_tests.rs`
+//! — compiled only under `#[cfg(test)]` — and `fuzzing.rs`) are not part of
+//! the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -163,7 +164,8 @@ fn read_crate(root: &Path) -> Crate {
         c.lines.insert(rel.clone(), text.lines().count());
         let m = module_of(root, f);
         c.modules.insert(m.clone());
-        if rel == "hostile_peer_tests.rs" || rel == "fuzzing.rs" {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        if name == "tests.rs" || name.ends_with("_tests.rs") || rel == "fuzzing.rs" {
             continue;
         }
         let body = non_test_text(&text);

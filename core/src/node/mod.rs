@@ -2,6 +2,7 @@
 //! and peers are here; the document API is in `documents`.
 
 mod documents;
+mod ephemeral;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -65,6 +66,7 @@ struct Inner {
     mdns: Option<Mdns>,
     endpoint: Endpoint,
     bond: Option<crate::links::Bond>,
+    ephemeral: Arc<crate::ephemeral::service::Ephemeral>,
     /// Stops the bond's tasks: after the endpoint has closed its connections
     /// (their last packets may need the links), or when the node is dropped.
     bond_cancel: tokio_util::sync::CancellationToken,
@@ -127,6 +129,7 @@ impl Node {
                 "mDNS announces the UDP socket: it needs UDP on".into(),
             ));
         }
+        config.beacons.check()?;
         if config.formation.secret_is_unset() {
             return Err(Error::InvalidArgument(
                 "the formation secret is all zeros (never set?): use a random one".into(),
@@ -138,6 +141,14 @@ impl Node {
             None => load_or_create_identity(&config.data_dir)?,
         };
         let me = NodeId(secret.public());
+        let ephemeral = Arc::new(crate::ephemeral::service::Ephemeral::new(
+            me,
+            secret.clone(),
+            config.ephemeral_forwarding,
+            config.latest_capacity,
+            config.subscription_capacity,
+            config.beacons.clone(),
+        ));
         let store_path = config.data_dir.join("peat.redb");
         let store = tokio::task::spawn_blocking(move || {
             Store::open(
@@ -211,6 +222,10 @@ impl Node {
                 tasks: ctx.tasks.clone(),
                 cancel: ctx.cancel.clone(),
             }),
+            Arc::new(crate::ephemeral::protocol::EphemeralProtocol {
+                shared: ephemeral.clone(),
+                cancel: ctx.cancel.clone(),
+            }),
         ];
         protocols.extend(extra_protocols);
         let router = match Router::new(protocols) {
@@ -239,6 +254,10 @@ impl Node {
                 switches,
             ));
         }
+        ctx.tasks.spawn(crate::ephemeral::service::run_beacons(
+            ephemeral.clone(),
+            ctx.cancel.clone(),
+        ));
         ctx.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
@@ -270,6 +289,7 @@ impl Node {
                 mdns,
                 endpoint: endpoint.clone(),
                 bond,
+                ephemeral,
                 bond_cancel,
                 closed: AtomicBool::new(false),
             }),
@@ -425,7 +445,9 @@ impl Node {
 
     /// Number of live document and peer subscriptions (for leak checks).
     pub fn subscription_count(&self) -> usize {
-        self.inner.engine.doc_hub.len() + self.inner.ctx.peer_hub.len()
+        self.inner.engine.doc_hub.len()
+            + self.inner.ctx.peer_hub.len()
+            + self.inner.ephemeral.subscription_count()
     }
 
     /// Peer events from now on: connected, disconnected, admission refused.
@@ -475,6 +497,7 @@ impl Node {
             .and_then(|r| r);
         engine.doc_hub.close_all();
         ctx.peer_hub.close_all();
+        self.inner.ephemeral.close_subscriptions();
         tracing::info!(id = %ctx.me.short(), "node closed");
         stored?;
         if tasks_done {

@@ -21,12 +21,20 @@ pub(crate) async fn raw_admitted(
     (ep, conn, send, recv)
 }
 
-/// A raw admitted connection to `node` offering sync and blobs (version 1).
+/// A raw admitted connection to `node` offering sync, blobs and ephemeral (version 1).
 pub(crate) async fn raw_connection(
     node: &Node,
     formation: &Formation,
 ) -> (Endpoint, Arc<Admitted>) {
-    let secret = iroh::SecretKey::generate();
+    raw_connection_as(node, formation, iroh::SecretKey::generate()).await
+}
+
+/// [`raw_connection`] with a given identity.
+pub(crate) async fn raw_connection_as(
+    node: &Node,
+    formation: &Formation,
+    secret: iroh::SecretKey,
+) -> (Endpoint, Arc<Admitted>) {
     let me = NodeId(secret.public());
     let ep = crate::transport::bind_small_window_endpoint(secret, "127.0.0.1:0".parse().unwrap())
         .await
@@ -41,6 +49,10 @@ pub(crate) async fn raw_connection(
         },
         ProtocolOffer {
             name: "blobs".into(),
+            versions: vec![1],
+        },
+        ProtocolOffer {
+            name: "ephemeral".into(),
             versions: vec![1],
         },
     ];

@@ -1,0 +1,502 @@
+//! The ephemeral path of one node: publishing, receiving, forwarding,
+//! subscriptions, and the beacon table fed from it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iroh::endpoint::SendDatagramError;
+use tokio::time::Instant;
+
+use super::latest::Latest;
+use super::message::{check_topic, Wire};
+use super::window::{Seen, Windows};
+use super::{
+    Counters, EphemeralStats, Message, PublishOptions, TopicFilter, Via, FORWARD_PER_SEC,
+    RESERVED_PREFIX, VERIFY_PER_SEC,
+};
+use crate::beacons::table::BeaconTable;
+use crate::beacons::{Beacon, BeaconConfig, BeaconInfo, BEACON_TOPIC};
+use crate::error::{Error, Result};
+use crate::events::{Event, Hub, Subscription};
+use crate::locks::LockExt;
+use crate::security::Admitted;
+use crate::NodeId;
+
+/// Origins whose message windows are remembered.
+const WINDOW_ORIGINS: usize = 4096;
+
+/// Refills at `rate` per second up to `rate`; written here because it is ten
+/// lines and runs on every datagram.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+}
+
+impl Bucket {
+    fn new(rate: u32, now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(rate),
+            at: now,
+            rate: f64::from(rate),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Peer {
+    conn: Arc<Admitted>,
+    verify: Bucket,
+    forward: Bucket,
+}
+
+/// Unix ms on this node's clock.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn same_origin_and_topic(a: &Message, b: &Message) -> bool {
+    a.origin == b.origin && a.topic == b.topic
+}
+
+pub(crate) struct Ephemeral {
+    me: NodeId,
+    key: iroh::SecretKey,
+    next_seq: AtomicU64,
+    peers: Mutex<HashMap<NodeId, Peer>>,
+    seen: Mutex<Windows>,
+    latest: Mutex<Latest>,
+    hub: Hub<Message, TopicFilter>,
+    pub counters: Arc<Counters>,
+    forwarding: bool,
+    pub beacons: BeaconTable,
+    pub beacon_config: BeaconConfig,
+    /// This node's beacon, while set; the beacon task publishes it.
+    pub own_beacon: Mutex<Option<BeaconInfo>>,
+    pub beacon_changed: tokio::sync::Notify,
+}
+
+impl Ephemeral {
+    pub fn new(
+        me: NodeId,
+        key: iroh::SecretKey,
+        forwarding: bool,
+        latest_capacity: usize,
+        subscription_capacity: usize,
+        beacon_config: BeaconConfig,
+    ) -> Ephemeral {
+        // Numbers start at the clock times 2^20 (see `window`).
+        let start = (unix_ms() / 1000) << 20;
+        Ephemeral {
+            me,
+            key,
+            next_seq: AtomicU64::new(start),
+            peers: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Windows::new(WINDOW_ORIGINS)),
+            latest: Mutex::new(Latest::new(latest_capacity)),
+            hub: Hub::new(subscription_capacity),
+            counters: Arc::new(Counters::default()),
+            forwarding,
+            beacons: BeaconTable::new(beacon_config.table_capacity, subscription_capacity),
+            beacon_config,
+            own_beacon: Mutex::new(None),
+            beacon_changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A connection speaking the ephemeral protocol came up.
+    pub fn attach(&self, conn: Arc<Admitted>) {
+        let now = Instant::now();
+        self.peers.locked().insert(
+            conn.peer(),
+            Peer {
+                conn,
+                verify: Bucket::new(VERIFY_PER_SEC, now),
+                forward: Bucket::new(FORWARD_PER_SEC, now),
+            },
+        );
+    }
+
+    /// It went down (a newer connection to the same peer stays).
+    pub fn detach(&self, conn: &Arc<Admitted>) {
+        let mut peers = self.peers.locked();
+        if peers
+            .get(&conn.peer())
+            .is_some_and(|p| Arc::ptr_eq(&p.conn, conn))
+        {
+            peers.remove(&conn.peer());
+        }
+    }
+
+    pub fn stats(&self) -> EphemeralStats {
+        let mut s = self.counters.snapshot();
+        let l = self.latest.locked();
+        s.latest_len = l.len() as u64;
+        s.latest_evicted = l.evicted;
+        s
+    }
+
+    /// Publishes an application message.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        json: bool,
+        opts: PublishOptions,
+    ) -> Result<usize> {
+        check_topic(topic)?;
+        if topic.starts_with(RESERVED_PREFIX) {
+            return Err(Error::InvalidArgument(format!(
+                "topics starting with {RESERVED_PREFIX:?} are reserved for the node"
+            )));
+        }
+        self.publish_raw(topic, payload, json, opts, false)
+    }
+
+    /// Publishes a message (reserved topics too); signed if it may be
+    /// forwarded or `sign` asks. Returns the number of peers it went to.
+    pub fn publish_raw(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        json: bool,
+        opts: PublishOptions,
+        sign: bool,
+    ) -> Result<usize> {
+        let ttl_ms = u32::try_from(opts.ttl.as_millis()).unwrap_or(u32::MAX);
+        let mut w = Wire {
+            json,
+            hops_left: opts.hop_limit,
+            hops: 0,
+            age_ms: 0,
+            origin: *self.me.as_bytes(),
+            seq: self.next_seq.fetch_add(1, Relaxed),
+            sent_at_ms: unix_ms(),
+            ttl_ms,
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            signature: None,
+        };
+        w.check()?;
+        if sign || opts.hop_limit > 0 {
+            w.sign(&self.key);
+        }
+        self.counters.published.fetch_add(1, Relaxed);
+        Ok(self.send(Bytes::from(w.encode()), |_| true))
+    }
+
+    /// Sends one datagram to every peer `to` accepts; returns how many took it.
+    fn send(&self, bytes: Bytes, to: impl Fn(&NodeId) -> bool) -> usize {
+        let conns: Vec<Arc<Admitted>> = self
+            .peers
+            .locked()
+            .iter()
+            .filter(|(id, _)| to(id))
+            .map(|(_, p)| p.conn.clone())
+            .collect();
+        let mut n = 0;
+        for c in conns {
+            if c.conn().datagram_send_buffer_space() < bytes.len() {
+                self.counters.displaced.fetch_add(1, Relaxed);
+            }
+            match c.conn().send_datagram(bytes.clone()) {
+                Ok(()) => {
+                    n += 1;
+                    self.counters.sent.fetch_add(1, Relaxed);
+                }
+                Err(SendDatagramError::TooLarge) => {
+                    self.counters.too_large_for_path.fetch_add(1, Relaxed);
+                }
+                Err(SendDatagramError::UnsupportedByPeer) | Err(SendDatagramError::Disabled) => {
+                    self.counters.unsupported.fetch_add(1, Relaxed);
+                }
+                Err(_) => {} // the connection is going away
+            }
+        }
+        n
+    }
+
+    /// Takes a datagram from `via`.
+    pub fn receive(&self, bytes: &[u8], via: Via) {
+        let c = &self.counters;
+        c.received.fetch_add(1, Relaxed);
+        let now = Instant::now();
+        let w = match Wire::decode(bytes) {
+            Ok(w) => w,
+            Err(e) => {
+                c.malformed.fetch_add(1, Relaxed);
+                tracing::debug!(?via, error = %e, "ephemeral datagram dropped");
+                return;
+            }
+        };
+        if w.origin == *self.me.as_bytes() {
+            c.duplicates.fetch_add(1, Relaxed);
+            return;
+        }
+        let direct = matches!(via, Via::Peer(p) if p.as_bytes() == &w.origin);
+        if !direct {
+            if w.signature.is_none() {
+                c.unsigned.fetch_add(1, Relaxed);
+                return;
+            }
+            if let Via::Peer(p) = via {
+                let ok = self
+                    .peers
+                    .locked()
+                    .get_mut(&p)
+                    .is_some_and(|peer| peer.verify.take(now));
+                if !ok {
+                    c.rate_limited.fetch_add(1, Relaxed);
+                    return;
+                }
+            }
+            if !w.verify() {
+                c.bad_signature.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        let Some(remaining) = w.remaining(Duration::ZERO) else {
+            c.expired.fetch_add(1, Relaxed);
+            return;
+        };
+        match self.seen.locked().check(&w.origin, w.seq) {
+            Seen::New => {}
+            Seen::Duplicate => {
+                c.duplicates.fetch_add(1, Relaxed);
+                return;
+            }
+            Seen::TooOld => {
+                c.stale.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        let Ok(origin) = NodeId::from_bytes(&w.origin) else {
+            c.malformed.fetch_add(1, Relaxed);
+            return;
+        };
+        self.deliver(&w, origin, via, now + remaining);
+        if self.forwarding && w.hops_left > 0 && w.signature.is_some() {
+            self.forward(w, origin, via, now);
+        }
+    }
+
+    fn deliver(&self, w: &Wire, origin: NodeId, via: Via, expires_at: Instant) {
+        if w.topic == BEACON_TOPIC {
+            match crate::beacons::decode_beacon(&w.payload) {
+                Ok((info, geohash)) => {
+                    let b = Beacon {
+                        node: origin,
+                        info,
+                        geohash,
+                        timestamp_ms: w.sent_at_ms,
+                        received_ms: unix_ms(),
+                        hops: w.hops,
+                    };
+                    let ttl = expires_at.saturating_duration_since(Instant::now());
+                    self.beacons.insert(b, ttl, Instant::now());
+                    self.counters.delivered.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    self.beacons.count_malformed();
+                    self.counters.malformed.fetch_add(1, Relaxed);
+                    tracing::debug!(peer = %origin.short(), error = %e, "beacon dropped");
+                }
+            }
+            return;
+        }
+        if w.topic.starts_with(RESERVED_PREFIX) {
+            self.counters.malformed.fetch_add(1, Relaxed);
+            return;
+        }
+        let m = Message {
+            origin,
+            topic: w.topic.clone(),
+            payload: Bytes::copy_from_slice(&w.payload),
+            json: w.json,
+            seq: w.seq,
+            sent_at_ms: w.sent_at_ms,
+            hops: w.hops,
+            via,
+            expires_at,
+        };
+        self.latest.locked().put(&m, Instant::now());
+        self.hub.publish(&m, |f| f.matches(&m.topic));
+        self.counters.delivered.fetch_add(1, Relaxed);
+    }
+
+    fn forward(&self, mut w: Wire, origin: NodeId, via: Via, received: Instant) {
+        if let Via::Peer(p) = via {
+            let ok = self
+                .peers
+                .locked()
+                .get_mut(&p)
+                .is_some_and(|peer| peer.forward.take(received));
+            if !ok {
+                self.counters.forward_limited.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        w.hops_left -= 1;
+        w.hops += 1;
+        let held = received.elapsed().as_millis() as u32;
+        w.age_ms = w.age_ms.saturating_add(held);
+        if w.remaining(Duration::ZERO).is_none() {
+            return;
+        }
+        let from = match via {
+            Via::Peer(p) => Some(p),
+            Via::Multicast => None,
+        };
+        let n = self.send(Bytes::from(w.encode()), |id| {
+            *id != origin && Some(*id) != from
+        });
+        if n > 0 {
+            self.counters.forwarded.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Subscribes to topics.
+    pub fn subscribe(&self, filter: &str, latest_only: bool) -> Result<TopicSubscription> {
+        let f = TopicFilter::parse(filter)?;
+        let coalesce =
+            latest_only.then_some(same_origin_and_topic as fn(&Message, &Message) -> bool);
+        Ok(TopicSubscription {
+            inner: self.hub.subscribe_with(f, coalesce),
+            counters: self.counters.clone(),
+        })
+    }
+
+    /// The latest live message of each origin and topic the filter takes.
+    pub fn latest(&self, filter: &str) -> Result<Vec<Message>> {
+        let f = TopicFilter::parse(filter)?;
+        Ok(self.latest.locked().matching(&f, Instant::now()))
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.hub.len() + self.beacons.hub.len()
+    }
+
+    pub fn close_subscriptions(&self) {
+        self.hub.close_all();
+        self.beacons.hub.close_all();
+    }
+
+    /// Publishes this node's beacon now, if set.
+    pub fn send_beacon(&self) -> Result<()> {
+        let Some(info) = self.own_beacon.locked().clone() else {
+            return Ok(());
+        };
+        let (payload, _) = crate::beacons::encode_beacon(&info, self.beacon_config.precision)?;
+        let opts = PublishOptions {
+            ttl: self.beacon_config.ttl,
+            hop_limit: self.beacon_config.hop_limit,
+        };
+        self.publish_raw(BEACON_TOPIC, &payload, false, opts, true)?;
+        Ok(())
+    }
+}
+
+/// A subscription to ephemeral topics. Expired messages are skipped (and
+/// counted in [`EphemeralStats::expired_unread`]); a latest-only subscription
+/// holds one message per origin and topic, the newest.
+pub struct TopicSubscription {
+    inner: Subscription<Message>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for TopicSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicSubscription").finish_non_exhaustive()
+    }
+}
+
+impl TopicSubscription {
+    fn live(&self, e: Event<Message>) -> Option<Event<Message>> {
+        match e {
+            Event::Item(m) if m.expires_at <= Instant::now() => {
+                self.counters.expired_unread.fetch_add(1, Relaxed);
+                None
+            }
+            e => Some(e),
+        }
+    }
+
+    /// The next event without waiting.
+    pub fn try_next(&self) -> Option<Event<Message>> {
+        loop {
+            let e = self.inner.try_next()?;
+            if let Some(e) = self.live(e) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Waits for the next event; `None` once closed and drained.
+    pub async fn next(&self) -> Option<Event<Message>> {
+        loop {
+            let e = self.inner.next().await?;
+            if let Some(e) = self.live(e) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Waits up to `timeout`; `Ok(None)` on timeout, `Err(Closed)` once closed.
+    pub async fn next_timeout(&self, timeout: Duration) -> Result<Option<Event<Message>>> {
+        match tokio::time::timeout(timeout, self.next()).await {
+            Ok(Some(e)) => Ok(Some(e)),
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Ends the subscription.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// The node's beacon task: sends its beacon every interval (at once when it
+/// changes) and sweeps expired beacons from the table, until cancelled.
+pub(crate) async fn run_beacons(e: Arc<Ephemeral>, cancel: tokio_util::sync::CancellationToken) {
+    let interval = e.beacon_config.interval;
+    let mut next_send = Instant::now() + interval;
+    loop {
+        let next_sweep = e.beacons.sweep(Instant::now());
+        let wake = next_sweep.map_or(next_send, |s| s.min(next_send));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = e.beacon_changed.notified() => {
+                if let Err(err) = e.send_beacon() {
+                    tracing::warn!(error = %err, "beacon not sent");
+                }
+                next_send = Instant::now() + interval;
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                if Instant::now() >= next_send {
+                    if let Err(err) = e.send_beacon() {
+                        tracing::warn!(error = %err, "beacon not sent");
+                    }
+                    next_send = Instant::now() + interval;
+                }
+            }
+        }
+    }
+}
