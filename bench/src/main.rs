@@ -8,7 +8,7 @@
 //! namespaces: root, and the `peat-mesh-node` binary next to this one),
 //! blob-add, blob-transfer, blob-resume, stall, failover, thin-link,
 //! lossy-link (links over the in-process medium), ble (the BLE link over its
-//! in-process radio double). One line per figure; JSON lines
+//! in-process radio double), ephemeral, beacons. One line per figure; JSON lines
 //! with `--json`. `--small` runs each scenario at a small size (CI uses it to
 //! show the scenarios work).
 //!
@@ -33,6 +33,9 @@
 //! - discover: the same start with mDNS off and B given A's address.
 //! - reconnect: a fresh dial (`add-peer`) to the doc flowing, same namespaces.
 //! - stall: the same calls on the idle node.
+//! - ephemeral: the same datagrams between bare iroh endpoints.
+//! - beacons: a full scan of the same positions; a plain map of the same
+//!   beacons (memory).
 //!
 //! reconcile (bytes, round trips), blob-resume (byte counts) and automerge-cost
 //! (the plain library itself) do not depend on the machine's speed: no baseline.
@@ -41,6 +44,7 @@ mod baseline;
 mod ble;
 mod blobs;
 mod discovery;
+mod ephemeral;
 mod links;
 mod stall;
 
@@ -93,7 +97,7 @@ pub(crate) async fn open() -> Result<(Node, TempDir)> {
     Ok((node, dir))
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -778,6 +782,9 @@ fn main() -> Result<()> {
     if args.first().map(String::as_str) == Some("__blob-recv") {
         return blobs::recv_child(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("__beacon-mem") {
+        return ephemeral::beacon_mem_child(&args[1..]);
+    }
     if args.first().map(String::as_str) == Some("__raw-recv") {
         return baseline::raw_recv_child(&args[1..]);
     }
@@ -857,8 +864,14 @@ fn main() -> Result<()> {
     if go("lossy-link") {
         rt.block_on(links::lossy_link(&out, &size))?;
     }
+    if go("ephemeral") {
+        rt.block_on(ephemeral::ephemeral(&out, &size))?;
+    }
+    if go("beacons") {
+        rt.block_on(ephemeral::beacons(&out, &size))?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, all");
     }
     Ok(())
 }

@@ -68,3 +68,32 @@ pub fn document_json(data: &[u8]) {
 pub fn link_frame(data: &[u8]) {
     crate::links::fuzz_decoders::frame(data);
 }
+
+/// An ephemeral datagram as a peer or the multicast path delivers it: the
+/// decoder, the signature check, and the duplicate window on what decodes.
+pub fn ephemeral_datagram(data: &[u8]) {
+    if let Ok(w) = crate::ephemeral::message::Wire::decode(data) {
+        let _ = w.verify();
+        let _ = w.remaining(std::time::Duration::from_millis(1));
+        let mut win = crate::ephemeral::window::Windows::new(2);
+        let _ = win.check(&w.origin, w.seq);
+        let _ = win.check(&w.origin, w.seq.wrapping_sub(1));
+        assert_eq!(
+            crate::ephemeral::message::Wire::decode(&w.encode()).ok(),
+            Some(w)
+        );
+    }
+}
+
+/// A beacon payload, and a geohash string (a cell query's argument).
+pub fn beacon(data: &[u8]) {
+    if let Ok((info, hash)) = crate::beacons::decode_beacon(data) {
+        let _ = crate::beacons::encode_beacon(&info, hash.len() as u8);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(cell) = crate::beacons::Cell::parse(text) {
+            let _ = cell.with_neighbours();
+            let _ = cell.bounds();
+        }
+    }
+}

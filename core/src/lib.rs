@@ -77,6 +77,7 @@ pub mod fuzzing;
 /// Entry points for `peat-bench` (the reconciliation simulator); not API.
 #[doc(hidden)]
 pub mod bench_support {
+    pub use crate::beacons::table::BeaconTable;
     pub use crate::sync::reconcile::{simulate, simulate_shaped};
 }
 

@@ -11,6 +11,7 @@
 
 mod codec;
 pub mod geohash;
+mod stored;
 pub(crate) mod table;
 
 use std::time::Duration;

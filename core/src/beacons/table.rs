@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::geohash::{self, Cell};
+use super::stored::{Labels, Stored};
 use super::{Beacon, BeaconEvent};
 use crate::error::Result;
 use crate::events::{Hub, Subscription};
@@ -46,34 +47,34 @@ pub struct BeaconStats {
     pub evicted: u64,
 }
 
-struct Entry {
-    beacon: Beacon,
-    key: u64,
-    expires: Instant,
-}
+type Entry = Stored;
 
 #[derive(Default)]
 struct Inner {
     /// Keyed by the node id's bytes (so a range can start below every id).
     by_node: HashMap<[u8; 32], Entry>,
+    labels: Labels,
     by_key: BTreeSet<(u64, [u8; 32])>,
     by_expiry: BTreeSet<(Instant, [u8; 32])>,
     stats: BeaconStats,
 }
 
 impl Inner {
-    fn remove(&mut self, node: &[u8; 32]) -> Option<Entry> {
+    /// Removes a node's entry; returns its id.
+    fn remove(&mut self, node: &[u8; 32]) -> Option<NodeId> {
         let e = self.by_node.remove(node)?;
         self.by_key.remove(&(e.key, *node));
         self.by_expiry.remove(&(e.expires, *node));
-        Some(e)
+        let id = e.node;
+        e.release(&mut self.labels);
+        Some(id)
     }
 }
 
 /// The table, shared by the receive path, the sweep and queries.
-pub(crate) struct BeaconTable {
+pub struct BeaconTable {
     inner: Mutex<Inner>,
-    pub hub: Hub<BeaconEvent, ()>,
+    pub(crate) hub: Hub<BeaconEvent, ()>,
     capacity: usize,
 }
 
@@ -103,7 +104,7 @@ impl BeaconTable {
         {
             let mut g = self.inner.locked();
             let known = match g.by_node.get(&node) {
-                Some(old) if old.beacon.timestamp_ms > beacon.timestamp_ms => {
+                Some(old) if old.timestamp_ms > beacon.timestamp_ms => {
                     g.stats.stale += 1;
                     return;
                 }
@@ -114,22 +115,16 @@ impl BeaconTable {
                 g.remove(&node);
             } else if g.by_node.len() >= self.capacity {
                 if let Some(&(_, victim)) = g.by_expiry.iter().next() {
-                    if let Some(e) = g.remove(&victim) {
+                    if let Some(id) = g.remove(&victim) {
                         g.stats.evicted += 1;
-                        events.push(BeaconEvent::Evicted(e.beacon.node));
+                        events.push(BeaconEvent::Evicted(id));
                     }
                 }
             }
             g.by_key.insert((key, node));
             g.by_expiry.insert((expires, node));
-            g.by_node.insert(
-                node,
-                Entry {
-                    beacon: beacon.clone(),
-                    key,
-                    expires,
-                },
-            );
+            let stored = Stored::new(beacon.clone(), key, expires, &mut g.labels);
+            g.by_node.insert(node, stored);
             g.stats.accepted += 1;
             g.stats.len = g.by_node.len() as u64;
             events.push(if known {
@@ -158,9 +153,9 @@ impl BeaconTable {
                 if at > now {
                     break;
                 }
-                if let Some(e) = g.remove(&node) {
+                if let Some(id) = g.remove(&node) {
                     g.stats.expired += 1;
-                    gone.push(e.beacon.node);
+                    gone.push(id);
                 }
             }
             g.stats.len = g.by_node.len() as u64;
@@ -186,10 +181,10 @@ impl BeaconTable {
             if e.expires <= now {
                 return;
             }
-            let d = geohash::distance_m(lat, lon, e.beacon.info.lat, e.beacon.info.lon);
+            let d = geohash::distance_m(lat, lon, e.lat, e.lon);
             if d <= radius_m {
                 out.push(Nearby {
-                    beacon: e.beacon.clone(),
+                    beacon: e.beacon(),
                     distance_m: d,
                 });
             }
@@ -229,7 +224,7 @@ impl BeaconTable {
                 .take_while(|(k, _)| *k <= b)
             {
                 if let Some(e) = g.by_node.get(node).filter(|e| e.expires > now) {
-                    out.push(e.beacon.clone());
+                    out.push(e.beacon());
                 }
             }
         }
@@ -242,8 +237,8 @@ impl BeaconTable {
         let mut v: Vec<Beacon> = g
             .by_node
             .values()
-            .filter(|e| e.expires > now && e.beacon.received_ms >= since_ms)
-            .map(|e| e.beacon.clone())
+            .filter(|e| e.expires > now && e.received_ms >= since_ms)
+            .map(Stored::beacon)
             .collect();
         v.sort_by_key(|b| b.received_ms);
         v
@@ -255,7 +250,7 @@ impl BeaconTable {
         g.by_node
             .get(node.as_bytes())
             .filter(|e| e.expires > now)
-            .map(|e| e.beacon.clone())
+            .map(Stored::beacon)
     }
 
     pub fn stats(&self) -> BeaconStats {

@@ -181,3 +181,26 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn labels_are_shared_and_go_with_their_last_beacon() {
+    let t = BeaconTable::new(10, 16);
+    let now = Instant::now();
+    for i in 0..4u32 {
+        let mut b = beacon(i, 1.0, 1.0, 1);
+        b.info.role = "sensor".into();
+        b.info.capabilities = vec!["camera".into(), format!("c{}", i % 2)];
+        t.insert(b, Duration::from_secs(1 + u64::from(i)), now);
+    }
+    // "sensor", and two capability lists
+    assert_eq!(t.inner.locked().labels.len(), 3);
+    let got = t.get(&node(3), now).unwrap();
+    assert_eq!(
+        got.info.capabilities,
+        vec!["camera".to_string(), "c1".into()]
+    );
+    assert_eq!(got.info.role, "sensor");
+    assert_eq!(got.geohash, Cell::of(1.0, 1.0, 7).unwrap().to_hash());
+    t.sweep(now + Duration::from_secs(10));
+    assert_eq!(t.inner.locked().labels.len(), 0);
+}
