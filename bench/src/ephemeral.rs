@@ -37,6 +37,7 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
         let opts = PublishOptions {
             ttl: Duration::from_secs(30),
             hop_limit,
+            multicast: false,
         };
         let (got, took) = windowed(
             n,
@@ -68,6 +69,7 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
             ratio_rate(out, "ephemeral", "direct msgs/s", rate, base);
         }
     }
+    multicast(out, size).await?;
     // Latency, one message at a time.
     let sub = b.subscribe_topic("lat/*", false)?;
     let samples = size.n(5_000, 300);
@@ -75,6 +77,7 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
     let direct = PublishOptions {
         ttl: Duration::from_secs(5),
         hop_limit: 0,
+        ..Default::default()
     };
     for i in 0..samples {
         let t = Instant::now();
@@ -106,17 +109,103 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
             pct(&base, p),
             "ms",
         );
-        ratio_time(
-            out,
-            "ephemeral",
-            name,
-            pct(&times, p),
-            pct(&base, p),
-        );
+        ratio_time(out, "ephemeral", name, pct(&times, p), pct(&base, p));
     }
     for n in [a, b] {
         n.close(Duration::from_secs(5)).await?;
     }
+    Ok(())
+}
+
+/// Two nodes with no connection, on the secured multicast path over
+/// 127.0.0.1 (group 239.255.77.2): messages/s delivered, against plain UDP
+/// datagrams of the sealed size to the same kind of group (the baseline).
+async fn multicast(out: &Out, size: &Size) -> Result<()> {
+    use peat_mesh::ephemeral::MulticastConfig;
+    use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+    let n = size.n(50_000, 2_000);
+    let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 77, 2), port);
+    let open_mc = || async {
+        let dir = tempfile::tempdir()?;
+        let cfg = peat_mesh::NodeConfig::new(dir.path(), crate::formation())
+            .listen("127.0.0.1:0".parse()?)
+            .multicast(MulticastConfig::new(group, Ipv4Addr::LOCALHOST));
+        Ok::<_, anyhow::Error>((peat_mesh::Node::open(cfg).await?, dir))
+    };
+    let (a, _da) = open_mc().await?;
+    let (b, _db) = open_mc().await?;
+    let payload = [7u8; PAYLOAD];
+    let opts = PublishOptions {
+        ttl: Duration::from_secs(30),
+        hop_limit: 0,
+        multicast: true,
+    };
+    let (got, took) = windowed(
+        n,
+        || b.ephemeral_stats().delivered,
+        |k| {
+            for _ in 0..k {
+                a.publish("pos/bench", &payload, opts)?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let rate = got as f64 / took.as_secs_f64();
+    out.fig("ephemeral", "multicast 100 B msgs/s", rate, "msg/s");
+    out.fig(
+        "ephemeral",
+        &format!("multicast delivered of {n}"),
+        100.0 * got as f64 / n as f64,
+        "%",
+    );
+    for node in [a, b] {
+        node.close(Duration::from_secs(5)).await?;
+    }
+    // Baseline: plain datagrams of the sealed size (header 69 + signed
+    // message + AEAD tag 16) through a group on the loopback interface.
+    let base_group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 77, 3), port);
+    let rx = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))?;
+    rx.join_multicast_v4(base_group.ip(), &Ipv4Addr::LOCALHOST)?;
+    rx.set_nonblocking(true)?;
+    let rx = tokio::net::UdpSocket::from_std(rx)?;
+    // Out of the loopback interface only (never the default route's).
+    let tx = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    tx.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
+    tx.set_multicast_if_v4(&Ipv4Addr::LOCALHOST)?;
+    let tx: std::net::UdpSocket = tx.into();
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = tokio::spawn({
+        let counter = counter.clone();
+        async move {
+            let mut buf = [0u8; 2048];
+            while rx.recv_from(&mut buf).await.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let d = vec![7u8; 69 + DATAGRAM + 64 + 16];
+    let (bgot, btook) = windowed(
+        n,
+        || counter.load(std::sync::atomic::Ordering::Relaxed),
+        |k| {
+            for _ in 0..k {
+                tx.send_to(&d, base_group)?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    reader.abort();
+    let base = bgot as f64 / btook.as_secs_f64();
+    out.fig(
+        "ephemeral",
+        "plain UDP multicast msgs/s (baseline)",
+        base,
+        "msg/s",
+    );
+    ratio_rate(out, "ephemeral", "multicast msgs/s", rate, base);
     Ok(())
 }
 

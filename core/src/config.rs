@@ -9,6 +9,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::beacons::BeaconConfig;
+use crate::ephemeral::MulticastConfig;
 use crate::links::{Link, LinkAddr, PacePolicy};
 use crate::security::Formation;
 use crate::NodeId;
@@ -163,6 +164,10 @@ pub struct NodeConfig {
     /// How beacons are published and kept ([`crate::beacons`]). Default: the
     /// `default` preset.
     pub beacons: BeaconConfig,
+    /// The secured multicast path for ephemeral messages and beacons
+    /// ([`crate::ephemeral::MulticastConfig`]); default none: nothing is sent
+    /// to any group.
+    pub multicast: Option<MulticastConfig>,
 }
 
 impl NodeConfig {
@@ -188,7 +193,14 @@ impl NodeConfig {
             ephemeral_forwarding: true,
             latest_capacity: 4096,
             beacons: BeaconConfig::default(),
+            multicast: None,
         }
+    }
+
+    /// Sends and receives ephemeral messages on a secured multicast path.
+    pub fn multicast(mut self, config: MulticastConfig) -> Self {
+        self.multicast = Some(config);
+        self
     }
 
     /// Sets how beacons are published and kept.
@@ -257,6 +269,7 @@ impl fmt::Debug for NodeConfig {
             ephemeral_forwarding,
             latest_capacity,
             beacons,
+            multicast,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -278,6 +291,7 @@ impl fmt::Debug for NodeConfig {
             .field("ephemeral_forwarding", ephemeral_forwarding)
             .field("latest_capacity", latest_capacity)
             .field("beacons", beacons)
+            .field("multicast", multicast)
             .finish()
     }
 }

@@ -70,8 +70,20 @@ pub fn link_frame(data: &[u8]) {
 }
 
 /// An ephemeral datagram as a peer or the multicast path delivers it: the
-/// decoder, the signature check, and the duplicate window on what decodes.
+/// sealed form opened, the decoder, the signature check, and the duplicate
+/// window on what decodes.
 pub fn ephemeral_datagram(data: &[u8]) {
+    use std::sync::{Mutex, OnceLock};
+    static SEALER: OnceLock<Mutex<crate::ephemeral::seal::Sealer>> = OnceLock::new();
+    let sealer = SEALER.get_or_init(|| {
+        Mutex::new(crate::ephemeral::seal::Sealer::new(
+            crate::Formation::new("fuzz", [3; 32]),
+            &iroh::SecretKey::from_bytes(&[4; 32]),
+        ))
+    });
+    if let Ok(mut s) = sealer.lock() {
+        let _ = s.open(data, 1_800_000_000);
+    }
     if let Ok(w) = crate::ephemeral::message::Wire::decode(data) {
         let _ = w.verify();
         let _ = w.remaining(std::time::Duration::from_millis(1));

@@ -11,6 +11,7 @@ fn direct(ttl_ms: u64) -> PublishOptions {
     PublishOptions {
         ttl: Duration::from_millis(ttl_ms),
         hop_limit: 0,
+        ..Default::default()
     }
 }
 
@@ -76,6 +77,7 @@ async fn publish_reaches_subscribers_by_topic_and_prefix_and_nothing_is_stored()
             PublishOptions {
                 ttl: Duration::from_secs(1),
                 hop_limit: 9,
+                ..Default::default()
             },
         ),
     ] {
@@ -92,6 +94,7 @@ async fn publish_reaches_subscribers_by_topic_and_prefix_and_nothing_is_stored()
     let signed = PublishOptions {
         ttl: Duration::from_secs(10),
         hop_limit: 1,
+        ..Default::default()
     };
     assert_eq!(a.node.publish(&topic, &big, signed).unwrap(), 1);
     assert!(eventually(WAIT, || b.node.ephemeral_stats().delivered == 3).await);
@@ -172,6 +175,7 @@ async fn a_line_forwards_signed_messages_once_within_the_hop_limit() {
     let opts = PublishOptions {
         ttl: Duration::from_secs(30),
         hop_limit: 1,
+        ..Default::default()
     };
     a.node.publish("pos/a", b"from a", opts).unwrap();
     let m = next_message(&at_c).await;
@@ -193,6 +197,7 @@ async fn a_line_forwards_signed_messages_once_within_the_hop_limit() {
     let two = PublishOptions {
         ttl: Duration::from_secs(30),
         hop_limit: 3,
+        ..Default::default()
     };
     for i in 0..20u8 {
         a.node.publish("pos/a", &[i], two).unwrap();

@@ -8,6 +8,7 @@
 //!                    [--link NAME=BIND[@LEVEL]]... [--links-only]
 //!                    [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
 //!                    [--blobs-below-level N] [--collection-below-level NAME=N]...
+//!                    [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
 //! ```
 //!
 //! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
@@ -30,6 +31,7 @@
 //! `unsilence LINK`, `quit`), and prints one line per answer and per peer event (`EVENT ...`), for
 //! tests and scripts that drive a node in another process or network namespace.
 
+mod ephemeral_cmds;
 mod link_flags;
 
 use std::net::SocketAddr;
@@ -48,6 +50,7 @@ const USAGE: &str = "usage:
                      [--link NAME=BIND[@LEVEL]]... [--links-only]
                      [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
                      [--blobs-below-level N] [--collection-below-level NAME=N]...
+                     [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 
@@ -179,6 +182,7 @@ async fn run(args: &[String]) -> Result<()> {
     }
     cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
     let cfg = link_flags::apply(args, cfg).await?;
+    let cfg = ephemeral_cmds::apply(args, cfg)?;
     let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
     println!("READY {} {:?}", node.id(), node.addrs());
@@ -251,6 +255,10 @@ fn event_line(e: &PeerEvent) -> String {
 
 /// Runs one `--control` command.
 async fn command(node: &Node, line: &str) -> Result<String> {
+    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+    if let Some(out) = ephemeral_cmds::command(node, cmd, rest) {
+        return out;
+    }
     let mut parts = line.splitn(4, ' ');
     match parts.next().unwrap_or("") {
         "put" => {

@@ -36,7 +36,9 @@
 
 mod latest;
 pub(crate) mod message;
+pub(crate) mod multicast;
 pub(crate) mod protocol;
+pub(crate) mod seal;
 pub(crate) mod service;
 pub(crate) mod window;
 
@@ -46,6 +48,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use message::{check_topic, MAX_HOPS, MAX_PAYLOAD, MAX_TOPIC, MAX_TTL};
+pub use multicast::MulticastConfig;
 pub use service::TopicSubscription;
 
 use crate::error::{Error, Result};
@@ -66,14 +69,18 @@ pub struct PublishOptions {
     pub ttl: Duration,
     /// How many times it may be forwarded (0 ..= [`MAX_HOPS`]); above 0 it is signed.
     pub hop_limit: u8,
+    /// Also send it on the node's secured multicast path, if it has one
+    /// (`NodeConfig::multicast`); then it is signed. Default true.
+    pub multicast: bool,
 }
 
 impl Default for PublishOptions {
-    /// Ten seconds, two hops.
+    /// Ten seconds, two hops, and the multicast path if the node has one.
     fn default() -> Self {
         PublishOptions {
             ttl: Duration::from_secs(10),
             hop_limit: 2,
+            multicast: true,
         }
     }
 }
@@ -219,7 +226,24 @@ stats! {
     unsupported,
     /// Datagrams queued while QUIC's buffer was full (an older one gave way).
     displaced,
+    /// Sealed datagrams sent on the multicast path.
+    multicast_sent,
+    /// Sealed datagrams the multicast socket could not send (buffer full, no route).
+    multicast_send_failed,
+    /// Datagrams received on the multicast path.
+    multicast_received,
+    /// Multicast datagrams of another formation, dropped.
+    foreign_formation,
+    /// Multicast datagrams of a key epoch too far from this node's clock, dropped.
+    wrong_key,
+    /// Multicast datagrams that did not open (forged, tampered, another secret), dropped.
+    bad_seal,
+    /// Multicast messages whose timestamp is outside their lifetime plus the
+    /// allowed clock skew (old replays), dropped.
+    clock_skew,
 }
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod multicast_tests;

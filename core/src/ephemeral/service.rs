@@ -30,14 +30,14 @@ const WINDOW_ORIGINS: usize = 4096;
 
 /// Refills at `rate` per second up to `rate`; written here because it is ten
 /// lines and runs on every datagram.
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     at: Instant,
     rate: f64,
 }
 
 impl Bucket {
-    fn new(rate: u32, now: Instant) -> Bucket {
+    pub fn new(rate: u32, now: Instant) -> Bucket {
         Bucket {
             tokens: f64::from(rate),
             at: now,
@@ -45,7 +45,7 @@ impl Bucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    pub fn take(&mut self, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.rate);
@@ -91,6 +91,8 @@ pub(crate) struct Ephemeral {
     /// This node's beacon, while set; the beacon task publishes it.
     pub own_beacon: Mutex<Option<BeaconInfo>>,
     pub beacon_changed: tokio::sync::Notify,
+    /// The secured multicast path, if configured.
+    pub multicast: std::sync::OnceLock<Arc<super::multicast::MulticastPath>>,
 }
 
 impl Ephemeral {
@@ -118,6 +120,7 @@ impl Ephemeral {
             beacon_config,
             own_beacon: Mutex::new(None),
             beacon_changed: tokio::sync::Notify::new(),
+            multicast: std::sync::OnceLock::new(),
         }
     }
 
@@ -195,15 +198,21 @@ impl Ephemeral {
             signature: None,
         };
         w.check()?;
-        if sign || opts.hop_limit > 0 {
+        let multicast = self.multicast.get().filter(|_| opts.multicast);
+        // The multicast path and forwarders need the origin's signature.
+        if sign || opts.hop_limit > 0 || multicast.is_some() {
             w.sign(&self.key);
         }
         self.counters.published.fetch_add(1, Relaxed);
-        Ok(self.send(Bytes::from(w.encode()), |_| true))
+        let bytes = Bytes::from(w.encode());
+        if let Some(m) = multicast {
+            m.send(&bytes, &self.counters);
+        }
+        Ok(self.send(bytes, |_| true))
     }
 
     /// Sends one datagram to every peer `to` accepts; returns how many took it.
-    fn send(&self, bytes: Bytes, to: impl Fn(&NodeId) -> bool) -> usize {
+    pub fn send(&self, bytes: Bytes, to: impl Fn(&NodeId) -> bool) -> usize {
         let conns: Vec<Arc<Admitted>> = self
             .peers
             .locked()
@@ -235,17 +244,21 @@ impl Ephemeral {
 
     /// Takes a datagram from `via`.
     pub fn receive(&self, bytes: &[u8], via: Via) {
-        let c = &self.counters;
-        c.received.fetch_add(1, Relaxed);
-        let now = Instant::now();
-        let w = match Wire::decode(bytes) {
-            Ok(w) => w,
+        self.counters.received.fetch_add(1, Relaxed);
+        match Wire::decode(bytes) {
+            Ok(w) => self.accept(w, via),
             Err(e) => {
-                c.malformed.fetch_add(1, Relaxed);
+                self.counters.malformed.fetch_add(1, Relaxed);
                 tracing::debug!(?via, error = %e, "ephemeral datagram dropped");
-                return;
             }
-        };
+        }
+    }
+
+    /// Takes a decoded message: who may say it, whether it is alive and new;
+    /// then delivers and forwards it.
+    pub fn accept(&self, w: Wire, via: Via) {
+        let c = &self.counters;
+        let now = Instant::now();
         if w.origin == *self.me.as_bytes() {
             c.duplicates.fetch_add(1, Relaxed);
             return;
@@ -407,6 +420,7 @@ impl Ephemeral {
         let opts = PublishOptions {
             ttl: self.beacon_config.ttl,
             hop_limit: self.beacon_config.hop_limit,
+            multicast: true,
         };
         self.publish_raw(BEACON_TOPIC, &payload, false, opts, true)?;
         Ok(())

@@ -141,6 +141,7 @@ impl Node {
             None => load_or_create_identity(&config.data_dir)?,
         };
         let me = NodeId(secret.public());
+        let ephemeral_key = secret.clone();
         let ephemeral = Arc::new(crate::ephemeral::service::Ephemeral::new(
             me,
             secret.clone(),
@@ -253,6 +254,29 @@ impl Node {
                 engine.clone(),
                 switches,
             ));
+        }
+        if let Some(mc) = &config.multicast {
+            match crate::ephemeral::multicast::MulticastPath::open(
+                mc,
+                config.formation.clone(),
+                &ephemeral_key,
+            ) {
+                Ok(path) => {
+                    let path = Arc::new(path);
+                    let _ = ephemeral.multicast.set(path.clone());
+                    ctx.tasks.spawn(crate::ephemeral::multicast::run(
+                        ephemeral.clone(),
+                        path,
+                        ctx.cancel.clone(),
+                    ));
+                }
+                Err(e) => {
+                    ctx.cancel.cancel();
+                    bond_cancel.cancel();
+                    let _ = engine.store.close();
+                    return Err(e);
+                }
+            }
         }
         ctx.tasks.spawn(crate::ephemeral::service::run_beacons(
             ephemeral.clone(),

@@ -86,6 +86,19 @@ impl Formation {
         tag
     }
 
+    /// The secret of the multicast group in key epoch `epoch` (see
+    /// `crate::ephemeral::seal`): derived from the secret, the id and the epoch.
+    pub(crate) fn multicast_group_secret(&self, epoch: u32) -> Zeroizing<[u8; 32]> {
+        let mut material = Zeroizing::new(Vec::with_capacity(36 + self.id.len()));
+        material.extend_from_slice(&self.secret);
+        material.extend_from_slice(&epoch.to_be_bytes());
+        material.extend_from_slice(self.id.as_bytes());
+        Zeroizing::new(blake3::derive_key(
+            "peat-mesh multicast group secret v1",
+            &material,
+        ))
+    }
+
     /// The key used for admission MACs, derived from the secret and the id.
     pub(crate) fn admission_key(&self) -> [u8; 32] {
         let mut material = Zeroizing::new(Vec::with_capacity(32 + self.id.len()));
