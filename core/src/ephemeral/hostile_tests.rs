@@ -152,7 +152,9 @@ async fn a_flood_of_signed_relays_costs_a_bounded_number_of_verifications() {
     };
     assert_eq!(got.origin, crate::NodeId(me.public()));
     let s = n.ephemeral_stats();
-    assert_eq!(s.delivered, 1, "{s:?}");
+    // only the good ones (it may have taken two tries) got through
+    assert!(s.delivered >= 1, "{s:?}");
+    assert!(n.latest("t").unwrap().is_empty(), "{s:?}");
     // the budget: a burst of VERIFY_PER_SEC, then VERIFY_PER_SEC a second
     let budget = f64::from(super::VERIFY_PER_SEC) * (1.0 + took + 0.5);
     assert!((s.bad_signature as f64) <= budget, "{s:?} in {took} s");

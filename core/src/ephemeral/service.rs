@@ -323,8 +323,8 @@ impl Ephemeral {
                         hops: w.hops,
                     };
                     let ttl = expires_at.saturating_duration_since(Instant::now());
-                    self.beacons.insert(b, ttl, Instant::now());
                     self.counters.delivered.fetch_add(1, Relaxed);
+                    self.beacons.insert(b, ttl, Instant::now());
                 }
                 Err(e) => {
                     self.beacons.count_malformed();
@@ -349,9 +349,10 @@ impl Ephemeral {
             via,
             expires_at,
         };
+        // Counted first: a subscriber that sees the message sees it counted.
+        self.counters.delivered.fetch_add(1, Relaxed);
         self.latest.locked().put(&m, Instant::now());
         self.hub.publish(&m, |f| f.matches(&m.topic));
-        self.counters.delivered.fetch_add(1, Relaxed);
     }
 
     fn forward(&self, mut w: Wire, origin: NodeId, via: Via, received: Instant) {
