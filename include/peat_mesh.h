@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 6
+#define PEAT_ABI_VERSION 7
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -102,6 +102,105 @@ enum PeatLinkState
 typedef enum PeatLinkState PeatLinkState;
 #else
 typedef int32_t PeatLinkState;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ What [`PeatMessageEvent`] holds.
+ */
+enum PeatMessageEventKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   `message` holds a message.
+   */
+  PEAT_MESSAGE_EVENT_KIND_MESSAGE = 1,
+  /*
+   `lagged` messages were dropped (the reader fell behind); `message` is zeroed.
+   */
+  PEAT_MESSAGE_EVENT_KIND_LAGGED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatMessageEventKind PeatMessageEventKind;
+#else
+typedef int32_t PeatMessageEventKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ A node's operational state in its beacon.
+ */
+enum PeatNodeState
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Not said.
+   */
+  PEAT_NODE_STATE_UNKNOWN = 0,
+  /*
+   Up and able to take work.
+   */
+  PEAT_NODE_STATE_READY = 1,
+  /*
+   Up, busy.
+   */
+  PEAT_NODE_STATE_BUSY = 2,
+  /*
+   Up with reduced capability.
+   */
+  PEAT_NODE_STATE_DEGRADED = 3,
+  /*
+   Going away or out of action.
+   */
+  PEAT_NODE_STATE_OFFLINE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatNodeState PeatNodeState;
+#else
+typedef int32_t PeatNodeState;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ What [`PeatBeaconEvent`] holds.
+ */
+enum PeatBeaconEventKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   A node's first beacon: `beacon`.
+   */
+  PEAT_BEACON_EVENT_KIND_APPEARED = 1,
+  /*
+   A newer beacon of a node in the table: `beacon`.
+   */
+  PEAT_BEACON_EVENT_KIND_UPDATED = 2,
+  /*
+   A node's beacon expired: `node`.
+   */
+  PEAT_BEACON_EVENT_KIND_EXPIRED = 3,
+  /*
+   A node's beacon was evicted from the full table: `node`.
+   */
+  PEAT_BEACON_EVENT_KIND_EVICTED = 4,
+  /*
+   `lagged` events were dropped (the reader fell behind).
+   */
+  PEAT_BEACON_EVENT_KIND_LAGGED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum PeatBeaconEventKind PeatBeaconEventKind;
+#else
+typedef int32_t PeatBeaconEventKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -486,6 +585,34 @@ typedef struct {
 } PeatPaceOptions;
 
 /*
+ Ephemeral options of [`PeatNodeOptions`](super::PeatNodeOptions); zeroed
+ for the defaults (the `default` beacon preset, no multicast path).
+ */
+typedef struct {
+  /*
+   "default", "tactical" or "distributed"; empty for "default".
+   */
+  PeatStr beacon_preset;
+  /*
+   Beacon interval overriding the preset's; 0 for the preset's.
+   */
+  uint64_t beacon_interval_ms;
+  /*
+   Beacon time to live overriding the preset's; 0 for the preset's.
+   */
+  uint64_t beacon_ttl_ms;
+  /*
+   The multicast path's group "ADDR:PORT" (IPv4 multicast group or a
+   broadcast address); empty for no multicast path.
+   */
+  PeatStr multicast_group;
+  /*
+   The local interface address it sends from and joins on.
+   */
+  PeatStr multicast_interface;
+} PeatEphemeralOptions;
+
+/*
  Options for [`peat_node_open`].
  */
 typedef struct {
@@ -540,6 +667,10 @@ typedef struct {
    PACE thresholds; zeroed for the defaults.
    */
   PeatPaceOptions pace;
+  /*
+   Beacons and the multicast path; zeroed for the defaults.
+   */
+  PeatEphemeralOptions ephemeral;
 } PeatNodeOptions;
 
 /*
@@ -734,6 +865,24 @@ typedef struct {
 } PeatBytes;
 
 /*
+ How [`peat_publish`] sends one message.
+ */
+typedef struct {
+  /*
+   Lifetime in ms (1 ms to 1 h); 0 for 10 s. Receivers drop it after.
+   */
+  uint64_t ttl_ms;
+  /*
+   How many times it may be forwarded (0 to 8); above 0 it is signed.
+   */
+  uint8_t hop_limit;
+  /*
+   Also send it on the node's multicast path, if it has one.
+   */
+  bool multicast;
+} PeatPublishOptions;
+
+/*
  A subscription handle (documents or peer events). `id == 0` is never valid.
  */
 typedef struct {
@@ -742,6 +891,290 @@ typedef struct {
    */
   uint64_t id;
 } PeatSubscription;
+
+/*
+ A message received. Its strings and bytes are owned by the event or list
+ that holds it.
+ */
+typedef struct {
+  /*
+   Publisher's node id (64 hex digits).
+   */
+  char *origin;
+  /*
+   Topic.
+   */
+  char *topic;
+  /*
+   Payload.
+   */
+  PeatBytes payload;
+  /*
+   Published as JSON (the payload is JSON text).
+   */
+  bool json;
+  /*
+   The publisher's number for it.
+   */
+  uint64_t seq;
+  /*
+   The publisher's clock at publish, Unix ms.
+   */
+  uint64_t sent_at_ms;
+  /*
+   How many nodes forwarded it.
+   */
+  uint8_t hops;
+  /*
+   The peer it came from; NULL when it came on the multicast path.
+   */
+  char *via_peer;
+  /*
+   Milliseconds left before it expires.
+   */
+  uint64_t ttl_left_ms;
+} PeatMessage;
+
+/*
+ An event of a topic subscription. Free with [`peat_message_event_free`].
+ */
+typedef struct {
+  /*
+   What it holds.
+   */
+  PeatMessageEventKind kind;
+  /*
+   The message (kind MESSAGE).
+   */
+  PeatMessage message;
+  /*
+   Messages dropped (kind LAGGED).
+   */
+  uint64_t lagged;
+} PeatMessageEvent;
+
+/*
+ Messages owned by the library. Free with [`peat_message_list_free`].
+ */
+typedef struct {
+  /*
+   `len` messages; NULL when `len` is 0.
+   */
+  PeatMessage *items;
+  /*
+   Number of messages.
+   */
+  uintptr_t len;
+} PeatMessageList;
+
+/*
+ Counters of the ephemeral path (a summary of the core's).
+ */
+typedef struct {
+  /*
+   Messages this node published.
+   */
+  uint64_t published;
+  /*
+   Datagrams received (connections and multicast).
+   */
+  uint64_t received;
+  /*
+   Messages delivered.
+   */
+  uint64_t delivered;
+  /*
+   Messages forwarded to other peers.
+   */
+  uint64_t forwarded;
+  /*
+   Copies and replays dropped.
+   */
+  uint64_t duplicates;
+  /*
+   Messages that arrived or waited past their lifetime, dropped.
+   */
+  uint64_t expired;
+  /*
+   Datagrams that did not decode, broke a bound or lied, dropped.
+   */
+  uint64_t malformed;
+  /*
+   Messages without a valid signature where one is needed, dropped.
+   */
+  uint64_t bad_signature;
+  /*
+   Multicast datagrams of another formation, another key epoch, or that
+   did not open, dropped.
+   */
+  uint64_t refused_sealed;
+  /*
+   Messages dropped by a peer's or the multicast path's budget.
+   */
+  uint64_t rate_limited;
+  /*
+   Sealed datagrams sent on the multicast path.
+   */
+  uint64_t multicast_sent;
+} PeatEphemeralStats;
+
+/*
+ What [`peat_beacon_set`] publishes. Optional numbers are -1 (or NaN for
+ the altitude) when not known.
+ */
+typedef struct {
+  /*
+   Latitude, degrees (-90..=90; NaN refused).
+   */
+  double lat;
+  /*
+   Longitude, degrees (-180..=180; NaN refused).
+   */
+  double lon;
+  /*
+   Altitude in metres; NaN when unknown.
+   */
+  double alt_m;
+  /*
+   Role (up to 32 bytes).
+   */
+  PeatStr role;
+  /*
+   Level in the hierarchy (0 = the edge).
+   */
+  uint8_t level;
+  /*
+   Capabilities (up to 8, each up to 32 bytes); may be NULL when
+   `capabilities_len` is 0.
+   */
+  const PeatStr *capabilities;
+  /*
+   Number of capabilities.
+   */
+  uintptr_t capabilities_len;
+  /*
+   Operational state.
+   */
+  PeatNodeState state;
+  /*
+   Battery percent (0..=100); -1 when unknown.
+   */
+  int32_t battery_pct;
+  /*
+   CPU load percent (0..=100); -1 when unknown.
+   */
+  int32_t cpu_pct;
+  /*
+   Bandwidth available in kbit/s; -1 when unknown.
+   */
+  int64_t bandwidth_kbps;
+} PeatBeaconInfo;
+
+/*
+ A beacon heard. Its strings are owned by the list or event that holds it.
+ */
+typedef struct {
+  /*
+   The node it is about (64 hex digits).
+   */
+  char *node;
+  /*
+   Latitude, degrees.
+   */
+  double lat;
+  /*
+   Longitude, degrees.
+   */
+  double lon;
+  /*
+   Altitude in metres; NaN when unknown.
+   */
+  double alt_m;
+  /*
+   Geohash at the publisher's precision.
+   */
+  char *geohash;
+  /*
+   Role.
+   */
+  char *role;
+  /*
+   Level in the hierarchy.
+   */
+  uint8_t level;
+  /*
+   Capabilities.
+   */
+  PeatStringList capabilities;
+  /*
+   Operational state.
+   */
+  PeatNodeState state;
+  /*
+   Battery percent; -1 when unknown.
+   */
+  int32_t battery_pct;
+  /*
+   CPU load percent; -1 when unknown.
+   */
+  int32_t cpu_pct;
+  /*
+   Bandwidth in kbit/s; -1 when unknown.
+   */
+  int64_t bandwidth_kbps;
+  /*
+   The publisher's clock when sent, Unix ms.
+   */
+  uint64_t timestamp_ms;
+  /*
+   This node's clock when heard, Unix ms.
+   */
+  uint64_t received_ms;
+  /*
+   How many nodes forwarded it.
+   */
+  uint8_t hops;
+  /*
+   Metres from the query point ([`peat_beacons_near`]); NaN otherwise.
+   */
+  double distance_m;
+} PeatBeacon;
+
+/*
+ Beacons owned by the library. Free with [`peat_beacon_list_free`].
+ */
+typedef struct {
+  /*
+   `len` beacons; NULL when `len` is 0.
+   */
+  PeatBeacon *items;
+  /*
+   Number of beacons.
+   */
+  uintptr_t len;
+} PeatBeaconList;
+
+/*
+ A beacon event. Free with [`peat_beacon_event_free`].
+ */
+typedef struct {
+  /*
+   What it holds.
+   */
+  PeatBeaconEventKind kind;
+  /*
+   The beacon (APPEARED, UPDATED); zeroed otherwise.
+   */
+  PeatBeacon beacon;
+  /*
+   The node (EXPIRED, EVICTED); NULL otherwise.
+   */
+  char *node;
+  /*
+   Events dropped (LAGGED).
+   */
+  uint64_t lagged;
+} PeatBeaconEvent;
 
 /*
  One event. String fields not used by the kind are NULL, enum fields NONE.
@@ -1289,6 +1722,202 @@ int32_t peat_doc_import(PeatNode node,
                         const uint8_t *bytes,
                         uintptr_t len,
                         PeatError **err);
+
+/*
+ Publishes `payload` on `topic` to every connected peer (one datagram
+ each; nothing is stored). With `json` the payload must be JSON text.
+ `options` NULL: 10 s, 2 hops, multicast. `*out_peers` (may be NULL): how
+ many peers it was sent to. A topic or payload past its bound (64 / 960
+ bytes), a reserved topic ("_peat/..."), a ttl or hop limit out of range:
+ `PEAT_STATUS_INVALID_ARGUMENT`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_publish(PeatNode node,
+                     PeatStr topic,
+                     const uint8_t *payload,
+                     uintptr_t payload_len,
+                     bool json,
+                     const PeatPublishOptions *options,
+                     uint32_t *out_peers,
+                     PeatError **err);
+
+/*
+ Subscribes to ephemeral topics: `filter` is "*" (every topic), "PREFIX*"
+ or one topic. With `latest_only` the queue holds only the newest message
+ of each origin and topic. Read with [`peat_topic_next`]; close with
+ [`peat_subscription_close`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_topic_subscribe(PeatNode node,
+                             PeatStr filter,
+                             bool latest_only,
+                             PeatSubscription *out,
+                             PeatError **err);
+
+/*
+ Waits up to `timeout_ms` for the next message of a topic subscription
+ (expired messages are never returned). `PEAT_STATUS_TIMEOUT` when none
+ came, `PEAT_STATUS_CLOSED` once closed and drained. Free the event with
+ [`peat_message_event_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_topic_next(PeatSubscription sub,
+                        uint64_t timeout_ms,
+                        PeatMessageEvent *out,
+                        PeatError **err);
+
+/*
+ Frees what a message event holds (not the struct). Accepts a zeroed event.
+
+ # Safety
+ `ev` must be NULL, zeroed, or filled by [`peat_topic_next`], freed once.
+ */
+void peat_message_event_free(PeatMessageEvent *ev);
+
+/*
+ The latest live message of each origin and topic that `filter` takes
+ ("*", "PREFIX*" or a topic). Free with [`peat_message_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_latest_messages(PeatNode node, PeatStr filter, PeatMessageList *out, PeatError **err);
+
+/*
+ Frees a message list. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by [`peat_latest_messages`].
+ */
+void peat_message_list_free(PeatMessageList list);
+
+/*
+ Counters of the node's ephemeral path.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_ephemeral_stats(PeatNode node, PeatEphemeralStats *out, PeatError **err);
+
+/*
+ Sets this node's beacon: published now, then every interval, until
+ changed or cleared. NaN or out-of-range coordinates, a label past its
+ bound: `PEAT_STATUS_INVALID_ARGUMENT`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacon_set(PeatNode node, const PeatBeaconInfo *info, PeatError **err);
+
+/*
+ Stops publishing this node's beacon (peers forget it at its ttl).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says.
+ */
+int32_t peat_beacon_clear(PeatNode node, PeatError **err);
+
+/*
+ Beacons heard within `radius_m` metres of (`lat`, `lon`), nearest first,
+ each with its `distance_m`. Free with [`peat_beacon_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacons_near(PeatNode node,
+                          double lat,
+                          double lon,
+                          double radius_m,
+                          PeatBeaconList *out,
+                          PeatError **err);
+
+/*
+ Beacons heard in the geohash cell `geohash` (1 to 12 characters), and in
+ its eight neighbours if `neighbours`. Free with [`peat_beacon_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacons_in_cell(PeatNode node,
+                             PeatStr geohash,
+                             bool neighbours,
+                             PeatBeaconList *out,
+                             PeatError **err);
+
+/*
+ Beacons heard at or after `since_ms` (Unix ms, this node's clock; 0 for
+ every beacon), oldest first. Free with [`peat_beacon_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacons_since(PeatNode node, uint64_t since_ms, PeatBeaconList *out, PeatError **err);
+
+/*
+ Frees a beacon list. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by a `peat_beacons_*` call.
+ */
+void peat_beacon_list_free(PeatBeaconList list);
+
+/*
+ Subscribes to beacon events (appeared, updated, expired, evicted). Read
+ with [`peat_beacon_next`]; close with [`peat_subscription_close`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacon_subscribe(PeatNode node, PeatSubscription *out, PeatError **err);
+
+/*
+ Waits up to `timeout_ms` for the next beacon event. `PEAT_STATUS_TIMEOUT`
+ when none came, `PEAT_STATUS_CLOSED` once closed and drained. Free the
+ event with [`peat_beacon_event_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_beacon_next(PeatSubscription sub,
+                         uint64_t timeout_ms,
+                         PeatBeaconEvent *out,
+                         PeatError **err);
+
+/*
+ Frees what a beacon event holds (not the struct). Accepts a zeroed event.
+
+ # Safety
+ `ev` must be NULL, zeroed, or filled by [`peat_beacon_next`], freed once.
+ */
+void peat_beacon_event_free(PeatBeaconEvent *ev);
 
 /*
  Subscribes to a collection (`id` empty) or one document. With `snapshot`,

@@ -2,14 +2,13 @@
 //! and which peers to dial.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use crate::beacons::BeaconConfig;
-use crate::ephemeral::MulticastConfig;
 use crate::links::{Link, LinkAddr, PacePolicy};
 use crate::security::Formation;
 use crate::NodeId;
@@ -96,6 +95,29 @@ impl std::str::FromStr for PeerAddr {
             }
         }
         Ok(peer)
+    }
+}
+
+/// Where the ephemeral multicast path ([`crate::ephemeral`]) sends and listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// An IPv4 multicast group (224.0.0.0/4) or a broadcast address, and the
+    /// port every node of the formation uses.
+    pub group: SocketAddrV4,
+    /// The address of the local interface to send from and join the group on.
+    pub interface: Ipv4Addr,
+    /// IP TTL of the datagrams: 1 keeps them on the local segment. Default 1.
+    pub hops: u32,
+}
+
+impl MulticastConfig {
+    /// The path to `group` on the interface with address `interface`.
+    pub fn new(group: SocketAddrV4, interface: Ipv4Addr) -> MulticastConfig {
+        MulticastConfig {
+            group,
+            interface,
+            hops: 1,
+        }
     }
 }
 

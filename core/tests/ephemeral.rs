@@ -26,7 +26,7 @@ async fn next_message(sub: &peat_mesh::TopicSubscription) -> Message {
 async fn publish_reaches_subscribers_by_topic_and_prefix_and_nothing_is_stored() {
     let a = open().await;
     let b = open().await;
-    b.node.connect(&a.node.peer_addr()).await.unwrap();
+    connect_both(&b.node, &a.node).await;
     let exact = b.node.subscribe_topic("pos/alpha", false).unwrap();
     let prefix = b.node.subscribe_topic("pos/*", false).unwrap();
     let other = b.node.subscribe_topic("telemetry", false).unwrap();
@@ -111,7 +111,7 @@ async fn publish_reaches_subscribers_by_topic_and_prefix_and_nothing_is_stored()
 async fn expired_messages_are_never_delivered_and_latest_only_keeps_the_newest() {
     let a = open().await;
     let b = open().await;
-    b.node.connect(&a.node.peer_addr()).await.unwrap();
+    connect_both(&b.node, &a.node).await;
     let all = b.node.subscribe_topic("*", false).unwrap();
     let latest = b.node.subscribe_topic("*", true).unwrap();
     for i in 0..5 {
@@ -169,8 +169,8 @@ async fn a_line_forwards_signed_messages_once_within_the_hop_limit() {
     let a = open().await;
     let b = open().await;
     let c = open().await;
-    b.node.connect(&a.node.peer_addr()).await.unwrap();
-    c.node.connect(&b.node.peer_addr()).await.unwrap();
+    connect_both(&b.node, &a.node).await;
+    connect_both(&c.node, &b.node).await;
     let at_c = c.node.subscribe_topic("pos/*", false).unwrap();
     let opts = PublishOptions {
         ttl: Duration::from_secs(30),
@@ -192,8 +192,8 @@ async fn a_line_forwards_signed_messages_once_within_the_hop_limit() {
     assert!(eventually(WAIT, || b.node.ephemeral_stats().delivered == 2).await);
     // a diamond: c also hears b's forwards via d; each message is delivered once
     let d = open().await;
-    d.node.connect(&b.node.peer_addr()).await.unwrap();
-    c.node.connect(&d.node.peer_addr()).await.unwrap();
+    connect_both(&d.node, &b.node).await;
+    connect_both(&c.node, &d.node).await;
     let two = PublishOptions {
         ttl: Duration::from_secs(30),
         hop_limit: 3,
@@ -227,8 +227,8 @@ async fn beacons_fill_the_table_answer_queries_and_expire() {
     let a = open().await;
     let b = open().await;
     let c = open().await;
-    b.node.connect(&a.node.peer_addr()).await.unwrap();
-    c.node.connect(&a.node.peer_addr()).await.unwrap();
+    connect_both(&b.node, &a.node).await;
+    connect_both(&c.node, &a.node).await;
     let events = a.node.subscribe_beacons().unwrap();
     // Stockholm old town and Uppsala (~64 km apart)
     b.node
@@ -287,7 +287,7 @@ async fn a_beacon_no_longer_sent_expires_with_an_event() {
     let b = peat_mesh::Node::open(config(dir_b.path(), formation()).beacons(fast))
         .await
         .unwrap();
-    b.connect(&a.peer_addr()).await.unwrap();
+    connect_both(&b, &a).await;
     let events = a.subscribe_beacons().unwrap();
     b.set_beacon(BeaconInfo::at(1.0, 2.0)).unwrap();
     assert!(matches!(

@@ -23,6 +23,8 @@ pub(crate) enum Object {
     Push(Arc<crate::dispatch::Push>),
     Cancel(tokio_util::sync::CancellationToken),
     Transfer(peat_mesh::blobs::Transfer),
+    TopicSub(Arc<peat_mesh::TopicSubscription>),
+    BeaconSub(Arc<Subscription<peat_mesh::BeaconEvent>>),
 }
 
 impl Object {
@@ -36,6 +38,8 @@ impl Object {
             Object::Push(_) => "callback subscription",
             Object::Cancel(_) => "cancel token",
             Object::Transfer(_) => "blob transfer",
+            Object::TopicSub(_) => "topic subscription",
+            Object::BeaconSub(_) => "beacon subscription",
         }
     }
 }
@@ -129,6 +133,36 @@ pub(crate) fn polled(id: u64, want: &str) -> SdkResult<Object> {
     }
 }
 
+/// Looks up a topic subscription.
+pub(crate) fn topic_sub(id: u64) -> SdkResult<Arc<peat_mesh::TopicSubscription>> {
+    match lock().get(&id) {
+        Some(Object::TopicSub(s)) => Ok(s.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!(
+                "handle {id} is a {}, not a topic subscription",
+                other.type_name()
+            ),
+        )),
+        None => Err(invalid(id, "topic subscription")),
+    }
+}
+
+/// Looks up a beacon subscription.
+pub(crate) fn beacon_sub(id: u64) -> SdkResult<Arc<Subscription<peat_mesh::BeaconEvent>>> {
+    match lock().get(&id) {
+        Some(Object::BeaconSub(s)) => Ok(s.clone()),
+        Some(other) => Err(SdkError::new(
+            ErrorCode::InvalidHandle,
+            format!(
+                "handle {id} is a {}, not a beacon subscription",
+                other.type_name()
+            ),
+        )),
+        None => Err(invalid(id, "beacon subscription")),
+    }
+}
+
 /// Removes a handle, returning what it named.
 pub(crate) fn remove(id: u64) -> SdkResult<Object> {
     lock().remove(&id).ok_or_else(|| invalid(id, "object"))
@@ -144,7 +178,9 @@ pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
             | Object::PeerSub(_)
             | Object::DocQueue(_)
             | Object::PeerQueue(_)
-            | Object::Push(_),
+            | Object::Push(_)
+            | Object::TopicSub(_)
+            | Object::BeaconSub(_),
         ) => {}
         Some(other) => {
             return Err(SdkError::new(
@@ -162,6 +198,8 @@ pub(crate) fn remove_subscription(id: u64) -> SdkResult<()> {
         Some(Object::DocQueue(q)) => q.close(),
         Some(Object::PeerQueue(q)) => q.close(),
         Some(Object::Push(p)) => p.stop(),
+        Some(Object::TopicSub(s)) => s.close(),
+        Some(Object::BeaconSub(s)) => s.close(),
         _ => {}
     }
     Ok(())
@@ -197,6 +235,8 @@ pub(crate) fn clear() -> Vec<Node> {
             Object::DocQueue(q) => q.close(),
             Object::PeerQueue(q) => q.close(),
             Object::Push(p) => p.stop(),
+            Object::TopicSub(s) => s.close(),
+            Object::BeaconSub(s) => s.close(),
             Object::Node(n) => nodes.push(n),
             Object::Cancel(_) | Object::Transfer(_) => {}
         }

@@ -29,6 +29,8 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::sdk;
 use crate::uniffi_api::PeatException;
 
+#[path = "jni_ephemeral.rs"]
+mod ephemeral;
 #[path = "jni_options.rs"]
 mod options;
 use options::{collection_rules, link_options, pace_options};
@@ -289,6 +291,8 @@ extern "system" fn node_open<'l>(
     degraded_loss: jdouble,
     rule_collections: JObjectArray<'l>,
     rule_levels: JIntArray<'l>,
+    ephemeral_strings: JObjectArray<'l>,
+    ephemeral_ms: JLongArray<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -306,6 +310,7 @@ extern "system" fn node_open<'l>(
                 let rules = collection_rules(env, &rule_collections, &rule_levels)?;
                 pace_options(env, &pace_ms, degraded_loss, rules)?
             },
+            ephemeral: ephemeral::ephemeral_options(env, &ephemeral_strings, &ephemeral_ms)?,
         };
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
     })
@@ -473,7 +478,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[IJJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[JJJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),
@@ -511,6 +516,9 @@ fn methods() -> Vec<NativeMethod> {
         ),
         m("delete", format!("{doc})Z"), delete as *mut c_void),
     ]
+    .into_iter()
+    .chain(ephemeral::methods())
+    .collect()
 }
 
 /// Called by the JVM when a class runs `System.load` on this library: binds

@@ -21,6 +21,7 @@ mod jni_api;
 mod queue;
 mod reload;
 pub mod uniffi_api;
+mod uniffi_ephemeral;
 
 uniffi::setup_scaffolding!("peat_mesh");
 

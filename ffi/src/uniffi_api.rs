@@ -110,7 +110,7 @@ impl PeatException {
     }
 }
 
-type R<T> = Result<T, PeatException>;
+pub(crate) type R<T> = Result<T, PeatException>;
 
 /// A complete blob.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]

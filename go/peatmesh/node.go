@@ -47,6 +47,9 @@ type Config struct {
 	// Pace holds the PACE thresholds that judge links and move traffic
 	// between them; the zero value is the default policy.
 	Pace Pace
+	// Ephemeral sets the beacon preset and the secured multicast path of
+	// ephemeral messages and beacons; the zero value is the default.
+	Ephemeral Ephemeral
 }
 
 // Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
@@ -170,6 +173,9 @@ func GenerateFormationSecret() ([32]byte, error) {
 
 // Open opens a node.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Ephemeral.BeaconInterval < 0 || cfg.Ephemeral.BeaconTTL < 0 {
+		return nil, &Error{Code: CodeInvalidArgument, Message: "beacon interval and TTL must not be negative"}
+	}
 	pace, err := cfg.Pace.cPace()
 	if err != nil {
 		return nil, err
@@ -230,6 +236,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		links_len:            C.size_t(len(cfg.Links)),
 		links_only:           C.bool(cfg.LinksOnly),
 		pace:                 pace,
+		ephemeral: C.PeatEphemeralOptions{
+			beacon_preset:       cstr(cfg.Ephemeral.BeaconPreset),
+			beacon_interval_ms:  C.uint64_t(cfg.Ephemeral.BeaconInterval / time.Millisecond),
+			beacon_ttl_ms:       C.uint64_t(cfg.Ephemeral.BeaconTTL / time.Millisecond),
+			multicast_group:     cstr(cfg.Ephemeral.MulticastGroup),
+			multicast_interface: cstr(cfg.Ephemeral.MulticastInterface),
+		},
 	}
 	n := &Node{}
 	var handle C.PeatNode

@@ -25,6 +25,19 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
+from . import _ephemeral
+from ._ephemeral import (
+    Beacon,
+    BeaconEvent,
+    BeaconEventKind,
+    BeaconInfo,
+    BeaconSubscription,
+    Ephemeral,
+    EphemeralStats,
+    Message,
+    NodeState,
+    TopicSubscription,
+)
 from ._native import (
     AdmissionRefusedError,
     ClosedError,
@@ -45,6 +58,16 @@ from ._native import (
 
 __all__ = [
     "Node",
+    "Ephemeral",
+    "Message",
+    "TopicSubscription",
+    "BeaconInfo",
+    "Beacon",
+    "BeaconEvent",
+    "BeaconEventKind",
+    "BeaconSubscription",
+    "NodeState",
+    "EphemeralStats",
     "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",
@@ -538,7 +561,7 @@ def _link_arg(link: Link) -> tuple:
     return (link.name, link.bind, link.level)
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout):  # type: ignore[no-untyped-def]
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
     p = pace if pace is not None else Pace()
     pace_arg = (
@@ -560,6 +583,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         [_link_arg(link) for link in links],
         bool(links_only),
         pace_arg,
+        _ephemeral.ephemeral_arg(ephemeral),
         _ms(timeout),
     )
 
@@ -767,6 +791,7 @@ class SyncNode:
         links: Sequence[Link] = (),
         links_only: bool = False,
         pace: Optional[Pace] = None,
+        ephemeral: Optional[Ephemeral] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
         ``peers`` are static peers (``NODEID@HOST:PORT``, or
@@ -780,12 +805,15 @@ class SyncNode:
         (``listen`` is ignored; it needs a link and is refused with ``mdns``).
         ``pace`` (a :class:`Pace`) sets how links are probed and judged. A bad
         link (an unparsable ``bind``, a level above 7) raises
-        :class:`InvalidArgumentError`."""
+        :class:`InvalidArgumentError`.
+
+        ``ephemeral`` (an :class:`Ephemeral`) sets the beacon preset and the
+        secured multicast path for ephemeral messages and beacons."""
         _check_process()
         _, run = _with_cancel(
             _native.node_open,
             *_open_args(
-                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout
             ),
         )
         return cls(run())
@@ -959,6 +987,57 @@ class SyncNode:
         state, size, present = _native.blob_status(self.handle, hash)
         return BlobStatus(BlobState(state), size, present)
 
+    # ----- ephemeral messages and beacons -----
+
+    def publish(self, topic: str, payload: Any, ttl: float = 10.0, hop_limit: int = 2, multicast: bool = True) -> int:
+        """Publishes ``payload`` on ``topic`` to every connected peer (``bytes``
+        as they are, anything else as JSON); nothing is stored. Receivers drop
+        it after ``ttl`` seconds; it may be forwarded ``hop_limit`` times
+        (above 0 it is signed); ``multicast`` also sends it on the node's
+        multicast path if it has one. Returns how many peers it was sent to.
+        A topic over 64 bytes, a payload over 960 bytes or a reserved topic
+        (``_peat/...``) raises :class:`InvalidArgumentError`."""
+        data, js, ttl_ms, hops = _ephemeral.publish_args(payload, ttl, hop_limit)
+        return _native.publish(self.handle, topic, data, js, ttl_ms, hops, bool(multicast))
+
+    def subscribe_topic(self, filter: str, latest_only: bool = False) -> TopicSubscription:
+        """Messages on topics ``filter`` takes: ``"*"``, ``"PREFIX*"`` or one
+        topic. ``latest_only`` keeps only the newest of each origin and topic."""
+        return TopicSubscription(_native.subscribe_topic(self.handle, filter, bool(latest_only)))
+
+    def latest(self, filter: str = "*") -> list:
+        """The latest live :class:`Message` of each origin and topic ``filter`` takes."""
+        return [_ephemeral.message(r) for r in _native.latest_messages(self.handle, filter)]
+
+    def set_beacon(self, info: BeaconInfo) -> None:
+        """Publishes this node's beacon now and every interval until changed or
+        cleared. NaN or out-of-range coordinates raise :class:`InvalidArgumentError`."""
+        _native.set_beacon(self.handle, _ephemeral.info_arg(info))
+
+    def clear_beacon(self) -> None:
+        """Stops publishing this node's beacon (peers forget it at its ttl)."""
+        _native.clear_beacon(self.handle)
+
+    def beacons_near(self, lat: float, lon: float, radius_m: float) -> list:
+        """Beacons within ``radius_m`` metres of a point, nearest first."""
+        return _ephemeral.beacons(_native.beacons_near(self.handle, float(lat), float(lon), float(radius_m)))
+
+    def beacons_in_cell(self, geohash: str, neighbours: bool = False) -> list:
+        """Beacons in a geohash cell, and its eight neighbours if asked."""
+        return _ephemeral.beacons(_native.beacons_in_cell(self.handle, geohash, bool(neighbours)))
+
+    def beacons_since(self, since_ms: int = 0) -> list:
+        """Beacons heard at or after ``since_ms`` (Unix ms, this node's clock); 0: all."""
+        return _ephemeral.beacons(_native.beacons_since(self.handle, int(since_ms)))
+
+    def subscribe_beacons(self) -> BeaconSubscription:
+        """Beacon table events (appeared, updated, expired, evicted)."""
+        return BeaconSubscription(_native.subscribe_beacons(self.handle))
+
+    def ephemeral_stats(self) -> EphemeralStats:
+        """Counters of the ephemeral path."""
+        return EphemeralStats(*_native.ephemeral_stats(self.handle))
+
     def close(self, timeout: float = 5.0) -> None:
         """Closes the node within ``timeout`` seconds. Idempotent."""
         with self._lock:
@@ -994,6 +1073,7 @@ class Node:
         links: Sequence[Link] = (),
         links_only: bool = False,
         pace: Optional[Pace] = None,
+        ephemeral: Optional[Ephemeral] = None,
     ) -> "Node":
         """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
         cancelling the awaiting task stops the opening."""
@@ -1001,7 +1081,7 @@ class Node:
         handle = await _cancellable(
             _native.node_open,
             *_open_args(
-                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout
             ),
         )
         return cls(SyncNode(handle))
@@ -1125,6 +1205,48 @@ class Node:
     def blob_status(self, hash: str) -> BlobStatus:
         """How much of a blob is here."""
         return self.sync.blob_status(hash)
+
+    # ----- ephemeral messages and beacons (none of these waits) -----
+
+    def publish(self, topic: str, payload: Any, ttl: float = 10.0, hop_limit: int = 2, multicast: bool = True) -> int:
+        """See :meth:`SyncNode.publish` (it never waits)."""
+        return self.sync.publish(topic, payload, ttl, hop_limit, multicast)
+
+    def subscribe_topic(self, filter: str, latest_only: bool = False) -> TopicSubscription:
+        """Messages on topics (``async for``); see :meth:`SyncNode.subscribe_topic`."""
+        return self.sync.subscribe_topic(filter, latest_only)
+
+    def latest(self, filter: str = "*") -> list:
+        """See :meth:`SyncNode.latest`."""
+        return self.sync.latest(filter)
+
+    def set_beacon(self, info: BeaconInfo) -> None:
+        """See :meth:`SyncNode.set_beacon`."""
+        self.sync.set_beacon(info)
+
+    def clear_beacon(self) -> None:
+        """See :meth:`SyncNode.clear_beacon`."""
+        self.sync.clear_beacon()
+
+    def beacons_near(self, lat: float, lon: float, radius_m: float) -> list:
+        """See :meth:`SyncNode.beacons_near`."""
+        return self.sync.beacons_near(lat, lon, radius_m)
+
+    def beacons_in_cell(self, geohash: str, neighbours: bool = False) -> list:
+        """See :meth:`SyncNode.beacons_in_cell`."""
+        return self.sync.beacons_in_cell(geohash, neighbours)
+
+    def beacons_since(self, since_ms: int = 0) -> list:
+        """See :meth:`SyncNode.beacons_since`."""
+        return self.sync.beacons_since(since_ms)
+
+    def subscribe_beacons(self) -> BeaconSubscription:
+        """Beacon events (``async for``)."""
+        return self.sync.subscribe_beacons()
+
+    def ephemeral_stats(self) -> EphemeralStats:
+        """See :meth:`SyncNode.ephemeral_stats`."""
+        return self.sync.ephemeral_stats()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Closes the node. Idempotent."""

@@ -1,6 +1,8 @@
 //! `peat_mesh._native`: the PyO3 module. It only converts types around the
 //! shared SDK layer (`peat_mesh_ffi::sdk`); every wait releases the GIL.
 
+mod ephemeral;
+
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
     BlobInfoRecord, CollectionRule, DocEventRecord, LinkHealthRecord, LinkOptions, NodeOptions,
@@ -88,7 +90,7 @@ create_exception!(
     "The operation was cancelled."
 );
 
-fn err(e: SdkError) -> PyErr {
+pub(crate) fn err(e: SdkError) -> PyErr {
     let m = e.message;
     match e.code {
         ErrorCode::InvalidArgument => InvalidArgumentError::new_err(m),
@@ -108,7 +110,7 @@ fn err(e: SdkError) -> PyErr {
     }
 }
 
-type R<T> = PyResult<T>;
+pub(crate) type R<T> = PyResult<T>;
 
 /// (name, bind, level) of one link.
 type LinkArg = (String, String, u32);
@@ -119,7 +121,7 @@ type LinkArg = (String, String, u32);
 type PaceArg = (u64, u64, u64, f64, u64, u32, Vec<(String, u32)>);
 
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -132,6 +134,7 @@ fn node_open(
     links: Vec<LinkArg>,
     links_only: bool,
     pace: PaceArg,
+    ephemeral: ephemeral::EphemeralArg,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
@@ -171,6 +174,7 @@ fn node_open(
                 })
                 .collect(),
         },
+        ephemeral: ephemeral::options(ephemeral),
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)
@@ -768,5 +772,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_free, m)?)?;
     m.add_function(wrap_pyfunction!(live_handles, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    ephemeral::register(m)?;
     Ok(())
 }

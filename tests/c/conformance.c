@@ -423,6 +423,20 @@ static int t_free_accepts_null_and_zeroed(void) {
     CHECK(peat_cancel_free(zero_cancel, NULL) == PEAT_STATUS_OK);
     PeatTransfer zero_transfer = {0};
     OK(peat_transfer_free(zero_transfer, ERR));
+    peat_message_event_free(NULL);
+    PeatMessageEvent zero_message;
+    memset(&zero_message, 0, sizeof zero_message);
+    peat_message_event_free(&zero_message);
+    PeatMessageList zero_messages;
+    memset(&zero_messages, 0, sizeof zero_messages);
+    peat_message_list_free(zero_messages);
+    peat_beacon_event_free(NULL);
+    PeatBeaconEvent zero_beacon_event;
+    memset(&zero_beacon_event, 0, sizeof zero_beacon_event);
+    peat_beacon_event_free(&zero_beacon_event);
+    PeatBeaconList zero_beacons;
+    memset(&zero_beacons, 0, sizeof zero_beacons);
+    peat_beacon_list_free(zero_beacons);
     /* a real handle freed twice is still an error */
     PeatCancel token;
     OK(peat_cancel_new(&token, ERR));
@@ -449,6 +463,16 @@ static int t_free_accepts_null_and_zeroed(void) {
     OK(peat_node_peers(n, &peers, ERR));
     CHECK(peers.len == 0 && peers.items == NULL);
     peat_peer_list_free(peers);
+    PeatBeaconList none;
+    memset(&none, 0xab, sizeof none);
+    OK(peat_beacons_since(n, 0, &none, ERR));
+    CHECK(none.len == 0 && none.items == NULL);
+    peat_beacon_list_free(none);
+    PeatMessageList no_messages;
+    memset(&no_messages, 0xab, sizeof no_messages);
+    OK(peat_latest_messages(n, S("*"), &no_messages, ERR));
+    CHECK(no_messages.len == 0 && no_messages.items == NULL);
+    peat_message_list_free(no_messages);
     /* non-empty ones are freed the same way */
     OK(peat_doc_put(n, S("one"), S("a"), S("{\"k\":1}"), ERR));
     OK(peat_doc_list(n, S("one"), S(""), S(""), 10, &ids, &next, ERR));
@@ -1608,6 +1632,194 @@ static int t_links_pace_and_silencing(void) {
     return 1;
 }
 
+/* Waits for the next message of `sub` from `origin` (any origin if NULL);
+   fills `out` (free with peat_message_event_free). */
+static int await_message(PeatSubscription sub, const char *origin, PeatMessageEvent *out) {
+    for (int i = 0; i < 100; i++) {
+        memset(out, 0, sizeof *out);
+        int32_t rc = call_with_err_(peat_topic_next(sub, 200, out, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        if (rc != PEAT_STATUS_OK) return 0;
+        if (out->kind == PEAT_MESSAGE_EVENT_KIND_MESSAGE &&
+            (!origin || strcmp(out->message.origin, origin) == 0))
+            return 1;
+        peat_message_event_free(out);
+    }
+    return 0;
+}
+
+/* Scenario 25: ephemeral topics, latest-only, bounds, the multicast path,
+   beacons with events and queries, expiry. */
+static int t_ephemeral_and_beacons(void) {
+    PeatNode a, b, c;
+    char da[64], db[64], dc[64];
+    char group[64];
+    snprintf(group, sizeof group, "239.255.77.6:%d", 20000 + (int)(getpid() % 20000));
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.ephemeral.beacon_preset = S("tactical");
+    o.ephemeral.beacon_interval_ms = 200;
+    o.ephemeral.beacon_ttl_ms = 1000;
+    o.ephemeral.multicast_group = S(group);
+    o.ephemeral.multicast_interface = S("127.0.0.1");
+    CHECK(open_node_with(&a, da, SECRET, &o));
+    CHECK(open_node_with(&b, db, SECRET, &o));
+    CHECK(open_node_with(&c, dc, SECRET, &o));
+    PeatSubscription all, newest, beacons;
+    OK(peat_topic_subscribe(a, S("pos/*"), false, &all, ERR));
+    OK(peat_topic_subscribe(a, S("pos/*"), true, &newest, ERR));
+    OK(peat_beacon_subscribe(a, &beacons, ERR));
+    CHECK(connect_nodes(b, a));
+    char *b_id = NULL, *c_id = NULL;
+    OK(peat_node_id(b, &b_id, ERR));
+    OK(peat_node_id(c, &c_id, ERR));
+
+    PeatPublishOptions direct = {10000, 0, false};
+    uint32_t peers = 99;
+    const char *js = "{\"lat\":59.3}";
+    OK(peat_publish(b, S("pos/b"), (const uint8_t *)js, strlen(js), true, &direct, &peers, ERR));
+    CHECK(peers == 1);
+    PeatMessageEvent ev;
+    CHECK(await_message(all, b_id, &ev));
+    CHECK(strcmp(ev.message.topic, "pos/b") == 0 && ev.message.json && ev.message.hops == 0);
+    CHECK(ev.message.payload.len == strlen(js) && memcmp(ev.message.payload.ptr, js, strlen(js)) == 0);
+    CHECK(ev.message.via_peer && strcmp(ev.message.via_peer, b_id) == 0);
+    CHECK(ev.message.ttl_left_ms > 0 && ev.message.ttl_left_ms <= 10000);
+    peat_message_event_free(&ev);
+    for (int i = 1; i <= 3; i++) {
+        char p = (char)('0' + i);
+        OK(peat_publish(b, S("pos/b"), (const uint8_t *)&p, 1, false, &direct, NULL, ERR));
+        CHECK(await_message(all, b_id, &ev));
+        peat_message_event_free(&ev);
+    }
+    PeatMessageList latest;
+    OK(peat_latest_messages(a, S("pos/*"), &latest, ERR));
+    CHECK(latest.len == 1 && latest.items[0].payload.len == 1 && latest.items[0].payload.ptr[0] == '3');
+    peat_message_list_free(latest);
+    CHECK(await_message(newest, b_id, &ev)); /* latest-only: one, the newest */
+    CHECK(ev.message.payload.len == 1 && ev.message.payload.ptr[0] == '3');
+    peat_message_event_free(&ev);
+    memset(&ev, 0, sizeof ev);
+    CHECK(call_with_err_(peat_topic_next(newest, 0, &ev, ERR)) == PEAT_STATUS_TIMEOUT);
+    /* bounds */
+    static uint8_t big[961];
+    CHECK(call_with_err_(peat_publish(b, S("pos/x"), big, sizeof big, false, &direct, NULL, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_publish(b, S(""), big, 1, false, &direct, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_publish(b, S("_peat/x"), big, 1, false, &direct, NULL, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_publish(b, S("pos/x"), (const uint8_t *)"nope", 4, true, &direct, NULL, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    PeatPublishOptions far = {1000, 9, false};
+    CHECK(call_with_err_(peat_publish(b, S("pos/x"), big, 1, false, &far, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_publish(b, S("pos/x"), NULL, 3, false, &direct, NULL, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
+    PeatSubscription bad;
+    CHECK(call_with_err_(peat_topic_subscribe(a, S(""), false, &bad, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    /* the multicast path: c has no connection to a */
+    PeatPublishOptions multi = {10000, 0, true};
+    OK(peat_publish(c, S("pos/c"), (const uint8_t *)"group", 5, false, &multi, &peers, ERR));
+    CHECK(peers == 0);
+    CHECK(await_message(all, c_id, &ev));
+    CHECK(ev.message.via_peer == NULL && ev.message.payload.len == 5);
+    peat_message_event_free(&ev);
+
+    /* beacons */
+    PeatStr caps[1] = {S("camera")};
+    PeatBeaconInfo info;
+    memset(&info, 0, sizeof info);
+    info.lat = 59.3293;
+    info.lon = 18.0686;
+    info.alt_m = 0.0 / 0.0;
+    info.role = S("sensor");
+    info.capabilities = caps;
+    info.capabilities_len = 1;
+    info.state = PEAT_NODE_STATE_READY;
+    info.battery_pct = 80;
+    info.cpu_pct = -1;
+    info.bandwidth_kbps = -1;
+    OK(peat_beacon_set(b, &info, ERR));
+    int appeared = 0;
+    char geohash[16] = {0};
+    for (int i = 0; i < 100 && !appeared; i++) {
+        PeatBeaconEvent be;
+        memset(&be, 0, sizeof be);
+        int32_t rc = call_with_err_(peat_beacon_next(beacons, 200, &be, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        CHECK(rc == PEAT_STATUS_OK);
+        if (be.kind == PEAT_BEACON_EVENT_KIND_APPEARED && strcmp(be.beacon.node, b_id) == 0) {
+            appeared = strcmp(be.beacon.role, "sensor") == 0 && be.beacon.state == PEAT_NODE_STATE_READY &&
+                       be.beacon.battery_pct == 80 && be.beacon.cpu_pct == -1 && be.beacon.capabilities.len == 1 &&
+                       strcmp(be.beacon.capabilities.items[0], "camera") == 0 && strlen(be.beacon.geohash) == 8 &&
+                       be.beacon.alt_m != be.beacon.alt_m;
+            snprintf(geohash, sizeof geohash, "%s", be.beacon.geohash);
+        }
+        peat_beacon_event_free(&be);
+    }
+    CHECK(appeared);
+    PeatBeaconList list;
+    OK(peat_beacons_near(a, 59.33, 18.07, 1000, &list, ERR));
+    CHECK(list.len == 1 && strcmp(list.items[0].node, b_id) == 0 && list.items[0].distance_m < 1000);
+    peat_beacon_list_free(list);
+    OK(peat_beacons_near(a, 0, 0, 1000, &list, ERR));
+    CHECK(list.len == 0);
+    peat_beacon_list_free(list);
+    geohash[5] = 0;
+    OK(peat_beacons_in_cell(a, S(geohash), true, &list, ERR));
+    CHECK(list.len == 1 && list.items[0].distance_m != list.items[0].distance_m);
+    peat_beacon_list_free(list);
+    OK(peat_beacons_since(a, 0, &list, ERR));
+    CHECK(list.len == 1);
+    peat_beacon_list_free(list);
+    CHECK(call_with_err_(peat_beacons_near(a, 0, 0, -1, &list, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    info.lat = 0.0 / 0.0;
+    CHECK(call_with_err_(peat_beacon_set(b, &info, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    info.lat = 91;
+    CHECK(call_with_err_(peat_beacon_set(b, &info, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    info.lat = 1;
+    info.battery_pct = 101;
+    CHECK(call_with_err_(peat_beacon_set(b, &info, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_beacon_clear(b, ERR));
+    int expired = 0;
+    for (int i = 0; i < 100 && !expired; i++) {
+        PeatBeaconEvent be;
+        memset(&be, 0, sizeof be);
+        int32_t rc = call_with_err_(peat_beacon_next(beacons, 200, &be, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        CHECK(rc == PEAT_STATUS_OK);
+        expired = be.kind == PEAT_BEACON_EVENT_KIND_EXPIRED && strcmp(be.node, b_id) == 0;
+        peat_beacon_event_free(&be);
+    }
+    CHECK(expired);
+    PeatEphemeralStats st;
+    OK(peat_ephemeral_stats(a, &st, ERR));
+    CHECK(st.delivered >= 5 && st.malformed == 0);
+    /* bad options at open */
+    PeatNode d;
+    char dd[64];
+    o.ephemeral.multicast_interface = S("");
+    CHECK(!open_node_with(&d, dd, SECRET, &o));
+    rm_rf(dd);
+    o.ephemeral.multicast_group = S("");
+    o.ephemeral.beacon_preset = S("nope");
+    CHECK(!open_node_with(&d, dd, SECRET, &o));
+    rm_rf(dd);
+
+    OK(peat_subscription_close(all, ERR));
+    OK(peat_subscription_close(newest, ERR));
+    OK(peat_subscription_close(beacons, ERR));
+    peat_string_free(b_id);
+    peat_string_free(c_id);
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    OK(peat_node_close(c, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    rm_rf(dc);
+    return 1;
+}
+
 typedef int (*test_fn)(void);
 static const struct {
     const char *name;
@@ -1639,6 +1851,7 @@ static const struct {
     {"storage_failed", t_storage_failed},
     {"static_peer_added_and_removed", t_static_peer_added_and_removed},
     {"links_pace_and_silencing", t_links_pace_and_silencing},
+    {"ephemeral_and_beacons", t_ephemeral_and_beacons},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

@@ -34,12 +34,14 @@
 //! subscription (lag is reported); the latest table holds
 //! `NodeConfig::latest_capacity` entries.
 
+mod clock;
 mod latest;
 pub(crate) mod message;
 pub(crate) mod multicast;
 pub(crate) mod protocol;
 pub(crate) mod seal;
 pub(crate) mod service;
+mod subscription;
 pub(crate) mod window;
 
 use std::time::Duration;
@@ -47,9 +49,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+pub use crate::config::MulticastConfig;
 pub use message::{check_topic, MAX_HOPS, MAX_PAYLOAD, MAX_TOPIC, MAX_TTL};
-pub use multicast::MulticastConfig;
-pub use service::TopicSubscription;
+pub use subscription::TopicSubscription;
 
 use crate::error::{Error, Result};
 use crate::NodeId;

@@ -19,42 +19,19 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::time::Instant;
 
+use super::clock::{unix_ms, Bucket};
 use super::message::Wire;
 use super::seal::{Refused, Sealer, MAX_SEALED, MAX_SKEW};
-use super::service::{unix_ms, Bucket, Ephemeral};
-use super::{Counters, Via, VERIFY_PER_SEC};
+use super::{Counters, VERIFY_PER_SEC};
+use crate::config::MulticastConfig;
 use crate::error::{Error, Result};
 use crate::locks::LockExt;
 use crate::security::Formation;
-
-/// Where the multicast path sends and listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MulticastConfig {
-    /// An IPv4 multicast group (224.0.0.0/4) or a broadcast address, and the
-    /// port every node of the formation uses.
-    pub group: SocketAddrV4,
-    /// The address of the local interface to send from and join the group on.
-    pub interface: Ipv4Addr,
-    /// IP TTL of the datagrams: 1 keeps them on the local segment. Default 1.
-    pub hops: u32,
-}
-
-impl MulticastConfig {
-    /// The path to `group` on the interface with address `interface`.
-    pub fn new(group: SocketAddrV4, interface: Ipv4Addr) -> MulticastConfig {
-        MulticastConfig {
-            group,
-            interface,
-            hops: 1,
-        }
-    }
-}
 
 pub(crate) struct MulticastPath {
     socket: tokio::net::UdpSocket,
@@ -122,69 +99,53 @@ impl MulticastPath {
             None => counters.multicast_send_failed.fetch_add(1, Relaxed),
         };
     }
-}
 
-/// Reads the multicast socket until cancelled.
-pub(crate) async fn run(
-    e: Arc<Ephemeral>,
-    path: Arc<MulticastPath>,
-    cancel: tokio_util::sync::CancellationToken,
-) {
-    let mut buf = vec![0u8; MAX_SEALED + 1];
-    loop {
-        let n = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = path.socket.recv_from(&mut buf) => match r {
-                Ok((n, _from)) => n,
-                Err(err) => {
-                    tracing::debug!(error = %err, "multicast receive failed");
-                    // e.g. an ICMP error from a previous send; go on
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        receive_sealed(&e, &path, &buf[..n]);
+    /// Receives one datagram into `buf` (one byte larger than the largest
+    /// sealed datagram, so a longer one shows as too long).
+    pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.socket.recv_from(buf).await.map(|(n, _)| n)
     }
-}
 
-/// Opens and checks one datagram from the multicast socket, then hands it on.
-pub(crate) fn receive_sealed(e: &Ephemeral, path: &MulticastPath, d: &[u8]) {
-    let c = &e.counters;
-    c.multicast_received.fetch_add(1, Relaxed);
-    if d.len() > MAX_SEALED {
-        c.malformed.fetch_add(1, Relaxed);
-        return;
-    }
-    let now_ms = unix_ms();
-    let (plain, sender) = match path.sealer.locked().open(d, now_ms / 1000) {
-        Ok(x) => x,
-        Err(r) => {
-            let counter = match r {
-                Refused::Malformed => &c.malformed,
-                Refused::ForeignFormation => &c.foreign_formation,
-                Refused::WrongKey => &c.wrong_key,
-                Refused::BadSeal => &c.bad_seal,
-            };
-            counter.fetch_add(1, Relaxed);
-            return;
-        }
-    };
-    let w = match Wire::decode(&plain) {
-        Ok(w) if w.origin == sender && w.signature.is_some() => w,
-        _ => {
+    /// Opens and checks one datagram: sealed for this formation in a key
+    /// epoch near now, signed by the sender it names, timestamped within its
+    /// lifetime plus the skew, within the path's verification budget. `None`
+    /// (counted) otherwise. The signature itself is checked by the caller.
+    pub fn open_datagram(&self, d: &[u8], c: &Counters) -> Option<Wire> {
+        c.multicast_received.fetch_add(1, Relaxed);
+        if d.len() > MAX_SEALED {
             c.malformed.fetch_add(1, Relaxed);
-            return;
+            return None;
         }
-    };
-    let limit = u64::from(w.ttl_ms) + MAX_SKEW.as_millis() as u64;
-    if now_ms.abs_diff(w.sent_at_ms) > limit {
-        c.clock_skew.fetch_add(1, Relaxed);
-        return;
+        let now_ms = unix_ms();
+        let (plain, sender) = match self.sealer.locked().open(d, now_ms / 1000) {
+            Ok(x) => x,
+            Err(r) => {
+                let counter = match r {
+                    Refused::Malformed => &c.malformed,
+                    Refused::ForeignFormation => &c.foreign_formation,
+                    Refused::WrongKey => &c.wrong_key,
+                    Refused::BadSeal => &c.bad_seal,
+                };
+                counter.fetch_add(1, Relaxed);
+                return None;
+            }
+        };
+        let w = match Wire::decode(&plain) {
+            Ok(w) if w.origin == sender && w.signature.is_some() => w,
+            _ => {
+                c.malformed.fetch_add(1, Relaxed);
+                return None;
+            }
+        };
+        let limit = u64::from(w.ttl_ms) + MAX_SKEW.as_millis() as u64;
+        if now_ms.abs_diff(w.sent_at_ms) > limit {
+            c.clock_skew.fetch_add(1, Relaxed);
+            return None;
+        }
+        if !self.verify.locked().take(Instant::now()) {
+            c.rate_limited.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(w)
     }
-    if !path.verify.locked().take(Instant::now()) {
-        c.rate_limited.fetch_add(1, Relaxed);
-        return;
-    }
-    e.accept(w, Via::Multicast);
 }

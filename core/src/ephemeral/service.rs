@@ -10,8 +10,10 @@ use bytes::Bytes;
 use iroh::endpoint::SendDatagramError;
 use tokio::time::Instant;
 
+use super::clock::{unix_ms, Bucket};
 use super::latest::Latest;
 use super::message::{check_topic, Wire};
+use super::subscription::TopicSubscription;
 use super::window::{Seen, Windows};
 use super::{
     Counters, EphemeralStats, Message, PublishOptions, TopicFilter, Via, FORWARD_PER_SEC,
@@ -20,7 +22,7 @@ use super::{
 use crate::beacons::table::BeaconTable;
 use crate::beacons::{Beacon, BeaconConfig, BeaconInfo, BEACON_TOPIC};
 use crate::error::{Error, Result};
-use crate::events::{Event, Hub, Subscription};
+use crate::events::Hub;
 use crate::locks::LockExt;
 use crate::security::Admitted;
 use crate::NodeId;
@@ -28,48 +30,10 @@ use crate::NodeId;
 /// Origins whose message windows are remembered.
 const WINDOW_ORIGINS: usize = 4096;
 
-/// Refills at `rate` per second up to `rate`; written here because it is ten
-/// lines and runs on every datagram.
-pub(crate) struct Bucket {
-    tokens: f64,
-    at: Instant,
-    rate: f64,
-}
-
-impl Bucket {
-    pub fn new(rate: u32, now: Instant) -> Bucket {
-        Bucket {
-            tokens: f64::from(rate),
-            at: now,
-            rate: f64::from(rate),
-        }
-    }
-
-    pub fn take(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 struct Peer {
     conn: Arc<Admitted>,
     verify: Bucket,
     forward: Bucket,
-}
-
-/// Unix ms on this node's clock.
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn same_origin_and_topic(a: &Message, b: &Message) -> bool {
@@ -428,66 +392,6 @@ impl Ephemeral {
     }
 }
 
-/// A subscription to ephemeral topics. Expired messages are skipped (and
-/// counted in [`EphemeralStats::expired_unread`]); a latest-only subscription
-/// holds one message per origin and topic, the newest.
-pub struct TopicSubscription {
-    inner: Subscription<Message>,
-    counters: Arc<Counters>,
-}
-
-impl std::fmt::Debug for TopicSubscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TopicSubscription").finish_non_exhaustive()
-    }
-}
-
-impl TopicSubscription {
-    fn live(&self, e: Event<Message>) -> Option<Event<Message>> {
-        match e {
-            Event::Item(m) if m.expires_at <= Instant::now() => {
-                self.counters.expired_unread.fetch_add(1, Relaxed);
-                None
-            }
-            e => Some(e),
-        }
-    }
-
-    /// The next event without waiting.
-    pub fn try_next(&self) -> Option<Event<Message>> {
-        loop {
-            let e = self.inner.try_next()?;
-            if let Some(e) = self.live(e) {
-                return Some(e);
-            }
-        }
-    }
-
-    /// Waits for the next event; `None` once closed and drained.
-    pub async fn next(&self) -> Option<Event<Message>> {
-        loop {
-            let e = self.inner.next().await?;
-            if let Some(e) = self.live(e) {
-                return Some(e);
-            }
-        }
-    }
-
-    /// Waits up to `timeout`; `Ok(None)` on timeout, `Err(Closed)` once closed.
-    pub async fn next_timeout(&self, timeout: Duration) -> Result<Option<Event<Message>>> {
-        match tokio::time::timeout(timeout, self.next()).await {
-            Ok(Some(e)) => Ok(Some(e)),
-            Ok(None) => Err(Error::Closed),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Ends the subscription.
-    pub fn close(&self) {
-        self.inner.close();
-    }
-}
-
 /// The node's beacon task: sends its beacon every interval (at once when it
 /// changes) and sweeps expired beacons from the table, until cancelled.
 pub(crate) async fn run_beacons(e: Arc<Ephemeral>, cancel: tokio_util::sync::CancellationToken) {
@@ -512,6 +416,33 @@ pub(crate) async fn run_beacons(e: Arc<Ephemeral>, cancel: tokio_util::sync::Can
                     next_send = Instant::now() + interval;
                 }
             }
+        }
+    }
+}
+
+/// Reads the multicast socket until cancelled: each datagram opened and
+/// checked by the path, then taken like a peer's.
+pub(crate) async fn run_multicast(
+    e: Arc<Ephemeral>,
+    path: Arc<super::multicast::MulticastPath>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut buf = vec![0u8; super::seal::MAX_SEALED + 1];
+    loop {
+        let n = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = path.recv(&mut buf) => match r {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::debug!(error = %err, "multicast receive failed");
+                    // e.g. an ICMP error from an earlier send; go on
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        if let Some(w) = path.open_datagram(&buf[..n], &e.counters) {
+            e.accept(w, Via::Multicast);
         }
     }
 }

@@ -264,7 +264,7 @@ impl Node {
                 Ok(path) => {
                     let path = Arc::new(path);
                     let _ = ephemeral.multicast.set(path.clone());
-                    ctx.tasks.spawn(crate::ephemeral::multicast::run(
+                    ctx.tasks.spawn(crate::ephemeral::service::run_multicast(
                         ephemeral.clone(),
                         path,
                         ctx.cancel.clone(),

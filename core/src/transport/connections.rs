@@ -173,6 +173,7 @@ impl Connections {
             Ok((id, link)) => {
                 // Protocols attach now, before the dialler's `connect` returns.
                 let routing = self.router.serve(conn.clone(), &self.ctx.tasks);
+                self.announce(&conn);
                 self.ctx
                     .tasks
                     .spawn(self.clone().serve(conn, recv, id, link, routing));
@@ -188,6 +189,7 @@ impl Connections {
                     // `probed`: registration replaces the old connection.
                     if let Ok((id, link)) = me.register(&conn, &mut send, true) {
                         let routing = me.router.serve(conn.clone(), &me.ctx.tasks);
+                        me.announce(&conn);
                         me.serve(conn, recv, id, link, routing).await;
                     }
                 });
@@ -291,6 +293,14 @@ impl Connections {
             );
             (id, link)
         };
+        Ok((id, link))
+    }
+
+    /// Marks a registered connection's peer connected and publishes
+    /// `Connected`: after its protocols attached, so that on either side a
+    /// `Connected` event means a publish or write now reaches the peer.
+    fn announce(&self, conn: &Admitted) {
+        let peer = conn.peer();
         let addr = conn
             .conn()
             .paths()
@@ -300,12 +310,11 @@ impl Connections {
                 iroh::TransportAddr::Ip(a) => Some(*a),
                 _ => None,
             });
-        self.ctx.peers.connected(peer, addr, outbound);
+        self.ctx.peers.connected(peer, addr, conn.outbound());
         self.ctx
             .peer_hub
             .publish(&PeerEvent::Connected { peer }, |_| true);
-        tracing::info!(me = %self.ctx.me.short(), peer = %peer.short(), outbound, "peer connected");
-        Ok((id, link))
+        tracing::info!(me = %self.ctx.me.short(), peer = %peer.short(), outbound = conn.outbound(), "peer connected");
     }
 
     fn alive(&self, e: &Entry) -> bool {

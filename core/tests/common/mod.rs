@@ -52,3 +52,23 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// `from` connects to `to`, and both sides are up: `to` has published
+/// `Connected` (its protocols are attached then, so it can publish too).
+pub async fn connect_both(from: &Node, to: &Node) {
+    let events = to.subscribe_peers();
+    from.connect(&to.peer_addr()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_timeout(left).await.unwrap() {
+            Some(peat_mesh::Event::Item(peat_mesh::PeerEvent::Connected { peer }))
+                if peer == from.id() =>
+            {
+                return
+            }
+            Some(_) => continue,
+            None => panic!("{} never saw {} connect", to.id(), from.id()),
+        }
+    }
+}

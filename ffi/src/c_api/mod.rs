@@ -36,6 +36,12 @@ mod links;
 /// Document writes, reads, listing and Automerge bytes.
 mod documents;
 
+/// Ephemeral messages.
+mod ephemeral;
+
+/// Beacons.
+mod beacons;
+
 /// Events (`PeatEvent`) made from the SDK's event records.
 mod events;
 
@@ -49,10 +55,12 @@ mod memory;
 mod blobs;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 6;
+pub const PEAT_ABI_VERSION: u32 = 7;
 
+pub use beacons::*;
 pub use blobs::*;
 pub use documents::*;
+pub use ephemeral::*;
 pub use events::*;
 pub use links::*;
 pub use memory::*;

@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{bytes_arg, c_string, call, call_out, str_arg, str_list_arg, string_list};
+use super::ephemeral::{ephemeral_options, PeatEphemeralOptions};
 use super::links::{link_options, pace_options, PeatLinkOptions, PeatPaceOptions};
 use super::types::{PeatCancel, PeatError, PeatNode, PeatStr, PeatStringList};
 use super::PEAT_ABI_VERSION;
@@ -40,6 +41,8 @@ pub struct PeatNodeOptions {
     pub links_only: bool,
     /// PACE thresholds; zeroed for the defaults.
     pub pace: PeatPaceOptions,
+    /// Beacons and the multicast path; zeroed for the defaults.
+    pub ephemeral: PeatEphemeralOptions,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -147,6 +150,7 @@ pub unsafe extern "C" fn peat_node_open(
             links: link_options(o.links, o.links_len)?,
             links_only: o.links_only,
             pace: pace_options(&o.pace)?,
+            ephemeral: ephemeral_options(&o.ephemeral)?,
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

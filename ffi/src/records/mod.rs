@@ -12,8 +12,13 @@ use peat_mesh::{Event, PeerEvent, PeerInfo};
 
 use crate::error::{SdkError, SdkResult};
 
+mod ephemeral;
 mod links;
 
+pub use ephemeral::{
+    BeaconEventRecord, BeaconInfoRecord, BeaconRecord, EphemeralOptions, EphemeralStatsRecord,
+    MessageEventRecord, MessageRecord, NodeState, PublishOptionsRecord,
+};
 pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
@@ -39,6 +44,8 @@ pub struct NodeOptions {
     pub links_only: bool,
     /// How links are probed and judged (PACE thresholds).
     pub pace: PaceOptions,
+    /// Beacons and the multicast path.
+    pub ephemeral: EphemeralOptions,
 }
 
 /// Where a node stands with a peer.

@@ -45,6 +45,7 @@ fn node_config(o: &NodeOptions) -> SdkResult<(NodeConfig, Option<LinkPlan>)> {
     } else {
         Some(LinkPlan::new(&o.links, &o.pace)?)
     };
+    let cfg = super::ephemeral::apply(&o.ephemeral, cfg)?;
     Ok((cfg.mdns(o.mdns), links))
 }
 

@@ -740,6 +740,30 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_unsubscribe(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_beacons_in_cell(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_beacons_near(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_beacons_since(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_clear_beacon(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_ephemeral_stats(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_latest_messages(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_next_beacon_event(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_next_message(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_publish(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_beacon(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_subscribe_beacons(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_subscribe_topic(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event(
     ): Int
     external fun ffi_peat_mesh_ffi_uniffi_contract_version(
@@ -851,6 +875,30 @@ external fun uniffi_peat_mesh_ffi_fn_func_transfer_wait(`transfer`: Long,`timeou
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_unsubscribe(`sub`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_beacons_in_cell(`node`: Long,`geohash`: RustBuffer.ByValue,`neighbours`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_beacons_near(`node`: Long,`lat`: Double,`lon`: Double,`radiusM`: Double,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_beacons_since(`node`: Long,`sinceMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_clear_beacon(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_ephemeral_stats(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_latest_messages(`node`: Long,`filter`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_next_beacon_event(`sub`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_next_message(`sub`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_publish(`node`: Long,`topic`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`json`: Byte,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Int
+external fun uniffi_peat_mesh_ffi_fn_func_set_beacon(`node`: Long,`info`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_subscribe_beacons(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_peat_mesh_ffi_fn_func_subscribe_topic(`node`: Long,`filter`: RustBuffer.ByValue,`latestOnly`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): Long
 external fun ffi_peat_mesh_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun ffi_peat_mesh_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1091,6 +1139,42 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_unsubscribe() != 47366) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_beacons_in_cell() != 26328) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_beacons_near() != 23272) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_beacons_since() != 14772) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_clear_beacon() != 52121) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_ephemeral_stats() != 46883) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_latest_messages() != 2681) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_next_beacon_event() != 22886) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_next_message() != 17102) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_publish() != 16384) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_beacon() != 30114) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_beacons() != 65030) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_topic() != 41269) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 14324) {
@@ -1354,6 +1438,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterFloat: FfiConverter<Float, Float> {
+    override fun lift(value: Float): Float {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Float {
+        return buf.getFloat()
+    }
+
+    override fun lower(value: Float): Float {
+        return value
+    }
+
+    override fun allocationSize(value: Float) = 4UL
+
+    override fun write(value: Float, buf: ByteBuffer) {
+        buf.putFloat(value)
     }
 }
 
@@ -1799,6 +1906,204 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 
 
 /**
+ * What a node says about itself in its beacon.
+ */
+data class BeaconInfoRecord (
+    /**
+     * Latitude, degrees (-90..=90).
+     */
+    var `lat`: kotlin.Double
+    , 
+    /**
+     * Longitude, degrees (-180..=180).
+     */
+    var `lon`: kotlin.Double
+    , 
+    /**
+     * Altitude, metres.
+     */
+    var `altM`: kotlin.Float?
+    , 
+    /**
+     * Role (up to 32 bytes).
+     */
+    var `role`: kotlin.String
+    , 
+    /**
+     * Level in the hierarchy (0 = the edge).
+     */
+    var `level`: kotlin.UByte
+    , 
+    /**
+     * Capabilities (up to 8, each up to 32 bytes).
+     */
+    var `capabilities`: List<kotlin.String>
+    , 
+    /**
+     * Operational state.
+     */
+    var `state`: NodeState
+    , 
+    /**
+     * Battery, percent.
+     */
+    var `batteryPct`: kotlin.UByte?
+    , 
+    /**
+     * CPU load, percent.
+     */
+    var `cpuPct`: kotlin.UByte?
+    , 
+    /**
+     * Bandwidth available, kbit/s.
+     */
+    var `bandwidthKbps`: kotlin.UInt?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBeaconInfoRecord: FfiConverterRustBuffer<BeaconInfoRecord> {
+    override fun read(buf: ByteBuffer): BeaconInfoRecord {
+        return BeaconInfoRecord(
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterOptionalFloat.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUByte.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterTypeNodeState.read(buf),
+            FfiConverterOptionalUByte.read(buf),
+            FfiConverterOptionalUByte.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BeaconInfoRecord) = (
+            FfiConverterDouble.allocationSize(value.`lat`) +
+            FfiConverterDouble.allocationSize(value.`lon`) +
+            FfiConverterOptionalFloat.allocationSize(value.`altM`) +
+            FfiConverterString.allocationSize(value.`role`) +
+            FfiConverterUByte.allocationSize(value.`level`) +
+            FfiConverterSequenceString.allocationSize(value.`capabilities`) +
+            FfiConverterTypeNodeState.allocationSize(value.`state`) +
+            FfiConverterOptionalUByte.allocationSize(value.`batteryPct`) +
+            FfiConverterOptionalUByte.allocationSize(value.`cpuPct`) +
+            FfiConverterOptionalUInt.allocationSize(value.`bandwidthKbps`)
+    )
+
+    override fun write(value: BeaconInfoRecord, buf: ByteBuffer) {
+            FfiConverterDouble.write(value.`lat`, buf)
+            FfiConverterDouble.write(value.`lon`, buf)
+            FfiConverterOptionalFloat.write(value.`altM`, buf)
+            FfiConverterString.write(value.`role`, buf)
+            FfiConverterUByte.write(value.`level`, buf)
+            FfiConverterSequenceString.write(value.`capabilities`, buf)
+            FfiConverterTypeNodeState.write(value.`state`, buf)
+            FfiConverterOptionalUByte.write(value.`batteryPct`, buf)
+            FfiConverterOptionalUByte.write(value.`cpuPct`, buf)
+            FfiConverterOptionalUInt.write(value.`bandwidthKbps`, buf)
+    }
+}
+
+
+
+/**
+ * A beacon heard, with its distance for a radius query.
+ */
+data class BeaconRecord (
+    /**
+     * The node it is about (its signature was checked).
+     */
+    var `node`: kotlin.String
+    , 
+    /**
+     * What it says.
+     */
+    var `info`: BeaconInfoRecord
+    , 
+    /**
+     * Its geohash at the publisher's precision.
+     */
+    var `geohash`: kotlin.String
+    , 
+    /**
+     * The publisher's clock when sent, Unix ms.
+     */
+    var `timestampMs`: kotlin.ULong
+    , 
+    /**
+     * This node's clock when heard, Unix ms.
+     */
+    var `receivedMs`: kotlin.ULong
+    , 
+    /**
+     * How many nodes forwarded it.
+     */
+    var `hops`: kotlin.UByte
+    , 
+    /**
+     * Metres from the query point (radius queries); `None` otherwise.
+     */
+    var `distanceM`: kotlin.Double?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBeaconRecord: FfiConverterRustBuffer<BeaconRecord> {
+    override fun read(buf: ByteBuffer): BeaconRecord {
+        return BeaconRecord(
+            FfiConverterString.read(buf),
+            FfiConverterTypeBeaconInfoRecord.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUByte.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BeaconRecord) = (
+            FfiConverterString.allocationSize(value.`node`) +
+            FfiConverterTypeBeaconInfoRecord.allocationSize(value.`info`) +
+            FfiConverterString.allocationSize(value.`geohash`) +
+            FfiConverterULong.allocationSize(value.`timestampMs`) +
+            FfiConverterULong.allocationSize(value.`receivedMs`) +
+            FfiConverterUByte.allocationSize(value.`hops`) +
+            FfiConverterOptionalDouble.allocationSize(value.`distanceM`)
+    )
+
+    override fun write(value: BeaconRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`node`, buf)
+            FfiConverterTypeBeaconInfoRecord.write(value.`info`, buf)
+            FfiConverterString.write(value.`geohash`, buf)
+            FfiConverterULong.write(value.`timestampMs`, buf)
+            FfiConverterULong.write(value.`receivedMs`, buf)
+            FfiConverterUByte.write(value.`hops`, buf)
+            FfiConverterOptionalDouble.write(value.`distanceM`, buf)
+    }
+}
+
+
+
+/**
  * A complete blob.
  */
 data class BlobInfo (
@@ -1952,6 +2257,198 @@ public object FfiConverterTypeCollectionRule: FfiConverterRustBuffer<CollectionR
     override fun write(value: CollectionRule, buf: ByteBuffer) {
             FfiConverterString.write(value.`collection`, buf)
             FfiConverterUInt.write(value.`belowLevel`, buf)
+    }
+}
+
+
+
+/**
+ * Ephemeral options at open; zero or empty fields take the defaults.
+ */
+data class EphemeralOptions (
+    /**
+     * Beacon preset: `default`, `tactical` or `distributed` (empty: `default`).
+     */
+    var `beaconPreset`: kotlin.String
+    , 
+    /**
+     * Beacon interval, overriding the preset's (0: the preset's).
+     */
+    var `beaconIntervalMs`: kotlin.ULong
+    , 
+    /**
+     * Beacon time to live, overriding the preset's (0: the preset's).
+     */
+    var `beaconTtlMs`: kotlin.ULong
+    , 
+    /**
+     * The secured multicast path's group, `ADDR:PORT` (an IPv4 multicast
+     * group or a broadcast address); empty: no multicast path.
+     */
+    var `multicastGroup`: kotlin.String
+    , 
+    /**
+     * The local interface address the multicast path sends from and joins on.
+     */
+    var `multicastInterface`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEphemeralOptions: FfiConverterRustBuffer<EphemeralOptions> {
+    override fun read(buf: ByteBuffer): EphemeralOptions {
+        return EphemeralOptions(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EphemeralOptions) = (
+            FfiConverterString.allocationSize(value.`beaconPreset`) +
+            FfiConverterULong.allocationSize(value.`beaconIntervalMs`) +
+            FfiConverterULong.allocationSize(value.`beaconTtlMs`) +
+            FfiConverterString.allocationSize(value.`multicastGroup`) +
+            FfiConverterString.allocationSize(value.`multicastInterface`)
+    )
+
+    override fun write(value: EphemeralOptions, buf: ByteBuffer) {
+            FfiConverterString.write(value.`beaconPreset`, buf)
+            FfiConverterULong.write(value.`beaconIntervalMs`, buf)
+            FfiConverterULong.write(value.`beaconTtlMs`, buf)
+            FfiConverterString.write(value.`multicastGroup`, buf)
+            FfiConverterString.write(value.`multicastInterface`, buf)
+    }
+}
+
+
+
+/**
+ * Counters of the ephemeral path (a summary of the core's).
+ */
+data class EphemeralStatsRecord (
+    /**
+     * Messages this node published.
+     */
+    var `published`: kotlin.ULong
+    , 
+    /**
+     * Datagrams received (connections and multicast).
+     */
+    var `received`: kotlin.ULong
+    , 
+    /**
+     * Messages delivered.
+     */
+    var `delivered`: kotlin.ULong
+    , 
+    /**
+     * Messages forwarded to other peers.
+     */
+    var `forwarded`: kotlin.ULong
+    , 
+    /**
+     * Copies and replays dropped.
+     */
+    var `duplicates`: kotlin.ULong
+    , 
+    /**
+     * Messages that arrived or waited past their lifetime, dropped.
+     */
+    var `expired`: kotlin.ULong
+    , 
+    /**
+     * Datagrams that did not decode, broke a bound or lied, dropped.
+     */
+    var `malformed`: kotlin.ULong
+    , 
+    /**
+     * Messages without a valid signature where one is needed, dropped.
+     */
+    var `badSignature`: kotlin.ULong
+    , 
+    /**
+     * Multicast datagrams of another formation, another key epoch, or that
+     * did not open, dropped.
+     */
+    var `refusedSealed`: kotlin.ULong
+    , 
+    /**
+     * Messages dropped by a peer's or the multicast path's budget.
+     */
+    var `rateLimited`: kotlin.ULong
+    , 
+    /**
+     * Sealed datagrams sent on the multicast path.
+     */
+    var `multicastSent`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEphemeralStatsRecord: FfiConverterRustBuffer<EphemeralStatsRecord> {
+    override fun read(buf: ByteBuffer): EphemeralStatsRecord {
+        return EphemeralStatsRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EphemeralStatsRecord) = (
+            FfiConverterULong.allocationSize(value.`published`) +
+            FfiConverterULong.allocationSize(value.`received`) +
+            FfiConverterULong.allocationSize(value.`delivered`) +
+            FfiConverterULong.allocationSize(value.`forwarded`) +
+            FfiConverterULong.allocationSize(value.`duplicates`) +
+            FfiConverterULong.allocationSize(value.`expired`) +
+            FfiConverterULong.allocationSize(value.`malformed`) +
+            FfiConverterULong.allocationSize(value.`badSignature`) +
+            FfiConverterULong.allocationSize(value.`refusedSealed`) +
+            FfiConverterULong.allocationSize(value.`rateLimited`) +
+            FfiConverterULong.allocationSize(value.`multicastSent`)
+    )
+
+    override fun write(value: EphemeralStatsRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`published`, buf)
+            FfiConverterULong.write(value.`received`, buf)
+            FfiConverterULong.write(value.`delivered`, buf)
+            FfiConverterULong.write(value.`forwarded`, buf)
+            FfiConverterULong.write(value.`duplicates`, buf)
+            FfiConverterULong.write(value.`expired`, buf)
+            FfiConverterULong.write(value.`malformed`, buf)
+            FfiConverterULong.write(value.`badSignature`, buf)
+            FfiConverterULong.write(value.`refusedSealed`, buf)
+            FfiConverterULong.write(value.`rateLimited`, buf)
+            FfiConverterULong.write(value.`multicastSent`, buf)
     }
 }
 
@@ -2167,6 +2664,110 @@ public object FfiConverterTypeListPage: FfiConverterRustBuffer<ListPage> {
 
 
 /**
+ * A message received.
+ */
+data class MessageRecord (
+    /**
+     * Who published it (node id).
+     */
+    var `origin`: kotlin.String
+    , 
+    /**
+     * Its topic.
+     */
+    var `topic`: kotlin.String
+    , 
+    /**
+     * Its bytes.
+     */
+    var `payload`: kotlin.ByteArray
+    , 
+    /**
+     * Published as JSON (the payload is JSON text).
+     */
+    var `json`: kotlin.Boolean
+    , 
+    /**
+     * The publisher's number for it.
+     */
+    var `seq`: kotlin.ULong
+    , 
+    /**
+     * The publisher's clock at publish, Unix ms.
+     */
+    var `sentAtMs`: kotlin.ULong
+    , 
+    /**
+     * How many nodes forwarded it.
+     */
+    var `hops`: kotlin.UByte
+    , 
+    /**
+     * The peer it came from (the publisher or a forwarder); `None` when it
+     * came on the multicast path.
+     */
+    var `viaPeer`: kotlin.String?
+    , 
+    /**
+     * Milliseconds left before it expires.
+     */
+    var `ttlLeftMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMessageRecord: FfiConverterRustBuffer<MessageRecord> {
+    override fun read(buf: ByteBuffer): MessageRecord {
+        return MessageRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUByte.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MessageRecord) = (
+            FfiConverterString.allocationSize(value.`origin`) +
+            FfiConverterString.allocationSize(value.`topic`) +
+            FfiConverterByteArray.allocationSize(value.`payload`) +
+            FfiConverterBoolean.allocationSize(value.`json`) +
+            FfiConverterULong.allocationSize(value.`seq`) +
+            FfiConverterULong.allocationSize(value.`sentAtMs`) +
+            FfiConverterUByte.allocationSize(value.`hops`) +
+            FfiConverterOptionalString.allocationSize(value.`viaPeer`) +
+            FfiConverterULong.allocationSize(value.`ttlLeftMs`)
+    )
+
+    override fun write(value: MessageRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`origin`, buf)
+            FfiConverterString.write(value.`topic`, buf)
+            FfiConverterByteArray.write(value.`payload`, buf)
+            FfiConverterBoolean.write(value.`json`, buf)
+            FfiConverterULong.write(value.`seq`, buf)
+            FfiConverterULong.write(value.`sentAtMs`, buf)
+            FfiConverterUByte.write(value.`hops`, buf)
+            FfiConverterOptionalString.write(value.`viaPeer`, buf)
+            FfiConverterULong.write(value.`ttlLeftMs`, buf)
+    }
+}
+
+
+
+/**
  * What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
  */
 data class NodeOptions (
@@ -2216,6 +2817,11 @@ data class NodeOptions (
      * How links are probed and judged (PACE thresholds).
      */
     var `pace`: PaceOptions
+    , 
+    /**
+     * Beacons and the multicast path.
+     */
+    var `ephemeral`: EphemeralOptions
     
 ){
     
@@ -2241,6 +2847,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterSequenceTypeLinkOptions.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterTypePaceOptions.read(buf),
+            FfiConverterTypeEphemeralOptions.read(buf),
         )
     }
 
@@ -2253,7 +2860,8 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterBoolean.allocationSize(value.`mdns`) +
             FfiConverterSequenceTypeLinkOptions.allocationSize(value.`links`) +
             FfiConverterBoolean.allocationSize(value.`linksOnly`) +
-            FfiConverterTypePaceOptions.allocationSize(value.`pace`)
+            FfiConverterTypePaceOptions.allocationSize(value.`pace`) +
+            FfiConverterTypeEphemeralOptions.allocationSize(value.`ephemeral`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -2266,6 +2874,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterSequenceTypeLinkOptions.write(value.`links`, buf)
             FfiConverterBoolean.write(value.`linksOnly`, buf)
             FfiConverterTypePaceOptions.write(value.`pace`, buf)
+            FfiConverterTypeEphemeralOptions.write(value.`ephemeral`, buf)
     }
 }
 
@@ -2552,6 +3161,61 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
 
 
 /**
+ * How to publish one message; a zero `ttl_ms` takes 10 s.
+ */
+data class PublishOptionsRecord (
+    /**
+     * Lifetime in ms (1 ms to 1 h; 0: 10 s). Receivers drop it after.
+     */
+    var `ttlMs`: kotlin.ULong
+    , 
+    /**
+     * How many times it may be forwarded (0 to 8); above 0 it is signed.
+     */
+    var `hopLimit`: kotlin.UByte
+    , 
+    /**
+     * Also send it on the node's multicast path, if it has one.
+     */
+    var `multicast`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePublishOptionsRecord: FfiConverterRustBuffer<PublishOptionsRecord> {
+    override fun read(buf: ByteBuffer): PublishOptionsRecord {
+        return PublishOptionsRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterUByte.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PublishOptionsRecord) = (
+            FfiConverterULong.allocationSize(value.`ttlMs`) +
+            FfiConverterUByte.allocationSize(value.`hopLimit`) +
+            FfiConverterBoolean.allocationSize(value.`multicast`)
+    )
+
+    override fun write(value: PublishOptionsRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`ttlMs`, buf)
+            FfiConverterUByte.write(value.`hopLimit`, buf)
+            FfiConverterBoolean.write(value.`multicast`, buf)
+    }
+}
+
+
+
+/**
  * Progress of a transfer.
  */
 data class TransferProgress (
@@ -2627,6 +3291,179 @@ public object FfiConverterTypeTransferProgress: FfiConverterRustBuffer<TransferP
             FfiConverterBoolean.write(value.`finished`, buf)
     }
 }
+
+
+
+/**
+ * A beacon table event.
+ */
+sealed class BeaconEventRecord {
+    
+    /**
+     * A node's first beacon (or first since it expired).
+     */
+    data class Appeared(
+        val v1: io.peat.mesh.uniffi.BeaconRecord) : BeaconEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A newer beacon of a node in the table.
+     */
+    data class Updated(
+        val v1: io.peat.mesh.uniffi.BeaconRecord) : BeaconEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A node's beacon expired (its node id).
+     */
+    data class Expired(
+        val v1: kotlin.String) : BeaconEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A node's beacon was evicted from the full table (its node id).
+     */
+    data class Evicted(
+        val v1: kotlin.String) : BeaconEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * This many events were dropped because the subscriber fell behind.
+     */
+    data class Lagged(
+        val v1: kotlin.ULong) : BeaconEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBeaconEventRecord : FfiConverterRustBuffer<BeaconEventRecord>{
+    override fun read(buf: ByteBuffer): BeaconEventRecord {
+        return when(buf.getInt()) {
+            1 -> BeaconEventRecord.Appeared(
+                FfiConverterTypeBeaconRecord.read(buf),
+                )
+            2 -> BeaconEventRecord.Updated(
+                FfiConverterTypeBeaconRecord.read(buf),
+                )
+            3 -> BeaconEventRecord.Expired(
+                FfiConverterString.read(buf),
+                )
+            4 -> BeaconEventRecord.Evicted(
+                FfiConverterString.read(buf),
+                )
+            5 -> BeaconEventRecord.Lagged(
+                FfiConverterULong.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: BeaconEventRecord) = when(value) {
+        is BeaconEventRecord.Appeared -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeBeaconRecord.allocationSize(value.v1)
+            )
+        }
+        is BeaconEventRecord.Updated -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeBeaconRecord.allocationSize(value.v1)
+            )
+        }
+        is BeaconEventRecord.Expired -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.v1)
+            )
+        }
+        is BeaconEventRecord.Evicted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.v1)
+            )
+        }
+        is BeaconEventRecord.Lagged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.v1)
+            )
+        }
+    }
+
+    override fun write(value: BeaconEventRecord, buf: ByteBuffer) {
+        when(value) {
+            is BeaconEventRecord.Appeared -> {
+                buf.putInt(1)
+                FfiConverterTypeBeaconRecord.write(value.v1, buf)
+                Unit
+            }
+            is BeaconEventRecord.Updated -> {
+                buf.putInt(2)
+                FfiConverterTypeBeaconRecord.write(value.v1, buf)
+                Unit
+            }
+            is BeaconEventRecord.Expired -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.v1, buf)
+                Unit
+            }
+            is BeaconEventRecord.Evicted -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.v1, buf)
+                Unit
+            }
+            is BeaconEventRecord.Lagged -> {
+                buf.putInt(5)
+                FfiConverterULong.write(value.v1, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
 
 
 
@@ -2837,6 +3674,153 @@ public object FfiConverterTypeLinkState: FfiConverterRustBuffer<LinkState> {
     override fun allocationSize(value: LinkState) = 4UL
 
     override fun write(value: LinkState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a topic subscription yields.
+ */
+sealed class MessageEventRecord {
+    
+    /**
+     * A message.
+     */
+    data class Message(
+        val v1: io.peat.mesh.uniffi.MessageRecord) : MessageEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * This many messages were dropped because the subscriber fell behind.
+     */
+    data class Lagged(
+        val v1: kotlin.ULong) : MessageEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMessageEventRecord : FfiConverterRustBuffer<MessageEventRecord>{
+    override fun read(buf: ByteBuffer): MessageEventRecord {
+        return when(buf.getInt()) {
+            1 -> MessageEventRecord.Message(
+                FfiConverterTypeMessageRecord.read(buf),
+                )
+            2 -> MessageEventRecord.Lagged(
+                FfiConverterULong.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: MessageEventRecord) = when(value) {
+        is MessageEventRecord.Message -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeMessageRecord.allocationSize(value.v1)
+            )
+        }
+        is MessageEventRecord.Lagged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.v1)
+            )
+        }
+    }
+
+    override fun write(value: MessageEventRecord, buf: ByteBuffer) {
+        when(value) {
+            is MessageEventRecord.Message -> {
+                buf.putInt(1)
+                FfiConverterTypeMessageRecord.write(value.v1, buf)
+                Unit
+            }
+            is MessageEventRecord.Lagged -> {
+                buf.putInt(2)
+                FfiConverterULong.write(value.v1, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * A node's operational state in its beacon.
+ */
+
+enum class NodeState {
+    
+    /**
+     * Not said.
+     */
+    UNKNOWN,
+    /**
+     * Up and able to take work.
+     */
+    READY,
+    /**
+     * Up, busy.
+     */
+    BUSY,
+    /**
+     * Up with reduced capability.
+     */
+    DEGRADED,
+    /**
+     * Going away or out of action.
+     */
+    OFFLINE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeNodeState: FfiConverterRustBuffer<NodeState> {
+    override fun read(buf: ByteBuffer) = try {
+        NodeState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: NodeState) = 4UL
+
+    override fun write(value: NodeState, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -3831,6 +4815,38 @@ public object FfiConverterTypeTransferProfile: FfiConverterRustBuffer<TransferPr
 /**
  * @suppress
  */
+public object FfiConverterOptionalUByte: FfiConverterRustBuffer<kotlin.UByte?> {
+    override fun read(buf: ByteBuffer): kotlin.UByte? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUByte.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UByte?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUByte.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UByte?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUByte.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
     override fun read(buf: ByteBuffer): kotlin.UInt? {
         if (buf.get().toInt() == 0) {
@@ -3885,6 +4901,70 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
         } else {
             buf.put(1)
             FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalFloat: FfiConverterRustBuffer<kotlin.Float?> {
+    override fun read(buf: ByteBuffer): kotlin.Float? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterFloat.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Float?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterFloat.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Float?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterFloat.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
         }
     }
 }
@@ -3959,6 +5039,70 @@ public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteA
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeBeaconEventRecord: FfiConverterRustBuffer<BeaconEventRecord?> {
+    override fun read(buf: ByteBuffer): BeaconEventRecord? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBeaconEventRecord.read(buf)
+    }
+
+    override fun allocationSize(value: BeaconEventRecord?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBeaconEventRecord.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BeaconEventRecord?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBeaconEventRecord.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMessageEventRecord: FfiConverterRustBuffer<MessageEventRecord?> {
+    override fun read(buf: ByteBuffer): MessageEventRecord? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMessageEventRecord.read(buf)
+    }
+
+    override fun allocationSize(value: MessageEventRecord?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMessageEventRecord.allocationSize(value)
+        }
+    }
+
+    override fun write(value: MessageEventRecord?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMessageEventRecord.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceULong: FfiConverterRustBuffer<List<kotlin.ULong>> {
     override fun read(buf: ByteBuffer): List<kotlin.ULong> {
         val len = buf.getInt()
@@ -4005,6 +5149,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeBeaconRecord: FfiConverterRustBuffer<List<BeaconRecord>> {
+    override fun read(buf: ByteBuffer): List<BeaconRecord> {
+        val len = buf.getInt()
+        return List<BeaconRecord>(len) {
+            FfiConverterTypeBeaconRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<BeaconRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeBeaconRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<BeaconRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeBeaconRecord.write(it, buf)
         }
     }
 }
@@ -4089,6 +5261,34 @@ public object FfiConverterSequenceTypeLinkOptions: FfiConverterRustBuffer<List<L
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeLinkOptions.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeMessageRecord: FfiConverterRustBuffer<List<MessageRecord>> {
+    override fun read(buf: ByteBuffer): List<MessageRecord> {
+        val len = buf.getInt()
+        return List<MessageRecord>(len) {
+            FfiConverterTypeMessageRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MessageRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMessageRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MessageRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMessageRecord.write(it, buf)
         }
     }
 }
@@ -4702,6 +5902,172 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
         FfiConverterULong.lower(`sub`),_status)
 }
     
+    
+
+        /**
+         * Beacons in a geohash cell (and its neighbours if asked).
+         */
+    @Throws(PeatException::class) fun `beaconsInCell`(`node`: kotlin.ULong, `geohash`: kotlin.String, `neighbours`: kotlin.Boolean): List<BeaconRecord> {
+            return FfiConverterSequenceTypeBeaconRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_beacons_in_cell(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`geohash`),FfiConverterBoolean.lower(`neighbours`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Beacons within `radius_m` metres of a point, nearest first.
+         */
+    @Throws(PeatException::class) fun `beaconsNear`(`node`: kotlin.ULong, `lat`: kotlin.Double, `lon`: kotlin.Double, `radiusM`: kotlin.Double): List<BeaconRecord> {
+            return FfiConverterSequenceTypeBeaconRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_beacons_near(
+    
+        FfiConverterULong.lower(`node`),FfiConverterDouble.lower(`lat`),FfiConverterDouble.lower(`lon`),FfiConverterDouble.lower(`radiusM`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Beacons heard at or after `since_ms`.
+         */
+    @Throws(PeatException::class) fun `beaconsSince`(`node`: kotlin.ULong, `sinceMs`: kotlin.ULong): List<BeaconRecord> {
+            return FfiConverterSequenceTypeBeaconRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_beacons_since(
+    
+        FfiConverterULong.lower(`node`),FfiConverterULong.lower(`sinceMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Stops publishing this node's beacon.
+         */
+    @Throws(PeatException::class) fun `clearBeacon`(`node`: kotlin.ULong)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_clear_beacon(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    
+    
+
+        /**
+         * Counters of the ephemeral path.
+         */
+    @Throws(PeatException::class) fun `ephemeralStats`(`node`: kotlin.ULong): EphemeralStatsRecord {
+            return FfiConverterTypeEphemeralStatsRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_ephemeral_stats(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The latest live message of each origin and topic `filter` takes.
+         */
+    @Throws(PeatException::class) fun `latestMessages`(`node`: kotlin.ULong, `filter`: kotlin.String): List<MessageRecord> {
+            return FfiConverterSequenceTypeMessageRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_latest_messages(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`filter`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The next beacon event, waiting up to `timeout_ms`; `None` on timeout.
+         */
+    @Throws(PeatException::class) fun `nextBeaconEvent`(`sub`: kotlin.ULong, `timeoutMs`: kotlin.ULong): BeaconEventRecord? {
+            return FfiConverterOptionalTypeBeaconEventRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_next_beacon_event(
+    
+        FfiConverterULong.lower(`sub`),FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The next message, waiting up to `timeout_ms`; `None` on timeout.
+         */
+    @Throws(PeatException::class) fun `nextMessage`(`sub`: kotlin.ULong, `timeoutMs`: kotlin.ULong): MessageEventRecord? {
+            return FfiConverterOptionalTypeMessageEventRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_next_message(
+    
+        FfiConverterULong.lower(`sub`),FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Publishes on a topic; returns how many peers it was sent to.
+         */
+    @Throws(PeatException::class) fun `publish`(`node`: kotlin.ULong, `topic`: kotlin.String, `payload`: kotlin.ByteArray, `json`: kotlin.Boolean, `options`: PublishOptionsRecord): kotlin.UInt {
+            return FfiConverterUInt.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_publish(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`topic`),FfiConverterByteArray.lower(`payload`),FfiConverterBoolean.lower(`json`),FfiConverterTypePublishOptionsRecord.lower(`options`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Sets this node's beacon.
+         */
+    @Throws(PeatException::class) fun `setBeacon`(`node`: kotlin.ULong, `info`: BeaconInfoRecord)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_beacon(
+    
+        FfiConverterULong.lower(`node`),FfiConverterTypeBeaconInfoRecord.lower(`info`),_status)
+}
+    
+    
+
+        /**
+         * Subscribes to beacon events; returns its handle.
+         */
+    @Throws(PeatException::class) fun `subscribeBeacons`(`node`: kotlin.ULong): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_subscribe_beacons(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Subscribes to topics (`*`, `PREFIX*` or a topic); returns its handle.
+         */
+    @Throws(PeatException::class) fun `subscribeTopic`(`node`: kotlin.ULong, `filter`: kotlin.String, `latestOnly`: kotlin.Boolean): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_subscribe_topic(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`filter`),FfiConverterBoolean.lower(`latestOnly`),_status)
+}
+    )
+    }
     
 
 

@@ -1,15 +1,23 @@
 package io.peat.mesh
 
+import io.peat.mesh.uniffi.BeaconEventRecord
+import io.peat.mesh.uniffi.BeaconInfoRecord
+import io.peat.mesh.uniffi.BeaconRecord
 import io.peat.mesh.uniffi.BlobInfo
 import io.peat.mesh.uniffi.BlobStatusRecord
 import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.EphemeralOptions
+import io.peat.mesh.uniffi.EphemeralStatsRecord
 import io.peat.mesh.uniffi.EventListener
 import io.peat.mesh.uniffi.ListPage
 import io.peat.mesh.uniffi.LinkOptions
+import io.peat.mesh.uniffi.MessageEventRecord
+import io.peat.mesh.uniffi.MessageRecord
 import io.peat.mesh.uniffi.NodeOptions
 import io.peat.mesh.uniffi.PaceOptions
 import io.peat.mesh.uniffi.PeerEventRecord
 import io.peat.mesh.uniffi.PeerRecord
+import io.peat.mesh.uniffi.PublishOptionsRecord
 import io.peat.mesh.uniffi.SubEvent
 import io.peat.mesh.uniffi.TransferProfile
 import io.peat.mesh.uniffi.TransferProgress
@@ -23,6 +31,8 @@ import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.flow.flowOn
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import java.io.Closeable
@@ -88,8 +98,17 @@ internal object JniBridge {
         peers: Array<String>, mdns: Boolean,
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
         paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
+        ephemeral: Array<String>, ephemeralMs: LongArray,
         timeoutMs: Long, cancel: Long,
     ): Long
+    @JvmStatic external fun publish(
+        node: Long, topic: String, payload: ByteArray, json: Boolean, ttlMs: Long, hopLimit: Int, multicast: Boolean,
+    ): Int
+    @JvmStatic external fun setBeacon(
+        node: Long, lat: Double, lon: Double, altM: Double, role: String, level: Int, capabilities: Array<String>,
+        state: Int, batteryPct: Int, cpuPct: Int, bandwidthKbps: Long,
+    )
+    @JvmStatic external fun clearBeacon(node: Long)
     @JvmStatic external fun setLinkSilent(node: Long, name: String, silent: Boolean)
     @JvmStatic external fun nodeClose(node: Long, timeoutMs: Long)
     @JvmStatic external fun nodeId(node: Long): String
@@ -266,6 +285,12 @@ class Node private constructor(private val handle: ULong) : Closeable {
         /** PACE thresholds all at their defaults. */
         val DEFAULT_PACE = PaceOptions(0u, 0u, 0u, 0.0, 0u, 0u, emptyList())
 
+        /** The default beacon preset and no multicast path. */
+        val DEFAULT_EPHEMERAL = EphemeralOptions("", 0u, 0u, "", "")
+
+        /** Ten seconds, no forwarding, no multicast. */
+        val DIRECT = PublishOptionsRecord(10_000u, 0u, false)
+
         /**
          * Opens a node; cancelling the coroutine stops the opening. [links] are
          * links besides the UDP socket, each with its PACE level; with
@@ -282,6 +307,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
             links: List<LinkOptions> = emptyList(),
             linksOnly: Boolean = false,
             pace: PaceOptions = DEFAULT_PACE,
+            ephemeral: EphemeralOptions = DEFAULT_EPHEMERAL,
         ): Node = Node(cancellable { t ->
             either(
                 {
@@ -297,12 +323,14 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         pace.degradedLoss,
                         pace.collectionRules.map { it.collection }.toTypedArray(),
                         pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
+                        arrayOf(ephemeral.beaconPreset, ephemeral.multicastGroup, ephemeral.multicastInterface),
+                        longArrayOf(ephemeral.beaconIntervalMs.toLong(), ephemeral.beaconTtlMs.toLong()),
                         timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {
                     io.peat.mesh.uniffi.nodeOpen(
-                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace),
+                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral),
                         timeoutMs.toULong(), t,
                     )
                 },
@@ -466,6 +494,74 @@ class Node private constructor(private val handle: ULong) : Closeable {
     /** How much of a blob is here (`state`: missing, partial or complete). */
     fun blobStatus(hash: String): BlobStatusRecord = needsJna("blobs") { io.peat.mesh.uniffi.blobStatus(handle, hash) }
 
+    // ----- ephemeral messages and beacons -----
+
+    /**
+     * Publishes [payload] on [topic] to every connected peer (one datagram
+     * each; nothing is stored); returns how many peers it went to. It never
+     * waits. A topic over 64 bytes, a payload over 960 bytes or a reserved
+     * topic (`_peat/…`) throws [PeatException.InvalidArgument].
+     */
+    fun publish(topic: String, payload: ByteArray, options: PublishOptionsRecord = DIRECT): Int =
+        publishRaw(topic, payload, false, options)
+
+    /** Publishes JSON text (receivers see [MessageRecord.json]). */
+    fun publishJson(topic: String, json: String, options: PublishOptionsRecord = DIRECT): Int =
+        publishRaw(topic, json.toByteArray(), true, options)
+
+    private fun publishRaw(topic: String, payload: ByteArray, json: Boolean, o: PublishOptionsRecord): Int = either(
+        { JniBridge.publish(h, topic, payload, json, o.ttlMs.toLong(), o.hopLimit.toInt(), o.multicast) },
+        { io.peat.mesh.uniffi.publish(handle, topic, payload, json, o).toInt() },
+    )
+
+    /**
+     * Messages on the topics [filter] takes (`*`, `PREFIX*` or a topic) as a
+     * Flow: collecting subscribes, cancelling unsubscribes. With [latestOnly]
+     * only the newest message of each origin and topic waits. Expired messages
+     * never arrive.
+     */
+    fun messages(filter: String, latestOnly: Boolean = false): Flow<MessageEventRecord> = needsJna("messages") {
+        polledFlow({ io.peat.mesh.uniffi.subscribeTopic(handle, filter, latestOnly) }) { io.peat.mesh.uniffi.nextMessage(it, 200u) }
+    }
+
+    /** The latest live message of each origin and topic [filter] takes. */
+    fun latest(filter: String = "*"): List<MessageRecord> = needsJna("latest") { io.peat.mesh.uniffi.latestMessages(handle, filter) }
+
+    /** Publishes this node's beacon now and every interval until changed or cleared. */
+    fun setBeacon(info: BeaconInfoRecord) = either(
+        {
+            JniBridge.setBeacon(
+                h, info.lat, info.lon, info.altM?.toDouble() ?: Double.NaN, info.role, info.level.toInt(),
+                info.capabilities.toTypedArray(), info.state.ordinal, info.batteryPct?.toInt() ?: -1,
+                info.cpuPct?.toInt() ?: -1, info.bandwidthKbps?.toLong() ?: -1L,
+            )
+        },
+        { io.peat.mesh.uniffi.setBeacon(handle, info) },
+    )
+
+    /** Stops publishing this node's beacon (peers forget it at its ttl). */
+    fun clearBeacon() = either({ JniBridge.clearBeacon(h) }, { io.peat.mesh.uniffi.clearBeacon(handle) })
+
+    /** Beacons within [radiusM] metres of a point, nearest first (with [BeaconRecord.distanceM]). */
+    fun beaconsNear(lat: Double, lon: Double, radiusM: Double): List<BeaconRecord> =
+        needsJna("beaconsNear") { io.peat.mesh.uniffi.beaconsNear(handle, lat, lon, radiusM) }
+
+    /** Beacons in a geohash cell, and its eight neighbours if asked. */
+    fun beaconsInCell(geohash: String, neighbours: Boolean = false): List<BeaconRecord> =
+        needsJna("beaconsInCell") { io.peat.mesh.uniffi.beaconsInCell(handle, geohash, neighbours) }
+
+    /** Beacons heard at or after [sinceMs] (Unix ms, this node's clock); 0: all. */
+    fun beaconsSince(sinceMs: Long = 0): List<BeaconRecord> =
+        needsJna("beaconsSince") { io.peat.mesh.uniffi.beaconsSince(handle, sinceMs.toULong()) }
+
+    /** Beacon table events (appeared, updated, expired, evicted) as a Flow (see [messages]). */
+    fun beaconEvents(): Flow<BeaconEventRecord> = needsJna("beaconEvents") {
+        polledFlow({ io.peat.mesh.uniffi.subscribeBeacons(handle) }) { io.peat.mesh.uniffi.nextBeaconEvent(it, 200u) }
+    }
+
+    /** Counters of the ephemeral path. */
+    fun ephemeralStats(): EphemeralStatsRecord = needsJna("ephemeralStats") { io.peat.mesh.uniffi.ephemeralStats(handle) }
+
     /** Closes the node (blocking, bounded by five seconds). Idempotent. */
     override fun close() = closeWithin(5_000)
 
@@ -476,6 +572,28 @@ class Node private constructor(private val handle: ULong) : Closeable {
         runCatching { either({ JniBridge.nodeClose(h, timeoutMs) }, { io.peat.mesh.uniffi.nodeClose(handle, timeoutMs.toULong()) }) }
     }
 }
+
+/**
+ * A Flow over a polled SDK subscription: collecting subscribes, each wait
+ * for the next event (up to 200 ms, so cancellation is seen) runs on
+ * `Dispatchers.IO`, and the subscription is closed when collection ends.
+ */
+internal fun <T : Any> polledFlow(subscribe: () -> ULong, next: (ULong) -> T?): Flow<T> = flow {
+    val sub = subscribe()
+    try {
+        while (true) {
+            currentCoroutineContext().ensureActive()
+            val ev = try {
+                next(sub)
+            } catch (e: NativeException.Closed) {
+                break
+            }
+            if (ev != null) emit(ev)
+        }
+    } finally {
+        runCatching { io.peat.mesh.uniffi.unsubscribe(sub) }
+    }
+}.flowOn(Dispatchers.IO)
 
 /** A blob fetch. [await] it; cancelling the awaiting coroutine cancels the fetch. */
 class Transfer internal constructor(private val handle: ULong) : Closeable {

@@ -1,10 +1,17 @@
 package io.peat.mesh
 
+import io.peat.mesh.uniffi.BeaconEventRecord
+import io.peat.mesh.uniffi.BeaconInfoRecord
+import io.peat.mesh.uniffi.BeaconRecord
 import io.peat.mesh.uniffi.BlobState
 import io.peat.mesh.uniffi.CollectionRule
 import io.peat.mesh.uniffi.DocEventRecord
+import io.peat.mesh.uniffi.EphemeralOptions
 import io.peat.mesh.uniffi.LinkOptions
 import io.peat.mesh.uniffi.LinkState
+import io.peat.mesh.uniffi.MessageEventRecord
+import io.peat.mesh.uniffi.MessageRecord
+import io.peat.mesh.uniffi.NodeState
 import io.peat.mesh.uniffi.Origin
 import io.peat.mesh.uniffi.PaceOptions
 import io.peat.mesh.uniffi.PeerEventRecord
@@ -42,7 +49,7 @@ class ConformanceTest {
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
-        assertEquals(6, PeatMesh.abiVersion)
+        assertEquals(7, PeatMesh.abiVersion)
         // the test JVM loads the library once, so the JNI path is bound
         assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
@@ -519,5 +526,110 @@ class ConformanceTest {
         } catch (e: Err.Network) {
             assertTrue("Bluetooth" in (e.message ?: ""), "$e")
         }
+    }
+
+    /** Scenario 25: ephemeral topics, latest-only, bounds, the multicast path, beacons, expiry. */
+    @Test
+    fun ephemeralTopicsBeaconsAndMulticast() = runBlocking<Unit> {
+        val port = java.net.DatagramSocket(0, java.net.InetAddress.getByName("127.0.0.1")).use { it.localPort }
+        val eph = EphemeralOptions("tactical", 200u, 1_000u, "239.255.77.9:$port", "127.0.0.1")
+        val before = PeatMesh.liveHandles()
+        val open = suspend { Node.open(tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", ephemeral = eph) }
+        open().use { a ->
+            open().use { b ->
+                open().use { c ->
+                    val all = Channel<MessageEventRecord>(Channel.UNLIMITED)
+                    val beacons = Channel<BeaconEventRecord>(Channel.UNLIMITED)
+                    val jobs = listOf(
+                        launch { a.messages("pos/*").collect { all.send(it) } },
+                        launch { a.beaconEvents().collect { beacons.send(it) } },
+                    )
+                    suspend fun from(origin: String): MessageRecord = withTimeout(10_000) {
+                        var m: MessageRecord? = null
+                        while (m == null) m = (all.receive() as? MessageEventRecord.Message)?.v1?.takeIf { it.origin == origin }
+                        m
+                    }
+                    b.connect(a.addrs[0])
+                    // the collector subscribes asynchronously: publish until one arrives
+                    val first = withTimeout(10_000) {
+                        var got: MessageRecord? = null
+                        while (got == null) {
+                            assertEquals(1, b.publishJson("pos/b", """{"lat":59.3}"""))
+                            got = withTimeoutOrNull(300) { from(b.id) }
+                        }
+                        got
+                    }
+                    assertEquals(listOf("pos/b", "true", "0", b.id), listOf(first.topic, "${first.json}", "${first.hops}", first.viaPeer))
+                    assertEquals("""{"lat":59.3}""", String(first.payload))
+                    assertTrue(first.ttlLeftMs in 1u..10_000u)
+                    for (p in listOf("1", "2", "3")) {
+                        b.publish("pos/b", p.toByteArray())
+                        from(b.id)
+                    }
+                    assertEquals(listOf("3"), a.latest("pos/*").map { String(it.payload) })
+                    // a latest-only Flow (coalescing while the reader is behind is
+                    // tested in Rust, C, Python and Go, which can read late)
+                    val newest = Channel<MessageEventRecord>(Channel.UNLIMITED)
+                    val latestJob = launch { a.messages("pos/*", latestOnly = true).collect { newest.send(it) } }
+                    val kept = withTimeout(10_000) {
+                        var got: MessageRecord? = null
+                        while (got == null) {
+                            b.publish("pos/b", "4".toByteArray())
+                            got = withTimeoutOrNull(300) { (newest.receive() as? MessageEventRecord.Message)?.v1 }
+                        }
+                        got
+                    }
+                    assertEquals("4", String(kept.payload))
+                    latestJob.cancelAndJoin()
+                    for ((topic, payload, hops) in listOf(
+                        Triple("", "x".toByteArray(), 0),
+                        Triple("pos/x", ByteArray(961), 0),
+                        Triple("_peat/x", "x".toByteArray(), 0),
+                        Triple("pos/x", "x".toByteArray(), 9),
+                    )) {
+                        assertFailsWith<Err.InvalidArgument> { b.publish(topic, payload, Node.DIRECT.copy(hopLimit = hops.toUByte())) }
+                    }
+                    assertFailsWith<Err.InvalidArgument> { b.publishJson("pos/x", "not json") }
+                    // the multicast path: c has no connection to a
+                    assertEquals(0, c.publish("pos/c", "over the group".toByteArray(), Node.DIRECT.copy(multicast = true)))
+                    val m = from(c.id)
+                    assertEquals(null, m.viaPeer)
+                    assertEquals("over the group", String(m.payload))
+
+                    b.setBeacon(
+                        BeaconInfoRecord(59.3293, 18.0686, null, "sensor", 0u, listOf("camera"), NodeState.READY, 80u, null, null),
+                    )
+                    val seen = withTimeout(10_000) {
+                        var ev: BeaconRecord? = null
+                        while (ev == null) ev = (beacons.receive() as? BeaconEventRecord.Appeared)?.v1?.takeIf { it.node == b.id }
+                        ev
+                    }
+                    assertEquals(listOf("sensor", "READY", "80", "8"), listOf(seen.info.role, "${seen.info.state}", "${seen.info.batteryPct}", "${seen.geohash.length}"))
+                    val near = a.beaconsNear(59.33, 18.07, 1_000.0)
+                    assertEquals(listOf(b.id), near.map { it.node })
+                    assertTrue(near[0].distanceM!! < 1_000.0)
+                    assertTrue(a.beaconsNear(0.0, 0.0, 1_000.0).isEmpty())
+                    assertEquals(1, a.beaconsInCell(seen.geohash.take(5), neighbours = true).size)
+                    assertEquals(1, a.beaconsSince(0).size)
+                    for ((lat, lon) in listOf(Double.NaN to 0.0, 91.0 to 0.0, 0.0 to 181.0)) {
+                        assertFailsWith<Err.InvalidArgument> {
+                            b.setBeacon(BeaconInfoRecord(lat, lon, null, "", 0u, emptyList(), NodeState.UNKNOWN, null, null, null))
+                        }
+                    }
+                    assertFailsWith<Err.InvalidArgument> { a.beaconsNear(0.0, 0.0, -1.0) }
+                    b.clearBeacon()
+                    withTimeout(10_000) {
+                        while ((beacons.receive() as? BeaconEventRecord.Expired)?.v1 != b.id) {}
+                    }
+                    val st = a.ephemeralStats()
+                    assertTrue(st.delivered >= 5u && st.malformed == 0uL, "$st")
+                    jobs.forEach { it.cancelAndJoin() }
+                }
+            }
+        }
+        for (bad in listOf(Node.DEFAULT_EPHEMERAL.copy(beaconPreset = "nope"), Node.DEFAULT_EPHEMERAL.copy(multicastGroup = "239.255.77.9:7000"))) {
+            assertFailsWith<Err.InvalidArgument> { Node.open(tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", ephemeral = bad) }
+        }
+        assertEquals(before, PeatMesh.liveHandles())
     }
 }
