@@ -75,6 +75,41 @@ func str(s string) C.PeatStr {
 	return C.PeatStr{ptr: (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), len: C.size_t(len(s))}
 }
 
+// cMemory holds the C allocations of one call's arguments: a Go pointer may
+// not be stored in memory that C reads, so structs the SDK reads, and what
+// they point to, live in C memory until free.
+type cMemory struct{ ptrs []unsafe.Pointer }
+
+func (m *cMemory) alloc(size uintptr) unsafe.Pointer {
+	p := C.malloc(C.size_t(size))
+	m.ptrs = append(m.ptrs, p)
+	return p
+}
+
+// str copies s into C memory.
+func (m *cMemory) str(s string) C.PeatStr {
+	p := C.CBytes([]byte(s))
+	m.ptrs = append(m.ptrs, p)
+	return C.PeatStr{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
+}
+
+// strs copies a list of strings into a C array (one element more than
+// needed, so that it is never of size zero).
+func (m *cMemory) strs(list []string) *C.PeatStr {
+	arr := unsafe.Slice((*C.PeatStr)(m.alloc(uintptr(len(list)+1)*unsafe.Sizeof(C.PeatStr{}))), len(list)+1)
+	for i, s := range list {
+		arr[i] = m.str(s)
+	}
+	return &arr[0]
+}
+
+func (m *cMemory) free() {
+	for _, p := range m.ptrs {
+		C.free(p)
+	}
+	m.ptrs = nil
+}
+
 // check turns a status and optional error object into a Go error, freeing it.
 func check(rc C.int32_t, e *C.PeatError) error {
 	if rc == 0 {

@@ -416,29 +416,14 @@ func (n *Node) SetBeacon(info BeaconInfo) error {
 	if err != nil {
 		return err
 	}
-	var allocs []unsafe.Pointer
-	defer func() {
-		for _, p := range allocs {
-			C.free(p)
-		}
-	}()
-	cstr := func(s string) C.PeatStr {
-		p := C.CBytes([]byte(s))
-		allocs = append(allocs, p)
-		return C.PeatStr{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
-	}
-	caps := C.malloc(C.size_t(len(info.Capabilities)+1) * C.size_t(unsafe.Sizeof(C.PeatStr{})))
-	allocs = append(allocs, caps)
-	ccaps := unsafe.Slice((*C.PeatStr)(caps), len(info.Capabilities)+1)
-	for i, c := range info.Capabilities {
-		ccaps[i] = cstr(c)
-	}
-	ci := (*C.PeatBeaconInfo)(C.malloc(C.size_t(unsafe.Sizeof(C.PeatBeaconInfo{}))))
-	allocs = append(allocs, unsafe.Pointer(ci))
+	var mem cMemory
+	defer mem.free()
+	cstr := mem.str
+	ci := (*C.PeatBeaconInfo)(mem.alloc(unsafe.Sizeof(C.PeatBeaconInfo{})))
 	*ci = C.PeatBeaconInfo{
 		lat: C.double(info.Lat), lon: C.double(info.Lon), alt_m: C.double(math.NaN()),
 		role: cstr(info.Role), level: C.uint8_t(info.Level),
-		capabilities: (*C.PeatStr)(caps), capabilities_len: C.size_t(len(info.Capabilities)),
+		capabilities: mem.strs(info.Capabilities), capabilities_len: C.size_t(len(info.Capabilities)),
 		state: C.PeatNodeState(info.State), battery_pct: -1, cpu_pct: -1, bandwidth_kbps: -1,
 	}
 	if info.AltM != nil {

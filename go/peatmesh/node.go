@@ -180,28 +180,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Everything the options struct points to lives in C memory: a Go pointer
-	// may not be stored in memory that C reads after a call builds it.
-	var allocs []unsafe.Pointer
-	defer func() {
-		for _, p := range allocs {
-			C.free(p)
-		}
-	}()
-	cstr := func(s string) C.PeatStr {
-		p := C.CBytes([]byte(s))
-		allocs = append(allocs, p)
-		return C.PeatStr{ptr: (*C.uint8_t)(p), len: C.size_t(len(s))}
-	}
-	peers := C.malloc(C.size_t(len(cfg.Peers)+1) * C.size_t(unsafe.Sizeof(C.PeatStr{})))
-	allocs = append(allocs, peers)
-	cpeers := unsafe.Slice((*C.PeatStr)(peers), len(cfg.Peers)+1)
-	for i, p := range cfg.Peers {
-		cpeers[i] = cstr(p)
-	}
+	// Everything the options struct points to lives in C memory.
+	var mem cMemory
+	defer mem.free()
+	cstr := mem.str
+	peers := mem.strs(cfg.Peers)
 	// The per-collection rules, in C memory like the rest.
-	rules := C.malloc(C.size_t(len(cfg.Pace.CollectionsBelowLevel)+1) * C.size_t(unsafe.Sizeof(C.PeatCollectionRule{})))
-	allocs = append(allocs, rules)
+	rules := mem.alloc(uintptr(len(cfg.Pace.CollectionsBelowLevel)+1) * unsafe.Sizeof(C.PeatCollectionRule{}))
 	crules := unsafe.Slice((*C.PeatCollectionRule)(rules), len(cfg.Pace.CollectionsBelowLevel)+1)
 	i := 0
 	for c, below := range cfg.Pace.CollectionsBelowLevel {
@@ -211,25 +196,23 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	pace.collection_rules = (*C.PeatCollectionRule)(rules)
 	pace.collection_rules_len = C.size_t(len(cfg.Pace.CollectionsBelowLevel))
 	// One element more than needed, so that the array is never of size zero.
-	links := C.malloc(C.size_t(len(cfg.Links)+1) * C.size_t(unsafe.Sizeof(C.PeatLinkOptions{})))
-	allocs = append(allocs, links)
+	links := mem.alloc(uintptr(len(cfg.Links)+1) * unsafe.Sizeof(C.PeatLinkOptions{}))
 	clinks := unsafe.Slice((*C.PeatLinkOptions)(links), len(cfg.Links)+1)
 	for i, l := range cfg.Links {
 		clinks[i] = C.PeatLinkOptions{name: cstr(l.Name), bind: cstr(l.Bind), level: C.uint32_t(l.Level)}
 	}
-	secret := C.CBytes(cfg.FormationSecret[:])
-	allocs = append(allocs, secret)
+	secret := mem.alloc(32)
+	copy(unsafe.Slice((*byte)(secret), 32), cfg.FormationSecret[:])
 	// Wiped before the deferred free (defers run last-in, first-out).
 	defer C.memset(secret, 0, 32)
-	opts := (*C.PeatNodeOptions)(C.malloc(C.size_t(unsafe.Sizeof(C.PeatNodeOptions{}))))
-	allocs = append(allocs, unsafe.Pointer(opts))
+	opts := (*C.PeatNodeOptions)(mem.alloc(unsafe.Sizeof(C.PeatNodeOptions{})))
 	*opts = C.PeatNodeOptions{
 		data_dir:             cstr(cfg.DataDir),
 		formation_id:         cstr(cfg.FormationID),
 		formation_secret:     (*C.uint8_t)(secret),
 		formation_secret_len: 32,
 		listen:               cstr(cfg.Listen),
-		peers:                (*C.PeatStr)(peers),
+		peers:                peers,
 		peers_len:            C.size_t(len(cfg.Peers)),
 		mdns:                 C.bool(cfg.MDNS),
 		links:                (*C.PeatLinkOptions)(links),

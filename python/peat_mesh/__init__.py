@@ -22,10 +22,11 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, FrozenSet, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from . import _ephemeral
+from ._polled import Polled
 from ._ephemeral import (
     Beacon,
     BeaconEvent,
@@ -375,59 +376,22 @@ def _peer_event(raw: tuple) -> Event:
     return PeerEvent(PeerEventKind(kind), peer, source, PeerSource(source))
 
 
-class Subscription(_ClosesOnExit):
+class Subscription(Polled):
     """Events of a collection, a document or the peers, in order. Iterate it
     (``for`` or ``async for``) or call :meth:`next`. Close it (or use ``with``)
     to free it; it also ends when its node closes."""
 
     def __init__(self, handle: int, peers: bool) -> None:
-        self._handle = handle
+        super().__init__(handle)
         self._peers = peers
-        self._closed = False
 
-    def next(self, timeout: float = 1.0) -> Optional[Event]:
-        """The next event, waiting up to ``timeout`` seconds; None on timeout.
-        Raises :class:`ClosedError` once the subscription has ended."""
+    def _next(self, timeout_ms: int) -> Optional[Event]:
         _check_process()
         if self._peers:
-            raw = _native.next_peer_event(self._handle, _ms(timeout))
+            raw = _native.next_peer_event(self._handle, timeout_ms)
             return None if raw is None else _peer_event(raw)
-        raw = _native.next_doc_event(self._handle, _ms(timeout))
+        raw = _native.next_doc_event(self._handle, timeout_ms)
         return None if raw is None else _doc_event(raw)
-
-    def __iter__(self) -> Iterator[Event]:
-        while True:
-            try:
-                ev = self.next(0.5)
-            except (ClosedError, InvalidHandleError):
-                return
-            if ev is not None:
-                yield ev
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Event]:
-        while True:
-            try:
-                ev = await asyncio.to_thread(self.next, 0.25)
-            except (ClosedError, InvalidHandleError):
-                return
-            if ev is not None:
-                yield ev
-
-    def close(self) -> None:
-        """Ends the subscription; nothing is delivered after it returns. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            try:
-                _native.unsubscribe(self._handle)
-            except InvalidHandleError:
-                pass
-
-    def __enter__(self) -> "Subscription":
-        return self
-
 
 
 def _running_loop() -> Optional[asyncio.AbstractEventLoop]:

@@ -8,13 +8,13 @@ bounded table until it expires."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json as _json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple
 
 from . import _native
+from ._polled import Polled
 
 MAX_TOPIC = 64
 MAX_PAYLOAD = 960
@@ -218,72 +218,10 @@ def publish_args(payload: Any, ttl: float, hop_limit: int) -> Tuple[bytes, bool,
     return data, js, max(1, int(round(ttl * 1000))), hop_limit
 
 
-class _Polled:
-    """A polled subscription: ``next``, iteration (sync and async), close."""
-
-    _closed: bool
-
-    def __init__(self, handle: int) -> None:
-        self._handle = handle
-        self._closed = False
-
-    def _next(self, timeout_ms: int) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[Any]:
-        while True:
-            try:
-                ev = self._next(500)
-            except (_native.ClosedError, _native.InvalidHandleError):
-                return
-            if ev is not None:
-                yield ev
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                ev = await asyncio.to_thread(self._next, 250)
-            except (_native.ClosedError, _native.InvalidHandleError):
-                return
-            if ev is not None:
-                yield ev
-
-    def close(self) -> None:
-        """Ends the subscription. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            try:
-                _native.unsubscribe(self._handle)
-            except _native.InvalidHandleError:
-                pass
-
-    def __enter__(self) -> "_Polled":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
-
-
-class TopicSubscription(_Polled):
+class TopicSubscription(Polled):
     """Messages on topics, in arrival order (expired ones never): iterate it
     (``for`` / ``async for``) or call :meth:`next`. A latest-only
     subscription holds only the newest message of each origin and topic."""
-
-    def next(self, timeout: float = 1.0) -> "Optional[Union[Message, Any]]":
-        """The next :class:`Message` (or ``Lagged``), waiting up to
-        ``timeout`` seconds; None on timeout. Raises ``ClosedError`` once
-        the subscription has ended."""
-        return self._next(int(round(timeout * 1000)))
 
     def _next(self, timeout_ms: int) -> Any:
         raw = _native.next_message(self._handle, timeout_ms)
@@ -296,12 +234,8 @@ class TopicSubscription(_Polled):
         return message(raw[1])
 
 
-class BeaconSubscription(_Polled):
+class BeaconSubscription(Polled):
     """Beacon table events: appeared, updated, expired, evicted."""
-
-    def next(self, timeout: float = 1.0) -> "Optional[Union[BeaconEvent, Any]]":
-        """The next :class:`BeaconEvent` (or ``Lagged``); None on timeout."""
-        return self._next(int(round(timeout * 1000)))
 
     def _next(self, timeout_ms: int) -> Any:
         raw = _native.next_beacon_event(self._handle, timeout_ms)
