@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable, FrozenSet, Mapping, Optional, S
 
 from . import _native
 from . import _ephemeral
+from ._polled import ClosesOnExit as _ClosesOnExit
 from ._polled import Polled
 from ._ephemeral import (
     Beacon,
@@ -336,26 +337,6 @@ class NodeStats:
 
 
 Event = Union[DocEvent, PeerEvent, Lagged]
-
-
-class _ClosesOnExit:
-    """Context-manager and finaliser behaviour shared by handle owners: ``close()``
-    on ``with`` exit, and at garbage collection if still open."""
-
-    _closed: bool
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
 
 
 def _doc_event(raw: tuple) -> Event:

@@ -10,10 +10,28 @@ from typing import Any, AsyncIterator, Iterator
 from . import _native
 
 
-class Polled:
-    """A subscription: subclasses say how to read one event (``_next``)."""
+class ClosesOnExit:
+    """Context-manager and finaliser behaviour shared by handle owners: ``close()``
+    on ``with`` exit, and at garbage collection if still open."""
 
     _closed: bool
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+class Polled(ClosesOnExit):
+    """A subscription: subclasses say how to read one event (``_next``)."""
 
     def __init__(self, handle: int) -> None:
         self._handle = handle
@@ -59,13 +77,3 @@ class Polled:
 
     def __enter__(self) -> "Polled":
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:
-                pass
