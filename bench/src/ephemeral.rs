@@ -1,7 +1,8 @@
 //! `ephemeral` and `beacons`: the fast path beside the documents.
 //!
 //! - ephemeral: messages/s A→B of 100-byte payloads over QUIC datagrams
-//!   (hop limit 0: not signed; and hop limit 1: signed), and publish-to-
+//!   (hop limit 0: not signed; and hop limit 1: signed), counted as B's
+//!   subscriber reads them, and publish-to-
 //!   receive latency p50/p99 (one at a time, A publishes, B's subscription
 //!   yields it). Baseline: the same datagrams (same size) between two bare
 //!   iroh endpoints, and the same one-way timing on them.
@@ -11,6 +12,7 @@
 //!   process (RSS growth over 100,000 beacons) against a plain map of the
 //!   same beacons without the indexes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -32,23 +34,19 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
     let (b, _db) = open().await?;
     b.connect(&a.peer_addr()).await?;
     let payload = [7u8; PAYLOAD];
+    let (tally, counting) = tally_messages(&b, "pos/bench")?;
     for (label, hop_limit) in [("direct", 0u8), ("signed", 1)] {
-        let before = b.ephemeral_stats().delivered;
         let opts = PublishOptions {
             ttl: Duration::from_secs(30),
             hop_limit,
             multicast: false,
         };
-        let (got, took) = windowed(
-            n,
-            || b.ephemeral_stats().delivered - before,
-            |k| {
-                for _ in 0..k {
-                    a.publish("pos/bench", &payload, opts)?;
-                }
-                Ok(())
-            },
-        )
+        let (got, took) = windowed(n, WINDOW, &tally, |k| {
+            for _ in 0..k {
+                a.publish("pos/bench", &payload, opts)?;
+            }
+            Ok(())
+        })
         .await?;
         let rate = got as f64 / took.as_secs_f64();
         out.fig("ephemeral", &format!("{label} 100 B msgs/s"), rate, "msg/s");
@@ -69,6 +67,7 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
             ratio_rate(out, "ephemeral", "direct msgs/s", rate, base);
         }
     }
+    counting.abort();
     multicast(out, size).await?;
     // Latency, one message at a time.
     let sub = b.subscribe_topic("lat/*", false)?;
@@ -141,16 +140,13 @@ async fn multicast(out: &Out, size: &Size) -> Result<()> {
         hop_limit: 0,
         multicast: true,
     };
-    let (got, took) = windowed(
-        n,
-        || b.ephemeral_stats().delivered,
-        |k| {
-            for _ in 0..k {
-                a.publish("pos/bench", &payload, opts)?;
-            }
-            Ok(())
-        },
-    )
+    let (tally, counting) = tally_messages(&b, "pos/bench")?;
+    let (got, took) = windowed(n, MULTICAST_WINDOW, &tally, |k| {
+        for _ in 0..k {
+            a.publish("pos/bench", &payload, opts)?;
+        }
+        Ok(())
+    })
     .await?;
     let rate = got as f64 / took.as_secs_f64();
     out.fig("ephemeral", "multicast 100 B msgs/s", rate, "msg/s");
@@ -160,6 +156,7 @@ async fn multicast(out: &Out, size: &Size) -> Result<()> {
         100.0 * got as f64 / n as f64,
         "%",
     );
+    counting.abort();
     for node in [a, b] {
         node.close(Duration::from_secs(5)).await?;
     }
@@ -175,27 +172,23 @@ async fn multicast(out: &Out, size: &Size) -> Result<()> {
     tx.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())?;
     tx.set_multicast_if_v4(&Ipv4Addr::LOCALHOST)?;
     let tx: std::net::UdpSocket = tx.into();
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::new(Tally::default());
     let reader = tokio::spawn({
         let counter = counter.clone();
         async move {
             let mut buf = [0u8; 2048];
             while rx.recv_from(&mut buf).await.is_ok() {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counter.add();
             }
         }
     });
     let d = vec![7u8; 69 + DATAGRAM + 64 + 16];
-    let (bgot, btook) = windowed(
-        n,
-        || counter.load(std::sync::atomic::Ordering::Relaxed),
-        |k| {
-            for _ in 0..k {
-                tx.send_to(&d, base_group)?;
-            }
-            Ok(())
-        },
-    )
+    let (bgot, btook) = windowed(n, MULTICAST_WINDOW, &counter, |k| {
+        for _ in 0..k {
+            tx.send_to(&d, base_group)?;
+        }
+        Ok(())
+    })
     .await?;
     reader.abort();
     let base = bgot as f64 / btook.as_secs_f64();
@@ -214,33 +207,80 @@ async fn multicast(out: &Out, size: &Size) -> Result<()> {
 /// lost) before the next. Datagrams have no flow control, so a sender that
 /// outruns the path only measures loss; the same window for the baseline.
 const WINDOW: usize = 1_000;
+/// The window on the multicast path: a socket's default receive buffer
+/// (~200 KB) holds ~150 sealed datagrams of ~1.2 KB.
+const MULTICAST_WINDOW: usize = 100;
 
-/// Sends `n` in windows with `send(k)`; the number `count()` says arrived
+/// What a receiver counted, and a wake-up for the waiting sender (so that
+/// nobody spins on a counter while the receiver needs the CPU).
+#[derive(Default)]
+struct Tally {
+    count: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Tally {
+    fn add(&self) {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.changed.notify_one();
+    }
+
+    fn get(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Counts, in a task, what a node's subscription to `topic` delivers (as an
+/// application reads it).
+fn tally_messages(
+    node: &peat_mesh::Node,
+    topic: &str,
+) -> Result<(Arc<Tally>, tokio::task::JoinHandle<()>)> {
+    let sub = node.subscribe_topic(topic, false)?;
+    let tally = Arc::new(Tally::default());
+    let t = tally.clone();
+    let task = tokio::spawn(async move {
+        while let Some(ev) = sub.next().await {
+            if let Event::Item(_) = ev {
+                t.add();
+            }
+        }
+    });
+    Ok((tally, task))
+}
+
+/// Sends `n` in windows of `window` with `send(k)`; the number `tally` counted arrived,
 /// and the time it all took.
 async fn windowed(
     n: usize,
-    count: impl Fn() -> u64,
+    window: usize,
+    tally: &Tally,
     mut send: impl FnMut(usize) -> Result<()>,
 ) -> Result<(u64, Duration)> {
-    let start = count();
+    let start = tally.get();
     let t = Instant::now();
     let mut sent = 0usize;
     while sent < n {
-        let k = WINDOW.min(n - sent);
+        let k = window.min(n - sent);
         send(k)?;
         sent += k;
-        let mut last = count();
-        let mut quiet = Instant::now();
-        while count() - start < sent as u64 && quiet.elapsed() < Duration::from_millis(20) {
-            tokio::task::yield_now().await;
-            let c = count();
-            if c != last {
-                last = c;
-                quiet = Instant::now();
+        loop {
+            let notified = tally.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if tally.get() - start >= sent as u64 {
+                break;
+            }
+            if tokio::time::timeout(Duration::from_millis(20), notified)
+                .await
+                .is_err()
+            {
+                break;
             }
         }
     }
-    Ok((count() - start, t.elapsed()))
+    Ok((tally.get() - start, t.elapsed()))
 }
 
 const ALPN: &[u8] = b"peat-bench/raw/1";
@@ -276,26 +316,22 @@ async fn raw_pair() -> Result<(
 /// received per second.
 async fn raw_datagrams(n: usize) -> Result<f64> {
     let (a, b, inbound, out) = raw_pair().await?;
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::new(Tally::default());
     let reader = tokio::spawn({
         let counter = counter.clone();
         async move {
             while inbound.read_datagram().await.is_ok() {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counter.add();
             }
         }
     });
     let d = Bytes::from(vec![7u8; DATAGRAM]);
-    let (got, took) = windowed(
-        n,
-        || counter.load(std::sync::atomic::Ordering::Relaxed),
-        |k| {
-            for _ in 0..k {
-                out.send_datagram(d.clone())?;
-            }
-            Ok(())
-        },
-    )
+    let (got, took) = windowed(n, WINDOW, &counter, |k| {
+        for _ in 0..k {
+            out.send_datagram(d.clone())?;
+        }
+        Ok(())
+    })
     .await?;
     out.close(VarInt::from_u32(0), b"done");
     reader.abort();

@@ -224,17 +224,20 @@ impl Wire {
     }
 
     /// True if the message carries a valid signature of its origin.
+    #[cfg(any(test, fuzzing))]
     pub fn verify(&self) -> bool {
-        let Some(sig) = self.signature else {
-            return false;
-        };
-        let Ok(origin) = NodeId::from_bytes(&self.origin) else {
-            return false;
-        };
+        self.verified_origin().is_some()
+    }
+
+    /// The origin, if the message carries a valid signature of it.
+    pub fn verified_origin(&self) -> Option<NodeId> {
+        let sig = self.signature?;
+        let origin = NodeId::from_bytes(&self.origin).ok()?;
         origin
             .0
             .verify(&self.signed_bytes(), &iroh::Signature::from_bytes(&sig))
-            .is_ok()
+            .ok()?;
+        Some(origin)
     }
 
     /// Time left to live after `extra` more in transit, if any.

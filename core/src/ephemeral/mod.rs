@@ -171,10 +171,6 @@ macro_rules! stats {
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct EphemeralStats {
             $( $(#[$doc])* pub $name: u64, )*
-            /// Entries in the latest table now.
-            pub latest_len: u64,
-            /// Entries evicted from the full latest table.
-            pub latest_evicted: u64,
         }
 
         #[derive(Default)]
@@ -186,7 +182,6 @@ macro_rules! stats {
             pub fn snapshot(&self) -> EphemeralStats {
                 EphemeralStats {
                     $( $name: self.$name.load(std::sync::atomic::Ordering::Relaxed), )*
-                    ..Default::default()
                 }
             }
         }
@@ -243,6 +238,10 @@ stats! {
     /// Multicast messages whose timestamp is outside their lifetime plus the
     /// allowed clock skew (old replays), dropped.
     clock_skew,
+    /// Entries in the latest table now.
+    latest_len,
+    /// Entries evicted from the full latest table.
+    latest_evicted,
 }
 
 #[cfg(test)]
