@@ -198,8 +198,9 @@ func (n *Node) Latest(filter string) ([]Message, error) {
 	defer C.peat_message_list_free(l)
 	out := make([]Message, 0, int(l.len))
 	if l.len > 0 {
-		for i := range unsafe.Slice(l.items, int(l.len)) {
-			out = append(out, *goMessage(&unsafe.Slice(l.items, int(l.len))[i]))
+		items := unsafe.Slice(l.items, int(l.len))
+		for i := range items {
+			out = append(out, *goMessage(&items[i]))
 		}
 	}
 	return out, nil

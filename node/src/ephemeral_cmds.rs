@@ -7,12 +7,13 @@
 //! publish TOPIC TEXT                  publish TEXT (ttl 10 s, 2 hops, multicast if configured)
 //! beacon LAT LON                      set this node's beacon
 //! near LAT LON RADIUS_M               print `NEAR NODEID:METRES ...`
+//! beacon-subscribe                    print each beacon event as `BEACON KIND NODEID`
 //! ephemeral-stats                     print `ESTATS` with the counters
 //! ```
 
 use anyhow::{bail, Context, Result};
 use peat_mesh::ephemeral::{MulticastConfig, Via};
-use peat_mesh::{BeaconConfig, BeaconInfo, Event, Node, NodeConfig, PublishOptions};
+use peat_mesh::{BeaconConfig, BeaconEvent, BeaconInfo, Event, Node, NodeConfig, PublishOptions};
 
 /// Applies `--multicast` and `--beacon-preset`.
 pub fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
@@ -41,6 +42,7 @@ pub fn command(node: &Node, cmd: &str, rest: &str) -> Option<Result<String>> {
         "publish" => publish(node, rest),
         "beacon" => beacon(node, rest),
         "near" => near(node, rest),
+        "beacon-subscribe" => beacon_subscribe(node),
         "ephemeral-stats" => Ok(format!("ESTATS {:?}", node.ephemeral_stats())),
         _ => return None,
     })
@@ -103,4 +105,21 @@ fn near(node: &Node, rest: &str) -> Result<String> {
         .map(|n| format!("{}:{:.0}", n.beacon.node, n.distance_m))
         .collect();
     Ok(format!("NEAR {}", list.join(" ")))
+}
+
+fn beacon_subscribe(node: &Node) -> Result<String> {
+    let sub = node.subscribe_beacons()?;
+    tokio::spawn(async move {
+        while let Some(ev) = sub.next().await {
+            let line = match ev {
+                Event::Item(BeaconEvent::Appeared(b)) => format!("appeared {}", b.node),
+                Event::Item(BeaconEvent::Updated(b)) => format!("updated {}", b.node),
+                Event::Item(BeaconEvent::Expired(n)) => format!("expired {n}"),
+                Event::Item(BeaconEvent::Evicted(n)) => format!("evicted {n}"),
+                Event::Lagged(n) => format!("lagged {n}"),
+            };
+            println!("BEACON {line}");
+        }
+    });
+    Ok("OK beacon-subscribe".into())
 }

@@ -102,16 +102,12 @@ fn multicast_carries_sealed_messages_and_beacons_between_unconnected_nodes() -> 
     );
 
     // A's beacon reaches B's table the same way.
+    b.send("beacon-subscribe")?;
+    b.wait_for(wait, |l| l == "OK beacon-subscribe")?;
     a.send("beacon 59.3293 18.0686")?;
-    let mut near = String::new();
-    for _ in 0..100 {
-        b.send("near 59.33 18.07 1000")?;
-        near = b.wait_for(wait, |l| l.starts_with("NEAR"))?;
-        if near.contains(&a.id) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.wait_for(wait, |l| l == format!("BEACON appeared {}", a.id))?;
+    b.send("near 59.33 18.07 1000")?;
+    let near = b.wait_for(wait, |l| l.starts_with("NEAR"))?;
     ensure!(near.contains(&a.id), "{near}");
 
     // never connected

@@ -177,19 +177,9 @@ def beacon(raw: tuple) -> Beacon:
 
 
 def info_arg(info: BeaconInfo) -> tuple:
+    """The native beacon tuple (ranges are checked by the SDK)."""
     if not isinstance(info, BeaconInfo):
         raise TypeError(f"a beacon is a peat_mesh.BeaconInfo, got {info!r}")
-
-    def pct(what: str, v: Optional[int]) -> Optional[int]:
-        if v is not None and not (isinstance(v, int) and 0 <= v <= 100):
-            raise _native.InvalidArgumentError(f"{what} is a percentage (0-100), got {v!r}")
-        return v
-
-    if not 0 <= info.level <= 255:
-        raise _native.InvalidArgumentError(f"level is 0-255, got {info.level!r}")
-    bw = info.bandwidth_kbps
-    if bw is not None and not 0 <= bw <= 0xFFFF_FFFF:
-        raise _native.InvalidArgumentError(f"bandwidth_kbps is out of range: {bw!r}")
     return (
         float(info.lat),
         float(info.lon),
@@ -198,9 +188,9 @@ def info_arg(info: BeaconInfo) -> tuple:
         info.level,
         list(info.capabilities),
         NodeState(info.state).value,
-        pct("battery_pct", info.battery_pct),
-        pct("cpu_pct", info.cpu_pct),
-        bw,
+        info.battery_pct,
+        info.cpu_pct,
+        info.bandwidth_kbps,
     )
 
 
@@ -211,8 +201,6 @@ def publish_args(payload: Any, ttl: float, hop_limit: int) -> Tuple[bytes, bool,
         data, js = bytes(payload), False
     else:
         data, js = _json.dumps(payload, separators=(",", ":")).encode(), True
-    if not (isinstance(hop_limit, int) and 0 <= hop_limit <= 255):
-        raise _native.InvalidArgumentError(f"hop_limit is 0-8, got {hop_limit!r}")
     if ttl <= 0:
         raise _native.InvalidArgumentError(f"ttl must be positive, got {ttl!r}")
     return data, js, max(1, int(round(ttl * 1000))), hop_limit

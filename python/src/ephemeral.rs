@@ -67,6 +67,30 @@ type InfoTuple = (
     Option<u32>,
 );
 
+/// The same as Python passes it: integers of any size, converted here with a
+/// clear error (the SDK checks the ranges that matter, e.g. percentages).
+type InfoArg = (
+    f64,
+    f64,
+    Option<f32>,
+    String,
+    i64,
+    Vec<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn int<T: TryFrom<i64>>(v: i64, what: &str) -> R<T> {
+    T::try_from(v)
+        .map_err(|_| crate::InvalidArgumentError::new_err(format!("{what} {v} is out of range")))
+}
+
+fn opt_int<T: TryFrom<i64>>(v: Option<i64>, what: &str) -> R<Option<T>> {
+    v.map(|v| int(v, what)).transpose()
+}
+
 /// (node, info, geohash, timestamp_ms, received_ms, hops, distance_m)
 type BeaconTuple = (String, InfoTuple, String, u64, u64, u8, Option<f64>);
 
@@ -116,12 +140,12 @@ fn publish(
     payload: Vec<u8>,
     json: bool,
     ttl_ms: u64,
-    hop_limit: u8,
+    hop_limit: i64,
     multicast: bool,
 ) -> R<u32> {
     let o = PublishOptionsRecord {
         ttl_ms,
-        hop_limit,
+        hop_limit: int(hop_limit, "hop_limit")?,
         multicast,
     };
     py.detach(|| sdk::publish(node, &topic, &payload, json, o))
@@ -162,7 +186,7 @@ fn latest_messages(node: u64, filter: String) -> R<Vec<MessageTuple>> {
 }
 
 #[pyfunction]
-fn set_beacon(node: u64, info: InfoTuple) -> R<()> {
+fn set_beacon(node: u64, info: InfoArg) -> R<()> {
     let (lat, lon, alt_m, role, level, capabilities, state, battery_pct, cpu_pct, bandwidth_kbps) =
         info;
     let r = BeaconInfoRecord {
@@ -170,12 +194,12 @@ fn set_beacon(node: u64, info: InfoTuple) -> R<()> {
         lon,
         alt_m,
         role,
-        level,
+        level: int(level, "level")?,
         capabilities,
         state: state_of(&state)?,
-        battery_pct,
-        cpu_pct,
-        bandwidth_kbps,
+        battery_pct: opt_int(battery_pct, "battery_pct")?,
+        cpu_pct: opt_int(cpu_pct, "cpu_pct")?,
+        bandwidth_kbps: opt_int(bandwidth_kbps, "bandwidth_kbps")?,
     };
     sdk::set_beacon(node, r).map_err(err)
 }

@@ -24,11 +24,50 @@ struct WireBeacon {
     geohash: String,
     role: String,
     level: u8,
-    capabilities: Vec<String>,
+    capabilities: Labels,
     state: u8,
     battery_pct: Option<u8>,
     cpu_pct: Option<u8>,
     bandwidth_kbps: Option<u32>,
+}
+
+/// The capabilities on the wire: a sequence that is refused past
+/// [`MAX_CAPABILITIES`] while it is read, so a claimed length never sizes an
+/// allocation (a derived `Vec` would reserve for the count a peer claims).
+struct Labels(Vec<String>);
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Labels;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "at most {MAX_CAPABILITIES} labels")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Labels, A::Error> {
+                let mut v = Vec::new();
+                while let Some(label) = seq.next_element::<String>()? {
+                    if v.len() == MAX_CAPABILITIES {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_CAPABILITIES} capabilities"
+                        )));
+                    }
+                    v.push(label);
+                }
+                Ok(Labels(v))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 pub(super) fn check_label(what: &str, s: &str) -> Result<()> {
@@ -52,7 +91,7 @@ pub(crate) fn encode(info: &BeaconInfo, precision: u8) -> Result<(Vec<u8>, Strin
         geohash: geohash.clone(),
         role: info.role.clone(),
         level: info.level,
-        capabilities: info.capabilities.clone(),
+        capabilities: Labels(info.capabilities.clone()),
         state: info.state.code(),
         battery_pct: info.battery_pct,
         cpu_pct: info.cpu_pct,
@@ -82,7 +121,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(BeaconInfo, String)> {
         alt_m: w.alt_m,
         role: w.role,
         level: w.level,
-        capabilities: w.capabilities,
+        capabilities: w.capabilities.0,
         state,
         battery_pct: w.battery_pct,
         cpu_pct: w.cpu_pct,
@@ -158,6 +197,22 @@ mod tests {
         let mut w: WireBeacon = postcard::from_bytes(&bytes).unwrap();
         w.lat = f64::NAN;
         assert!(decode(&postcard::to_allocvec(&w).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_claimed_count_of_capabilities_is_refused_while_read() {
+        let (bytes, _) = encode(&info(), 7).unwrap();
+        let mut w: WireBeacon = postcard::from_bytes(&bytes).unwrap();
+        w.capabilities = Labels(vec!["c".into(); MAX_CAPABILITIES + 1]);
+        let e = decode(&postcard::to_allocvec(&w).unwrap()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Protocol, "{e}");
+        // a count of a million in a few bytes: refused, nothing reserved for it
+        let mut lie = postcard::to_allocvec(&1u8).unwrap();
+        lie.extend_from_slice(&[0; 16]); // lat, lon
+        lie.push(0); // no altitude
+        lie.extend_from_slice(&[1, b's', 0, 0]); // geohash "s", role "", level 0
+        lie.extend_from_slice(&[0xc0, 0x84, 0x3d]); // capabilities: 1,000,000
+        assert!(decode(&lie).is_err());
     }
 
     proptest! {

@@ -33,16 +33,23 @@ fn wire(origin: &iroh::SecretKey, seq: u64, topic: &str, payload: &[u8]) -> Wire
     }
 }
 
-async fn settle(node: &Node, received: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while node.ephemeral_stats().received < received {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            node.ephemeral_stats()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits until the node has handled `n` datagrams (connections and
+/// multicast), woken after each one (never polling on a timer).
+pub(super) async fn settle(node: &Node, n: u64) {
+    let e = node.ephemeral_for_tests();
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let handled = e.handled.1.notified();
+            tokio::pin!(handled);
+            handled.as_mut().enable();
+            if e.handled.0.load(std::sync::atomic::Ordering::Relaxed) >= n {
+                return;
+            }
+            handled.await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{:?}", node.ephemeral_stats());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

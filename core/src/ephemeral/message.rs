@@ -154,9 +154,9 @@ impl Wire {
         Ok(())
     }
 
-    /// Decodes a datagram. Every length is checked before it is used; an
-    /// error says what was wrong, and nothing is allocated for bad input
-    /// beyond the topic and payload, whose lengths are bounded.
+    /// Decodes a datagram. Every length is checked against its bound and the
+    /// datagram's length before anything is copied; an error says what was
+    /// wrong.
     pub fn decode(b: &[u8]) -> Result<Wire> {
         let bad = |what: &str| Error::Protocol(format!("ephemeral datagram: {what}"));
         if b.len() > MAX_MESSAGE {
@@ -181,6 +181,9 @@ impl Wire {
         let mut origin = [0u8; 32];
         origin.copy_from_slice(&b[8..40]);
         let topic_len = b[60] as usize;
+        if topic_len > MAX_TOPIC {
+            return Err(bad("topic longer than the largest"));
+        }
         let topic_end = HEADER + topic_len;
         if b.len() < topic_end + 2 {
             return Err(bad("truncated topic"));
@@ -189,6 +192,9 @@ impl Wire {
             .map_err(|_| bad("topic is not UTF-8"))?
             .to_string();
         let payload_len = u16::from_be_bytes([b[topic_end], b[topic_end + 1]]) as usize;
+        if payload_len > MAX_PAYLOAD {
+            return Err(bad("payload larger than the largest"));
+        }
         let payload_end = topic_end + 2 + payload_len;
         let sig_len = if flags & FLAG_SIGNED != 0 { SIG_LEN } else { 0 };
         if b.len() != payload_end + sig_len {

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::clock::{unix_ms, Bucket};
 use super::message::Wire;
-use super::seal::{Refused, Sealer, MAX_SEALED, MAX_SKEW};
+use super::seal::{Refused, Sealer, MAX_SKEW};
 use super::{Counters, VERIFY_PER_SEC};
 use crate::config::MulticastConfig;
 use crate::error::{Error, Result};
@@ -112,10 +112,6 @@ impl MulticastPath {
     /// (counted) otherwise. The signature itself is checked by the caller.
     pub fn open_datagram(&self, d: &[u8], c: &Counters) -> Option<Wire> {
         c.multicast_received.fetch_add(1, Relaxed);
-        if d.len() > MAX_SEALED {
-            c.malformed.fetch_add(1, Relaxed);
-            return None;
-        }
         let now_ms = unix_ms();
         let (plain, sender) = match self.sealer.locked().open(d, now_ms / 1000) {
             Ok(x) => x,

@@ -114,15 +114,7 @@ async fn crafted_multicast_datagrams_are_dropped_and_counted() {
         }
         other => panic!("{other:?}"),
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while node.ephemeral_stats().multicast_received < 11 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            node.ephemeral_stats()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::hostile_tests::settle(&node, 11).await;
     let s = node.ephemeral_stats();
     assert_eq!(s.delivered, 1, "{s:?}");
     assert_eq!(s.duplicates, 1, "replayed: {s:?}");

@@ -58,10 +58,14 @@ pub(crate) struct Ephemeral {
     pub beacons: BeaconTable,
     pub beacon_config: BeaconConfig,
     /// This node's beacon, while set; the beacon task publishes it.
-    pub own_beacon: Mutex<Option<BeaconInfo>>,
+    /// This node's beacon, encoded once when set, while set.
+    own_beacon: Mutex<Option<Vec<u8>>>,
     pub beacon_changed: tokio::sync::Notify,
     /// The secured multicast path, if configured.
     pub multicast: std::sync::OnceLock<Arc<super::multicast::MulticastPath>>,
+    /// Datagrams handled, told after each, so tests wait on it, not on time.
+    #[cfg(test)]
+    pub handled: (AtomicU64, tokio::sync::Notify),
 }
 
 impl Ephemeral {
@@ -90,6 +94,8 @@ impl Ephemeral {
             own_beacon: Mutex::new(None),
             beacon_changed: tokio::sync::Notify::new(),
             multicast: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            handled: Default::default(),
         }
     }
 
@@ -227,6 +233,14 @@ impl Ephemeral {
                 tracing::debug!(?via, error = %e, "ephemeral datagram dropped");
             }
         }
+        #[cfg(test)]
+        self.handled_one();
+    }
+
+    #[cfg(test)]
+    pub fn handled_one(&self) {
+        self.handled.0.fetch_add(1, Relaxed);
+        self.handled.1.notify_waiters();
     }
 
     /// Takes a decoded message: who may say it, whether it is alive and new;
@@ -396,11 +410,25 @@ impl Ephemeral {
     }
 
     /// Publishes this node's beacon now, if set.
+    /// Sets (checked and encoded now) or clears this node's beacon, and has
+    /// the beacon task send it at once.
+    pub fn set_beacon(&self, info: Option<&BeaconInfo>) -> Result<()> {
+        let payload = match info {
+            Some(i) => Some(crate::beacons::encode_beacon(i, self.beacon_config.precision)?.0),
+            None => None,
+        };
+        let set = payload.is_some();
+        *self.own_beacon.locked() = payload;
+        if set {
+            self.beacon_changed.notify_one();
+        }
+        Ok(())
+    }
+
     pub fn send_beacon(&self) -> Result<()> {
-        let Some(info) = self.own_beacon.locked().clone() else {
+        let Some(payload) = self.own_beacon.locked().clone() else {
             return Ok(());
         };
-        let (payload, _) = crate::beacons::encode_beacon(&info, self.beacon_config.precision)?;
         let opts = PublishOptions {
             ttl: self.beacon_config.ttl,
             hop_limit: self.beacon_config.hop_limit,
@@ -463,5 +491,7 @@ pub(crate) async fn run_multicast(
         if let Some(w) = path.open_datagram(&buf[..n], &e.counters) {
             e.accept(w, Via::Multicast);
         }
+        #[cfg(test)]
+        e.handled_one();
     }
 }

@@ -8,7 +8,6 @@ use crate::beacons::{Beacon, BeaconEvent, BeaconInfo, BeaconStats, Cell, Nearby}
 use crate::ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 use crate::error::{Error, Result};
 use crate::events::Subscription;
-use crate::locks::LockExt;
 
 impl Node {
     /// Publishes `payload` on `topic` to every connected peer (one QUIC
@@ -31,6 +30,22 @@ impl Node {
         self.check_open()?;
         let bytes = serde_json::to_vec(value).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.inner.ephemeral.publish(topic, &bytes, true, opts)
+    }
+
+    /// Publishes JSON given as text, sent as it is once checked to be JSON
+    /// (what the SDK's bindings hand over).
+    pub fn publish_json_text(
+        &self,
+        topic: &str,
+        json: &str,
+        opts: PublishOptions,
+    ) -> Result<usize> {
+        self.check_open()?;
+        serde_json::from_str::<serde::de::IgnoredAny>(json)
+            .map_err(|e| Error::InvalidArgument(format!("payload is not JSON: {e}")))?;
+        self.inner
+            .ephemeral
+            .publish(topic, json.as_bytes(), true, opts)
     }
 
     /// Messages on topics `filter` takes (`"*"`, `"pos/*"` or a topic), from
@@ -57,15 +72,12 @@ impl Node {
     /// its bound.
     pub fn set_beacon(&self, info: BeaconInfo) -> Result<()> {
         self.check_open()?;
-        info.check()?;
-        *self.inner.ephemeral.own_beacon.locked() = Some(info);
-        self.inner.ephemeral.beacon_changed.notify_one();
-        Ok(())
+        self.inner.ephemeral.set_beacon(Some(&info))
     }
 
     /// Stops publishing this node's beacon (peers forget it at its ttl).
     pub fn clear_beacon(&self) {
-        *self.inner.ephemeral.own_beacon.locked() = None;
+        let _ = self.inner.ephemeral.set_beacon(None);
     }
 
     /// Beacons heard within `radius_m` metres of a point, nearest first.
@@ -96,6 +108,11 @@ impl Node {
             .changed_since(since_ms, Instant::now())
     }
 
+    /// The live beacon of one node, if heard.
+    pub fn beacon_of(&self, node: &crate::NodeId) -> Option<Beacon> {
+        self.inner.ephemeral.beacons.get(node, Instant::now())
+    }
+
     /// Counters of the beacon table.
     pub fn beacon_stats(&self) -> BeaconStats {
         self.inner.ephemeral.beacons.stats()
@@ -105,12 +122,5 @@ impl Node {
     pub fn subscribe_beacons(&self) -> Result<Subscription<BeaconEvent>> {
         self.check_open()?;
         Ok(self.inner.ephemeral.beacons.subscribe())
-    }
-}
-
-impl Node {
-    /// The live beacon of one node, if heard.
-    pub fn beacon_of(&self, node: &crate::NodeId) -> Option<Beacon> {
-        self.inner.ephemeral.beacons.get(node, Instant::now())
     }
 }

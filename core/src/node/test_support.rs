@@ -88,4 +88,8 @@ impl super::Node {
     pub(crate) fn connections_for_tests(&self) -> Arc<Connections> {
         self.inner.connections.clone()
     }
+
+    pub(crate) fn ephemeral_for_tests(&self) -> Arc<crate::ephemeral::service::Ephemeral> {
+        self.inner.ephemeral.clone()
+    }
 }

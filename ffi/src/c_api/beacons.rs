@@ -80,14 +80,15 @@ pub struct PeatBeaconInfo {
     pub bandwidth_kbps: i64,
 }
 
+/// -1 as "not said", else the value as a byte (the core checks it is a
+/// percentage).
 fn opt_pct(v: i32, what: &str) -> SdkResult<Option<u8>> {
-    match v {
-        -1 => Ok(None),
-        0..=100 => Ok(Some(v as u8)),
-        _ => Err(SdkError::invalid(format!(
-            "{what} is a percentage (0..=100) or -1, not {v}"
-        ))),
+    if v == -1 {
+        return Ok(None);
     }
+    u8::try_from(v)
+        .map(Some)
+        .map_err(|_| SdkError::invalid(format!("{what} {v} is out of range (or -1)")))
 }
 
 fn beacon_info(b: &PeatBeaconInfo) -> SdkResult<BeaconInfoRecord> {

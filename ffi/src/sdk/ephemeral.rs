@@ -74,9 +74,7 @@ pub fn publish(
     let sent = if json {
         let text = std::str::from_utf8(payload)
             .map_err(|_| SdkError::invalid("a JSON payload must be UTF-8"))?;
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| SdkError::invalid(format!("payload is not JSON: {e}")))?;
-        n.publish_json(topic, &value, opts.into())?
+        n.publish_json_text(topic, text, opts.into())?
     } else {
         n.publish(topic, payload, opts.into())?
     };
