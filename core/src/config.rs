@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::beacons::BeaconConfig;
 use crate::links::{Link, LinkAddr, PacePolicy};
+use crate::policy::Policies;
 use crate::security::Formation;
 use crate::NodeId;
 
@@ -190,6 +191,13 @@ pub struct NodeConfig {
     /// ([`crate::ephemeral::MulticastConfig`]); default none: nothing is sent
     /// to any group.
     pub multicast: Option<MulticastConfig>,
+    /// Per-collection policies ([`crate::policy`]): priority, sync mode, TTL,
+    /// retention, delete rule. Default: every collection [`crate::CollectionPolicy::default`].
+    pub policies: Policies,
+    /// How often garbage collection runs (expired documents and tombstones,
+    /// retention, unreferenced blobs; [`crate::Node::collect_garbage`] runs it
+    /// on demand). The first pass runs one interval after open. Default 60 s.
+    pub gc_interval: Duration,
 }
 
 impl NodeConfig {
@@ -216,7 +224,15 @@ impl NodeConfig {
             latest_capacity: 4096,
             beacons: BeaconConfig::default(),
             multicast: None,
+            policies: Policies::default(),
+            gc_interval: Duration::from_secs(60),
         }
+    }
+
+    /// Sets the per-collection policies.
+    pub fn policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
     }
 
     /// Sends and receives ephemeral messages on a secured multicast path.
@@ -292,6 +308,8 @@ impl fmt::Debug for NodeConfig {
             latest_capacity,
             beacons,
             multicast,
+            policies,
+            gc_interval,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -314,6 +332,8 @@ impl fmt::Debug for NodeConfig {
             .field("latest_capacity", latest_capacity)
             .field("beacons", beacons)
             .field("multicast", multicast)
+            .field("policies", policies)
+            .field("gc_interval", gc_interval)
             .finish()
     }
 }

@@ -30,6 +30,10 @@
 //! - [`beacons`] — "who is near me": each node's position and state as a
 //!   signed ephemeral message, kept in a bounded geohash-indexed table that
 //!   answers radius and cell queries ([`Node::beacons_near`]).
+//! - [`policy`] — per-collection policies: priority class, sync mode, TTL,
+//!   retention, delete rule ([`Node::set_policy`]).
+//! - `lifecycle` (internal) — garbage collection: expired documents and
+//!   tombstones removed, retention enforced ([`Node::collect_garbage`]).
 //! - `wire` (internal) — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
@@ -51,6 +55,7 @@
 
 pub mod beacons;
 pub mod blobs;
+mod clock;
 mod config;
 pub mod discovery;
 mod documents;
@@ -58,9 +63,11 @@ pub mod ephemeral;
 mod error;
 mod events;
 mod hex;
+mod lifecycle;
 pub mod links;
 mod locks;
 mod node;
+pub mod policy;
 pub mod security;
 pub mod storage;
 pub mod sync;
@@ -88,7 +95,9 @@ pub use documents::{DocEvent, Origin};
 pub use ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
+pub use lifecycle::{GarbageReport, StorageStats};
 pub use node::{ListOptions, Node};
+pub use policy::{CollectionPolicy, DeleteRule, Policies, Priority, Retention, SyncMode};
 pub use security::{Formation, NodeId};
 pub use storage::{DocKey, ListPage};
 pub use transport::{PeerEvent, PeerInfo, PeerState};

@@ -34,7 +34,6 @@
 //! subscription (lag is reported); the latest table holds
 //! `NodeConfig::latest_capacity` entries.
 
-mod clock;
 mod latest;
 pub(crate) mod message;
 pub(crate) mod multicast;

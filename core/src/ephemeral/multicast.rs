@@ -24,10 +24,10 @@ use std::sync::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::time::Instant;
 
-use super::clock::{unix_ms, Bucket};
 use super::message::Wire;
 use super::seal::{Refused, Sealer, MAX_SKEW};
 use super::{Counters, VERIFY_PER_SEC};
+use crate::clock::{unix_ms, Bucket};
 use crate::config::MulticastConfig;
 use crate::error::{Error, Result};
 use crate::locks::LockExt;

@@ -5,10 +5,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
-use super::clock::unix_ms;
 use super::message::Wire;
 use super::seal::{Sealer, EPOCH, MAX_SEALED};
 use super::{MulticastConfig, Via};
+use crate::clock::unix_ms;
 use crate::events::Event;
 use crate::{Formation, Node, NodeConfig};
 

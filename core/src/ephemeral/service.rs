@@ -10,7 +10,6 @@ use bytes::Bytes;
 use iroh::endpoint::SendDatagramError;
 use tokio::time::Instant;
 
-use super::clock::{unix_ms, Bucket};
 use super::latest::Latest;
 use super::message::{check_topic, Wire};
 use super::subscription::TopicSubscription;
@@ -21,6 +20,7 @@ use super::{
 };
 use crate::beacons::table::BeaconTable;
 use crate::beacons::{Beacon, BeaconConfig, BeaconInfo, BEACON_TOPIC};
+use crate::clock::{unix_ms, Bucket};
 use crate::error::{Error, Result};
 use crate::events::Hub;
 use crate::locks::LockExt;

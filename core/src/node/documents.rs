@@ -29,10 +29,7 @@ pub struct ListOptions {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::unix_ms() as i64
 }
 
 impl Node {

@@ -3,6 +3,7 @@
 
 mod documents;
 mod ephemeral;
+mod lifecycle;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::discovery::mdns::Mdns;
 use crate::discovery::Source;
 use crate::error::{Error, Result};
 use crate::events::Subscription;
+use crate::lifecycle::Lifecycle;
 use crate::security::load_or_create_identity;
 use crate::storage::{Store, StoreOptions};
 use crate::sync::{Engine, SyncProtocol};
@@ -212,6 +214,7 @@ impl Node {
             config.subscription_capacity,
             config.peer_queue_capacity,
             config.anti_entropy_interval,
+            Arc::new(Lifecycle::new(config.policies.clone())),
         ));
         if let Some(b) = links_for_sync {
             let _ = engine.links.set(b);
@@ -318,6 +321,12 @@ impl Node {
                 closed: AtomicBool::new(false),
             }),
         };
+        ctx.tasks.spawn(lifecycle::run_gc(
+            engine,
+            node.blobs(),
+            config.gc_interval,
+            ctx.cancel.clone(),
+        ));
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
     }

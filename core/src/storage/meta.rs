@@ -38,9 +38,14 @@ pub(crate) struct Meta {
     pub incr: u32,
     /// Next incremental row number.
     pub next_seq: u64,
+    /// Bytes the document takes in storage (snapshot and rows); 0 when
+    /// unknown (written before this field existed, until its next change).
+    pub bytes: u64,
 }
 
-pub(super) const META_LEN: usize = 8 + 32 + 1 + 4 + 8;
+/// Rows written before `bytes` existed (read as `bytes` 0).
+const META_LEN_V1: usize = 8 + 32 + 1 + 4 + 8;
+pub(super) const META_LEN: usize = META_LEN_V1 + 8;
 
 impl Meta {
     pub(super) fn encode(&self) -> [u8; META_LEN] {
@@ -49,12 +54,13 @@ impl Meta {
         b[8..40].copy_from_slice(&self.vid);
         b[40] = self.deleted as u8;
         b[41..45].copy_from_slice(&self.incr.to_be_bytes());
-        b[45..].copy_from_slice(&self.next_seq.to_be_bytes());
+        b[45..53].copy_from_slice(&self.next_seq.to_be_bytes());
+        b[53..].copy_from_slice(&self.bytes.to_be_bytes());
         b
     }
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self> {
-        if b.len() != META_LEN || b[40] > 1 {
+        if !(b.len() == META_LEN || b.len() == META_LEN_V1) || b[40] > 1 {
             return Err(Error::Corrupt(format!(
                 "document metadata of {} bytes",
                 b.len()
@@ -81,6 +87,12 @@ impl Meta {
                     .try_into()
                     .map_err(|_| Error::Corrupt("seq".into()))?,
             ),
+            bytes: match b.get(53..61) {
+                Some(s) => {
+                    u64::from_be_bytes(s.try_into().map_err(|_| Error::Corrupt("bytes".into()))?)
+                }
+                None => 0,
+            },
         })
     }
 }

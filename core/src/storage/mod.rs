@@ -14,21 +14,23 @@
 
 mod changes;
 mod chunks;
+mod deletes;
 mod json;
 mod key;
 mod maintenance;
 mod meta;
+mod purge;
 mod queries;
 mod ready;
 mod store;
 mod writer;
 
-pub(crate) use changes::{changes_since, heads_to_wire, parse_changes, unknown_hashes};
+pub(crate) use changes::{changes_since, heads_to_wire, parse_changes, unknown_hashes, version_id};
 pub(crate) use chunks::check_automerge_bytes;
+pub(crate) use deletes::{edited_concurrently_with_delete, lift_tombstone};
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
 pub use key::DocKey;
-#[cfg(fuzzing)]
 pub(crate) use meta::Meta;
 
 pub(crate) use ready::causally_ready;

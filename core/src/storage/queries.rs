@@ -95,17 +95,45 @@ impl Store {
         Ok(())
     }
 
+    /// Up to `max` (storage key, metadata) rows after `after`, in key order:
+    /// one read transaction per call, so a long walk holds none for long.
+    pub fn meta_page(&self, after: Option<&str>, max: usize) -> Result<Vec<(String, Meta)>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(META)?;
+        let mut out = Vec::with_capacity(max.min(4096));
+        let rows = match after {
+            Some(a) => {
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => t.range::<&str>(..)?,
+        };
+        for row in rows {
+            if out.len() == max {
+                break;
+            }
+            let (k, v) = row?;
+            out.push((k.value().to_string(), Meta::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
     /// All (timestamp, version id) items, sorted, for set reconciliation.
     /// Built from the metadata rows (one sequential scan and a sort) rather than
     /// kept as a second index, which would cost ~55 bytes per document on disk.
-    pub fn versions(&self) -> Result<Vec<(u64, Hash32)>> {
+    /// `keep(storage key, metadata)` leaves out documents about to be removed.
+    pub fn versions(
+        &self,
+        mut keep: impl FnMut(&str, &Meta) -> bool,
+    ) -> Result<Vec<(u64, Hash32)>> {
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(META)?;
         let mut out = Vec::with_capacity(t.len()? as usize);
         for row in t.iter()? {
-            let (_, v) = row?;
+            let (k, v) = row?;
             let m = Meta::decode(v.value())?;
-            out.push((m.ts, m.vid));
+            if keep(k.value(), &m) {
+                out.push((m.ts, m.vid));
+            }
         }
         out.sort_unstable();
         Ok(out)

@@ -29,18 +29,31 @@ pub(crate) struct DocState {
     /// Bytes of the stored snapshot and of the rows after it: compaction waits
     /// until the rows hold as many bytes as the snapshot, so its cost (one save,
     /// proportional to the document) is amortised to a constant per byte written.
-    snap_len: usize,
-    incr_bytes: usize,
+    pub(super) snap_len: usize,
+    pub(super) incr_bytes: usize,
     /// The document rendered as JSON (`None` inside when deleted), kept until
     /// the next change so repeated reads cost a clone of an `Arc`.
-    rendered: Option<Option<Arc<str>>>,
+    pub(super) rendered: Option<Option<Arc<str>>>,
 }
 
-pub(super) struct DocCell {
+impl DocState {
+    /// A document that does not exist (yet, or any more).
+    pub(super) fn empty(actor: &ActorId) -> DocState {
+        DocState {
+            doc: Automerge::new().with_actor(actor.clone()),
+            meta: None,
+            snap_len: 0,
+            incr_bytes: 0,
+            rendered: None,
+        }
+    }
+}
+
+pub(crate) struct DocCell {
     pub(super) state: Mutex<DocState>,
     /// Writes queued for this document but not yet committed; a cell with pending
     /// writes is never evicted (a reload would read stale rows).
-    pending: Arc<AtomicUsize>,
+    pub(super) pending: Arc<AtomicUsize>,
 }
 
 /// The outcome of a change to a document.
@@ -80,10 +93,14 @@ pub(crate) struct Store {
     cache_cap: usize,
     /// Bounded ([`WRITER_QUEUE`] messages): a writer that outpaces the disk
     /// waits here, and the cells pinned by queued writes stay within it.
-    writer: Mutex<Option<mpsc::SyncSender<WriterMsg>>>,
+    pub(super) writer: Mutex<Option<mpsc::SyncSender<WriterMsg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    actor: ActorId,
+    pub(super) actor: ActorId,
     path: std::path::PathBuf,
+    /// Held (shared) while a document is read from disk into the cache, and
+    /// (exclusive) while a purge of an uncached document is queued, so that no
+    /// load reads rows a queued purge is about to remove.
+    pub(super) loading: std::sync::RwLock<()>,
     /// Set by the writer when a commit fails: the store stops taking writes
     /// (fail-stop), since memory is then ahead of disk.
     failed: Arc<std::sync::OnceLock<String>>,
@@ -128,6 +145,7 @@ impl Store {
             writer_thread: Mutex::new(Some(handle)),
             actor: opts.actor,
             path: path.to_path_buf(),
+            loading: std::sync::RwLock::new(()),
             failed,
             failure,
         })
@@ -204,6 +222,7 @@ impl Store {
         if let Some(c) = self.cache.locked().get(skey) {
             return Ok(Some(c.clone()));
         }
+        let _loading = self.loading.read_locked();
         let Some(state) = self.read_doc(skey)? else {
             return Ok(None);
         };
@@ -211,14 +230,21 @@ impl Store {
     }
 
     fn insert_cell(&self, skey: &str, state: DocState) -> Arc<DocCell> {
+        self.insert_new_cell(
+            skey,
+            Arc::new(DocCell {
+                state: Mutex::new(state),
+                pending: Arc::new(AtomicUsize::new(0)),
+            }),
+        )
+    }
+
+    /// Caches `cell` under `skey`, unless a cell is there already (returned then).
+    pub(super) fn insert_new_cell(&self, skey: &str, cell: Arc<DocCell>) -> Arc<DocCell> {
         let mut cache = self.cache.locked();
         if let Some(c) = cache.get(skey) {
             return c.clone(); // somebody loaded it meanwhile
         }
-        let cell = Arc::new(DocCell {
-            state: Mutex::new(state),
-            pending: Arc::new(AtomicUsize::new(0)),
-        });
         cache.put(skey.to_string(), cell.clone());
         // Evict least-recently used cells that have no queued writes. A few
         // looks per insert, not a scan of the cache under its lock: cells pinned
@@ -287,16 +313,7 @@ impl Store {
         let skey = key.storage_key();
         let cell = match self.load_cell(&skey)? {
             Some(c) => c,
-            None if create => self.insert_cell(
-                &skey,
-                DocState {
-                    doc: Automerge::new().with_actor(self.actor.clone()),
-                    meta: None,
-                    snap_len: 0,
-                    incr_bytes: 0,
-                    rendered: None,
-                },
-            ),
+            None if create => self.insert_cell(&skey, DocState::empty(&self.actor)),
             None => return Ok(None),
         };
         let mut st = cell.state.locked();
@@ -360,6 +377,7 @@ impl Store {
             deleted,
             incr,
             next_seq: next_seq + 1,
+            bytes: (st.snap_len + st.incr_bytes) as u64,
         };
         let (ack, durable) = oneshot::channel();
         let committed = Committed {
@@ -406,13 +424,7 @@ impl Store {
         }
         let reloaded = match self.read_doc(skey) {
             Ok(Some(s)) => Some(s),
-            Ok(None) => Some(DocState {
-                doc: Automerge::new().with_actor(self.actor.clone()),
-                meta: None,
-                snap_len: 0,
-                incr_bytes: 0,
-                rendered: None,
-            }),
+            Ok(None) => Some(DocState::empty(&self.actor)),
             Err(e) => {
                 tracing::warn!(key = skey, error = %e, "reloading a rolled-back document failed");
                 None
@@ -428,7 +440,7 @@ impl Store {
 
     /// Waits (blocking the thread) until every write queued so far is durable.
     /// False if the store is closed.
-    fn flush_blocking(&self) -> bool {
+    pub(crate) fn flush_blocking(&self) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
         let writer = self.writer.locked().clone();
         let sent = writer.map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());

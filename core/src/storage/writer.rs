@@ -29,6 +29,8 @@ pub(super) struct WriteOp {
 pub(super) enum WriteData {
     Append(Vec<u8>),
     Snapshot(Vec<u8>),
+    /// Removes the document's rows (`old` is its metadata; `meta` unused).
+    Purge,
 }
 
 /// What the writer thread receives.
@@ -111,6 +113,15 @@ pub(super) fn commit_batch(db: &Database, batch: &[WriteOp]) -> Result<()> {
         let mut vids = txn.open_table(VIDS)?;
         for op in batch {
             let skey = op.skey.as_str();
+            if let WriteData::Purge = op.data {
+                snaps.remove(skey)?;
+                incr.retain_in((skey, 0u64)..=(skey, u64::MAX), |_, _| false)?;
+                if let Some(old) = &op.old {
+                    vids.remove(vid_index_key(&old.vid, skey).as_slice())?;
+                }
+                meta.remove(skey)?;
+                continue;
+            }
             match &op.data {
                 WriteData::Append(bytes) => {
                     incr.insert((skey, op.meta.next_seq - 1), bytes.as_slice())?;
@@ -119,6 +130,7 @@ pub(super) fn commit_batch(db: &Database, batch: &[WriteOp]) -> Result<()> {
                     snaps.insert(skey, bytes.as_slice())?;
                     incr.retain_in((skey, 0u64)..=(skey, u64::MAX), |_, _| false)?;
                 }
+                WriteData::Purge => {}
             }
             if let Some(old) = &op.old {
                 vids.remove(vid_index_key(&old.vid, skey).as_slice())?;

@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use automerge::transaction::CommitOptions;
 use automerge::{Change, ReadDoc};
 
 use super::outbox::Outbox;
 use crate::documents::{DocEvent, DocFilter, Origin};
 use crate::error::{Error, Result};
 use crate::events::Hub;
+use crate::lifecycle::Lifecycle;
 use crate::locks::LockExt;
-use crate::storage::{read_doc, Committed, DocKey, Store};
+use crate::policy::DeleteRule;
+use crate::storage::{is_tombstoned, read_doc, Committed, DocKey, Store};
 use crate::transport::NodeContext;
 use crate::NodeId;
 
@@ -43,6 +46,8 @@ pub(crate) struct Engine {
     pub links: std::sync::OnceLock<crate::links::Bond>,
     /// Peers something was held back from (at most one entry per session).
     held: Mutex<std::collections::HashSet<NodeId>>,
+    /// Policies, and what the node removed and so refuses from peers.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl Engine {
@@ -52,6 +57,7 @@ impl Engine {
         sub_capacity: usize,
         peer_queue: usize,
         anti_entropy: Duration,
+        lifecycle: Arc<Lifecycle>,
     ) -> Self {
         Engine {
             ctx,
@@ -64,7 +70,18 @@ impl Engine {
             counters: Default::default(),
             links: std::sync::OnceLock::new(),
             held: Mutex::new(std::collections::HashSet::new()),
+            lifecycle,
         }
+    }
+
+    /// The (time, version) items of every document that takes part in sync:
+    /// those about to expire are left out (see [`crate::lifecycle`]).
+    pub(crate) fn versions(&self) -> Result<Vec<(u64, crate::wire::Hash32)>> {
+        let lc = &self.lifecycle;
+        let policies = lc.policies.get();
+        let now = crate::clock::unix_ms();
+        self.store
+            .versions(|skey, meta| lc.is_live(&policies, skey, meta, now))
     }
 
     /// Whether documents of `collection` are held back from `peer` now (see
@@ -172,6 +189,13 @@ impl Engine {
         changes: Vec<Change>,
         from: NodeId,
     ) -> Result<bool> {
+        let update_wins = self
+            .lifecycle
+            .policies
+            .get()
+            .for_collection(key.collection())
+            .delete_rule
+            == DeleteRule::UpdateWins;
         let r = self.store.update(
             key,
             true,
@@ -181,6 +205,23 @@ impl Engine {
                 let (ready, left_out) = crate::storage::causally_ready(doc, changes);
                 doc.apply_changes(ready)
                     .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
+                if update_wins
+                    && is_tombstoned(doc)
+                    && crate::storage::edited_concurrently_with_delete(doc)
+                {
+                    // The edit wins: this node writes the change that says so
+                    // (any other node seeing both writes the same; they merge).
+                    doc.transact_with(
+                        |_| CommitOptions::default().with_time(crate::clock::unix_ms() as i64),
+                        |tx| crate::storage::lift_tombstone(tx),
+                    )
+                    .map_err(|f| f.error)?;
+                    self.lifecycle
+                        .counters
+                        .revived
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%key, "an edit the delete did not see revived the document");
+                }
                 Ok(left_out > 0 || !doc.get_missing_deps(&[]).is_empty())
             },
             |c| self.fan_out(c, Some(from)),

@@ -72,8 +72,8 @@ impl Session {
         }
         self.engine.store.flush().await?;
         // A scan of every document's version: on a blocking thread.
-        let store = self.engine.store.clone();
-        let items = tokio::task::spawn_blocking(move || store.versions())
+        let engine = self.engine.clone();
+        let items = tokio::task::spawn_blocking(move || engine.versions())
             .await
             .map_err(|e| Error::Internal(format!("version scan: {e}")))??;
         let mut init = self.initiator.locked();
@@ -255,6 +255,10 @@ impl Session {
             for key in self.engine.store.keys_for_version_prefixes(&have)? {
                 self.outbox.reply(Reply::Offer(key))?;
             }
+            // Versions this node refused before (expired or removed here) are
+            // not asked for again.
+            let lc = &self.engine.lifecycle;
+            need.retain(|p| !lc.was_refused(p));
             for chunk in need.chunks(WANT_CHUNK) {
                 self.outbox.send(Frame::Want {
                     prefixes: chunk.to_vec(),
@@ -273,7 +277,7 @@ impl Session {
                     "reconciliation message outside a round".into(),
                 ));
             }
-            *resp = Some(reconcile::reconciler(self.engine.store.versions()?));
+            *resp = Some(reconcile::reconciler(self.engine.versions()?));
         }
         let r = resp
             .as_mut()
@@ -406,6 +410,11 @@ impl Session {
         theirs: Option<&[Hash32]>,
     ) -> Result<()> {
         let changes = crate::storage::parse_changes(chunks)?;
+        if let Some(theirs) = theirs {
+            if self.refuses(&key, &changes, theirs)? {
+                return Ok(());
+            }
+        }
         let missing = match self.engine.apply_remote(&key, changes, self.peer) {
             Ok(m) => m,
             // The store refused the document (too deep, a change too large):
@@ -439,6 +448,39 @@ impl Session {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Session {
+    /// A document this node does not hold, all of whose offered changes are
+    /// older than its collection's lifetime or retention allows here, is
+    /// refused (and its version remembered, so it is not asked for again).
+    /// Only whole offers (ending with the sender's heads) are judged: a
+    /// document sent in several frames is taken, and removed by the next
+    /// garbage collection if it is expired.
+    fn refuses(
+        &self,
+        key: &DocKey,
+        changes: &[automerge::Change],
+        theirs: &[Hash32],
+    ) -> Result<bool> {
+        let newest = changes
+            .iter()
+            .map(|c| c.timestamp().max(0) as u64)
+            .max()
+            .unwrap_or(0);
+        let lc = &self.engine.lifecycle;
+        let Some(why) = lc.refusal(key.collection(), newest) else {
+            return Ok(false);
+        };
+        if self.engine.store.meta(key)?.is_some() {
+            return Ok(false);
+        }
+        let heads: Vec<automerge::ChangeHash> =
+            theirs.iter().map(|h| automerge::ChangeHash(*h)).collect();
+        lc.refused(why, &crate::storage::version_id(key, &heads));
+        tracing::debug!(peer = %self.peer.short(), %key, ?why, "refused a document removed here");
+        Ok(true)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Time for the ephemeral path: the wall clock in Unix ms (timestamps on the
-//! wire, key epochs) and the token bucket that bounds per-peer work.
+//! Time: the wall clock in Unix ms (timestamps on the wire, key epochs,
+//! document lifetimes) and the token bucket that bounds per-peer work.
 
 use tokio::time::Instant;
 
