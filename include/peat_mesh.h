@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 7
+#define PEAT_ABI_VERSION 8
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -671,6 +671,12 @@ typedef struct {
    Beacons and the multicast path; zeroed for the defaults.
    */
   PeatEphemeralOptions ephemeral;
+  /*
+   Collection policies as JSON: `{"default": {...}, "collections":
+   {"NAME": {...}}}`, each policy with the fields of
+   [`peat_node_set_policy`]; empty (or NULL with length 0) for the defaults.
+   */
+  PeatStr policies_json;
 } PeatNodeOptions;
 
 /*
@@ -1175,6 +1181,83 @@ typedef struct {
    */
   uint64_t lagged;
 } PeatBeaconEvent;
+
+/*
+ What one garbage collection removed.
+ */
+typedef struct {
+  /*
+   Documents past their collection's TTL.
+   */
+  uint64_t expired_documents;
+  /*
+   Tombstones past their collection's tombstone TTL.
+   */
+  uint64_t purged_tombstones;
+  /*
+   Documents beyond their collection's retention (oldest first).
+   */
+  uint64_t evicted_documents;
+  /*
+   Blobs no live document refers to.
+   */
+  uint64_t removed_blobs;
+  /*
+   Bytes those blobs held.
+   */
+  uint64_t blob_bytes_freed;
+  /*
+   How long the pass took, in milliseconds.
+   */
+  uint64_t took_ms;
+} PeatGarbageReport;
+
+/*
+ What the node stores now and what its lifecycle removed or refused since open.
+ */
+typedef struct {
+  /*
+   Live documents stored.
+   */
+  uint64_t documents;
+  /*
+   Deleted documents whose tombstones are still kept.
+   */
+  uint64_t tombstones;
+  /*
+   Bytes documents and tombstones take.
+   */
+  uint64_t document_bytes;
+  /*
+   Documents removed past their TTL.
+   */
+  uint64_t expired_total;
+  /*
+   Tombstones removed past their tombstone TTL.
+   */
+  uint64_t tombstones_purged_total;
+  /*
+   Documents removed by retention.
+   */
+  uint64_t evicted_total;
+  /*
+   Documents a peer offered that had expired here, refused.
+   */
+  uint64_t refused_expired_total;
+  /*
+   Documents a peer offered that retention had removed here, refused.
+   */
+  uint64_t refused_evicted_total;
+  /*
+   Deleted documents brought back by an edit the delete did not see
+   (update-wins collections).
+   */
+  uint64_t revived_total;
+  /*
+   Garbage collections run.
+   */
+  uint64_t gc_runs;
+} PeatStorageStats;
 
 /*
  One event. String fields not used by the kind are NULL, enum fields NONE.
@@ -1918,6 +2001,90 @@ int32_t peat_beacon_next(PeatSubscription sub,
  `ev` must be NULL, zeroed, or filled by [`peat_beacon_next`], freed once.
  */
 void peat_beacon_event_free(PeatBeaconEvent *ev);
+
+/*
+ Sets `collection`'s policy from JSON text; an empty `collection` sets the
+ default policy (every collection without its own). The fields, all
+ optional (absent: the default's value): `priority` ("critical", "high",
+ "normal", "low", "bulk"), `sync` ("full", "latest_only", "windowed" with
+ `window_secs`), `ttl_secs`, `tombstone_ttl_secs`, `max_documents`,
+ `max_bytes`, `eager_blobs`, `delete` ("delete_wins", "update_wins").
+ Unknown fields, bad values and a 1,025th collection are
+ `PEAT_STATUS_INVALID_ARGUMENT`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_set_policy(PeatNode node,
+                             PeatStr collection,
+                             PeatStr policy_json,
+                             PeatError **err);
+
+/*
+ Removes `collection`'s own policy (it follows the default again);
+ `*out_removed` (may be NULL) says whether it had one.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_remove_policy(PeatNode node,
+                                PeatStr collection,
+                                bool *out_removed,
+                                PeatError **err);
+
+/*
+ The policy `collection` follows now, as JSON with every field. Free
+ `*out` with [`peat_string_free`](super::peat_string_free).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_policy(PeatNode node, PeatStr collection, char **out, PeatError **err);
+
+/*
+ Every policy in force as JSON (`{"default": ..., "collections": {...}}`).
+ Free `*out` with [`peat_string_free`](super::peat_string_free).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_policies(PeatNode node, char **out, PeatError **err);
+
+/*
+ Runs garbage collection now (expired documents and tombstones, retention,
+ unreferenced blobs), waiting at most `timeout_ms`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_collect_garbage(PeatNode node,
+                                  uint64_t timeout_ms,
+                                  PeatGarbageReport *out,
+                                  PeatError **err);
+
+/*
+ What the node stores now and what its lifecycle removed or refused since
+ open (waits at most `timeout_ms`: one walk over the documents' metadata).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_storage_stats(PeatNode node,
+                                uint64_t timeout_ms,
+                                PeatStorageStats *out,
+                                PeatError **err);
 
 /*
  Subscribes to a collection (`id` empty) or one document. With `snapshot`,

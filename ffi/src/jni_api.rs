@@ -31,6 +31,8 @@ use crate::uniffi_api::PeatException;
 
 #[path = "jni_ephemeral.rs"]
 mod ephemeral;
+#[path = "jni_lifecycle.rs"]
+mod lifecycle;
 #[path = "jni_options.rs"]
 mod options;
 use options::{collection_rules, link_options, pace_options};
@@ -293,6 +295,7 @@ extern "system" fn node_open<'l>(
     rule_levels: JIntArray<'l>,
     ephemeral_strings: JObjectArray<'l>,
     ephemeral_ms: JLongArray<'l>,
+    policies_json: JString<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -311,6 +314,7 @@ extern "system" fn node_open<'l>(
                 pace_options(env, &pace_ms, degraded_loss, rules)?
             },
             ephemeral: ephemeral::ephemeral_options(env, &ephemeral_strings, &ephemeral_ms)?,
+            policies_json: arg(env, &policies_json, "policiesJson")?,
         };
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
     })
@@ -478,7 +482,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[JJJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}JJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),
@@ -518,6 +522,7 @@ fn methods() -> Vec<NativeMethod> {
     ]
     .into_iter()
     .chain(ephemeral::methods())
+    .chain(lifecycle::methods())
     .collect()
 }
 

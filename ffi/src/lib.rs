@@ -22,6 +22,7 @@ mod queue;
 mod reload;
 pub mod uniffi_api;
 mod uniffi_ephemeral;
+mod uniffi_lifecycle;
 
 uniffi::setup_scaffolding!("peat_mesh");
 

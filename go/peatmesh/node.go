@@ -50,6 +50,10 @@ type Config struct {
 	// Ephemeral sets the beacon preset and the secured multicast path of
 	// ephemeral messages and beacons; the zero value is the default.
 	Ephemeral Ephemeral
+	// Policies are collections' own policies; DefaultPolicy (nil: the
+	// library's default) applies to every other collection.
+	Policies      map[string]CollectionPolicy
+	DefaultPolicy *CollectionPolicy
 }
 
 // Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
@@ -180,6 +184,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	policies, err := policiesJSON(cfg.Policies, cfg.DefaultPolicy)
+	if err != nil {
+		return nil, err
+	}
 	// Everything the options struct points to lives in C memory.
 	var mem cMemory
 	defer mem.free()
@@ -226,6 +234,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			multicast_group:     cstr(cfg.Ephemeral.MulticastGroup),
 			multicast_interface: cstr(cfg.Ephemeral.MulticastInterface),
 		},
+		policies_json: cstr(policies),
 	}
 	n := &Node{}
 	var handle C.PeatNode

@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Callable, FrozenSet, Mapping, Optional, S
 
 from . import _native
 from . import _ephemeral
+from . import _lifecycle
 from ._polled import ClosesOnExit as _ClosesOnExit
 from ._polled import Polled
 from ._ephemeral import (
@@ -39,6 +40,14 @@ from ._ephemeral import (
     Message,
     NodeState,
     TopicSubscription,
+)
+from ._lifecycle import (
+    CollectionPolicy,
+    DeleteRule,
+    GarbageReport,
+    Priority,
+    StorageStats,
+    SyncMode,
 )
 from ._native import (
     AdmissionRefusedError,
@@ -70,6 +79,12 @@ __all__ = [
     "BeaconSubscription",
     "NodeState",
     "EphemeralStats",
+    "CollectionPolicy",
+    "Priority",
+    "SyncMode",
+    "DeleteRule",
+    "GarbageReport",
+    "StorageStats",
     "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",
@@ -506,7 +521,7 @@ def _link_arg(link: Link) -> tuple:
     return (link.name, link.bind, link.level)
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout):  # type: ignore[no-untyped-def]
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
     p = pace if pace is not None else Pace()
     pace_arg = (
@@ -529,6 +544,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         bool(links_only),
         pace_arg,
         _ephemeral.ephemeral_arg(ephemeral),
+        _lifecycle.policies_json(policies, default_policy),
         _ms(timeout),
     )
 
@@ -737,6 +753,8 @@ class SyncNode:
         links_only: bool = False,
         pace: Optional[Pace] = None,
         ephemeral: Optional[Ephemeral] = None,
+        policies: Optional[Mapping[str, CollectionPolicy]] = None,
+        default_policy: Optional[CollectionPolicy] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
         ``peers`` are static peers (``NODEID@HOST:PORT``, or
@@ -753,12 +771,17 @@ class SyncNode:
         :class:`InvalidArgumentError`.
 
         ``ephemeral`` (an :class:`Ephemeral`) sets the beacon preset and the
-        secured multicast path for ephemeral messages and beacons."""
+        secured multicast path for ephemeral messages and beacons.
+
+        ``policies`` maps collection names to :class:`CollectionPolicy`;
+        ``default_policy`` applies to every other collection. A bad policy
+        raises :class:`InvalidArgumentError`."""
         _check_process()
         _, run = _with_cancel(
             _native.node_open,
             *_open_args(
-                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
+                policies, default_policy, timeout,
             ),
         )
         return cls(run())
@@ -983,6 +1006,37 @@ class SyncNode:
         """Counters of the ephemeral path."""
         return EphemeralStats(*_native.ephemeral_stats(self.handle))
 
+    def set_policy(self, collection: Optional[str], policy: CollectionPolicy) -> None:
+        """Sets ``collection``'s policy (``None``: the default policy of every
+        collection without its own); it applies from the next write, sync and
+        garbage collection on. :class:`InvalidArgumentError` for a bad value
+        or a 1,025th collection."""
+        _native.set_policy(self.handle, collection, policy.to_json())
+
+    def remove_policy(self, collection: str) -> bool:
+        """Removes ``collection``'s own policy (it follows the default again);
+        False if it had none."""
+        return _native.remove_policy(self.handle, collection)
+
+    def policy(self, collection: str) -> CollectionPolicy:
+        """The policy ``collection`` follows now, every field filled in."""
+        return CollectionPolicy.from_json(_native.policy(self.handle, collection))
+
+    def policies(self) -> Tuple[CollectionPolicy, dict]:
+        """The default policy and every collection's own, as (default, {name: policy})."""
+        d = json.loads(_native.policies(self.handle))
+        own = {c: CollectionPolicy.from_json(json.dumps(p)) for c, p in d["collections"].items()}
+        return CollectionPolicy.from_json(json.dumps(d["default"])), own
+
+    def collect_garbage(self, timeout: float = 60.0) -> GarbageReport:
+        """Runs garbage collection now: expired documents and tombstones,
+        retention (oldest first), unreferenced blobs."""
+        return GarbageReport(*_native.collect_garbage(self.handle, _ms(timeout)))
+
+    def storage_stats(self, timeout: float = 60.0) -> StorageStats:
+        """What the node stores now and what its lifecycle removed or refused."""
+        return StorageStats(*_native.storage_stats(self.handle, _ms(timeout)))
+
     def close(self, timeout: float = 5.0) -> None:
         """Closes the node within ``timeout`` seconds. Idempotent."""
         with self._lock:
@@ -1019,6 +1073,8 @@ class Node:
         links_only: bool = False,
         pace: Optional[Pace] = None,
         ephemeral: Optional[Ephemeral] = None,
+        policies: Optional[Mapping[str, CollectionPolicy]] = None,
+        default_policy: Optional[CollectionPolicy] = None,
     ) -> "Node":
         """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
         cancelling the awaiting task stops the opening."""
@@ -1026,7 +1082,8 @@ class Node:
         handle = await _cancellable(
             _native.node_open,
             *_open_args(
-                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout
+                data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
+                policies, default_policy, timeout,
             ),
         )
         return cls(SyncNode(handle))
@@ -1192,6 +1249,26 @@ class Node:
     def ephemeral_stats(self) -> EphemeralStats:
         """See :meth:`SyncNode.ephemeral_stats`."""
         return self.sync.ephemeral_stats()
+
+    def set_policy(self, collection: Optional[str], policy: CollectionPolicy) -> None:
+        """See :meth:`SyncNode.set_policy`."""
+        self.sync.set_policy(collection, policy)
+
+    def remove_policy(self, collection: str) -> bool:
+        """See :meth:`SyncNode.remove_policy`."""
+        return self.sync.remove_policy(collection)
+
+    def policy(self, collection: str) -> CollectionPolicy:
+        """See :meth:`SyncNode.policy`."""
+        return self.sync.policy(collection)
+
+    async def collect_garbage(self, timeout: float = 60.0) -> GarbageReport:
+        """See :meth:`SyncNode.collect_garbage` (runs off the event loop)."""
+        return await asyncio.to_thread(self.sync.collect_garbage, timeout)
+
+    async def storage_stats(self, timeout: float = 60.0) -> StorageStats:
+        """See :meth:`SyncNode.storage_stats` (runs off the event loop)."""
+        return await asyncio.to_thread(self.sync.storage_stats, timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Closes the node. Idempotent."""

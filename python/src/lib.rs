@@ -2,6 +2,7 @@
 //! shared SDK layer (`peat_mesh_ffi::sdk`); every wait releases the GIL.
 
 mod ephemeral;
+mod lifecycle;
 
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
@@ -121,7 +122,7 @@ type LinkArg = (String, String, u32);
 type PaceArg = (u64, u64, u64, f64, u64, u32, Vec<(String, u32)>);
 
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies_json, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -135,6 +136,7 @@ fn node_open(
     links_only: bool,
     pace: PaceArg,
     ephemeral: ephemeral::EphemeralArg,
+    policies_json: String,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
@@ -175,6 +177,7 @@ fn node_open(
                 .collect(),
         },
         ephemeral: ephemeral::options(ephemeral),
+        policies_json,
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)
@@ -773,5 +776,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(live_handles, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     ephemeral::register(m)?;
+    lifecycle::register(m)?;
     Ok(())
 }

@@ -1650,6 +1650,82 @@ static int await_message(PeatSubscription sub, const char *origin, PeatMessageEv
 
 /* Scenario 25: ephemeral topics, latest-only, bounds, the multicast path,
    beacons with events and queries, expiry. */
+/* Scenario 26: collection policies at open and at runtime (JSON), retention
+   by garbage collection, storage counters, bad policies refused. */
+static int t_policies_and_lifecycle(void) {
+    PeatNode a;
+    char da[64];
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.policies_json = S("{\"collections\": {\"log\": {\"priority\": \"bulk\", \"max_documents\": 3}}}");
+    CHECK(open_node_with(&a, da, SECRET, &o));
+    char *json = NULL;
+    OK(peat_node_policy(a, S("log"), &json, ERR));
+    CHECK(strstr(json, "\"priority\":\"bulk\"") && strstr(json, "\"max_documents\":3"));
+    peat_string_free(json);
+    OK(peat_node_policy(a, S("other"), &json, ERR));
+    CHECK(strstr(json, "\"priority\":\"normal\"") && strstr(json, "\"sync\":\"full\""));
+    peat_string_free(json);
+    /* runtime: a collection's own policy, the default, removal */
+    OK(peat_node_set_policy(a, S("cache"), S("{\"ttl_secs\": 3600, \"delete\": \"update_wins\"}"), ERR));
+    OK(peat_node_policy(a, S("cache"), &json, ERR));
+    CHECK(strstr(json, "\"ttl_secs\":3600") && strstr(json, "\"delete\":\"update_wins\""));
+    peat_string_free(json);
+    OK(peat_node_set_policy(a, S(""), S("{\"priority\": \"high\"}"), ERR));
+    OK(peat_node_policy(a, S("other"), &json, ERR));
+    CHECK(strstr(json, "\"priority\":\"high\"") != NULL);
+    peat_string_free(json);
+    OK(peat_node_policies(a, &json, ERR));
+    CHECK(strstr(json, "\"cache\"") && strstr(json, "\"log\"") && strstr(json, "\"default\""));
+    peat_string_free(json);
+    bool removed = false;
+    OK(peat_node_remove_policy(a, S("cache"), &removed, ERR));
+    CHECK(removed);
+    OK(peat_node_remove_policy(a, S("cache"), &removed, ERR));
+    CHECK(!removed);
+    /* retention: five written, the three newest kept */
+    for (int i = 0; i < 5; i++) {
+        char id[8], body[32];
+        snprintf(id, sizeof id, "e%d", i);
+        snprintf(body, sizeof body, "{\"i\": %d}", i);
+        OK(peat_doc_put(a, S("log"), S(id), S(body), ERR));
+    }
+    PeatGarbageReport r;
+    OK(peat_node_collect_garbage(a, 10000, &r, ERR));
+    CHECK(r.evicted_documents == 2 && r.expired_documents == 0 && r.purged_tombstones == 0);
+    PeatStringList ids;
+    char *next = NULL;
+    OK(peat_doc_list(a, S("log"), S(""), S(""), 10, &ids, &next, ERR));
+    CHECK(ids.len == 3 && strcmp(ids.items[0], "e2") == 0 && strcmp(ids.items[2], "e4") == 0);
+    peat_string_list_free(ids);
+    peat_string_free(next);
+    bool existed = false;
+    OK(peat_doc_delete(a, S("log"), S("e4"), &existed, ERR));
+    PeatStorageStats st;
+    OK(peat_node_storage_stats(a, 10000, &st, ERR));
+    CHECK(st.documents == 2 && st.tombstones == 1 && st.evicted_total == 2 && st.gc_runs >= 1);
+    CHECK(st.document_bytes > 0 && st.expired_total == 0 && st.refused_expired_total == 0);
+    /* bad policies: nothing changes */
+    CHECK(peat_node_set_policy(a, S("log"), S("{\"priority\": \"urgent\"}"), NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_set_policy(a, S("log"), S("{\"ttl_secs\": 0}"), NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_set_policy(a, S("log"), S("{\"tll_secs\": 5}"), NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_set_policy(a, S("log"), S("[1]"), NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_policy(a, S(""), &json, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_node_policy(a, S("log"), &json, ERR));
+    CHECK(strstr(json, "\"priority\":\"bulk\"") != NULL);
+    peat_string_free(json);
+    OK(peat_node_close(a, 5000, ERR));
+    rm_rf(da);
+    PeatNode bad;
+    char dbad[64];
+    o.policies_json = S("not json");
+    CHECK(!open_node_with(&bad, dbad, SECRET, &o));
+    CHECK(peat_node_open(&o, 10000, NO_CANCEL, &bad, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    rm_rf(dbad);
+    return 1;
+}
+
 static int t_ephemeral_and_beacons(void) {
     PeatNode a, b, c;
     char da[64], db[64], dc[64];
@@ -1852,6 +1928,7 @@ static const struct {
     {"static_peer_added_and_removed", t_static_peer_added_and_removed},
     {"links_pace_and_silencing", t_links_pace_and_silencing},
     {"ephemeral_and_beacons", t_ephemeral_and_beacons},
+    {"policies_and_lifecycle", t_policies_and_lifecycle},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

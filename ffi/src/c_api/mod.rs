@@ -42,6 +42,9 @@ mod ephemeral;
 /// Beacons.
 mod beacons;
 
+/// Collection policies, garbage collection and storage counters.
+mod lifecycle;
+
 /// Events (`PeatEvent`) made from the SDK's event records.
 mod events;
 
@@ -55,13 +58,14 @@ mod memory;
 mod blobs;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 7;
+pub const PEAT_ABI_VERSION: u32 = 8;
 
 pub use beacons::*;
 pub use blobs::*;
 pub use documents::*;
 pub use ephemeral::*;
 pub use events::*;
+pub use lifecycle::*;
 pub use links::*;
 pub use memory::*;
 pub use node::*;

@@ -43,6 +43,10 @@ pub struct PeatNodeOptions {
     pub pace: PeatPaceOptions,
     /// Beacons and the multicast path; zeroed for the defaults.
     pub ephemeral: PeatEphemeralOptions,
+    /// Collection policies as JSON: `{"default": {...}, "collections":
+    /// {"NAME": {...}}}`, each policy with the fields of
+    /// [`peat_node_set_policy`]; empty (or NULL with length 0) for the defaults.
+    pub policies_json: PeatStr,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -151,6 +155,7 @@ pub unsafe extern "C" fn peat_node_open(
             links_only: o.links_only,
             pace: pace_options(&o.pace)?,
             ephemeral: ephemeral_options(&o.ephemeral)?,
+            policies_json: str_arg(o.policies_json, "policies_json")?.to_string(),
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

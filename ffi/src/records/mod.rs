@@ -13,12 +13,14 @@ use peat_mesh::{Event, PeerEvent, PeerInfo};
 use crate::error::{SdkError, SdkResult};
 
 mod ephemeral;
+mod lifecycle;
 mod links;
 
 pub use ephemeral::{
     BeaconEventRecord, BeaconInfoRecord, BeaconRecord, EphemeralOptions, EphemeralStatsRecord,
     MessageEventRecord, MessageRecord, NodeState, PublishOptionsRecord,
 };
+pub use lifecycle::{GarbageReportRecord, StorageStatsRecord};
 pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
@@ -46,6 +48,9 @@ pub struct NodeOptions {
     pub pace: PaceOptions,
     /// Beacons and the multicast path.
     pub ephemeral: EphemeralOptions,
+    /// Collection policies as JSON (`{"default": {…}, "collections": {"name":
+    /// {…}}}`, see [`peat_mesh::Policies::from_json`]); empty: the defaults.
+    pub policies_json: String,
 }
 
 /// Where a node stands with a peer.

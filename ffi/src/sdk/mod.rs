@@ -5,12 +5,13 @@
 //! of [`crate::records`].
 //!
 //! One file per domain: the library and its nodes ([`node`]: secrets, cancel
-//! tokens, open, close, shutdown), [`ephemeral`] (topics and beacons), [`links`] (links at open, PACE, silencing),
+//! tokens, open, close, shutdown), [`ephemeral`] (topics and beacons), [`lifecycle`] (collection policies, garbage collection, storage counters), [`links`] (links at open, PACE, silencing),
 //! [`peers`], [`documents`] and [`subscriptions`]; [`args`] holds the argument checks they share.
 
 mod args;
 mod documents;
 mod ephemeral;
+mod lifecycle;
 mod links;
 mod node;
 mod peers;
@@ -19,10 +20,13 @@ mod subscriptions;
 #[cfg(test)]
 mod ephemeral_tests;
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use documents::*;
 pub use ephemeral::*;
+pub use lifecycle::*;
 pub use links::*;
 pub use node::*;
 pub use peers::*;

@@ -764,6 +764,18 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_subscribe_topic(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_collect_garbage(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_policies(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_policy(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_remove_policy(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_policy(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_storage_stats(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event(
     ): Int
     external fun ffi_peat_mesh_ffi_uniffi_contract_version(
@@ -899,6 +911,18 @@ external fun uniffi_peat_mesh_ffi_fn_func_subscribe_beacons(`node`: Long,uniffi_
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_subscribe_topic(`node`: Long,`filter`: RustBuffer.ByValue,`latestOnly`: Byte,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
+external fun uniffi_peat_mesh_ffi_fn_func_collect_garbage(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_policies(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_policy(`node`: Long,`collection`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_remove_policy(`node`: Long,`collection`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun uniffi_peat_mesh_ffi_fn_func_set_policy(`node`: Long,`collection`: RustBuffer.ByValue,`policyJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_storage_stats(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun ffi_peat_mesh_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun ffi_peat_mesh_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1175,6 +1199,24 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_topic() != 41269) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_collect_garbage() != 46742) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_policies() != 44673) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_policy() != 51294) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_remove_policy() != 32731) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_policy() != 43346) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_storage_stats() != 59722) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 14324) {
@@ -2455,6 +2497,85 @@ public object FfiConverterTypeEphemeralStatsRecord: FfiConverterRustBuffer<Ephem
 
 
 /**
+ * What one garbage collection removed.
+ */
+data class GarbageReportRecord (
+    /**
+     * Documents past their collection's TTL.
+     */
+    var `expiredDocuments`: kotlin.ULong
+    , 
+    /**
+     * Tombstones past their collection's tombstone TTL.
+     */
+    var `purgedTombstones`: kotlin.ULong
+    , 
+    /**
+     * Documents beyond their collection's retention (oldest first).
+     */
+    var `evictedDocuments`: kotlin.ULong
+    , 
+    /**
+     * Blobs no live document refers to.
+     */
+    var `removedBlobs`: kotlin.ULong
+    , 
+    /**
+     * Bytes those blobs held.
+     */
+    var `blobBytesFreed`: kotlin.ULong
+    , 
+    /**
+     * How long the pass took, in milliseconds.
+     */
+    var `tookMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGarbageReportRecord: FfiConverterRustBuffer<GarbageReportRecord> {
+    override fun read(buf: ByteBuffer): GarbageReportRecord {
+        return GarbageReportRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GarbageReportRecord) = (
+            FfiConverterULong.allocationSize(value.`expiredDocuments`) +
+            FfiConverterULong.allocationSize(value.`purgedTombstones`) +
+            FfiConverterULong.allocationSize(value.`evictedDocuments`) +
+            FfiConverterULong.allocationSize(value.`removedBlobs`) +
+            FfiConverterULong.allocationSize(value.`blobBytesFreed`) +
+            FfiConverterULong.allocationSize(value.`tookMs`)
+    )
+
+    override fun write(value: GarbageReportRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`expiredDocuments`, buf)
+            FfiConverterULong.write(value.`purgedTombstones`, buf)
+            FfiConverterULong.write(value.`evictedDocuments`, buf)
+            FfiConverterULong.write(value.`removedBlobs`, buf)
+            FfiConverterULong.write(value.`blobBytesFreed`, buf)
+            FfiConverterULong.write(value.`tookMs`, buf)
+    }
+}
+
+
+
+/**
  * One link's health towards a peer, measured from its own probes.
  */
 data class LinkHealthRecord (
@@ -2822,6 +2943,12 @@ data class NodeOptions (
      * Beacons and the multicast path.
      */
     var `ephemeral`: EphemeralOptions
+    , 
+    /**
+     * Collection policies as JSON (`{"default": {…}, "collections": {"name":
+     * {…}}}`, see [`peat_mesh::Policies::from_json`]); empty: the defaults.
+     */
+    var `policiesJson`: kotlin.String
     
 ){
     
@@ -2848,6 +2975,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterBoolean.read(buf),
             FfiConverterTypePaceOptions.read(buf),
             FfiConverterTypeEphemeralOptions.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -2861,7 +2989,8 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterSequenceTypeLinkOptions.allocationSize(value.`links`) +
             FfiConverterBoolean.allocationSize(value.`linksOnly`) +
             FfiConverterTypePaceOptions.allocationSize(value.`pace`) +
-            FfiConverterTypeEphemeralOptions.allocationSize(value.`ephemeral`)
+            FfiConverterTypeEphemeralOptions.allocationSize(value.`ephemeral`) +
+            FfiConverterString.allocationSize(value.`policiesJson`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -2875,6 +3004,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterBoolean.write(value.`linksOnly`, buf)
             FfiConverterTypePaceOptions.write(value.`pace`, buf)
             FfiConverterTypeEphemeralOptions.write(value.`ephemeral`, buf)
+            FfiConverterString.write(value.`policiesJson`, buf)
     }
 }
 
@@ -3210,6 +3340,118 @@ public object FfiConverterTypePublishOptionsRecord: FfiConverterRustBuffer<Publi
             FfiConverterULong.write(value.`ttlMs`, buf)
             FfiConverterUByte.write(value.`hopLimit`, buf)
             FfiConverterBoolean.write(value.`multicast`, buf)
+    }
+}
+
+
+
+/**
+ * What the node stores now and what its lifecycle removed or refused since open.
+ */
+data class StorageStatsRecord (
+    /**
+     * Live documents stored.
+     */
+    var `documents`: kotlin.ULong
+    , 
+    /**
+     * Deleted documents whose tombstones are still kept.
+     */
+    var `tombstones`: kotlin.ULong
+    , 
+    /**
+     * Bytes documents and tombstones take.
+     */
+    var `documentBytes`: kotlin.ULong
+    , 
+    /**
+     * Documents removed past their TTL.
+     */
+    var `expiredTotal`: kotlin.ULong
+    , 
+    /**
+     * Tombstones removed past their tombstone TTL.
+     */
+    var `tombstonesPurgedTotal`: kotlin.ULong
+    , 
+    /**
+     * Documents removed by retention.
+     */
+    var `evictedTotal`: kotlin.ULong
+    , 
+    /**
+     * Documents a peer offered that had expired here, refused.
+     */
+    var `refusedExpiredTotal`: kotlin.ULong
+    , 
+    /**
+     * Documents a peer offered that retention had removed here, refused.
+     */
+    var `refusedEvictedTotal`: kotlin.ULong
+    , 
+    /**
+     * Deleted documents brought back by an edit the delete did not see
+     * (update-wins collections).
+     */
+    var `revivedTotal`: kotlin.ULong
+    , 
+    /**
+     * Garbage collections run.
+     */
+    var `gcRuns`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStorageStatsRecord: FfiConverterRustBuffer<StorageStatsRecord> {
+    override fun read(buf: ByteBuffer): StorageStatsRecord {
+        return StorageStatsRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StorageStatsRecord) = (
+            FfiConverterULong.allocationSize(value.`documents`) +
+            FfiConverterULong.allocationSize(value.`tombstones`) +
+            FfiConverterULong.allocationSize(value.`documentBytes`) +
+            FfiConverterULong.allocationSize(value.`expiredTotal`) +
+            FfiConverterULong.allocationSize(value.`tombstonesPurgedTotal`) +
+            FfiConverterULong.allocationSize(value.`evictedTotal`) +
+            FfiConverterULong.allocationSize(value.`refusedExpiredTotal`) +
+            FfiConverterULong.allocationSize(value.`refusedEvictedTotal`) +
+            FfiConverterULong.allocationSize(value.`revivedTotal`) +
+            FfiConverterULong.allocationSize(value.`gcRuns`)
+    )
+
+    override fun write(value: StorageStatsRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`documents`, buf)
+            FfiConverterULong.write(value.`tombstones`, buf)
+            FfiConverterULong.write(value.`documentBytes`, buf)
+            FfiConverterULong.write(value.`expiredTotal`, buf)
+            FfiConverterULong.write(value.`tombstonesPurgedTotal`, buf)
+            FfiConverterULong.write(value.`evictedTotal`, buf)
+            FfiConverterULong.write(value.`refusedExpiredTotal`, buf)
+            FfiConverterULong.write(value.`refusedEvictedTotal`, buf)
+            FfiConverterULong.write(value.`revivedTotal`, buf)
+            FfiConverterULong.write(value.`gcRuns`, buf)
     }
 }
 
@@ -6065,6 +6307,89 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_subscribe_topic(
     
         FfiConverterULong.lower(`node`),FfiConverterString.lower(`filter`),FfiConverterBoolean.lower(`latestOnly`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Runs garbage collection now.
+         */
+    @Throws(PeatException::class) fun `collectGarbage`(`node`: kotlin.ULong, `timeoutMs`: kotlin.ULong): GarbageReportRecord {
+            return FfiConverterTypeGarbageReportRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_collect_garbage(
+    
+        FfiConverterULong.lower(`node`),FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Every policy in force, as JSON.
+         */
+    @Throws(PeatException::class) fun `policies`(`node`: kotlin.ULong): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_policies(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The policy a collection follows now, as JSON.
+         */
+    @Throws(PeatException::class) fun `policy`(`node`: kotlin.ULong, `collection`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_policy(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Removes a collection's own policy; false if it had none.
+         */
+    @Throws(PeatException::class) fun `removePolicy`(`node`: kotlin.ULong, `collection`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_remove_policy(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Sets a collection's policy (`None`: the default policy) from JSON.
+         */
+    @Throws(PeatException::class) fun `setPolicy`(`node`: kotlin.ULong, `collection`: kotlin.String?, `policyJson`: kotlin.String)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_policy(
+    
+        FfiConverterULong.lower(`node`),FfiConverterOptionalString.lower(`collection`),FfiConverterString.lower(`policyJson`),_status)
+}
+    
+    
+
+        /**
+         * The node's storage counters.
+         */
+    @Throws(PeatException::class) fun `storageStats`(`node`: kotlin.ULong, `timeoutMs`: kotlin.ULong): StorageStatsRecord {
+            return FfiConverterTypeStorageStatsRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_storage_stats(
+    
+        FfiConverterULong.lower(`node`),FfiConverterULong.lower(`timeoutMs`),_status)
 }
     )
     }

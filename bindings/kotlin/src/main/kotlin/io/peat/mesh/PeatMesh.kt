@@ -8,6 +8,8 @@ import io.peat.mesh.uniffi.BlobStatusRecord
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.EphemeralOptions
 import io.peat.mesh.uniffi.EphemeralStatsRecord
+import io.peat.mesh.uniffi.GarbageReportRecord
+import io.peat.mesh.uniffi.StorageStatsRecord
 import io.peat.mesh.uniffi.EventListener
 import io.peat.mesh.uniffi.ListPage
 import io.peat.mesh.uniffi.LinkOptions
@@ -98,9 +100,13 @@ internal object JniBridge {
         peers: Array<String>, mdns: Boolean,
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
         paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
-        ephemeral: Array<String>, ephemeralMs: LongArray,
+        ephemeral: Array<String>, ephemeralMs: LongArray, policiesJson: String,
         timeoutMs: Long, cancel: Long,
     ): Long
+    @JvmStatic external fun setPolicy(node: Long, collection: String?, policyJson: String)
+    @JvmStatic external fun removePolicy(node: Long, collection: String): Boolean
+    @JvmStatic external fun policy(node: Long, collection: String): String
+    @JvmStatic external fun policies(node: Long): String
     @JvmStatic external fun publish(
         node: Long, topic: String, payload: ByteArray, json: Boolean, ttlMs: Long, hopLimit: Int, multicast: Boolean,
     ): Int
@@ -308,7 +314,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
             linksOnly: Boolean = false,
             pace: PaceOptions = DEFAULT_PACE,
             ephemeral: EphemeralOptions = DEFAULT_EPHEMERAL,
-        ): Node = Node(cancellable { t ->
+            policies: Map<String, CollectionPolicy> = emptyMap(),
+            defaultPolicy: CollectionPolicy? = null,
+        ): Node = policiesJson(policies, defaultPolicy).let { policiesJson -> Node(cancellable { t ->
             either(
                 {
                     JniBridge.nodeOpen(
@@ -325,17 +333,17 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
                         arrayOf(ephemeral.beaconPreset, ephemeral.multicastGroup, ephemeral.multicastInterface),
                         longArrayOf(ephemeral.beaconIntervalMs.toLong(), ephemeral.beaconTtlMs.toLong()),
-                        timeoutMs, t.toLong(),
+                        policiesJson, timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {
                     io.peat.mesh.uniffi.nodeOpen(
-                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral),
+                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral, policiesJson),
                         timeoutMs.toULong(), t,
                     )
                 },
             )
-        })
+        }) }
     }
 
     /** This node's id (64 hex digits). */
@@ -561,6 +569,39 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
     /** Counters of the ephemeral path. */
     fun ephemeralStats(): EphemeralStatsRecord = needsJna("ephemeralStats") { io.peat.mesh.uniffi.ephemeralStats(handle) }
+
+    /**
+     * Sets [collection]'s policy (null: the default policy of every collection
+     * without its own); it applies from the next write, sync and garbage
+     * collection on. [PeatException.InvalidArgument] for a bad value or a
+     * 1,025th collection.
+     */
+    fun setPolicy(collection: String?, policy: CollectionPolicy) = policy.toJson().let { js ->
+        either({ JniBridge.setPolicy(h, collection, js) }, { io.peat.mesh.uniffi.setPolicy(handle, collection, js) })
+    }
+
+    /** Removes [collection]'s own policy; false if it had none. */
+    fun removePolicy(collection: String): Boolean =
+        either({ JniBridge.removePolicy(h, collection) }, { io.peat.mesh.uniffi.removePolicy(handle, collection) })
+
+    /** The policy [collection] follows now, every field filled in. */
+    fun policy(collection: String): CollectionPolicy = CollectionPolicy.fromJson(
+        either({ JniBridge.policy(h, collection) }, { io.peat.mesh.uniffi.policy(handle, collection) }),
+    )
+
+    /** The default policy and every collection's own. */
+    fun policies(): Pair<CollectionPolicy, Map<String, CollectionPolicy>> =
+        parsePolicies(either({ JniBridge.policies(h) }, { io.peat.mesh.uniffi.policies(handle) }))
+
+    /** Runs garbage collection now: expired documents and tombstones, retention, unreferenced blobs. */
+    suspend fun collectGarbage(timeoutMs: Long = 60_000): GarbageReportRecord = withContext(Dispatchers.IO) {
+        needsJna("collectGarbage") { io.peat.mesh.uniffi.collectGarbage(handle, timeoutMs.toULong()) }
+    }
+
+    /** What the node stores now and what its lifecycle removed or refused since open. */
+    suspend fun storageStats(timeoutMs: Long = 60_000): StorageStatsRecord = withContext(Dispatchers.IO) {
+        needsJna("storageStats") { io.peat.mesh.uniffi.storageStats(handle, timeoutMs.toULong()) }
+    }
 
     /** Closes the node (blocking, bounded by five seconds). Idempotent. */
     override fun close() = closeWithin(5_000)

@@ -1,0 +1,73 @@
+package io.peat.mesh
+
+import io.peat.mesh.uniffi.PeatException as Err
+import kotlinx.coroutines.runBlocking
+import kotlin.test.Test
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertTrue
+import kotlin.time.Duration.Companion.days
+import kotlin.time.Duration.Companion.hours
+import kotlin.time.Duration.Companion.milliseconds
+
+/** Conformance scenario 26: collection policies, retention by garbage collection, storage counters. */
+class LifecycleTest {
+    /** Loads the library (Support's initialiser) before the first call. */
+    private val lib = Support.libPath
+
+    @Test
+    fun policiesRetentionAndStorageStats() = runBlocking<Unit> {
+        val before = PeatMesh.liveHandles()
+        Node.open(
+            Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0",
+            policies = mapOf("log" to CollectionPolicy(priority = Priority.BULK, maxDocuments = 3)),
+        ).use { a ->
+            val log = a.policy("log")
+            assertEquals(Priority.BULK, log.priority)
+            assertEquals(3L, log.maxDocuments)
+            val other = a.policy("other")
+            assertEquals(Priority.NORMAL, other.priority)
+            assertEquals(SyncMode.FULL, other.sync)
+            assertEquals(7.days, other.tombstoneTtl)
+            assertEquals(null, other.ttl)
+
+            a.setPolicy("cache", CollectionPolicy(ttl = 1.hours, delete = DeleteRule.UPDATE_WINS))
+            assertEquals(1.hours, a.policy("cache").ttl)
+            assertEquals(DeleteRule.UPDATE_WINS, a.policy("cache").delete)
+            a.setPolicy(null, CollectionPolicy(priority = Priority.HIGH))
+            val (default, own) = a.policies()
+            assertEquals(Priority.HIGH, default.priority)
+            assertEquals(setOf("cache", "log"), own.keys)
+            assertTrue(a.removePolicy("cache"))
+            assertEquals(false, a.removePolicy("cache"))
+
+            for (i in 0 until 5) a.put("log", "e$i", """{"i":$i}""")
+            val r = a.collectGarbage()
+            assertEquals(2uL, r.evictedDocuments)
+            assertEquals(0uL, r.expiredDocuments)
+            assertEquals(0uL, r.purgedTombstones)
+            assertEquals(listOf("e2", "e3", "e4"), a.list("log").ids)
+            a.delete("log", "e4")
+            val s = a.storageStats()
+            assertEquals(2uL, s.documents)
+            assertEquals(1uL, s.tombstones)
+            assertEquals(2uL, s.evictedTotal)
+            assertTrue(s.gcRuns >= 1uL && s.documentBytes > 0uL)
+
+            assertFailsWith<Err.InvalidArgument> { a.setPolicy("log", CollectionPolicy(maxDocuments = -1)) }
+            assertFailsWith<Err.InvalidArgument> { a.setPolicy("log", CollectionPolicy(sync = SyncMode.WINDOWED)) }
+            assertFailsWith<Err.InvalidArgument> { a.policy("") }
+            assertFailsWith<IllegalArgumentException> { a.setPolicy("log", CollectionPolicy(ttl = 1500.milliseconds)) }
+            assertEquals(Priority.BULK, a.policy("log").priority)
+        }
+        assertFailsWith<Err.InvalidArgument> {
+            Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", policies = mapOf("" to CollectionPolicy()))
+        }
+        assertEquals(before, PeatMesh.liveHandles())
+        // a collection name that needs escaping round-trips through the JSON
+        Node.open(
+            Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0",
+            policies = mapOf("we\"ird\\name" to CollectionPolicy(priority = Priority.LOW)),
+        ).use { b -> assertEquals(Priority.LOW, b.policies().second["we\"ird\\name"]?.priority) }
+    }
+}

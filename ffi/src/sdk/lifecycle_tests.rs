@@ -1,0 +1,69 @@
+//! Scenario 26 at the SDK layer: policies as JSON at open and at runtime,
+//! garbage collection and storage counters, bad policies refused.
+
+use super::tests::{opts, serial};
+use super::*;
+use crate::error::ErrorCode;
+use crate::handles;
+use crate::records::NodeOptions;
+
+#[test]
+fn policies_garbage_collection_and_storage_counters_reach_the_sdk() {
+    let _g = serial();
+    let before = handles::live_handles();
+    let dir = tempfile::tempdir().unwrap();
+    let o = NodeOptions {
+        policies_json: r#"{"collections": {"log": {"priority": "bulk", "max_documents": 3}}}"#
+            .into(),
+        ..opts(dir.path())
+    };
+    let a = node_open(&o, 5000, 0).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&node_policy(a, "log").unwrap()).unwrap();
+    assert_eq!(log["priority"], "bulk");
+    assert_eq!(log["max_documents"], 3);
+    node_set_policy(a, Some("cache"), r#"{"ttl_secs": 3600}"#).unwrap();
+    node_set_policy(a, None, r#"{"priority": "high"}"#).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&node_policies(a).unwrap()).unwrap();
+    assert_eq!(all["default"]["priority"], "high");
+    assert_eq!(all["collections"]["cache"]["ttl_secs"], 3600);
+    assert!(node_remove_policy(a, "cache").unwrap());
+    assert!(!node_remove_policy(a, "cache").unwrap());
+    for i in 0..5 {
+        put(a, "log", &format!("e{i}"), &format!(r#"{{"i": {i}}}"#)).unwrap();
+    }
+    let r = collect_garbage(a, 10_000).unwrap();
+    assert_eq!((r.evicted_documents, r.expired_documents), (2, 0));
+    let (ids, _) = list(a, "log", "", None, 10).unwrap();
+    assert_eq!(ids, vec!["e2", "e3", "e4"]);
+    assert!(delete(a, "log", "e4").unwrap());
+    let s = storage_stats(a, 10_000).unwrap();
+    assert_eq!((s.documents, s.tombstones, s.evicted_total), (2, 1, 2));
+    assert!(s.gc_runs >= 1 && s.document_bytes > 0);
+    for bad in [
+        r#"{"priority": "urgent"}"#,
+        r#"{"ttl_secs": 0}"#,
+        "{",
+        r#"{"x": 1}"#,
+    ] {
+        let e = node_set_policy(a, Some("log"), bad).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+    }
+    assert_eq!(
+        node_policy(a, "").unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    node_close(a, 5000).unwrap();
+    assert_eq!(
+        collect_garbage(a, 1000).unwrap_err().code,
+        ErrorCode::InvalidHandle
+    );
+    let bad = NodeOptions {
+        policies_json: "not json".into(),
+        ..opts(dir.path())
+    };
+    assert_eq!(
+        node_open(&bad, 5000, 0).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(handles::live_handles(), before);
+}
