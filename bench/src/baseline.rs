@@ -495,3 +495,37 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> Result<usize> {
     }
     Ok(k)
 }
+
+/// redb alone deleting every row of a [`redb_batches`] file, `page` rows per
+/// durable commit (what one garbage-collection page does with its rows).
+pub(crate) fn redb_delete_pages(f: &RedbFile, page: usize) -> Result<Duration> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(&f.path)?;
+    let t = Instant::now();
+    loop {
+        let keys: Vec<String> = {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(ROWS)?;
+            let mut keys = Vec::with_capacity(page);
+            for row in table.iter()? {
+                keys.push(row?.0.value().to_string());
+                if keys.len() == page {
+                    break;
+                }
+            }
+            keys
+        };
+        if keys.is_empty() {
+            return Ok(t.elapsed());
+        }
+        let mut tx = db.begin_write()?;
+        tx.set_durability(redb::Durability::Immediate)?;
+        {
+            let mut table = tx.open_table(ROWS)?;
+            for k in &keys {
+                table.remove(k.as_str())?;
+            }
+        }
+        tx.commit()?;
+    }
+}

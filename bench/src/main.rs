@@ -45,6 +45,7 @@ mod ble;
 mod blobs;
 mod discovery;
 mod ephemeral;
+mod lifecycle;
 mod links;
 mod stall;
 
@@ -120,7 +121,7 @@ pub(crate) async fn wait_until(
 }
 
 /// Writes `n` documents of ~200 bytes with `par` concurrent writers.
-async fn fill(node: &Node, collection: &str, n: usize, par: usize) -> Result<()> {
+pub(crate) async fn fill(node: &Node, collection: &str, n: usize, par: usize) -> Result<()> {
     let mut tasks = Vec::new();
     for w in 0..par {
         let node = node.clone();
@@ -477,7 +478,7 @@ pub(crate) fn cpu_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn reset_peak() {
+pub(crate) fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
@@ -870,8 +871,11 @@ fn main() -> Result<()> {
     if go("beacons") {
         rt.block_on(ephemeral::beacons(&out, &size))?;
     }
+    if go("gc") {
+        rt.block_on(lifecycle::gc(&out, &size))?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, gc, all");
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! down to it, oldest (by newest change) first.
 //!
 //! Memory stays bounded whatever the store holds: the metadata is walked
-//! [`SCAN_PAGE`] rows per read transaction, removals are queued as they are
-//! found, and retention looks at the [`RETENTION_WINDOW`] oldest documents
+//! [`SCAN_PAGE`] rows per read transaction, a page's removals are committed
+//! together before the next page is read, and retention looks at the [`RETENTION_WINDOW`] oldest documents
 //! of a collection per pass (a collection further over its bound is cut down
 //! over several passes).
 
@@ -61,21 +61,12 @@ pub(super) fn collect_within(
         };
         after = Some(last.clone());
         let now = unix_ms();
+        let mut doomed = Vec::new();
         for (skey, meta) in page {
             let key = DocKey::from_storage_key(&skey)?;
             let policy = *policies.for_collection(key.collection());
-            if let Some(why) = removal(&policy, &meta, now) {
-                // Checked again under the document's lock: a change since can save it.
-                if store
-                    .purge_if(&key, |m| removal(&policy, m, unix_ms()) == Some(why))?
-                    .is_some()
-                {
-                    match why {
-                        Removal::Expired => report.expired_documents += 1,
-                        Removal::Tombstone => report.purged_tombstones += 1,
-                    }
-                    tracing::debug!(%key, ?why, "document removed");
-                }
+            if removal(&policy, &meta, now).is_some() {
+                doomed.push(key);
                 continue;
             }
             if meta.deleted || policy.retention == Retention::default() {
@@ -90,6 +81,22 @@ pub(super) fn collect_within(
             if tally.oldest.len() > window {
                 tally.oldest.pop();
             }
+        }
+        // Checked again under each document's lock: a change since can save it.
+        let why = |key: &DocKey, m: &Meta| {
+            removal(policies.for_collection(key.collection()), m, unix_ms())
+        };
+        for (key, meta) in store.purge_many(&doomed, |k, m| why(k, m).is_some())? {
+            match why(&key, &meta) {
+                Some(Removal::Tombstone) => report.purged_tombstones += 1,
+                _ => report.expired_documents += 1,
+            }
+            tracing::debug!(%key, "document removed past its lifetime");
+        }
+        // One page's removals in the writer's queue at a time (and the empty
+        // cells they pin in the cache): wait until they commit.
+        if !store.flush_blocking() {
+            return Err(crate::error::Error::Closed);
         }
     }
     for (collection, (retention, tally)) in tallies {

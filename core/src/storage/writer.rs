@@ -36,6 +36,8 @@ pub(super) enum WriteData {
 /// What the writer thread receives.
 pub(super) enum WriterMsg {
     Write(WriteOp),
+    /// Writes committed together (a page of garbage collection's removals).
+    Writes(Vec<WriteOp>),
     /// Acknowledged once every write queued before it is durable.
     Barrier(oneshot::Sender<()>),
     /// The same, for a thread that blocks on it.
@@ -66,6 +68,7 @@ pub(super) fn writer_loop(
         for m in msgs {
             match m {
                 WriterMsg::Write(op) => batch.push(op),
+                WriterMsg::Writes(ops) => batch.extend(ops),
                 WriterMsg::Barrier(b) => barriers.push(b),
                 WriterMsg::BarrierSync(b) => sync_barriers.push(b),
             }
