@@ -35,6 +35,16 @@ pub(crate) async fn raw_connection_as(
     formation: &Formation,
     secret: iroh::SecretKey,
 ) -> (Endpoint, Arc<Admitted>) {
+    raw_connection_offering(node, formation, secret, &[1]).await
+}
+
+/// [`raw_connection_as`] offering the given sync versions.
+pub(crate) async fn raw_connection_offering(
+    node: &Node,
+    formation: &Formation,
+    secret: iroh::SecretKey,
+    sync_versions: &[u16],
+) -> (Endpoint, Arc<Admitted>) {
     let me = NodeId(secret.public());
     let ep = crate::transport::bind_small_window_endpoint(secret, "127.0.0.1:0".parse().unwrap())
         .await
@@ -45,7 +55,7 @@ pub(crate) async fn raw_connection_as(
     let offers = [
         ProtocolOffer {
             name: "sync".into(),
-            versions: vec![1],
+            versions: sync_versions.to_vec(),
         },
         ProtocolOffer {
             name: "blobs".into(),

@@ -24,6 +24,9 @@ mod session;
 mod stats;
 mod writer;
 
+#[cfg(test)]
+mod lane_tests;
+
 pub(crate) use engine::Engine;
 pub(crate) use protocol::SyncProtocol;
 pub use stats::{SyncStats, TrafficStats};

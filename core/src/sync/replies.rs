@@ -10,6 +10,9 @@
 //!   dropped answers would have sent (nothing is lost, only delayed);
 //! - a protocol frame (a reconciliation answer, a heads request) past twice the
 //!   budget means the peer keeps asking without reading: the session ends.
+//!
+//! Protocol frames go first, then answers by their collection's priority
+//! class (see [`crate::policy::Priority`]), oldest first within a class.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +20,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::locks::LockExt;
+use crate::policy::Priority;
 use crate::storage::DocKey;
 use crate::wire::{Frame, Hash32};
 
@@ -66,19 +70,51 @@ impl Reply {
     fn is_frame(&self) -> bool {
         matches!(self, Reply::Frame(_))
     }
+
+    /// The document this answer is about (none for a protocol frame).
+    pub(crate) fn key(&self) -> Option<&DocKey> {
+        match self {
+            Reply::Frame(_) => None,
+            Reply::Offer(k)
+            | Reply::Wanted(k)
+            | Reply::AnswerHeads { key: k, .. }
+            | Reply::Ahead { key: k, .. } => Some(k),
+        }
+    }
+}
+
+/// A queued reply and its class (`None`: a protocol frame, sent first).
+pub(crate) type Owed = (Reply, Option<Priority>);
+
+/// The queues by class, and their byte count.
+#[derive(Default)]
+struct Queues {
+    frames: VecDeque<(Reply, usize)>,
+    classes: [VecDeque<(Reply, usize)>; 5],
+    bytes: usize,
+}
+
+impl Queues {
+    fn queue(&mut self, class: Option<Priority>) -> &mut VecDeque<(Reply, usize)> {
+        match class {
+            None => &mut self.frames,
+            Some(p) => &mut self.classes[p.index()],
+        }
+    }
 }
 
 /// The queue of [`Reply`]s with its byte count.
 #[derive(Default)]
 pub(crate) struct Replies {
-    q: Mutex<(VecDeque<(Reply, usize)>, usize)>,
+    q: Mutex<Queues>,
     /// Answers were dropped at the budget: reconcile again once drained.
     resync: AtomicBool,
 }
 
 impl Replies {
-    /// Queues `r`; see the module docs for what happens at the budget.
-    pub(crate) fn push(&self, r: Reply) -> Result<()> {
+    /// Queues `r` in `class` (`None` for a protocol frame); see the module
+    /// docs for what happens at the budget.
+    pub(crate) fn push(&self, r: Reply, class: Option<Priority>) -> Result<()> {
         let cost = r.cost();
         let mut q = self.q.locked();
         let limit = if r.is_frame() {
@@ -86,50 +122,55 @@ impl Replies {
         } else {
             REPLY_BUDGET
         };
-        if q.1 + cost > limit {
+        if q.bytes + cost > limit {
             if r.is_frame() {
                 return Err(Error::Protocol(format!(
                     "the peer does not read its answers ({} bytes queued)",
-                    q.1
+                    q.bytes
                 )));
             }
             self.resync.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        q.1 += cost;
-        q.0.push_back((r, cost));
+        q.bytes += cost;
+        let class = if r.is_frame() { None } else { class };
+        q.queue(class).push_back((r, cost));
         Ok(())
     }
 
-    /// Up to `max` queued replies, oldest first.
-    pub(crate) fn take(&self, max: usize) -> Vec<Reply> {
+    /// Up to `max` queued replies: protocol frames first, then by class,
+    /// oldest first within each.
+    pub(crate) fn take(&self, max: usize) -> Vec<Owed> {
         let mut q = self.q.locked();
-        let n = q.0.len().min(max);
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            if let Some((r, cost)) = q.0.pop_front() {
-                q.1 -= cost;
-                out.push(r);
+        let mut out = Vec::new();
+        let order = std::iter::once(None).chain(Priority::ALL.into_iter().map(Some));
+        for class in order {
+            while out.len() < max {
+                let Some((r, cost)) = q.queue(class).pop_front() else {
+                    break;
+                };
+                q.bytes -= cost;
+                out.push((r, class));
             }
         }
         out
     }
 
-    /// Returns replies taken but not yet rendered to the front, in order (never
-    /// refused: they were within the budget when queued).
-    pub(crate) fn put_back(&self, replies: Vec<Reply>) {
+    /// Returns replies taken but not yet rendered to the front of their
+    /// queues, in order (never refused: they were within the budget when queued).
+    pub(crate) fn put_back(&self, replies: Vec<Owed>) {
         let mut q = self.q.locked();
-        for r in replies.into_iter().rev() {
+        for (r, class) in replies.into_iter().rev() {
             let cost = r.cost();
-            q.1 += cost;
-            q.0.push_front((r, cost));
+            q.bytes += cost;
+            q.queue(class).push_front((r, cost));
         }
     }
 
     /// Bytes queued now.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
-        self.q.locked().1
+        self.q.locked().bytes
     }
 
     /// True once if answers were dropped since the last call.
@@ -148,7 +189,8 @@ mod tests {
         let key = DocKey::new("c", "d").unwrap();
         let per = Reply::Offer(key.clone()).cost();
         for _ in 0..REPLY_BUDGET / per + 10 {
-            r.push(Reply::Offer(key.clone())).unwrap();
+            r.push(Reply::Offer(key.clone()), Some(Priority::Normal))
+                .unwrap();
         }
         assert!(r.bytes() <= REPLY_BUDGET);
         assert!(r.take_resync());
@@ -160,12 +202,45 @@ mod tests {
                 msg: vec![0; 8 << 20],
             })
         };
-        r.push(big()).unwrap();
-        r.push(big()).unwrap();
-        r.push(big()).unwrap();
-        assert!(r.push(big()).is_err());
+        r.push(big(), None).unwrap();
+        r.push(big(), None).unwrap();
+        r.push(big(), None).unwrap();
+        assert!(r.push(big(), None).is_err());
         assert!(r.bytes() <= 2 * REPLY_BUDGET);
         let taken = r.take(10);
         assert_eq!(taken.len(), 10);
+    }
+
+    #[test]
+    fn frames_go_first_then_answers_by_class() {
+        let r = Replies::default();
+        let k = |id: &str| DocKey::new("c", id).unwrap();
+        r.push(Reply::Offer(k("bulk")), Some(Priority::Bulk))
+            .unwrap();
+        r.push(Reply::Offer(k("normal")), Some(Priority::Normal))
+            .unwrap();
+        r.push(Reply::Offer(k("critical")), Some(Priority::Critical))
+            .unwrap();
+        r.push(Reply::Frame(Frame::Want { prefixes: vec![] }), None)
+            .unwrap();
+        let taken = r.take(3);
+        let names: Vec<String> = taken
+            .iter()
+            .map(|(r, _)| r.key().map_or("frame".into(), |k| k.id().to_string()))
+            .collect();
+        assert_eq!(names, ["frame", "critical", "normal"]);
+        // put back: the same order again, before what was left
+        r.put_back(taken);
+        let again: Vec<Option<Priority>> = r.take(10).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            again,
+            [
+                None,
+                Some(Priority::Critical),
+                Some(Priority::Normal),
+                Some(Priority::Bulk)
+            ]
+        );
+        assert_eq!(r.bytes(), 0);
     }
 }

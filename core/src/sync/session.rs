@@ -9,7 +9,7 @@ use iroh::endpoint::{Connection, RecvStream};
 
 use super::engine::Engine;
 use super::incoming::{check_heads, ChangeBatch, PieceAssembly, Work, MAX_BATCH_FRAMES};
-use super::outbox::Outbox;
+use super::outbox::{Outbox, BULK};
 use super::rbsr;
 use super::reconcile::{self, Reconciler};
 use super::replies::Reply;
@@ -86,13 +86,15 @@ impl Session {
         self.outbox.send(Frame::Reconcile { start: true, msg })
     }
 
-    /// Reads and handles frames until the stream ends or a frame is bad.
+    /// Reads and handles frames of one lane until its stream ends or a frame
+    /// is bad. The bulk lane carries only document data and heads: a
+    /// reconciliation or want frame on it is a protocol error.
     ///
     /// Reading, checking frames and assembling change pieces happen here, on
     /// the runtime; the work the frames ask for (applying changes, store reads,
     /// reconciliation steps) runs on a blocking thread, one batch at a time, so
     /// a peer with a large backlog never holds a runtime worker.
-    pub(crate) async fn read_loop(self: &Arc<Self>, recv: RecvStream) -> Result<()> {
+    pub(crate) async fn read_loop(self: &Arc<Self>, recv: RecvStream, lane: usize) -> Result<()> {
         let mut reader = FrameReader::new(recv);
         let mut pieces = PieceAssembly::default();
         loop {
@@ -155,6 +157,12 @@ impl Session {
                     }
                     other => {
                         pieces.check_idle(other.name())?;
+                        if lane == BULK && !matches!(other, Frame::Heads { .. }) {
+                            return Err(Error::Protocol(format!(
+                                "{} frame on the bulk lane",
+                                other.name()
+                            )));
+                        }
                         if matches!(other, Frame::Reconcile { start: true, .. }) {
                             // Everything before it first; then the responder's
                             // snapshot must cover what it committed before this

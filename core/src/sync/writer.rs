@@ -1,21 +1,34 @@
-//! The writing side of a session: drains its outbox into the sync stream,
-//! owed replies first (rendered a batch at a time from the store), then live
-//! updates, and at close everything queued before the stream is finished.
+//! The writing side of a session: drains one lane of its outbox into that
+//! lane's stream, owed replies first (rendered a batch at a time from the
+//! store), then live updates, and at close everything queued before the
+//! stream is finished.
 
 use std::sync::Arc;
 
 use iroh::endpoint::SendStream;
 
-use super::replies::Reply;
+use super::outbox::BULK;
+use super::replies::{Owed, Reply};
 use super::session::Session;
 use crate::error::{Error, Result};
 use crate::wire::{split_changes, write_frame, Frame};
 
-/// Writes a frame, split into several if its change data is too large for one.
-async fn send_frame(session: &Session, send: &mut SendStream, f: Frame) -> Result<()> {
+/// Writes a frame of `lane`, split into several if its change data is too
+/// large for one. The main lane leaves a starved bulk lane its slice first
+/// (see [`super::outbox::BULK_STARVED`]).
+async fn send_frame(session: &Session, lane: usize, send: &mut SendStream, f: Frame) -> Result<()> {
+    let outbox = &session.outbox;
     for f in &split_changes(f) {
-        let n = write_frame(send, f).await?;
-        session.engine.counters.sent(f, n);
+        if lane == BULK {
+            outbox.bulk_writing(true);
+        } else {
+            outbox.yield_to_bulk().await;
+        }
+        let n = write_frame(send, f).await;
+        if lane == BULK {
+            outbox.bulk_writing(false);
+        }
+        session.engine.counters.sent(f, n?);
     }
     Ok(())
 }
@@ -27,13 +40,17 @@ const RENDER_BATCH: usize = 512;
 /// once about one frame budget of change data is rendered: the rest go back to
 /// the front of the queue, so memory holds at most one batch of rendered
 /// frames whatever the peer asked for.
-async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<Vec<Frame>> {
+async fn render_blocking(
+    session: &Arc<Session>,
+    lane: usize,
+    replies: Vec<Owed>,
+) -> Result<Vec<Frame>> {
     let s = session.clone();
     let (frames, rest) = tokio::task::spawn_blocking(move || {
         let mut frames = Vec::new();
         let mut bytes = 0usize;
         let mut replies = replies.into_iter();
-        for r in replies.by_ref() {
+        for (r, _) in replies.by_ref() {
             for f in s.render(r)? {
                 if let Frame::Changes { changes, .. } = &f {
                     bytes += changes.iter().map(Vec::len).sum::<usize>();
@@ -49,9 +66,14 @@ async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<
     .await
     .map_err(|e| Error::Internal(format!("render: {e}")))??;
     if !rest.is_empty() {
-        session.outbox.replies.put_back(rest);
+        session.outbox.lane(lane).replies.put_back(rest);
     }
     Ok(frames)
+}
+
+/// A coalesced document's heads offer, as an owed reply.
+fn offer(key: crate::storage::DocKey) -> Vec<Owed> {
+    vec![(Reply::Offer(key), None)]
 }
 
 /// Drains the outboxes into the stream until it fails or the node closes:
@@ -63,25 +85,30 @@ async fn render_blocking(session: &Arc<Session>, replies: Vec<Reply>) -> Result<
 /// just before `close` still reach connected peers.
 pub(crate) async fn write_loop(
     session: &Arc<Session>,
+    lane: usize,
     mut send: SendStream,
     closing: &tokio_util::sync::CancellationToken,
 ) -> Result<()> {
+    let queues = session.outbox.lane(lane);
+    // Bulk batches stay small, so a lane's writer looks at its queue (and its
+    // higher classes) often.
+    let batch = if lane == BULK { 8 } else { RENDER_BATCH };
     loop {
-        let owed = session.outbox.replies.take(RENDER_BATCH);
+        let owed = queues.replies.take(batch);
         if !owed.is_empty() {
-            for f in render_blocking(session, owed).await? {
-                send_frame(session, &mut send, f).await?;
+            for f in render_blocking(session, lane, owed).await? {
+                send_frame(session, lane, &mut send, f).await?;
             }
             continue;
         }
         if closing.is_cancelled() {
-            while let Some(item) = session.outbox.pop_live() {
+            while let Some(item) = queues.pop_live() {
                 let frames = match item {
                     Ok(f) => vec![f],
-                    Err(key) => render_blocking(session, vec![Reply::Offer(key)]).await?,
+                    Err(key) => render_blocking(session, lane, offer(key)).await?,
                 };
                 for f in frames {
-                    send_frame(session, &mut send, f).await?;
+                    send_frame(session, lane, &mut send, f).await?;
                 }
             }
             let _ = send.finish();
@@ -96,7 +123,7 @@ pub(crate) async fn write_loop(
             .await;
             return Ok(());
         }
-        if session.outbox.replies.take_resync() {
+        if queues.replies.take_resync() {
             // Answers were dropped at the budget: a new round finds what they
             // would have sent.
             if let Err(e) = session.start_reconcile().await {
@@ -104,19 +131,19 @@ pub(crate) async fn write_loop(
             }
             continue;
         }
-        if let Some(item) = session.outbox.pop_live() {
+        if let Some(item) = queues.pop_live() {
             match item {
-                Ok(f) => send_frame(session, &mut send, f).await?,
+                Ok(f) => send_frame(session, lane, &mut send, f).await?,
                 Err(key) => {
-                    for f in render_blocking(session, vec![Reply::Offer(key)]).await? {
-                        send_frame(session, &mut send, f).await?;
+                    for f in render_blocking(session, lane, offer(key)).await? {
+                        send_frame(session, lane, &mut send, f).await?;
                     }
                 }
             }
             continue;
         }
         tokio::select! {
-            _ = session.outbox.wake.notified() => {}
+            _ = queues.wake.notified() => {}
             _ = closing.cancelled() => {}
         }
     }
