@@ -3,7 +3,7 @@
 //! next to this one), driven as in `node/tests/netns.rs`.
 
 #[path = "../../node/tests/support/netns.rs"]
-mod netns;
+pub(crate) mod netns;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use netns::{Net, NodeProc};
 
 use crate::{baseline, Out, Size};
 
-fn node_bin() -> Result<String> {
+pub(crate) fn node_bin() -> Result<String> {
     let exe = std::env::current_exe()?;
     let bin = exe.parent().context("exe dir")?.join("peat-mesh-node");
     anyhow::ensure!(

@@ -47,6 +47,7 @@ mod discovery;
 mod ephemeral;
 mod lifecycle;
 mod links;
+mod priority;
 mod stall;
 
 use std::time::{Duration, Instant};
@@ -871,11 +872,14 @@ fn main() -> Result<()> {
     if go("beacons") {
         rt.block_on(ephemeral::beacons(&out, &size))?;
     }
+    if go("priority") {
+        priority::priority(&out, &size)?;
+    }
     if go("gc") {
         rt.block_on(lifecycle::gc(&out, &size))?;
     }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, gc, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, gc, all");
     }
     Ok(())
 }

@@ -198,6 +198,11 @@ pub struct NodeConfig {
     /// retention, unreferenced blobs; [`crate::Node::collect_garbage`] runs it
     /// on demand). The first pass runs one interval after open. Default 60 s.
     pub gc_interval: Duration,
+    /// Priority classes on the wire (see [`crate::policy::Priority`]): higher
+    /// classes first, low and bulk on the bulk lane, blobs below document
+    /// sync. Default true; false sends every class alike and blobs at the
+    /// same QUIC priority as documents (to measure what the classes do).
+    pub qos: bool,
 }
 
 impl NodeConfig {
@@ -226,6 +231,7 @@ impl NodeConfig {
             multicast: None,
             policies: Policies::default(),
             gc_interval: Duration::from_secs(60),
+            qos: true,
         }
     }
 
@@ -310,6 +316,7 @@ impl fmt::Debug for NodeConfig {
             multicast,
             policies,
             gc_interval,
+            qos,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -334,6 +341,7 @@ impl fmt::Debug for NodeConfig {
             .field("multicast", multicast)
             .field("policies", policies)
             .field("gc_interval", gc_interval)
+            .field("qos", qos)
             .finish()
     }
 }

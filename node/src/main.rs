@@ -9,6 +9,7 @@
 //!                    [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
 //!                    [--blobs-below-level N] [--collection-below-level NAME=N]...
 //!                    [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
+//!                    [--policies FILE.json|FILE.toml] [--no-qos]
 //! ```
 //!
 //! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
@@ -28,10 +29,12 @@
 //! `--no-mdns`. With `--control` it reads commands from stdin, one per line
 //! (`put COLL ID JSON`, `get COLL ID`, `peers`, `add-peer NODEID@ADDR[,ADDR]`,
 //! `links NODEID` (each link's health towards a peer), `silence LINK`,
-//! `unsilence LINK`, `quit`), and prints one line per answer and per peer event (`EVENT ...`), for
+//! `unsilence LINK`, `quit`; the ephemeral commands in `ephemeral_cmds`, the
+//! policy, lifecycle and blob ones in `lifecycle_cmds`), and prints one line per answer and per peer event (`EVENT ...`), for
 //! tests and scripts that drive a node in another process or network namespace.
 
 mod ephemeral_cmds;
+mod lifecycle_cmds;
 mod link_flags;
 
 use std::net::SocketAddr;
@@ -51,6 +54,7 @@ const USAGE: &str = "usage:
                      [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
                      [--blobs-below-level N] [--collection-below-level NAME=N]...
                      [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
+                     [--policies FILE.json|FILE.toml] [--no-qos]
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 
@@ -183,6 +187,7 @@ async fn run(args: &[String]) -> Result<()> {
     cfg.mdns = !args.iter().any(|a| a == "--no-mdns");
     let cfg = link_flags::apply(args, cfg).await?;
     let cfg = ephemeral_cmds::apply(args, cfg)?;
+    let cfg = lifecycle_cmds::apply(args, cfg)?;
     let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
     println!("READY {} {:?}", node.id(), node.addrs());
@@ -257,6 +262,9 @@ fn event_line(e: &PeerEvent) -> String {
 async fn command(node: &Node, line: &str) -> Result<String> {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     if let Some(out) = ephemeral_cmds::command(node, cmd, rest) {
+        return out;
+    }
+    if let Some(out) = lifecycle_cmds::command(node, cmd, rest).await {
         return out;
     }
     let mut parts = line.splitn(4, ' ');

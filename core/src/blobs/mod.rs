@@ -106,6 +106,9 @@ pub(crate) struct BlobState {
     /// The node's bond, when it has links: its PACE policy may keep blobs
     /// off some links ([`crate::links::PacePolicy::bulk_max_level`]).
     pub bond: std::sync::OnceLock<crate::links::Bond>,
+    /// Blob streams go at a lower QUIC priority than document sync
+    /// ([`crate::NodeConfig::qos`]; on by default).
+    pub qos: std::sync::atomic::AtomicBool,
 }
 
 impl BlobState {
@@ -118,7 +121,17 @@ impl BlobState {
             rt: tokio::runtime::Handle::current(),
             serving: Arc::new(tokio::sync::Semaphore::new(provider::MAX_STREAMS_TOTAL)),
             bond: std::sync::OnceLock::new(),
+            qos: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// The QUIC priority of blob streams.
+    pub(crate) fn priority(&self) -> i32 {
+        if self.qos.load(std::sync::atomic::Ordering::Relaxed) {
+            protocol::BLOB_PRIORITY
+        } else {
+            0
+        }
     }
 
     /// Why blob bytes may not go to or come from `peer` now (the link policy);

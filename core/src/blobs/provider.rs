@@ -13,8 +13,8 @@ use tokio_util::task::TaskTracker;
 
 use super::hash::{has_outboard, LEAF_SIZE};
 use super::pace::Pacer;
+use super::protocol::VERSIONS;
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
-use super::protocol::{BLOB_PRIORITY, VERSIONS};
 use super::BlobState;
 use crate::error::{Error, Result};
 use crate::security::Admitted;
@@ -146,7 +146,7 @@ async fn serve_stream(
     mut send: SendStream,
     mut recv: RecvStream,
 ) -> Result<()> {
-    let _ = send.set_priority(BLOB_PRIORITY);
+    let _ = send.set_priority(shared.priority());
     let req = tokio::time::timeout(Duration::from_secs(30), read_request(&mut recv))
         .await
         .map_err(|_| Error::Timeout("blob request".into()))??;

@@ -215,7 +215,11 @@ impl Node {
             config.peer_queue_capacity,
             config.anti_entropy_interval,
             Arc::new(Lifecycle::new(config.policies.clone())),
+            config.qos,
         ));
+        blobs
+            .qos
+            .store(config.qos, std::sync::atomic::Ordering::Relaxed);
         if let Some(b) = links_for_sync {
             let _ = engine.links.set(b);
         }

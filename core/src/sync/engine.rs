@@ -48,6 +48,8 @@ pub(crate) struct Engine {
     held: Mutex<std::collections::HashSet<NodeId>>,
     /// Policies, and what the node removed and so refuses from peers.
     pub lifecycle: Arc<Lifecycle>,
+    /// Priority classes on the wire ([`crate::NodeConfig::qos`]).
+    pub qos: bool,
 }
 
 impl Engine {
@@ -58,6 +60,7 @@ impl Engine {
         peer_queue: usize,
         anti_entropy: Duration,
         lifecycle: Arc<Lifecycle>,
+        qos: bool,
     ) -> Self {
         Engine {
             ctx,
@@ -71,6 +74,7 @@ impl Engine {
             links: std::sync::OnceLock::new(),
             held: Mutex::new(std::collections::HashSet::new()),
             lifecycle,
+            qos,
         }
     }
 

@@ -67,6 +67,8 @@ pub(crate) struct Outbox {
     /// back and documents were held back from the peer).
     pub(super) reconcile: Notify,
     cap: usize,
+    /// Classes on (else every document is of the normal class).
+    qos: bool,
     /// Since when the bulk lane's writer has waited for QUIC to take a frame.
     bulk_waiting: Mutex<Option<tokio::time::Instant>>,
 }
@@ -95,7 +97,12 @@ impl ClassQueue {
 
 impl Outbox {
     /// An outbox with one lane, or two (`bulk_lane`) for a sync v2 peer.
-    pub(crate) fn new(cap: usize, bulk_lane: bool, lifecycle: Arc<Lifecycle>) -> Arc<Self> {
+    pub(crate) fn new(
+        cap: usize,
+        bulk_lane: bool,
+        lifecycle: Arc<Lifecycle>,
+        qos: bool,
+    ) -> Arc<Self> {
         let lane = || Lane {
             replies: Replies::default(),
             live: Mutex::new(LiveQueue::default()),
@@ -111,6 +118,7 @@ impl Outbox {
             lifecycle,
             reconcile: Notify::new(),
             cap: cap.max(1),
+            qos,
             bulk_waiting: Mutex::new(None),
         })
     }
@@ -150,6 +158,9 @@ impl Outbox {
 
     /// The class of a collection's documents now.
     pub(crate) fn class_of(&self, collection: &str) -> Priority {
+        if !self.qos {
+            return Priority::Normal;
+        }
         self.lifecycle
             .policies
             .get()
@@ -256,7 +267,7 @@ mod tests {
             .unwrap()
             .with("bulk", CollectionPolicy::default().priority(Priority::Bulk))
             .unwrap();
-        Outbox::new(cap, lanes, Arc::new(Lifecycle::new(p)))
+        Outbox::new(cap, lanes, Arc::new(Lifecycle::new(p)), true)
     }
 
     fn id(item: Option<Result<Frame, DocKey>>) -> String {

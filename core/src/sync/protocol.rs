@@ -94,7 +94,12 @@ impl Protocol for SyncProtocol {
         // outbox is bounded (live queue, then coalesced documents).
         let engine = self.0.clone();
         let lanes = if version >= 2 { 2 } else { 1 };
-        let outbox = Outbox::new(engine.peer_queue, lanes > 1, engine.lifecycle.clone());
+        let outbox = Outbox::new(
+            engine.peer_queue,
+            lanes > 1,
+            engine.lifecycle.clone(),
+            engine.qos,
+        );
         let registration = engine.register(conn.peer(), outbox.clone());
         Box::pin(async move {
             let engine = &engine;

@@ -152,8 +152,15 @@ pub struct LinkPair {
 }
 
 impl LinkPair {
-    /// `radio_rate` as `tc` takes it, e.g. `96kbit`.
+    /// `radio_rate` as `tc` takes it, e.g. `96kbit`; the radio's queue holds
+    /// 400 ms of it.
     pub fn new(radio_rate: &str) -> Result<LinkPair> {
+        LinkPair::shaped(radio_rate, "400ms")
+    }
+
+    /// [`LinkPair::new`] with the radio's queue holding `latency` (as `tc`
+    /// takes it, e.g. `50ms`) of traffic; past it, packets are dropped.
+    pub fn shaped(radio_rate: &str, latency: &str) -> Result<LinkPair> {
         if !is_root() {
             bail!(
                 "network namespace tests need root (CAP_NET_ADMIN); run them as root, as CI does"
@@ -180,7 +187,7 @@ impl LinkPair {
                 if *link == "radio" {
                     let out = Command::new("tc")
                         .args(["-n", &nodes[i], "qdisc", "add", "dev", d, "root", "tbf"])
-                        .args(["rate", radio_rate, "burst", "4kb", "latency", "400ms"])
+                        .args(["rate", radio_rate, "burst", "4kb", "latency", latency])
                         .output()
                         .context("running `tc` (iproute2)")?;
                     if !out.status.success() {
