@@ -529,3 +529,24 @@ pub(crate) fn redb_delete_pages(f: &RedbFile, page: usize) -> Result<Duration> {
         tx.commit()?;
     }
 }
+
+/// Plain Automerge: a document updated `n` times (one change each), saved;
+/// and its final state written into a fresh document, saved.
+pub(crate) fn automerge_growth(n: usize) -> Result<(usize, usize)> {
+    use peat_mesh::automerge::transaction::Transactable;
+    use peat_mesh::automerge::{AutoCommit, ROOT};
+    let mut d = AutoCommit::new();
+    for i in 0..n {
+        d.put(ROOT, "lat", 59.0 + i as f64 * 1e-6)?;
+        d.put(ROOT, "lon", 18.0)?;
+        d.put(ROOT, "seq", i as i64)?;
+        d.commit();
+    }
+    let grown = d.save().len();
+    let mut fresh = AutoCommit::new();
+    fresh.put(ROOT, "lat", 59.0 + (n - 1) as f64 * 1e-6)?;
+    fresh.put(ROOT, "lon", 18.0)?;
+    fresh.put(ROOT, "seq", (n - 1) as i64)?;
+    fresh.commit();
+    Ok((grown, fresh.save().len()))
+}

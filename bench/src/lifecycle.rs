@@ -1,4 +1,4 @@
-//! `gc`: expiring documents by TTL. Time and peak memory to remove 100,000
+//! `gc` and `latest-only`. `gc`: expiring documents by TTL. Time and peak memory to remove 100,000
 //! expired documents in one garbage collection, beside redb alone deleting as
 //! many rows in pages of the same size (one durable commit per page).
 
@@ -65,6 +65,82 @@ pub(crate) async fn gc(out: &Out, size: &Size) -> Result<()> {
         "ratio node / baseline",
         took.as_secs_f64() / base.as_secs_f64(),
         "x",
+    );
+    Ok(())
+}
+
+/// `latest-only`: one document updated 10,000 times, in a latest-only and in
+/// a full-history collection, synced live from A to B: bytes it takes on
+/// disk and bytes B received per update. Baseline: plain Automerge, the same
+/// updates as one growing document saved, beside its state saved alone.
+pub(crate) async fn latest_only(out: &Out, size: &Size) -> Result<()> {
+    use peat_mesh::{Policies, SyncMode};
+    let n = size.n(10_000, 500);
+    let policies = Policies::default().with(
+        "latest",
+        CollectionPolicy::default().sync(SyncMode::LatestOnly),
+    )?;
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let cfg = |d: &std::path::Path| -> Result<NodeConfig> {
+        Ok(NodeConfig::new(d, formation())
+            .listen("127.0.0.1:0".parse()?)
+            .policies(policies.clone()))
+    };
+    let a = Node::open(cfg(da.path())?).await?;
+    let b = Node::open(cfg(db.path())?).await?;
+    b.connect(&a.peer_addr()).await?;
+    for collection in ["latest", "full"] {
+        let before = b.sync_stats().received.bytes();
+        for i in 0..n {
+            let v = serde_json::json!({"lat": 59.0 + i as f64 * 1e-6, "lon": 18.0, "seq": i});
+            a.merge_patch(collection, "unit-1", &v).await?;
+        }
+        let last = Some(
+            serde_json::json!({"lat": 59.0 + (n - 1) as f64 * 1e-6, "lon": 18.0, "seq": n - 1}),
+        );
+        let t = Instant::now();
+        while b.get(collection, "unit-1")? != last {
+            ensure!(
+                t.elapsed() < Duration::from_secs(120),
+                "{collection} did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let synced = (b.sync_stats().received.bytes() - before) as f64 / n as f64;
+        let stored = a.export(collection, "unit-1")?.map_or(0, |x| x.len());
+        let name = if collection == "latest" {
+            "latest-only"
+        } else {
+            "full history"
+        };
+        out.fig(
+            "latest-only",
+            &format!("{name}: document bytes after {n} updates"),
+            stored as f64,
+            "B",
+        );
+        out.fig(
+            "latest-only",
+            &format!("{name}: bytes synced per update"),
+            synced,
+            "B",
+        );
+    }
+    a.close(Duration::from_secs(10)).await?;
+    b.close(Duration::from_secs(10)).await?;
+    let (grown, alone) =
+        tokio::task::spawn_blocking(move || baseline::automerge_growth(n)).await??;
+    out.fig(
+        "latest-only",
+        &format!("baseline: Automerge save after {n} updates"),
+        grown as f64,
+        "B",
+    );
+    out.fig(
+        "latest-only",
+        "baseline: Automerge save of the state alone",
+        alone as f64,
+        "B",
     );
     Ok(())
 }

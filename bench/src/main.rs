@@ -875,11 +875,14 @@ fn main() -> Result<()> {
     if go("priority") {
         priority::priority(&out, &size)?;
     }
+    if go("latest-only") {
+        rt.block_on(lifecycle::latest_only(&out, &size))?;
+    }
     if go("gc") {
         rt.block_on(lifecycle::gc(&out, &size))?;
     }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, gc, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, all");
     }
     Ok(())
 }

@@ -49,16 +49,23 @@ impl Node {
         self.check_open()?;
         let key = DocKey::new(collection, id)?;
         let engine = &self.inner.engine;
+        let latest = engine.latest_only(collection);
         let r = engine.store.update(
             &key,
             create,
             |doc| {
-                doc.transact_with(
-                    |_| automerge::transaction::CommitOptions::default().with_time(now_ms()),
-                    f,
-                )
-                .map(|s| s.result)
-                .map_err(|f| f.error)
+                let now = now_ms();
+                let out = doc
+                    .transact_with(
+                        |_| automerge::transaction::CommitOptions::default().with_time(now),
+                        f,
+                    )
+                    .map(|s| s.result)
+                    .map_err(|f| f.error)?;
+                if latest {
+                    engine.compact(doc, now);
+                }
+                Ok(out)
             },
             |c| engine.fan_out(c, None),
             |c, doc| engine.publish(c, doc, Origin::Local),
@@ -235,6 +242,9 @@ impl Node {
                         "import depends on {} change(s) this document does not have; nothing was applied",
                         missing - waiting
                     )));
+                }
+                if engine.latest_only(collection) {
+                    engine.compact(doc, now_ms());
                 }
                 Ok(())
             },

@@ -199,6 +199,11 @@ impl Store {
         self.check_not_failed()
     }
 
+    /// The actor this node's changes are written with.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
     /// Becomes `Some(why)` when a commit fails (the store is then fail-stop).
     pub fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
         self.failure.clone()
@@ -335,7 +340,11 @@ impl Store {
             return Ok(Some((out, None)));
         }
         st.rendered = None;
-        let new = st.doc.get_changes(&before);
+        // A document replaced by a fresh one (latest-only) is not an extension
+        // of the stored rows: all of it is new, and it replaces them.
+        let replaced = !before.is_empty()
+            && !super::unknown_hashes(&st.doc, &heads_to_wire(&before)).is_empty();
+        let new = st.doc.get_changes(if replaced { &[] } else { &before });
         if let Some(big) = new.iter().find(|c| c.raw_bytes().len() > MAX_CHANGE_LEN) {
             let len = big.raw_bytes().len();
             self.roll_back(&skey, &cell, &mut st);
@@ -361,16 +370,17 @@ impl Store {
         let old = st.meta;
         let (incr, next_seq) = old.map(|m| (m.incr, m.next_seq)).unwrap_or((0, 0));
         let appended = changes.concat();
-        let (data, incr) =
-            if incr + 1 >= COMPACT_AFTER && st.incr_bytes + appended.len() >= st.snap_len {
-                let snap = st.doc.save();
-                st.snap_len = snap.len();
-                st.incr_bytes = 0;
-                (WriteData::Snapshot(snap), 0)
-            } else {
-                st.incr_bytes += appended.len();
-                (WriteData::Append(appended), incr + 1)
-            };
+        let (data, incr) = if replaced
+            || (incr + 1 >= COMPACT_AFTER && st.incr_bytes + appended.len() >= st.snap_len)
+        {
+            let snap = st.doc.save();
+            st.snap_len = snap.len();
+            st.incr_bytes = 0;
+            (WriteData::Snapshot(snap), 0)
+        } else {
+            st.incr_bytes += appended.len();
+            (WriteData::Append(appended), incr + 1)
+        };
         let meta = Meta {
             ts,
             vid,

@@ -78,6 +78,22 @@ impl Engine {
         }
     }
 
+    /// Whether `collection` is latest-only now (see [`crate::storage::compacted`]).
+    pub(crate) fn latest_only(&self, collection: &str) -> bool {
+        self.qos_policy(collection).sync == crate::policy::SyncMode::LatestOnly
+    }
+
+    fn qos_policy(&self, collection: &str) -> crate::policy::CollectionPolicy {
+        *self.lifecycle.policies.get().for_collection(collection)
+    }
+
+    /// Replaces a latest-only document by its state as one change at `now`.
+    pub(crate) fn compact(&self, doc: &mut automerge::Automerge, now: i64) {
+        if let Some(fresh) = crate::storage::compacted(doc, self.store.actor(), now) {
+            *doc = fresh;
+        }
+    }
+
     /// The (time, version) items of every document that takes part in sync:
     /// those about to expire are left out (see [`crate::lifecycle`]).
     pub(crate) fn versions(&self) -> Result<Vec<(u64, crate::wire::Hash32)>> {
@@ -193,17 +209,25 @@ impl Engine {
         changes: Vec<Change>,
         from: NodeId,
     ) -> Result<bool> {
-        let update_wins = self
-            .lifecycle
-            .policies
-            .get()
-            .for_collection(key.collection())
-            .delete_rule
-            == DeleteRule::UpdateWins;
+        let policy = self.qos_policy(key.collection());
+        let update_wins = policy.delete_rule == DeleteRule::UpdateWins;
+        let latest = policy.sync == crate::policy::SyncMode::LatestOnly;
         let r = self.store.update(
             key,
             true,
             |doc| {
+                let changes = if latest {
+                    match crate::storage::judge(doc, changes, self.store.actor())? {
+                        crate::storage::Incoming::Wins(theirs) => {
+                            *doc = *theirs;
+                            return Ok(false);
+                        }
+                        crate::storage::Incoming::Loses => return Ok(false),
+                        crate::storage::Incoming::Partial(changes) => changes,
+                    }
+                } else {
+                    changes
+                };
                 // Only what can be applied now: Automerge's own queue for
                 // changes awaiting dependencies has no bound.
                 let (ready, left_out) = crate::storage::causally_ready(doc, changes);

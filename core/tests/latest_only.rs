@@ -1,0 +1,132 @@
+//! Latest-only collections on live nodes: history stays one change however
+//! many updates, so what sync sends stays the size of the state
+//! (`peat-bench latest-only` measures the bytes per update), and two nodes that both
+//! edit a document converge on the newer edit (last writer wins, per
+//! document).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use peat_mesh::{CollectionPolicy, Node, Policies, SyncMode};
+use serde_json::json;
+
+fn latest() -> Policies {
+    Policies::default()
+        .with(
+            "pos",
+            CollectionPolicy::default().sync(SyncMode::LatestOnly),
+        )
+        .unwrap()
+}
+
+async fn open_latest() -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(config(dir.path(), formation()).policies(latest()))
+        .await
+        .unwrap();
+    TestNode { node, dir }
+}
+
+fn changes(n: &Node, c: &str, id: &str) -> usize {
+    let bytes = n.export(c, id).unwrap().unwrap();
+    peat_mesh::automerge::Automerge::load(&bytes)
+        .unwrap()
+        .get_changes(&[])
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_stays_one_change_and_sync_bytes_per_update_stay_flat() {
+    let a = open_latest().await;
+    let b = open_latest().await;
+    connect_both(&b.node, &a.node).await;
+    let mut sizes = Vec::new();
+    for round in 0..2i64 {
+        for i in 0..200 {
+            let v = round * 1000 + i;
+            a.node
+                .merge_patch("pos", "p1", &json!({"lat": v, "lon": -v}))
+                .await
+                .unwrap();
+        }
+        let want = json!({"lat": round * 1000 + 199, "lon": -(round * 1000 + 199)});
+        assert!(
+            eventually(WAIT, || b.node.get("pos", "p1").unwrap()
+                == Some(want.clone()))
+            .await
+        );
+        // Everything sync sends of the document is at most the document:
+        // its size after 200 and after 400 updates.
+        sizes.push(a.node.export("pos", "p1").unwrap().unwrap().len());
+        for i in 0..200 {
+            let v = round * 1000 + i;
+            a.node
+                .merge_patch("full", "p1", &json!({"lat": v, "lon": -v}))
+                .await
+                .unwrap();
+        }
+        assert!(
+            eventually(WAIT, || b.node.get("full", "p1").unwrap()
+                == Some(want.clone()))
+            .await
+        );
+        // one change on both sides; the full-history twin keeps every one
+        assert_eq!(changes(&a.node, "pos", "p1"), 1);
+        assert!(eventually(WAIT, || changes(&b.node, "pos", "p1") == 1).await);
+        assert_eq!(changes(&a.node, "full", "p1"), 200 * (round as usize + 1));
+    }
+    assert!(
+        sizes[1] <= sizes[0] + 16 && sizes[1] < 400,
+        "the document grew: {sizes:?}"
+    );
+    let pos = a.node.export("pos", "p1").unwrap().unwrap().len();
+    let full = a.node.export("full", "p1").unwrap().unwrap().len();
+    assert!(pos * 4 < full, "latest-only {pos} B, full history {full} B");
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+    b.node.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_that_both_edit_converge_on_the_newer_edit() {
+    let a = open_latest().await;
+    let b = open_latest().await;
+    a.node
+        .put("pos", "p", &json!({"who": "a", "lat": 1}))
+        .await
+        .unwrap();
+    // B's edit is later (the clock moves on between the two writes)
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    b.node
+        .put("pos", "p", &json!({"who": "b", "lon": 2}))
+        .await
+        .unwrap();
+    // and an edit A makes after seeing nothing of B's, to a second document,
+    // is newer there
+    b.node.put("pos", "q", &json!({"who": "b"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    a.node.put("pos", "q", &json!({"who": "a"})).await.unwrap();
+    connect_both(&b.node, &a.node).await;
+    for n in [&a.node, &b.node] {
+        assert!(
+            eventually(WAIT, || n.get("pos", "p").unwrap()
+                == Some(json!({"who": "b", "lon": 2})))
+            .await,
+            "{:?}",
+            n.get("pos", "p")
+        );
+        assert!(
+            eventually(WAIT, || n.get("pos", "q").unwrap()
+                == Some(json!({"who": "a"})))
+            .await
+        );
+    }
+    let bytes = |n: &Node| n.export("pos", "p").unwrap().unwrap();
+    assert!(eventually(WAIT, || bytes(&a.node) == bytes(&b.node)).await);
+    // a delete is a version like any other
+    a.node.delete("pos", "p").await.unwrap();
+    assert!(eventually(WAIT, || b.node.get("pos", "p").unwrap().is_none()).await);
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+    b.node.close(Duration::from_secs(5)).await.unwrap();
+}
