@@ -217,9 +217,7 @@ impl Node {
             Arc::new(Lifecycle::new(config.policies.clone())),
             config.qos,
         ));
-        blobs
-            .qos
-            .store(config.qos, std::sync::atomic::Ordering::Relaxed);
+        blobs.qos.store(config.qos, Ordering::Relaxed);
         if let Some(b) = links_for_sync {
             let _ = engine.links.set(b);
         }
@@ -325,12 +323,8 @@ impl Node {
                 closed: AtomicBool::new(false),
             }),
         };
-        ctx.tasks.spawn(lifecycle::run_gc(
-            engine,
-            node.blobs(),
-            config.gc_interval,
-            ctx.cancel.clone(),
-        ));
+        let gc = lifecycle::run_gc(engine, node.blobs(), config.gc_interval, ctx.cancel.clone());
+        ctx.tasks.spawn(gc);
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
     }
