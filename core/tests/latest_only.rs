@@ -130,3 +130,73 @@ async fn two_nodes_that_both_edit_converge_on_the_newer_edit() {
     a.node.close(Duration::from_secs(5)).await.unwrap();
     b.node.close(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_documents_merge_fields_within_the_window_and_rebase_past_it() {
+    use peat_mesh::automerge::transaction::{CommitOptions, Transactable};
+    let policies = Policies::default()
+        .with(
+            "track",
+            CollectionPolicy::default().sync(SyncMode::Windowed(Duration::from_secs(3600))),
+        )
+        .unwrap();
+    let open = || async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(config(dir.path(), formation()).policies(policies.clone()))
+            .await
+            .unwrap();
+        TestNode { node, dir }
+    };
+    let (a, b) = (open().await, open().await);
+    // Within the window: the same document edited apart merges field by field.
+    a.node.put("track", "t", &json!({"base": 0})).await.unwrap();
+    let bytes = a.node.export("track", "t").unwrap().unwrap();
+    b.node.import("track", "t", &bytes).await.unwrap();
+    a.node
+        .merge_patch("track", "t", &json!({"a": 1}))
+        .await
+        .unwrap();
+    b.node
+        .merge_patch("track", "t", &json!({"b": 2}))
+        .await
+        .unwrap();
+    connect_both(&b.node, &a.node).await;
+    let want = json!({"base": 0, "a": 1, "b": 2});
+    for n in [&a.node, &b.node] {
+        assert!(eventually(WAIT, || n.get("track", "t").unwrap() == Some(want.clone())).await);
+    }
+    assert!(
+        changes(&a.node, "track", "t") >= 3,
+        "history within the window is kept"
+    );
+    // Past the window: a document whose base is two hours old is re-based at
+    // its next write, and the new base reaches the peer.
+    let mut old = peat_mesh::automerge::AutoCommit::new();
+    old.put(peat_mesh::automerge::ROOT, "v", 1).unwrap();
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 7_200_000;
+    old.commit_with(CommitOptions::default().with_time(two_hours_ago));
+    old.put(peat_mesh::automerge::ROOT, "v", 2).unwrap();
+    old.commit_with(CommitOptions::default().with_time(two_hours_ago + 1));
+    a.node.import("track", "old", &old.save()).await.unwrap();
+    assert_eq!(changes(&a.node, "track", "old"), 1);
+    a.node
+        .merge_patch("track", "old", &json!({"w": 3}))
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(&a.node, "track", "old"),
+        2,
+        "a new base, then history again"
+    );
+    assert!(
+        eventually(WAIT, || b.node.get("track", "old").unwrap()
+            == Some(json!({"v": 2, "w": 3})))
+        .await
+    );
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+    b.node.close(Duration::from_secs(5)).await.unwrap();
+}

@@ -49,7 +49,6 @@ impl Node {
         self.check_open()?;
         let key = DocKey::new(collection, id)?;
         let engine = &self.inner.engine;
-        let latest = engine.latest_only(collection);
         let r = engine.store.update(
             &key,
             create,
@@ -62,9 +61,7 @@ impl Node {
                     )
                     .map(|s| s.result)
                     .map_err(|f| f.error)?;
-                if latest {
-                    engine.compact(doc, now);
-                }
+                engine.rebase_after_write(collection, doc, now);
                 Ok(out)
             },
             |c| engine.fan_out(c, None),
@@ -243,9 +240,7 @@ impl Node {
                         missing - waiting
                     )));
                 }
-                if engine.latest_only(collection) {
-                    engine.compact(doc, now_ms());
-                }
+                engine.rebase_after_write(collection, doc, now_ms());
                 Ok(())
             },
             |c| engine.fan_out(c, None),

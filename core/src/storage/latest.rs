@@ -1,13 +1,18 @@
-//! Latest-only documents (see [`crate::policy::SyncMode::LatestOnly`]): a
-//! document kept as one change holding its current state, with no history
-//! behind it, and the rule that merges two of them.
+//! Latest-only and windowed documents (see [`crate::policy::SyncMode`]): a
+//! document re-based on its current state (one change, no history behind
+//! it), and the rule that merges versions of different bases.
+//!
+//! Windowed documents are re-based at the first write after their base is
+//! older than the window; until then they keep (and sync) their history and
+//! merge field by field like any document.
 //!
 //! Every local write replaces the document by a fresh one: the state after the
 //! write, written as a single change (with this node's actor and the write's
 //! time) that depends on nothing. So the stored document and everything sync
 //! sends of it stay the size of its current state however often it changes.
 //!
-//! Merge rule: **last writer wins, per document.** Of two versions, the one
+//! Merge rule across bases: **last writer wins, per document.** Of two
+//! versions that share no change (two bases), the one
 //! whose change is newer wins whole (ties: the greater change hash); the
 //! other is dropped. Every node orders versions the same way, so two nodes
 //! that both edit converge on the newer edit. Fields written concurrently are
@@ -71,8 +76,22 @@ pub(crate) enum Incoming {
     Partial(Vec<Change>),
 }
 
+/// The time of the document's base (its first change), if it has one.
+/// Costs a walk over its history (bounded by the window for windowed
+/// documents, one change for latest-only ones).
+pub(crate) fn base_time(doc: &Automerge) -> Option<i64> {
+    doc.get_changes(&[]).first().map(|c| c.timestamp())
+}
+
 /// Judges a peer's changes against `ours` by the merge rule.
 pub(crate) fn judge(ours: &Automerge, changes: Vec<Change>, actor: &ActorId) -> Result<Incoming> {
+    if !ours.get_heads().is_empty() {
+        // Changes of our base (some we hold already): merged as usual.
+        let hashes: Vec<crate::wire::Hash32> = changes.iter().map(|c| c.hash().0).collect();
+        if super::unknown_hashes(ours, &hashes).len() < hashes.len() {
+            return Ok(Incoming::Partial(changes));
+        }
+    }
     let mut theirs = Automerge::new();
     theirs
         .apply_changes(changes.iter().cloned())
@@ -139,6 +158,11 @@ mod tests {
         let x_wins = matches!(judge(&y, changes(&x), &actor).unwrap(), Incoming::Wins(_));
         let y_wins = matches!(judge(&x, changes(&y), &actor).unwrap(), Incoming::Wins(_));
         assert_ne!(x_wins, y_wins);
+        // our own version sent back is ours: merged (a no-op)
+        assert!(matches!(
+            judge(&newer, changes(&newer), &actor).unwrap(),
+            Incoming::Partial(_)
+        ));
         // a change depending on another this node lacks is not a whole version
         let mut d = doc_at(5, 500);
         d.transact_with(

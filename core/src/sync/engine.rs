@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::events::Hub;
 use crate::lifecycle::Lifecycle;
 use crate::locks::LockExt;
-use crate::policy::DeleteRule;
+use crate::policy::{DeleteRule, SyncMode};
 use crate::storage::{is_tombstoned, read_doc, Committed, DocKey, Store};
 use crate::transport::NodeContext;
 use crate::NodeId;
@@ -78,19 +78,29 @@ impl Engine {
         }
     }
 
-    /// Whether `collection` is latest-only now (see [`crate::storage::compacted`]).
-    pub(crate) fn latest_only(&self, collection: &str) -> bool {
-        self.qos_policy(collection).sync == crate::policy::SyncMode::LatestOnly
-    }
-
-    fn qos_policy(&self, collection: &str) -> crate::policy::CollectionPolicy {
+    fn policy_of(&self, collection: &str) -> crate::policy::CollectionPolicy {
         *self.lifecycle.policies.get().for_collection(collection)
     }
 
-    /// Replaces a latest-only document by its state as one change at `now`.
-    pub(crate) fn compact(&self, doc: &mut automerge::Automerge, now: i64) {
-        if let Some(fresh) = crate::storage::compacted(doc, self.store.actor(), now) {
-            *doc = fresh;
+    /// After a local write at `now` (ms): re-bases a latest-only document on
+    /// its state (one change), and a windowed one whose base is older than
+    /// its window (see [`crate::storage::compacted`]).
+    pub(crate) fn rebase_after_write(
+        &self,
+        collection: &str,
+        doc: &mut automerge::Automerge,
+        now: i64,
+    ) {
+        let due = match self.policy_of(collection).sync {
+            SyncMode::Full => false,
+            SyncMode::LatestOnly => true,
+            SyncMode::Windowed(w) => crate::storage::base_time(doc)
+                .is_some_and(|t| now.saturating_sub(t) > w.as_millis() as i64),
+        };
+        if due {
+            if let Some(fresh) = crate::storage::compacted(doc, self.store.actor(), now) {
+                *doc = fresh;
+            }
         }
     }
 
@@ -209,14 +219,14 @@ impl Engine {
         changes: Vec<Change>,
         from: NodeId,
     ) -> Result<bool> {
-        let policy = self.qos_policy(key.collection());
+        let policy = self.policy_of(key.collection());
         let update_wins = policy.delete_rule == DeleteRule::UpdateWins;
-        let latest = policy.sync == crate::policy::SyncMode::LatestOnly;
+        let rebased = policy.sync != SyncMode::Full;
         let r = self.store.update(
             key,
             true,
             |doc| {
-                let changes = if latest {
+                let changes = if rebased {
                     match crate::storage::judge(doc, changes, self.store.actor())? {
                         crate::storage::Incoming::Wins(theirs) => {
                             *doc = *theirs;
