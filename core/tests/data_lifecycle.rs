@@ -285,3 +285,54 @@ async fn a_delete_concurrent_with_an_edit_resolves_by_the_collections_rule() {
     a.node.close(Duration::from_secs(5)).await.unwrap();
     b.node.close(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_of_an_eager_collection_arrive_with_its_documents() {
+    use peat_mesh::blobs::{BlobRef, BlobStatus};
+    let policies = Policies::default()
+        .with("photos", CollectionPolicy::default().eager_blobs(true))
+        .unwrap();
+    let a = open_with(policies.clone()).await;
+    let b = open_with(policies).await;
+    connect_both(&b.node, &a.node).await;
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let eager = a.node.blobs().add_bytes(bytes.clone()).await.unwrap();
+    let lazy = a
+        .node
+        .blobs()
+        .add_bytes(bytes.iter().map(|b| b ^ 1).collect::<Vec<u8>>())
+        .await
+        .unwrap();
+    let r = |i: &peat_mesh::blobs::BlobInfo| {
+        BlobRef {
+            hash: i.hash,
+            size: i.size,
+            name: None,
+        }
+        .to_json()
+    };
+    a.node
+        .put("photos", "p1", &json!({"img": r(&eager)}))
+        .await
+        .unwrap();
+    a.node
+        .put("notes", "n1", &json!({"img": r(&lazy)}))
+        .await
+        .unwrap();
+    assert!(
+        eventually(WAIT, || matches!(
+            b.node.blobs().status(eager.hash),
+            Ok(BlobStatus::Complete(_))
+        ))
+        .await,
+        "the eager collection's blob never arrived"
+    );
+    assert!(eventually(WAIT, || b.node.get("notes", "n1").unwrap().is_some()).await);
+    // a collection without eager blobs leaves them to be fetched on demand
+    assert!(matches!(
+        b.node.blobs().status(lazy.hash),
+        Ok(BlobStatus::Missing)
+    ));
+    a.node.close(Duration::from_secs(5)).await.unwrap();
+    b.node.close(Duration::from_secs(5)).await.unwrap();
+}

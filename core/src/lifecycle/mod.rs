@@ -213,5 +213,33 @@ fn expired(ttl: Option<Duration>, ts: u64, now: u64, slack: Duration) -> bool {
     now.saturating_sub(ts) > limit
 }
 
+/// Documents queued for their blobs ([`crate::CollectionPolicy::eager_blobs`]), at most.
+pub(crate) const EAGER_QUEUE: usize = 1024;
+
+/// The sending half of the eager-blob queue (its task is the node's): the
+/// sync engine queues documents of eager collections as peers' changes
+/// arrive. Past [`EAGER_QUEUE`] it notes the overflow instead of growing,
+/// and the task walks the eager collections once drained.
+pub(crate) struct EagerQueue {
+    tx: tokio::sync::mpsc::Sender<crate::storage::DocKey>,
+    overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EagerQueue {
+    pub(crate) fn new(
+        tx: tokio::sync::mpsc::Sender<crate::storage::DocKey>,
+        overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> EagerQueue {
+        EagerQueue { tx, overflowed }
+    }
+
+    /// Queues a document for its blobs (never blocks).
+    pub(crate) fn push(&self, key: &crate::storage::DocKey) {
+        if self.tx.try_send(key.clone()).is_err() {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -171,3 +171,19 @@ fn a_document_changed_after_it_was_counted_is_spared() {
     assert_eq!(s.versions(|_, _| true).unwrap().len(), 8);
     s.close().unwrap();
 }
+
+#[test]
+fn the_eager_queue_notes_an_overflow_instead_of_growing() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let q = EagerQueue::new(tx, flag.clone());
+    for i in 0..5 {
+        q.push(&DocKey::new("c", format!("d{i}")).unwrap());
+    }
+    assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
+    let mut got = Vec::new();
+    while let Ok(k) = rx.try_recv() {
+        got.push(k.id().to_string());
+    }
+    assert_eq!(got, ["d0", "d1"]);
+}

@@ -103,11 +103,25 @@ async fn collect(engine: &Arc<Engine>, blobs: &Blobs, with_blobs: bool) -> Resul
     Ok(report)
 }
 
+/// Starts the lifecycle tasks: eager blobs and garbage collection.
+pub(super) fn start(
+    ctx: &crate::transport::NodeContext,
+    engine: Arc<Engine>,
+    blobs: Blobs,
+    gc_interval: Duration,
+) {
+    let (queue, eager) = super::eager::start(engine.clone(), blobs.clone(), ctx.cancel.clone());
+    let _ = engine.eager.set(queue);
+    ctx.tasks.spawn(eager);
+    ctx.tasks
+        .spawn(run_gc(engine, blobs, gc_interval, ctx.cancel.clone()));
+}
+
 /// Garbage collection every `interval` (the first pass one interval after
 /// open) until the node closes. The blob pass (which reads every document)
 /// runs only while blobs are stored. Until a pass runs, expired documents are
 /// already left out of sync and refused from peers.
-pub(super) async fn run_gc(
+async fn run_gc(
     engine: Arc<Engine>,
     blobs: Blobs,
     interval: Duration,

@@ -2,6 +2,7 @@
 //! and peers are here; the document API is in `documents`.
 
 mod documents;
+mod eager;
 mod ephemeral;
 mod lifecycle;
 #[cfg(test)]
@@ -323,8 +324,7 @@ impl Node {
                 closed: AtomicBool::new(false),
             }),
         };
-        let gc = lifecycle::run_gc(engine, node.blobs(), config.gc_interval, ctx.cancel.clone());
-        ctx.tasks.spawn(gc);
+        lifecycle::start(&ctx, engine, node.blobs(), config.gc_interval);
         tracing::info!(id = %me.short(), addrs = ?node.addrs(), "node open");
         Ok(node)
     }

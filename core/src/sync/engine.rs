@@ -50,6 +50,8 @@ pub(crate) struct Engine {
     pub lifecycle: Arc<Lifecycle>,
     /// Priority classes on the wire ([`crate::NodeConfig::qos`]).
     pub qos: bool,
+    /// Documents whose blobs are fetched eagerly go here (set at open).
+    pub eager: std::sync::OnceLock<crate::lifecycle::EagerQueue>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
             held: Mutex::new(std::collections::HashSet::new()),
             lifecycle,
             qos,
+            eager: std::sync::OnceLock::new(),
         }
     }
 
@@ -265,9 +268,14 @@ impl Engine {
             |c| self.fan_out(c, Some(from)),
             |c, doc| self.publish(c, doc, Origin::Peer(from)),
         )?;
-        let Some((missing, _)) = r else {
+        let Some((missing, committed)) = r else {
             return Ok(false);
         };
+        if committed.is_some() && policy.eager_blobs {
+            if let Some(q) = self.eager.get() {
+                q.push(key);
+            }
+        }
         Ok(missing)
     }
 }
