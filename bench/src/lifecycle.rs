@@ -107,6 +107,9 @@ pub(crate) async fn latest_only(out: &Out, size: &Size) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let synced = (b.sync_stats().received.bytes() - before) as f64 / n as f64;
+        if std::env::var("PEAT_BENCH_DEBUG").is_ok() {
+            eprintln!("{collection}: {:?}", b.sync_stats().received.by_kind);
+        }
         let stored = a.export(collection, "unit-1")?.map_or(0, |x| x.len());
         let name = if collection == "latest" {
             "latest-only"

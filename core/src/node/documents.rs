@@ -53,7 +53,7 @@ impl Node {
             &key,
             create,
             |doc| {
-                let now = now_ms();
+                let now = engine.write_time(collection, doc, now_ms());
                 let out = doc
                     .transact_with(
                         |_| automerge::transaction::CommitOptions::default().with_time(now),
@@ -240,7 +240,8 @@ impl Node {
                         missing - waiting
                     )));
                 }
-                engine.rebase_after_write(collection, doc, now_ms());
+                let now = engine.write_time(collection, doc, now_ms());
+                engine.rebase_after_write(collection, doc, now);
                 Ok(())
             },
             |c| engine.fan_out(c, None),

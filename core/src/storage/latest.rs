@@ -53,16 +53,22 @@ pub(crate) fn compacted(doc: &Automerge, actor: &ActorId, time_ms: i64) -> Optio
     (!fresh.get_heads().is_empty()).then_some(fresh)
 }
 
+/// The time to stamp a local write of a re-based document with: `now`, and
+/// at least one past the document's newest change, so a node's own
+/// successive versions are ordered by time as they are by causality.
+pub(crate) fn next_write_time(doc: &Automerge, now: i64) -> i64 {
+    newest_time(doc).map_or(now, |t| now.max(t.saturating_add(1)))
+}
+
+/// The newest change time of the document (a walk over its history).
+pub(crate) fn newest_time(doc: &Automerge) -> Option<i64> {
+    doc.get_changes(&[]).iter().map(|c| c.timestamp()).max()
+}
+
 /// The version order of the merge rule: newest change time, then hash.
 fn version(doc: &Automerge) -> (i64, Option<ChangeHash>) {
-    let heads = doc.get_heads();
-    let newest = doc
-        .get_changes(&[])
-        .iter()
-        .map(|c| c.timestamp())
-        .max()
-        .unwrap_or(i64::MIN);
-    (newest, heads.into_iter().max())
+    let newest = newest_time(doc).unwrap_or(i64::MIN);
+    (newest, doc.get_heads().into_iter().max())
 }
 
 /// What a peer's changes do to a latest-only document.
@@ -158,6 +164,20 @@ mod tests {
         let x_wins = matches!(judge(&y, changes(&x), &actor).unwrap(), Incoming::Wins(_));
         let y_wins = matches!(judge(&x, changes(&y), &actor).unwrap(), Incoming::Wins(_));
         assert_ne!(x_wins, y_wins);
+        // two writes in one millisecond: the second is stamped later, and
+        // so wins everywhere whatever the hashes
+        let first = compacted(&doc_at(7, 700), &actor, 700).unwrap();
+        let t = next_write_time(&first, 700);
+        assert_eq!(t, 701);
+        let second = compacted(&doc_at(8, 700), &actor, t).unwrap();
+        assert!(matches!(
+            judge(&first, changes(&second), &actor).unwrap(),
+            Incoming::Wins(_)
+        ));
+        assert!(matches!(
+            judge(&second, changes(&first), &actor).unwrap(),
+            Incoming::Loses
+        ));
         // our own version sent back is ours: merged (a no-op)
         assert!(matches!(
             judge(&newer, changes(&newer), &actor).unwrap(),

@@ -85,6 +85,18 @@ impl Engine {
         *self.lifecycle.policies.get().for_collection(collection)
     }
 
+    /// The time (ms) to stamp a local write with: `now`, and for a re-based
+    /// (latest-only or windowed) document at least one past its newest
+    /// change, so that a node's own successive versions are ordered by time
+    /// like they are by causality (two writes in one millisecond would
+    /// otherwise be ordered by hash, and the earlier could win).
+    pub(crate) fn write_time(&self, collection: &str, doc: &automerge::Automerge, now: i64) -> i64 {
+        if self.policy_of(collection).sync == SyncMode::Full {
+            return now;
+        }
+        crate::storage::next_write_time(doc, now)
+    }
+
     /// After a local write at `now` (ms): re-bases a latest-only document on
     /// its state (one change), and a windowed one whose base is older than
     /// its window (see [`crate::storage::compacted`]).
