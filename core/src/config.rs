@@ -203,6 +203,10 @@ pub struct NodeConfig {
     /// sync. Default true; false sends every class alike and blobs at the
     /// same QUIC priority as documents (to measure what the classes do).
     pub qos: bool,
+    /// A node-wide byte budget for documents ([`crate::StorageBudget`]):
+    /// past its high-water mark, garbage collection evicts by class and age
+    /// down to its low-water mark, never critical documents. Default none.
+    pub storage_budget: Option<crate::StorageBudget>,
 }
 
 impl NodeConfig {
@@ -232,6 +236,7 @@ impl NodeConfig {
             policies: Policies::default(),
             gc_interval: Duration::from_secs(60),
             qos: true,
+            storage_budget: None,
         }
     }
 
@@ -317,6 +322,7 @@ impl fmt::Debug for NodeConfig {
             policies,
             gc_interval,
             qos,
+            storage_budget,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -342,6 +348,7 @@ impl fmt::Debug for NodeConfig {
             .field("policies", policies)
             .field("gc_interval", gc_interval)
             .field("qos", qos)
+            .field("storage_budget", storage_budget)
             .finish()
     }
 }

@@ -95,7 +95,7 @@ pub use documents::{DocEvent, Origin};
 pub use ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
-pub use lifecycle::{GarbageReport, StorageStats};
+pub use lifecycle::{GarbageReport, StorageBudget, StorageStats};
 pub use node::{ListOptions, Node};
 pub use policy::{CollectionPolicy, DeleteRule, Policies, Priority, Retention, SyncMode};
 pub use security::{Formation, NodeId};

@@ -336,3 +336,76 @@ async fn blobs_of_an_eager_collection_arrive_with_its_documents() {
     a.node.close(Duration::from_secs(5)).await.unwrap();
     b.node.close(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_budget_evicts_bulk_then_older_normal_and_never_critical() {
+    use peat_mesh::{Priority, StorageBudget};
+    let policies = Policies::default()
+        .with(
+            "alerts",
+            CollectionPolicy::default().priority(Priority::Critical),
+        )
+        .unwrap()
+        .with(
+            "tiles",
+            CollectionPolicy::default().priority(Priority::Bulk),
+        )
+        .unwrap();
+    // measure one document's stored size first
+    let probe = open().await;
+    probe
+        .node
+        .put("x", "y", &json!({"pad": "p".repeat(400)}))
+        .await
+        .unwrap();
+    let per_doc = probe.node.storage_stats().await.unwrap().document_bytes;
+    probe.node.close(Duration::from_secs(5)).await.unwrap();
+    // budget: 12 documents; high water 75 % (9), low water 50 % (6)
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), formation()).policies(policies);
+    cfg.storage_budget = Some(StorageBudget {
+        max_bytes: per_doc * 12,
+        high_water_pct: 75,
+        low_water_pct: 50,
+    });
+    let node = Node::open(cfg).await.unwrap();
+    // 4 critical, 3 bulk, 3 normal: 10 documents, past the high-water mark
+    for (c, n) in [("alerts", 4), ("tiles", 3), ("notes", 3)] {
+        for i in 0..n {
+            node.put(c, &format!("{c}{i}"), &json!({"pad": "p".repeat(400)}))
+                .await
+                .unwrap();
+        }
+    }
+    let r = node.collect_garbage().await.unwrap();
+    // down to 6: the 3 bulk, then the oldest normal
+    assert_eq!(r.budget_evicted, 4, "{r:?}");
+    let ids = |c: &str| node.list(c, &Default::default()).unwrap().ids;
+    assert_eq!(ids("tiles").len(), 0);
+    assert_eq!(ids("notes"), vec!["notes1", "notes2"]);
+    assert_eq!(ids("alerts").len(), 4);
+    // critical data alone past the mark is never evicted
+    for i in 4..12 {
+        node.put(
+            "alerts",
+            &format!("alerts{i}"),
+            &json!({"pad": "p".repeat(400)}),
+        )
+        .await
+        .unwrap();
+    }
+    let r = node.collect_garbage().await.unwrap();
+    assert_eq!(r.budget_evicted, 2, "only the normal ones go: {r:?}");
+    assert_eq!(ids("alerts").len(), 12);
+    let s = node.storage_stats().await.unwrap();
+    assert_eq!(s.budget_evicted_total, 6);
+    node.close(Duration::from_secs(5)).await.unwrap();
+    // a bad budget is refused at open
+    let mut bad = config(dir.path(), formation());
+    bad.storage_budget = Some(StorageBudget {
+        max_bytes: 100,
+        high_water_pct: 50,
+        low_water_pct: 80,
+    });
+    assert!(Node::open(bad).await.is_err());
+}

@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{removal, GarbageReport, Lifecycle, Removal};
+use super::{budget, removal, GarbageReport, Lifecycle, Removal};
 use crate::clock::unix_ms;
 use crate::error::Result;
 use crate::locks::LockExt;
@@ -53,6 +53,9 @@ pub(super) fn collect_within(
     lc.prune_floors(&policies);
     let mut report = GarbageReport::default();
     let mut tallies: HashMap<String, (Retention, Tally)> = HashMap::new();
+    let mut candidates = budget::Candidates::new(window);
+    // Bytes the documents take after this pass's expiry (for the budget).
+    let mut total: u64 = 0;
     let mut after: Option<String> = None;
     loop {
         let page = store.meta_page(after.as_deref(), SCAN_PAGE)?;
@@ -68,6 +71,10 @@ pub(super) fn collect_within(
             if removal(&policy, &meta, now).is_some() {
                 doomed.push(key);
                 continue;
+            }
+            total += meta.bytes;
+            if !meta.deleted && lc.budget.is_some() {
+                candidates.offer(policy.priority, &skey, &meta);
             }
             if meta.deleted || policy.retention == Retention::default() {
                 continue;
@@ -100,7 +107,12 @@ pub(super) fn collect_within(
         }
     }
     for (collection, (retention, tally)) in tallies {
-        report.evicted_documents += enforce(lc, store, &collection, retention, tally)?;
+        let (n, bytes) = enforce(lc, store, &collection, retention, tally)?;
+        report.evicted_documents += n;
+        total = total.saturating_sub(bytes);
+    }
+    if let Some(b) = &lc.budget {
+        report.budget_evicted = budget::enforce(lc, store, b, total, candidates)?;
     }
     // Returns once the removals are durable (listings read committed rows).
     if !store.flush_blocking() {
@@ -128,18 +140,19 @@ pub(super) fn collect_within(
 }
 
 /// Removes a collection's oldest documents until it is within `retention`.
+/// Returns the documents removed and the bytes they took.
 fn enforce(
     lc: &Lifecycle,
     store: &Store,
     collection: &str,
     retention: Retention,
     tally: Tally,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let (mut documents, mut bytes) = (tally.documents, tally.bytes);
     let over = |d: u64, b: u64| {
         retention.max_documents.is_some_and(|m| d > m) || retention.max_bytes.is_some_and(|m| b > m)
     };
-    let mut evicted = 0;
+    let (mut evicted, mut freed) = (0, 0);
     for (ts, skey, size) in tally.oldest.into_sorted_vec() {
         if !over(documents, bytes) {
             break;
@@ -149,13 +162,14 @@ fn enforce(
         let unchanged = |m: &Meta| !m.deleted && m.ts == ts;
         if store.purge_if(&key, unchanged)?.is_some() {
             evicted += 1;
+            freed += size;
             lc.raise_floor(collection, ts);
             tracing::debug!(%key, "document removed by retention");
         }
         documents -= 1;
         bytes = bytes.saturating_sub(size);
     }
-    Ok(evicted)
+    Ok((evicted, freed))
 }
 
 /// (live documents, tombstones, bytes) stored now: one walk over the metadata.

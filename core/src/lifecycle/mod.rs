@@ -7,7 +7,10 @@
 //! the same newest-change times (see [`crate::policy`]). What removes what is
 //! counted ([`StorageStats`]) and logged at debug level.
 
+mod budget;
 mod gc;
+
+pub use budget::StorageBudget;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -39,6 +42,8 @@ pub struct GarbageReport {
     pub purged_tombstones: u64,
     /// Documents beyond their collection's retention (oldest first).
     pub evicted_documents: u64,
+    /// Documents evicted by the node's storage budget.
+    pub budget_evicted: u64,
     /// Blobs no live document refers to (past the blob grace period).
     pub removed_blobs: u64,
     /// Bytes those blobs held.
@@ -62,6 +67,8 @@ pub struct StorageStats {
     pub tombstones_purged_total: u64,
     /// Since open: documents removed by retention.
     pub evicted_total: u64,
+    /// Since open: documents evicted by the storage budget.
+    pub budget_evicted_total: u64,
     /// Since open: documents a peer offered that had expired here.
     pub refused_expired_total: u64,
     /// Since open: documents a peer offered that retention had removed here.
@@ -78,6 +85,7 @@ pub(crate) struct Counters {
     pub expired: AtomicU64,
     pub tombstones: AtomicU64,
     pub evicted: AtomicU64,
+    pub budget_evicted: AtomicU64,
     pub refused_expired: AtomicU64,
     pub refused_evicted: AtomicU64,
     pub revived: AtomicU64,
@@ -103,6 +111,8 @@ pub(crate) struct Lifecycle {
     refused: Mutex<LruCache<[u8; 8], ()>>,
     /// One collection at a time.
     pub(crate) running: Mutex<()>,
+    /// The node-wide storage budget, if any.
+    pub(crate) budget: Option<StorageBudget>,
 }
 
 impl Lifecycle {
@@ -115,7 +125,14 @@ impl Lifecycle {
                 NonZeroUsize::new(REFUSED_MEMORY).unwrap_or(NonZeroUsize::MIN),
             )),
             running: Mutex::new(()),
+            budget: None,
         }
+    }
+
+    /// With a node-wide storage budget.
+    pub(crate) fn with_budget(mut self, budget: Option<StorageBudget>) -> Lifecycle {
+        self.budget = budget;
+        self
     }
 
     /// Whether a document this node does not hold, whose newest offered change
@@ -126,7 +143,7 @@ impl Lifecycle {
         if expired(p.ttl, newest_ms, unix_ms(), CLOCK_SKEW) {
             return Some(Refusal::Expired);
         }
-        if p.retention != Default::default() {
+        if p.retention != Default::default() || self.budget.is_some() {
             let floor = self.floors.locked().get(collection).copied();
             if floor.is_some_and(|f| newest_ms <= f) {
                 return Some(Refusal::Evicted);
@@ -166,8 +183,12 @@ impl Lifecycle {
         *e = (*e).max(ts);
     }
 
-    /// Floors of collections that no longer have a retention rule are dropped.
+    /// Floors of collections that no longer have a retention rule are
+    /// dropped (all are kept while the node has a storage budget).
     pub(crate) fn prune_floors(&self, policies: &Policies) {
+        if self.budget.is_some() {
+            return;
+        }
         self.floors
             .locked()
             .retain(|c, _| policies.for_collection(c).retention != Default::default());
@@ -180,6 +201,7 @@ impl Lifecycle {
             expired_total: n(&c.expired),
             tombstones_purged_total: n(&c.tombstones),
             evicted_total: n(&c.evicted),
+            budget_evicted_total: n(&c.budget_evicted),
             refused_expired_total: n(&c.refused_expired),
             refused_evicted_total: n(&c.refused_evicted),
             revived_total: n(&c.revived),

@@ -133,6 +133,7 @@ impl Node {
             ));
         }
         config.beacons.check()?;
+        config.storage_budget.map(|b| b.check()).transpose()?;
         if config.formation.secret_is_unset() {
             return Err(Error::InvalidArgument(
                 "the formation secret is all zeros (never set?): use a random one".into(),
@@ -215,7 +216,7 @@ impl Node {
             config.subscription_capacity,
             config.peer_queue_capacity,
             config.anti_entropy_interval,
-            Arc::new(Lifecycle::new(config.policies.clone())),
+            Arc::new(Lifecycle::new(config.policies.clone()).with_budget(config.storage_budget)),
             config.qos,
         ));
         blobs.qos.store(config.qos, Ordering::Relaxed);
