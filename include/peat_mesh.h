@@ -677,6 +677,17 @@ typedef struct {
    [`peat_node_set_policy`]; empty (or NULL with length 0) for the defaults.
    */
   PeatStr policies_json;
+  /*
+   A node-wide byte budget for documents; 0 for none. Past its high-water
+   mark garbage collection evicts by class (bulk first) and age down to
+   the low-water mark, never critical documents.
+   */
+  uint64_t storage_budget_bytes;
+  /*
+   The budget's marks in percent; 0 for the defaults (90 and 80).
+   */
+  uint32_t storage_high_water_pct;
+  uint32_t storage_low_water_pct;
 } PeatNodeOptions;
 
 /*
@@ -1210,6 +1221,10 @@ typedef struct {
    How long the pass took, in milliseconds.
    */
   uint64_t took_ms;
+  /*
+   Documents evicted by the node's storage budget.
+   */
+  uint64_t budget_evicted;
 } PeatGarbageReport;
 
 /*
@@ -1257,6 +1272,10 @@ typedef struct {
    Garbage collections run.
    */
   uint64_t gc_runs;
+  /*
+   Documents evicted by the storage budget.
+   */
+  uint64_t budget_evicted_total;
 } PeatStorageStats;
 
 /*

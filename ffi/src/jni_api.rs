@@ -296,6 +296,7 @@ extern "system" fn node_open<'l>(
     ephemeral_strings: JObjectArray<'l>,
     ephemeral_ms: JLongArray<'l>,
     policies_json: JString<'l>,
+    storage_budget: JLongArray<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -315,7 +316,11 @@ extern "system" fn node_open<'l>(
             },
             ephemeral: ephemeral::ephemeral_options(env, &ephemeral_strings, &ephemeral_ms)?,
             policies_json: arg(env, &policies_json, "policiesJson")?,
+            storage_budget_bytes: 0,
+            storage_high_water_pct: 0,
+            storage_low_water_pct: 0,
         };
+        let opts = lifecycle::with_budget(env, &storage_budget, opts)?;
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
     })
 }
@@ -482,7 +487,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}JJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}[JJJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),

@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use jni::objects::{JClass, JString};
+use jni::objects::{JClass, JLongArray, JString};
 use jni::sys::{jboolean, jlong, jstring};
 use jni::{JNIEnv, NativeMethod};
 
@@ -60,6 +60,31 @@ extern "system" fn policies<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, handle:
         let json = sdk::node_policies(node(handle))?;
         new_string(env, json)
     })
+}
+
+/// The storage budget at open as a number array: [bytes, high %, low %].
+pub(super) fn with_budget(
+    env: &mut JNIEnv<'_>,
+    numbers: &JLongArray<'_>,
+    mut opts: crate::records::NodeOptions,
+) -> crate::error::SdkResult<crate::records::NodeOptions> {
+    use crate::error::SdkError;
+    if numbers.as_raw().is_null() {
+        return Err(SdkError::invalid("storageBudget is null"));
+    }
+    if env.get_array_length(numbers).map_err(super::jni_failed)? != 3 {
+        return Err(SdkError::invalid(
+            "storageBudget takes [bytes, highPct, lowPct]",
+        ));
+    }
+    let mut n = [0i64; 3];
+    env.get_long_array_region(numbers, 0, &mut n)
+        .map_err(super::jni_failed)?;
+    let bad = |what: &str, v: i64| SdkError::invalid(format!("{what} {v} is out of range"));
+    opts.storage_budget_bytes = u64::try_from(n[0]).map_err(|_| bad("storage budget", n[0]))?;
+    opts.storage_high_water_pct = u32::try_from(n[1]).map_err(|_| bad("high water", n[1]))?;
+    opts.storage_low_water_pct = u32::try_from(n[2]).map_err(|_| bad("low water", n[2]))?;
+    Ok(opts)
 }
 
 pub(super) fn methods() -> Vec<NativeMethod> {

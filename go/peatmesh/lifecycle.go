@@ -253,6 +253,7 @@ type GarbageReport struct {
 	RemovedBlobs     uint64 // blobs no live document refers to
 	BlobBytesFreed   uint64
 	Took             time.Duration
+	BudgetEvicted    uint64 // by the node's storage budget
 }
 
 // CollectGarbage runs garbage collection now: expired documents and
@@ -275,6 +276,7 @@ func (n *Node) CollectGarbage(ctx context.Context) (GarbageReport, error) {
 		ExpiredDocuments: uint64(r.expired_documents), PurgedTombstones: uint64(r.purged_tombstones),
 		EvictedDocuments: uint64(r.evicted_documents), RemovedBlobs: uint64(r.removed_blobs),
 		BlobBytesFreed: uint64(r.blob_bytes_freed), Took: time.Duration(r.took_ms) * time.Millisecond,
+		BudgetEvicted: uint64(r.budget_evicted),
 	}, nil
 }
 
@@ -284,7 +286,7 @@ type StorageStats struct {
 	Documents, Tombstones, DocumentBytes                   uint64
 	ExpiredTotal, TombstonesPurgedTotal, EvictedTotal      uint64
 	RefusedExpiredTotal, RefusedEvictedTotal, RevivedTotal uint64
-	GCRuns                                                 uint64
+	GCRuns, BudgetEvictedTotal                             uint64
 }
 
 // StorageStats returns the node's storage counters (one walk over the
@@ -307,6 +309,6 @@ func (n *Node) StorageStats(ctx context.Context) (StorageStats, error) {
 		ExpiredTotal: uint64(s.expired_total), TombstonesPurgedTotal: uint64(s.tombstones_purged_total),
 		EvictedTotal: uint64(s.evicted_total), RefusedExpiredTotal: uint64(s.refused_expired_total),
 		RefusedEvictedTotal: uint64(s.refused_evicted_total), RevivedTotal: uint64(s.revived_total),
-		GCRuns: uint64(s.gc_runs),
+		GCRuns: uint64(s.gc_runs), BudgetEvictedTotal: uint64(s.budget_evicted_total),
 	}, nil
 }

@@ -90,4 +90,22 @@ func TestPoliciesRetentionAndStorageStats(t *testing.T) {
 	if !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("open with a bad policy: %v", err)
 	}
+
+	// a storage budget of 1 byte: every normal document goes at the next pass
+	b, err := Open(ctx, Config{DataDir: t.TempDir(), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0", StorageBudget: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, id := range []string{"t0", "t1"} {
+		if err := b.Put(ctx, "tiles", id, map[string]int{"x": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := b.CollectGarbage(ctx); err != nil || r.BudgetEvicted != 2 {
+		t.Fatalf("budget gc %+v %v", r, err)
+	}
+	if s, err := b.StorageStats(ctx); err != nil || s.BudgetEvictedTotal != 2 || s.Documents != 0 {
+		t.Fatalf("budget stats %+v %v", s, err)
+	}
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// library's default) applies to every other collection.
 	Policies      map[string]CollectionPolicy
 	DefaultPolicy *CollectionPolicy
+	// StorageBudget caps the documents' bytes (0: none): past 90 % of it
+	// garbage collection evicts bulk, then low, normal and high documents,
+	// oldest first, down to 80 %; critical documents are never evicted.
+	StorageBudget uint64
 }
 
 // Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
@@ -234,7 +238,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			multicast_group:     cstr(cfg.Ephemeral.MulticastGroup),
 			multicast_interface: cstr(cfg.Ephemeral.MulticastInterface),
 		},
-		policies_json: cstr(policies),
+		policies_json:        cstr(policies),
+		storage_budget_bytes: C.uint64_t(cfg.StorageBudget),
 	}
 	n := &Node{}
 	var handle C.PeatNode

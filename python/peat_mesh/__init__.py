@@ -521,7 +521,16 @@ def _link_arg(link: Link) -> tuple:
     return (link.name, link.bind, link.level)
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, timeout):  # type: ignore[no-untyped-def]
+def _storage_budget(budget: Optional[int]) -> Tuple[int, int, int]:
+    """The native storage budget argument: (bytes, high %, low %), 0 for none/defaults."""
+    if budget is None:
+        return (0, 0, 0)
+    if budget <= 0:
+        raise InvalidArgumentError(f"storage_budget must be a positive number of bytes, got {budget!r}")
+    return (int(budget), 0, 0)
+
+
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, storage_budget, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
     p = pace if pace is not None else Pace()
     pace_arg = (
@@ -545,6 +554,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         pace_arg,
         _ephemeral.ephemeral_arg(ephemeral),
         _lifecycle.policies_json(policies, default_policy),
+        _storage_budget(storage_budget),
         _ms(timeout),
     )
 
@@ -755,6 +765,7 @@ class SyncNode:
         ephemeral: Optional[Ephemeral] = None,
         policies: Optional[Mapping[str, CollectionPolicy]] = None,
         default_policy: Optional[CollectionPolicy] = None,
+        storage_budget: Optional[int] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
         ``peers`` are static peers (``NODEID@HOST:PORT``, or
@@ -775,13 +786,16 @@ class SyncNode:
 
         ``policies`` maps collection names to :class:`CollectionPolicy`;
         ``default_policy`` applies to every other collection. A bad policy
-        raises :class:`InvalidArgumentError`."""
+        raises :class:`InvalidArgumentError`. ``storage_budget`` (bytes) caps
+        the documents: past 90 % of it garbage collection evicts bulk, then
+        low, normal and high documents, oldest first, down to 80 %; critical
+        documents are never evicted."""
         _check_process()
         _, run = _with_cancel(
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, timeout,
+                policies, default_policy, storage_budget, timeout,
             ),
         )
         return cls(run())
@@ -1075,6 +1089,7 @@ class Node:
         ephemeral: Optional[Ephemeral] = None,
         policies: Optional[Mapping[str, CollectionPolicy]] = None,
         default_policy: Optional[CollectionPolicy] = None,
+        storage_budget: Optional[int] = None,
     ) -> "Node":
         """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
         cancelling the awaiting task stops the opening."""
@@ -1083,7 +1098,7 @@ class Node:
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, timeout,
+                policies, default_policy, storage_budget, timeout,
             ),
         )
         return cls(SyncNode(handle))

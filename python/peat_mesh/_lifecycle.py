@@ -134,6 +134,7 @@ class GarbageReport:
     removed_blobs: int
     blob_bytes_freed: int
     took_ms: int
+    budget_evicted: int
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,4 @@ class StorageStats:
     refused_evicted_total: int
     revived_total: int
     gc_runs: int
+    budget_evicted_total: int

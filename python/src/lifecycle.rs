@@ -30,8 +30,8 @@ fn policies(node: u64) -> R<String> {
 }
 
 /// (expired_documents, purged_tombstones, evicted_documents, removed_blobs,
-/// blob_bytes_freed, took_ms)
-type ReportTuple = (u64, u64, u64, u64, u64, u64);
+/// blob_bytes_freed, took_ms, budget_evicted)
+type ReportTuple = (u64, u64, u64, u64, u64, u64, u64);
 
 #[pyfunction]
 fn collect_garbage(py: Python<'_>, node: u64, timeout_ms: u64) -> R<ReportTuple> {
@@ -45,13 +45,14 @@ fn collect_garbage(py: Python<'_>, node: u64, timeout_ms: u64) -> R<ReportTuple>
         r.removed_blobs,
         r.blob_bytes_freed,
         r.took_ms,
+        r.budget_evicted,
     ))
 }
 
 /// (documents, tombstones, document_bytes, expired_total,
 /// tombstones_purged_total, evicted_total, refused_expired_total,
-/// refused_evicted_total, revived_total, gc_runs)
-type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
+/// refused_evicted_total, revived_total, gc_runs, budget_evicted_total)
+type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
 #[pyfunction]
 fn storage_stats(py: Python<'_>, node: u64, timeout_ms: u64) -> R<StatsTuple> {
@@ -69,6 +70,7 @@ fn storage_stats(py: Python<'_>, node: u64, timeout_ms: u64) -> R<StatsTuple> {
         s.refused_evicted_total,
         s.revived_total,
         s.gc_runs,
+        s.budget_evicted_total,
     ))
 }
 

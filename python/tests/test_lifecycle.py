@@ -57,6 +57,17 @@ def test_policies_retention_and_storage_counters(tmp_path):
         assert a.policy("log").priority is Priority.BULK
 
 
+def test_a_storage_budget_evicts(tmp_path):
+    with peat_mesh.SyncNode.open(str(tmp_path / "b"), "py", SECRET, listen="127.0.0.1:0", storage_budget=1) as b:
+        b.put("tiles", "t0", {"x": 1})
+        b.put("tiles", "t1", {"x": 1})
+        assert b.collect_garbage().budget_evicted == 2
+        st = b.storage_stats()
+        assert st.budget_evicted_total == 2 and st.documents == 0
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        peat_mesh.SyncNode.open(str(tmp_path / "c"), "py", SECRET, listen="127.0.0.1:0", storage_budget=0)
+
+
 def test_a_bad_policy_at_open_is_refused(tmp_path):
     with pytest.raises(peat_mesh.InvalidArgumentError):
         peat_mesh.SyncNode.open(

@@ -1723,6 +1723,26 @@ static int t_policies_and_lifecycle(void) {
     CHECK(!open_node_with(&bad, dbad, SECRET, &o));
     CHECK(peat_node_open(&o, 10000, NO_CANCEL, &bad, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
     rm_rf(dbad);
+    /* a storage budget of 1 byte: every normal document goes at the next pass */
+    PeatNode b;
+    char db[64];
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.storage_budget_bytes = 1;
+    CHECK(open_node_with(&b, db, SECRET, &o));
+    OK(peat_doc_put(b, S("tiles"), S("t0"), S("{\"x\": 1}"), ERR));
+    OK(peat_doc_put(b, S("tiles"), S("t1"), S("{\"x\": 1}"), ERR));
+    OK(peat_node_collect_garbage(b, 10000, &r, ERR));
+    CHECK(r.budget_evicted == 2);
+    OK(peat_node_storage_stats(b, 10000, &st, ERR));
+    CHECK(st.budget_evicted_total == 2 && st.documents == 0);
+    OK(peat_node_close(b, 5000, ERR));
+    rm_rf(db);
+    o.storage_budget_bytes = 1000;
+    o.storage_high_water_pct = 50;
+    o.storage_low_water_pct = 80;
+    CHECK(!open_node_with(&bad, dbad, SECRET, &o));
+    rm_rf(dbad);
     return 1;
 }
 

@@ -47,6 +47,13 @@ pub struct PeatNodeOptions {
     /// {"NAME": {...}}}`, each policy with the fields of
     /// [`peat_node_set_policy`]; empty (or NULL with length 0) for the defaults.
     pub policies_json: PeatStr,
+    /// A node-wide byte budget for documents; 0 for none. Past its high-water
+    /// mark garbage collection evicts by class (bulk first) and age down to
+    /// the low-water mark, never critical documents.
+    pub storage_budget_bytes: u64,
+    /// The budget's marks in percent; 0 for the defaults (90 and 80).
+    pub storage_high_water_pct: u32,
+    pub storage_low_water_pct: u32,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -156,6 +163,9 @@ pub unsafe extern "C" fn peat_node_open(
             pace: pace_options(&o.pace)?,
             ephemeral: ephemeral_options(&o.ephemeral)?,
             policies_json: str_arg(o.policies_json, "policies_json")?.to_string(),
+            storage_budget_bytes: o.storage_budget_bytes,
+            storage_high_water_pct: o.storage_high_water_pct,
+            storage_low_water_pct: o.storage_low_water_pct,
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

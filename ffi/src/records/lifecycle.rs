@@ -20,6 +20,8 @@ pub struct GarbageReportRecord {
     pub blob_bytes_freed: u64,
     /// How long the pass took, in milliseconds.
     pub took_ms: u64,
+    /// Documents evicted by the node's storage budget.
+    pub budget_evicted: u64,
 }
 
 impl From<peat_mesh::GarbageReport> for GarbageReportRecord {
@@ -31,6 +33,7 @@ impl From<peat_mesh::GarbageReport> for GarbageReportRecord {
             removed_blobs: r.removed_blobs,
             blob_bytes_freed: r.blob_bytes_freed,
             took_ms: r.took.as_millis() as u64,
+            budget_evicted: r.budget_evicted,
         }
     }
 }
@@ -60,6 +63,8 @@ pub struct StorageStatsRecord {
     pub revived_total: u64,
     /// Garbage collections run.
     pub gc_runs: u64,
+    /// Documents evicted by the storage budget.
+    pub budget_evicted_total: u64,
 }
 
 impl From<peat_mesh::StorageStats> for StorageStatsRecord {
@@ -75,6 +80,7 @@ impl From<peat_mesh::StorageStats> for StorageStatsRecord {
             refused_evicted_total: s.refused_evicted_total,
             revived_total: s.revived_total,
             gc_runs: s.gc_runs,
+            budget_evicted_total: s.budget_evicted_total,
         }
     }
 }

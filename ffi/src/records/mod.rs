@@ -51,6 +51,12 @@ pub struct NodeOptions {
     /// Collection policies as JSON (`{"default": {…}, "collections": {"name":
     /// {…}}}`, see [`peat_mesh::Policies::from_json`]); empty: the defaults.
     pub policies_json: String,
+    /// A node-wide byte budget for documents (0: none); past its high-water
+    /// mark garbage collection evicts by class and age, never critical ones.
+    pub storage_budget_bytes: u64,
+    /// The budget's marks in percent (0: the defaults, 90 and 80).
+    pub storage_high_water_pct: u32,
+    pub storage_low_water_pct: u32,
 }
 
 /// Where a node stands with a peer.

@@ -2,20 +2,35 @@
 //! [`peat_mesh::Policies::from_json`]) and at runtime, garbage collection on
 //! demand, storage counters.
 
-use peat_mesh::{CollectionPolicy, NodeConfig, Policies};
+use peat_mesh::{CollectionPolicy, NodeConfig, Policies, StorageBudget};
 
 use super::args::ms;
 use crate::error::{SdkError, SdkResult};
 use crate::handles;
-use crate::records::{GarbageReportRecord, StorageStatsRecord};
+use crate::records::{GarbageReportRecord, NodeOptions, StorageStatsRecord};
 use crate::runtime;
 
-/// Applies the policies given at open (empty text: the defaults).
-pub(crate) fn apply(policies_json: &str, cfg: NodeConfig) -> SdkResult<NodeConfig> {
-    if policies_json.is_empty() {
+/// Applies the policies (empty text: the defaults) and the storage budget
+/// (0 bytes: none) given at open.
+pub(crate) fn apply(o: &NodeOptions, mut cfg: NodeConfig) -> SdkResult<NodeConfig> {
+    if o.storage_budget_bytes > 0 {
+        let mut b = StorageBudget::new(o.storage_budget_bytes);
+        let pct = |v: u32, what: &str| {
+            u8::try_from(v).map_err(|_| SdkError::invalid(format!("{what} {v}% is above 100")))
+        };
+        if o.storage_high_water_pct > 0 {
+            b.high_water_pct = pct(o.storage_high_water_pct, "high water")?;
+        }
+        if o.storage_low_water_pct > 0 {
+            b.low_water_pct = pct(o.storage_low_water_pct, "low water")?;
+        }
+        b.check()?;
+        cfg.storage_budget = Some(b);
+    }
+    if o.policies_json.is_empty() {
         return Ok(cfg);
     }
-    Ok(cfg.policies(Policies::from_json(policies_json)?))
+    Ok(cfg.policies(Policies::from_json(&o.policies_json)?))
 }
 
 /// Sets a collection's policy (`None`: the default policy, for every

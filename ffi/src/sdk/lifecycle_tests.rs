@@ -65,5 +65,29 @@ fn policies_garbage_collection_and_storage_counters_reach_the_sdk() {
         node_open(&bad, 5000, 0).unwrap_err().code,
         ErrorCode::InvalidArgument
     );
+    // a storage budget: 1 byte, so every normal document goes at the next pass
+    let budget_dir = tempfile::tempdir().unwrap();
+    let o = NodeOptions {
+        storage_budget_bytes: 1,
+        ..opts(budget_dir.path())
+    };
+    let b = node_open(&o, 5000, 0).unwrap();
+    for i in 0..3 {
+        put(b, "tiles", &format!("t{i}"), r#"{"x": 1}"#).unwrap();
+    }
+    let r = collect_garbage(b, 10_000).unwrap();
+    assert_eq!(r.budget_evicted, 3);
+    assert_eq!(storage_stats(b, 10_000).unwrap().budget_evicted_total, 3);
+    node_close(b, 5000).unwrap();
+    let bad = NodeOptions {
+        storage_budget_bytes: 1000,
+        storage_high_water_pct: 50,
+        storage_low_water_pct: 80,
+        ..opts(budget_dir.path())
+    };
+    assert_eq!(
+        node_open(&bad, 5000, 0).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
     assert_eq!(handles::live_handles(), before);
 }

@@ -46,7 +46,7 @@ fn node_config(o: &NodeOptions) -> SdkResult<(NodeConfig, Option<LinkPlan>)> {
         Some(LinkPlan::new(&o.links, &o.pace)?)
     };
     let cfg = super::ephemeral::apply(&o.ephemeral, cfg)?;
-    let cfg = super::lifecycle::apply(&o.policies_json, cfg)?;
+    let cfg = super::lifecycle::apply(o, cfg)?;
     Ok((cfg.mdns(o.mdns), links))
 }
 

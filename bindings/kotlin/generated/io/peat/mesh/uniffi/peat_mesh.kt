@@ -2529,6 +2529,11 @@ data class GarbageReportRecord (
      * How long the pass took, in milliseconds.
      */
     var `tookMs`: kotlin.ULong
+    , 
+    /**
+     * Documents evicted by the node's storage budget.
+     */
+    var `budgetEvicted`: kotlin.ULong
     
 ){
     
@@ -2551,6 +2556,7 @@ public object FfiConverterTypeGarbageReportRecord: FfiConverterRustBuffer<Garbag
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -2560,7 +2566,8 @@ public object FfiConverterTypeGarbageReportRecord: FfiConverterRustBuffer<Garbag
             FfiConverterULong.allocationSize(value.`evictedDocuments`) +
             FfiConverterULong.allocationSize(value.`removedBlobs`) +
             FfiConverterULong.allocationSize(value.`blobBytesFreed`) +
-            FfiConverterULong.allocationSize(value.`tookMs`)
+            FfiConverterULong.allocationSize(value.`tookMs`) +
+            FfiConverterULong.allocationSize(value.`budgetEvicted`)
     )
 
     override fun write(value: GarbageReportRecord, buf: ByteBuffer) {
@@ -2570,6 +2577,7 @@ public object FfiConverterTypeGarbageReportRecord: FfiConverterRustBuffer<Garbag
             FfiConverterULong.write(value.`removedBlobs`, buf)
             FfiConverterULong.write(value.`blobBytesFreed`, buf)
             FfiConverterULong.write(value.`tookMs`, buf)
+            FfiConverterULong.write(value.`budgetEvicted`, buf)
     }
 }
 
@@ -2949,6 +2957,19 @@ data class NodeOptions (
      * {…}}}`, see [`peat_mesh::Policies::from_json`]); empty: the defaults.
      */
     var `policiesJson`: kotlin.String
+    , 
+    /**
+     * A node-wide byte budget for documents (0: none); past its high-water
+     * mark garbage collection evicts by class and age, never critical ones.
+     */
+    var `storageBudgetBytes`: kotlin.ULong
+    , 
+    /**
+     * The budget's marks in percent (0: the defaults, 90 and 80).
+     */
+    var `storageHighWaterPct`: kotlin.UInt
+    , 
+    var `storageLowWaterPct`: kotlin.UInt
     
 ){
     
@@ -2976,6 +2997,9 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterTypePaceOptions.read(buf),
             FfiConverterTypeEphemeralOptions.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -2990,7 +3014,10 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterBoolean.allocationSize(value.`linksOnly`) +
             FfiConverterTypePaceOptions.allocationSize(value.`pace`) +
             FfiConverterTypeEphemeralOptions.allocationSize(value.`ephemeral`) +
-            FfiConverterString.allocationSize(value.`policiesJson`)
+            FfiConverterString.allocationSize(value.`policiesJson`) +
+            FfiConverterULong.allocationSize(value.`storageBudgetBytes`) +
+            FfiConverterUInt.allocationSize(value.`storageHighWaterPct`) +
+            FfiConverterUInt.allocationSize(value.`storageLowWaterPct`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -3005,6 +3032,9 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterTypePaceOptions.write(value.`pace`, buf)
             FfiConverterTypeEphemeralOptions.write(value.`ephemeral`, buf)
             FfiConverterString.write(value.`policiesJson`, buf)
+            FfiConverterULong.write(value.`storageBudgetBytes`, buf)
+            FfiConverterUInt.write(value.`storageHighWaterPct`, buf)
+            FfiConverterUInt.write(value.`storageLowWaterPct`, buf)
     }
 }
 
@@ -3399,6 +3429,11 @@ data class StorageStatsRecord (
      * Garbage collections run.
      */
     var `gcRuns`: kotlin.ULong
+    , 
+    /**
+     * Documents evicted by the storage budget.
+     */
+    var `budgetEvictedTotal`: kotlin.ULong
     
 ){
     
@@ -3425,6 +3460,7 @@ public object FfiConverterTypeStorageStatsRecord: FfiConverterRustBuffer<Storage
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -3438,7 +3474,8 @@ public object FfiConverterTypeStorageStatsRecord: FfiConverterRustBuffer<Storage
             FfiConverterULong.allocationSize(value.`refusedExpiredTotal`) +
             FfiConverterULong.allocationSize(value.`refusedEvictedTotal`) +
             FfiConverterULong.allocationSize(value.`revivedTotal`) +
-            FfiConverterULong.allocationSize(value.`gcRuns`)
+            FfiConverterULong.allocationSize(value.`gcRuns`) +
+            FfiConverterULong.allocationSize(value.`budgetEvictedTotal`)
     )
 
     override fun write(value: StorageStatsRecord, buf: ByteBuffer) {
@@ -3452,6 +3489,7 @@ public object FfiConverterTypeStorageStatsRecord: FfiConverterRustBuffer<Storage
             FfiConverterULong.write(value.`refusedEvictedTotal`, buf)
             FfiConverterULong.write(value.`revivedTotal`, buf)
             FfiConverterULong.write(value.`gcRuns`, buf)
+            FfiConverterULong.write(value.`budgetEvictedTotal`, buf)
     }
 }
 

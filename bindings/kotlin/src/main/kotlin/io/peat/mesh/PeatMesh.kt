@@ -100,7 +100,7 @@ internal object JniBridge {
         peers: Array<String>, mdns: Boolean,
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
         paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
-        ephemeral: Array<String>, ephemeralMs: LongArray, policiesJson: String,
+        ephemeral: Array<String>, ephemeralMs: LongArray, policiesJson: String, storageBudget: LongArray,
         timeoutMs: Long, cancel: Long,
     ): Long
     @JvmStatic external fun setPolicy(node: Long, collection: String?, policyJson: String)
@@ -316,6 +316,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
             ephemeral: EphemeralOptions = DEFAULT_EPHEMERAL,
             policies: Map<String, CollectionPolicy> = emptyMap(),
             defaultPolicy: CollectionPolicy? = null,
+            storageBudget: Long = 0,
         ): Node = policiesJson(policies, defaultPolicy).let { policiesJson -> Node(cancellable { t ->
             either(
                 {
@@ -333,12 +334,15 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
                         arrayOf(ephemeral.beaconPreset, ephemeral.multicastGroup, ephemeral.multicastInterface),
                         longArrayOf(ephemeral.beaconIntervalMs.toLong(), ephemeral.beaconTtlMs.toLong()),
-                        policiesJson, timeoutMs, t.toLong(),
+                        policiesJson, longArrayOf(storageBudget, 0, 0), timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {
                     io.peat.mesh.uniffi.nodeOpen(
-                        NodeOptions(dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral, policiesJson),
+                        NodeOptions(
+                            dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral, policiesJson,
+                            storageBudget.also { require(it >= 0) { "storageBudget $it is negative" } }.toULong(), 0u, 0u,
+                        ),
                         timeoutMs.toULong(), t,
                     )
                 },

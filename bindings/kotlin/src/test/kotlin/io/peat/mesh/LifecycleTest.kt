@@ -69,5 +69,12 @@ class LifecycleTest {
             Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0",
             policies = mapOf("we\"ird\\name" to CollectionPolicy(priority = Priority.LOW)),
         ).use { b -> assertEquals(Priority.LOW, b.policies().second["we\"ird\\name"]?.priority) }
+        // a storage budget of 1 byte: every normal document goes at the next pass
+        Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", storageBudget = 1).use { c ->
+            c.put("tiles", "t0", """{"x":1}""")
+            c.put("tiles", "t1", """{"x":1}""")
+            assertEquals(2uL, c.collectGarbage().budgetEvicted)
+            assertEquals(2uL, c.storageStats().budgetEvictedTotal)
+        }
     }
 }
