@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::discovery::netns::{LinkPair, NodeProc};
+use crate::discovery::netns::{random_text, LinkPair, NodeProc};
 use crate::discovery::node_bin;
 use crate::{Out, Size};
 
@@ -96,14 +96,7 @@ fn run(bin: &str, qos: bool, updates: usize, load: Load) -> Result<Run> {
             // Incompressible content (Automerge compresses its columns).
             let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
             for i in 0..n {
-                let body: String = (0..12_000)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        char::from(b'a' + (x % 26) as u8)
-                    })
-                    .collect();
+                let body = random_text(&mut x, 12_000);
                 a.send(&format!(r#"put tiles t{i} {{"png":"{body}"}}"#))?;
                 a.wait_for(wait, |l| l == format!("OK put tiles t{i}"))?;
             }

@@ -92,35 +92,37 @@ async fn history_stays_one_change_and_sync_bytes_per_update_stay_flat() {
 async fn two_nodes_that_both_edit_converge_on_the_newer_edit() {
     let a = open_latest().await;
     let b = open_latest().await;
-    a.node
-        .put("pos", "p", &json!({"who": "a", "lat": 1}))
-        .await
-        .unwrap();
-    // B's edit is later (the clock moves on between the two writes)
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    b.node
-        .put("pos", "p", &json!({"who": "b", "lon": 2}))
-        .await
-        .unwrap();
-    // and an edit A makes after seeing nothing of B's, to a second document,
-    // is newer there
-    b.node.put("pos", "q", &json!({"who": "b"})).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    a.node.put("pos", "q", &json!({"who": "a"})).await.unwrap();
+    // Both edit two documents apart. Which edit is newer is decided by the
+    // rule (newest change time, then hash), read from each node's version:
+    // no waiting for the clock to move.
+    let (pa, pb) = (json!({"who": "a", "lat": 1}), json!({"who": "b", "lon": 2}));
+    a.node.put("pos", "p", &pa).await.unwrap();
+    b.node.put("pos", "p", &pb).await.unwrap();
+    let (qa, qb) = (json!({"who": "a"}), json!({"who": "b"}));
+    b.node.put("pos", "q", &qb).await.unwrap();
+    a.node.put("pos", "q", &qa).await.unwrap();
+    let rank = |n: &Node, id: &str| {
+        let d =
+            peat_mesh::automerge::Automerge::load(&n.export("pos", id).unwrap().unwrap()).unwrap();
+        let newest = d.get_changes(&[]).iter().map(|c| c.timestamp()).max();
+        (newest, d.get_heads().into_iter().max())
+    };
+    let winner = |id: &str, va: &serde_json::Value, vb: &serde_json::Value| {
+        if rank(&a.node, id) > rank(&b.node, id) {
+            va.clone()
+        } else {
+            vb.clone()
+        }
+    };
+    let (p_wins, q_wins) = (winner("p", &pa, &pb), winner("q", &qa, &qb));
     connect_both(&b.node, &a.node).await;
     for n in [&a.node, &b.node] {
         assert!(
-            eventually(WAIT, || n.get("pos", "p").unwrap()
-                == Some(json!({"who": "b", "lon": 2})))
-            .await,
+            eventually(WAIT, || n.get("pos", "p").unwrap() == Some(p_wins.clone())).await,
             "{:?}",
             n.get("pos", "p")
         );
-        assert!(
-            eventually(WAIT, || n.get("pos", "q").unwrap()
-                == Some(json!({"who": "a"})))
-            .await
-        );
+        assert!(eventually(WAIT, || n.get("pos", "q").unwrap() == Some(q_wins.clone())).await);
     }
     let bytes = |n: &Node| n.export("pos", "p").unwrap().unwrap();
     assert!(eventually(WAIT, || bytes(&a.node) == bytes(&b.node)).await);

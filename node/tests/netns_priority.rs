@@ -16,7 +16,7 @@ mod support {
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use support::netns::{LinkPair, NodeProc};
+use support::netns::{random_text, LinkPair, NodeProc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_peat-mesh-node");
 
@@ -100,14 +100,7 @@ fn critical_updates_arrive_promptly_while_a_blob_saturates_the_link() -> Result<
     b.wait_for(wait, |l| l == "OK doc-subscribe tiles")?;
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..60 {
-        let body: String = (0..12_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                char::from(b'a' + (x % 26) as u8)
-            })
-            .collect();
+        let body = random_text(&mut x, 12_000);
         a.send(&format!(r#"put tiles t{i} {{"png":"{body}"}}"#))?;
         a.wait_for(wait, |l| l == format!("OK put tiles t{i}"))?;
     }

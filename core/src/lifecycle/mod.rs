@@ -109,7 +109,7 @@ pub(crate) struct Lifecycle {
     /// entry per policy.
     floors: Mutex<HashMap<String, u64>>,
     refused: Mutex<LruCache<[u8; 8], ()>>,
-    /// One collection at a time.
+    /// One garbage-collection pass at a time.
     pub(crate) running: Mutex<()>,
     /// The node-wide storage budget, if any.
     pub(crate) budget: Option<StorageBudget>,

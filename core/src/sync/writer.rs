@@ -71,9 +71,10 @@ async fn render_blocking(
     Ok(frames)
 }
 
-/// A coalesced document's heads offer, as an owed reply.
-fn offer(key: crate::storage::DocKey) -> Vec<Owed> {
-    vec![(Reply::Offer(key), None)]
+/// A coalesced document's heads offer, as an owed reply of its class.
+fn offer(session: &Session, key: crate::storage::DocKey) -> Vec<Owed> {
+    let class = session.outbox.class_of(key.collection());
+    vec![(Reply::Offer(key), Some(class))]
 }
 
 /// Drains the outboxes into the stream until it fails or the node closes:
@@ -105,7 +106,7 @@ pub(crate) async fn write_loop(
             while let Some(item) = queues.pop_live() {
                 let frames = match item {
                     Ok(f) => vec![f],
-                    Err(key) => render_blocking(session, lane, offer(key)).await?,
+                    Err(key) => render_blocking(session, lane, offer(session, key)).await?,
                 };
                 for f in frames {
                     send_frame(session, lane, &mut send, f).await?;
@@ -135,7 +136,7 @@ pub(crate) async fn write_loop(
             match item {
                 Ok(f) => send_frame(session, lane, &mut send, f).await?,
                 Err(key) => {
-                    for f in render_blocking(session, lane, offer(key)).await? {
+                    for f in render_blocking(session, lane, offer(session, key)).await? {
                         send_frame(session, lane, &mut send, f).await?;
                     }
                 }

@@ -372,3 +372,17 @@ impl Drop for NodeProc {
         let _ = self.child.wait();
     }
 }
+
+/// `len` letters from a xorshift generator (`state` moves on): incompressible
+/// text for documents that must really take their size on a link (Automerge
+/// compresses repeated characters away).
+pub fn random_text(state: &mut u64, len: usize) -> String {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            char::from(b'a' + (*state % 26) as u8)
+        })
+        .collect()
+}
