@@ -207,6 +207,10 @@ pub struct NodeConfig {
     /// past its high-water mark, garbage collection evicts by class and age
     /// down to its low-water mark, never critical documents. Default none.
     pub storage_budget: Option<crate::StorageBudget>,
+    /// Bandwidth budgets: bytes per second to each peer and over each link
+    /// ([`crate::Bandwidth`]; changeable with [`crate::Node::set_bandwidth`]).
+    /// Default: no limits.
+    pub bandwidth: crate::Bandwidth,
 }
 
 impl NodeConfig {
@@ -237,6 +241,7 @@ impl NodeConfig {
             gc_interval: Duration::from_secs(60),
             qos: true,
             storage_budget: None,
+            bandwidth: crate::Bandwidth::default(),
         }
     }
 
@@ -288,6 +293,12 @@ impl NodeConfig {
         self
     }
 
+    /// Sets the bandwidth budgets.
+    pub fn bandwidth(mut self, bandwidth: crate::Bandwidth) -> Self {
+        self.bandwidth = bandwidth;
+        self
+    }
+
     /// Uses this identity secret instead of the one stored in the data dir.
     pub fn secret_key(mut self, key: [u8; 32]) -> Self {
         self.secret_key = Some(Zeroizing::new(key));
@@ -323,6 +334,7 @@ impl fmt::Debug for NodeConfig {
             gc_interval,
             qos,
             storage_budget,
+            bandwidth,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -349,6 +361,7 @@ impl fmt::Debug for NodeConfig {
             .field("gc_interval", gc_interval)
             .field("qos", qos)
             .field("storage_budget", storage_budget)
+            .field("bandwidth", bandwidth)
             .finish()
     }
 }

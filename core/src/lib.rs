@@ -53,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bandwidth;
 pub mod beacons;
 pub mod blobs;
 mod clock;
@@ -88,6 +89,7 @@ pub mod bench_support {
     pub use crate::sync::reconcile::{simulate, simulate_shaped};
 }
 
+pub use bandwidth::{Bandwidth, BandwidthStats};
 pub use beacons::{Beacon, BeaconConfig, BeaconEvent, BeaconInfo, Nearby, OperationalState};
 pub use config::{NodeConfig, PeerAddr};
 pub use discovery::Source;

@@ -16,7 +16,9 @@ use super::pace::Pacer;
 use super::protocol::VERSIONS;
 use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
 use super::BlobState;
+use crate::bandwidth::Throttle;
 use crate::error::{Error, Result};
+use crate::policy::Priority;
 use crate::security::Admitted;
 use crate::transport::router::{IncomingStream, Protocol, ProtocolTask};
 
@@ -63,6 +65,8 @@ async fn write_or_stall(send: &mut SendStream, bytes: Bytes) -> Result<()> {
 /// open for it.
 pub(crate) struct BlobProtocol {
     pub shared: Arc<BlobState>,
+    /// The node's bandwidth budgets: each piece waits for them.
+    pub throttle: Arc<Throttle>,
     pub tasks: TaskTracker,
     pub cancel: CancellationToken,
 }
@@ -85,6 +89,7 @@ impl Protocol for BlobProtocol {
         Box::pin(serve_connection(
             conn.peer(),
             self.shared.clone(),
+            self.throttle.clone(),
             incoming,
             self.tasks.clone(),
             self.cancel.clone(),
@@ -97,6 +102,7 @@ impl Protocol for BlobProtocol {
 async fn serve_connection(
     peer: crate::NodeId,
     shared: Arc<BlobState>,
+    throttle: Arc<Throttle>,
     mut incoming: mpsc::Receiver<IncomingStream>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -124,12 +130,12 @@ async fn serve_connection(
             });
             continue;
         };
-        let shared = shared.clone();
+        let (shared, throttle) = (shared.clone(), throttle.clone());
         let cancel = cancel.clone();
         tasks.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                r = serve_stream(&shared, peer, send, recv) => {
+                r = serve_stream(&shared, &throttle, peer, send, recv) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "blob request ended");
                     }
@@ -142,6 +148,7 @@ async fn serve_connection(
 
 async fn serve_stream(
     shared: &BlobState,
+    throttle: &Throttle,
     peer: crate::NodeId,
     mut send: SendStream,
     mut recv: RecvStream,
@@ -192,13 +199,21 @@ async fn serve_stream(
     let pacer = (rate > 0).then(|| Pacer::new(rate.max(MIN_SERVE_RATE)));
     if outboard && has_outboard(ob.size()) {
         let bytes = Bytes::from(ob.to_bytes());
+        throttle
+            .take(&peer, Priority::Bulk, bytes.len() as u64)
+            .await;
         write_or_stall(&mut send, bytes).await?;
     }
     // Each piece is read by a short blocking task, one piece ahead of the
     // network: a slow fetcher holds no thread, only this task's two pieces
     // (at most 2 × SERVE_PIECE per stream, so MAX_STREAMS_TOTAL × 512 KiB =
     // 32 MiB for the node however many fetchers stop reading).
-    let piece = if rate > 0 { 16 * 1024 } else { SERVE_PIECE };
+    // Small pieces when paced or under a budget: each waits for its tokens.
+    let piece = if rate > 0 || throttle.is_limited() {
+        16 * 1024
+    } else {
+        SERVE_PIECE
+    };
     let size = ob.size();
     let file = Arc::new(file);
     let mut pieces = ranges.into_iter().flat_map(move |(a, b)| {
@@ -226,6 +241,7 @@ async fn serve_stream(
             return Err(Error::Protocol(why));
         }
         let n = bytes.len() as u64;
+        throttle.take(&peer, Priority::Bulk, n).await;
         write_or_stall(&mut send, bytes).await?;
         shared.counters.bytes_served.fetch_add(n, Ordering::Relaxed);
         if let Some(p) = &pacer {

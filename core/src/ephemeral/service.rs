@@ -63,6 +63,8 @@ pub(crate) struct Ephemeral {
     pub beacon_changed: tokio::sync::Notify,
     /// The secured multicast path, if configured.
     pub multicast: std::sync::OnceLock<Arc<super::multicast::MulticastPath>>,
+    /// The node's bandwidth budgets (a datagram they have no room for is dropped).
+    throttle: Arc<crate::bandwidth::Throttle>,
     /// Datagrams handled, told after each, so tests wait on it, not on time.
     #[cfg(test)]
     pub handled: (AtomicU64, tokio::sync::Notify),
@@ -76,6 +78,7 @@ impl Ephemeral {
         latest_capacity: usize,
         subscription_capacity: usize,
         beacon_config: BeaconConfig,
+        throttle: Arc<crate::bandwidth::Throttle>,
     ) -> Ephemeral {
         // Numbers start at the clock times 2^20 (see `window`).
         let start = (unix_ms() / 1000) << 20;
@@ -94,6 +97,7 @@ impl Ephemeral {
             own_beacon: Mutex::new(None),
             beacon_changed: tokio::sync::Notify::new(),
             multicast: std::sync::OnceLock::new(),
+            throttle,
             #[cfg(test)]
             handled: Default::default(),
         }
@@ -187,16 +191,19 @@ impl Ephemeral {
     /// Sends one datagram to every peer `to` accepts; returns how many took it.
     pub fn send(&self, bytes: Bytes, to: impl Fn(&NodeId) -> bool) -> usize {
         type Space = Arc<std::sync::atomic::AtomicUsize>;
-        let conns: Vec<(Arc<Admitted>, Space)> = self
+        let conns: Vec<(NodeId, Arc<Admitted>, Space)> = self
             .peers
             .locked()
             .iter()
             .filter(|(id, _)| to(id))
-            .map(|(_, p)| (p.conn.clone(), p.space.clone()))
+            .map(|(id, p)| (*id, p.conn.clone(), p.space.clone()))
             .collect();
         let mut n = 0;
-        for (c, space) in conns {
+        for (id, c, space) in conns {
             let len = bytes.len();
+            if !self.throttle.try_take_datagram(&id, len as u64) {
+                continue;
+            }
             let mut floor = space.load(Relaxed);
             if floor < len {
                 floor = c.conn().datagram_send_buffer_space();

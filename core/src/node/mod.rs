@@ -1,10 +1,12 @@
 //! [`Node`]: the public face of a running peer. Opening and closing, identity
 //! and peers are here; the document API is in `documents`.
 
+mod bandwidth;
 mod documents;
 mod eager;
 mod ephemeral;
 mod lifecycle;
+mod reports;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -139,6 +141,7 @@ impl Node {
                 "the formation secret is all zeros (never set?): use a random one".into(),
             ));
         }
+        let throttle = bandwidth::throttle(&config)?;
         create_private_dir(&config.data_dir)?;
         let secret = match config.secret_key {
             Some(k) => iroh::SecretKey::from_bytes(&k),
@@ -146,6 +149,7 @@ impl Node {
         };
         let me = NodeId(secret.public());
         let ephemeral_key = secret.clone();
+
         let ephemeral = Arc::new(crate::ephemeral::service::Ephemeral::new(
             me,
             secret.clone(),
@@ -153,6 +157,7 @@ impl Node {
             config.latest_capacity,
             config.subscription_capacity,
             config.beacons.clone(),
+            throttle.clone(),
         ));
         let store_path = config.data_dir.join("peat.redb");
         let store = tokio::task::spawn_blocking(move || {
@@ -173,6 +178,7 @@ impl Node {
             config.formation.clone(),
             config.subscription_capacity,
             config.link_timeout,
+            throttle.clone(),
         ));
         let bond_cancel = tokio_util::sync::CancellationToken::new();
         let bonded = if config.links.is_empty() {
@@ -208,6 +214,7 @@ impl Node {
         };
         if let Some(b) = &bond {
             let _ = blobs.bond.set(b.clone());
+            let _ = throttle.bond.set(b.clone());
         }
         let links_for_sync = bond.clone();
         let engine = Arc::new(Engine::new(
@@ -227,6 +234,7 @@ impl Node {
             Arc::new(SyncProtocol(engine.clone())),
             Arc::new(BlobProtocol {
                 shared: blobs.clone(),
+                throttle: throttle.clone(),
                 tasks: ctx.tasks.clone(),
                 cancel: ctx.cancel.clone(),
             }),
@@ -252,10 +260,12 @@ impl Node {
             endpoint.clone(),
             config.max_peers.max(1),
         );
-        ctx.tasks
-            .spawn(report_store_failure(ctx.clone(), engine.store.failure()));
+        ctx.tasks.spawn(reports::report_store_failure(
+            ctx.clone(),
+            engine.store.failure(),
+        ));
         if let Some(switches) = bond.as_ref().and_then(|b| b.take_switch_events()) {
-            ctx.tasks.spawn(report_link_switches(
+            ctx.tasks.spawn(reports::report_link_switches(
                 ctx.clone(),
                 connections.clone(),
                 engine.clone(),
@@ -538,62 +548,6 @@ impl Node {
             Err(Error::Timeout(
                 "tasks still running at close deadline".into(),
             ))
-        }
-    }
-}
-
-/// Publishes [`PeerEvent::StorageFailed`] once if the store fails a commit.
-async fn report_store_failure(
-    ctx: Arc<NodeContext>,
-    mut failure: tokio::sync::watch::Receiver<Option<String>>,
-) {
-    let reason = tokio::select! {
-        r = failure.wait_for(Option::is_some) => match r {
-            Ok(v) => v.clone().unwrap_or_default(),
-            Err(_) => return,
-        },
-        _ = ctx.cancel.cancelled() => return,
-    };
-    ctx.peer_hub
-        .publish(&PeerEvent::StorageFailed { reason }, |_| true);
-}
-
-/// Reports the bond's link switches as [`PeerEvent::LinkChanged`] for peers
-/// this node knows, and nudges the connection of a peer moved from one link
-/// to another (see [`Connections::nudge`]). A first-use switch towards a peer
-/// not in the peer table yet (an inbound peer before its admission) is not
-/// reported: once connected, the peer list shows its link.
-async fn report_link_switches(
-    ctx: Arc<NodeContext>,
-    connections: Arc<Connections>,
-    engine: Arc<Engine>,
-    mut switches: tokio::sync::mpsc::Receiver<crate::links::LinkSwitch>,
-) {
-    loop {
-        let s = tokio::select! {
-            _ = ctx.cancel.cancelled() => return,
-            s = switches.recv() => match s { Some(s) => s, None => return },
-        };
-        let peers: Vec<NodeId> = ctx
-            .peers
-            .list()
-            .into_iter()
-            .map(|p| p.id)
-            .filter(|id| crate::links::bond_id(id) == s.peer)
-            .collect();
-        for peer in peers {
-            if s.from.is_some() && s.to.is_some() {
-                connections.nudge(&peer);
-                // Documents held back on the old link may go on this one.
-                engine.reconcile_with(&peer);
-            }
-            let event = PeerEvent::LinkChanged {
-                peer,
-                from: s.from.clone(),
-                to: s.to.clone(),
-                level: s.level,
-            };
-            ctx.peer_hub.publish(&event, |_| true);
         }
     }
 }

@@ -11,24 +11,37 @@ use super::outbox::BULK;
 use super::replies::{Owed, Reply};
 use super::session::Session;
 use crate::error::{Error, Result};
-use crate::wire::{split_changes, write_frame, Frame};
+use crate::policy::Priority;
+use crate::wire::{encode, split_changes, Frame};
 
 /// Writes a frame of `lane`, split into several if its change data is too
 /// large for one. The main lane leaves a starved bulk lane its slice first
-/// (see [`super::outbox::BULK_STARVED`]).
+/// (see [`super::outbox::BULK_STARVED`]); every frame waits for the node's
+/// bandwidth budgets in its class (a document's frames in its collection's
+/// class, protocol frames as critical).
 async fn send_frame(session: &Session, lane: usize, send: &mut SendStream, f: Frame) -> Result<()> {
     let outbox = &session.outbox;
+    let throttle = &session.engine.ctx.throttle;
     for f in &split_changes(f) {
+        let bytes = encode(f)?;
+        let class = match f {
+            Frame::Changes { collection, .. } => outbox.class_of(collection),
+            _ => Priority::Critical,
+        };
         if lane == BULK {
             outbox.bulk_writing(true);
         } else {
             outbox.yield_to_bulk().await;
         }
-        let n = write_frame(send, f).await;
+        throttle
+            .take(&session.peer, class, bytes.len() as u64)
+            .await;
+        let n = send.write_all(&bytes).await.map_err(Error::network);
         if lane == BULK {
             outbox.bulk_writing(false);
         }
-        session.engine.counters.sent(f, n?);
+        n?;
+        session.engine.counters.sent(f, bytes.len());
     }
     Ok(())
 }

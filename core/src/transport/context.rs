@@ -2,12 +2,14 @@
 //! belongs to, the table of peers it knows and the stream of peer events, and
 //! the lifetime of its tasks. Nothing here refers back to the parts that use it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{PeerEvent, PeerTable};
+use crate::bandwidth::Throttle;
 use crate::events::Hub;
 use crate::security::Formation;
 use crate::NodeId;
@@ -28,6 +30,8 @@ pub(crate) struct NodeContext {
     pub tasks: TaskTracker,
     /// How long a silent link lives (keep-alives go every quarter of it).
     pub link_timeout: Duration,
+    /// The bandwidth budgets every sender waits on.
+    pub throttle: Arc<Throttle>,
 }
 
 impl NodeContext {
@@ -36,6 +40,7 @@ impl NodeContext {
         formation: Formation,
         event_capacity: usize,
         link_timeout: Duration,
+        throttle: Arc<Throttle>,
     ) -> Self {
         NodeContext {
             me,
@@ -45,6 +50,7 @@ impl NodeContext {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             link_timeout,
+            throttle,
         }
     }
 }

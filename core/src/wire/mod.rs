@@ -14,10 +14,11 @@ mod tests;
 pub use frame::{
     Frame, Hash32, ProtocolOffer, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS,
 };
+#[cfg(any(test, fuzzing))]
+pub use framing::decode;
+pub use framing::encode;
 #[cfg(test)]
 pub use framing::MAX_REASON_LEN;
-#[cfg(any(test, fuzzing))]
-pub use framing::{decode, encode};
 pub use framing::{read_frame_max, sanitize_reason, write_frame, FrameReader, MAX_ADMISSION_FRAME};
 pub use split::{split_changes, CHANGE_FRAME_BUDGET, MAX_CHANGE_LEN, MAX_HEADS};
 
