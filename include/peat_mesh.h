@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 8
+#define PEAT_ABI_VERSION 9
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -688,6 +688,11 @@ typedef struct {
    */
   uint32_t storage_high_water_pct;
   uint32_t storage_low_water_pct;
+  /*
+   Bandwidth budgets as JSON, the form of [`peat_node_set_bandwidth`];
+   empty (or NULL with length 0) for no limits.
+   */
+  PeatStr bandwidth_json;
 } PeatNodeOptions;
 
 /*
@@ -1277,6 +1282,28 @@ typedef struct {
    */
   uint64_t budget_evicted_total;
 } PeatStorageStats;
+
+/*
+ What a node's bandwidth budgets did since it opened.
+ */
+typedef struct {
+  /*
+   Bytes sent under a budget.
+   */
+  uint64_t bytes_limited;
+  /*
+   Sends that waited for a budget.
+   */
+  uint64_t waits;
+  /*
+   Their waiting in total, in milliseconds.
+   */
+  uint64_t waited_ms;
+  /*
+   Ephemeral messages dropped because a budget had no room for them.
+   */
+  uint64_t dropped_datagrams;
+} PeatBandwidthStats;
 
 /*
  One event. String fields not used by the kind are NULL, enum fields NONE.
@@ -2104,6 +2131,44 @@ int32_t peat_node_storage_stats(PeatNode node,
                                 uint64_t timeout_ms,
                                 PeatStorageStats *out,
                                 PeatError **err);
+
+/*
+ Replaces the node's bandwidth budgets from JSON text: `{"per_peer":
+ BYTES_PER_SEC, "links": {"NAME": BYTES_PER_SEC}}`, both optional (`{}`
+ lifts every limit). A link is one of the node's links by name, or
+ "socket" for its UDP socket. Every byte sent to a peer waits for the
+ peer's budget and for the budget of the link carrying it, higher classes
+ first; ephemeral messages a budget has no room for are dropped and
+ counted. A rate below 1024 bytes/s, an unknown link, an unknown field or
+ bad JSON is `PEAT_STATUS_INVALID_ARGUMENT`, and the old budgets stay.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_set_bandwidth(PeatNode node, PeatStr bandwidth_json, PeatError **err);
+
+/*
+ The bandwidth budgets in force, as JSON. Free `*out` with
+ [`peat_string_free`](super::peat_string_free).
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_bandwidth(PeatNode node, char **out, PeatError **err);
+
+/*
+ What the bandwidth budgets did since the node opened.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_bandwidth_stats(PeatNode node, PeatBandwidthStats *out, PeatError **err);
 
 /*
  Subscribes to a collection (`id` empty) or one document. With `snapshot`,

@@ -297,6 +297,7 @@ extern "system" fn node_open<'l>(
     ephemeral_ms: JLongArray<'l>,
     policies_json: JString<'l>,
     storage_budget: JLongArray<'l>,
+    bandwidth_json: JString<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -319,6 +320,7 @@ extern "system" fn node_open<'l>(
             storage_budget_bytes: 0,
             storage_high_water_pct: 0,
             storage_low_water_pct: 0,
+            bandwidth_json: arg(env, &bandwidth_json, "bandwidthJson")?,
         };
         let opts = lifecycle::with_budget(env, &storage_budget, opts)?;
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
@@ -487,7 +489,7 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}[JJJ)J"),
+            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}[J{STR}JJ)J"),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),

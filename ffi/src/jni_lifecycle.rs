@@ -1,11 +1,11 @@
-//! The policy calls of the JNI face (strings in and out, as conversions
-//! around [`crate::sdk`]); garbage collection reports and storage counters
-//! (records) stay with UniFFI.
+//! The policy and bandwidth calls of the JNI face (strings in and out, as
+//! conversions around [`crate::sdk`]; bandwidth counters as a number array);
+//! garbage collection reports and storage counters (records) stay with UniFFI.
 
 use std::ffi::c_void;
 
 use jni::objects::{JClass, JLongArray, JString};
-use jni::sys::{jboolean, jlong, jstring};
+use jni::sys::{jboolean, jlong, jlongArray, jstring};
 use jni::{JNIEnv, NativeMethod};
 
 use super::{arg, jbool, new_string, node, run, STR};
@@ -62,6 +62,45 @@ extern "system" fn policies<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, handle:
     })
 }
 
+extern "system" fn set_bandwidth<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    bandwidth_json: JString<'l>,
+) {
+    run(&mut env, (), |env| {
+        let b = arg(env, &bandwidth_json, "bandwidthJson")?;
+        sdk::node_set_bandwidth(node(handle), &b)
+    })
+}
+
+extern "system" fn bandwidth<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let json = sdk::node_bandwidth(node(handle))?;
+        new_string(env, json)
+    })
+}
+
+/// [bytes limited, waits, waited ms, dropped datagrams].
+extern "system" fn bandwidth_stats<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlongArray {
+    run(&mut env, std::ptr::null_mut(), |env| {
+        let s = sdk::node_bandwidth_stats(node(handle))?;
+        let n = [s.bytes_limited, s.waits, s.waited_ms, s.dropped_datagrams].map(|v| v as i64);
+        let arr = env.new_long_array(4).map_err(super::jni_failed)?;
+        env.set_long_array_region(&arr, 0, &n)
+            .map_err(super::jni_failed)?;
+        Ok(arr.into_raw())
+    })
+}
+
 /// The storage budget at open as a number array: [bytes, high %, low %].
 pub(super) fn with_budget(
     env: &mut JNIEnv<'_>,
@@ -106,5 +145,16 @@ pub(super) fn methods() -> Vec<NativeMethod> {
         ),
         m("policy", format!("(J{STR}){STR}"), policy as *mut c_void),
         m("policies", format!("(J){STR}"), policies as *mut c_void),
+        m(
+            "setBandwidth",
+            format!("(J{STR})V"),
+            set_bandwidth as *mut c_void,
+        ),
+        m("bandwidth", format!("(J){STR}"), bandwidth as *mut c_void),
+        m(
+            "bandwidthStats",
+            "(J)[J".into(),
+            bandwidth_stats as *mut c_void,
+        ),
     ]
 }

@@ -3,7 +3,7 @@
 //! Policies cross as JSON text in the core's form; the Kotlin layer builds it
 //! from its `CollectionPolicy` class.
 
-use crate::records::{GarbageReportRecord, StorageStatsRecord};
+use crate::records::{BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
 use crate::sdk;
 use crate::uniffi_api::R;
 
@@ -45,4 +45,22 @@ pub fn collect_garbage(node: u64, timeout_ms: u64) -> R<GarbageReportRecord> {
 #[uniffi::export]
 pub fn storage_stats(node: u64, timeout_ms: u64) -> R<StorageStatsRecord> {
     Ok(sdk::storage_stats(node, timeout_ms)?)
+}
+
+/// Replaces the node's bandwidth budgets from JSON.
+#[uniffi::export]
+pub fn set_bandwidth(node: u64, bandwidth_json: String) -> R<()> {
+    Ok(sdk::node_set_bandwidth(node, &bandwidth_json)?)
+}
+
+/// The bandwidth budgets in force, as JSON.
+#[uniffi::export]
+pub fn bandwidth(node: u64) -> R<String> {
+    Ok(sdk::node_bandwidth(node)?)
+}
+
+/// What the bandwidth budgets did since the node opened.
+#[uniffi::export]
+pub fn bandwidth_stats(node: u64) -> R<BandwidthStatsRecord> {
+    Ok(sdk::node_bandwidth_stats(node)?)
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// garbage collection evicts bulk, then low, normal and high documents,
 	// oldest first, down to 80 %; critical documents are never evicted.
 	StorageBudget uint64
+	// Bandwidth caps the bytes per second sent to each peer and over each
+	// link; the zero value limits nothing (see Bandwidth).
+	Bandwidth Bandwidth
 }
 
 // Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
@@ -240,6 +243,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		},
 		policies_json:        cstr(policies),
 		storage_budget_bytes: C.uint64_t(cfg.StorageBudget),
+		bandwidth_json:       cstr(cfg.Bandwidth.form()),
 	}
 	n := &Node{}
 	var handle C.PeatNode

@@ -7,6 +7,10 @@
 //!                            max_documents, max_bytes, eager_blobs, delete
 //! --no-qos                   send every class alike, blobs at the documents' priority
 //!                            (to measure what the classes do)
+//! --bandwidth JSON           bandwidth budgets in bytes/s: {"per_peer": N, "links": {"NAME": N}}
+//!                            ("socket" is the UDP socket)
+//! bandwidth JSON             replace the bandwidth budgets at runtime
+//! bandwidth-stats            print `BWSTATS` with the budgets' counters
 //! policy COLL JSON           set a collection's policy at runtime
 //! gc                         collect garbage now; print `GC EXPIRED TOMBSTONES EVICTED BLOBS`
 //! storage-stats              print `SSTATS` with the storage counters
@@ -19,12 +23,15 @@
 
 use anyhow::{Context, Result};
 use peat_mesh::blobs::FetchOptions;
-use peat_mesh::{CollectionPolicy, Event, Node, NodeConfig, Policies};
+use peat_mesh::{Bandwidth, CollectionPolicy, Event, Node, NodeConfig, Policies};
 
-/// Applies `--policies FILE` and `--no-qos`.
+/// Applies `--policies FILE`, `--no-qos` and `--bandwidth JSON`.
 pub fn apply(args: &[String], mut cfg: NodeConfig) -> Result<NodeConfig> {
     if args.iter().any(|a| a == "--no-qos") {
         cfg.qos = false;
+    }
+    if let Some(json) = crate::flag(args, "--bandwidth") {
+        cfg = cfg.bandwidth(Bandwidth::from_json(json).context("--bandwidth")?);
     }
     let Some(path) = crate::flag(args, "--policies") else {
         return Ok(cfg);
@@ -50,6 +57,11 @@ fn policies_from(path: &str, text: &str) -> Result<Policies> {
 pub async fn command(node: &Node, cmd: &str, rest: &str) -> Option<Result<String>> {
     Some(match cmd {
         "policy" => set_policy(node, rest),
+        "bandwidth" => Bandwidth::from_json(rest.trim())
+            .and_then(|b| node.set_bandwidth(b))
+            .map(|()| "OK bandwidth".to_string())
+            .map_err(Into::into),
+        "bandwidth-stats" => Ok(format!("BWSTATS {:?}", node.bandwidth_stats())),
         "gc" => gc(node).await,
         "storage-stats" => node
             .storage_stats()

@@ -9,7 +9,7 @@
 //!                    [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
 //!                    [--blobs-below-level N] [--collection-below-level NAME=N]...
 //!                    [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
-//!                    [--policies FILE.json|FILE.toml] [--no-qos]
+//!                    [--policies FILE.json|FILE.toml] [--no-qos] [--bandwidth JSON]
 //! ```
 //!
 //! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
@@ -54,7 +54,7 @@ const USAGE: &str = "usage:
                      [--pace-probe-ms MS] [--pace-dead-ms MS] [--pace-hold-down-ms MS]
                      [--blobs-below-level N] [--collection-below-level NAME=N]...
                      [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
-                     [--policies FILE.json|FILE.toml] [--no-qos]
+                     [--policies FILE.json|FILE.toml] [--no-qos] [--bandwidth JSON]
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 

@@ -42,6 +42,8 @@ from ._ephemeral import (
     TopicSubscription,
 )
 from ._lifecycle import (
+    Bandwidth,
+    BandwidthStats,
     CollectionPolicy,
     DeleteRule,
     GarbageReport,
@@ -85,6 +87,8 @@ __all__ = [
     "DeleteRule",
     "GarbageReport",
     "StorageStats",
+    "Bandwidth",
+    "BandwidthStats",
     "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",
@@ -530,7 +534,7 @@ def _storage_budget(budget: Optional[int]) -> Tuple[int, int, int]:
     return (int(budget), 0, 0)
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, storage_budget, timeout):  # type: ignore[no-untyped-def]
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, storage_budget, bandwidth, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
     p = pace if pace is not None else Pace()
     pace_arg = (
@@ -555,6 +559,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         _ephemeral.ephemeral_arg(ephemeral),
         _lifecycle.policies_json(policies, default_policy),
         _storage_budget(storage_budget),
+        _lifecycle.bandwidth_json(bandwidth),
         _ms(timeout),
     )
 
@@ -766,6 +771,7 @@ class SyncNode:
         policies: Optional[Mapping[str, CollectionPolicy]] = None,
         default_policy: Optional[CollectionPolicy] = None,
         storage_budget: Optional[int] = None,
+        bandwidth: Optional[Bandwidth] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
         ``peers`` are static peers (``NODEID@HOST:PORT``, or
@@ -789,13 +795,14 @@ class SyncNode:
         raises :class:`InvalidArgumentError`. ``storage_budget`` (bytes) caps
         the documents: past 90 % of it garbage collection evicts bulk, then
         low, normal and high documents, oldest first, down to 80 %; critical
-        documents are never evicted."""
+        documents are never evicted. ``bandwidth`` (a :class:`Bandwidth`)
+        caps the bytes per second sent to each peer and over each link."""
         _check_process()
         _, run = _with_cancel(
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, storage_budget, timeout,
+                policies, default_policy, storage_budget, bandwidth, timeout,
             ),
         )
         return cls(run())
@@ -1051,6 +1058,20 @@ class SyncNode:
         """What the node stores now and what its lifecycle removed or refused."""
         return StorageStats(*_native.storage_stats(self.handle, _ms(timeout)))
 
+    def set_bandwidth(self, bandwidth: Bandwidth) -> None:
+        """Replaces the bandwidth budgets (``Bandwidth()`` lifts them). A link
+        the node does not have, or a rate below 1024 bytes/s, raises
+        :class:`InvalidArgumentError` and the old budgets stay."""
+        _native.set_bandwidth(self.handle, _lifecycle.bandwidth_json(bandwidth))
+
+    def bandwidth(self) -> Bandwidth:
+        """The bandwidth budgets in force."""
+        return Bandwidth.from_json(_native.bandwidth(self.handle))
+
+    def bandwidth_stats(self) -> BandwidthStats:
+        """What the bandwidth budgets did since the node opened."""
+        return BandwidthStats(*_native.bandwidth_stats(self.handle))
+
     def close(self, timeout: float = 5.0) -> None:
         """Closes the node within ``timeout`` seconds. Idempotent."""
         with self._lock:
@@ -1090,6 +1111,7 @@ class Node:
         policies: Optional[Mapping[str, CollectionPolicy]] = None,
         default_policy: Optional[CollectionPolicy] = None,
         storage_budget: Optional[int] = None,
+        bandwidth: Optional[Bandwidth] = None,
     ) -> "Node":
         """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
         cancelling the awaiting task stops the opening."""
@@ -1098,7 +1120,7 @@ class Node:
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, storage_budget, timeout,
+                policies, default_policy, storage_budget, bandwidth, timeout,
             ),
         )
         return cls(SyncNode(handle))
@@ -1284,6 +1306,18 @@ class Node:
     async def storage_stats(self, timeout: float = 60.0) -> StorageStats:
         """See :meth:`SyncNode.storage_stats` (runs off the event loop)."""
         return await asyncio.to_thread(self.sync.storage_stats, timeout)
+
+    def set_bandwidth(self, bandwidth: Bandwidth) -> None:
+        """See :meth:`SyncNode.set_bandwidth`."""
+        self.sync.set_bandwidth(bandwidth)
+
+    def bandwidth(self) -> Bandwidth:
+        """See :meth:`SyncNode.bandwidth`."""
+        return self.sync.bandwidth()
+
+    def bandwidth_stats(self) -> BandwidthStats:
+        """See :meth:`SyncNode.bandwidth_stats`."""
+        return self.sync.bandwidth_stats()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Closes the node. Idempotent."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import json as _json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
 
@@ -152,3 +152,47 @@ class StorageStats:
     revived_total: int
     gc_runs: int
     budget_evicted_total: int
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Bandwidth budgets, in bytes per second: ``per_peer`` caps what the node
+    sends to each peer, ``links`` what it sends over each named link (all
+    peers together; ``"socket"`` is the node's UDP socket). Every byte waits
+    for both, higher priority classes first; ephemeral messages a budget has
+    no room for are dropped and counted. ``Bandwidth()`` lifts every limit."""
+
+    per_peer: Optional[int] = None
+    links: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d: dict = {}
+        if self.per_peer is not None:
+            d["per_peer"] = self.per_peer
+        if self.links:
+            d["links"] = dict(self.links)
+        return _json.dumps(d)
+
+    @staticmethod
+    def from_json(text: str) -> "Bandwidth":
+        d = _json.loads(text)
+        return Bandwidth(per_peer=d.get("per_peer"), links=dict(d.get("links", {})))
+
+
+def bandwidth_json(bandwidth: Optional[Bandwidth]) -> str:
+    """The ``node_open`` argument: "" when no budget is set."""
+    if bandwidth is None:
+        return ""
+    if not isinstance(bandwidth, Bandwidth):
+        raise TypeError(f"bandwidth must be a peat_mesh.Bandwidth, got {bandwidth!r}")
+    return bandwidth.to_json()
+
+
+@dataclass(frozen=True)
+class BandwidthStats:
+    """What the bandwidth budgets did since the node opened."""
+
+    bytes_limited: int
+    waits: int
+    waited_ms: int
+    dropped_datagrams: int

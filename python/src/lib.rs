@@ -122,7 +122,7 @@ type LinkArg = (String, String, u32);
 type PaceArg = (u64, u64, u64, f64, u64, u32, Vec<(String, u32)>);
 
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies_json, storage_budget, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies_json, storage_budget, bandwidth_json, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -138,6 +138,7 @@ fn node_open(
     ephemeral: ephemeral::EphemeralArg,
     policies_json: String,
     storage_budget: (u64, u32, u32),
+    bandwidth_json: String,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
@@ -182,6 +183,7 @@ fn node_open(
         storage_budget_bytes: storage_budget.0,
         storage_high_water_pct: storage_budget.1,
         storage_low_water_pct: storage_budget.2,
+        bandwidth_json,
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)

@@ -1,4 +1,5 @@
-//! Collection policies and the data lifecycle for `peat_mesh._native`:
+//! Collection policies, the data lifecycle and bandwidth budgets for
+//! `peat_mesh._native`:
 //! policies cross as JSON text (the Python package builds it from its
 //! `CollectionPolicy` dataclass), reports and counters as tuples; every wait
 //! releases the GIL.
@@ -74,6 +75,23 @@ fn storage_stats(py: Python<'_>, node: u64, timeout_ms: u64) -> R<StatsTuple> {
     ))
 }
 
+#[pyfunction]
+fn set_bandwidth(node: u64, bandwidth_json: String) -> R<()> {
+    sdk::node_set_bandwidth(node, &bandwidth_json).map_err(err)
+}
+
+#[pyfunction]
+fn bandwidth(node: u64) -> R<String> {
+    sdk::node_bandwidth(node).map_err(err)
+}
+
+/// (bytes_limited, waits, waited_ms, dropped_datagrams)
+#[pyfunction]
+fn bandwidth_stats(node: u64) -> R<(u64, u64, u64, u64)> {
+    let s = sdk::node_bandwidth_stats(node).map_err(err)?;
+    Ok((s.bytes_limited, s.waits, s.waited_ms, s.dropped_datagrams))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_policy, m)?)?;
     m.add_function(wrap_pyfunction!(remove_policy, m)?)?;
@@ -81,5 +99,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(policies, m)?)?;
     m.add_function(wrap_pyfunction!(collect_garbage, m)?)?;
     m.add_function(wrap_pyfunction!(storage_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(set_bandwidth, m)?)?;
+    m.add_function(wrap_pyfunction!(bandwidth, m)?)?;
+    m.add_function(wrap_pyfunction!(bandwidth_stats, m)?)?;
     Ok(())
 }

@@ -1746,6 +1746,63 @@ static int t_policies_and_lifecycle(void) {
     return 1;
 }
 
+/* Scenario 27: bandwidth budgets at open and at runtime; datagrams past a
+   budget dropped and counted; bad budgets refused and the old one kept. */
+static int t_bandwidth_budgets(void) {
+    PeatNode a, b;
+    char da[64], db[64];
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    CHECK(open_node_with(&a, da, SECRET, &o));
+    o.bandwidth_json = S("{\"per_peer\": 1024}");
+    CHECK(open_node_with(&b, db, SECRET, &o));
+    char *json = NULL;
+    OK(peat_node_bandwidth(b, &json, ERR));
+    CHECK(strcmp(json, "{\"per_peer\":1024}") == 0);
+    peat_string_free(json);
+    CHECK(connect_nodes(b, a));
+    PeatPublishOptions direct = {10000, 0, false};
+    uint8_t payload[900];
+    memset(payload, 7, sizeof payload);
+    uint32_t sent = 0;
+    for (int i = 0; i < 100; i++) {
+        uint32_t peers = 0;
+        OK(peat_publish(b, S("pos/b"), payload, sizeof payload, false, &direct, &peers, ERR));
+        sent += peers;
+    }
+    CHECK(sent >= 1 && sent <= 20);
+    PeatBandwidthStats st;
+    OK(peat_node_bandwidth_stats(b, &st, ERR));
+    CHECK(st.dropped_datagrams == 100 - sent && st.bytes_limited >= 900 * (uint64_t)sent);
+    const char *socket = "{\"links\":{\"socket\":40000}}";
+    OK(peat_node_set_bandwidth(b, S(socket), ERR));
+    const char *bad[] = {"{\"links\": {\"radio\": 5000}}", "{\"per_peer\": 10}", "{\"peer\": 1}", "not json"};
+    for (int i = 0; i < 4; i++) {
+        CHECK(peat_node_set_bandwidth(b, S(bad[i]), NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+        OK(peat_node_bandwidth(b, &json, ERR));
+        CHECK(strcmp(json, socket) == 0);
+        peat_string_free(json);
+    }
+    OK(peat_node_set_bandwidth(b, S("{}"), ERR));
+    OK(peat_node_bandwidth(b, &json, ERR));
+    CHECK(strcmp(json, "{}") == 0);
+    peat_string_free(json);
+    uint32_t peers = 0;
+    OK(peat_publish(b, S("pos/b"), payload, sizeof payload, false, &direct, &peers, ERR));
+    CHECK(peers == 1);
+    OK(peat_node_close(b, 5000, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    PeatNode nb;
+    char dbad[64];
+    o.bandwidth_json = S("{\"links\": {\"radio\": 5000}}");
+    CHECK(!open_node_with(&nb, dbad, SECRET, &o));
+    rm_rf(dbad);
+    return 1;
+}
+
 static int t_ephemeral_and_beacons(void) {
     PeatNode a, b, c;
     char da[64], db[64], dc[64];
@@ -1949,6 +2006,7 @@ static const struct {
     {"links_pace_and_silencing", t_links_pace_and_silencing},
     {"ephemeral_and_beacons", t_ephemeral_and_beacons},
     {"policies_and_lifecycle", t_policies_and_lifecycle},
+    {"bandwidth_budgets", t_bandwidth_budgets},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

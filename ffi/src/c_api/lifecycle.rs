@@ -1,11 +1,12 @@
 //! Collection policies (JSON text in and out), garbage collection on demand
-//! and the node's storage counters.
+//! the node's storage counters, and bandwidth budgets (JSON text in and out)
+//! with their counters.
 
 use std::ffi::c_char;
 
 use super::boundary::{c_string, call, call_out, str_arg, write_opt};
 use super::types::{PeatError, PeatNode, PeatStr};
-use crate::records::{GarbageReportRecord, StorageStatsRecord};
+use crate::records::{BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
 use crate::sdk;
 
 /// Sets `collection`'s policy from JSON text; an empty `collection` sets the
@@ -130,4 +131,61 @@ pub unsafe extern "C" fn peat_node_storage_stats(
     err: *mut *mut PeatError,
 ) -> i32 {
     call_out(err, out, "out", || sdk::storage_stats(node.id, timeout_ms))
+}
+
+/// Replaces the node's bandwidth budgets from JSON text: `{"per_peer":
+/// BYTES_PER_SEC, "links": {"NAME": BYTES_PER_SEC}}`, both optional (`{}`
+/// lifts every limit). A link is one of the node's links by name, or
+/// "socket" for its UDP socket. Every byte sent to a peer waits for the
+/// peer's budget and for the budget of the link carrying it, higher classes
+/// first; ephemeral messages a budget has no room for are dropped and
+/// counted. A rate below 1024 bytes/s, an unknown link, an unknown field or
+/// bad JSON is `PEAT_STATUS_INVALID_ARGUMENT`, and the old budgets stay.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_set_bandwidth(
+    node: PeatNode,
+    bandwidth_json: PeatStr,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call(err, || {
+        sdk::node_set_bandwidth(node.id, str_arg(bandwidth_json, "bandwidth_json")?)
+    })
+}
+
+/// The bandwidth budgets in force, as JSON. Free `*out` with
+/// [`peat_string_free`](super::peat_string_free).
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_bandwidth(
+    node: PeatNode,
+    out: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        Ok(c_string(sdk::node_bandwidth(node.id)?))
+    })
+}
+
+/// What the bandwidth budgets did since the node opened.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_bandwidth_stats(
+    node: PeatNode,
+    out: *mut BandwidthStatsRecord,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || sdk::node_bandwidth_stats(node.id))
 }

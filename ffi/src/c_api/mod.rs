@@ -58,7 +58,7 @@ mod memory;
 mod blobs;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 8;
+pub const PEAT_ABI_VERSION: u32 = 9;
 
 pub use beacons::*;
 pub use blobs::*;

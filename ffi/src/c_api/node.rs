@@ -54,6 +54,9 @@ pub struct PeatNodeOptions {
     /// The budget's marks in percent; 0 for the defaults (90 and 80).
     pub storage_high_water_pct: u32,
     pub storage_low_water_pct: u32,
+    /// Bandwidth budgets as JSON, the form of [`peat_node_set_bandwidth`];
+    /// empty (or NULL with length 0) for no limits.
+    pub bandwidth_json: PeatStr,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -166,6 +169,7 @@ pub unsafe extern "C" fn peat_node_open(
             storage_budget_bytes: o.storage_budget_bytes,
             storage_high_water_pct: o.storage_high_water_pct,
             storage_low_water_pct: o.storage_low_water_pct,
+            bandwidth_json: str_arg(o.bandwidth_json, "bandwidth_json")?.to_string(),
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

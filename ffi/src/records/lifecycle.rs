@@ -84,3 +84,28 @@ impl From<peat_mesh::StorageStats> for StorageStatsRecord {
         }
     }
 }
+
+/// What a node's bandwidth budgets did since it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
+#[repr(C)]
+pub struct BandwidthStatsRecord {
+    /// Bytes sent under a budget.
+    pub bytes_limited: u64,
+    /// Sends that waited for a budget.
+    pub waits: u64,
+    /// Their waiting in total, in milliseconds.
+    pub waited_ms: u64,
+    /// Ephemeral messages dropped because a budget had no room for them.
+    pub dropped_datagrams: u64,
+}
+
+impl From<peat_mesh::BandwidthStats> for BandwidthStatsRecord {
+    fn from(s: peat_mesh::BandwidthStats) -> Self {
+        BandwidthStatsRecord {
+            bytes_limited: s.bytes_limited,
+            waits: s.waits,
+            waited_ms: s.waited.as_millis() as u64,
+            dropped_datagrams: s.dropped_datagrams,
+        }
+    }
+}

@@ -20,7 +20,7 @@ pub use ephemeral::{
     BeaconEventRecord, BeaconInfoRecord, BeaconRecord, EphemeralOptions, EphemeralStatsRecord,
     MessageEventRecord, MessageRecord, NodeState, PublishOptionsRecord,
 };
-pub use lifecycle::{GarbageReportRecord, StorageStatsRecord};
+pub use lifecycle::{BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
 pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
@@ -57,6 +57,10 @@ pub struct NodeOptions {
     /// The budget's marks in percent (0: the defaults, 90 and 80).
     pub storage_high_water_pct: u32,
     pub storage_low_water_pct: u32,
+    /// Bandwidth budgets as JSON (`{"per_peer": BYTES_PER_SEC, "links":
+    /// {"NAME": BYTES_PER_SEC}}`, "socket" naming the UDP socket; see
+    /// [`peat_mesh::Bandwidth::from_json`]); empty: no limits.
+    pub bandwidth_json: String,
 }
 
 /// Where a node stands with a peer.

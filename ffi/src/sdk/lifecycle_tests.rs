@@ -1,5 +1,6 @@
 //! Scenario 26 at the SDK layer: policies as JSON at open and at runtime,
-//! garbage collection and storage counters, bad policies refused.
+//! garbage collection and storage counters, bad policies refused; and
+//! scenario 27: bandwidth budgets.
 
 use super::tests::{opts, serial};
 use super::*;
@@ -84,6 +85,63 @@ fn policies_garbage_collection_and_storage_counters_reach_the_sdk() {
         storage_high_water_pct: 50,
         storage_low_water_pct: 80,
         ..opts(budget_dir.path())
+    };
+    assert_eq!(
+        node_open(&bad, 5000, 0).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(handles::live_handles(), before);
+}
+
+/// Scenario 27 at the SDK layer: bandwidth budgets at open and at runtime,
+/// datagrams past a budget dropped and counted, bad budgets refused.
+#[test]
+fn bandwidth_budgets_reach_the_sdk() {
+    let _g = serial();
+    let before = handles::live_handles();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node_open(&opts(da.path()), 5000, 0).unwrap();
+    let o = NodeOptions {
+        bandwidth_json: r#"{"per_peer": 1024}"#.into(),
+        ..opts(db.path())
+    };
+    let b = node_open(&o, 5000, 0).unwrap();
+    assert_eq!(node_bandwidth(b).unwrap(), r#"{"per_peer":1024}"#);
+    connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
+    let direct = crate::records::PublishOptionsRecord {
+        ttl_ms: 10_000,
+        hop_limit: 0,
+        multicast: false,
+    };
+    let payload = [7u8; 900];
+    let sent: u64 = (0..100)
+        .map(|_| publish(b, "pos/b", &payload, false, direct).unwrap() as u64)
+        .sum();
+    assert!((1..=20).contains(&sent), "{sent}");
+    let s = node_bandwidth_stats(b).unwrap();
+    assert_eq!(s.dropped_datagrams, 100 - sent);
+    assert!(s.bytes_limited >= 900 * sent, "{s:?}");
+    let socket = r#"{"links":{"socket":40000}}"#;
+    node_set_bandwidth(b, socket).unwrap();
+    assert_eq!(node_bandwidth(b).unwrap(), socket);
+    for bad in [
+        r#"{"links": {"radio": 5000}}"#,
+        r#"{"per_peer": 10}"#,
+        r#"{"peer": 1}"#,
+        "not json",
+    ] {
+        let e = node_set_bandwidth(b, bad).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+        assert_eq!(node_bandwidth(b).unwrap(), socket);
+    }
+    node_set_bandwidth(b, "{}").unwrap();
+    assert_eq!(node_bandwidth(b).unwrap(), "{}");
+    assert_eq!(publish(b, "pos/b", &payload, false, direct).unwrap(), 1);
+    node_close(b, 5000).unwrap();
+    node_close(a, 5000).unwrap();
+    let bad = NodeOptions {
+        bandwidth_json: r#"{"links": {"radio": 5000}}"#.into(),
+        ..opts(db.path())
     };
     assert_eq!(
         node_open(&bad, 5000, 0).unwrap_err().code,

@@ -9,6 +9,7 @@
 //! [`peers`], [`documents`] and [`subscriptions`]; [`args`] holds the argument checks they share.
 
 mod args;
+mod bandwidth;
 mod documents;
 mod ephemeral;
 mod lifecycle;
@@ -24,6 +25,7 @@ mod lifecycle_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use bandwidth::*;
 pub use documents::*;
 pub use ephemeral::*;
 pub use lifecycle::*;

@@ -764,6 +764,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_subscribe_topic(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_bandwidth(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_bandwidth_stats(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_collect_garbage(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_policies(
@@ -771,6 +775,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peat_mesh_ffi_checksum_func_policy(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_remove_policy(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_bandwidth(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_set_policy(
     ): Int
@@ -911,6 +917,10 @@ external fun uniffi_peat_mesh_ffi_fn_func_subscribe_beacons(`node`: Long,uniffi_
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_subscribe_topic(`node`: Long,`filter`: RustBuffer.ByValue,`latestOnly`: Byte,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
+external fun uniffi_peat_mesh_ffi_fn_func_bandwidth(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_bandwidth_stats(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_collect_garbage(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_policies(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -919,6 +929,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_policy(`node`: Long,`collection`: Rust
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_remove_policy(`node`: Long,`collection`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Byte
+external fun uniffi_peat_mesh_ffi_fn_func_set_bandwidth(`node`: Long,`bandwidthJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_set_policy(`node`: Long,`collection`: RustBuffer.ByValue,`policyJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_storage_stats(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1201,6 +1213,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_subscribe_topic() != 41269) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_bandwidth() != 48164) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_bandwidth_stats() != 2672) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_collect_garbage() != 46742) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1211,6 +1229,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_remove_policy() != 32731) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_bandwidth() != 41622) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_set_policy() != 43346) {
@@ -1942,6 +1963,69 @@ public object FfiConverterTypeEventListener: FfiConverter<EventListener, Long> {
 
     override fun write(value: EventListener, buf: ByteBuffer) {
         buf.putLong(lower(value))
+    }
+}
+
+
+
+/**
+ * What a node's bandwidth budgets did since it opened.
+ */
+data class BandwidthStatsRecord (
+    /**
+     * Bytes sent under a budget.
+     */
+    var `bytesLimited`: kotlin.ULong
+    , 
+    /**
+     * Sends that waited for a budget.
+     */
+    var `waits`: kotlin.ULong
+    , 
+    /**
+     * Their waiting in total, in milliseconds.
+     */
+    var `waitedMs`: kotlin.ULong
+    , 
+    /**
+     * Ephemeral messages dropped because a budget had no room for them.
+     */
+    var `droppedDatagrams`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBandwidthStatsRecord: FfiConverterRustBuffer<BandwidthStatsRecord> {
+    override fun read(buf: ByteBuffer): BandwidthStatsRecord {
+        return BandwidthStatsRecord(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BandwidthStatsRecord) = (
+            FfiConverterULong.allocationSize(value.`bytesLimited`) +
+            FfiConverterULong.allocationSize(value.`waits`) +
+            FfiConverterULong.allocationSize(value.`waitedMs`) +
+            FfiConverterULong.allocationSize(value.`droppedDatagrams`)
+    )
+
+    override fun write(value: BandwidthStatsRecord, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`bytesLimited`, buf)
+            FfiConverterULong.write(value.`waits`, buf)
+            FfiConverterULong.write(value.`waitedMs`, buf)
+            FfiConverterULong.write(value.`droppedDatagrams`, buf)
     }
 }
 
@@ -2970,6 +3054,13 @@ data class NodeOptions (
     var `storageHighWaterPct`: kotlin.UInt
     , 
     var `storageLowWaterPct`: kotlin.UInt
+    , 
+    /**
+     * Bandwidth budgets as JSON (`{"per_peer": BYTES_PER_SEC, "links":
+     * {"NAME": BYTES_PER_SEC}}`, "socket" naming the UDP socket; see
+     * [`peat_mesh::Bandwidth::from_json`]); empty: no limits.
+     */
+    var `bandwidthJson`: kotlin.String
     
 ){
     
@@ -3000,6 +3091,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -3017,7 +3109,8 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterString.allocationSize(value.`policiesJson`) +
             FfiConverterULong.allocationSize(value.`storageBudgetBytes`) +
             FfiConverterUInt.allocationSize(value.`storageHighWaterPct`) +
-            FfiConverterUInt.allocationSize(value.`storageLowWaterPct`)
+            FfiConverterUInt.allocationSize(value.`storageLowWaterPct`) +
+            FfiConverterString.allocationSize(value.`bandwidthJson`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -3035,6 +3128,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterULong.write(value.`storageBudgetBytes`, buf)
             FfiConverterUInt.write(value.`storageHighWaterPct`, buf)
             FfiConverterUInt.write(value.`storageLowWaterPct`, buf)
+            FfiConverterString.write(value.`bandwidthJson`, buf)
     }
 }
 
@@ -6351,6 +6445,34 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * The bandwidth budgets in force, as JSON.
+         */
+    @Throws(PeatException::class) fun `bandwidth`(`node`: kotlin.ULong): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_bandwidth(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * What the bandwidth budgets did since the node opened.
+         */
+    @Throws(PeatException::class) fun `bandwidthStats`(`node`: kotlin.ULong): BandwidthStatsRecord {
+            return FfiConverterTypeBandwidthStatsRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_bandwidth_stats(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
          * Runs garbage collection now.
          */
     @Throws(PeatException::class) fun `collectGarbage`(`node`: kotlin.ULong, `timeoutMs`: kotlin.ULong): GarbageReportRecord {
@@ -6404,6 +6526,19 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
 }
     )
     }
+    
+
+        /**
+         * Replaces the node's bandwidth budgets from JSON.
+         */
+    @Throws(PeatException::class) fun `setBandwidth`(`node`: kotlin.ULong, `bandwidthJson`: kotlin.String)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_bandwidth(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`bandwidthJson`),_status)
+}
+    
     
 
         /**

@@ -87,6 +87,49 @@ internal fun parsePolicies(text: String): Pair<CollectionPolicy, Map<String, Col
     return CollectionPolicy.from(all["default"] as Map<*, *>) to own
 }
 
+/**
+ * Bandwidth budgets in bytes per second: [perPeer] caps what the node sends
+ * to each peer, [links] what it sends over each named link (all peers
+ * together; [SOCKET] is the node's UDP socket). Every byte waits for both,
+ * higher priority classes first; ephemeral messages a budget has no room for
+ * are dropped and counted. `Bandwidth()` limits nothing; rates are at least
+ * 1024 bytes/s.
+ */
+data class Bandwidth(val perPeer: Long? = null, val links: Map<String, Long> = emptyMap()) {
+    /** The SDK's JSON form. */
+    fun toJson(): String {
+        val parts = mutableListOf<String>()
+        perPeer?.let {
+            require(it >= 0) { "perPeer $it is negative" }
+            parts += "\"per_peer\":$it"
+        }
+        if (links.isNotEmpty()) {
+            parts += "\"links\":" + links.entries.joinToString(",", "{", "}") { (k, v) ->
+                require(v >= 0) { "link $k rate $v is negative" }
+                "${quote(k)}:$v"
+            }
+        }
+        return parts.joinToString(",", "{", "}")
+    }
+
+    companion object {
+        /** The name of the node's UDP socket in [links]. */
+        const val SOCKET = "socket"
+
+        /** Budgets from the SDK's JSON form. */
+        fun fromJson(text: String): Bandwidth {
+            val m = Json(text).value() as Map<*, *>
+            return Bandwidth(
+                perPeer = (m["per_peer"] as Number?)?.toLong(),
+                links = (m["links"] as Map<*, *>?)?.entries?.associate { (k, v) -> k as String to (v as Number).toLong() } ?: emptyMap(),
+            )
+        }
+    }
+}
+
+/** What the bandwidth budgets did since the node opened. */
+data class BandwidthStats(val bytesLimited: Long, val waits: Long, val waited: Duration, val droppedDatagrams: Long)
+
 private fun quote(s: String): String = buildString {
     append('"')
     for (c in s) when {

@@ -38,6 +38,7 @@ import kotlinx.coroutines.flow.flowOn
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import java.io.Closeable
+import kotlin.time.Duration.Companion.milliseconds
 import io.peat.mesh.uniffi.PeatException as NativeException
 
 /** Every SDK error is a [PeatException] subclass, one per stable error kind. */
@@ -101,12 +102,15 @@ internal object JniBridge {
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
         paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
         ephemeral: Array<String>, ephemeralMs: LongArray, policiesJson: String, storageBudget: LongArray,
-        timeoutMs: Long, cancel: Long,
+        bandwidthJson: String, timeoutMs: Long, cancel: Long,
     ): Long
     @JvmStatic external fun setPolicy(node: Long, collection: String?, policyJson: String)
     @JvmStatic external fun removePolicy(node: Long, collection: String): Boolean
     @JvmStatic external fun policy(node: Long, collection: String): String
     @JvmStatic external fun policies(node: Long): String
+    @JvmStatic external fun setBandwidth(node: Long, bandwidthJson: String)
+    @JvmStatic external fun bandwidth(node: Long): String
+    @JvmStatic external fun bandwidthStats(node: Long): LongArray
     @JvmStatic external fun publish(
         node: Long, topic: String, payload: ByteArray, json: Boolean, ttlMs: Long, hopLimit: Int, multicast: Boolean,
     ): Int
@@ -317,7 +321,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
             policies: Map<String, CollectionPolicy> = emptyMap(),
             defaultPolicy: CollectionPolicy? = null,
             storageBudget: Long = 0,
-        ): Node = policiesJson(policies, defaultPolicy).let { policiesJson -> Node(cancellable { t ->
+            bandwidth: Bandwidth? = null,
+        ): Node = policiesJson(policies, defaultPolicy).let { policiesJson -> val bandwidthJson = bandwidth?.toJson() ?: ""
+            Node(cancellable { t ->
             either(
                 {
                     JniBridge.nodeOpen(
@@ -334,7 +340,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
                         arrayOf(ephemeral.beaconPreset, ephemeral.multicastGroup, ephemeral.multicastInterface),
                         longArrayOf(ephemeral.beaconIntervalMs.toLong(), ephemeral.beaconTtlMs.toLong()),
-                        policiesJson, longArrayOf(storageBudget, 0, 0), timeoutMs, t.toLong(),
+                        policiesJson, longArrayOf(storageBudget, 0, 0), bandwidthJson, timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {
@@ -342,6 +348,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         NodeOptions(
                             dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral, policiesJson,
                             storageBudget.also { require(it >= 0) { "storageBudget $it is negative" } }.toULong(), 0u, 0u,
+                            bandwidthJson,
                         ),
                         timeoutMs.toULong(), t,
                     )
@@ -606,6 +613,25 @@ class Node private constructor(private val handle: ULong) : Closeable {
     suspend fun storageStats(timeoutMs: Long = 60_000): StorageStatsRecord = withContext(Dispatchers.IO) {
         needsJna("storageStats") { io.peat.mesh.uniffi.storageStats(handle, timeoutMs.toULong()) }
     }
+
+    /** Replaces the bandwidth budgets (`Bandwidth()` lifts them); an unknown link or a rate below 1024 bytes/s is refused and the old budgets stay. */
+    fun setBandwidth(bandwidth: Bandwidth) = bandwidth.toJson().let { js ->
+        either({ JniBridge.setBandwidth(h, js) }, { io.peat.mesh.uniffi.setBandwidth(handle, js) })
+    }
+
+    /** The bandwidth budgets in force. */
+    fun bandwidth(): Bandwidth =
+        Bandwidth.fromJson(either({ JniBridge.bandwidth(h) }, { io.peat.mesh.uniffi.bandwidth(handle) }))
+
+    /** What the bandwidth budgets did since the node opened. */
+    fun bandwidthStats(): BandwidthStats = either(
+        { JniBridge.bandwidthStats(h).let { BandwidthStats(it[0], it[1], it[2].milliseconds, it[3]) } },
+        {
+            io.peat.mesh.uniffi.bandwidthStats(handle).let {
+                BandwidthStats(it.bytesLimited.toLong(), it.waits.toLong(), it.waitedMs.toLong().milliseconds, it.droppedDatagrams.toLong())
+            }
+        },
+    )
 
     /** Closes the node (blocking, bounded by five seconds). Idempotent. */
     override fun close() = closeWithin(5_000)

@@ -78,3 +78,43 @@ class LifecycleTest {
         }
     }
 }
+
+/** Conformance scenario 27: bandwidth budgets at open and at runtime, datagrams past a budget dropped and counted. */
+class BandwidthTest {
+    /** Loads the library (Support's initialiser) before the first call. */
+    private val lib = Support.libPath
+
+    @Test
+    fun bandwidthBudgets() = runBlocking<Unit> {
+        val before = PeatMesh.liveHandles()
+        Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0").use { a ->
+            Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", bandwidth = Bandwidth(perPeer = 1024)).use { b ->
+                assertEquals(Bandwidth(perPeer = 1024), b.bandwidth())
+                assertEquals(Bandwidth(), a.bandwidth())
+                b.connect(a.addrs[0])
+                val payload = ByteArray(900) { 7 }
+                val sent = (0 until 100).sumOf { b.publish("pos/b", payload) }
+                assertTrue(sent in 1..20, "$sent sent")
+                val st = b.bandwidthStats()
+                assertEquals((100 - sent).toLong(), st.droppedDatagrams)
+                assertTrue(st.bytesLimited >= 900L * sent)
+
+                val socket = Bandwidth(links = mapOf(Bandwidth.SOCKET to 40_000L))
+                b.setBandwidth(socket)
+                assertEquals(socket, b.bandwidth())
+                for (bad in listOf(Bandwidth(links = mapOf("radio" to 5000L)), Bandwidth(perPeer = 10))) {
+                    assertFailsWith<Err.InvalidArgument> { b.setBandwidth(bad) }
+                    assertEquals(socket, b.bandwidth())
+                }
+                assertFailsWith<IllegalArgumentException> { b.setBandwidth(Bandwidth(perPeer = -1)) }
+                b.setBandwidth(Bandwidth())
+                assertEquals(Bandwidth(), b.bandwidth())
+                assertEquals(1, b.publish("pos/b", payload))
+            }
+        }
+        assertFailsWith<Err.InvalidArgument> {
+            Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", bandwidth = Bandwidth(links = mapOf("radio" to 5000L)))
+        }
+        assertEquals(before, PeatMesh.liveHandles())
+    }
+}
