@@ -33,6 +33,9 @@ pub(crate) const MAX_STREAMS_TOTAL: usize = 64;
 /// Slowest rate a fetcher may ask to be served at (bytes per second).
 pub(crate) const MIN_SERVE_RATE: u64 = 1024;
 
+/// Bytes sent at a time under a bandwidth budget.
+pub(crate) const BUDGET_PIECE: u64 = 4 * 1024;
+
 /// Bytes read from disk at a time for a full-speed answer.
 pub(crate) const SERVE_PIECE: u64 = 256 * 1024;
 
@@ -208,8 +211,12 @@ async fn serve_stream(
     // network: a slow fetcher holds no thread, only this task's two pieces
     // (at most 2 × SERVE_PIECE per stream, so MAX_STREAMS_TOTAL × 512 KiB =
     // 32 MiB for the node however many fetchers stop reading).
-    // Small pieces when paced or under a budget: each waits for its tokens.
-    let piece = if rate > 0 || throttle.is_limited() {
+    // Small pieces when paced, smaller under a budget: each waits for its
+    // tokens and goes to QUIC at once, so a piece is what a radio's queue
+    // holds of it at worst (4 KiB: 33 ms at 1 Mbit/s).
+    let piece = if throttle.is_limited() {
+        BUDGET_PIECE
+    } else if rate > 0 {
         16 * 1024
     } else {
         SERVE_PIECE
