@@ -270,6 +270,13 @@ enum PeatEventKind
    are set.
    */
   PEAT_EVENT_KIND_PEER_LINK_CHANGED = 12,
+  /*
+   Not about a peer (`peer` is NULL): a garbage-collection pass evicted
+   `evicted` documents to keep the node within its storage budget;
+   `stored_bytes` is what the documents take after it. Once per pass that
+   evicted any, to peer-event subscriptions.
+   */
+  PEAT_EVENT_KIND_STORAGE_EVICTED = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1360,6 +1367,14 @@ typedef struct {
    or `link_to` is NULL.
    */
   int32_t level;
+  /*
+   Documents evicted (StorageEvicted; 0 otherwise).
+   */
+  uint64_t evicted;
+  /*
+   Bytes the documents take after the eviction (StorageEvicted; 0 otherwise).
+   */
+  uint64_t stored_bytes;
 } PeatEvent;
 
 /*
@@ -2054,7 +2069,9 @@ void peat_beacon_event_free(PeatBeaconEvent *ev);
  optional (absent: the default's value): `priority` ("critical", "high",
  "normal", "low", "bulk"), `sync` ("full", "latest_only", "windowed" with
  `window_secs`), `ttl_secs`, `tombstone_ttl_secs`, `max_documents`,
- `max_bytes`, `eager_blobs`, `delete` ("delete_wins", "update_wins").
+ `max_bytes`, `eager_blobs`, `delete` ("delete_wins", "update_wins"),
+ `keep_until_delivered` (the storage budget never evicts a document
+ written here until a peer is known to hold its current version).
  Unknown fields, bad values and a 1,025th collection are
  `PEAT_STATUS_INVALID_ARGUMENT`.
 
@@ -2415,6 +2432,11 @@ int32_t peat_blob_add_file(PeatNode node,
  blob must have (a blob reference states it), 0 for unknown: a provider
  claiming another size is not used, and when every provider does the
  transfer ends with `PEAT_STATUS_CORRUPT` without storing anything.
+ `priority` is the transfer's class: "critical", "high", "normal", "low"
+ or "bulk" (empty: bulk, the default); providers send its pieces in that
+ class (never above normal: the higher classes are for documents), so under a bandwidth
+ budget a higher-class fetch overtakes a bulk one. Another name is
+ `PEAT_STATUS_INVALID_ARGUMENT`.
 
  # Safety
  Pointer arguments must be NULL or valid as the header's ownership rule says.
@@ -2426,6 +2448,7 @@ int32_t peat_blob_fetch(PeatNode node,
                         int32_t profile,
                         uint64_t rate_limit,
                         uint64_t expected_size,
+                        PeatStr priority,
                         PeatTransfer *out,
                         PeatError **err);
 

@@ -29,8 +29,15 @@ pub fn reconcile(data: &[u8]) {
 
 /// A blob request or response header, and the range check a provider runs.
 pub fn blob_message(data: &[u8]) {
-    if let Ok(blobs::BlobRequest::Get { ranges, .. }) = blobs::decode::<blobs::BlobRequest>(data) {
-        let _ = blobs::check_ranges(&ranges, 1 << 30);
+    match blobs::decode::<blobs::BlobRequest>(data) {
+        Ok(blobs::BlobRequest::Get { ranges, .. }) => {
+            let _ = blobs::check_ranges(&ranges, 1 << 30);
+        }
+        Ok(blobs::BlobRequest::GetInClass { ranges, class, .. }) => {
+            let _ = blobs::check_ranges(&ranges, 1 << 30);
+            let _ = blobs::served_class(Some(class));
+        }
+        _ => {}
     }
     let _ = blobs::decode::<blobs::BlobResponse>(data);
 }

@@ -430,7 +430,7 @@ async fn a_size_lie_leaves_no_partial_and_honest_providers_still_serve() {
         BlobRequest::Get { outboard: true, .. } => {
             (BlobResponse::Found { size: lie }, outboard.clone())
         }
-        BlobRequest::Get { ranges, .. } => {
+        BlobRequest::Get { ranges, .. } | BlobRequest::GetInClass { ranges, .. } => {
             let (a, b) = ranges[0];
             let (s, e) = (
                 (a * 65536) as usize,

@@ -196,3 +196,41 @@ async fn a_link_budget_holds_on_the_link_carrying_the_peer_and_only_there() {
     assert!(took >= Duration::from_millis(2_700), "{took:?}");
     assert!(a.bandwidth_stats().waits > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_fetched_in_a_higher_class_overtakes_a_bulk_one_under_a_budget() {
+    use peat_mesh::Priority;
+    init_tracing();
+    let a = open_with(Bandwidth::unlimited().link(SOCKET_LINK, 100_000)).await;
+    let b = open().await;
+    connect_both(&b.node, &a.node).await;
+    let blob = |n: usize, seed: u32| -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(seed) % 251) as u8)
+            .collect()
+    };
+    let tiles = a.node.blobs().add_bytes(blob(400_000, 7919)).await.unwrap();
+    let photo = a
+        .node
+        .blobs()
+        .add_bytes(blob(100_000, 104_729))
+        .await
+        .unwrap();
+    let from = FetchOptions::default().from([a.node.id()]);
+    // the bulk fetch runs first
+    let bulk = b.node.blobs().fetch(tiles.hash, from.clone());
+    let mut progress = bulk.watch();
+    progress.wait_for(|p| p.done > 0).await.unwrap();
+    // then one in the high class: it takes the budget first
+    let high = b
+        .node
+        .blobs()
+        .fetch(photo.hash, from.clone().priority(Priority::High));
+    high.wait().await.unwrap();
+    let at_high_done = bulk.progress();
+    assert!(
+        !at_high_done.finished && at_high_done.done < tiles.size,
+        "{at_high_done:?}"
+    );
+    bulk.wait().await.unwrap();
+}

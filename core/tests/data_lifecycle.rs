@@ -377,9 +377,19 @@ async fn a_storage_budget_evicts_bulk_then_older_normal_and_never_critical() {
                 .unwrap();
         }
     }
+    let events = node.subscribe_peers();
     let r = node.collect_garbage().await.unwrap();
     // down to 6: the 3 bulk, then the oldest normal
     assert_eq!(r.budget_evicted, 4, "{r:?}");
+    assert!(r.stored_bytes <= per_doc * 6, "{r:?}");
+    // observable: one event for the pass
+    match events.next_timeout(WAIT).await.unwrap() {
+        Some(peat_mesh::Event::Item(peat_mesh::PeerEvent::StorageEvicted {
+            documents,
+            stored_bytes,
+        })) => assert_eq!((documents, stored_bytes), (4, r.stored_bytes)),
+        other => panic!("expected StorageEvicted, got {other:?}"),
+    }
     let ids = |c: &str| node.list(c, &Default::default()).unwrap().ids;
     assert_eq!(ids("tiles").len(), 0);
     assert_eq!(ids("notes"), vec!["notes1", "notes2"]);
@@ -408,4 +418,53 @@ async fn a_storage_budget_evicts_bulk_then_older_normal_and_never_critical() {
         low_water_pct: 80,
     });
     assert!(Node::open(bad).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_keeps_documents_no_peer_holds_until_a_round_proves_one_does() {
+    use peat_mesh::StorageBudget;
+    init_tracing();
+    let policies = Policies::default()
+        .with(
+            "reports",
+            CollectionPolicy::default().keep_until_delivered(true),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), formation()).policies(policies);
+    // a budget of one byte: everything is past its mark
+    cfg.storage_budget = Some(StorageBudget::new(1));
+    cfg.anti_entropy_interval = Duration::from_millis(200);
+    let a = Node::open(cfg).await.unwrap();
+    for i in 0..3 {
+        a.put("reports", &format!("r{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
+        a.put("notes", &format!("n{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
+    }
+    // alone: the notes go, the reports stay (no peer holds them)
+    let r = a.collect_garbage().await.unwrap();
+    assert_eq!(r.budget_evicted, 3, "{r:?}");
+    let ids = |n: &Node, c: &str| n.list(c, &Default::default()).unwrap().ids;
+    assert_eq!(ids(&a, "reports").len(), 3);
+    assert_eq!(ids(&a, "notes").len(), 0);
+    // a peer gets them; once a reconciliation round shows it holds them,
+    // the budget may evict them here
+    let b = open().await;
+    connect_both(&b.node, &a).await;
+    assert!(eventually(WAIT, || ids(&b.node, "reports").len() == 3).await);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut evicted = 0;
+    while evicted < 3 {
+        evicted += a.collect_garbage().await.unwrap().budget_evicted;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never evicted once delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids(&a, "reports").len(), 0);
+    assert_eq!(ids(&b.node, "reports").len(), 3);
 }

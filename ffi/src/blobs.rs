@@ -46,7 +46,9 @@ pub fn blob_add_file(
 /// second, 0 for none; `expected_size` is the size the blob must have (a blob
 /// reference states it), 0 for unknown: a provider claiming another size is
 /// not used, and when every provider does the transfer fails `Corrupt`
-/// without storing anything.
+/// without storing anything. `priority` is the transfer's class by name
+/// ("critical" … "bulk"; "" for bulk, the default): providers send it in that
+/// class, never above normal.
 pub fn blob_fetch(
     node: u64,
     hash: &str,
@@ -54,6 +56,7 @@ pub fn blob_fetch(
     profile: TransferProfile,
     rate_limit: u64,
     expected_size: u64,
+    priority: &str,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
     let hash = parse_hash(hash)?;
@@ -61,9 +64,19 @@ pub fn blob_fetch(
         .iter()
         .map(|p| p.parse::<NodeId>().map_err(SdkError::from))
         .collect::<SdkResult<Vec<_>>>()?;
+    let class = if priority.is_empty() {
+        peat_mesh::Priority::Bulk
+    } else {
+        peat_mesh::Priority::from_name(priority).ok_or_else(|| {
+            SdkError::invalid(format!(
+                "unknown priority {priority:?} (critical, high, normal, low, bulk)"
+            ))
+        })?
+    };
     let mut opts = FetchOptions::default()
         .from(providers)
-        .profile(profile.into());
+        .profile(profile.into())
+        .priority(class);
     if rate_limit > 0 {
         opts = opts.rate_limit(rate_limit);
     }
@@ -229,6 +242,7 @@ mod tests {
             TransferProfile::Edge,
             0,
             info.size,
+            "",
         )
         .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -255,13 +269,20 @@ mod tests {
             BlobState::Complete
         );
         assert_eq!(
-            blob_fetch(b, "zz", &[], TransferProfile::default(), 0, 0)
+            blob_fetch(b, "zz", &[], TransferProfile::default(), 0, 0, "")
                 .unwrap_err()
                 .code,
             ErrorCode::InvalidArgument
         );
         assert_eq!(
             TransferProfile::parse("warp").unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+        let h = info.hash_hex();
+        assert_eq!(
+            blob_fetch(b, &h, &[], TransferProfile::default(), 0, 0, "urgent")
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidArgument
         );
         assert_eq!(
@@ -298,13 +319,31 @@ mod tests {
         let wait = |t| transfer_wait(t, 20_000, 0);
 
         // the only provider offers another size than expected: Corrupt, nothing kept
-        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Tactical, 0, info.size + 1).unwrap();
+        let t = blob_fetch(
+            b,
+            &h,
+            &[&aid],
+            TransferProfile::Tactical,
+            0,
+            info.size + 1,
+            "",
+        )
+        .unwrap();
         assert_eq!(wait(t).unwrap_err().code, ErrorCode::Corrupt);
         transfer_free(t).unwrap();
         assert_eq!(blob_status(b, &h).unwrap().state, BlobState::Missing);
 
         // a slow fetch: discarding is refused while it runs
-        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Edge, 256 << 10, info.size).unwrap();
+        let t = blob_fetch(
+            b,
+            &h,
+            &[&aid],
+            TransferProfile::Edge,
+            256 << 10,
+            info.size,
+            "",
+        )
+        .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let sub = transfer_subscribe_progress(t, Box::new(Send(Mutex::new(tx)))).unwrap();
         while rx.recv_timeout(Duration::from_secs(20)).unwrap().done < 64 << 10 {}
@@ -320,7 +359,16 @@ mod tests {
         assert!(!blob_discard_partial(b, &h).unwrap());
 
         // the next fetch (right size expected) starts from nothing
-        let t = blob_fetch(b, &h, &[&aid], TransferProfile::Tactical, 0, info.size).unwrap();
+        let t = blob_fetch(
+            b,
+            &h,
+            &[&aid],
+            TransferProfile::Tactical,
+            0,
+            info.size,
+            "high",
+        )
+        .unwrap();
         assert_eq!(wait(t).unwrap(), info);
         assert_eq!(transfer_progress(t).unwrap().resumed, 0);
         transfer_free(t).unwrap();

@@ -423,7 +423,8 @@ pub fn blob_add_file(node: u64, path: String, timeout_ms: u64, cancel: u64) -> R
     Ok(blobs::blob_add_file(node, &path, timeout_ms, cancel)?.into())
 }
 
-/// Starts a fetch; returns a transfer handle (`expected_size` 0: unknown).
+/// Starts a fetch; returns a transfer handle (`expected_size` 0: unknown;
+/// `priority` a class name, "" for bulk).
 #[uniffi::export]
 pub fn blob_fetch(
     node: u64,
@@ -432,6 +433,7 @@ pub fn blob_fetch(
     profile: TransferProfile,
     rate_limit: u64,
     expected_size: u64,
+    priority: String,
 ) -> R<u64> {
     let p: Vec<&str> = providers.iter().map(String::as_str).collect();
     Ok(blobs::blob_fetch(
@@ -441,6 +443,7 @@ pub fn blob_fetch(
         profile,
         rate_limit,
         expected_size,
+        &priority,
     )?)
 }
 

@@ -3,6 +3,8 @@ package peatmesh
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -63,6 +65,27 @@ func TestBandwidthBudgets(t *testing.T) {
 	}
 	if n, err := b.Publish("pos/b", payload, PublishOptions{}); n != 1 || err != nil {
 		t.Fatalf("after lifting: %d %v", n, err)
+	}
+	// a blob fetched in the high class; an unknown class is refused
+	src := filepath.Join(t.TempDir(), "photo.bin")
+	if err := os.WriteFile(src, make([]byte, 100_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.AddBlobFile(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aid, _ := a.ID()
+	tr, err := b.FetchBlob(info.Hash, FetchOptions{Providers: []string{aid}, Priority: PriorityHigh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if got, err := tr.Wait(ctx); err != nil || got.Size != info.Size {
+		t.Fatalf("high-class fetch: %+v %v", got, err)
+	}
+	if _, err := b.FetchBlob(info.Hash, FetchOptions{Priority: "urgent"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown class: %v", err)
 	}
 	_, err = Open(ctx, Config{
 		DataDir: t.TempDir(), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0",

@@ -87,6 +87,10 @@ type FetchOptions struct {
 	// A provider claiming another size is not used; when every provider does,
 	// Wait returns ErrCorrupt and nothing is stored.
 	ExpectedSize uint64
+	// The transfer's class ("": PriorityBulk): providers send it in that
+	// class (never above PriorityNormal), so under a bandwidth budget a
+	// higher-class fetch overtakes a bulk one.
+	Priority Priority
 }
 
 // AddBlobFile adds a file's contents to the node's blob store.
@@ -141,9 +145,11 @@ func (n *Node) FetchBlob(hash string, opts FetchOptions) (*Transfer, error) {
 	}
 	var t C.PeatTransfer
 	var e *C.PeatError
+	priority := string(opts.Priority)
 	rc := C.peat_blob_fetch(h, str(hash), provs, C.size_t(len(opts.Providers)), profile,
-		C.uint64_t(opts.RateLimit), C.uint64_t(opts.ExpectedSize), &t, &e)
+		C.uint64_t(opts.RateLimit), C.uint64_t(opts.ExpectedSize), str(priority), &t, &e)
 	runtime.KeepAlive(hash)
+	runtime.KeepAlive(priority)
 	if err := check(rc, e); err != nil {
 		return nil, err
 	}

@@ -62,6 +62,9 @@ type CollectionPolicy struct {
 	MaxBytes     uint64        // keep at most this many bytes of documents here
 	EagerBlobs   bool          // fetch referenced blobs as documents arrive
 	Delete       DeleteRule
+	// KeepUntilDelivered: the storage budget never evicts a document written
+	// here until a peer is known to hold its current version.
+	KeepUntilDelivered bool
 }
 
 func secs(what string, d time.Duration) (any, error) {
@@ -110,6 +113,9 @@ func (p CollectionPolicy) form() (map[string]any, error) {
 	if p.Delete != "" {
 		f["delete"] = p.Delete
 	}
+	if p.KeepUntilDelivered {
+		f["keep_until_delivered"] = true
+	}
 	return f, nil
 }
 
@@ -124,6 +130,7 @@ type policyJSON struct {
 	MaxBytes     uint64     `json:"max_bytes"`
 	EagerBlobs   bool       `json:"eager_blobs"`
 	Delete       DeleteRule `json:"delete"`
+	KeepUntil    bool       `json:"keep_until_delivered"`
 }
 
 func (j policyJSON) policy() CollectionPolicy {
@@ -131,7 +138,7 @@ func (j policyJSON) policy() CollectionPolicy {
 	return CollectionPolicy{
 		Priority: j.Priority, Sync: j.Sync, Window: s(j.WindowSecs), TTL: s(j.TTLSecs),
 		TombstoneTTL: s(j.TombstoneTTL), MaxDocuments: j.MaxDocuments, MaxBytes: j.MaxBytes,
-		EagerBlobs: j.EagerBlobs, Delete: j.Delete,
+		EagerBlobs: j.EagerBlobs, Delete: j.Delete, KeepUntilDelivered: j.KeepUntil,
 	}
 }
 

@@ -102,10 +102,33 @@ func TestPoliciesRetentionAndStorageStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// a collection kept until delivered: no peer holds its document, so it stays
+	if err := b.SetPolicy("orders", CollectionPolicy{KeepUntilDelivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := b.Policy("orders"); err != nil || !p.KeepUntilDelivered {
+		t.Fatalf("orders policy %+v %v", p, err)
+	}
+	if err := b.Put(ctx, "orders", "o1", map[string]int{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := b.SubscribePeers(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
 	if r, err := b.CollectGarbage(ctx); err != nil || r.BudgetEvicted != 2 {
 		t.Fatalf("budget gc %+v %v", r, err)
 	}
-	if s, err := b.StorageStats(ctx); err != nil || s.BudgetEvictedTotal != 2 || s.Documents != 0 {
+	select {
+	case ev := <-events.Events():
+		if ev.Kind != StorageEvicted || ev.Peer != "" || ev.Evicted != 2 || ev.StoredBytes == 0 {
+			t.Fatalf("event %+v, want StorageEvicted of 2 documents", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no StorageEvicted event")
+	}
+	if s, err := b.StorageStats(ctx); err != nil || s.BudgetEvictedTotal != 2 || s.Documents != 1 {
 		t.Fatalf("budget stats %+v %v", s, err)
 	}
 }

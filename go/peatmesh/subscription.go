@@ -40,6 +40,11 @@ const (
 	// To the link used now ("" when no link can carry the traffic) and Level
 	// To's PACE level (-1 when To is "").
 	LinkChanged
+	// StorageEvicted is not about a peer (Peer is ""): a garbage-collection
+	// pass evicted Evicted documents to keep the node within its storage
+	// budget; StoredBytes is what the documents take after it. Once per such
+	// pass, to peer-event subscriptions.
+	StorageEvicted
 )
 
 // The kinds are the C ABI's PeatEventKind values (a compile error otherwise).
@@ -48,6 +53,7 @@ var (
 	_ = [1]struct{}{}[PeerOtherFormation-EventKind(C.PEAT_EVENT_KIND_PEER_OTHER_FORMATION)]
 	_ = [1]struct{}{}[StorageFailed-EventKind(C.PEAT_EVENT_KIND_STORAGE_FAILED)]
 	_ = [1]struct{}{}[LinkChanged-EventKind(C.PEAT_EVENT_KIND_PEER_LINK_CHANGED)]
+	_ = [1]struct{}{}[StorageEvicted-EventKind(C.PEAT_EVENT_KIND_STORAGE_EVICTED)]
 )
 
 // Origin says where the change of a document event came from.
@@ -84,18 +90,20 @@ var sources = map[C.PeatPeerSource]Source{
 
 // Event is one subscription event.
 type Event struct {
-	Kind       EventKind
-	Collection string          // document events
-	ID         string          // document events
-	JSON       json.RawMessage // DocChanged
-	Origin     Origin          // document events
-	Peer       string          // peer events ("" for StorageFailed); the sending peer when Origin is OriginPeer
-	Source     Source          // PeerDiscovered, PeerLost: the discovery
-	Reason     string          // disconnects, refusals, StorageFailed; the discovery's name for PeerDiscovered/PeerLost
-	Dropped    uint64          // Lagged: events dropped because the reader fell behind
-	From       string          // LinkChanged: the link used before ("" at first use)
-	To         string          // LinkChanged: the link used now ("" when none can carry traffic)
-	Level      int             // LinkChanged: To's PACE level (0 primary); -1 when To is "" and for other kinds
+	Kind        EventKind
+	Collection  string          // document events
+	ID          string          // document events
+	JSON        json.RawMessage // DocChanged
+	Origin      Origin          // document events
+	Peer        string          // peer events ("" for StorageFailed); the sending peer when Origin is OriginPeer
+	Source      Source          // PeerDiscovered, PeerLost: the discovery
+	Reason      string          // disconnects, refusals, StorageFailed; the discovery's name for PeerDiscovered/PeerLost
+	Dropped     uint64          // Lagged: events dropped because the reader fell behind
+	From        string          // LinkChanged: the link used before ("" at first use)
+	To          string          // LinkChanged: the link used now ("" when none can carry traffic)
+	Level       int             // LinkChanged: To's PACE level (0 primary); -1 when To is "" and for other kinds
+	Evicted     uint64          // StorageEvicted: documents evicted
+	StoredBytes uint64          // StorageEvicted: bytes the documents take after it
 }
 
 // Subscription delivers events on a channel, read from a queue the SDK keeps
@@ -167,17 +175,19 @@ func goString(p *C.char) string {
 
 func toEvent(ev *C.PeatEvent) Event {
 	e := Event{
-		Kind:       EventKind(ev.kind),
-		Collection: goString(ev.collection),
-		ID:         goString(ev.id),
-		Origin:     origins[ev.origin],
-		Peer:       goString(ev.peer),
-		Source:     sources[ev.source],
-		Reason:     goString(ev.reason),
-		Dropped:    uint64(ev.lagged),
-		From:       goString(ev.link_from),
-		To:         goString(ev.link_to),
-		Level:      int(ev.level),
+		Kind:        EventKind(ev.kind),
+		Collection:  goString(ev.collection),
+		ID:          goString(ev.id),
+		Origin:      origins[ev.origin],
+		Peer:        goString(ev.peer),
+		Source:      sources[ev.source],
+		Reason:      goString(ev.reason),
+		Dropped:     uint64(ev.lagged),
+		From:        goString(ev.link_from),
+		To:          goString(ev.link_to),
+		Level:       int(ev.level),
+		Evicted:     uint64(ev.evicted),
+		StoredBytes: uint64(ev.stored_bytes),
 	}
 	if ev.json != nil {
 		e.JSON = json.RawMessage(C.GoString(ev.json))

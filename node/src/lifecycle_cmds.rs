@@ -4,7 +4,7 @@
 //! --policies FILE            collection policies, JSON or TOML (by the file's extension):
 //!                            {"default": {...}, "collections": {"NAME": {...}}}; each policy's
 //!                            fields: priority, sync, window_secs, ttl_secs, tombstone_ttl_secs,
-//!                            max_documents, max_bytes, eager_blobs, delete
+//!                            max_documents, max_bytes, eager_blobs, delete, keep_until_delivered
 //! --no-qos                   send every class alike, blobs at the documents' priority
 //!                            (to measure what the classes do)
 //! --bandwidth JSON           bandwidth budgets in bytes/s: {"per_peer": N, "links": {"NAME": N}}

@@ -244,6 +244,10 @@ fn event_line(e: &PeerEvent) -> String {
         PeerEvent::Lost { peer, source } => format!("lost {peer} {source}"),
         PeerEvent::SeenOtherFormation { peer } => format!("other_formation {peer}"),
         PeerEvent::StorageFailed { reason } => format!("storage_failed {reason}"),
+        PeerEvent::StorageEvicted {
+            documents,
+            stored_bytes,
+        } => format!("storage_evicted {documents} {stored_bytes}"),
         PeerEvent::LinkChanged {
             peer,
             from,

@@ -207,6 +207,7 @@ class PeerEventKind(_Named):
     LOST = "lost"
     OTHER_FORMATION = "other_formation"
     STORAGE_FAILED = "storage_failed"
+    STORAGE_EVICTED = "storage_evicted"
     LINK_CHANGED = "link_changed"
 
 
@@ -257,6 +258,10 @@ class PeerEvent:
     failed a commit (a full disk, an I/O error) and every write now raises
     :class:`StorageError` until the node is closed and reopened. It comes once.
 
+    "storage_evicted" is not about a peer either: a garbage-collection pass
+    evicted ``evicted`` documents to keep the node within its storage budget;
+    ``stored_bytes`` is what the documents take after it. Once per such pass.
+
     "link_changed": the link carrying the peer's traffic changed (PACE failover
     or fail-back, a silenced link, or the first link chosen); the connection and
     its sync session go on. ``link_from`` is the link used before (None at first
@@ -270,6 +275,8 @@ class PeerEvent:
     link_from: Optional[str] = None  # link_changed: the link used before
     link_to: Optional[str] = None  # link_changed: the link used now
     level: Optional[int] = None  # link_changed: the PACE level of link_to
+    evicted: Optional[int] = None  # storage_evicted: documents evicted
+    stored_bytes: Optional[int] = None  # storage_evicted: bytes stored after
 
 
 @dataclass(frozen=True)
@@ -370,6 +377,8 @@ def _peer_event(raw: tuple) -> Event:
     """A native peer-event tuple as a :class:`PeerEvent` or :class:`Lagged`."""
     if raw[0] == "lagged":
         return Lagged(raw[1])
+    if raw[0] == "storage_evicted":
+        return PeerEvent(PeerEventKind.STORAGE_EVICTED, None, "", evicted=raw[1], stored_bytes=raw[2])
     kind, peer, reason, source, link_from, link_to, level = raw
     if source is None:
         return PeerEvent(PeerEventKind(kind), peer, reason, None, link_from, link_to, level)
@@ -739,10 +748,13 @@ def _fetch(
     profile: Union[TransferProfile, str],
     rate_limit: int,
     expected_size: Optional[int],
+    priority: Union[Priority, str] = Priority.BULK,
 ) -> Transfer:
     if expected_size is not None and expected_size < 0:
         raise InvalidArgumentError(f"expected_size must not be negative, got {expected_size}")
-    return Transfer(_native.blob_fetch(handle, hash, list(providers), str(profile), rate_limit, expected_size or 0))
+    return Transfer(
+        _native.blob_fetch(handle, hash, list(providers), str(profile), rate_limit, expected_size or 0, str(priority))
+    )
 
 
 class SyncNode:
@@ -955,9 +967,10 @@ class SyncNode:
         profile: Union[TransferProfile, str] = TransferProfile.TACTICAL,
         rate_limit: int = 0,
         expected_size: Optional[int] = None,
+        priority: Union[Priority, str] = Priority.BULK,
     ) -> Transfer:
         """Starts fetching a blob; see :meth:`Node.fetch_blob`."""
-        return _fetch(self.handle, hash, providers, profile, rate_limit, expected_size)
+        return _fetch(self.handle, hash, providers, profile, rate_limit, expected_size, priority)
 
     def discard_partial(self, hash: str) -> bool:
         """Throws away the partial download of a blob (what earlier fetches
@@ -1223,14 +1236,18 @@ class Node:
         profile: Union[TransferProfile, str] = TransferProfile.TACTICAL,
         rate_limit: int = 0,
         expected_size: Optional[int] = None,
+        priority: Union[Priority, str] = Priority.BULK,
     ) -> Transfer:
         """Starts fetching a blob (from ``providers``, or every connected peer that
         has it); ``profile`` is a :class:`TransferProfile` (or its name); ``rate_limit``
         in bytes per second (0: none); ``expected_size`` is the size the blob must
         have (a blob reference states it; None or 0: unknown): a provider
         claiming another size is not used, and when every provider does, the
-        transfer raises :class:`CorruptError` without storing anything."""
-        return _fetch(self.sync.handle, hash, providers, profile, rate_limit, expected_size)
+        transfer raises :class:`CorruptError` without storing anything.
+        ``priority`` (a :class:`Priority`) is the transfer's class: providers
+        send it in that class (never above normal), so under a bandwidth budget
+        a higher-class fetch overtakes a bulk one."""
+        return _fetch(self.sync.handle, hash, providers, profile, rate_limit, expected_size, priority)
 
     async def discard_partial(self, hash: str) -> bool:
         """Throws away a blob's partial download so the next fetch starts from

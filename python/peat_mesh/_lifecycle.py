@@ -62,8 +62,10 @@ def _secs(what: str, v: Optional[float]) -> Optional[int]:
 class CollectionPolicy:
     """One collection's policy. ``None`` fields take the default policy's
     value (priority normal, full sync, no ttl, tombstones kept 7 days, no
-    retention bound, blobs fetched on demand, delete wins). Lifetimes are in
-    seconds."""
+    retention bound, blobs fetched on demand, delete wins, evictable by the
+    storage budget). Lifetimes are in seconds. ``keep_until_delivered``: the
+    storage budget never evicts a document written here until a peer is known
+    to hold its current version."""
 
     priority: Optional[Priority] = None
     sync: Optional[SyncMode] = None
@@ -74,6 +76,7 @@ class CollectionPolicy:
     max_bytes: Optional[int] = None
     eager_blobs: Optional[bool] = None
     delete: Optional[DeleteRule] = None
+    keep_until_delivered: Optional[bool] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The policy in the SDK's JSON form (absent fields left out)."""
@@ -87,6 +90,7 @@ class CollectionPolicy:
             "max_bytes": self.max_bytes,
             "eager_blobs": self.eager_blobs,
             "delete": DeleteRule(self.delete).value if self.delete is not None else None,
+            "keep_until_delivered": self.keep_until_delivered,
         }
         return {k: v for k, v in d.items() if v is not None}
 
@@ -107,6 +111,7 @@ class CollectionPolicy:
             max_bytes=d.get("max_bytes"),
             eager_blobs=d.get("eager_blobs"),
             delete=DeleteRule(d["delete"]) if "delete" in d else None,
+            keep_until_delivered=d.get("keep_until_delivered"),
         )
 
 

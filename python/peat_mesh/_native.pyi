@@ -27,6 +27,8 @@ DocEventTuple = Union[
 PeerEventTuple = Union[
     Tuple[PeerEventKindName, Optional[str], str, Optional[PeerSourceName], Optional[str], Optional[str], Optional[int]],
     Tuple[Literal["lagged"], int],
+    # ("storage_evicted", documents evicted, bytes stored after)
+    Tuple[Literal["storage_evicted"], int, int],
 ]
 # (name, bind, level) of a link to open.
 LinkArg = Tuple[str, str, int]
@@ -123,7 +125,13 @@ def live_handles() -> int: ...
 def shutdown(timeout_ms: int) -> None: ...
 def blob_add_file(node: int, path: str, timeout_ms: int, cancel: int) -> Tuple[str, str, int]: ...
 def blob_fetch(
-    node: int, hash: str, providers: List[str], profile: str, rate_limit: int, expected_size: int  # profile: a TransferProfileName
+    node: int,
+    hash: str,
+    providers: List[str],
+    profile: str,  # a TransferProfileName
+    rate_limit: int,
+    expected_size: int,
+    priority: str,  # a class name ("" for bulk)
 ) -> int: ...
 def blob_discard_partial(node: int, hash: str) -> bool: ...
 def transfer_progress(transfer: int) -> Tuple[int, int, int, int, float, bool]: ...

@@ -439,6 +439,13 @@ fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
             t("other_formation", Some(peer), String::new(), None)
         }
         PeerEventRecord::StorageFailed { reason } => t("storage_failed", None, reason, None),
+        PeerEventRecord::StorageEvicted {
+            documents,
+            stored_bytes,
+        } => Ok(("storage_evicted", documents, stored_bytes)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
         PeerEventRecord::LinkChanged {
             peer,
             from,
@@ -640,8 +647,8 @@ fn blob_add_file(
         .map_err(err)
 }
 
-/// Starts a fetch; `profile` by its SDK name ("" for the default);
-/// `expected_size` 0 means unknown.
+/// Starts a fetch; `profile` and `priority` by their SDK names ("" for the
+/// defaults); `expected_size` 0 means unknown.
 #[pyfunction]
 fn blob_fetch(
     node: u64,
@@ -650,10 +657,20 @@ fn blob_fetch(
     profile: String,
     rate_limit: u64,
     expected_size: u64,
+    priority: String,
 ) -> R<u64> {
     let p: Vec<&str> = providers.iter().map(String::as_str).collect();
     let profile = TransferProfile::parse(&profile).map_err(err)?;
-    blobs::blob_fetch(node, &hash, &p, profile, rate_limit, expected_size).map_err(err)
+    blobs::blob_fetch(
+        node,
+        &hash,
+        &p,
+        profile,
+        rate_limit,
+        expected_size,
+        &priority,
+    )
+    .map_err(err)
 }
 
 /// Throws away a blob's partial download; whether there was one.

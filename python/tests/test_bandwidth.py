@@ -39,6 +39,15 @@ def test_bandwidth_budgets(tmp_path):
         assert b.bandwidth() == Bandwidth()
         assert b.publish("pos/b", payload, hop_limit=0, multicast=False) == 1
 
+        # a blob fetched in the high class; an unknown class is refused
+        src = tmp_path / "photo.bin"
+        src.write_bytes(bytes(range(256)) * 400)
+        info = a.add_blob_file(src)
+        with b.fetch_blob(info.hash, providers=[a.id], priority=peat_mesh.Priority.HIGH) as t:
+            assert t.wait_blocking(timeout=30).size == info.size
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            b.fetch_blob(info.hash, priority="urgent")
+
     with pytest.raises(peat_mesh.InvalidArgumentError):
         peat_mesh.SyncNode.open(
             str(tmp_path / "c"), "py", SECRET, listen="127.0.0.1:0", bandwidth=Bandwidth(links={"radio": 5000})

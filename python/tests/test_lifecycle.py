@@ -61,9 +61,18 @@ def test_a_storage_budget_evicts(tmp_path):
     with peat_mesh.SyncNode.open(str(tmp_path / "b"), "py", SECRET, listen="127.0.0.1:0", storage_budget=1) as b:
         b.put("tiles", "t0", {"x": 1})
         b.put("tiles", "t1", {"x": 1})
-        assert b.collect_garbage().budget_evicted == 2
+        # a collection kept until delivered: no peer holds its document, so it stays
+        b.set_policy("orders", CollectionPolicy(keep_until_delivered=True))
+        assert b.policy("orders").keep_until_delivered is True
+        b.put("orders", "o1", {"x": 1})
+        with b.subscribe_peers() as events:
+            assert b.collect_garbage().budget_evicted == 2
+            ev = events.next(timeout=5.0)
+            assert ev.kind is peat_mesh.PeerEventKind.STORAGE_EVICTED and ev.peer is None
+            assert ev.evicted == 2 and ev.stored_bytes > 0
         st = b.storage_stats()
-        assert st.budget_evicted_total == 2 and st.documents == 0
+        assert st.budget_evicted_total == 2 and st.documents == 1
+        assert b.get("orders", "o1") is not None
     with pytest.raises(peat_mesh.InvalidArgumentError):
         peat_mesh.SyncNode.open(str(tmp_path / "c"), "py", SECRET, listen="127.0.0.1:0", storage_budget=0)
 

@@ -600,7 +600,7 @@ static int t_close_with_subscriptions_in_flight(void) {
     PeatBlobInfo info;
     OK(peat_blob_add_file(b, S(src), 10000, NO_CANCEL, &info, ERR));
     PeatTransfer t;
-    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, PEAT_TRANSFER_PROFILE_EDGE, 128u << 10, 0, &t, ERR));
+    OK(peat_blob_fetch(a, S(info.hash), NULL, 0, PEAT_TRANSFER_PROFILE_EDGE, 128u << 10, 0, S(""), &t, ERR));
     PeatTransferProgress p;
     memset(&p, 0, sizeof p);
     for (int i = 0; i < 1000 && p.done == 0; i++) {
@@ -1151,7 +1151,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     memset(&st, 0, sizeof st);
     pthread_mutex_init(&st.mu, NULL);
     PeatTransfer t;
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, 0, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, 0, S(""), &t, ERR));
     PeatProgressCallback cb = {&st, on_progress, on_progress_drop};
     PeatSubscription psub;
     OK(peat_transfer_on_progress(t, cb, &psub, ERR));
@@ -1175,7 +1175,7 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     pthread_mutex_unlock(&st.mu);
 
     /* fetch again at full speed: resumes, completes, verifies */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, S(""), &t, ERR));
     OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
     CHECK(strcmp(got.hash, info.hash) == 0 && strcmp(got.sha256, info.sha256) == 0);
     OK(peat_transfer_progress(t, &p, ERR));
@@ -1193,9 +1193,11 @@ static int t_blob_fetch_progress_cancel_resume(void) {
     free(back);
     free(data);
     /* bad input */
-    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, &t, ERR)) ==
+    CHECK(call_with_err_(peat_blob_fetch(b, S("nothex"), NULL, 0, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, S(""), &t, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
-    CHECK(call_with_err_(peat_blob_fetch(b, S(info.hash), NULL, 0, 99, 0, 0, &t, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_blob_fetch(b, S(info.hash), NULL, 0, 99, 0, 0, S(""), &t, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(call_with_err_(peat_blob_fetch(b, S(info.hash), NULL, 0, PEAT_TRANSFER_PROFILE_TACTICAL, 0, 0, S("urgent"), &t, ERR)) ==
+          PEAT_STATUS_INVALID_ARGUMENT);
     CHECK(call_with_err_(peat_transfer_free(t, ERR)) == PEAT_STATUS_INVALID_HANDLE);
     peat_string_free(a_id);
     OK(peat_node_close(a, 5000, ERR));
@@ -1262,7 +1264,7 @@ static int t_blob_expected_size_and_discard_partial(void) {
     PeatBlobStatus bs;
 
     /* the only provider offers another size than expected: Corrupt, nothing kept */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size + 1, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size + 1, S(""), &t, ERR));
     CHECK(call_with_err_(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CORRUPT);
     OK(peat_transfer_free(t, ERR));
     OK(peat_blob_status(b, S(info.hash), &bs, ERR));
@@ -1273,7 +1275,7 @@ static int t_blob_expected_size_and_discard_partial(void) {
     memset(&w, 0, sizeof w);
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cond, NULL);
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, size, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_EDGE, 256u << 10, size, S(""), &t, ERR));
     PeatProgressCallback cb = {&w, on_progress_signal, NULL};
     PeatSubscription psub;
     OK(peat_transfer_on_progress(t, cb, &psub, ERR));
@@ -1298,7 +1300,7 @@ static int t_blob_expected_size_and_discard_partial(void) {
     CHECK(!had);
 
     /* the next fetch, with the right size expected, starts from nothing */
-    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size, &t, ERR));
+    OK(peat_blob_fetch(b, S(info.hash), providers, 1, PEAT_TRANSFER_PROFILE_TACTICAL, 0, size, S("high"), &t, ERR));
     OK(peat_transfer_wait(t, 20000, NO_CANCEL, &got, ERR));
     CHECK(strcmp(got.hash, info.hash) == 0 && got.size == size);
     PeatTransferProgress p;
@@ -1732,10 +1734,23 @@ static int t_policies_and_lifecycle(void) {
     CHECK(open_node_with(&b, db, SECRET, &o));
     OK(peat_doc_put(b, S("tiles"), S("t0"), S("{\"x\": 1}"), ERR));
     OK(peat_doc_put(b, S("tiles"), S("t1"), S("{\"x\": 1}"), ERR));
+    /* a collection kept until delivered: no peer holds its document, so it stays */
+    OK(peat_node_set_policy(b, S("orders"), S("{\"keep_until_delivered\": true}"), ERR));
+    OK(peat_node_policy(b, S("orders"), &json, ERR));
+    CHECK(strstr(json, "\"keep_until_delivered\":true") != NULL);
+    peat_string_free(json);
+    OK(peat_doc_put(b, S("orders"), S("o1"), S("{\"x\": 1}"), ERR));
+    PeatSubscription evs;
+    OK(peat_peer_subscribe(b, &evs, ERR));
     OK(peat_node_collect_garbage(b, 10000, &r, ERR));
     CHECK(r.budget_evicted == 2);
+    PeatEvent ev;
+    OK(peat_subscription_next(evs, 5000, &ev, ERR));
+    CHECK(ev.kind == PEAT_EVENT_KIND_STORAGE_EVICTED && ev.evicted == 2 && ev.stored_bytes > 0 && ev.peer == NULL);
+    peat_event_free(&ev);
+    OK(peat_subscription_close(evs, ERR));
     OK(peat_node_storage_stats(b, 10000, &st, ERR));
-    CHECK(st.budget_evicted_total == 2 && st.documents == 0);
+    CHECK(st.budget_evicted_total == 2 && st.documents == 1);
     OK(peat_node_close(b, 5000, ERR));
     rm_rf(db);
     o.storage_budget_bytes = 1000;

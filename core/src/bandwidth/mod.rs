@@ -13,7 +13,7 @@
 //! bulk data queued before it; a class kept out by higher ones still gets
 //! about one write every [`STARVED`]. Sync frames carry their collection's
 //! class (protocol frames are critical), blob pieces the fetch's class (bulk
-//! unless the fetcher says otherwise, capped at high). Ephemeral datagrams
+//! unless the fetcher says otherwise, capped at normal). Ephemeral datagrams
 //! are of the high class and are never queued (they are stale a moment
 //! later): one the buckets cannot take now is dropped and counted
 //! ([`BandwidthStats::dropped_datagrams`]).

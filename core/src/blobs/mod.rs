@@ -74,7 +74,9 @@ pub(crate) use store::BlobStore;
 /// The blob decoders, for the fuzz targets.
 #[cfg(fuzzing)]
 pub(crate) mod fuzz_decoders {
-    pub(crate) use super::protocol::{check_ranges, decode, BlobRequest, BlobResponse};
+    pub(crate) use super::protocol::{
+        check_ranges, decode, served_class, BlobRequest, BlobResponse,
+    };
     pub(crate) use super::store::{decode_checkpoint, decode_meta};
 }
 

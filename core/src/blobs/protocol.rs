@@ -24,7 +24,8 @@ const MAX_HEADER: usize = 64 * 1024;
 
 /// Versions of the blob protocol this node speaks (negotiated per connection,
 /// see `transport::router`).
-pub(crate) const VERSIONS: &[u16] = &[1];
+/// Version 2 adds [`BlobRequest::GetInClass`].
+pub(crate) const VERSIONS: &[u16] = &[1, 2];
 
 /// Priority of blob streams: below document sync (0), so documents overtake bulk data.
 pub(crate) const BLOB_PRIORITY: i32 = -1;
@@ -44,6 +45,57 @@ pub(crate) enum BlobRequest {
         /// Pace sending to this many bytes per second; 0 for no limit.
         rate: u64,
     },
+    /// `Get` in a priority class (version 2): `class` is 0 (critical) to 4
+    /// (bulk), see [`crate::Priority::index`].
+    GetInClass {
+        hash: BlobHash,
+        outboard: bool,
+        ranges: Vec<(u64, u64)>,
+        rate: u64,
+        class: u8,
+    },
+}
+
+impl BlobRequest {
+    /// A `Get`, in `class` when the peer speaks version 2 (`Some`).
+    pub(crate) fn get(
+        hash: BlobHash,
+        outboard: bool,
+        ranges: Vec<(u64, u64)>,
+        rate: u64,
+        class: Option<crate::Priority>,
+    ) -> BlobRequest {
+        match class {
+            Some(c) => BlobRequest::GetInClass {
+                hash,
+                outboard,
+                ranges,
+                rate,
+                class: c.index() as u8,
+            },
+            None => BlobRequest::Get {
+                hash,
+                outboard,
+                ranges,
+                rate,
+            },
+        }
+    }
+}
+
+/// The class a provider serves a request in: the one asked for, but never
+/// above `Normal` (the higher classes are for documents: a captured peer cannot put its
+/// blob fetches ahead of them); `Bulk` for a version 1 `Get`. An unknown
+/// class is a protocol error.
+pub(crate) fn served_class(class: Option<u8>) -> Result<crate::Priority> {
+    let Some(c) = class else {
+        return Ok(crate::Priority::Bulk);
+    };
+    let asked = crate::Priority::ALL
+        .get(c as usize)
+        .copied()
+        .ok_or_else(|| Error::Protocol(format!("unknown blob class {c}")))?;
+    Ok(asked.max(crate::Priority::Normal))
 }
 
 /// The provider's answer, before any data.
@@ -180,9 +232,20 @@ mod tests {
         fn requests_round_trip(hash in any::<[u8; 32]>(), ob in any::<bool>(),
                                ranges in proptest::collection::vec((any::<u64>(), any::<u64>()), 0..20),
                                rate in any::<u64>()) {
-            let r = BlobRequest::Get { hash: BlobHash(hash), outboard: ob, ranges, rate };
+            let r = BlobRequest::Get { hash: BlobHash(hash), outboard: ob, ranges: ranges.clone(), rate };
             let body = postcard::to_allocvec(&r).unwrap();
             prop_assert_eq!(decode::<BlobRequest>(&body).unwrap(), r);
+            let r = BlobRequest::GetInClass { hash: BlobHash(hash), outboard: ob, ranges, rate, class: rate as u8 };
+            let body = postcard::to_allocvec(&r).unwrap();
+            prop_assert_eq!(decode::<BlobRequest>(&body).unwrap(), r);
+        }
+
+        #[test]
+        fn a_served_class_is_never_above_normal_and_unknown_ones_are_refused(c in any::<u8>()) {
+            match served_class(Some(c)) {
+                Ok(p) => prop_assert!(c < 5 && p >= crate::Priority::Normal && p.index() == (c as usize).max(2)),
+                Err(e) => prop_assert!(c >= 5 && e.kind() == crate::ErrorKind::Protocol),
+            }
         }
     }
 }

@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use super::hash::{has_outboard, LEAF_SIZE};
 use super::pace::Pacer;
 use super::protocol::VERSIONS;
-use super::protocol::{check_ranges, read_request, write_response, BlobRequest, BlobResponse};
+use super::protocol::{
+    check_ranges, read_request, served_class, write_response, BlobRequest, BlobResponse,
+};
 use super::BlobState;
 use crate::bandwidth::Throttle;
 use crate::error::{Error, Result};
@@ -160,7 +162,7 @@ async fn serve_stream(
     let req = tokio::time::timeout(Duration::from_secs(30), read_request(&mut recv))
         .await
         .map_err(|_| Error::Timeout("blob request".into()))??;
-    let (hash, outboard, ranges, rate) = match req {
+    let (hash, outboard, ranges, rate, class) = match req {
         BlobRequest::Query { hash } => {
             let r = match shared.store.info(&hash)? {
                 Some(i) => BlobResponse::Found { size: i.size },
@@ -175,8 +177,20 @@ async fn serve_stream(
             outboard,
             ranges,
             rate,
-        } => (hash, outboard, ranges, rate),
+        } => (hash, outboard, ranges, rate, served_class(None)?),
+        BlobRequest::GetInClass {
+            hash,
+            outboard,
+            ranges,
+            rate,
+            class,
+        } => (hash, outboard, ranges, rate, served_class(Some(class))?),
     };
+    // Normal and high classes go at the documents' QUIC priority, the low
+    // and bulk classes below it.
+    if class < Priority::Low {
+        let _ = send.set_priority(0);
+    }
     let store = shared.store.clone();
     let Some((file, ob)) = tokio::task::spawn_blocking(move || store.open_complete(&hash))
         .await
@@ -202,9 +216,7 @@ async fn serve_stream(
     let pacer = (rate > 0).then(|| Pacer::new(rate.max(MIN_SERVE_RATE)));
     if outboard && has_outboard(ob.size()) {
         let bytes = Bytes::from(ob.to_bytes());
-        throttle
-            .take(&peer, Priority::Bulk, bytes.len() as u64)
-            .await;
+        throttle.take(&peer, class, bytes.len() as u64).await;
         write_or_stall(&mut send, bytes).await?;
     }
     // Each piece is read by a short blocking task, one piece ahead of the
@@ -248,7 +260,7 @@ async fn serve_stream(
             return Err(Error::Protocol(why));
         }
         let n = bytes.len() as u64;
-        throttle.take(&peer, Priority::Bulk, n).await;
+        throttle.take(&peer, class, n).await;
         write_or_stall(&mut send, bytes).await?;
         shared.counters.bytes_served.fetch_add(n, Ordering::Relaxed);
         if let Some(p) = &pacer {

@@ -208,6 +208,12 @@ pub(super) async fn open(conn: &Admitted) -> Result<(iroh::endpoint::SendStream,
     Ok((send, recv))
 }
 
+/// `class` if the peer on `conn` speaks blob protocol version 2 (which
+/// carries it), else `None`.
+pub(super) fn class_for(conn: &Admitted, class: crate::Priority) -> Option<crate::Priority> {
+    (conn.version_of("blobs", VERSIONS)? >= 2).then_some(class)
+}
+
 pub(super) fn read_exact_error(e: iroh::endpoint::ReadExactError) -> Error {
     match e {
         iroh::endpoint::ReadExactError::FinishedEarly(n) => {

@@ -153,6 +153,7 @@ pub(crate) async fn pump(
             chunk: opts.profile.chunk_size,
             batch,
             rate: per_provider_rate,
+            class: opts.priority,
             pacer: pacer.clone(),
             queue: queue.clone(),
             sink_tx: sink.tx.clone(),
@@ -235,6 +236,8 @@ pub(super) struct Worker {
     pub(super) chunk: u64,
     pub(super) batch: u64,
     pub(super) rate: u64,
+    /// The class providers are asked to send in.
+    pub(super) class: crate::Priority,
     pub(super) pacer: Option<Arc<Pacer>>,
     pub(super) queue: Arc<Queue>,
     pub(super) sink_tx: mpsc::Sender<SinkMsg>,
@@ -341,14 +344,10 @@ impl Worker {
             return Ok(());
         }
         let (mut send, mut recv) = open(conn).await?;
+        let class = super::providers::class_for(conn, self.class);
         write_request(
             &mut send,
-            &BlobRequest::Get {
-                hash: self.hash,
-                outboard: false,
-                ranges: ranges.clone(),
-                rate: self.rate,
-            },
+            &BlobRequest::get(self.hash, false, ranges.clone(), self.rate, class),
         )
         .await?;
         let _ = send.finish();

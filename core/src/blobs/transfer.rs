@@ -11,7 +11,7 @@ use super::hash::BlobHash;
 use super::profile::TransferProfile;
 use super::store::BlobInfo;
 use crate::error::{Error, ErrorKind, Result};
-use crate::NodeId;
+use crate::{NodeId, Priority};
 
 /// How to fetch a blob.
 #[derive(Debug, Clone)]
@@ -27,6 +27,11 @@ pub struct FetchOptions {
     /// The size the blob must have (a [`super::BlobRef`] states it): a
     /// provider claiming another size is not used.
     pub expected_size: Option<u64>,
+    /// The transfer's class on the wire: providers send its pieces in this
+    /// class (QUIC priority and bandwidth budgets). Default `Bulk`; a
+    /// provider serves `Critical` and `High` as `Normal` (the higher classes
+    /// are for documents).
+    pub priority: Priority,
 }
 
 impl Default for FetchOptions {
@@ -37,6 +42,7 @@ impl Default for FetchOptions {
             rate_limit: None,
             reconnect_wait: Duration::from_secs(60),
             expected_size: None,
+            priority: Priority::Bulk,
         }
     }
 }
@@ -57,6 +63,12 @@ impl FetchOptions {
     /// Cap the rate at `bytes_per_sec`.
     pub fn rate_limit(mut self, bytes_per_sec: u64) -> Self {
         self.rate_limit = Some(bytes_per_sec);
+        self
+    }
+
+    /// Fetch in this class (see [`FetchOptions::priority`]).
+    pub fn priority(mut self, class: Priority) -> Self {
+        self.priority = class;
         self
     }
 

@@ -88,24 +88,29 @@ impl Candidates {
 
 /// Evicts from `candidates` until `total` (bytes stored after the pass's
 /// other removals) is at the budget's low-water mark, if it is past its
-/// high-water mark. Returns the documents evicted.
+/// high-water mark. Returns the documents evicted and the bytes stored after.
 pub(super) fn enforce(
     lc: &Lifecycle,
     store: &Store,
     budget: &StorageBudget,
     mut total: u64,
     candidates: Candidates,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     if total <= budget.mark(budget.high_water_pct) {
-        return Ok(0);
+        return Ok((0, total));
     }
     let low = budget.mark(budget.low_water_pct);
     let mut evicted = 0;
+    let mut kept_undelivered = 0u64;
     for (_, ts, skey, bytes) in candidates.heap.into_sorted_vec() {
         if total <= low {
             break;
         }
         let key = DocKey::from_storage_key(&skey)?;
+        if lc.must_keep(&key) {
+            kept_undelivered += 1;
+            continue;
+        }
         let unchanged = |m: &Meta| !m.deleted && m.ts == ts;
         if store.purge_if(&key, unchanged)?.is_some() {
             evicted += 1;
@@ -125,5 +130,11 @@ pub(super) fn enforce(
             "storage budget: documents evicted"
         );
     }
-    Ok(evicted)
+    if kept_undelivered > 0 {
+        tracing::info!(
+            kept_undelivered,
+            "storage budget: documents no peer holds yet were kept (their collections keep them until delivered)"
+        );
+    }
+    Ok((evicted, total))
 }

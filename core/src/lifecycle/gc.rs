@@ -112,7 +112,8 @@ pub(super) fn collect_within(
         total = total.saturating_sub(bytes);
     }
     if let Some(b) = &lc.budget {
-        report.budget_evicted = budget::enforce(lc, store, b, total, candidates)?;
+        (report.budget_evicted, report.stored_bytes) =
+            budget::enforce(lc, store, b, total, candidates)?;
     }
     // Returns once the removals are durable (listings read committed rows).
     if !store.flush_blocking() {

@@ -5,9 +5,12 @@
 //!
 //! Removal is local (nothing syncs): every node applies the same policies to
 //! the same newest-change times (see [`crate::policy`]). What removes what is
-//! counted ([`StorageStats`]) and logged at debug level.
+//! counted ([`StorageStats`]) and logged at debug level. The storage budget
+//! never evicts a document its collection keeps until delivered while no peer
+//! is known to hold it ([`delivery`]).
 
 mod budget;
+mod delivery;
 mod gc;
 
 pub use budget::StorageBudget;
@@ -44,6 +47,8 @@ pub struct GarbageReport {
     pub evicted_documents: u64,
     /// Documents evicted by the node's storage budget.
     pub budget_evicted: u64,
+    /// With a storage budget: the bytes documents take after the pass (0 without one).
+    pub stored_bytes: u64,
     /// Blobs no live document refers to (past the blob grace period).
     pub removed_blobs: u64,
     /// Bytes those blobs held.
@@ -113,6 +118,8 @@ pub(crate) struct Lifecycle {
     pub(crate) running: Mutex<()>,
     /// The node-wide storage budget, if any.
     pub(crate) budget: Option<StorageBudget>,
+    /// Documents written here no peer is known to hold yet.
+    pub(crate) delivery: delivery::Delivery,
 }
 
 impl Lifecycle {
@@ -126,7 +133,41 @@ impl Lifecycle {
             )),
             running: Mutex::new(()),
             budget: None,
+            delivery: delivery::Delivery::new(),
         }
+    }
+
+    /// A document was written here: tracked for delivery if its collection
+    /// keeps documents until delivered.
+    pub(crate) fn wrote_locally(&self, key: &crate::storage::DocKey) {
+        if self
+            .policies
+            .get()
+            .for_collection(key.collection())
+            .keep_until_delivered
+        {
+            self.delivery.wrote(key);
+        }
+    }
+
+    /// Whether the storage budget must keep `key`: its collection keeps
+    /// documents until delivered, and no peer is known to hold it.
+    pub(crate) fn must_keep(&self, key: &crate::storage::DocKey) -> bool {
+        self.policies
+            .get()
+            .for_collection(key.collection())
+            .keep_until_delivered
+            && self.delivery.undelivered(key)
+    }
+
+    /// Whether a reconciliation round would prove something: a collection
+    /// keeps documents until delivered and some may not be.
+    pub(crate) fn needs_delivery_proof(&self) -> bool {
+        let policies = self.policies.get();
+        self.budget.is_some()
+            && (policies.default_policy().keep_until_delivered
+                || policies.iter().any(|(_, p)| p.keep_until_delivered))
+            && self.delivery.unproven()
     }
 
     /// With a node-wide storage budget.

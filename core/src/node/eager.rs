@@ -47,19 +47,32 @@ async fn serve(
     overflowed: Arc<AtomicBool>,
 ) {
     let mut running: Vec<Transfer> = Vec::new();
+    let class = |key: &DocKey| {
+        engine
+            .lifecycle
+            .policies
+            .get()
+            .for_collection(key.collection())
+            .priority
+    };
     while let Some(key) = rx.recv().await {
-        fetch_refs(&blobs, &key, &mut running).await;
+        fetch_refs(&blobs, &key, class(&key), &mut running).await;
         if rx.is_empty() && overflowed.swap(false, Ordering::Relaxed) {
             for key in eager_documents(&engine) {
-                fetch_refs(&blobs, &key, &mut running).await;
+                fetch_refs(&blobs, &key, class(&key), &mut running).await;
             }
         }
     }
 }
 
-/// Starts fetches for the document's missing blobs, waiting for the oldest
-/// running one while [`IN_FLIGHT`] are.
-async fn fetch_refs(blobs: &Blobs, key: &DocKey, running: &mut Vec<Transfer>) {
+/// Starts fetches for the document's missing blobs in its collection's
+/// class, waiting for the oldest running one while [`IN_FLIGHT`] are.
+async fn fetch_refs(
+    blobs: &Blobs,
+    key: &DocKey,
+    class: crate::Priority,
+    running: &mut Vec<Transfer>,
+) {
     let refs = match blobs.refs_of(key.collection(), key.id()) {
         Ok(r) => r,
         Err(e) => {
@@ -77,7 +90,10 @@ async fn fetch_refs(blobs: &Blobs, key: &DocKey, running: &mut Vec<Transfer>) {
                 tracing::debug!(error = %e, "eager blob fetch failed (fetched on demand later)");
             }
         }
-        running.push(blobs.fetch(r.hash, FetchOptions::default().expected_size(r.size)));
+        let opts = FetchOptions::default()
+            .expected_size(r.size)
+            .priority(class);
+        running.push(blobs.fetch(r.hash, opts));
         tracing::debug!(%key, blob = %r.hash, "fetching a referenced blob eagerly");
     }
 }

@@ -93,6 +93,13 @@ async fn collect(engine: &Arc<Engine>, blobs: &Blobs, with_blobs: bool) -> Resul
         tokio::task::spawn_blocking(move || lifecycle::collect(&e.lifecycle, &e.store))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
+    if report.budget_evicted > 0 {
+        let event = crate::PeerEvent::StorageEvicted {
+            documents: report.budget_evicted,
+            stored_bytes: report.stored_bytes,
+        };
+        engine.ctx.peer_hub.publish(&event, |_| true);
+    }
     if with_blobs {
         let started = std::time::Instant::now();
         let blob_report = blobs.gc().await?;

@@ -40,6 +40,8 @@ pub struct PolicyForm {
     pub max_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eager_blobs: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_until_delivered: Option<bool>,
     /// `delete_wins` or `update_wins`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<String>,
@@ -103,6 +105,9 @@ impl PolicyForm {
         if let Some(b) = self.eager_blobs {
             p.eager_blobs = b;
         }
+        if let Some(b) = self.keep_until_delivered {
+            p.keep_until_delivered = b;
+        }
         match self.delete.as_deref() {
             None => {}
             Some("delete_wins") => p.delete_rule = DeleteRule::DeleteWins,
@@ -137,6 +142,7 @@ impl PolicyForm {
             max_documents,
             max_bytes,
             eager_blobs: Some(p.eager_blobs),
+            keep_until_delivered: Some(p.keep_until_delivered),
             delete: Some(
                 match p.delete_rule {
                     DeleteRule::DeleteWins => "delete_wins",

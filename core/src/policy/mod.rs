@@ -138,6 +138,10 @@ pub struct CollectionPolicy {
     /// Fetch the blobs its documents refer to as soon as they arrive.
     pub eager_blobs: bool,
     pub delete_rule: DeleteRule,
+    /// The storage budget never evicts a document of this collection written
+    /// here until a peer is known to hold its current version (see
+    /// [`crate::lifecycle`]). Default false: the budget may evict it.
+    pub keep_until_delivered: bool,
 }
 
 impl Default for CollectionPolicy {
@@ -150,6 +154,7 @@ impl Default for CollectionPolicy {
             retention: Retention::default(),
             eager_blobs: false,
             delete_rule: DeleteRule::DeleteWins,
+            keep_until_delivered: false,
         }
     }
 }
@@ -188,6 +193,13 @@ impl CollectionPolicy {
     /// Keep at most `n` bytes of documents on this node.
     pub fn max_bytes(mut self, n: u64) -> Self {
         self.retention.max_bytes = Some(n);
+        self
+    }
+
+    /// Never evict a document written here by the storage budget until a
+    /// peer holds its current version.
+    pub fn keep_until_delivered(mut self, on: bool) -> Self {
+        self.keep_until_delivered = on;
         self
     }
 

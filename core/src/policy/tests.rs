@@ -83,8 +83,9 @@ fn policy() -> impl Strategy<Value = CollectionPolicy> {
         proptest::option::of(any::<u64>()),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(p, s, w, ttl, tomb, docs, bytes, eager, upd)| {
+        .prop_map(|(p, s, w, ttl, tomb, docs, bytes, eager, upd, keep)| {
             let mut c = CollectionPolicy::default()
                 .priority(Priority::ALL[p])
                 .sync(match s {
@@ -94,6 +95,7 @@ fn policy() -> impl Strategy<Value = CollectionPolicy> {
                 })
                 .tombstone_ttl(Duration::from_secs(tomb))
                 .eager_blobs(eager)
+                .keep_until_delivered(keep)
                 .delete_rule(if upd {
                     DeleteRule::UpdateWins
                 } else {

@@ -188,6 +188,9 @@ impl Engine {
     /// Queues a committed change to every session except `except`'s.
     /// Called with the document locked, so per-document order is commit order.
     pub(crate) fn fan_out(&self, c: &Committed, except: Option<NodeId>) {
+        if except.is_none() {
+            self.lifecycle.wrote_locally(&c.key);
+        }
         let outboxes: Vec<Arc<Outbox>> = self
             .sessions()
             .iter()

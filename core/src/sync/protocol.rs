@@ -188,25 +188,26 @@ async fn run_session(
 
 /// The dialling side reconciles at once, then periodically as a safety net;
 /// either side also starts a round when asked to (its link to the peer got
-/// better and documents were held back).
+/// better and documents were held back). The other side also starts one
+/// each period while it has documents to prove delivered (see
+/// [`crate::lifecycle`]'s delivery tracking): only the side that starts a
+/// round learns what the peer lacks.
 async fn anti_entropy(session: &Session, outbound: bool) {
     let period = session.engine.anti_entropy;
     let asked = &session.outbox.reconcile;
-    if !outbound {
-        asked.notified().await;
-    }
+    let mut start = outbound;
     loop {
-        if let Err(e) = session.start_reconcile().await {
-            tracing::warn!(error = %e, "reconciliation failed to start");
-        }
-        if outbound {
-            tokio::select! {
-                _ = tokio::time::sleep(period) => {}
-                _ = asked.notified() => {}
+        if start {
+            if let Err(e) = session.start_reconcile().await {
+                tracing::warn!(error = %e, "reconciliation failed to start");
             }
-        } else {
-            asked.notified().await;
         }
+        start = tokio::select! {
+            _ = tokio::time::sleep(period) => {
+                outbound || session.engine.lifecycle.needs_delivery_proof()
+            }
+            _ = asked.notified() => true,
+        };
     }
 }
 

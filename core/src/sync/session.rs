@@ -29,6 +29,15 @@ const WANT_CHUNK: usize = 4096;
 /// Documents stored in at most this many bytes are sent whole in answer to `Want`.
 const SEND_WHOLE_BELOW: usize = 8 * 1024;
 
+/// A reconciliation round this node started.
+pub(crate) struct Round {
+    r: Reconciler,
+    /// The delivery clock when its snapshot was taken.
+    started: u64,
+    /// Documents whose versions the peer lacked.
+    only_here: HashSet<DocKey>,
+}
+
 /// Session state the reader keeps.
 pub(crate) struct Session {
     pub engine: Arc<Engine>,
@@ -36,7 +45,7 @@ pub(crate) struct Session {
     pub outbox: Arc<Outbox>,
     pub conn: Connection,
     /// Initiator state of the current reconciliation round, if any.
-    pub initiator: Mutex<Option<Reconciler>>,
+    pub initiator: Mutex<Option<Round>>,
     responder: Mutex<Option<Reconciler>>,
     /// When this peer last started a round with us as responder.
     last_responder_round: Mutex<Option<tokio::time::Instant>>,
@@ -70,6 +79,7 @@ impl Session {
         if self.initiator.locked().is_some() {
             return Ok(());
         }
+        let started = self.engine.lifecycle.delivery.round_started();
         self.engine.store.flush().await?;
         // A scan of every document's version: on a blocking thread.
         let engine = self.engine.clone();
@@ -82,7 +92,11 @@ impl Session {
         }
         let mut r = reconcile::reconciler(items);
         let msg = reconcile::initiate(&mut r);
-        *init = Some(r);
+        *init = Some(Round {
+            r,
+            started,
+            only_here: HashSet::new(),
+        });
         self.outbox.send(Frame::Reconcile { start: true, msg })
     }
 
@@ -252,15 +266,20 @@ impl Session {
 
     fn on_reconcile(&self, start: bool, msg: &[u8]) -> Result<()> {
         let mut init = self.initiator.locked();
-        if let Some(r) = init.as_mut().filter(|_| !start) {
+        if let Some(round) = init.as_mut().filter(|_| !start) {
             let (mut have, mut need) = (Vec::new(), Vec::new());
-            let next = reconcile::step(r, msg, &mut have, &mut need)?;
+            let next = reconcile::step(&mut round.r, msg, &mut have, &mut need)?;
+            let have: Vec<[u8; 8]> = have.iter().map(|id| rbsr::prefix_of(id)).collect();
+            let keys = self.engine.store.keys_for_version_prefixes(&have)?;
+            round.only_here.extend(keys.iter().cloned());
             if next.is_none() {
-                *init = None;
+                if let Some(done) = init.take() {
+                    let delivery = &self.engine.lifecycle.delivery;
+                    delivery.round_done(done.started, &done.only_here);
+                }
             }
             drop(init);
-            let have: Vec<[u8; 8]> = have.iter().map(|id| rbsr::prefix_of(id)).collect();
-            for key in self.engine.store.keys_for_version_prefixes(&have)? {
+            for key in keys {
                 self.outbox.reply(Reply::Offer(key))?;
             }
             // Versions this node refused before (expired or removed here) are

@@ -97,6 +97,15 @@ pub enum PeerEvent {
         /// The error.
         reason: String,
     },
+    /// Not about a peer: a garbage-collection pass evicted documents to keep
+    /// the node within its storage budget ([`crate::StorageBudget`]).
+    /// Published once per pass that evicted any.
+    StorageEvicted {
+        /// Documents evicted in the pass.
+        documents: u64,
+        /// Bytes the documents take after it.
+        stored_bytes: u64,
+    },
     /// The link carrying the peer's traffic changed (PACE failover or
     /// fail-back, a silenced link, or the first link chosen). The connection
     /// and its sync session go on.

@@ -123,6 +123,11 @@ pub unsafe extern "C" fn peat_blob_add_file(
 /// blob must have (a blob reference states it), 0 for unknown: a provider
 /// claiming another size is not used, and when every provider does the
 /// transfer ends with `PEAT_STATUS_CORRUPT` without storing anything.
+/// `priority` is the transfer's class: "critical", "high", "normal", "low"
+/// or "bulk" (empty: bulk, the default); providers send its pieces in that
+/// class (never above normal: the higher classes are for documents), so under a bandwidth
+/// budget a higher-class fetch overtakes a bulk one. Another name is
+/// `PEAT_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// Pointer arguments must be NULL or valid as the header's ownership rule says.
@@ -135,6 +140,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
     profile: i32,
     rate_limit: u64,
     expected_size: u64,
+    priority: PeatStr,
     out: *mut PeatTransfer,
     err: *mut *mut PeatError,
 ) -> i32 {
@@ -146,6 +152,7 @@ pub unsafe extern "C" fn peat_blob_fetch(
             profile_arg(profile)?,
             rate_limit,
             expected_size,
+            str_arg(priority, "priority")?,
         )?;
         Ok(PeatTransfer { id })
     })

@@ -45,6 +45,11 @@ pub enum PeatEventKind {
     /// no link can carry the traffic) and `level` (of `link_to`; -1 with it)
     /// are set.
     PeerLinkChanged = 12,
+    /// Not about a peer (`peer` is NULL): a garbage-collection pass evicted
+    /// `evicted` documents to keep the node within its storage budget;
+    /// `stored_bytes` is what the documents take after it. Once per pass that
+    /// evicted any, to peer-event subscriptions.
+    StorageEvicted = 13,
 }
 
 /// Where the change of a document event came from ([`PeatEvent::origin`]).
@@ -91,6 +96,10 @@ pub struct PeatEvent {
     /// The PACE level of `link_to` (0 primary); -1 when not PeerLinkChanged
     /// or `link_to` is NULL.
     pub level: i32,
+    /// Documents evicted (StorageEvicted; 0 otherwise).
+    pub evicted: u64,
+    /// Bytes the documents take after the eviction (StorageEvicted; 0 otherwise).
+    pub stored_bytes: u64,
 }
 
 /// An event of `kind` with every string NULL.
@@ -108,6 +117,8 @@ pub(crate) fn empty_event(kind: PeatEventKind) -> PeatEvent {
         link_from: ptr::null_mut(),
         link_to: ptr::null_mut(),
         level: -1,
+        evicted: 0,
+        stored_bytes: 0,
     }
 }
 
@@ -181,6 +192,15 @@ pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
         }
         PeerEventRecord::StorageFailed { reason } => {
             (PeatEventKind::StorageFailed, None, Some(reason))
+        }
+        PeerEventRecord::StorageEvicted {
+            documents,
+            stored_bytes,
+        } => {
+            let mut ev = empty_event(PeatEventKind::StorageEvicted);
+            ev.evicted = documents;
+            ev.stored_bytes = stored_bytes;
+            return ev;
         }
         PeerEventRecord::LinkChanged {
             peer,

@@ -14,7 +14,9 @@ use crate::sdk;
 /// optional (absent: the default's value): `priority` ("critical", "high",
 /// "normal", "low", "bulk"), `sync` ("full", "latest_only", "windowed" with
 /// `window_secs`), `ttl_secs`, `tombstone_ttl_secs`, `max_documents`,
-/// `max_bytes`, `eager_blobs`, `delete` ("delete_wins", "update_wins").
+/// `max_bytes`, `eager_blobs`, `delete` ("delete_wins", "update_wins"),
+/// `keep_until_delivered` (the storage budget never evicts a document
+/// written here until a peer is known to hold its current version).
 /// Unknown fields, bad values and a 1,025th collection are
 /// `PEAT_STATUS_INVALID_ARGUMENT`.
 ///

@@ -360,6 +360,14 @@ pub enum PeerEventRecord {
         /// The store's error.
         reason: String,
     },
+    /// Not about a peer: a garbage-collection pass evicted documents to keep
+    /// the node within its storage budget. Once per pass that evicted any.
+    StorageEvicted {
+        /// Documents evicted in the pass.
+        documents: u64,
+        /// Bytes the documents take after it.
+        stored_bytes: u64,
+    },
     /// The link carrying the peer's traffic changed (PACE failover or
     /// fail-back, a silenced link, or the first link chosen); the connection
     /// and its sync session go on.
@@ -407,6 +415,13 @@ impl From<Event<PeerEvent>> for PeerEventRecord {
                 peer: peer.to_string(),
             },
             PeerEvent::StorageFailed { reason } => PeerEventRecord::StorageFailed { reason },
+            PeerEvent::StorageEvicted {
+                documents,
+                stored_bytes,
+            } => PeerEventRecord::StorageEvicted {
+                documents,
+                stored_bytes,
+            },
             PeerEvent::LinkChanged {
                 peer,
                 from,

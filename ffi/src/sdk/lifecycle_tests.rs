@@ -76,8 +76,25 @@ fn policies_garbage_collection_and_storage_counters_reach_the_sdk() {
     for i in 0..3 {
         put(b, "tiles", &format!("t{i}"), r#"{"x": 1}"#).unwrap();
     }
+    // a collection kept until delivered: no peer holds its document, so it stays
+    node_set_policy(b, Some("orders"), r#"{"keep_until_delivered": true}"#).unwrap();
+    let orders: serde_json::Value =
+        serde_json::from_str(&node_policy(b, "orders").unwrap()).unwrap();
+    assert_eq!(orders["keep_until_delivered"], true);
+    put(b, "orders", "o1", r#"{"x": 1}"#).unwrap();
+    let events = subscribe_peers(b).unwrap();
     let r = collect_garbage(b, 10_000).unwrap();
     assert_eq!(r.budget_evicted, 3);
+    assert!(get(b, "orders", "o1").unwrap().is_some());
+    // the order's bytes are what is left
+    match next_peer_event(events, 5000).unwrap() {
+        Some(crate::records::PeerEventRecord::StorageEvicted {
+            documents,
+            stored_bytes,
+        }) => assert!(documents == 3 && stored_bytes > 0),
+        other => panic!("expected StorageEvicted, got {other:?}"),
+    }
+    unsubscribe(events).unwrap();
     assert_eq!(storage_stats(b, 10_000).unwrap().budget_evicted_total, 3);
     node_close(b, 5000).unwrap();
     let bad = NodeOptions {

@@ -821,7 +821,7 @@ external fun uniffi_peat_mesh_ffi_fn_func_blob_discard_partial(`node`: Long,`has
 ): Byte
 external fun uniffi_peat_mesh_ffi_fn_func_blob_export(`node`: Long,`hash`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
-external fun uniffi_peat_mesh_ffi_fn_func_blob_fetch(`node`: Long,`hash`: RustBuffer.ByValue,`providers`: RustBuffer.ByValue,`profile`: RustBuffer.ByValue,`rateLimit`: Long,`expectedSize`: Long,uniffi_out_err: UniffiRustCallStatus, 
+external fun uniffi_peat_mesh_ffi_fn_func_blob_fetch(`node`: Long,`hash`: RustBuffer.ByValue,`providers`: RustBuffer.ByValue,`profile`: RustBuffer.ByValue,`rateLimit`: Long,`expectedSize`: Long,`priority`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_blob_status(`node`: Long,`hash`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1069,7 +1069,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_export() != 48038) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 30508) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_fetch() != 21853) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 52074) {
@@ -4613,6 +4613,26 @@ sealed class PeerEventRecord {
     }
     
     /**
+     * Not about a peer: a garbage-collection pass evicted documents to keep
+     * the node within its storage budget. Once per pass that evicted any.
+     */
+    data class StorageEvicted(
+        /**
+         * Documents evicted in the pass.
+         */
+        val `documents`: kotlin.ULong, 
+        /**
+         * Bytes the documents take after it.
+         */
+        val `storedBytes`: kotlin.ULong) : PeerEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * The link carrying the peer's traffic changed (PACE failover or
      * fail-back, a silenced link, or the first link chosen); the connection
      * and its sync session go on.
@@ -4694,13 +4714,17 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             7 -> PeerEventRecord.StorageFailed(
                 FfiConverterString.read(buf),
                 )
-            8 -> PeerEventRecord.LinkChanged(
+            8 -> PeerEventRecord.StorageEvicted(
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            9 -> PeerEventRecord.LinkChanged(
                 FfiConverterString.read(buf),
                 FfiConverterOptionalString.read(buf),
                 FfiConverterOptionalString.read(buf),
                 FfiConverterOptionalUInt.read(buf),
                 )
-            9 -> PeerEventRecord.Lagged(
+            10 -> PeerEventRecord.Lagged(
                 FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
@@ -4759,6 +4783,14 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             (
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is PeerEventRecord.StorageEvicted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`documents`)
+                + FfiConverterULong.allocationSize(value.`storedBytes`)
             )
         }
         is PeerEventRecord.LinkChanged -> {
@@ -4821,8 +4853,14 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is PeerEventRecord.LinkChanged -> {
+            is PeerEventRecord.StorageEvicted -> {
                 buf.putInt(8)
+                FfiConverterULong.write(value.`documents`, buf)
+                FfiConverterULong.write(value.`storedBytes`, buf)
+                Unit
+            }
+            is PeerEventRecord.LinkChanged -> {
+                buf.putInt(9)
                 FfiConverterString.write(value.`peer`, buf)
                 FfiConverterOptionalString.write(value.`from`, buf)
                 FfiConverterOptionalString.write(value.`to`, buf)
@@ -4830,7 +4868,7 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 Unit
             }
             is PeerEventRecord.Lagged -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 FfiConverterULong.write(value.v1, buf)
                 Unit
             }
@@ -5791,14 +5829,15 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     
 
         /**
-         * Starts a fetch; returns a transfer handle (`expected_size` 0: unknown).
+         * Starts a fetch; returns a transfer handle (`expected_size` 0: unknown;
+         * `priority` a class name, "" for bulk).
          */
-    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: TransferProfile, `rateLimit`: kotlin.ULong, `expectedSize`: kotlin.ULong): kotlin.ULong {
+    @Throws(PeatException::class) fun `blobFetch`(`node`: kotlin.ULong, `hash`: kotlin.String, `providers`: List<kotlin.String>, `profile`: TransferProfile, `rateLimit`: kotlin.ULong, `expectedSize`: kotlin.ULong, `priority`: kotlin.String): kotlin.ULong {
             return FfiConverterULong.lift(
     uniffiRustCallWithError(PeatException) { _status ->
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_blob_fetch(
     
-        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterTypeTransferProfile.lower(`profile`),FfiConverterULong.lower(`rateLimit`),FfiConverterULong.lower(`expectedSize`),_status)
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`hash`),FfiConverterSequenceString.lower(`providers`),FfiConverterTypeTransferProfile.lower(`profile`),FfiConverterULong.lower(`rateLimit`),FfiConverterULong.lower(`expectedSize`),FfiConverterString.lower(`priority`),_status)
 }
     )
     }

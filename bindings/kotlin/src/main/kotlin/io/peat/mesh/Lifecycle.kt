@@ -15,7 +15,9 @@ enum class DeleteRule(val wire: String) { DELETE_WINS("delete_wins"), UPDATE_WIN
 /**
  * One collection's policy. A null field takes the default policy's value
  * (priority normal, full sync, no ttl, tombstones kept 7 days, no retention
- * bound, blobs fetched on demand, delete wins). Durations are whole seconds
+ * bound, blobs fetched on demand, delete wins, evictable by the storage
+ * budget). [keepUntilDelivered]: the storage budget never evicts a document
+ * written here until a peer is known to hold its current version. Durations are whole seconds
  * (anything else is an [IllegalArgumentException]). Give every node of a
  * formation the same policies: lifetimes run from a document's newest
  * change, the same on every replica.
@@ -30,6 +32,7 @@ data class CollectionPolicy(
     val maxBytes: Long? = null,
     val eagerBlobs: Boolean? = null,
     val delete: DeleteRule? = null,
+    val keepUntilDelivered: Boolean? = null,
 ) {
     /** The policy in the SDK's JSON form (null fields left out). */
     fun toJson(): String {
@@ -47,6 +50,7 @@ data class CollectionPolicy(
             "max_bytes" to maxBytes?.toString(),
             "eager_blobs" to eagerBlobs?.toString(),
             "delete" to delete?.wire?.let(::quote),
+            "keep_until_delivered" to keepUntilDelivered?.toString(),
         )
         return fields.filter { it.second != null }.joinToString(",", "{", "}") { "\"${it.first}\":${it.second}" }
     }
@@ -68,6 +72,7 @@ data class CollectionPolicy(
                 maxBytes = long("max_bytes"),
                 eagerBlobs = m["eager_blobs"] as Boolean?,
                 delete = (m["delete"] as String?)?.let { w -> DeleteRule.entries.first { it.wire == w } },
+                keepUntilDelivered = m["keep_until_delivered"] as Boolean?,
             )
         }
     }

@@ -480,7 +480,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
      * [expectedSize] is the size the blob must have (a blob reference states
      * it; 0: unknown): a provider claiming another size is not used, and when
      * every provider does the transfer fails with [PeatException.Corrupt]
-     * without storing anything.
+     * without storing anything. [priority] is the transfer's class: providers
+     * send it in that class (never above normal), so under a bandwidth budget a
+     * higher-class fetch overtakes a bulk one.
      */
     fun fetchBlob(
         hash: String,
@@ -488,11 +490,12 @@ class Node private constructor(private val handle: ULong) : Closeable {
         profile: TransferProfile = TransferProfile.TACTICAL,
         rateLimit: Long = 0,
         expectedSize: Long = 0,
+        priority: Priority = Priority.BULK,
     ): Transfer {
         if (rateLimit < 0) throw NativeException.InvalidArgument("rateLimit must not be negative: $rateLimit")
         if (expectedSize < 0) throw NativeException.InvalidArgument("expectedSize must not be negative: $expectedSize")
         return needsJna("blobs") {
-            Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong(), expectedSize.toULong()))
+            Transfer(io.peat.mesh.uniffi.blobFetch(handle, hash, providers, profile, rateLimit.toULong(), expectedSize.toULong(), priority.wire))
         }
     }
 

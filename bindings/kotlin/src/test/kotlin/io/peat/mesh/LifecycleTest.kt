@@ -1,7 +1,11 @@
 package io.peat.mesh
 
 import io.peat.mesh.uniffi.PeatException as Err
+import io.peat.mesh.uniffi.PeerEventRecord
+import kotlinx.coroutines.async
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import kotlin.test.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -73,8 +77,24 @@ class LifecycleTest {
         Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", storageBudget = 1).use { c ->
             c.put("tiles", "t0", """{"x":1}""")
             c.put("tiles", "t1", """{"x":1}""")
+            // a collection kept until delivered: no peer holds its document, so it stays
+            c.setPolicy("orders", CollectionPolicy(keepUntilDelivered = true))
+            assertEquals(true, c.policy("orders").keepUntilDelivered)
+            c.put("orders", "o1", """{"x":1}""")
             assertEquals(2uL, c.collectGarbage().budgetEvicted)
             assertEquals(2uL, c.storageStats().budgetEvictedTotal)
+            assertEquals(1uL, c.storageStats().documents)
+            // each eviction is a peer event; the Flow subscribes when collected,
+            // so evict again until the collector has seen one
+            val evicted = async { withTimeout(10_000) { c.peerEvents().first { it is PeerEventRecord.StorageEvicted } } }
+            var n = 0
+            while (!evicted.isCompleted) {
+                c.put("tiles", "more${n++}", """{"x":1}""")
+                c.collectGarbage()
+            }
+            val ev = evicted.await() as PeerEventRecord.StorageEvicted
+            assertEquals(1uL, ev.documents)
+            assertTrue(ev.storedBytes > 0uL) // the order is left
         }
     }
 }
@@ -110,6 +130,11 @@ class BandwidthTest {
                 b.setBandwidth(Bandwidth())
                 assertEquals(Bandwidth(), b.bandwidth())
                 assertEquals(1, b.publish("pos/b", payload))
+
+                // a blob fetched in the high class
+                val src = java.io.File(Support.tmp(), "photo.bin").apply { writeBytes(ByteArray(100_000) { (it % 251).toByte() }) }
+                val info = a.addBlobFile(src.path)
+                b.fetchBlob(info.hash, listOf(a.id), priority = Priority.HIGH).use { t -> assertEquals(info.size, t.await().size) }
             }
         }
         assertFailsWith<Err.InvalidArgument> {
