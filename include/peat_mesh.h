@@ -909,6 +909,13 @@ typedef struct {
    Also send it on the node's multicast path, if it has one.
    */
   bool multicast;
+  /*
+   Its class under bandwidth budgets: "critical", "high", "normal",
+   "low" or "bulk"; empty (zeroed) for high. A message is never queued:
+   one a budget has no room for now is dropped and counted
+   (`PeatBandwidthStats.dropped_datagrams`) and not in `*out_peers`.
+   */
+  PeatStr priority;
 } PeatPublishOptions;
 
 /*

@@ -40,6 +40,7 @@ pub(crate) async fn ephemeral(out: &Out, size: &Size) -> Result<()> {
             ttl: Duration::from_secs(30),
             hop_limit,
             multicast: false,
+            ..Default::default()
         };
         let (got, took) = windowed(n, WINDOW, &tally, |k| {
             for _ in 0..k {
@@ -139,6 +140,7 @@ async fn multicast(out: &Out, size: &Size) -> Result<()> {
         ttl: Duration::from_secs(30),
         hop_limit: 0,
         multicast: true,
+        ..Default::default()
     };
     let (tally, counting) = tally_messages(&b, "pos/bench")?;
     let (got, took) = windowed(n, MULTICAST_WINDOW, &tally, |k| {

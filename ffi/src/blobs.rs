@@ -64,15 +64,7 @@ pub fn blob_fetch(
         .iter()
         .map(|p| p.parse::<NodeId>().map_err(SdkError::from))
         .collect::<SdkResult<Vec<_>>>()?;
-    let class = if priority.is_empty() {
-        peat_mesh::Priority::Bulk
-    } else {
-        peat_mesh::Priority::from_name(priority).ok_or_else(|| {
-            SdkError::invalid(format!(
-                "unknown priority {priority:?} (critical, high, normal, low, bulk)"
-            ))
-        })?
-    };
+    let class = crate::records::priority_arg(priority, peat_mesh::Priority::Bulk)?;
     let mut opts = FetchOptions::default()
         .from(providers)
         .profile(profile.into())

@@ -57,6 +57,7 @@ extern "system" fn publish<'l>(
     ttl_ms: jlong,
     hop_limit: jint,
     multicast: jboolean,
+    priority: JString<'l>,
 ) -> jint {
     run(&mut env, 0, |env| {
         let t = arg(env, &topic, "topic")?;
@@ -66,6 +67,7 @@ extern "system" fn publish<'l>(
             hop_limit: u8::try_from(hop_limit)
                 .map_err(|_| SdkError::invalid(format!("hopLimit {hop_limit} is out of range")))?,
             multicast: multicast != JNI_FALSE,
+            priority: arg(env, &priority, "priority")?,
         };
         sdk::publish(node(handle), &t, &p, json != JNI_FALSE, o).map(|n| n as jint)
     })
@@ -136,7 +138,7 @@ pub(super) fn methods() -> Vec<NativeMethod> {
     vec![
         m(
             "publish",
-            format!("(J{STR}[BZJIZ)I"),
+            format!("(J{STR}[BZJIZ{STR})I"),
             publish as *mut c_void,
         ),
         m(

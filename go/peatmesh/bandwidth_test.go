@@ -66,6 +66,13 @@ func TestBandwidthBudgets(t *testing.T) {
 	if n, err := b.Publish("pos/b", payload, PublishOptions{}); n != 1 || err != nil {
 		t.Fatalf("after lifting: %d %v", n, err)
 	}
+	// a message's class; an unknown one is refused
+	if n, err := b.Publish("pos/b", payload, PublishOptions{Priority: PriorityLow}); n != 1 || err != nil {
+		t.Fatalf("low class: %d %v", n, err)
+	}
+	if _, err := b.Publish("pos/b", payload, PublishOptions{Priority: "urgent"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("unknown class: %v", err)
+	}
 	// a blob fetched in the high class; an unknown class is refused
 	src := filepath.Join(t.TempDir(), "photo.bin")
 	if err := os.WriteFile(src, make([]byte, 100_000), 0o600); err != nil {

@@ -36,6 +36,10 @@ type PublishOptions struct {
 	TTL       time.Duration // lifetime (1 ms to 1 h; 0 for 10 s); receivers drop it after
 	HopLimit  uint8         // how many times it may be forwarded (0-8); above 0 it is signed
 	Multicast bool          // also send it on the node's multicast path, if it has one
+	// Its class under bandwidth budgets ("": PriorityHigh). A message is
+	// never queued: one a budget has no room for is dropped and counted
+	// (BandwidthStats.DroppedDatagrams).
+	Priority Priority
 }
 
 // Message is an ephemeral message received.
@@ -151,7 +155,14 @@ func (n *Node) publish(topic string, payload []byte, isJSON bool, opts PublishOp
 	if opts.TTL > 0 && ttl == 0 {
 		ttl = 1
 	}
-	o := C.PeatPublishOptions{ttl_ms: C.uint64_t(ttl), hop_limit: C.uint8_t(opts.HopLimit), multicast: C.bool(opts.Multicast)}
+	// The options struct is Go memory, so the string it holds must be C memory.
+	var class C.PeatStr
+	if opts.Priority != "" {
+		cs := C.CString(string(opts.Priority))
+		defer C.free(unsafe.Pointer(cs))
+		class = C.PeatStr{ptr: (*C.uint8_t)(unsafe.Pointer(cs)), len: C.size_t(len(opts.Priority))}
+	}
+	o := C.PeatPublishOptions{ttl_ms: C.uint64_t(ttl), hop_limit: C.uint8_t(opts.HopLimit), multicast: C.bool(opts.Multicast), priority: class}
 	var p *C.uint8_t
 	if len(payload) > 0 {
 		p = (*C.uint8_t)(unsafe.Pointer(&payload[0]))

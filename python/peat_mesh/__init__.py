@@ -991,16 +991,26 @@ class SyncNode:
 
     # ----- ephemeral messages and beacons -----
 
-    def publish(self, topic: str, payload: Any, ttl: float = 10.0, hop_limit: int = 2, multicast: bool = True) -> int:
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        ttl: float = 10.0,
+        hop_limit: int = 2,
+        multicast: bool = True,
+        priority: Union[Priority, str] = Priority.HIGH,
+    ) -> int:
         """Publishes ``payload`` on ``topic`` to every connected peer (``bytes``
         as they are, anything else as JSON); nothing is stored. Receivers drop
         it after ``ttl`` seconds; it may be forwarded ``hop_limit`` times
         (above 0 it is signed); ``multicast`` also sends it on the node's
-        multicast path if it has one. Returns how many peers it was sent to.
+        multicast path if it has one. ``priority`` is its class under
+        bandwidth budgets: never queued, a message a budget has no room for
+        is dropped and counted. Returns how many peers it was sent to.
         A topic over 64 bytes, a payload over 960 bytes or a reserved topic
         (``_peat/...``) raises :class:`InvalidArgumentError`."""
         data, js, ttl_ms, hops = _ephemeral.publish_args(payload, ttl, hop_limit)
-        return _native.publish(self.handle, topic, data, js, ttl_ms, hops, bool(multicast))
+        return _native.publish(self.handle, topic, data, js, ttl_ms, hops, bool(multicast), str(priority))
 
     def subscribe_topic(self, filter: str, latest_only: bool = False) -> TopicSubscription:
         """Messages on topics ``filter`` takes: ``"*"``, ``"PREFIX*"`` or one
@@ -1264,9 +1274,17 @@ class Node:
 
     # ----- ephemeral messages and beacons (none of these waits) -----
 
-    def publish(self, topic: str, payload: Any, ttl: float = 10.0, hop_limit: int = 2, multicast: bool = True) -> int:
+    def publish(
+        self,
+        topic: str,
+        payload: Any,
+        ttl: float = 10.0,
+        hop_limit: int = 2,
+        multicast: bool = True,
+        priority: Union[Priority, str] = Priority.HIGH,
+    ) -> int:
         """See :meth:`SyncNode.publish` (it never waits)."""
-        return self.sync.publish(topic, payload, ttl, hop_limit, multicast)
+        return self.sync.publish(topic, payload, ttl, hop_limit, multicast, priority)
 
     def subscribe_topic(self, filter: str, latest_only: bool = False) -> TopicSubscription:
         """Messages on topics (``async for``); see :meth:`SyncNode.subscribe_topic`."""

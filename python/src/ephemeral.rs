@@ -142,11 +142,13 @@ fn publish(
     ttl_ms: u64,
     hop_limit: i64,
     multicast: bool,
+    priority: String,
 ) -> R<u32> {
     let o = PublishOptionsRecord {
         ttl_ms,
         hop_limit: int(hop_limit, "hop_limit")?,
         multicast,
+        priority,
     };
     py.detach(|| sdk::publish(node, &topic, &payload, json, o))
         .map_err(err)

@@ -38,6 +38,10 @@ def test_bandwidth_budgets(tmp_path):
         b.set_bandwidth(Bandwidth())
         assert b.bandwidth() == Bandwidth()
         assert b.publish("pos/b", payload, hop_limit=0, multicast=False) == 1
+        # a message's class; an unknown one is refused
+        assert b.publish("pos/b", payload, hop_limit=0, multicast=False, priority=peat_mesh.Priority.LOW) == 1
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            b.publish("pos/b", payload, hop_limit=0, multicast=False, priority="urgent")
 
         # a blob fetched in the high class; an unknown class is refused
         src = tmp_path / "photo.bin"

@@ -1777,7 +1777,7 @@ static int t_bandwidth_budgets(void) {
     CHECK(strcmp(json, "{\"per_peer\":1024}") == 0);
     peat_string_free(json);
     CHECK(connect_nodes(b, a));
-    PeatPublishOptions direct = {10000, 0, false};
+    PeatPublishOptions direct = {10000, 0, false, S("")};
     uint8_t payload[900];
     memset(payload, 7, sizeof payload);
     uint32_t sent = 0;
@@ -1806,6 +1806,12 @@ static int t_bandwidth_budgets(void) {
     uint32_t peers = 0;
     OK(peat_publish(b, S("pos/b"), payload, sizeof payload, false, &direct, &peers, ERR));
     CHECK(peers == 1);
+    /* a message's class; an unknown one is refused */
+    PeatPublishOptions low = {10000, 0, false, S("low")};
+    OK(peat_publish(b, S("pos/b"), payload, sizeof payload, false, &low, &peers, ERR));
+    CHECK(peers == 1);
+    PeatPublishOptions urgent = {10000, 0, false, S("urgent")};
+    CHECK(peat_publish(b, S("pos/b"), payload, sizeof payload, false, &urgent, &peers, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
     OK(peat_node_close(b, 5000, ERR));
     OK(peat_node_close(a, 5000, ERR));
     rm_rf(da);
@@ -1843,7 +1849,7 @@ static int t_ephemeral_and_beacons(void) {
     OK(peat_node_id(b, &b_id, ERR));
     OK(peat_node_id(c, &c_id, ERR));
 
-    PeatPublishOptions direct = {10000, 0, false};
+    PeatPublishOptions direct = {10000, 0, false, S("")};
     uint32_t peers = 99;
     const char *js = "{\"lat\":59.3}";
     OK(peat_publish(b, S("pos/b"), (const uint8_t *)js, strlen(js), true, &direct, &peers, ERR));
@@ -1879,14 +1885,14 @@ static int t_ephemeral_and_beacons(void) {
           PEAT_STATUS_INVALID_ARGUMENT);
     CHECK(call_with_err_(peat_publish(b, S("pos/x"), (const uint8_t *)"nope", 4, true, &direct, NULL, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
-    PeatPublishOptions far = {1000, 9, false};
+    PeatPublishOptions far = {1000, 9, false, S("")};
     CHECK(call_with_err_(peat_publish(b, S("pos/x"), big, 1, false, &far, NULL, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     CHECK(call_with_err_(peat_publish(b, S("pos/x"), NULL, 3, false, &direct, NULL, ERR)) ==
           PEAT_STATUS_INVALID_ARGUMENT);
     PeatSubscription bad;
     CHECK(call_with_err_(peat_topic_subscribe(a, S(""), false, &bad, ERR)) == PEAT_STATUS_INVALID_ARGUMENT);
     /* the multicast path: c has no connection to a */
-    PeatPublishOptions multi = {10000, 0, true};
+    PeatPublishOptions multi = {10000, 0, true, S("")};
     OK(peat_publish(c, S("pos/c"), (const uint8_t *)"group", 5, false, &multi, &peers, ERR));
     CHECK(peers == 0);
     CHECK(await_message(all, c_id, &ev));

@@ -14,8 +14,10 @@
 //! about one write every [`STARVED`]. Sync frames carry their collection's
 //! class (protocol frames are critical), blob pieces the fetch's class (bulk
 //! unless the fetcher says otherwise, capped at normal). Ephemeral datagrams
-//! are of the high class and are never queued (they are stale a moment
-//! later): one the buckets cannot take now is dropped and counted
+//! carry their publisher's class ([`crate::PublishOptions::priority`], high
+//! by default) and are never queued (they are stale a moment later): one the
+//! buckets cannot take now, or that a waiting sender of a class as high
+//! would be overtaken by, is dropped and counted
 //! ([`BandwidthStats::dropped_datagrams`]).
 //!
 //! Keeping a node's sends below a radio's rate also keeps the radio's own
@@ -273,13 +275,13 @@ impl Throttle {
         }
     }
 
-    /// Takes the bytes of an ephemeral datagram to `peer` if the budgets have
-    /// room now; `false` (counted) if not.
-    pub(crate) fn try_take_datagram(&self, peer: &NodeId, n: u64) -> bool {
+    /// Takes the bytes of an ephemeral datagram of `class` to `peer` if the
+    /// budgets have room now and no sender of a class as high waits; `false`
+    /// (counted) if not.
+    pub(crate) fn try_take_datagram(&self, peer: &NodeId, class: Priority, n: u64) -> bool {
         let Some((per_peer, link)) = self.buckets_for(peer) else {
             return true;
         };
-        let class = Priority::High;
         // Both or neither: a peer bucket's tokens are only spent if the link
         // has room too.
         let ok = match (&per_peer, &link) {

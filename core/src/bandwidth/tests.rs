@@ -115,7 +115,7 @@ async fn datagrams_are_dropped_and_counted_when_a_budget_is_spent() {
     let t = Throttle::new(Bandwidth::unlimited().per_peer(MIN_RATE), vec![]).unwrap();
     let mut sent = 0;
     for _ in 0..100 {
-        if t.try_take_datagram(&id(1), 1_000) {
+        if t.try_take_datagram(&id(1), Priority::High, 1_000) {
             sent += 1;
         }
     }
@@ -123,12 +123,12 @@ async fn datagrams_are_dropped_and_counted_when_a_budget_is_spent() {
     assert_eq!(sent, 16);
     assert_eq!(t.stats().dropped_datagrams, 84);
     // another peer has its own budget
-    assert!(t.try_take_datagram(&id(2), 1_000));
+    assert!(t.try_take_datagram(&id(2), Priority::High, 1_000));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(t.try_take_datagram(&id(1), 1_000));
+    assert!(t.try_take_datagram(&id(1), Priority::High, 1_000));
     // no budget: nothing is dropped
     t.set(Bandwidth::unlimited()).unwrap();
-    assert!((0..100).all(|_| t.try_take_datagram(&id(1), 1_000)));
+    assert!((0..100).all(|_| t.try_take_datagram(&id(1), Priority::High, 1_000)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,4 +149,24 @@ fn a_bad_budget_is_refused_at_set_and_the_old_one_stays() {
     assert!(t.set(Bandwidth::unlimited().link("lora", 5_000)).is_err());
     assert_eq!(t.get(), Bandwidth::unlimited().per_peer(5_000));
     assert!(t.is_limited());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_datagram_never_goes_ahead_of_a_waiting_sender_of_its_class_or_higher() {
+    let t = std::sync::Arc::new(
+        Throttle::new(Bandwidth::unlimited().per_peer(10_000), vec![]).unwrap(),
+    );
+    // empty the bucket, then a normal-class write waits for 5,000 bytes
+    t.take(&id(1), Priority::Normal, 16_384).await;
+    let waiting = {
+        let t = t.clone();
+        tokio::spawn(async move { t.take(&id(1), Priority::Normal, 5_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 2,000 bytes of tokens now: room for a datagram, but not for the waiter
+    assert!(!t.try_take_datagram(&id(1), Priority::Low, 100));
+    assert!(!t.try_take_datagram(&id(1), Priority::Normal, 100));
+    assert!(t.try_take_datagram(&id(1), Priority::High, 100));
+    assert_eq!(t.stats().dropped_datagrams, 2);
+    waiting.await.unwrap();
 }

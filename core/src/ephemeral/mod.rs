@@ -73,15 +73,22 @@ pub struct PublishOptions {
     /// Also send it on the node's secured multicast path, if it has one
     /// (`NodeConfig::multicast`); then it is signed. Default true.
     pub multicast: bool,
+    /// Its class under the node's bandwidth budgets ([`crate::bandwidth`]):
+    /// a message is never queued, so one a budget has no room for now — or
+    /// that a sender of a higher class waits ahead of — is dropped and
+    /// counted. Default `High`. The class is the publisher's: it is not
+    /// carried on the wire, and forwarders send in the default class.
+    pub priority: crate::Priority,
 }
 
 impl Default for PublishOptions {
-    /// Ten seconds, two hops, and the multicast path if the node has one.
+    /// Ten seconds, two hops, the multicast path if the node has one, high class.
     fn default() -> Self {
         PublishOptions {
             ttl: Duration::from_secs(10),
             hop_limit: 2,
             multicast: true,
+            priority: crate::Priority::High,
         }
     }
 }

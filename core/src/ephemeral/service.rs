@@ -185,11 +185,17 @@ impl Ephemeral {
         if let Some(m) = multicast {
             m.send(&bytes, &self.counters);
         }
-        Ok(self.send(bytes, |_| true))
+        Ok(self.send(bytes, opts.priority, |_| true))
     }
 
-    /// Sends one datagram to every peer `to` accepts; returns how many took it.
-    pub fn send(&self, bytes: Bytes, to: impl Fn(&NodeId) -> bool) -> usize {
+    /// Sends one datagram in `class` to every peer `to` accepts; returns how
+    /// many took it.
+    pub fn send(
+        &self,
+        bytes: Bytes,
+        class: crate::Priority,
+        to: impl Fn(&NodeId) -> bool,
+    ) -> usize {
         type Space = Arc<std::sync::atomic::AtomicUsize>;
         let conns: Vec<(NodeId, Arc<Admitted>, Space)> = self
             .peers
@@ -201,7 +207,7 @@ impl Ephemeral {
         let mut n = 0;
         for (id, c, space) in conns {
             let len = bytes.len();
-            if !self.throttle.try_take_datagram(&id, len as u64) {
+            if !self.throttle.try_take_datagram(&id, class, len as u64) {
                 continue;
             }
             let mut floor = space.load(Relaxed);
@@ -379,7 +385,8 @@ impl Ephemeral {
             Via::Peer(p) => Some(p),
             Via::Multicast => None,
         };
-        let n = self.send(Bytes::from(w.encode()), |id| {
+        let class = PublishOptions::default().priority;
+        let n = self.send(Bytes::from(w.encode()), class, |id| {
             *id != origin && Some(*id) != from
         });
         if n > 0 {
@@ -440,6 +447,7 @@ impl Ephemeral {
             ttl: self.beacon_config.ttl,
             hop_limit: self.beacon_config.hop_limit,
             multicast: true,
+            ..PublishOptions::default()
         };
         self.publish_raw(BEACON_TOPIC, &payload, false, opts, true)?;
         Ok(())

@@ -51,6 +51,11 @@ pub struct PeatPublishOptions {
     pub hop_limit: u8,
     /// Also send it on the node's multicast path, if it has one.
     pub multicast: bool,
+    /// Its class under bandwidth budgets: "critical", "high", "normal",
+    /// "low" or "bulk"; empty (zeroed) for high. A message is never queued:
+    /// one a budget has no room for now is dropped and counted
+    /// (`PeatBandwidthStats.dropped_datagrams`) and not in `*out_peers`.
+    pub priority: PeatStr,
 }
 
 /// Publishes `payload` on `topic` to every connected peer (one datagram
@@ -82,11 +87,13 @@ pub unsafe extern "C" fn peat_publish(
                 ttl_ms: o.ttl_ms,
                 hop_limit: o.hop_limit,
                 multicast: o.multicast,
+                priority: str_arg(o.priority, "priority")?.to_string(),
             },
             None => PublishOptionsRecord {
                 ttl_ms: 0,
                 hop_limit: 2,
                 multicast: true,
+                priority: String::new(),
             },
         };
         let payload = bytes_arg(payload, payload_len, "payload")?;

@@ -6,6 +6,8 @@ use std::time::Duration;
 use peat_mesh::ephemeral::Via;
 use peat_mesh::{Beacon, BeaconEvent, BeaconInfo, Event, Message, Nearby, OperationalState};
 
+use crate::error::SdkResult;
+
 /// Ephemeral options at open; zero or empty fields take the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
 pub struct EphemeralOptions {
@@ -23,7 +25,7 @@ pub struct EphemeralOptions {
 }
 
 /// How to publish one message; a zero `ttl_ms` takes 10 s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
 pub struct PublishOptionsRecord {
     /// Lifetime in ms (1 ms to 1 h; 0: 10 s). Receivers drop it after.
     pub ttl_ms: u64,
@@ -31,19 +33,25 @@ pub struct PublishOptionsRecord {
     pub hop_limit: u8,
     /// Also send it on the node's multicast path, if it has one.
     pub multicast: bool,
+    /// Its class under bandwidth budgets by name ("critical" … "bulk"; ""
+    /// for high, the default).
+    #[uniffi(default = "")]
+    pub priority: String,
 }
 
-impl From<PublishOptionsRecord> for peat_mesh::PublishOptions {
-    fn from(o: PublishOptionsRecord) -> Self {
-        peat_mesh::PublishOptions {
-            ttl: if o.ttl_ms == 0 {
+impl PublishOptionsRecord {
+    /// The core's options (an unknown class is `InvalidArgument`).
+    pub fn to_core(&self) -> SdkResult<peat_mesh::PublishOptions> {
+        Ok(peat_mesh::PublishOptions {
+            ttl: if self.ttl_ms == 0 {
                 Duration::from_secs(10)
             } else {
-                Duration::from_millis(o.ttl_ms)
+                Duration::from_millis(self.ttl_ms)
             },
-            hop_limit: o.hop_limit,
-            multicast: o.multicast,
-        }
+            hop_limit: self.hop_limit,
+            multicast: self.multicast,
+            priority: super::priority_arg(&self.priority, peat_mesh::Priority::High)?,
+        })
     }
 }
 

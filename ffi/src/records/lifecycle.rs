@@ -4,6 +4,21 @@
 //! ([`peat_mesh::policy::PolicyForm`]), which every binding builds from its
 //! own types.
 
+use crate::error::{SdkError, SdkResult};
+
+/// A priority class by its name ("critical", "high", "normal", "low",
+/// "bulk"); `default` for "".
+pub fn priority_arg(name: &str, default: peat_mesh::Priority) -> SdkResult<peat_mesh::Priority> {
+    if name.is_empty() {
+        return Ok(default);
+    }
+    peat_mesh::Priority::from_name(name).ok_or_else(|| {
+        SdkError::invalid(format!(
+            "unknown priority {name:?} (critical, high, normal, low, bulk)"
+        ))
+    })
+}
+
 /// What one garbage collection removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
 #[repr(C)]

@@ -20,7 +20,7 @@ pub use ephemeral::{
     BeaconEventRecord, BeaconInfoRecord, BeaconRecord, EphemeralOptions, EphemeralStatsRecord,
     MessageEventRecord, MessageRecord, NodeState, PublishOptionsRecord,
 };
-pub use lifecycle::{BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
+pub use lifecycle::{priority_arg, BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
 pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.

@@ -71,12 +71,13 @@ pub fn publish(
     opts: PublishOptionsRecord,
 ) -> SdkResult<u32> {
     let n = handles::node(node)?;
+    let opts = opts.to_core()?;
     let sent = if json {
         let text = std::str::from_utf8(payload)
             .map_err(|_| SdkError::invalid("a JSON payload must be UTF-8"))?;
-        n.publish_json_text(topic, text, opts.into())?
+        n.publish_json_text(topic, text, opts)?
     } else {
-        n.publish(topic, payload, opts.into())?
+        n.publish(topic, payload, opts)?
     };
     Ok(u32::try_from(sent).unwrap_or(u32::MAX))
 }

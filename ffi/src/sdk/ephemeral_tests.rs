@@ -43,9 +43,10 @@ fn ephemeral_topics_beacons_and_multicast_reach_the_sdk() {
         ttl_ms: 10_000,
         hop_limit: 0,
         multicast: false,
+        priority: String::new(),
     };
     assert_eq!(
-        publish(b, "pos/b", br#"{"lat":59.3}"#, true, direct).unwrap(),
+        publish(b, "pos/b", br#"{"lat":59.3}"#, true, direct.clone()).unwrap(),
         1
     );
     let bid = node_id(b).unwrap();
@@ -61,7 +62,7 @@ fn ephemeral_topics_beacons_and_multicast_reach_the_sdk() {
     assert_eq!(m.via_peer.as_deref(), Some(bid.as_str()));
     assert!(m.ttl_left_ms > 0 && m.ttl_left_ms <= 10_000);
     for p in [b"1", b"2", b"3"] {
-        publish(b, "pos/b", p, false, direct).unwrap();
+        publish(b, "pos/b", p, false, direct.clone()).unwrap();
     }
     for _ in 0..3 {
         assert!(matches!(
@@ -88,7 +89,7 @@ fn ephemeral_topics_beacons_and_multicast_reach_the_sdk() {
     ] {
         let o = PublishOptionsRecord {
             hop_limit: hop,
-            ..direct
+            ..direct.clone()
         };
         let e = publish(b, topic, payload, json, o).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidArgument, "{topic}: {e:?}");

@@ -129,10 +129,11 @@ fn bandwidth_budgets_reach_the_sdk() {
         ttl_ms: 10_000,
         hop_limit: 0,
         multicast: false,
+        priority: String::new(),
     };
     let payload = [7u8; 900];
     let sent: u64 = (0..100)
-        .map(|_| publish(b, "pos/b", &payload, false, direct).unwrap() as u64)
+        .map(|_| publish(b, "pos/b", &payload, false, direct.clone()).unwrap() as u64)
         .sum();
     assert!((1..=20).contains(&sent), "{sent}");
     let s = node_bandwidth_stats(b).unwrap();
@@ -153,7 +154,24 @@ fn bandwidth_budgets_reach_the_sdk() {
     }
     node_set_bandwidth(b, "{}").unwrap();
     assert_eq!(node_bandwidth(b).unwrap(), "{}");
-    assert_eq!(publish(b, "pos/b", &payload, false, direct).unwrap(), 1);
+    assert_eq!(
+        publish(b, "pos/b", &payload, false, direct.clone()).unwrap(),
+        1
+    );
+    // a message's class; an unknown one is refused
+    let low = crate::records::PublishOptionsRecord {
+        priority: "low".into(),
+        ..direct.clone()
+    };
+    assert_eq!(publish(b, "pos/b", &payload, false, low).unwrap(), 1);
+    let bad = crate::records::PublishOptionsRecord {
+        priority: "urgent".into(),
+        ..direct
+    };
+    assert_eq!(
+        publish(b, "pos/b", &payload, false, bad).unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
     node_close(b, 5000).unwrap();
     node_close(a, 5000).unwrap();
     let bad = NodeOptions {

@@ -3432,6 +3432,12 @@ data class PublishOptionsRecord (
      * Also send it on the node's multicast path, if it has one.
      */
     var `multicast`: kotlin.Boolean
+    , 
+    /**
+     * Its class under bandwidth budgets by name ("critical" … "bulk"; ""
+     * for high, the default).
+     */
+    var `priority`: kotlin.String = "" 
     
 ){
     
@@ -3451,19 +3457,22 @@ public object FfiConverterTypePublishOptionsRecord: FfiConverterRustBuffer<Publi
             FfiConverterULong.read(buf),
             FfiConverterUByte.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
     override fun allocationSize(value: PublishOptionsRecord) = (
             FfiConverterULong.allocationSize(value.`ttlMs`) +
             FfiConverterUByte.allocationSize(value.`hopLimit`) +
-            FfiConverterBoolean.allocationSize(value.`multicast`)
+            FfiConverterBoolean.allocationSize(value.`multicast`) +
+            FfiConverterString.allocationSize(value.`priority`)
     )
 
     override fun write(value: PublishOptionsRecord, buf: ByteBuffer) {
             FfiConverterULong.write(value.`ttlMs`, buf)
             FfiConverterUByte.write(value.`hopLimit`, buf)
             FfiConverterBoolean.write(value.`multicast`, buf)
+            FfiConverterString.write(value.`priority`, buf)
     }
 }
 

@@ -113,6 +113,7 @@ internal object JniBridge {
     @JvmStatic external fun bandwidthStats(node: Long): LongArray
     @JvmStatic external fun publish(
         node: Long, topic: String, payload: ByteArray, json: Boolean, ttlMs: Long, hopLimit: Int, multicast: Boolean,
+        priority: String,
     ): Int
     @JvmStatic external fun setBeacon(
         node: Long, lat: Double, lon: Double, altM: Double, role: String, level: Int, capabilities: Array<String>,
@@ -300,6 +301,10 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
         /** Ten seconds, no forwarding, no multicast. */
         val DIRECT = PublishOptionsRecord(10_000u, 0u, false)
+
+        /** Publish options with a [Priority]: its class under bandwidth budgets (high by default). */
+        fun publishOptions(ttlMs: Long = 10_000, hopLimit: Int = 0, multicast: Boolean = false, priority: Priority = Priority.HIGH) =
+            PublishOptionsRecord(ttlMs.toULong(), hopLimit.toUByte(), multicast, priority.wire)
 
         /**
          * Opens a node; cancelling the coroutine stops the opening. [links] are
@@ -532,7 +537,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
         publishRaw(topic, json.toByteArray(), true, options)
 
     private fun publishRaw(topic: String, payload: ByteArray, json: Boolean, o: PublishOptionsRecord): Int = either(
-        { JniBridge.publish(h, topic, payload, json, o.ttlMs.toLong(), o.hopLimit.toInt(), o.multicast) },
+        { JniBridge.publish(h, topic, payload, json, o.ttlMs.toLong(), o.hopLimit.toInt(), o.multicast, o.priority) },
         { io.peat.mesh.uniffi.publish(handle, topic, payload, json, o).toInt() },
     )
 

@@ -130,6 +130,11 @@ class BandwidthTest {
                 b.setBandwidth(Bandwidth())
                 assertEquals(Bandwidth(), b.bandwidth())
                 assertEquals(1, b.publish("pos/b", payload))
+                // a message's class; an unknown one is refused
+                assertEquals(1, b.publish("pos/b", payload, Node.publishOptions(priority = Priority.LOW)))
+                assertFailsWith<Err.InvalidArgument> {
+                    b.publish("pos/b", payload, io.peat.mesh.uniffi.PublishOptionsRecord(10_000u, 0u, false, "urgent"))
+                }
 
                 // a blob fetched in the high class
                 val src = java.io.File(Support.tmp(), "photo.bin").apply { writeBytes(ByteArray(100_000) { (it % 251).toByte() }) }
