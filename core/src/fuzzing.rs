@@ -116,3 +116,18 @@ pub fn beacon(data: &[u8]) {
         }
     }
 }
+
+/// A membership certificate's bytes, and the chain check on what decodes.
+pub fn certificate(data: &[u8]) {
+    use crate::trust::{validate_chain, Certificate, Genesis};
+    if let Ok(c) = Certificate::from_bytes(data) {
+        assert_eq!(c.to_bytes(), data, "one encoding per certificate");
+        if let Ok(authority) = c.issuer() {
+            let genesis = Genesis {
+                formation: c.formation().to_string(),
+                authority,
+            };
+            let _ = validate_chain(&genesis, &[c.clone(), c], 1_800_000_000_000);
+        }
+    }
+}

@@ -18,6 +18,8 @@
 //! - [`security`] — node identity ([`NodeId`]) and [`Formation`] admission: a peer must prove
 //!   the formation secret before any document byte flows; only admission makes
 //!   the `Admitted` connections protocols run on.
+//! - [`trust`] — a formation's authority key, the membership certificates it
+//!   and its delegates issue to device keys, and the checks a chain passes.
 //! - [`sync`] — the document sync protocol: range-based set reconciliation plus
 //!   Automerge change exchange.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
@@ -33,7 +35,10 @@
 //! - [`policy`] — per-collection policies: priority class, sync mode, TTL,
 //!   retention, delete rule ([`Node::set_policy`]).
 //! - `lifecycle` (internal) — garbage collection: expired documents and
-//!   tombstones removed, retention enforced ([`Node::collect_garbage`]).
+//!   tombstones removed, retention and the storage budget enforced
+//!   ([`Node::collect_garbage`]).
+//! - [`bandwidth`] — budgets per peer and per link that every sender waits on,
+//!   by class ([`Node::set_bandwidth`]).
 //! - `wire` (internal) — the length-prefixed frame format, defensively decoded.
 //!
 //! ```no_run
@@ -73,6 +78,7 @@ pub mod security;
 pub mod storage;
 pub mod sync;
 pub mod transport;
+pub mod trust;
 mod wire;
 
 #[cfg(test)]
