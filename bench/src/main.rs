@@ -49,6 +49,7 @@ mod lifecycle;
 mod links;
 mod priority;
 mod stall;
+mod trust;
 
 use std::time::{Duration, Instant};
 
@@ -881,8 +882,11 @@ fn main() -> Result<()> {
     if go("gc") {
         rt.block_on(lifecycle::gc(&out, &size))?;
     }
+    if go("trust") {
+        trust::trust(&out, &size)?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, trust, all");
     }
     Ok(())
 }
