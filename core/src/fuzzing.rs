@@ -131,3 +131,16 @@ pub fn certificate(data: &[u8]) {
         }
     }
 }
+
+/// A revocation's bytes, and the signer check on what decodes.
+pub fn revocation(data: &[u8]) {
+    use crate::trust::{Genesis, Revocation};
+    if let Ok(r) = Revocation::from_bytes(data) {
+        assert_eq!(r.to_bytes(), data, "one encoding per revocation");
+        let genesis = Genesis {
+            formation: "fuzz".into(),
+            authority: crate::NodeId(iroh::SecretKey::from_bytes(&[7; 32]).public()),
+        };
+        let _ = r.check(&genesis, &[], 1_800_000_000_000);
+    }
+}

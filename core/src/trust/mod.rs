@@ -11,13 +11,20 @@
 //! [`validate_chain`], and a self-signed certificate is never trusted unless
 //! it is the authority's own key.
 //!
-//! This module is the decision; admission with certificates, enrollment and
-//! revocation use it.
+//! Revocations ([`Revocation`], kept in a bounded [`Revocations`] list) are
+//! signed by the authority, an admin, or the enroller of the certificate
+//! they revoke; enrollment tokens ([`TokenStore`]) are single-use, expire,
+//! carry the tier they grant and are kept only as hashes.
+//!
+//! This module is the decision; admission with certificates, enrollment
+//! requests and the spreading of revocations use it.
 
 mod cert;
 mod chain;
+mod revoke;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::time::Duration;
 
@@ -26,6 +33,8 @@ use zeroize::Zeroizing;
 
 pub use cert::{Certificate, MAX_CERT_LEN};
 pub use chain::{validate_chain, CLOCK_SKEW, MAX_CHAIN};
+pub use revoke::{Revocation, Revocations, MAX_REVOCATIONS, MAX_REVOCATION_LEN};
+pub use tokens::{EnrollmentToken, TokenStore, MAX_TOKENS};
 
 use crate::NodeId;
 
@@ -149,6 +158,20 @@ pub enum TrustError {
     TierNotBelow { issuer: Tier, granted: Tier },
     #[error("certificate grants permissions its issuer does not hold")]
     PermissionsExceedIssuer,
+    #[error(
+        "the revoker may not revoke this certificate (admin revokes any, enroll only its own)"
+    )]
+    MayNotRevoke,
+    #[error("revocation list full ({max} of unexpired certificates)")]
+    TooManyRevocations { max: usize },
+    #[error("unknown enrollment token")]
+    TokenUnknown,
+    #[error("enrollment token already used")]
+    TokenUsed,
+    #[error("enrollment token expired at {at_ms} (Unix ms)")]
+    TokenExpired { at_ms: u64 },
+    #[error("too many enrollment tokens outstanding ({max})")]
+    TooManyTokens { max: usize },
 }
 
 /// What a new certificate grants.

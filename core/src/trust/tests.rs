@@ -263,3 +263,174 @@ proptest! {
         prop_assert_eq!(back, c);
     }
 }
+
+#[test]
+fn revocations_by_the_authority_an_admin_or_the_enroller_apply_and_others_are_refused() {
+    let a = authority();
+    let (rk, regional) = node(1);
+    let (ak, admin) = node(2);
+    let (_, edge) = node(3);
+    let (ok, other) = node(4);
+    let rc = a
+        .issue(&grant(regional, Tier::Regional, Permissions::ENROLL))
+        .unwrap();
+    let adc = a
+        .issue(&grant(admin, Tier::Enterprise, Permissions::ADMIN))
+        .unwrap();
+    let oc = a
+        .issue(&grant(other, Tier::Regional, Permissions::ENROLL))
+        .unwrap();
+    let ec = issue(&rk, "alpha", &grant(edge, Tier::Edge, Permissions::NONE)).unwrap();
+    let chain = [ec.clone(), rc.clone()];
+    let v = validate_chain(a.genesis(), &chain, NOW).unwrap();
+    let genesis = a.genesis();
+    // the authority
+    let by_authority = Revocation::sign(&iroh::SecretKey::from_bytes(&a.secret_bytes()), &ec, NOW);
+    assert!(by_authority.check(genesis, &[], NOW).is_ok());
+    // an admin, with its chain
+    let by_admin = Revocation::sign(&ak, &ec, NOW);
+    assert!(by_admin
+        .check(genesis, std::slice::from_ref(&adc), NOW)
+        .is_ok());
+    // the enroller of the certificate
+    let by_enroller = Revocation::sign(&rk, &ec, NOW);
+    assert!(by_enroller
+        .check(genesis, std::slice::from_ref(&rc), NOW)
+        .is_ok());
+    // another enroller: refused
+    let by_other = Revocation::sign(&ok, &ec, NOW);
+    assert_eq!(
+        by_other.check(genesis, std::slice::from_ref(&oc), NOW),
+        Err(TrustError::MayNotRevoke)
+    );
+    // a chain that is not the revoker's: refused
+    assert_eq!(
+        by_admin.check(genesis, std::slice::from_ref(&rc), NOW),
+        Err(TrustError::UnknownIssuer)
+    );
+    // bytes read back; a changed byte never passes
+    let bytes = by_enroller.to_bytes();
+    assert_eq!(Revocation::from_bytes(&bytes).unwrap(), by_enroller);
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x40;
+        if let Ok(r) = Revocation::from_bytes(&b) {
+            assert!(
+                r.check(genesis, std::slice::from_ref(&rc), NOW).is_err(),
+                "byte {i}"
+            );
+        }
+    }
+    // the list: the device's chain is revoked; the enroller's is not
+    let mut list = Revocations::default();
+    assert!(list.insert(by_enroller.clone(), NOW).unwrap());
+    assert!(!list.insert(by_enroller, NOW).unwrap());
+    assert!(list.revoking(&v, &chain).is_some());
+    let rv = validate_chain(genesis, std::slice::from_ref(&rc), NOW).unwrap();
+    assert!(list.revoking(&rv, std::slice::from_ref(&rc)).is_none());
+    // revoking the enroller revokes everything below it
+    let mut list = Revocations::default();
+    list.insert(Revocation::sign(&ak, &rc, NOW), NOW).unwrap();
+    assert!(list.revoking(&v, &chain).is_some());
+    // once the certificate has expired, its revocation is forgotten
+    list.forget_expired(rc.not_after_ms() + CLOCK_SKEW.as_millis() as u64 + 1);
+    assert!(list.is_empty());
+}
+
+#[test]
+fn the_revocation_list_is_bounded_and_never_drops_a_live_revocation() {
+    let a = authority();
+    let key = iroh::SecretKey::from_bytes(&a.secret_bytes());
+    let (_, dev) = node(1);
+    let mut list = Revocations::default();
+    for i in 0..MAX_REVOCATIONS {
+        let mut g = grant(dev, Tier::Edge, Permissions::NONE);
+        g.not_before_ms = NOW - 1000 - i as u64;
+        let c = a.issue(&g).unwrap();
+        assert!(list.insert(Revocation::sign(&key, &c, NOW), NOW).unwrap());
+    }
+    let extra = a
+        .issue(&Grant {
+            not_before_ms: NOW + 5,
+            ..grant(dev, Tier::Edge, Permissions::NONE)
+        })
+        .unwrap();
+    assert_eq!(
+        list.insert(Revocation::sign(&key, &extra, NOW), NOW),
+        Err(TrustError::TooManyRevocations {
+            max: MAX_REVOCATIONS
+        })
+    );
+    assert_eq!(list.len(), MAX_REVOCATIONS);
+    // later, when those certificates have expired, there is room again
+    let later = NOW + 2 * 3_600_000;
+    assert!(list
+        .insert(Revocation::sign(&key, &extra, later), later)
+        .is_ok());
+    assert_eq!(list.len(), 1);
+}
+
+#[test]
+fn tokens_are_single_use_expire_and_are_kept_hashed() {
+    let mut store = TokenStore::default();
+    let t = store
+        .create(Tier::Tactical, Permissions::RELAY, HOUR, NOW)
+        .unwrap();
+    assert!(!format!("{t:?} {store:?}").contains(t.to_hex().as_str()));
+    let presented = EnrollmentToken::from_hex(&t.to_hex()).unwrap();
+    assert_eq!(
+        store.redeem(&presented, NOW).unwrap(),
+        (Tier::Tactical, Permissions::RELAY)
+    );
+    assert_eq!(store.redeem(&presented, NOW), Err(TrustError::TokenUsed));
+    let late = store
+        .create(Tier::Edge, Permissions::NONE, HOUR, NOW)
+        .unwrap();
+    let end = NOW + HOUR.as_millis() as u64;
+    assert_eq!(
+        store.redeem(&late, end + 1),
+        Err(TrustError::TokenExpired { at_ms: end })
+    );
+    let unknown = EnrollmentToken::from_hex(&"ab".repeat(32)).unwrap();
+    assert_eq!(store.redeem(&unknown, NOW), Err(TrustError::TokenUnknown));
+    for bad in ["", "xyz", &"a".repeat(63), &"g".repeat(64)] {
+        assert!(EnrollmentToken::from_hex(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_token_store_is_bounded() {
+    let mut store = TokenStore::default();
+    for _ in 0..MAX_TOKENS {
+        store
+            .create(Tier::Edge, Permissions::NONE, HOUR, NOW)
+            .unwrap();
+    }
+    assert_eq!(
+        store.create(Tier::Edge, Permissions::NONE, HOUR, NOW),
+        Err(TrustError::TooManyTokens { max: MAX_TOKENS })
+    );
+    // once they expire there is room
+    let later = NOW + 2 * HOUR.as_millis() as u64;
+    assert!(store
+        .create(Tier::Edge, Permissions::NONE, HOUR, later)
+        .is_ok());
+    assert_eq!(store.len(), 1);
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_a_revocation_or_refused(data in proptest::collection::vec(any::<u8>(), 0..700)) {
+        if let Ok(r) = Revocation::from_bytes(&data) {
+            prop_assert_eq!(r.to_bytes(), data);
+        }
+    }
+
+    #[test]
+    fn any_text_is_a_token_or_refused(s in ".{0,80}") {
+        if let Ok(t) = EnrollmentToken::from_hex(&s) {
+            let hex = t.to_hex();
+            prop_assert_eq!(hex.as_str(), s.trim().to_ascii_lowercase());
+        }
+    }
+}

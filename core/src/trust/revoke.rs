@@ -1,0 +1,236 @@
+//! Revocations: signed statements that a certificate no longer holds, and the
+//! bounded list a node keeps of them.
+//!
+//! ```text
+//! revocation = postcard(Body) ‖ 64-byte Ed25519 signature
+//! signed     = "peat-mesh revocation v1\0" ‖ postcard(Body)
+//! ```
+//!
+//! Who may revoke: the authority and holders of [`Permissions::ADMIN`] any
+//! certificate; holders of [`Permissions::ENROLL`] the certificates they
+//! issued themselves. A revocation names the certificate (its id), the
+//! certificate's issuer and the end of its validity, so a node can apply it
+//! without holding the certificate and forget it once the certificate has
+//! expired anyway.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{validate_chain, Certificate, Genesis, Permissions, TrustError, Verified};
+use super::{CLOCK_SKEW, MAX_FORMATION_ID};
+use crate::NodeId;
+
+/// Longest encoded revocation accepted.
+pub const MAX_REVOCATION_LEN: usize = 512;
+
+/// Revocations a node keeps at most (of certificates not yet expired).
+pub const MAX_REVOCATIONS: usize = 65_536;
+
+const DOMAIN: &[u8] = b"peat-mesh revocation v1\0";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    version: u8,
+    formation: String,
+    /// The revoked certificate's id ([`Certificate::id`]).
+    certificate: [u8; 32],
+    /// Its issuer's key.
+    cert_issuer: [u8; 32],
+    /// Its validity's end (Unix ms): the revocation is kept until then.
+    cert_not_after_ms: u64,
+    revoked_at_ms: u64,
+    /// Who signed this revocation.
+    revoker: [u8; 32],
+}
+
+/// A signed revocation of one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    body: Body,
+    signature: [u8; 64],
+}
+
+impl Body {
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = DOMAIN.to_vec();
+        out.extend(postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+}
+
+impl Revocation {
+    /// Revokes `cert`, signed with `revoker` (the authority's key, or the
+    /// node key of an admin or of the certificate's enroller).
+    pub fn sign(revoker: &iroh::SecretKey, cert: &Certificate, revoked_at_ms: u64) -> Revocation {
+        let body = Body {
+            version: 1,
+            formation: cert.formation().to_string(),
+            certificate: cert.id(),
+            cert_issuer: cert.body.issuer,
+            cert_not_after_ms: cert.not_after_ms(),
+            revoked_at_ms,
+            revoker: *revoker.public().as_bytes(),
+        };
+        let signature = revoker.sign(&body.signed_bytes()).to_bytes();
+        Revocation { body, signature }
+    }
+
+    /// The revoked certificate's id.
+    pub fn certificate(&self) -> [u8; 32] {
+        self.body.certificate
+    }
+
+    /// When it was revoked (Unix ms, the revoker's clock).
+    pub fn revoked_at_ms(&self) -> u64 {
+        self.body.revoked_at_ms
+    }
+
+    /// Its bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = postcard::to_allocvec(&self.body).unwrap_or_default();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// A revocation from its bytes (well formed; not yet checked: see
+    /// [`Revocation::check`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Revocation, TrustError> {
+        if bytes.len() > MAX_REVOCATION_LEN {
+            return Err(TrustError::Malformed(format!(
+                "revocation of {} bytes exceeds {MAX_REVOCATION_LEN}",
+                bytes.len()
+            )));
+        }
+        if bytes.len() < 64 {
+            return Err(TrustError::Malformed("revocation truncated".into()));
+        }
+        let (body, sig) = bytes.split_at(bytes.len() - 64);
+        let parsed: Body = postcard::from_bytes(body)
+            .map_err(|e| TrustError::Malformed(format!("revocation body: {e}")))?;
+        if postcard::to_allocvec(&parsed).ok().as_deref() != Some(body) {
+            return Err(TrustError::Malformed(
+                "revocation body is not in its one encoding".into(),
+            ));
+        }
+        if parsed.version != 1 {
+            return Err(TrustError::Malformed(format!(
+                "revocation version {} (this node reads 1)",
+                parsed.version
+            )));
+        }
+        if parsed.formation.is_empty() || parsed.formation.len() > MAX_FORMATION_ID {
+            return Err(TrustError::Malformed("revocation formation id".into()));
+        }
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(sig);
+        Ok(Revocation {
+            body: parsed,
+            signature,
+        })
+    }
+
+    /// Checks who signed it: the authority, or the holder of `revoker_chain`
+    /// (valid at `now_ms`) with the admin permission, or with enroll if it
+    /// issued the revoked certificate itself.
+    pub fn check(
+        &self,
+        genesis: &Genesis,
+        revoker_chain: &[Certificate],
+        now_ms: u64,
+    ) -> Result<(), TrustError> {
+        if self.body.formation != genesis.formation {
+            return Err(TrustError::WrongFormation {
+                theirs: crate::wire::sanitize_reason(&self.body.formation),
+            });
+        }
+        let revoker = NodeId::from_bytes(&self.body.revoker)
+            .map_err(|_| TrustError::Malformed("revoker is not an Ed25519 key".into()))?;
+        let signed = revoker
+            .0
+            .verify(
+                &self.body.signed_bytes(),
+                &iroh::Signature::from_bytes(&self.signature),
+            )
+            .is_ok();
+        if !signed {
+            return Err(TrustError::BadSignature);
+        }
+        if revoker == genesis.authority {
+            return Ok(());
+        }
+        let v = validate_chain(genesis, revoker_chain, now_ms)?;
+        if v.subject != revoker {
+            return Err(TrustError::UnknownIssuer);
+        }
+        let own = self.body.cert_issuer == self.body.revoker;
+        if v.permissions.contains(Permissions::ADMIN)
+            || (own && v.permissions.contains(Permissions::ENROLL))
+        {
+            Ok(())
+        } else {
+            Err(TrustError::MayNotRevoke)
+        }
+    }
+}
+
+/// The revocations a node knows, of certificates not yet expired: at most
+/// [`MAX_REVOCATIONS`] (past it, expired ones are forgotten first; if none
+/// has, a new one is refused with an error — never dropped silently).
+#[derive(Debug, Default)]
+pub struct Revocations {
+    by_cert: HashMap<[u8; 32], Revocation>,
+}
+
+impl Revocations {
+    /// Adds a checked revocation (see [`Revocation::check`]); false if it
+    /// was known already.
+    pub fn insert(&mut self, r: Revocation, now_ms: u64) -> Result<bool, TrustError> {
+        if self.by_cert.contains_key(&r.body.certificate) {
+            return Ok(false);
+        }
+        if self.by_cert.len() >= MAX_REVOCATIONS {
+            self.forget_expired(now_ms);
+            if self.by_cert.len() >= MAX_REVOCATIONS {
+                return Err(TrustError::TooManyRevocations {
+                    max: MAX_REVOCATIONS,
+                });
+            }
+        }
+        self.by_cert.insert(r.body.certificate, r);
+        Ok(true)
+    }
+
+    /// Forgets revocations of certificates expired (past the clock skew).
+    pub fn forget_expired(&mut self, now_ms: u64) {
+        let skew = CLOCK_SKEW.as_millis() as u64;
+        self.by_cert
+            .retain(|_, r| r.body.cert_not_after_ms.saturating_add(skew) >= now_ms);
+    }
+
+    /// The revocation that applies to a verified chain, if any: one naming
+    /// any certificate of the chain whose issuer is the one the revocation
+    /// states (so a revocation cannot be pointed at another certificate).
+    pub fn revoking(&self, v: &Verified, chain: &[Certificate]) -> Option<&Revocation> {
+        chain.iter().zip(&v.chain_ids).find_map(|(cert, id)| {
+            self.by_cert
+                .get(id)
+                .filter(|r| r.body.cert_issuer == cert.body.issuer)
+        })
+    }
+
+    /// Revocations held.
+    pub fn len(&self) -> usize {
+        self.by_cert.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_cert.is_empty()
+    }
+
+    /// Every revocation held (to pass on to peers).
+    pub fn iter(&self) -> impl Iterator<Item = &Revocation> {
+        self.by_cert.values()
+    }
+}
