@@ -46,6 +46,14 @@ struct State {
 }
 
 impl State {
+    /// Whether `n` bytes of `class` may go now without waiting: the tokens
+    /// are there and no sender of a class as high, nor a starved one, waits.
+    fn admits(&self, class: Priority, n: u64) -> bool {
+        self.starved == 0
+            && self.waiting[..=class.index()].iter().all(|&w| w == 0)
+            && self.tokens >= n as f64
+    }
+
     fn refill(&mut self, rate: f64, burst: f64) {
         let now = Instant::now();
         let secs = now.saturating_duration_since(self.at).as_secs_f64();
@@ -154,34 +162,19 @@ impl Bucket {
         }
     }
 
-    /// Takes `n` bytes' tokens now if the bucket holds them and no sender of
-    /// a class at least as high as `class` (or a starved one) waits; `false`
-    /// and nothing taken otherwise.
-    pub(crate) fn try_take(&self, class: Priority, n: u64) -> bool {
-        let mut st = self.state.locked();
-        st.refill(self.rate, self.burst);
-        let clear = st.starved == 0 && st.waiting[..=class.index()].iter().all(|&w| w == 0);
-        if clear && st.tokens >= n as f64 {
-            st.tokens -= n as f64;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether `try_take(class, n)` would take now (it takes nothing).
+    /// Whether `n` bytes of `class` may go now without waiting: the tokens are
+    /// there and no sender of a class as high (nor a starved one) waits. It
+    /// takes nothing (see [`Bucket::take_now`]).
     pub(crate) fn can_take(&self, class: Priority, n: u64) -> bool {
         let mut st = self.state.locked();
         st.refill(self.rate, self.burst);
-        st.starved == 0
-            && st.waiting[..=class.index()].iter().all(|&w| w == 0)
-            && st.tokens >= n as f64
+        st.admits(class, n)
     }
 
-    /// Returns tokens taken for bytes that were not sent after all.
-    pub(crate) fn give_back(&self, n: u64) {
-        let mut st = self.state.locked();
-        st.tokens = (st.tokens + n as f64).min(self.burst);
+    /// Takes `n` bytes' tokens whatever the bucket holds (after
+    /// [`Bucket::can_take`] said yes).
+    pub(crate) fn take_now(&self, n: u64) {
+        self.state.locked().tokens -= n as f64;
     }
 
     /// Whether the bucket is full (it then holds nothing anyone is owed:
@@ -205,6 +198,15 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// Takes `n` bytes now if the bucket admits them, as a datagram does.
+    fn try_take(b: &Bucket, class: Priority, n: u64) -> bool {
+        let ok = b.can_take(class, n);
+        if ok {
+            b.take_now(n);
+        }
+        ok
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_holds_over_time_whatever_the_write_sizes() {
@@ -289,12 +291,12 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         // a critical sender waits: bulk cannot take
-        assert!(!b.try_take(Priority::Bulk, 1));
+        assert!(!try_take(&b, Priority::Bulk, 1));
         waiting.abort();
         let _ = waiting.await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
-            b.try_take(Priority::Bulk, 1),
+            try_take(&b, Priority::Bulk, 1),
             "the cancelled waiter still blocks"
         );
         assert!(b.is_full() || b.tokens_now() > 16_000.0);
@@ -303,12 +305,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn try_take_refuses_without_tokens_and_takes_nothing() {
         let b = Bucket::new(1_000);
-        assert!(b.try_take(Priority::High, 16_000));
-        assert!(!b.try_take(Priority::High, 1_000));
+        assert!(try_take(&b, Priority::High, 16_000));
+        assert!(!try_take(&b, Priority::High, 1_000));
         let before = b.tokens_now();
-        assert!(!b.try_take(Priority::High, 1_000));
+        assert!(!try_take(&b, Priority::High, 1_000));
         assert!((b.tokens_now() - before).abs() < 1.0);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(b.try_take(Priority::High, 1_000));
+        assert!(try_take(&b, Priority::High, 1_000));
     }
 }

@@ -282,23 +282,12 @@ impl Throttle {
         let Some((per_peer, link)) = self.buckets_for(peer) else {
             return true;
         };
-        // Both or neither: a peer bucket's tokens are only spent if the link
-        // has room too.
-        let ok = match (&per_peer, &link) {
-            (Some(p), Some(l)) => {
-                if l.can_take(class, n) && p.try_take(class, n) {
-                    l.try_take(class, n) || {
-                        p.give_back(n);
-                        false
-                    }
-                } else {
-                    false
-                }
-            }
-            (Some(b), None) | (None, Some(b)) => b.try_take(class, n),
-            (None, None) => true,
-        };
+        // Both or neither: checked first, then taken (a sender racing in
+        // between can put a bucket in debt by one datagram at most).
+        let buckets = || per_peer.iter().chain(link.iter());
+        let ok = buckets().all(|b| b.can_take(class, n));
         if ok {
+            buckets().for_each(|b| b.take_now(n));
             self.bytes_limited.fetch_add(n, Ordering::Relaxed);
         } else {
             self.dropped_datagrams.fetch_add(1, Ordering::Relaxed);

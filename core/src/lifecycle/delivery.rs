@@ -71,7 +71,6 @@ impl Delivery {
             // that starts after this write completes.
             st.pending.clear();
             st.unknown_before = Some(seq + 1);
-            st.seq += 1;
             return;
         }
         st.pending.insert(key.clone(), seq);

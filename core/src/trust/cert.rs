@@ -1,24 +1,15 @@
-//! Membership certificates: what one says, how it is signed, its bytes.
-//!
-//! ```text
-//! certificate = postcard(Body) ‖ 64-byte Ed25519 signature
-//! signed      = "peat-mesh certificate v1\0" ‖ postcard(Body)
-//! ```
-//!
-//! The signature covers the body with a domain prefix, so a signature made
-//! for another purpose with the same key (a signed ephemeral message, a
-//! signed change) can never pass as a certificate.
+//! Membership certificates: what one says, how it is signed, its bytes (the
+//! layout of [`super::signed`], domain "peat-mesh certificate v1").
 
 use serde::{Deserialize, Serialize};
 
-use super::{Permissions, Tier, TrustError, MAX_FORMATION_ID};
+use super::signed::{self, Body as _};
+use super::{Permissions, Tier, TrustError};
 use crate::NodeId;
 
 /// Longest encoded certificate accepted (a body with the longest formation
 /// id is well under it).
 pub const MAX_CERT_LEN: usize = 512;
-
-const DOMAIN: &[u8] = b"peat-mesh certificate v1\0";
 
 /// The signed part of a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,16 +51,21 @@ impl std::fmt::Debug for Certificate {
     }
 }
 
-impl Body {
-    pub(super) fn signed_bytes(&self) -> Vec<u8> {
-        let mut out = DOMAIN.to_vec();
-        // A struct of numbers, fixed arrays and a bounded string always encodes.
-        out.extend(postcard::to_allocvec(self).unwrap_or_default());
-        out
+impl signed::Body for Body {
+    const WHAT: &'static str = "certificate";
+    const DOMAIN: &'static [u8] = b"peat-mesh certificate v1\0";
+    const MAX_LEN: usize = MAX_CERT_LEN;
+    fn version(&self) -> u8 {
+        self.version
     }
+    fn formation(&self) -> &str {
+        &self.formation
+    }
+}
 
+impl Body {
     pub(super) fn sign(self, key: &iroh::SecretKey) -> Certificate {
-        let signature = key.sign(&self.signed_bytes()).to_bytes();
+        let signature = self.sign_with(key);
         Certificate {
             body: self,
             signature,
@@ -122,59 +118,18 @@ impl Certificate {
 
     /// Whether `issuer`'s key signed it.
     pub(super) fn signed_by(&self, issuer: &NodeId) -> bool {
-        issuer
-            .0
-            .verify(
-                &self.body.signed_bytes(),
-                &iroh::Signature::from_bytes(&self.signature),
-            )
-            .is_ok()
+        self.body.signed_by(issuer, &self.signature)
     }
 
     /// Its bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = postcard::to_allocvec(&self.body).unwrap_or_default();
-        out.extend_from_slice(&self.signature);
-        out
+        signed::encode(&self.body, &self.signature)
     }
 
     /// A certificate from its bytes: well formed and within the bounds (not
     /// yet validated: see [`super::validate_chain`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Certificate, TrustError> {
-        if bytes.len() > MAX_CERT_LEN {
-            return Err(TrustError::Malformed(format!(
-                "certificate of {} bytes exceeds {MAX_CERT_LEN}",
-                bytes.len()
-            )));
-        }
-        if bytes.len() < 64 {
-            return Err(TrustError::Malformed("certificate truncated".into()));
-        }
-        let (body, sig) = bytes.split_at(bytes.len() - 64);
-        let body: Body = postcard::from_bytes(body)
-            .map_err(|e| TrustError::Malformed(format!("certificate body: {e}")))?;
-        // postcard::from_bytes ignores trailing bytes: re-encoding must give
-        // back exactly the bytes read, so one certificate has one encoding
-        // (and one id).
-        if postcard::to_allocvec(&body).ok().as_deref() != Some(&bytes[..bytes.len() - 64]) {
-            return Err(TrustError::Malformed(
-                "certificate body is not in its one encoding".into(),
-            ));
-        }
-        if body.version != 1 {
-            return Err(TrustError::Malformed(format!(
-                "certificate version {} (this node reads 1)",
-                body.version
-            )));
-        }
-        if body.formation.is_empty() || body.formation.len() > MAX_FORMATION_ID {
-            return Err(TrustError::Malformed(format!(
-                "formation id of {} bytes (1 to {MAX_FORMATION_ID})",
-                body.formation.len()
-            )));
-        }
-        let mut signature = [0u8; 64];
-        signature.copy_from_slice(sig);
+        let (body, signature) = signed::decode(bytes)?;
         Ok(Certificate { body, signature })
     }
 }

@@ -22,6 +22,7 @@
 mod cert;
 mod chain;
 mod revoke;
+mod signed;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -194,12 +195,7 @@ pub fn issue(
     formation: &str,
     grant: &Grant,
 ) -> Result<Certificate, TrustError> {
-    if formation.is_empty() || formation.len() > MAX_FORMATION_ID {
-        return Err(TrustError::Malformed(format!(
-            "formation id of {} bytes (1 to {MAX_FORMATION_ID})",
-            formation.len()
-        )));
-    }
+    signed::check_formation(formation)?;
     let body = cert::Body {
         version: 1,
         formation: formation.to_string(),
@@ -239,12 +235,7 @@ impl Authority {
 
     /// The authority of `formation` holding `secret` (32 bytes).
     pub fn from_secret(formation: &str, secret: [u8; 32]) -> Result<Authority, TrustError> {
-        if formation.is_empty() || formation.len() > MAX_FORMATION_ID {
-            return Err(TrustError::Malformed(format!(
-                "formation id of {} bytes (1 to {MAX_FORMATION_ID})",
-                formation.len()
-            )));
-        }
+        signed::check_formation(formation)?;
         let key = Zeroizing::new(secret);
         let public = iroh::SecretKey::from_bytes(&key).public();
         Ok(Authority {

@@ -1,10 +1,6 @@
-//! Revocations: signed statements that a certificate no longer holds, and the
+//! Revocations: signed statements that a certificate no longer holds (the
+//! layout of [`super::signed`], domain "peat-mesh revocation v1"), and the
 //! bounded list a node keeps of them.
-//!
-//! ```text
-//! revocation = postcard(Body) ‖ 64-byte Ed25519 signature
-//! signed     = "peat-mesh revocation v1\0" ‖ postcard(Body)
-//! ```
 //!
 //! Who may revoke: the authority and holders of [`Permissions::ADMIN`] any
 //! certificate; holders of [`Permissions::ENROLL`] the certificates they
@@ -17,8 +13,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{validate_chain, Certificate, Genesis, Permissions, TrustError, Verified};
-use super::{CLOCK_SKEW, MAX_FORMATION_ID};
+use super::signed::{self, Body as _};
+use super::{validate_chain, Certificate, Genesis, Permissions, TrustError, Verified, CLOCK_SKEW};
 use crate::NodeId;
 
 /// Longest encoded revocation accepted.
@@ -26,8 +22,6 @@ pub const MAX_REVOCATION_LEN: usize = 512;
 
 /// Revocations a node keeps at most (of certificates not yet expired).
 pub const MAX_REVOCATIONS: usize = 65_536;
-
-const DOMAIN: &[u8] = b"peat-mesh revocation v1\0";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
@@ -51,11 +45,15 @@ pub struct Revocation {
     signature: [u8; 64],
 }
 
-impl Body {
-    fn signed_bytes(&self) -> Vec<u8> {
-        let mut out = DOMAIN.to_vec();
-        out.extend(postcard::to_allocvec(self).unwrap_or_default());
-        out
+impl signed::Body for Body {
+    const WHAT: &'static str = "revocation";
+    const DOMAIN: &'static [u8] = b"peat-mesh revocation v1\0";
+    const MAX_LEN: usize = MAX_REVOCATION_LEN;
+    fn version(&self) -> u8 {
+        self.version
+    }
+    fn formation(&self) -> &str {
+        &self.formation
     }
 }
 
@@ -72,7 +70,7 @@ impl Revocation {
             revoked_at_ms,
             revoker: *revoker.public().as_bytes(),
         };
-        let signature = revoker.sign(&body.signed_bytes()).to_bytes();
+        let signature = body.sign_with(revoker);
         Revocation { body, signature }
     }
 
@@ -88,46 +86,14 @@ impl Revocation {
 
     /// Its bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = postcard::to_allocvec(&self.body).unwrap_or_default();
-        out.extend_from_slice(&self.signature);
-        out
+        signed::encode(&self.body, &self.signature)
     }
 
     /// A revocation from its bytes (well formed; not yet checked: see
     /// [`Revocation::check`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Revocation, TrustError> {
-        if bytes.len() > MAX_REVOCATION_LEN {
-            return Err(TrustError::Malformed(format!(
-                "revocation of {} bytes exceeds {MAX_REVOCATION_LEN}",
-                bytes.len()
-            )));
-        }
-        if bytes.len() < 64 {
-            return Err(TrustError::Malformed("revocation truncated".into()));
-        }
-        let (body, sig) = bytes.split_at(bytes.len() - 64);
-        let parsed: Body = postcard::from_bytes(body)
-            .map_err(|e| TrustError::Malformed(format!("revocation body: {e}")))?;
-        if postcard::to_allocvec(&parsed).ok().as_deref() != Some(body) {
-            return Err(TrustError::Malformed(
-                "revocation body is not in its one encoding".into(),
-            ));
-        }
-        if parsed.version != 1 {
-            return Err(TrustError::Malformed(format!(
-                "revocation version {} (this node reads 1)",
-                parsed.version
-            )));
-        }
-        if parsed.formation.is_empty() || parsed.formation.len() > MAX_FORMATION_ID {
-            return Err(TrustError::Malformed("revocation formation id".into()));
-        }
-        let mut signature = [0u8; 64];
-        signature.copy_from_slice(sig);
-        Ok(Revocation {
-            body: parsed,
-            signature,
-        })
+        let (body, signature) = signed::decode(bytes)?;
+        Ok(Revocation { body, signature })
     }
 
     /// Checks who signed it: the authority, or the holder of `revoker_chain`
@@ -146,14 +112,7 @@ impl Revocation {
         }
         let revoker = NodeId::from_bytes(&self.body.revoker)
             .map_err(|_| TrustError::Malformed("revoker is not an Ed25519 key".into()))?;
-        let signed = revoker
-            .0
-            .verify(
-                &self.body.signed_bytes(),
-                &iroh::Signature::from_bytes(&self.signature),
-            )
-            .is_ok();
-        if !signed {
+        if !self.body.signed_by(&revoker, &self.signature) {
             return Err(TrustError::BadSignature);
         }
         if revoker == genesis.authority {

@@ -1,5 +1,6 @@
 use proptest::prelude::*;
 
+use super::signed::Body as _;
 use super::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -151,7 +152,7 @@ fn wrong_issuers_self_signed_and_foreign_certificates_are_refused() {
     // re-signed by another key claiming to be the authority
     let good = a.issue(&grant(dev, Tier::Edge, Permissions::NONE)).unwrap();
     let mut forged = good.clone();
-    forged.signature = k2.sign(&forged.body.signed_bytes()).to_bytes();
+    forged.signature = forged.body.sign_with(&k2);
     assert_eq!(
         validate_chain(a.genesis(), &[forged], NOW),
         Err(TrustError::BadSignature)
