@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 9
+#define PEAT_ABI_VERSION 10
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -277,6 +277,12 @@ enum PeatEventKind
    evicted any, to peer-event subscriptions.
    */
   PEAT_EVENT_KIND_STORAGE_EVICTED = 13,
+  /*
+   A certificate of a peer was revoked (this node just learnt it): its
+   connection, if any, is closed and admission refuses it from now on;
+   `peer` is set.
+   */
+  PEAT_EVENT_KIND_PEER_REVOKED = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -700,6 +706,14 @@ typedef struct {
    empty (or NULL with length 0) for no limits.
    */
   PeatStr bandwidth_json;
+  /*
+   Trust settings as JSON: `{"authority": "<64 hex>", "mode":
+   "certificate" | "both" | "secret", "chain": ["<certificate hex>", ...]}`
+   (mode defaults to "certificate"; chain optional, own certificate
+   first); empty (or NULL with length 0) for admission by the formation
+   secret only.
+   */
+  PeatStr trust_json;
 } PeatNodeOptions;
 
 /*
@@ -1558,6 +1572,115 @@ typedef struct {
    */
   uint64_t present;
 } PeatBlobStatus;
+
+/*
+ What a new certificate grants ([`peat_authority_issue`]).
+ */
+typedef struct {
+  /*
+   The device's node id (64 hex digits).
+   */
+  PeatStr subject;
+  /*
+   "enterprise", "regional", "tactical" or "edge".
+   */
+  PeatStr tier;
+  /*
+   Permission bits: 1 relay, 2 enroll, 4 admin.
+   */
+  uint32_t permissions;
+  /*
+   Valid from (Unix ms); 0 for now.
+   */
+  uint64_t not_before_ms;
+  /*
+   Valid for this many ms (more than 0).
+   */
+  uint64_t valid_for_ms;
+} PeatGrant;
+
+/*
+ What a certificate says ([`peat_certificate_info`]). Text fields are
+ NUL-terminated; ids and keys are 64 lower-case hex digits.
+ */
+typedef struct {
+  /*
+   The certificate's id: what a revocation names.
+   */
+  char id[65];
+  /*
+   The formation id (at most 64 bytes).
+   */
+  char formation_id[65];
+  /*
+   The device's node id.
+   */
+  char subject[65];
+  /*
+   The signer's key (the authority's, or a delegate's node id).
+   */
+  char issuer[65];
+  /*
+   "enterprise", "regional", "tactical", "edge" (empty if unknown).
+   */
+  char tier[16];
+  /*
+   Permission bits: 1 relay, 2 enroll, 4 admin.
+   */
+  uint32_t permissions;
+  uint64_t not_before_ms;
+  uint64_t not_after_ms;
+} PeatCertificateInfo;
+
+/*
+ Where a node stands in its formation ([`peat_node_membership`]).
+ */
+typedef struct {
+  /*
+   "secret_only" (no trust settings), "no_certificate", "valid",
+   "revoked" or "invalid".
+   */
+  char state[16];
+  /*
+   The tier when valid (else empty).
+   */
+  char tier[16];
+  /*
+   Permission bits when valid (else 0).
+   */
+  uint32_t permissions;
+  /*
+   When the chain expires (Unix ms) when valid (else 0).
+   */
+  uint64_t not_after_ms;
+  /*
+   When it was revoked (Unix ms) when revoked (else 0).
+   */
+  uint64_t revoked_at_ms;
+  /*
+   Why, when invalid (else empty); cut to 255 bytes at a character
+   boundary.
+   */
+  char reason[256];
+} PeatMembership;
+
+/*
+ A node's trust counters ([`peat_node_trust_stats`]).
+ */
+typedef struct {
+  /*
+   "secret", "certificate" or "both".
+   */
+  char admission_mode[16];
+  /*
+   Revocations held (of certificates not yet expired).
+   */
+  uint64_t revocations;
+  /*
+   Revocations peers sent that did not check out, since open.
+   */
+  uint64_t refused_revocations;
+} PeatTrustStats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2546,6 +2669,162 @@ int32_t peat_blob_discard_partial(PeatNode node, PeatStr hash, bool *out_had, Pe
  Pointer arguments must be NULL or valid as the header's ownership rule says.
  */
 int32_t peat_blob_status(PeatNode node, PeatStr hash, PeatBlobStatus *out, PeatError **err);
+
+/*
+ Writes a new random 32-byte authority secret to `out` (`out_len` must be
+ 32). Keep it offline and owner-only; it never needs to reach a node.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_authority_secret_generate(uint8_t *out, uintptr_t out_len, PeatError **err);
+
+/*
+ `*out` receives the public key (64 hex digits; free with
+ `peat_string_free`) of the authority of `formation_id` holding `secret`
+ (32 bytes): what members' trust settings name as "authority".
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_authority_public_key(PeatStr formation_id,
+                                  const uint8_t *secret,
+                                  uintptr_t secret_len,
+                                  char **out,
+                                  PeatError **err);
+
+/*
+ `*out` receives a certificate (hex; free with `peat_string_free`) for
+ `grant`, signed with the authority's `secret`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_authority_issue(PeatStr formation_id,
+                             const uint8_t *secret,
+                             uintptr_t secret_len,
+                             const PeatGrant *grant,
+                             char **out,
+                             PeatError **err);
+
+/*
+ `*out` receives a revocation record (hex; free with `peat_string_free`)
+ of `certificate`, signed with the authority's `secret`: hand it to any
+ member with [`peat_node_add_revocation`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_authority_revoke(PeatStr formation_id,
+                              const uint8_t *secret,
+                              uintptr_t secret_len,
+                              PeatStr certificate,
+                              char **out,
+                              PeatError **err);
+
+/*
+ `*out` receives what `certificate` (hex) says.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_certificate_info(PeatStr certificate, PeatCertificateInfo *out, PeatError **err);
+
+/*
+ `*out` receives where the node stands in its formation.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_membership(PeatNode node, PeatMembership *out, PeatError **err);
+
+/*
+ `*out` receives the node's certificate chain (hex, own first; empty
+ without one). Free with `peat_string_list_free`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_certificate_chain(PeatNode node, PeatStringList *out, PeatError **err);
+
+/*
+ Replaces the node's certificate chain (`len` certificates in hex, own
+ first) and stores it: it must certify this node and lead to the
+ authority, else `PEAT_STATUS_INVALID_ARGUMENT` and nothing changes.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_set_certificate_chain(PeatNode node,
+                                        const PeatStr *certificates,
+                                        uintptr_t len,
+                                        PeatError **err);
+
+/*
+ `*out` receives the chain connected peer `peer` showed at admission
+ (hex, own first); empty when it is not connected or the node does not
+ check certificates. Free with `peat_string_list_free`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_peer_certificate_chain(PeatNode node,
+                                         PeatStr peer,
+                                         PeatStringList *out,
+                                         PeatError **err);
+
+/*
+ Revokes `certificate` (hex) with the node's key (an admin, or the
+ certificate's issuer holding the enroll permission): it spreads to every
+ peer, which closes its connection with the holder and refuses it from
+ then on. `*out_new` (may be NULL) is false if it was revoked already.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_revoke(PeatNode node, PeatStr certificate, bool *out_new, PeatError **err);
+
+/*
+ Adds a revocation record (hex) made elsewhere (by
+ [`peat_authority_revoke`], say): checked, kept, spread and enforced.
+ `*out_new` (may be NULL) is false if it was known already.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_add_revocation(PeatNode node, PeatStr record, bool *out_new, PeatError **err);
+
+/*
+ `*out` receives the node's admission mode and revocation counters.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_trust_stats(PeatNode node, PeatTrustStats *out, PeatError **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,13 +1,17 @@
 //! `trust`: what checking membership certificates costs — a chain of one
 //! certificate (signed by the authority) and the longest chain (four), per
 //! check — beside one bare Ed25519 signature verification (the baseline: the
-//! check is one verification per certificate plus its rules).
+//! check is one verification per certificate plus its rules); and what
+//! admission with certificates adds to a connection, beside admission by the
+//! formation secret in the same run.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use peat_mesh::trust::{issue, validate_chain, Authority, Grant, Permissions, Tier};
-use peat_mesh::NodeId;
+use peat_mesh::trust::{
+    issue, validate_chain, AdmissionMode, Authority, Grant, Permissions, Tier, TrustConfig,
+};
+use peat_mesh::{Node, NodeConfig, NodeId};
 
 use crate::{Out, Size};
 
@@ -79,5 +83,75 @@ pub(crate) fn trust(out: &Out, size: &Size) -> Result<()> {
     f("baseline: one Ed25519 verification", bare, "us");
     f("chain of 1 / baseline", single / bare, "x");
     f("chain of 4 / (4 x baseline)", four / (4.0 * bare), "x");
+    Ok(())
+}
+
+/// Opens a node on loopback: by the formation secret only (`authority`
+/// `None`), or in certificate mode with a chain of one from `authority`.
+async fn open_node(authority: Option<&Authority>) -> Result<(Node, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let key = iroh::SecretKey::generate();
+    let mut cfg = NodeConfig::new(dir.path(), crate::formation())
+        .listen("127.0.0.1:0".parse()?)
+        .secret_key(key.to_bytes());
+    if let Some(a) = authority {
+        let me: NodeId = key.public().to_string().parse()?;
+        let chain = vec![a.issue(&grant(me, Tier::Tactical))?];
+        cfg = cfg
+            .trust(TrustConfig::new(a.genesis().clone(), AdmissionMode::Certificate).chain(chain));
+    }
+    Ok((Node::open(cfg).await?, dir))
+}
+
+/// Connect + admission times of `n` dials between two nodes.
+async fn dial_times(authority: Option<&Authority>, n: usize) -> Result<Vec<Duration>> {
+    let (a, _da) = open_node(authority).await?;
+    let (b, _db) = open_node(authority).await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        b.connect(&a.peer_addr()).await?;
+        times.push(t.elapsed());
+        b.disconnect(&a.id());
+        crate::wait_until(Duration::from_secs(5), || {
+            Ok(a.connected_peers() == 0 && b.connected_peers() == 0)
+        })
+        .await?;
+    }
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    times.sort();
+    Ok(times)
+}
+
+/// `trust` (admission): connect + admission with certificates (both sides
+/// check the other's chain and revocations) beside the same with the
+/// formation secret only, the baseline, in the same run.
+pub(crate) async fn admission(out: &Out, size: &Size) -> Result<()> {
+    let n = size.n(200, 20);
+    let authority = Authority::generate("bench")?;
+    // interleaved halves, so drift on the machine hits both alike
+    let (mut secret, mut certs) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        secret.extend(dial_times(None, n / 2).await?);
+        certs.extend(dial_times(Some(&authority), n / 2).await?);
+    }
+    secret.sort();
+    certs.sort();
+    let f = |m: &str, v: f64, u: &str| out.fig("trust", m, v, u);
+    for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+        let (c, s) = (crate::pct(&certs, p), crate::pct(&secret, p));
+        f(
+            &format!("connect+admission with certificates {name}"),
+            c,
+            "ms",
+        );
+        f(
+            &format!("baseline: connect+admission by secret {name}"),
+            s,
+            "ms",
+        );
+        f(&format!("certificates - secret {name}"), c - s, "ms");
+    }
     Ok(())
 }

@@ -211,6 +211,10 @@ pub struct NodeConfig {
     /// ([`crate::Bandwidth`]; changeable with [`crate::Node::set_bandwidth`]).
     /// Default: no limits.
     pub bandwidth: crate::Bandwidth,
+    /// Membership certificates ([`crate::trust`]): the formation's genesis,
+    /// what admission asks of peers, and this node's chain. Default none:
+    /// admission by the formation secret only.
+    pub trust: Option<crate::trust::TrustConfig>,
 }
 
 impl NodeConfig {
@@ -242,6 +246,7 @@ impl NodeConfig {
             qos: true,
             storage_budget: None,
             bandwidth: crate::Bandwidth::default(),
+            trust: None,
         }
     }
 
@@ -299,6 +304,12 @@ impl NodeConfig {
         self
     }
 
+    /// Sets the trust settings (admission with certificates).
+    pub fn trust(mut self, trust: crate::trust::TrustConfig) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
     /// Uses this identity secret instead of the one stored in the data dir.
     pub fn secret_key(mut self, key: [u8; 32]) -> Self {
         self.secret_key = Some(Zeroizing::new(key));
@@ -335,6 +346,7 @@ impl fmt::Debug for NodeConfig {
             qos,
             storage_budget,
             bandwidth,
+            trust,
         } = self;
         f.debug_struct("NodeConfig")
             .field("data_dir", data_dir)
@@ -362,6 +374,7 @@ impl fmt::Debug for NodeConfig {
             .field("qos", qos)
             .field("storage_budget", storage_budget)
             .field("bandwidth", bandwidth)
+            .field("trust", trust)
             .finish()
     }
 }

@@ -132,15 +132,21 @@ pub fn certificate(data: &[u8]) {
     }
 }
 
-/// A revocation's bytes, and the signer check on what decodes.
+/// A revocation's bytes, and the signer check on what decodes; the same
+/// bytes as a revocation record (the revocation with its revoker's chain,
+/// as it spreads between nodes).
 pub fn revocation(data: &[u8]) {
-    use crate::trust::{Genesis, Revocation};
+    use crate::trust::{Genesis, Revocation, RevocationRecord};
+    let genesis = Genesis {
+        formation: "fuzz".into(),
+        authority: crate::NodeId(iroh::SecretKey::from_bytes(&[7; 32]).public()),
+    };
     if let Ok(r) = Revocation::from_bytes(data) {
         assert_eq!(r.to_bytes(), data, "one encoding per revocation");
-        let genesis = Genesis {
-            formation: "fuzz".into(),
-            authority: crate::NodeId(iroh::SecretKey::from_bytes(&[7; 32]).public()),
-        };
         let _ = r.check(&genesis, &[], 1_800_000_000_000);
+    }
+    if let Ok(r) = RevocationRecord::from_bytes(data) {
+        assert_eq!(r.to_bytes(), data, "one encoding per record");
+        let _ = r.check(&genesis, 1_800_000_000_000);
     }
 }

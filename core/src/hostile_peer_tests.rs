@@ -559,10 +559,18 @@ async fn admission_failures_cannot_flood_events_or_logs() {
     let wrong = Formation::new("hostile", [8; 32]);
     let secret = iroh::SecretKey::generate();
     let me = NodeId(secret.public());
+    let gate = crate::security::Gate::secret_only(me);
+    let peer = a.id();
+    let adm = crate::security::Admission {
+        formation: &wrong,
+        gate: &gate,
+        me: &me,
+        peer: &peer,
+        offers: &[],
+    };
     for _ in 0..10 {
         let (ep, conn, mut send, mut recv) = raw_dial(&a, secret.clone()).await;
-        let r =
-            crate::security::admit_outbound(&mut recv, &mut send, &wrong, &me, &a.id(), &[]).await;
+        let r = crate::security::admit_outbound(&mut recv, &mut send, &adm).await;
         assert!(r.is_err());
         // the node reads our refusal, then closes the connection
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;

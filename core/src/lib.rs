@@ -19,7 +19,10 @@
 //!   the formation secret before any document byte flows; only admission makes
 //!   the `Admitted` connections protocols run on.
 //! - [`trust`] — a formation's authority key, the membership certificates it
-//!   and its delegates issue to device keys, and the checks a chain passes.
+//!   and its delegates issue to device keys, and the checks a chain passes;
+//!   with [`NodeConfig::trust`] admission checks certificates too, and
+//!   revocations spread to every node (`revocations`, internal) and cut the
+//!   holder off ([`Node::revoke`]).
 //! - [`sync`] — the document sync protocol: range-based set reconciliation plus
 //!   Automerge change exchange.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
@@ -69,11 +72,13 @@ pub mod ephemeral;
 mod error;
 mod events;
 mod hex;
+mod identity;
 mod lifecycle;
 pub mod links;
 mod locks;
 mod node;
 pub mod policy;
+mod revocations;
 pub mod security;
 pub mod storage;
 pub mod sync;
@@ -103,10 +108,11 @@ pub use documents::{DocEvent, Origin};
 pub use ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
+pub use identity::NodeId;
 pub use lifecycle::{GarbageReport, StorageBudget, StorageStats};
 pub use node::{ListOptions, Node};
 pub use policy::{CollectionPolicy, DeleteRule, Policies, Priority, Retention, SyncMode};
-pub use security::{Formation, NodeId};
+pub use security::Formation;
 pub use storage::{DocKey, ListPage};
 pub use transport::{PeerEvent, PeerInfo, PeerState};
 

@@ -298,6 +298,7 @@ extern "system" fn node_open<'l>(
     policies_json: JString<'l>,
     storage_budget: JLongArray<'l>,
     bandwidth_json: JString<'l>,
+    trust_json: JString<'l>,
     timeout_ms: jlong,
     cancel: jlong,
 ) -> jlong {
@@ -321,6 +322,7 @@ extern "system" fn node_open<'l>(
             storage_high_water_pct: 0,
             storage_low_water_pct: 0,
             bandwidth_json: arg(env, &bandwidth_json, "bandwidthJson")?,
+            trust_json: arg(env, &trust_json, "trustJson")?,
         };
         let opts = lifecycle::with_budget(env, &storage_budget, opts)?;
         sdk::node_open(&opts, ms(timeout_ms), cancel as u64).map(|h| h as jlong)
@@ -489,7 +491,9 @@ fn methods() -> Vec<NativeMethod> {
         m("cancelFree", "(J)V".into(), cancel_free as *mut c_void),
         m(
             "nodeOpen",
-            format!("({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}[J{STR}JJ)J"),
+            format!(
+                "({STR}{STR}[B{STR}[{STR}Z[{STR}[{STR}[IZ[JD[{STR}[I[{STR}[J{STR}[J{STR}{STR}JJ)J"
+            ),
             node_open as *mut c_void,
         ),
         m("nodeClose", "(JJ)V".into(), node_close as *mut c_void),

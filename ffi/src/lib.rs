@@ -23,6 +23,7 @@ mod reload;
 pub mod uniffi_api;
 mod uniffi_ephemeral;
 mod uniffi_lifecycle;
+mod uniffi_trust;
 
 uniffi::setup_scaffolding!("peat_mesh");
 

@@ -61,6 +61,9 @@ type Config struct {
 	// Bandwidth caps the bytes per second sent to each peer and over each
 	// link; the zero value limits nothing (see Bandwidth).
 	Bandwidth Bandwidth
+	// Trust admits peers by membership certificate (see Trust, Authority);
+	// nil: by the formation secret only.
+	Trust *Trust
 }
 
 // Link is a link besides the node's UDP socket (Config.Links): a UDP socket of
@@ -244,6 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		policies_json:        cstr(policies),
 		storage_budget_bytes: C.uint64_t(cfg.StorageBudget),
 		bandwidth_json:       cstr(cfg.Bandwidth.form()),
+		trust_json:           cstr(cfg.Trust.form()),
 	}
 	n := &Node{}
 	var handle C.PeatNode

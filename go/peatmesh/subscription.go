@@ -45,6 +45,9 @@ const (
 	// budget; StoredBytes is what the documents take after it. Once per such
 	// pass, to peer-event subscriptions.
 	StorageEvicted
+	// PeerRevoked: a certificate of Peer was revoked (this node just learnt
+	// it); its connection, if any, is closed and admission refuses it.
+	PeerRevoked
 )
 
 // The kinds are the C ABI's PeatEventKind values (a compile error otherwise).
@@ -54,6 +57,7 @@ var (
 	_ = [1]struct{}{}[StorageFailed-EventKind(C.PEAT_EVENT_KIND_STORAGE_FAILED)]
 	_ = [1]struct{}{}[LinkChanged-EventKind(C.PEAT_EVENT_KIND_PEER_LINK_CHANGED)]
 	_ = [1]struct{}{}[StorageEvicted-EventKind(C.PEAT_EVENT_KIND_STORAGE_EVICTED)]
+	_ = [1]struct{}{}[PeerRevoked-EventKind(C.PEAT_EVENT_KIND_PEER_REVOKED)]
 )
 
 // Origin says where the change of a document event came from.

@@ -240,6 +240,7 @@ fn event_line(e: &PeerEvent) -> String {
         PeerEvent::Connected { peer } => format!("connected {peer}"),
         PeerEvent::Disconnected { peer, reason } => format!("disconnected {peer} {reason}"),
         PeerEvent::AdmissionRefused { peer, reason } => format!("refused {peer} {reason}"),
+        PeerEvent::Revoked { peer } => format!("revoked {peer}"),
         PeerEvent::Discovered { peer, source } => format!("discovered {peer} {source}"),
         PeerEvent::Lost { peer, source } => format!("lost {peer} {source}"),
         PeerEvent::SeenOtherFormation { peer } => format!("other_formation {peer}"),

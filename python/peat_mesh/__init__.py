@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Callable, FrozenSet, Mapping, Optional, S
 from . import _native
 from . import _ephemeral
 from . import _lifecycle
+from . import _trust
 from ._polled import ClosesOnExit as _ClosesOnExit
 from ._polled import Polled
 from ._ephemeral import (
@@ -50,6 +51,17 @@ from ._lifecycle import (
     Priority,
     StorageStats,
     SyncMode,
+)
+from ._trust import (
+    AdmissionMode,
+    Authority,
+    CertificateInfo,
+    Membership,
+    Permission,
+    Tier,
+    Trust,
+    TrustStats,
+    certificate_info,
 )
 from ._native import (
     AdmissionRefusedError,
@@ -89,6 +101,15 @@ __all__ = [
     "StorageStats",
     "Bandwidth",
     "BandwidthStats",
+    "Authority",
+    "AdmissionMode",
+    "CertificateInfo",
+    "Membership",
+    "Permission",
+    "Tier",
+    "Trust",
+    "TrustStats",
+    "certificate_info",
     "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",
@@ -203,6 +224,7 @@ class PeerEventKind(_Named):
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
     ADMISSION_REFUSED = "admission_refused"
+    REVOKED = "revoked"  # a certificate of the peer was revoked: cut off and refused
     DISCOVERED = "discovered"
     LOST = "lost"
     OTHER_FORMATION = "other_formation"
@@ -543,7 +565,7 @@ def _storage_budget(budget: Optional[int]) -> Tuple[int, int, int]:
     return (int(budget), 0, 0)
 
 
-def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, storage_budget, bandwidth, timeout):  # type: ignore[no-untyped-def]
+def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies, default_policy, storage_budget, bandwidth, trust, timeout):  # type: ignore[no-untyped-def]
     """The native node_open arguments (before the cancel token), shared by both APIs."""
     p = pace if pace is not None else Pace()
     pace_arg = (
@@ -569,6 +591,7 @@ def _open_args(data_dir, formation_id, formation_secret, listen, peers, mdns, li
         _lifecycle.policies_json(policies, default_policy),
         _storage_budget(storage_budget),
         _lifecycle.bandwidth_json(bandwidth),
+        _trust.trust_json(trust),
         _ms(timeout),
     )
 
@@ -757,7 +780,7 @@ def _fetch(
     )
 
 
-class SyncNode:
+class SyncNode(_trust.SyncTrustMethods):
     """A node with a blocking API (for scripts). See :class:`Node` for async use."""
 
     def __init__(self, handle: int) -> None:
@@ -784,6 +807,7 @@ class SyncNode:
         default_policy: Optional[CollectionPolicy] = None,
         storage_budget: Optional[int] = None,
         bandwidth: Optional[Bandwidth] = None,
+        trust: Optional[Trust] = None,
     ) -> "SyncNode":
         """Opens a node. ``formation_secret`` is 32 bytes shared by the formation;
         ``peers`` are static peers (``NODEID@HOST:PORT``, or
@@ -808,13 +832,16 @@ class SyncNode:
         the documents: past 90 % of it garbage collection evicts bulk, then
         low, normal and high documents, oldest first, down to 80 %; critical
         documents are never evicted. ``bandwidth`` (a :class:`Bandwidth`)
-        caps the bytes per second sent to each peer and over each link."""
+        caps the bytes per second sent to each peer and over each link.
+
+        ``trust`` (a :class:`Trust`, e.g. ``Authority.trust()``) admits peers
+        by membership certificate: see :meth:`membership` and :meth:`revoke`."""
         _check_process()
         _, run = _with_cancel(
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, storage_budget, bandwidth, timeout,
+                policies, default_policy, storage_budget, bandwidth, trust, timeout,
             ),
         )
         return cls(run())
@@ -1110,7 +1137,7 @@ class SyncNode:
         self.close()
 
 
-class Node:
+class Node(_trust.AsyncTrustMethods):
     """A node with an asyncio API. Open with ``await Node.open(...)``; use
     ``async with`` or ``await node.close()``."""
 
@@ -1135,6 +1162,7 @@ class Node:
         default_policy: Optional[CollectionPolicy] = None,
         storage_budget: Optional[int] = None,
         bandwidth: Optional[Bandwidth] = None,
+        trust: Optional[Trust] = None,
     ) -> "Node":
         """Opens a node (see :meth:`SyncNode.open`, links and PACE included);
         cancelling the awaiting task stops the opening."""
@@ -1143,7 +1171,7 @@ class Node:
             _native.node_open,
             *_open_args(
                 data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral,
-                policies, default_policy, storage_budget, bandwidth, timeout,
+                policies, default_policy, storage_budget, bandwidth, trust, timeout,
             ),
         )
         return cls(SyncNode(handle))

@@ -3,6 +3,7 @@
 
 mod ephemeral;
 mod lifecycle;
+mod trust;
 
 use peat_mesh_ffi::blobs;
 use peat_mesh_ffi::records::{
@@ -122,7 +123,7 @@ type LinkArg = (String, String, u32);
 type PaceArg = (u64, u64, u64, f64, u64, u32, Vec<(String, u32)>);
 
 #[pyfunction]
-#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies_json, storage_budget, bandwidth_json, timeout_ms, cancel))]
+#[pyo3(signature = (data_dir, formation_id, formation_secret, listen, peers, mdns, links, links_only, pace, ephemeral, policies_json, storage_budget, bandwidth_json, trust_json, timeout_ms, cancel))]
 #[allow(clippy::too_many_arguments)]
 fn node_open(
     py: Python<'_>,
@@ -139,6 +140,7 @@ fn node_open(
     policies_json: String,
     storage_budget: (u64, u32, u32),
     bandwidth_json: String,
+    trust_json: String,
     timeout_ms: u64,
     cancel: u64,
 ) -> R<u64> {
@@ -184,6 +186,7 @@ fn node_open(
         storage_high_water_pct: storage_budget.1,
         storage_low_water_pct: storage_budget.2,
         bandwidth_json,
+        trust_json,
     };
     py.detach(|| sdk::node_open(&opts, timeout_ms, cancel))
         .map_err(err)
@@ -411,7 +414,8 @@ fn doc_tuple(py: Python<'_>, ev: DocEventRecord) -> R<Py<PyAny>> {
 /// None but for "link_changed": ("connected", peer, "", None, …) /
 /// ("disconnected", peer, reason, None, …) / ("admission_refused", peer,
 /// reason, None, …) / ("discovered"|"lost", peer, "", source, …) /
-/// ("other_formation", peer, "", None, …) / ("storage_failed", None, reason,
+/// ("other_formation", peer, "", None, …) / ("revoked", peer, "", None, …) /
+/// ("storage_failed", None, reason,
 /// None, …) / ("link_changed", peer, "", None, from, to, level) / ("lagged",
 /// n); the source by its SDK name.
 fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
@@ -429,6 +433,7 @@ fn peer_tuple(py: Python<'_>, ev: PeerEventRecord) -> R<Py<PyAny>> {
         PeerEventRecord::AdmissionRefused { peer, reason } => {
             t("admission_refused", Some(peer), reason, None)
         }
+        PeerEventRecord::Revoked { peer } => t("revoked", Some(peer), String::new(), None),
         PeerEventRecord::Discovered { peer, source } => {
             t("discovered", Some(peer), String::new(), Some(source.name()))
         }
@@ -800,5 +805,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     ephemeral::register(m)?;
     lifecycle::register(m)?;
+    trust::register(m)?;
     Ok(())
 }

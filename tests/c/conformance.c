@@ -1824,6 +1824,129 @@ static int t_bandwidth_budgets(void) {
     return 1;
 }
 
+/* Waits for a peer event of `kind` about `peer`. */
+static int await_peer_event(PeatSubscription sub, int32_t kind, const char *peer) {
+    for (int i = 0; i < 50; i++) {
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        int32_t rc = call_with_err_(peat_subscription_next(sub, 200, &ev, ERR));
+        if (rc == PEAT_STATUS_TIMEOUT) continue;
+        if (rc != PEAT_STATUS_OK) return 0;
+        int hit = ev.kind == kind && ev.peer && strcmp(ev.peer, peer) == 0;
+        peat_event_free(&ev);
+        if (hit) return 1;
+    }
+    return 0;
+}
+
+static int t_certificates_and_revocation(void) {
+    uint8_t secret[32];
+    OK(peat_authority_secret_generate(secret, sizeof secret, ERR));
+    char *authority = NULL;
+    OK(peat_authority_public_key(S("conformance"), secret, 32, &authority, ERR));
+    CHECK(strlen(authority) == 64);
+    char trust[200];
+    snprintf(trust, sizeof trust, "{\"authority\": \"%s\", \"mode\": \"certificate\"}", authority);
+    PeatNode a, b, c;
+    char da[64], db[64], dc[64];
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.trust_json = S(trust);
+    CHECK(open_node_with(&a, da, SECRET, &o));
+    CHECK(open_node_with(&b, db, SECRET, &o));
+    CHECK(open_node(&c, dc, SECRET));
+    PeatMembership m;
+    OK(peat_node_membership(a, &m, ERR));
+    CHECK(strcmp(m.state, "no_certificate") == 0);
+    OK(peat_node_membership(c, &m, ERR));
+    CHECK(strcmp(m.state, "secret_only") == 0);
+    PeatTrustStats ts;
+    OK(peat_node_trust_stats(a, &ts, ERR));
+    CHECK(strcmp(ts.admission_mode, "certificate") == 0 && ts.revocations == 0);
+    char *certs[2] = {NULL, NULL};
+    char *ids[2] = {NULL, NULL};
+    PeatNode nodes[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        OK(peat_node_id(nodes[i], &ids[i], ERR));
+        PeatGrant g = {S(ids[i]), S("tactical"), 1, 0, 3600000};
+        OK(peat_authority_issue(S("conformance"), secret, 32, &g, &certs[i], ERR));
+        PeatCertificateInfo info;
+        OK(peat_certificate_info(S(certs[i]), &info, ERR));
+        CHECK(strcmp(info.subject, ids[i]) == 0 && strcmp(info.tier, "tactical") == 0 && info.permissions == 1);
+        CHECK(strcmp(info.formation_id, "conformance") == 0 && strcmp(info.issuer, authority) == 0);
+        CHECK(info.not_after_ms - info.not_before_ms == 3600000 && strlen(info.id) == 64);
+        PeatStr chain[1] = {S(certs[i])};
+        OK(peat_node_set_certificate_chain(nodes[i], chain, 1, ERR));
+        PeatStringList got;
+        OK(peat_node_certificate_chain(nodes[i], &got, ERR));
+        CHECK(got.len == 1 && strcmp(got.items[0], certs[i]) == 0);
+        peat_string_list_free(got);
+        OK(peat_node_membership(nodes[i], &m, ERR));
+        CHECK(strcmp(m.state, "valid") == 0 && strcmp(m.tier, "tactical") == 0 && m.permissions == 1);
+        CHECK(m.not_after_ms > 0 && m.reason[0] == 0);
+    }
+    /* another node's certificate is not this node's chain */
+    PeatStr wrong[1] = {S(certs[1])};
+    CHECK(peat_node_set_certificate_chain(a, wrong, 1, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    PeatSubscription events;
+    OK(peat_peer_subscribe(a, &events, ERR));
+    CHECK(connect_nodes(b, a));
+    PeatStringList peer_chain;
+    OK(peat_node_peer_certificate_chain(a, S(ids[1]), &peer_chain, ERR));
+    CHECK(peer_chain.len == 1 && strcmp(peer_chain.items[0], certs[1]) == 0);
+    peat_string_list_free(peer_chain);
+    /* a node with the formation secret only is refused, and told why */
+    CHECK(!connect_nodes(c, a));
+    CHECK(strstr(last_message, "certificate required") != NULL);
+    /* the authority revokes b: a learns it, cuts b off and refuses it */
+    char *record = NULL;
+    OK(peat_authority_revoke(S("conformance"), secret, 32, S(certs[1]), &record, ERR));
+    bool added = false;
+    OK(peat_node_add_revocation(a, S(record), &added, ERR));
+    CHECK(added);
+    OK(peat_node_add_revocation(a, S(record), &added, ERR));
+    CHECK(!added);
+    CHECK(await_peer_event(events, PEAT_EVENT_KIND_PEER_REVOKED, ids[1]));
+    CHECK(await_peer_event(events, PEAT_EVENT_KIND_PEER_DISCONNECTED, ids[1]));
+    OK(peat_node_trust_stats(a, &ts, ERR));
+    CHECK(ts.revocations == 1);
+    CHECK(!connect_nodes(b, a));
+    CHECK(strstr(last_message, "revoked") != NULL);
+    /* bad input */
+    PeatCertificateInfo info;
+    CHECK(peat_certificate_info(S("zz"), &info, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    char *out = NULL;
+    PeatGrant bad_tier = {S(ids[0]), S("general"), 0, 0, 1000};
+    CHECK(peat_authority_issue(S("conformance"), secret, 32, &bad_tier, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    PeatGrant no_time = {S(ids[0]), S("edge"), 0, 0, 0};
+    CHECK(peat_authority_issue(S("conformance"), secret, 32, &no_time, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_authority_issue(S("conformance"), secret, 31, &no_time, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_authority_issue(S("conformance"), secret, 32, NULL, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_add_revocation(a, S("00"), NULL, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_revoke(a, S("abc"), NULL, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    OK(peat_subscription_close(events, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    OK(peat_node_close(c, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    rm_rf(dc);
+    PeatNode nd;
+    char dd[64];
+    o.trust_json = S("{\"authority\": \"00\"}");
+    CHECK(!open_node_with(&nd, dd, SECRET, &o));
+    rm_rf(dd);
+    for (int i = 0; i < 2; i++) {
+        peat_string_free(certs[i]);
+        peat_string_free(ids[i]);
+    }
+    peat_string_free(record);
+    peat_string_free(authority);
+    return 1;
+}
+
 static int t_ephemeral_and_beacons(void) {
     PeatNode a, b, c;
     char da[64], db[64], dc[64];
@@ -2028,6 +2151,7 @@ static const struct {
     {"ephemeral_and_beacons", t_ephemeral_and_beacons},
     {"policies_and_lifecycle", t_policies_and_lifecycle},
     {"bandwidth_budgets", t_bandwidth_budgets},
+    {"certificates_and_revocation", t_certificates_and_revocation},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

@@ -11,6 +11,7 @@ mod reports;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+mod trust;
 
 pub use documents::ListOptions;
 
@@ -31,7 +32,7 @@ use crate::discovery::Source;
 use crate::error::{Error, Result};
 use crate::events::Subscription;
 use crate::lifecycle::Lifecycle;
-use crate::security::load_or_create_identity;
+use crate::security::{load_or_create_identity, Gate};
 use crate::storage::{Store, StoreOptions};
 use crate::sync::{Engine, SyncProtocol};
 use crate::transport::manager::Manager;
@@ -72,6 +73,8 @@ struct Inner {
     endpoint: Endpoint,
     bond: Option<crate::links::Bond>,
     ephemeral: Arc<crate::ephemeral::service::Ephemeral>,
+    /// The node's identity key (signs its revocations and what it issues).
+    key: iroh::SecretKey,
     /// Stops the bond's tasks: after the endpoint has closed its connections
     /// (their last packets may need the links), or when the node is dropped.
     bond_cancel: tokio_util::sync::CancellationToken,
@@ -172,10 +175,29 @@ impl Node {
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
+        let gate = {
+            let (formation, trust, dir) = (
+                config.formation.clone(),
+                config.trust.clone(),
+                config.data_dir.clone(),
+            );
+            tokio::task::spawn_blocking(move || Gate::open(me, &formation, trust.as_ref(), &dir))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))
+                .and_then(|g| g)
+        };
+        let gate = match gate {
+            Ok(g) => Arc::new(g),
+            Err(e) => {
+                let _ = store.close();
+                return Err(e);
+            }
+        };
         let blobs = Arc::new(BlobState::open(&config.data_dir, config.blob_gc_grace)?);
         let ctx = Arc::new(NodeContext::new(
             me,
             config.formation.clone(),
+            gate.clone(),
             config.subscription_capacity,
             config.link_timeout,
             throttle.clone(),
@@ -243,6 +265,13 @@ impl Node {
                 cancel: ctx.cancel.clone(),
             }),
         ];
+        if gate.genesis().is_some() {
+            protocols.push(Arc::new(crate::revocations::RevocationProtocol {
+                gate: gate.clone(),
+                throttle: throttle.clone(),
+                cancel: ctx.cancel.clone(),
+            }));
+        }
         protocols.extend(extra_protocols);
         let router = match Router::new(protocols) {
             Ok(r) => Arc::new(r),
@@ -299,6 +328,12 @@ impl Node {
             ephemeral.clone(),
             ctx.cancel.clone(),
         ));
+        if gate.genesis().is_some() {
+            ctx.tasks.spawn(crate::revocations::enforce(
+                ctx.clone(),
+                connections.clone(),
+            ));
+        }
         ctx.tasks.spawn(manager.clone().accept_loop());
         for peer in config.static_peers {
             manager.want(peer, Source::Static);
@@ -331,6 +366,7 @@ impl Node {
                 endpoint: endpoint.clone(),
                 bond,
                 ephemeral,
+                key: ephemeral_key,
                 bond_cancel,
                 closed: AtomicBool::new(false),
             }),
@@ -537,6 +573,7 @@ impl Node {
             .await
             .map_err(|e| Error::Internal(e.to_string()))
             .and_then(|r| r);
+        ctx.gate.close();
         engine.doc_hub.close_all();
         ctx.peer_hub.close_all();
         self.inner.ephemeral.close_subscriptions();

@@ -66,12 +66,46 @@ pub(crate) async fn raw_connection_offering(
             versions: vec![1],
         },
     ];
-    let (admitted, control) = crate::security::admit(conn, true, formation, &me, &offers)
+    let gate = crate::security::Gate::secret_only(me);
+    raw_admit(ep, conn, formation, &gate, &offers).await
+}
+
+/// Admission by hand on a fresh connection, with `gate` (certificates too).
+pub(crate) async fn raw_admit(
+    ep: Endpoint,
+    conn: iroh::endpoint::Connection,
+    formation: &Formation,
+    gate: &crate::security::Gate,
+    offers: &[ProtocolOffer],
+) -> (Endpoint, Arc<Admitted>) {
+    let me = NodeId(ep.secret_key().public());
+    let (admitted, control) = crate::security::admit(conn, true, formation, gate, &me, offers)
         .await
         .unwrap();
     // A clean end of the control stream is no error to the node.
     drop(control);
     (ep, Arc::new(admitted))
+}
+
+/// A raw member of `node`'s formation (certificate mode, chain in `gate`)
+/// offering only the revocations protocol.
+pub(crate) async fn raw_member(
+    node: &Node,
+    formation: &Formation,
+    gate: &crate::security::Gate,
+    secret: iroh::SecretKey,
+) -> (Endpoint, Arc<Admitted>) {
+    let ep = crate::transport::bind_small_window_endpoint(secret, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr =
+        EndpointAddr::from_parts(node.id().0, node.addrs().into_iter().map(TransportAddr::Ip));
+    let conn = ep.connect(addr, MESH_ALPN).await.unwrap();
+    let offers = [ProtocolOffer {
+        name: "revocations".into(),
+        versions: vec![1],
+    }];
+    raw_admit(ep, conn, formation, gate, &offers).await
 }
 
 /// Changes of a document waiting in Automerge's queue for dependencies

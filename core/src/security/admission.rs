@@ -19,20 +19,43 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::gate::{Gate, PeerMembership};
 use super::{Formation, NodeId};
 use crate::error::{Error, Result};
 use crate::wire::{
     read_frame_max, sanitize_reason, write_frame, Frame, Hash32, ProtocolOffer,
-    MAX_ADMISSION_FRAME, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS, PROTOCOL_VERSION,
+    MAX_MEMBERSHIP_FRAME, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS,
+    PROTOCOL_VERSION,
 };
 
-/// Reads the peer's `Protocols` and checks it against the offer bounds.
-async fn read_offers<R, W>(r: &mut R, w: &mut W) -> Result<Vec<ProtocolOffer>>
+/// One side's view of an admission.
+pub(crate) struct Admission<'a> {
+    pub formation: &'a Formation,
+    pub gate: &'a Gate,
+    pub me: &'a NodeId,
+    pub peer: &'a NodeId,
+    pub offers: &'a [ProtocolOffer],
+}
+
+/// What admission learnt of the peer.
+pub(crate) struct AdmittedPeer {
+    pub offers: Vec<ProtocolOffer>,
+    /// The peer's membership, when this node checks certificates.
+    pub membership: Option<PeerMembership>,
+}
+
+/// Reads the peer's `Protocols` (after `first`, if already read) and checks
+/// it against the offer bounds.
+async fn read_offers<R, W>(r: &mut R, w: &mut W, first: Option<Frame>) -> Result<Vec<ProtocolOffer>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let offers = match expect(r, "Protocols").await? {
+    let frame = match first {
+        Some(Frame::Membership { .. }) | None => expect(r, "Protocols").await?,
+        Some(f) => f,
+    };
+    let offers = match frame {
         Frame::Protocols { offers } => offers,
         other => return Err(refuse(w, format!("expected Protocols, got {}", other.name())).await),
     };
@@ -55,14 +78,14 @@ enum Role {
 }
 
 fn mac(
-    formation: &Formation,
+    key: &[u8; 32],
     role: Role,
     initiator: &NodeId,
     responder: &NodeId,
     nonce_i: &Hash32,
     nonce_r: &Hash32,
 ) -> blake3::Hash {
-    let mut h = blake3::Hasher::new_keyed(&formation.admission_key());
+    let mut h = blake3::Hasher::new_keyed(key);
     h.update(&[role as u8]);
     h.update(initiator.as_bytes());
     h.update(responder.as_bytes());
@@ -88,7 +111,7 @@ async fn refuse<W: AsyncWrite + Unpin>(w: &mut W, reason: String) -> Error {
 }
 
 async fn expect<R: AsyncRead + Unpin>(r: &mut R, stage: &str) -> Result<Frame> {
-    match read_frame_max(r, MAX_ADMISSION_FRAME)
+    match read_frame_max(r, MAX_MEMBERSHIP_FRAME)
         .await?
         .map(|(f, _)| f)
     {
@@ -103,25 +126,64 @@ async fn expect<R: AsyncRead + Unpin>(r: &mut R, stage: &str) -> Result<Frame> {
     }
 }
 
+impl Admission<'_> {
+    /// Judges the frame where a peer that uses certificates sends its
+    /// `Membership`: when this node checks certificates it must be one that
+    /// passes; when it does not, it must not be one (the peer would require
+    /// a chain this node does not have). Refuses the peer, with the reason,
+    /// otherwise.
+    async fn judge<W: AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        frame: &Frame,
+    ) -> Result<Option<PeerMembership>> {
+        let reason = match (self.gate.mode().certificates(), frame) {
+            (false, Frame::Membership { .. }) => {
+                "certificate required by the peer: this node has none (no trust settings)".into()
+            }
+            (false, _) => return Ok(None),
+            (true, Frame::Membership { chain }) => match self.gate.check_peer(self.peer, chain) {
+                Ok(m) => return Ok(Some(m)),
+                Err(reason) => format!("certificate refused: {reason}"),
+            },
+            (true, _) => "certificate required: the peer presented none".into(),
+        };
+        Err(refuse(w, reason).await)
+    }
+
+    /// Sends this node's chain when its mode uses certificates.
+    async fn present<W: AsyncWrite + Unpin>(&self, w: &mut W) -> Result<()> {
+        if self.gate.mode().certificates() {
+            write_frame(
+                w,
+                &Frame::Membership {
+                    chain: self.gate.chain_bytes(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs admission as the side that opened the connection.
 pub(crate) async fn admit_outbound<R, W>(
     r: &mut R,
     w: &mut W,
-    formation: &Formation,
-    me: &NodeId,
-    peer: &NodeId,
-    offers: &[ProtocolOffer],
-) -> Result<Vec<ProtocolOffer>>
+    a: &Admission<'_>,
+) -> Result<AdmittedPeer>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let (me, peer) = (a.me, a.peer);
+    let key = a.formation.admission_key();
     let nonce_i = nonce();
     write_frame(
         w,
         &Frame::Hello {
             version: PROTOCOL_VERSION,
-            formation_tag: formation.tag(),
+            formation_tag: a.formation.tag(),
             nonce: nonce_i,
         },
     )
@@ -130,10 +192,14 @@ where
         Frame::Challenge { nonce, proof } => (nonce, proof),
         other => return Err(refuse(w, format!("expected Challenge, got {}", other.name())).await),
     };
-    if mac(formation, Role::Responder, me, peer, &nonce_i, &nonce_r) != blake3::Hash::from(proof) {
+    // In certificate mode the secret is not checked (the chain is).
+    let checks = a.gate.mode().secret();
+    if checks
+        && mac(&key, Role::Responder, me, peer, &nonce_i, &nonce_r) != blake3::Hash::from(proof)
+    {
         return Err(refuse(w, "responder failed the formation proof".into()).await);
     }
-    let proof = mac(formation, Role::Initiator, me, peer, &nonce_i, &nonce_r);
+    let proof = mac(&key, Role::Initiator, me, peer, &nonce_i, &nonce_r);
     write_frame(
         w,
         &Frame::Proof {
@@ -141,33 +207,42 @@ where
         },
     )
     .await?;
+    a.present(w).await?;
     write_frame(
         w,
         &Frame::Protocols {
-            offers: offers.to_vec(),
+            offers: a.offers.to_vec(),
         },
     )
     .await?;
-    match expect(r, "Welcome").await? {
+    // The responder's chain (if it sends one) comes before its Welcome.
+    let mut frame = expect(r, "Welcome").await?;
+    let membership = a.judge(w, &frame).await?;
+    if matches!(frame, Frame::Membership { .. }) {
+        frame = expect(r, "Welcome").await?;
+    }
+    match frame {
         Frame::Welcome => {}
         other => return Err(refuse(w, format!("expected Welcome, got {}", other.name())).await),
     }
-    read_offers(r, w).await
+    Ok(AdmittedPeer {
+        offers: read_offers(r, w, None).await?,
+        membership,
+    })
 }
 
 /// Runs admission as the side that accepted the connection.
 pub(crate) async fn admit_inbound<R, W>(
     r: &mut R,
     w: &mut W,
-    formation: &Formation,
-    me: &NodeId,
-    peer: &NodeId,
-    offers: &[ProtocolOffer],
-) -> Result<Vec<ProtocolOffer>>
+    a: &Admission<'_>,
+) -> Result<AdmittedPeer>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let (me, peer) = (a.me, a.peer);
+    let key = a.formation.admission_key();
     let nonce_i = match expect(r, "Hello").await? {
         Frame::Hello {
             version,
@@ -177,7 +252,7 @@ where
             if version != PROTOCOL_VERSION {
                 return Err(refuse(w, format!("protocol version {version} not supported")).await);
             }
-            if formation_tag != formation.tag() {
+            if formation_tag != a.formation.tag() {
                 return Err(refuse(w, "different formation".into()).await);
             }
             nonce
@@ -185,7 +260,7 @@ where
         other => return Err(refuse(w, format!("expected Hello, got {}", other.name())).await),
     };
     let nonce_r = nonce();
-    let proof = mac(formation, Role::Responder, peer, me, &nonce_i, &nonce_r);
+    let proof = mac(&key, Role::Responder, peer, me, &nonce_i, &nonce_r);
     write_frame(
         w,
         &Frame::Challenge {
@@ -198,91 +273,30 @@ where
         Frame::Proof { proof } => proof,
         other => return Err(refuse(w, format!("expected Proof, got {}", other.name())).await),
     };
-    if mac(formation, Role::Initiator, peer, me, &nonce_i, &nonce_r) != blake3::Hash::from(proof) {
+    let checks = a.gate.mode().secret();
+    if checks
+        && mac(&key, Role::Initiator, peer, me, &nonce_i, &nonce_r) != blake3::Hash::from(proof)
+    {
         return Err(refuse(w, "initiator failed the formation proof".into()).await);
     }
+    // The initiator's chain (if it sends one) comes before its Protocols.
+    let next = expect(r, "Protocols").await?;
+    let membership = a.judge(w, &next).await?;
+    a.present(w).await?;
     write_frame(w, &Frame::Welcome).await?;
     write_frame(
         w,
         &Frame::Protocols {
-            offers: offers.to_vec(),
+            offers: a.offers.to_vec(),
         },
     )
     .await?;
-    read_offers(r, w).await
+    Ok(AdmittedPeer {
+        offers: read_offers(r, w, Some(next)).await?,
+        membership,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id() -> NodeId {
-        NodeId(iroh::SecretKey::generate().public())
-    }
-
-    fn offers(name: &str) -> Vec<ProtocolOffer> {
-        vec![ProtocolOffer {
-            name: name.into(),
-            versions: vec![1, 2],
-        }]
-    }
-
-    async fn run(
-        fa: Formation,
-        fb: Formation,
-    ) -> (Result<Vec<ProtocolOffer>>, Result<Vec<ProtocolOffer>>) {
-        let (a, b) = tokio::io::duplex(4096);
-        let (mut ar, mut aw) = tokio::io::split(a);
-        let (mut br, mut bw) = tokio::io::split(b);
-        let (ia, ib) = (id(), id());
-        tokio::join!(
-            async move { admit_outbound(&mut ar, &mut aw, &fa, &ia, &ib, &offers("a")).await },
-            async move { admit_inbound(&mut br, &mut bw, &fb, &ib, &ia, &offers("b")).await },
-        )
-    }
-
-    #[tokio::test]
-    async fn same_secret_is_admitted() {
-        let f = Formation::new("alpha", [9; 32]);
-        let (a, b) = run(f.clone(), f).await;
-        // each side learns the other's offers
-        assert_eq!(a.unwrap(), offers("b"));
-        assert_eq!(b.unwrap(), offers("a"));
-    }
-
-    #[tokio::test]
-    async fn wrong_secret_is_refused_on_both_sides() {
-        let (a, b) = run(
-            Formation::new("alpha", [9; 32]),
-            Formation::new("alpha", [8; 32]),
-        )
-        .await;
-        assert_eq!(a.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
-        assert_eq!(b.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
-    }
-
-    #[tokio::test]
-    async fn other_formation_is_refused_on_both_sides() {
-        let (a, b) = run(
-            Formation::new("alpha", [9; 32]),
-            Formation::new("beta", [9; 32]),
-        )
-        .await;
-        assert!(a.unwrap_err().to_string().contains("different formation"));
-        assert_eq!(b.unwrap_err().kind(), crate::ErrorKind::AdmissionRefused);
-    }
-
-    #[tokio::test]
-    async fn garbage_instead_of_hello_is_refused() {
-        let (a, b) = tokio::io::duplex(4096);
-        let (mut br, mut bw) = tokio::io::split(b);
-        let (mut _ar, mut aw) = tokio::io::split(a);
-        use tokio::io::AsyncWriteExt;
-        aw.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]).await.unwrap();
-        let f = Formation::new("alpha", [9; 32]);
-        let err = admit_inbound(&mut br, &mut bw, &f, &id(), &id(), &[])
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Protocol);
-    }
-}
+#[path = "admission_tests.rs"]
+mod tests;

@@ -4,7 +4,8 @@
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 
-use super::admission::{admit_inbound, admit_outbound};
+use super::admission::{admit_inbound, admit_outbound, Admission};
+use super::gate::{Gate, PeerMembership};
 use super::{Formation, NodeId};
 use crate::error::{Error, Result};
 use crate::locks::LockExt;
@@ -17,6 +18,8 @@ pub(crate) struct Admitted {
     peer: NodeId,
     outbound: bool,
     theirs: Vec<ProtocolOffer>,
+    /// What the peer's certificate chain said, when this node checks them.
+    membership: Option<PeerMembership>,
     /// Why this node closed the connection, first reason wins.
     closed_because: std::sync::Mutex<Option<String>>,
 }
@@ -36,6 +39,11 @@ impl Admitted {
     /// The peer.
     pub fn peer(&self) -> NodeId {
         self.peer
+    }
+
+    /// The peer's membership (when this node checks certificates).
+    pub fn membership(&self) -> Option<&PeerMembership> {
+        self.membership.as_ref()
     }
 
     /// True if this node dialled the connection.
@@ -73,11 +81,13 @@ impl Admitted {
 }
 
 /// Runs admission on a fresh connection: the dialler opens the control stream,
-/// both sides prove the formation secret and exchange `offers`.
+/// both sides prove the formation secret (or show their certificates, as
+/// `gate` says) and exchange `offers`.
 pub(crate) async fn admit(
     conn: Connection,
     outbound: bool,
     formation: &Formation,
+    gate: &Gate,
     me: &NodeId,
     offers: &[ProtocolOffer],
 ) -> Result<(Admitted, Control)> {
@@ -87,17 +97,25 @@ pub(crate) async fn admit(
     } else {
         conn.accept_bi().await.map_err(Error::network)?
     };
-    let theirs = if outbound {
-        admit_outbound(&mut recv, &mut send, formation, me, &peer, offers).await?
+    let a = Admission {
+        formation,
+        gate,
+        me,
+        peer: &peer,
+        offers,
+    };
+    let admitted = if outbound {
+        admit_outbound(&mut recv, &mut send, &a).await?
     } else {
-        admit_inbound(&mut recv, &mut send, formation, me, &peer, offers).await?
+        admit_inbound(&mut recv, &mut send, &a).await?
     };
     Ok((
         Admitted {
             conn,
             peer,
             outbound,
-            theirs,
+            theirs: admitted.offers,
+            membership: admitted.membership,
             closed_because: std::sync::Mutex::new(None),
         },
         Control { send, recv },

@@ -4,11 +4,14 @@
 mod admission;
 mod admitted;
 mod formation;
+mod gate;
 mod identity;
+mod trust_store;
 
+pub use crate::identity::NodeId;
 #[cfg(test)]
-pub(crate) use admission::admit_outbound;
+pub(crate) use admission::{admit_outbound, Admission};
 pub(crate) use admitted::{admit, Admitted, Control};
 pub use formation::Formation;
+pub(crate) use gate::{Gate, News};
 pub(crate) use identity::load_or_create_identity;
-pub use identity::NodeId;

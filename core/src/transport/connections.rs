@@ -29,6 +29,7 @@ pub(crate) mod close_code {
     pub const PROTOCOL: u32 = 2;
     pub const DUPLICATE: u32 = 3;
     pub const PEER_LIMIT: u32 = 4;
+    pub const REVOKED: u32 = 5;
 }
 
 /// Two connections between the same pair admitted within this window are a
@@ -118,6 +119,7 @@ impl Connections {
             conn.clone(),
             outbound,
             &self.ctx.formation,
+            &self.ctx.gate,
             &self.ctx.me,
             &offers,
         );
@@ -167,6 +169,11 @@ impl Connections {
     /// duplicates must be probed first), so a caller that dialled can use the
     /// connection at once.
     pub(crate) fn start(self: &Arc<Self>, conn: Arc<Admitted>, control: Control) {
+        // A revocation learnt while this connection was in admission.
+        if let Some(reason) = conn.membership().and_then(|m| self.ctx.gate.revoked(m)) {
+            conn.close(close_code::REVOKED, &reason);
+            return;
+        }
         let Control { send, recv } = control;
         let mut send = Some(send);
         match self.register(&conn, &mut send, false) {
@@ -343,6 +350,11 @@ impl Connections {
     /// Number of registered connections.
     pub(crate) fn count(&self) -> usize {
         self.map().len()
+    }
+
+    /// Every registered connection.
+    pub(crate) fn admitted(&self) -> Vec<Arc<Admitted>> {
+        self.map().values().map(|e| e.conn.clone()).collect()
     }
 
     /// Every connected peer.

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use super::{PeerEvent, PeerTable};
 use crate::bandwidth::Throttle;
 use crate::events::Hub;
-use crate::security::Formation;
+use crate::security::{Formation, Gate};
 use crate::NodeId;
 
 /// Shared state of one running node.
@@ -20,6 +20,8 @@ pub(crate) struct NodeContext {
     pub me: NodeId,
     /// The formation it admits peers of.
     pub formation: Formation,
+    /// What admission checks beyond the secret, and the revocations known.
+    pub gate: Arc<Gate>,
     /// Every peer known, with its state and sources.
     pub peers: PeerTable,
     /// Peer (and node) events for subscribers.
@@ -38,6 +40,7 @@ impl NodeContext {
     pub(crate) fn new(
         me: NodeId,
         formation: Formation,
+        gate: Arc<Gate>,
         event_capacity: usize,
         link_timeout: Duration,
         throttle: Arc<Throttle>,
@@ -45,6 +48,7 @@ impl NodeContext {
         NodeContext {
             me,
             formation,
+            gate,
             peers: PeerTable::default(),
             peer_hub: Hub::new(event_capacity),
             cancel: CancellationToken::new(),

@@ -61,6 +61,13 @@ pub enum PeerEvent {
         /// Why it ended.
         reason: String,
     },
+    /// This node learnt that a certificate of `peer` was revoked (from the
+    /// application or a peer); its connection with `peer`, if any, is
+    /// closed and admission refuses it from now on.
+    Revoked {
+        /// The node whose certificate was revoked.
+        peer: NodeId,
+    },
     /// Admission failed in either direction; the connection was closed.
     AdmissionRefused {
         /// The peer (as authenticated by QUIC).

@@ -21,10 +21,15 @@
 
 mod cert;
 mod chain;
+mod config;
+mod record;
+#[cfg(test)]
+mod record_tests;
 mod revoke;
 mod signed;
 #[cfg(test)]
 mod tests;
+mod text;
 mod tokens;
 
 use std::time::Duration;
@@ -34,7 +39,10 @@ use zeroize::Zeroizing;
 
 pub use cert::{Certificate, MAX_CERT_LEN};
 pub use chain::{validate_chain, CLOCK_SKEW, MAX_CHAIN};
+pub use config::{AdmissionMode, MembershipStatus, TrustConfig};
+pub use record::{decode_chain, encode_chain, RevocationRecord, MAX_RECORD_LEN};
 pub use revoke::{Revocation, Revocations, MAX_REVOCATIONS, MAX_REVOCATION_LEN};
+pub use text::{authority_from_hex, chain_from_text, chain_to_text};
 pub use tokens::{EnrollmentToken, TokenStore, MAX_TOKENS};
 
 use crate::NodeId;
@@ -255,6 +263,12 @@ impl Authority {
     /// The secret key's bytes, to store (owner-only) and load back.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         self.key.clone()
+    }
+
+    /// Revokes `cert` at `now_ms` (the authority may revoke any certificate
+    /// of its formation).
+    pub fn revoke(&self, cert: &Certificate, now_ms: u64) -> Revocation {
+        Revocation::sign(&iroh::SecretKey::from_bytes(&self.key), cert, now_ms)
     }
 
     /// Issues a certificate (any tier, any permissions).

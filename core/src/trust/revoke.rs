@@ -31,6 +31,8 @@ struct Body {
     certificate: [u8; 32],
     /// Its issuer's key.
     cert_issuer: [u8; 32],
+    /// The key it certified (the revoked node).
+    cert_subject: [u8; 32],
     /// Its validity's end (Unix ms): the revocation is kept until then.
     cert_not_after_ms: u64,
     revoked_at_ms: u64,
@@ -66,6 +68,7 @@ impl Revocation {
             formation: cert.formation().to_string(),
             certificate: cert.id(),
             cert_issuer: cert.body.issuer,
+            cert_subject: cert.body.subject,
             cert_not_after_ms: cert.not_after_ms(),
             revoked_at_ms,
             revoker: *revoker.public().as_bytes(),
@@ -77,6 +80,12 @@ impl Revocation {
     /// The revoked certificate's id.
     pub fn certificate(&self) -> [u8; 32] {
         self.body.certificate
+    }
+
+    /// The node whose certificate it revokes (as the revoker stated it; a
+    /// revocation applies by certificate id, whatever this says).
+    pub fn subject(&self) -> Option<NodeId> {
+        NodeId::from_bytes(&self.body.cert_subject).ok()
     }
 
     /// When it was revoked (Unix ms, the revoker's clock).
@@ -176,6 +185,11 @@ impl Revocations {
                 .get(id)
                 .filter(|r| r.body.cert_issuer == cert.body.issuer)
         })
+    }
+
+    /// Whether the revocation of certificate `id` is held.
+    pub fn contains(&self, id: &[u8; 32]) -> bool {
+        self.by_cert.contains_key(id)
     }
 
     /// Revocations held.

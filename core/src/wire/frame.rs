@@ -135,6 +135,28 @@ pub enum Frame {
     /// On the control stream: asks for nothing; its transport acknowledgement
     /// shows the peer is alive.
     Ping,
+    /// Admission, each way when the sender's mode uses certificates: the
+    /// sender's membership certificate chain (its own first, at most
+    /// [`crate::trust::MAX_CHAIN`], each [`crate::trust::Certificate::to_bytes`]).
+    /// A node that does not check certificates reads and ignores it.
+    Membership {
+        /// Encoded certificates.
+        chain: Vec<Vec<u8>>,
+    },
+    /// Revocation protocol: ids of the certificates whose revocations the
+    /// sender holds, in pages; `last` ends the list.
+    RevocationIds {
+        /// Revoked certificate ids.
+        ids: Vec<Hash32>,
+        /// True on the final page.
+        last: bool,
+    },
+    /// Revocation protocol: one revocation with the revoker's chain
+    /// ([`crate::trust::RevocationRecord::to_bytes`]).
+    RevocationRecord {
+        /// The encoded record.
+        record: Vec<u8>,
+    },
 }
 
 impl Frame {
@@ -155,6 +177,9 @@ impl Frame {
             Frame::Protocols { .. } => "Protocols",
             Frame::Open { .. } => "Open",
             Frame::Ping => "Ping",
+            Frame::Membership { .. } => "Membership",
+            Frame::RevocationIds { .. } => "RevocationIds",
+            Frame::RevocationRecord { .. } => "RevocationRecord",
         }
     }
 }

@@ -42,6 +42,10 @@ pub fn decode(body: &[u8]) -> Result<Frame> {
 /// (a `Refused` reason is cut to [`MAX_REASON_LEN`]).
 pub const MAX_ADMISSION_FRAME: usize = 256;
 
+/// Largest frame admission reads: room for a [`Frame::Membership`] of
+/// [`crate::trust::MAX_CHAIN`] certificates of [`crate::trust::MAX_CERT_LEN`].
+pub const MAX_MEMBERSHIP_FRAME: usize = 4096;
+
 /// Longest peer-supplied reason kept (in characters).
 pub const MAX_REASON_LEN: usize = 120;
 

@@ -19,7 +19,10 @@ pub use framing::decode;
 pub use framing::encode;
 #[cfg(test)]
 pub use framing::MAX_REASON_LEN;
-pub use framing::{read_frame_max, sanitize_reason, write_frame, FrameReader, MAX_ADMISSION_FRAME};
+pub use framing::{
+    read_frame_max, sanitize_reason, write_frame, FrameReader, MAX_ADMISSION_FRAME,
+    MAX_MEMBERSHIP_FRAME,
+};
 pub use split::{split_changes, CHANGE_FRAME_BUDGET, MAX_CHANGE_LEN, MAX_HEADS};
 
 /// The largest frame body accepted (16 MiB).

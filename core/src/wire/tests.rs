@@ -85,6 +85,12 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         }),
         (".{0,10}", any::<u16>()).prop_map(|(protocol, version)| Frame::Open { protocol, version }),
         Just(Frame::Ping),
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..5)
+            .prop_map(|chain| Frame::Membership { chain }),
+        (proptest::collection::vec(arb_hash(), 0..5), any::<bool>())
+            .prop_map(|(ids, last)| Frame::RevocationIds { ids, last }),
+        proptest::collection::vec(any::<u8>(), 0..300)
+            .prop_map(|record| Frame::RevocationRecord { record }),
     ]
 }
 

@@ -50,6 +50,10 @@ pub enum PeatEventKind {
     /// `stored_bytes` is what the documents take after it. Once per pass that
     /// evicted any, to peer-event subscriptions.
     StorageEvicted = 13,
+    /// A certificate of a peer was revoked (this node just learnt it): its
+    /// connection, if any, is closed and admission refuses it from now on;
+    /// `peer` is set.
+    PeerRevoked = 14,
 }
 
 /// Where the change of a document event came from ([`PeatEvent::origin`]).
@@ -171,6 +175,7 @@ pub(crate) fn peer_event(e: PeerEventRecord) -> PeatEvent {
     let mut source = PeatPeerSource::None;
     let (kind, peer, reason) = match e {
         PeerEventRecord::Connected { peer } => (PeatEventKind::PeerConnected, Some(peer), None),
+        PeerEventRecord::Revoked { peer } => (PeatEventKind::PeerRevoked, Some(peer), None),
         PeerEventRecord::Disconnected { peer, reason } => {
             (PeatEventKind::PeerDisconnected, Some(peer), Some(reason))
         }

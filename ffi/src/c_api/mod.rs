@@ -57,8 +57,11 @@ mod memory;
 /// Blobs and transfers.
 mod blobs;
 
+/// Trust: authority, certificates, membership, revocations.
+mod trust;
+
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 9;
+pub const PEAT_ABI_VERSION: u32 = 10;
 
 pub use beacons::*;
 pub use blobs::*;
@@ -71,4 +74,5 @@ pub use memory::*;
 pub use node::*;
 pub use peers::*;
 pub use subscriptions::*;
+pub use trust::*;
 pub use types::*;

@@ -57,6 +57,12 @@ pub struct PeatNodeOptions {
     /// Bandwidth budgets as JSON, the form of [`peat_node_set_bandwidth`];
     /// empty (or NULL with length 0) for no limits.
     pub bandwidth_json: PeatStr,
+    /// Trust settings as JSON: `{"authority": "<64 hex>", "mode":
+    /// "certificate" | "both" | "secret", "chain": ["<certificate hex>", ...]}`
+    /// (mode defaults to "certificate"; chain optional, own certificate
+    /// first); empty (or NULL with length 0) for admission by the formation
+    /// secret only.
+    pub trust_json: PeatStr,
 }
 
 /// The C ABI version ([`PEAT_ABI_VERSION`]).
@@ -170,6 +176,7 @@ pub unsafe extern "C" fn peat_node_open(
             storage_high_water_pct: o.storage_high_water_pct,
             storage_low_water_pct: o.storage_low_water_pct,
             bandwidth_json: str_arg(o.bandwidth_json, "bandwidth_json")?.to_string(),
+            trust_json: str_arg(o.trust_json, "trust_json")?.to_string(),
         };
         let id = sdk::node_open(&opts, timeout_ms, cancel.id)?;
         Ok(PeatNode { id })

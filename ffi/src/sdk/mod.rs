@@ -5,7 +5,7 @@
 //! of [`crate::records`].
 //!
 //! One file per domain: the library and its nodes ([`node`]: secrets, cancel
-//! tokens, open, close, shutdown), [`ephemeral`] (topics and beacons), [`lifecycle`] (collection policies, garbage collection, storage counters), [`links`] (links at open, PACE, silencing),
+//! tokens, open, close, shutdown), [`ephemeral`] (topics and beacons), [`lifecycle`] (collection policies, garbage collection, storage counters), [`trust`] (authority, certificates, membership, revocations), [`links`] (links at open, PACE, silencing),
 //! [`peers`], [`documents`] and [`subscriptions`]; [`args`] holds the argument checks they share.
 
 mod args;
@@ -17,6 +17,7 @@ mod links;
 mod node;
 mod peers;
 mod subscriptions;
+mod trust;
 
 #[cfg(test)]
 mod ephemeral_tests;
@@ -24,6 +25,8 @@ mod ephemeral_tests;
 mod lifecycle_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 pub use bandwidth::*;
 pub use documents::*;
@@ -33,3 +36,4 @@ pub use links::*;
 pub use node::*;
 pub use peers::*;
 pub use subscriptions::*;
+pub use trust::*;

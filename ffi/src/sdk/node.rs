@@ -48,6 +48,7 @@ fn node_config(o: &NodeOptions) -> SdkResult<(NodeConfig, Option<LinkPlan>)> {
     let cfg = super::ephemeral::apply(&o.ephemeral, cfg)?;
     let cfg = super::lifecycle::apply(o, cfg)?;
     let cfg = super::bandwidth::apply(o, cfg)?;
+    let cfg = super::trust::apply(o, cfg)?;
     Ok((cfg.mdns(o.mdns), links))
 }
 

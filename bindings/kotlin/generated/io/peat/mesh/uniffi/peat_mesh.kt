@@ -782,6 +782,30 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_storage_stats(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_add_revocation(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_authority_issue(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_authority_public_key(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_authority_revoke(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_certificate_chain(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_certificate_info(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_generate_authority_secret(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_membership(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_peer_certificate_chain(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_revoke(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_set_certificate_chain(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_trust_stats(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event(
     ): Int
     external fun ffi_peat_mesh_ffi_uniffi_contract_version(
@@ -934,6 +958,30 @@ external fun uniffi_peat_mesh_ffi_fn_func_set_bandwidth(`node`: Long,`bandwidthJ
 external fun uniffi_peat_mesh_ffi_fn_func_set_policy(`node`: Long,`collection`: RustBuffer.ByValue,`policyJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_storage_stats(`node`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_add_revocation(`node`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun uniffi_peat_mesh_ffi_fn_func_authority_issue(`formationId`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,`grant`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_authority_public_key(`formationId`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_authority_revoke(`formationId`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_certificate_chain(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_certificate_info(`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_generate_authority_secret(uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_membership(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_peer_certificate_chain(`node`: Long,`peer`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_revoke(`node`: Long,`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun uniffi_peat_mesh_ffi_fn_func_set_certificate_chain(`node`: Long,`certificates`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_trust_stats(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun ffi_peat_mesh_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1238,6 +1286,42 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_storage_stats() != 59722) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_add_revocation() != 55879) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_authority_issue() != 20944) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_authority_public_key() != 63510) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_authority_revoke() != 42703) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_certificate_chain() != 35804) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_certificate_info() != 60418) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_generate_authority_secret() != 23024) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_membership() != 44413) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_peer_certificate_chain() != 12840) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_revoke() != 45820) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_set_certificate_chain() != 16908) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_trust_stats() != 45771) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 14324) {
@@ -2340,6 +2424,92 @@ public object FfiConverterTypeBlobStatusRecord: FfiConverterRustBuffer<BlobStatu
 
 
 /**
+ * What a certificate says.
+ */
+data class CertificateRecord (
+    /**
+     * Its id (hex): what a revocation names.
+     */
+    var `id`: kotlin.String
+    , 
+    var `formationId`: kotlin.String
+    , 
+    /**
+     * The device's node id.
+     */
+    var `subject`: kotlin.String
+    , 
+    /**
+     * The signer's key (the authority's or a delegate's node id).
+     */
+    var `issuer`: kotlin.String
+    , 
+    /**
+     * `enterprise`, `regional`, `tactical`, `edge` (empty if unknown).
+     */
+    var `tier`: kotlin.String
+    , 
+    /**
+     * Permission bits: 1 relay, 2 enroll, 4 admin.
+     */
+    var `permissions`: kotlin.UInt
+    , 
+    var `notBeforeMs`: kotlin.ULong
+    , 
+    var `notAfterMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCertificateRecord: FfiConverterRustBuffer<CertificateRecord> {
+    override fun read(buf: ByteBuffer): CertificateRecord {
+        return CertificateRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CertificateRecord) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`formationId`) +
+            FfiConverterString.allocationSize(value.`subject`) +
+            FfiConverterString.allocationSize(value.`issuer`) +
+            FfiConverterString.allocationSize(value.`tier`) +
+            FfiConverterUInt.allocationSize(value.`permissions`) +
+            FfiConverterULong.allocationSize(value.`notBeforeMs`) +
+            FfiConverterULong.allocationSize(value.`notAfterMs`)
+    )
+
+    override fun write(value: CertificateRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`formationId`, buf)
+            FfiConverterString.write(value.`subject`, buf)
+            FfiConverterString.write(value.`issuer`, buf)
+            FfiConverterString.write(value.`tier`, buf)
+            FfiConverterUInt.write(value.`permissions`, buf)
+            FfiConverterULong.write(value.`notBeforeMs`, buf)
+            FfiConverterULong.write(value.`notAfterMs`, buf)
+    }
+}
+
+
+
+/**
  * A per-collection link rule: documents of `collection` go to a peer only
  * over links of a level below `below_level` (1–8; e.g. 3 keeps them off
  * emergency links). The other collections sync over any link.
@@ -2668,6 +2838,77 @@ public object FfiConverterTypeGarbageReportRecord: FfiConverterRustBuffer<Garbag
 
 
 /**
+ * What a new certificate grants (see `sdk::authority_issue`).
+ */
+data class GrantRecord (
+    /**
+     * The device's node id.
+     */
+    var `subject`: kotlin.String
+    , 
+    /**
+     * `enterprise`, `regional`, `tactical` or `edge`.
+     */
+    var `tier`: kotlin.String
+    , 
+    /**
+     * Permission bits: 1 relay, 2 enroll, 4 admin.
+     */
+    var `permissions`: kotlin.UInt
+    , 
+    /**
+     * Valid from (Unix ms); 0: now.
+     */
+    var `notBeforeMs`: kotlin.ULong
+    , 
+    /**
+     * Valid for this many ms from `not_before_ms` (more than 0).
+     */
+    var `validForMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGrantRecord: FfiConverterRustBuffer<GrantRecord> {
+    override fun read(buf: ByteBuffer): GrantRecord {
+        return GrantRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GrantRecord) = (
+            FfiConverterString.allocationSize(value.`subject`) +
+            FfiConverterString.allocationSize(value.`tier`) +
+            FfiConverterUInt.allocationSize(value.`permissions`) +
+            FfiConverterULong.allocationSize(value.`notBeforeMs`) +
+            FfiConverterULong.allocationSize(value.`validForMs`)
+    )
+
+    override fun write(value: GrantRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`subject`, buf)
+            FfiConverterString.write(value.`tier`, buf)
+            FfiConverterUInt.write(value.`permissions`, buf)
+            FfiConverterULong.write(value.`notBeforeMs`, buf)
+            FfiConverterULong.write(value.`validForMs`, buf)
+    }
+}
+
+
+
+/**
  * One link's health towards a peer, measured from its own probes.
  */
 data class LinkHealthRecord (
@@ -2877,6 +3118,86 @@ public object FfiConverterTypeListPage: FfiConverterRustBuffer<ListPage> {
 
 
 /**
+ * Where a node stands in its formation.
+ */
+data class MembershipRecord (
+    /**
+     * `secret_only` (no trust settings), `no_certificate`, `valid`,
+     * `revoked` or `invalid` (out of its validity window, say).
+     */
+    var `state`: kotlin.String
+    , 
+    /**
+     * The tier when valid (else empty).
+     */
+    var `tier`: kotlin.String
+    , 
+    /**
+     * Permission bits when valid (else 0).
+     */
+    var `permissions`: kotlin.UInt
+    , 
+    /**
+     * When the chain expires (Unix ms) when valid (else 0).
+     */
+    var `notAfterMs`: kotlin.ULong
+    , 
+    /**
+     * When it was revoked (Unix ms) when revoked (else 0).
+     */
+    var `revokedAtMs`: kotlin.ULong
+    , 
+    /**
+     * Why, when invalid (else empty).
+     */
+    var `reason`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMembershipRecord: FfiConverterRustBuffer<MembershipRecord> {
+    override fun read(buf: ByteBuffer): MembershipRecord {
+        return MembershipRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MembershipRecord) = (
+            FfiConverterString.allocationSize(value.`state`) +
+            FfiConverterString.allocationSize(value.`tier`) +
+            FfiConverterUInt.allocationSize(value.`permissions`) +
+            FfiConverterULong.allocationSize(value.`notAfterMs`) +
+            FfiConverterULong.allocationSize(value.`revokedAtMs`) +
+            FfiConverterString.allocationSize(value.`reason`)
+    )
+
+    override fun write(value: MembershipRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`state`, buf)
+            FfiConverterString.write(value.`tier`, buf)
+            FfiConverterUInt.write(value.`permissions`, buf)
+            FfiConverterULong.write(value.`notAfterMs`, buf)
+            FfiConverterULong.write(value.`revokedAtMs`, buf)
+            FfiConverterString.write(value.`reason`, buf)
+    }
+}
+
+
+
+/**
  * A message received.
  */
 data class MessageRecord (
@@ -3061,6 +3382,14 @@ data class NodeOptions (
      * [`peat_mesh::Bandwidth::from_json`]); empty: no limits.
      */
     var `bandwidthJson`: kotlin.String
+    , 
+    /**
+     * Trust settings as JSON (`{"authority": "<64 hex>", "mode":
+     * "certificate" | "both" | "secret", "chain": ["<certificate hex>", …]}`,
+     * see [`peat_mesh::trust::TrustConfig::from_json`]); empty: admission by
+     * the formation secret only.
+     */
+    var `trustJson`: kotlin.String
     
 ){
     
@@ -3092,6 +3421,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -3110,7 +3440,8 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterULong.allocationSize(value.`storageBudgetBytes`) +
             FfiConverterUInt.allocationSize(value.`storageHighWaterPct`) +
             FfiConverterUInt.allocationSize(value.`storageLowWaterPct`) +
-            FfiConverterString.allocationSize(value.`bandwidthJson`)
+            FfiConverterString.allocationSize(value.`bandwidthJson`) +
+            FfiConverterString.allocationSize(value.`trustJson`)
     )
 
     override fun write(value: NodeOptions, buf: ByteBuffer) {
@@ -3129,6 +3460,7 @@ public object FfiConverterTypeNodeOptions: FfiConverterRustBuffer<NodeOptions> {
             FfiConverterUInt.write(value.`storageHighWaterPct`, buf)
             FfiConverterUInt.write(value.`storageLowWaterPct`, buf)
             FfiConverterString.write(value.`bandwidthJson`, buf)
+            FfiConverterString.write(value.`trustJson`, buf)
     }
 }
 
@@ -3672,6 +4004,61 @@ public object FfiConverterTypeTransferProgress: FfiConverterRustBuffer<TransferP
             FfiConverterULong.write(value.`received`, buf)
             FfiConverterDouble.write(value.`rate`, buf)
             FfiConverterBoolean.write(value.`finished`, buf)
+    }
+}
+
+
+
+/**
+ * A node's trust counters.
+ */
+data class TrustStatsRecord (
+    /**
+     * `secret`, `certificate` or `both`.
+     */
+    var `admissionMode`: kotlin.String
+    , 
+    /**
+     * Revocations held (of certificates not yet expired).
+     */
+    var `revocations`: kotlin.ULong
+    , 
+    /**
+     * Revocations peers sent that did not check out, since open.
+     */
+    var `refusedRevocations`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTrustStatsRecord: FfiConverterRustBuffer<TrustStatsRecord> {
+    override fun read(buf: ByteBuffer): TrustStatsRecord {
+        return TrustStatsRecord(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TrustStatsRecord) = (
+            FfiConverterString.allocationSize(value.`admissionMode`) +
+            FfiConverterULong.allocationSize(value.`revocations`) +
+            FfiConverterULong.allocationSize(value.`refusedRevocations`)
+    )
+
+    override fun write(value: TrustStatsRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`admissionMode`, buf)
+            FfiConverterULong.write(value.`revocations`, buf)
+            FfiConverterULong.write(value.`refusedRevocations`, buf)
     }
 }
 
@@ -4682,6 +5069,22 @@ sealed class PeerEventRecord {
         companion object
     }
     
+    /**
+     * A certificate of the peer was revoked: its connection (if any) is
+     * closed and admission refuses it from now on.
+     */
+    data class Revoked(
+        /**
+         * Node id.
+         */
+        val `peer`: kotlin.String) : PeerEventRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -4735,6 +5138,9 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 )
             10 -> PeerEventRecord.Lagged(
                 FfiConverterULong.read(buf),
+                )
+            11 -> PeerEventRecord.Revoked(
+                FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -4819,6 +5225,13 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
                 + FfiConverterULong.allocationSize(value.v1)
             )
         }
+        is PeerEventRecord.Revoked -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`peer`)
+            )
+        }
     }
 
     override fun write(value: PeerEventRecord, buf: ByteBuffer) {
@@ -4879,6 +5292,11 @@ public object FfiConverterTypePeerEventRecord : FfiConverterRustBuffer<PeerEvent
             is PeerEventRecord.Lagged -> {
                 buf.putInt(10)
                 FfiConverterULong.write(value.v1, buf)
+                Unit
+            }
+            is PeerEventRecord.Revoked -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`peer`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -6611,6 +7029,172 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_storage_stats(
     
         FfiConverterULong.lower(`node`),FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Adds a revocation record (hex) made elsewhere; false if known already.
+         */
+    @Throws(PeatException::class) fun `addRevocation`(`node`: kotlin.ULong, `record`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_add_revocation(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`record`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A certificate (hex) for `grant`, signed with the authority's key.
+         */
+    @Throws(PeatException::class) fun `authorityIssue`(`formationId`: kotlin.String, `secret`: kotlin.ByteArray, `grant`: GrantRecord): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_authority_issue(
+    
+        FfiConverterString.lower(`formationId`),FfiConverterByteArray.lower(`secret`),FfiConverterTypeGrantRecord.lower(`grant`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The public key (hex) of the authority of `formation_id` holding `secret`.
+         */
+    @Throws(PeatException::class) fun `authorityPublicKey`(`formationId`: kotlin.String, `secret`: kotlin.ByteArray): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_authority_public_key(
+    
+        FfiConverterString.lower(`formationId`),FfiConverterByteArray.lower(`secret`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A revocation record (hex) of `certificate`, signed with the authority's key.
+         */
+    @Throws(PeatException::class) fun `authorityRevoke`(`formationId`: kotlin.String, `secret`: kotlin.ByteArray, `certificate`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_authority_revoke(
+    
+        FfiConverterString.lower(`formationId`),FfiConverterByteArray.lower(`secret`),FfiConverterString.lower(`certificate`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The node's certificate chain (hex, own first).
+         */
+    @Throws(PeatException::class) fun `certificateChain`(`node`: kotlin.ULong): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_certificate_chain(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * What a certificate (hex) says.
+         */
+    @Throws(PeatException::class) fun `certificateInfo`(`certificate`: kotlin.String): CertificateRecord {
+            return FfiConverterTypeCertificateRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_certificate_info(
+    
+        FfiConverterString.lower(`certificate`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A new random 32-byte authority secret.
+         */ fun `generateAuthoritySecret`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_generate_authority_secret(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Where the node stands in its formation.
+         */
+    @Throws(PeatException::class) fun `membership`(`node`: kotlin.ULong): MembershipRecord {
+            return FfiConverterTypeMembershipRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_membership(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The chain a connected peer showed at admission (empty if none).
+         */
+    @Throws(PeatException::class) fun `peerCertificateChain`(`node`: kotlin.ULong, `peer`: kotlin.String): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_peer_certificate_chain(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`peer`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Revokes a certificate (hex) with the node's key; false if revoked already.
+         */
+    @Throws(PeatException::class) fun `revoke`(`node`: kotlin.ULong, `certificate`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_revoke(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`certificate`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Replaces the node's certificate chain (hex, own first).
+         */
+    @Throws(PeatException::class) fun `setCertificateChain`(`node`: kotlin.ULong, `certificates`: List<kotlin.String>)
+        = 
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_set_certificate_chain(
+    
+        FfiConverterULong.lower(`node`),FfiConverterSequenceString.lower(`certificates`),_status)
+}
+    
+    
+
+        /**
+         * The node's admission mode and revocation counters.
+         */
+    @Throws(PeatException::class) fun `trustStats`(`node`: kotlin.ULong): TrustStatsRecord {
+            return FfiConverterTypeTrustStatsRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_trust_stats(
+    
+        FfiConverterULong.lower(`node`),_status)
 }
     )
     }

@@ -135,7 +135,7 @@ data class Bandwidth(val perPeer: Long? = null, val links: Map<String, Long> = e
 /** What the bandwidth budgets did since the node opened. */
 data class BandwidthStats(val bytesLimited: Long, val waits: Long, val waited: Duration, val droppedDatagrams: Long)
 
-private fun quote(s: String): String = buildString {
+internal fun quote(s: String): String = buildString {
     append('"')
     for (c in s) when {
         c == '"' -> append("\\\"")

@@ -102,7 +102,7 @@ internal object JniBridge {
         linkNames: Array<String>, linkBinds: Array<String>, linkLevels: IntArray, linksOnly: Boolean,
         paceMs: LongArray, degradedLoss: Double, ruleCollections: Array<String>, ruleLevels: IntArray,
         ephemeral: Array<String>, ephemeralMs: LongArray, policiesJson: String, storageBudget: LongArray,
-        bandwidthJson: String, timeoutMs: Long, cancel: Long,
+        bandwidthJson: String, trustJson: String, timeoutMs: Long, cancel: Long,
     ): Long
     @JvmStatic external fun setPolicy(node: Long, collection: String?, policyJson: String)
     @JvmStatic external fun removePolicy(node: Long, collection: String): Boolean
@@ -290,6 +290,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
     /** The handle as JNI takes it. */
     private val h: Long = handle.toLong()
 
+    /** The handle as UniFFI takes it (for this package's extensions). */
+    internal val sdkHandle: ULong get() = handle
+
     companion object {
         internal fun adopt(handle: ULong) = Node(handle)
 
@@ -327,7 +330,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
             defaultPolicy: CollectionPolicy? = null,
             storageBudget: Long = 0,
             bandwidth: Bandwidth? = null,
+            trust: Trust? = null,
         ): Node = policiesJson(policies, defaultPolicy).let { policiesJson -> val bandwidthJson = bandwidth?.toJson() ?: ""
+            val trustJson = trust?.toJson() ?: ""
             Node(cancellable { t ->
             either(
                 {
@@ -345,7 +350,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         pace.collectionRules.map { it.belowLevel.toInt() }.toIntArray(),
                         arrayOf(ephemeral.beaconPreset, ephemeral.multicastGroup, ephemeral.multicastInterface),
                         longArrayOf(ephemeral.beaconIntervalMs.toLong(), ephemeral.beaconTtlMs.toLong()),
-                        policiesJson, longArrayOf(storageBudget, 0, 0), bandwidthJson, timeoutMs, t.toLong(),
+                        policiesJson, longArrayOf(storageBudget, 0, 0), bandwidthJson, trustJson, timeoutMs, t.toLong(),
                     ).toULong()
                 },
                 {
@@ -353,7 +358,7 @@ class Node private constructor(private val handle: ULong) : Closeable {
                         NodeOptions(
                             dataDir, formationId, secret, listen, peers, mdns, links, linksOnly, pace, ephemeral, policiesJson,
                             storageBudget.also { require(it >= 0) { "storageBudget $it is negative" } }.toULong(), 0u, 0u,
-                            bandwidthJson,
+                            bandwidthJson, trustJson,
                         ),
                         timeoutMs.toULong(), t,
                     )

@@ -1,0 +1,99 @@
+package io.peat.mesh
+
+import io.peat.mesh.uniffi.PeatException as Err
+import io.peat.mesh.uniffi.PeerEventRecord
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import kotlin.test.Test
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import kotlin.time.Duration.Companion.hours
+
+/**
+ * Conformance scenario 28: a formation authority, certificates set at
+ * runtime, admission by certificate, a node without one refused with the
+ * reason, a revocation that cuts the peer off and keeps it out, bad input.
+ */
+class TrustTest {
+    /** Loads the library (Support's initialiser) before the first call. */
+    private val lib = Support.libPath
+
+    @Test
+    fun certificatesAdmissionAndRevocation() = runBlocking<Unit> {
+        val before = PeatMesh.liveHandles()
+        val auth = Authority.generate("kotlin")
+        assertEquals(64, auth.publicKey.length)
+        assertFalse(auth.toString().contains(auth.secret().joinToString("") { "%02x".format(it) }))
+        val trust = auth.trust()
+        assertEquals(Trust(auth.publicKey, AdmissionMode.CERTIFICATE), trust)
+        val open = { t: Trust? -> runBlocking { Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", trust = t) } }
+        open(trust).use { a ->
+            open(trust).use { b ->
+                open(null).use { c ->
+                    assertEquals("no_certificate", a.membership().state)
+                    assertEquals("secret_only", c.membership().state)
+                    assertEquals(TrustStats(AdmissionMode.CERTIFICATE, 0, 0), a.trustStats())
+                    val certs = mutableMapOf<String, String>()
+                    for (n in listOf(a, b)) {
+                        val cert = auth.issue(n.id, Tier.TACTICAL, Permission.RELAY, validFor = 1.hours)
+                        val info = Authority.certificateInfo(cert)
+                        assertEquals(n.id, info.subject)
+                        assertEquals("tactical", info.tier)
+                        assertEquals(1u, info.permissions)
+                        assertEquals("kotlin", info.formationId)
+                        assertEquals(auth.publicKey, info.issuer)
+                        assertEquals(3_600_000uL, info.notAfterMs - info.notBeforeMs)
+                        n.setCertificateChain(listOf(cert))
+                        assertEquals(listOf(cert), n.certificateChain())
+                        val m = n.membership()
+                        assertEquals(Triple("valid", Tier.TACTICAL, Permission.RELAY), Triple(m.state, m.tier, m.permissions))
+                        certs[n.id] = cert
+                    }
+                    // another node's certificate is not this node's chain
+                    assertFailsWith<Err.InvalidArgument> { a.setCertificateChain(listOf(certs.getValue(b.id))) }
+                    val events = Channel<PeerEventRecord>(Channel.UNLIMITED)
+                    val collector = launch { a.peerEvents().collect { events.send(it) } }
+                    // the collector subscribes when it first runs (before the revocation, long after this)
+                    kotlinx.coroutines.yield()
+                    b.connect(a.addrs[0])
+                    assertEquals(listOf(certs.getValue(b.id)), a.peerCertificateChain(b.id))
+                    // a node with the formation secret only is refused, and told why
+                    val refused = assertFailsWith<Err.AdmissionRefused> { c.connect(a.addrs[0]) }
+                    assertTrue(refused.message!!.contains("certificate required"), refused.message)
+                    // the authority revokes b: a learns it, cuts b off and refuses it
+                    val record = auth.revoke(certs.getValue(b.id))
+                    assertTrue(a.addRevocation(record))
+                    assertFalse(a.addRevocation(record))
+                    withTimeout(10_000) {
+                        while (true) {
+                            val e = events.receive()
+                            if (e is PeerEventRecord.Revoked && e.peer == b.id) break
+                        }
+                        while (true) {
+                            val e = events.receive()
+                            if (e is PeerEventRecord.Disconnected && e.peer == b.id) break
+                        }
+                    }
+                    collector.cancel()
+                    assertEquals(1L, a.trustStats().revocations)
+                    val again = assertFailsWith<Err.AdmissionRefused> { b.connect(a.addrs[0]) }
+                    assertTrue(again.message!!.contains("revoked"), again.message)
+                    // bad input
+                    assertFailsWith<Err.InvalidArgument> { Authority.certificateInfo("zz") }
+                    assertFailsWith<Err.InvalidArgument> { auth.issue("not-a-node") }
+                    assertFailsWith<Err.InvalidArgument> { a.addRevocation("00") }
+                    assertFailsWith<Err.InvalidArgument> { a.revoke("abc") }
+                    assertFailsWith<Err.InvalidArgument> { Authority("kotlin", ByteArray(32)) }
+                    assertFailsWith<Err.InvalidArgument> { Authority("kotlin", ByteArray(31)) }
+                    assertFailsWith<IllegalArgumentException> { auth.issue(a.id, validFor = 0.hours) }
+                }
+            }
+        }
+        assertFailsWith<Err.InvalidArgument> { open(Trust("00")) }
+        assertEquals(before, PeatMesh.liveHandles())
+    }
+}

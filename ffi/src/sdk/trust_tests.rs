@@ -1,0 +1,164 @@
+//! Scenario 28 at the SDK layer: an authority, certificates set at runtime,
+//! admission with certificates, a node without one refused, a revocation
+//! that cuts the peer off and keeps it out, bad input refused.
+
+use super::tests::{opts, serial};
+use super::*;
+use crate::error::ErrorCode;
+use crate::handles;
+use crate::records::{GrantRecord, NodeOptions, PeerEventRecord};
+
+fn grant(subject: &str) -> GrantRecord {
+    GrantRecord {
+        subject: subject.into(),
+        tier: "tactical".into(),
+        permissions: 1,
+        not_before_ms: 0,
+        valid_for_ms: 3_600_000,
+    }
+}
+
+/// Waits for the first peer event `f` picks.
+fn wait_for(sub: u64, mut f: impl FnMut(&PeerEventRecord) -> bool) {
+    loop {
+        match next_peer_event(sub, 10_000).unwrap() {
+            Some(e) if f(&e) => return,
+            Some(_) => {}
+            None => panic!("the event never came"),
+        }
+    }
+}
+
+#[test]
+fn certificates_admission_and_revocation_reach_the_sdk() {
+    let _g = serial();
+    let before = handles::live_handles();
+    let secret = generate_authority_secret();
+    let authority = authority_public_key("t", &secret[..]).unwrap();
+    let trust = format!(r#"{{"authority": "{authority}", "mode": "certificate"}}"#);
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let open = |dir: &std::path::Path, trust: &str| {
+        node_open(
+            &NodeOptions {
+                trust_json: trust.into(),
+                ..opts(dir)
+            },
+            5000,
+            0,
+        )
+    };
+    let a = open(da.path(), &trust).unwrap();
+    let b = open(db.path(), &trust).unwrap();
+    assert_eq!(node_membership(a).unwrap().state, "no_certificate");
+    let st = node_trust_stats(a).unwrap();
+    assert_eq!(
+        (st.admission_mode.as_str(), st.revocations),
+        ("certificate", 0)
+    );
+    let mut certs = Vec::new();
+    for n in [a, b] {
+        let id = node_id(n).unwrap();
+        let cert = authority_issue("t", &secret[..], &grant(&id)).unwrap();
+        let info = certificate_info(&cert).unwrap();
+        assert_eq!(
+            (info.subject.as_str(), info.tier.as_str()),
+            (id.as_str(), "tactical")
+        );
+        assert_eq!(
+            (info.formation_id.as_str(), info.issuer.as_str()),
+            ("t", authority.as_str())
+        );
+        assert_eq!(info.permissions, 1);
+        node_set_certificate_chain(n, std::slice::from_ref(&cert)).unwrap();
+        assert_eq!(node_certificate_chain(n).unwrap(), vec![cert.clone()]);
+        let m = node_membership(n).unwrap();
+        assert_eq!(
+            (m.state.as_str(), m.tier.as_str(), m.permissions),
+            ("valid", "tactical", 1)
+        );
+        certs.push(cert);
+    }
+    // another node's certificate is not this node's chain
+    let e = node_set_certificate_chain(a, &certs[1..]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+    let events = subscribe_peers(a).unwrap();
+    connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
+    let b_id = node_id(b).unwrap();
+    assert_eq!(
+        node_peer_certificate_chain(a, &b_id).unwrap(),
+        vec![certs[1].clone()]
+    );
+    // a node with the formation secret but no trust settings: refused, with the reason
+    let c = open(dc.path(), "").unwrap();
+    assert_eq!(node_membership(c).unwrap().state, "secret_only");
+    let e = connect(c, &node_addrs(a).unwrap()[0], 5000, 0).unwrap_err();
+    assert_eq!(e.code, ErrorCode::AdmissionRefused);
+    assert!(e.message.contains("certificate required"), "{}", e.message);
+    // the authority revokes b's certificate; a learns it and cuts b off
+    let record = authority_revoke("t", &secret[..], &certs[1]).unwrap();
+    assert!(node_add_revocation(a, &record).unwrap());
+    assert!(!node_add_revocation(a, &record).unwrap());
+    wait_for(
+        events,
+        |e| matches!(e, PeerEventRecord::Revoked { peer } if *peer == b_id),
+    );
+    wait_for(
+        events,
+        |e| matches!(e, PeerEventRecord::Disconnected { peer, .. } if *peer == b_id),
+    );
+    assert_eq!(node_trust_stats(a).unwrap().revocations, 1);
+    let e = connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap_err();
+    assert_eq!(e.code, ErrorCode::AdmissionRefused);
+    assert!(e.message.contains("revoked"), "{}", e.message);
+    // bad input
+    for bad in [
+        certificate_info("zz").err(),
+        certificate_info("").err(),
+        authority_issue("t", &[1; 31], &grant(&b_id)).err(),
+        authority_issue("t", &[0; 32], &grant(&b_id)).err(),
+        authority_issue(
+            "t",
+            &secret[..],
+            &GrantRecord {
+                tier: "general".into(),
+                ..grant(&b_id)
+            },
+        )
+        .err(),
+        authority_issue(
+            "t",
+            &secret[..],
+            &GrantRecord {
+                valid_for_ms: 0,
+                ..grant(&b_id)
+            },
+        )
+        .err(),
+        authority_issue("t", &secret[..], &grant("not-a-node")).err(),
+        node_add_revocation(a, "00").err(),
+        node_revoke(a, "abc").err(),
+    ] {
+        assert_eq!(bad.map(|e| e.code), Some(ErrorCode::InvalidArgument));
+    }
+    let dd = tempfile::tempdir().unwrap();
+    for bad in [
+        format!(r#"{{"authority": "{authority}", "mode": "maybe"}}"#),
+        r#"{"authority": "00"}"#.to_string(),
+        "{".into(),
+    ] {
+        assert_eq!(
+            open(dd.path(), &bad).unwrap_err().code,
+            ErrorCode::InvalidArgument,
+            "{bad}"
+        );
+    }
+    unsubscribe(events).unwrap();
+    for n in [a, b, c] {
+        node_close(n, 5000).unwrap();
+    }
+    assert_eq!(handles::live_handles(), before);
+}

@@ -1,0 +1,163 @@
+package peatmesh
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openTrusted(t *testing.T, trust *Trust) (*Node, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Open(ctx, Config{
+		DataDir: t.TempDir(), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0", Trust: trust,
+	})
+	if err == nil {
+		t.Cleanup(func() { _ = n.Close() })
+	}
+	return n, err
+}
+
+func waitFor(t *testing.T, sub *Subscription, what string, pred func(Event) bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-sub.Events():
+			if pred(ev) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("never saw %s", what)
+		}
+	}
+}
+
+// Conformance scenario 28: a formation authority, certificates set at
+// runtime, admission by certificate, a node without one refused with the
+// reason, a revocation that cuts the peer off and keeps it out, bad input
+// refused.
+func TestCertificatesAdmissionAndRevocation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	auth, err := GenerateAuthority("go")
+	if err != nil || len(auth.PublicKey) != 64 {
+		t.Fatalf("authority %v %v", auth, err)
+	}
+	trust := auth.Trust(AdmitCertificate)
+	a, err := openTrusted(t, trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := openTrusted(t, trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, secret)
+	if m, err := a.Membership(); err != nil || m.State != "no_certificate" {
+		t.Fatalf("membership %+v %v", m, err)
+	}
+	if m, err := c.Membership(); err != nil || m.State != "secret_only" {
+		t.Fatalf("membership %+v %v", m, err)
+	}
+	if st, err := a.TrustStats(); err != nil || st.AdmissionMode != AdmitCertificate || st.Revocations != 0 {
+		t.Fatalf("trust stats %+v %v", st, err)
+	}
+	certs := map[*Node]string{}
+	for _, n := range []*Node{a, b} {
+		id, _ := n.ID()
+		cert, err := auth.Issue(Grant{Subject: id, Tier: TierTactical, Permissions: PermissionRelay, ValidFor: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := ParseCertificate(cert)
+		if err != nil || info.Subject != id || info.Tier != TierTactical || info.Permissions != PermissionRelay ||
+			info.FormationID != "go" || info.Issuer != auth.PublicKey || info.NotAfter.Sub(info.NotBefore) != time.Hour {
+			t.Fatalf("info %+v %v", info, err)
+		}
+		if err := n.SetCertificateChain([]string{cert}); err != nil {
+			t.Fatal(err)
+		}
+		if chain, err := n.CertificateChain(); err != nil || len(chain) != 1 || chain[0] != cert {
+			t.Fatalf("chain %v %v", chain, err)
+		}
+		if m, err := n.Membership(); err != nil || m.State != "valid" || m.Tier != TierTactical || m.Permissions != PermissionRelay {
+			t.Fatalf("membership %+v %v", m, err)
+		}
+		certs[n] = cert
+	}
+	// another node's certificate is not this node's chain
+	if err := a.SetCertificateChain([]string{certs[b]}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a chain for another key: %v", err)
+	}
+	events, err := a.SubscribePeers(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	connect(t, b, a)
+	bid, _ := b.ID()
+	if chain, err := a.PeerCertificateChain(bid); err != nil || len(chain) != 1 || chain[0] != certs[b] {
+		t.Fatalf("peer chain %v %v", chain, err)
+	}
+	addrs, _ := a.Addrs()
+	// a node with the formation secret only is refused, and told why
+	if err := c.Connect(ctx, addrs[0]); !errors.Is(err, ErrAdmissionRefused) || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("a node without a certificate: %v", err)
+	}
+	// the authority revokes b: a learns it, cuts b off and refuses it
+	record, err := auth.Revoke(certs[b])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added, err := a.AddRevocation(ctx, record); err != nil || !added {
+		t.Fatalf("add revocation %v %v", added, err)
+	}
+	if added, err := a.AddRevocation(ctx, record); err != nil || added {
+		t.Fatalf("add it again %v %v", added, err)
+	}
+	waitFor(t, events, "b revoked", func(ev Event) bool { return ev.Kind == PeerRevoked && ev.Peer == bid })
+	waitFor(t, events, "b cut off", func(ev Event) bool { return ev.Kind == PeerDisconnected && ev.Peer == bid })
+	if st, _ := a.TrustStats(); st.Revocations != 1 {
+		t.Fatalf("trust stats %+v", st)
+	}
+	if err := b.Connect(ctx, addrs[0]); !errors.Is(err, ErrAdmissionRefused) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("b reconnecting: %v", err)
+	}
+	// bad input
+	aid, _ := a.ID()
+	bad := []error{}
+	_, err = ParseCertificate("zz")
+	bad = append(bad, err)
+	_, err = auth.Issue(Grant{Subject: "not-a-node", Tier: TierEdge, ValidFor: time.Hour})
+	bad = append(bad, err)
+	_, err = auth.Issue(Grant{Subject: aid, Tier: "general", ValidFor: time.Hour})
+	bad = append(bad, err)
+	_, err = auth.Issue(Grant{Subject: aid, Tier: TierEdge})
+	bad = append(bad, err)
+	_, err = a.AddRevocation(ctx, "00")
+	bad = append(bad, err)
+	_, err = a.Revoke(ctx, "abc")
+	bad = append(bad, err)
+	_, err = NewAuthority("go", make([]byte, 32))
+	bad = append(bad, err)
+	_, err = NewAuthority("go", make([]byte, 31))
+	bad = append(bad, err)
+	_, err = openTrusted(t, &Trust{Authority: "00"})
+	bad = append(bad, err)
+	_, err = openTrusted(t, &Trust{Authority: auth.PublicKey, Mode: "maybe"})
+	bad = append(bad, err)
+	for i, err := range bad {
+		if !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("bad input %d: %v", i, err)
+		}
+	}
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := a.AddRevocation(cancelled, record); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled context: %v", err)
+	}
+}

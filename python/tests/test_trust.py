@@ -1,0 +1,101 @@
+"""Conformance scenario 28 in Python: a formation authority, certificates set
+at runtime, admission by certificate, a node without one refused with the
+reason, a revocation that cuts the peer off and keeps it out, bad input
+refused; with the blocking and the asyncio API."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+import peat_mesh
+from peat_mesh import AdmissionMode, Authority, Permission, PeerEventKind, Tier, Trust
+
+from conftest import SECRET
+
+
+def _wait_for(sub, pred, timeout=10.0):
+    while True:
+        ev = sub.next(timeout=timeout)
+        assert ev is not None, "the event never came"
+        if isinstance(ev, peat_mesh.PeerEvent) and pred(ev):
+            return ev
+
+
+def test_certificates_admission_and_revocation(tmp_path):
+    auth = Authority.generate("py")
+    assert len(auth.public_key) == 64 and auth.secret.hex() not in repr(auth)
+    trust = auth.trust()
+    assert trust == Trust(auth.public_key, AdmissionMode.CERTIFICATE, ())
+    open_ = lambda name, **kw: peat_mesh.SyncNode.open(str(tmp_path / name), "py", SECRET, listen="127.0.0.1:0", **kw)
+    with open_("a", trust=trust) as a, open_("b", trust=trust) as b, open_("c") as c:
+        assert a.membership().state == "no_certificate"
+        assert c.membership().state == "secret_only"
+        st = a.trust_stats()
+        assert (st.admission_mode, st.revocations) == (AdmissionMode.CERTIFICATE, 0)
+        certs = {}
+        for n in (a, b):
+            cert = auth.issue(n.id, Tier.TACTICAL, Permission.RELAY, valid_for=timedelta(hours=1))
+            info = peat_mesh.certificate_info(cert)
+            assert (info.subject, info.tier, info.permissions) == (n.id, Tier.TACTICAL, Permission.RELAY)
+            assert (info.formation_id, info.issuer) == ("py", auth.public_key)
+            assert info.not_after_ms - info.not_before_ms == 3_600_000
+            n.set_certificate_chain([cert])
+            assert n.certificate_chain() == [cert]
+            m = n.membership()
+            assert (m.state, m.tier, m.permissions) == ("valid", Tier.TACTICAL, Permission.RELAY)
+            certs[n.id] = cert
+        # another node's certificate is not this node's chain
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            a.set_certificate_chain([certs[b.id]])
+        with a.subscribe_peers() as events:
+            b.connect(a.addrs()[0])
+            assert a.peer_certificate_chain(b.id) == [certs[b.id]]
+            # a node with the formation secret only is refused, and told why
+            with pytest.raises(peat_mesh.AdmissionRefusedError, match="certificate required"):
+                c.connect(a.addrs()[0])
+            # the authority revokes b: a learns it, cuts b off, and refuses it
+            record = auth.revoke(certs[b.id])
+            assert a.add_revocation(record) is True
+            assert a.add_revocation(record) is False
+            _wait_for(events, lambda e: e.kind == PeerEventKind.REVOKED and e.peer == b.id)
+            _wait_for(events, lambda e: e.kind == PeerEventKind.DISCONNECTED and e.peer == b.id)
+        assert a.trust_stats().revocations == 1
+        with pytest.raises(peat_mesh.AdmissionRefusedError, match="revoked"):
+            b.connect(a.addrs()[0])
+        # bad input
+        for bad in (
+            lambda: peat_mesh.certificate_info("zz"),
+            lambda: auth.issue("not-a-node"),
+            lambda: a.add_revocation("00"),
+            lambda: a.revoke("abc"),
+            lambda: Authority("py", bytes(32)),
+            lambda: Authority("py", bytes(31)),
+        ):
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                bad()
+        with pytest.raises(ValueError):
+            auth.issue(a.id, valid_for=timedelta(0))
+        with pytest.raises(ValueError):
+            auth.issue(a.id, tier="general")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        open_("d", trust={"authority": auth.public_key})  # type: ignore[arg-type]
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        open_("e", trust=Trust("00"))
+
+
+def test_trust_with_asyncio(tmp_path):
+    async def main() -> None:
+        auth = Authority.generate("py")
+        async with await peat_mesh.Node.open(
+            str(tmp_path / "a"), "py", SECRET, listen="127.0.0.1:0", trust=auth.trust(AdmissionMode.BOTH)
+        ) as a:
+            cert = auth.issue(a.id)
+            a.set_certificate_chain([cert])
+            assert a.membership().state == "valid"
+            assert a.trust_stats().admission_mode == AdmissionMode.BOTH
+            assert await a.add_revocation(auth.revoke(cert)) is True
+            assert a.membership().state == "revoked"
+            assert a.membership().revoked_at_ms > 0
+
+    asyncio.run(main())
