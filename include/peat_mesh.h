@@ -2826,6 +2826,47 @@ int32_t peat_node_add_revocation(PeatNode node, PeatStr record, bool *out_new, P
  */
 int32_t peat_node_trust_stats(PeatNode node, PeatTrustStats *out, PeatError **err);
 
+/*
+ `*out` receives a one-time enrollment token (64 hex digits; free with
+ `peat_string_free`; hand it to the device out of band) granting `tier`
+ and `permissions`, redeemable for `ttl_ms`. The node's chain must hold
+ the enroll permission, `tier` must be below its own and `permissions`
+ within its own, else `PEAT_STATUS_INVALID_ARGUMENT`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_create_enrollment_token(PeatNode node,
+                                          PeatStr tier,
+                                          uint32_t permissions,
+                                          uint64_t ttl_ms,
+                                          char **out,
+                                          PeatError **err);
+
+/*
+ Enrolls with `enroller` ("NODEID@HOST:PORT") using its one-time `token`
+ (hex): `*out` receives the certificate chain it answered with (hex, own
+ first; free with `peat_string_list_free`), already stored and in use. A
+ refusal (a used, expired or unknown token) is
+ `PEAT_STATUS_ADMISSION_REFUSED` with the reason, and
+ [`peat_node_membership`] then says "denied"; a node that already holds a
+ valid chain gets `PEAT_STATUS_INVALID_ARGUMENT`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_enroll(PeatNode node,
+                         PeatStr enroller,
+                         PeatStr token,
+                         uint64_t timeout_ms,
+                         PeatCancel cancel,
+                         PeatStringList *out,
+                         PeatError **err);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

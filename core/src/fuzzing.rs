@@ -117,9 +117,16 @@ pub fn beacon(data: &[u8]) {
     }
 }
 
-/// A membership certificate's bytes, and the chain check on what decodes.
+/// A membership certificate's bytes, and the chain check on what decodes;
+/// the same bytes as an enrollment request and as an enroller's stored
+/// token table.
 pub fn certificate(data: &[u8]) {
-    use crate::trust::{validate_chain, Certificate, Genesis};
+    use crate::trust::{validate_chain, Certificate, EnrollmentRequest, Genesis, TokenStore};
+    if let Ok(r) = EnrollmentRequest::from_bytes(data) {
+        assert_eq!(r.to_bytes(), data, "one encoding per request");
+        let _ = r.check(r.formation(), 1_800_000_000_000);
+    }
+    let _ = TokenStore::from_bytes(data);
     if let Ok(c) = Certificate::from_bytes(data) {
         assert_eq!(c.to_bytes(), data, "one encoding per certificate");
         if let Ok(authority) = c.issuer() {

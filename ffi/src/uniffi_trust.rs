@@ -77,3 +77,33 @@ pub fn add_revocation(node: u64, record: String) -> R<bool> {
 pub fn trust_stats(node: u64) -> R<TrustStatsRecord> {
     Ok(sdk::node_trust_stats(node)?)
 }
+
+/// A one-time enrollment token (hex) granting `tier` and `permissions`.
+#[uniffi::export]
+pub fn create_enrollment_token(
+    node: u64,
+    tier: String,
+    permissions: u32,
+    ttl_ms: u64,
+) -> R<String> {
+    Ok(sdk::node_create_enrollment_token(
+        node,
+        &tier,
+        permissions,
+        ttl_ms,
+    )?)
+}
+
+/// Enrolls with `enroller` using its one-time `token`; the chain it answered with.
+#[uniffi::export]
+pub fn enroll(
+    node: u64,
+    enroller: String,
+    token: String,
+    timeout_ms: u64,
+    cancel: u64,
+) -> R<Vec<String>> {
+    Ok(sdk::node_enroll(
+        node, &enroller, &token, timeout_ms, cancel,
+    )?)
+}

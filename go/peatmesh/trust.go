@@ -340,3 +340,47 @@ func (n *Node) TrustStats() (TrustStats, error) {
 		Revocations:   uint64(s.revocations), RefusedRevocations: uint64(s.refused_revocations),
 	}, nil
 }
+
+// CreateEnrollmentToken makes a one-time enrollment token (64 hex digits;
+// hand it to the device out of band) granting tier (below this node's own)
+// and permissions (within this node's), redeemable for ttl. The node's
+// chain must hold PermissionEnroll (ErrInvalidArgument otherwise).
+func (n *Node) CreateEnrollmentToken(tier Tier, permissions Permission, ttl time.Duration) (string, error) {
+	h, err := n.node()
+	if err != nil {
+		return "", err
+	}
+	var out *C.char
+	var e *C.PeatError
+	t := string(tier)
+	rc := C.peat_node_create_enrollment_token(h, str(t), C.uint32_t(permissions), C.uint64_t(ttl/time.Millisecond), &out, &e)
+	runtime.KeepAlive(t)
+	if err := check(rc, e); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}
+
+// Enroll enrolls with enroller ("NODEID@HOST:PORT") using its one-time
+// token: it returns the certificate chain the enroller answered with (hex,
+// own first), already stored and in use. A used, expired or unknown token is
+// ErrAdmissionRefused with the reason, and Membership then says "denied".
+// Cancelling ctx stops it.
+func (n *Node) Enroll(ctx context.Context, enroller, token string) ([]string, error) {
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var l C.PeatStringList
+	err = withCancel(ctx, func(c C.PeatCancel) error {
+		var e *C.PeatError
+		rc := C.peat_node_enroll(h, str(enroller), str(token), timeoutMs(ctx), c, &l, &e)
+		runtime.KeepAlive(enroller)
+		runtime.KeepAlive(token)
+		return check(rc, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return takeList(l), nil
+}

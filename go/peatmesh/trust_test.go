@@ -161,3 +161,67 @@ func TestCertificatesAdmissionAndRevocation(t *testing.T) {
 		t.Fatalf("a cancelled context: %v", err)
 	}
 }
+
+// Conformance scenario 29: enrollment with a one-time token.
+func TestEnrollment(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	auth, err := GenerateAuthority("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := auth.Trust(AdmitCertificate)
+	nodes := make([]*Node, 3)
+	for i := range nodes {
+		if nodes[i], err = openTrusted(t, trust); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, d, d2 := nodes[0], nodes[1], nodes[2]
+	eid, _ := e.ID()
+	cert, err := auth.Issue(Grant{Subject: eid, Tier: TierRegional, Permissions: PermissionEnroll | PermissionRelay, ValidFor: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetCertificateChain([]string{cert}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := e.CreateEnrollmentToken(TierEdge, PermissionRelay, 10*time.Minute)
+	if err != nil || len(token) != 64 {
+		t.Fatalf("token %q %v", token, err)
+	}
+	addrs, _ := e.Addrs()
+	chain, err := d.Enroll(ctx, addrs[0], token)
+	if err != nil || len(chain) != 2 || chain[1] != cert {
+		t.Fatalf("enroll %v %v", chain, err)
+	}
+	did, _ := d.ID()
+	if info, err := ParseCertificate(chain[0]); err != nil || info.Subject != did || info.Issuer != eid || info.Tier != TierEdge {
+		t.Fatalf("info %+v %v", info, err)
+	}
+	if m, _ := d.Membership(); m.State != "valid" || m.Tier != TierEdge {
+		t.Fatalf("membership %+v", m)
+	}
+	if _, err := d2.Enroll(ctx, addrs[0], token); !errors.Is(err, ErrAdmissionRefused) || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("a spent token: %v", err)
+	}
+	if m, _ := d2.Membership(); m.State != "denied" || !strings.Contains(m.Reason, "already used") {
+		t.Fatalf("membership %+v", m)
+	}
+	bad := []error{}
+	_, err = e.CreateEnrollmentToken(TierRegional, 0, time.Minute)
+	bad = append(bad, err)
+	_, err = e.CreateEnrollmentToken(TierEdge, PermissionAdmin, time.Minute)
+	bad = append(bad, err)
+	_, err = e.CreateEnrollmentToken(TierEdge, 0, 0)
+	bad = append(bad, err)
+	_, err = d2.CreateEnrollmentToken(TierEdge, 0, time.Minute)
+	bad = append(bad, err)
+	_, err = d2.Enroll(ctx, addrs[0], "zz")
+	bad = append(bad, err)
+	for i, err := range bad {
+		if !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("bad input %d: %v", i, err)
+		}
+	}
+}

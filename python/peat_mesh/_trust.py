@@ -202,6 +202,26 @@ class SyncTrustMethods:
         mode, n, refused = _native.trust_stats(self.handle)
         return TrustStats(AdmissionMode(mode), n, refused)
 
+    def create_enrollment_token(
+        self, tier: Tier, permissions: Permission = Permission.NONE, ttl: timedelta = timedelta(hours=1)
+    ) -> str:
+        """A one-time enrollment token (64 hex digits; hand it to the device
+        out of band) granting ``tier`` (below this node's own) and
+        ``permissions`` (within this node's), redeemable for ``ttl``. This
+        node's chain must hold :attr:`Permission.ENROLL`."""
+        ms = int(ttl.total_seconds() * 1000)
+        if ms <= 0:
+            raise ValueError(f"ttl must be positive, got {ttl!r}")
+        return _native.create_enrollment_token(self.handle, str(Tier(tier)), int(permissions), ms)
+
+    def enroll(self, enroller: str, token: str, timeout: float = 10.0) -> list:
+        """Enrolls with ``enroller`` (``NODEID@HOST:PORT``) using its one-time
+        ``token``: returns the certificate chain it answered with (hex, own
+        first), already stored and in use. A used, expired or unknown token
+        raises :class:`AdmissionRefusedError` with the reason, and
+        :meth:`membership` then says "denied"."""
+        return list(_native.enroll(self.handle, enroller, token, int(timeout * 1000), 0))
+
 
 class AsyncTrustMethods:
     """Trust calls of :class:`Node` (``self.sync`` is its :class:`SyncNode`)."""
@@ -235,3 +255,16 @@ class AsyncTrustMethods:
     def trust_stats(self) -> TrustStats:
         """See :meth:`SyncNode.trust_stats`."""
         return self.sync.trust_stats()
+
+    def create_enrollment_token(
+        self, tier: Tier, permissions: Permission = Permission.NONE, ttl: timedelta = timedelta(hours=1)
+    ) -> str:
+        """See :meth:`SyncNode.create_enrollment_token`."""
+        return self.sync.create_enrollment_token(tier, permissions, ttl)
+
+    async def enroll(self, enroller: str, token: str, timeout: float = 10.0) -> list:
+        """See :meth:`SyncNode.enroll`; cancelling the task stops the enrollment."""
+        from . import _cancellable  # the package's helper (imported late: no cycle)
+
+        handle = self.sync.handle  # type: ignore[attr-defined]
+        return list(await _cancellable(_native.enroll, handle, enroller, token, int(timeout * 1000)))

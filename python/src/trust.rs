@@ -106,6 +106,25 @@ fn add_revocation(py: Python<'_>, node: u64, record: String) -> R<bool> {
         .map_err(err)
 }
 
+#[pyfunction]
+fn create_enrollment_token(node: u64, tier: String, permissions: u32, ttl_ms: u64) -> R<String> {
+    sdk::node_create_enrollment_token(node, &tier, permissions, ttl_ms).map_err(err)
+}
+
+#[pyfunction]
+#[pyo3(signature = (node, enroller, token, timeout_ms, cancel))]
+fn enroll(
+    py: Python<'_>,
+    node: u64,
+    enroller: String,
+    token: String,
+    timeout_ms: u64,
+    cancel: u64,
+) -> R<Vec<String>> {
+    py.detach(|| sdk::node_enroll(node, &enroller, &token, timeout_ms, cancel))
+        .map_err(err)
+}
+
 /// (admission_mode, revocations, refused_revocations)
 #[pyfunction]
 fn trust_stats(node: u64) -> R<(String, u64, u64)> {
@@ -127,5 +146,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(revoke, m)?)?;
     m.add_function(wrap_pyfunction!(add_revocation, m)?)?;
     m.add_function(wrap_pyfunction!(trust_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(create_enrollment_token, m)?)?;
+    m.add_function(wrap_pyfunction!(enroll, m)?)?;
     Ok(())
 }

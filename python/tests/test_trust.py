@@ -99,3 +99,49 @@ def test_trust_with_asyncio(tmp_path):
             assert a.membership().revoked_at_ms > 0
 
     asyncio.run(main())
+
+
+def test_enrollment(tmp_path):
+    auth = Authority.generate("py")
+    trust = auth.trust()
+    open_ = lambda name: peat_mesh.SyncNode.open(str(tmp_path / name), "py", SECRET, listen="127.0.0.1:0", trust=trust)
+    with open_("e") as e, open_("d") as d, open_("d2") as d2:
+        cert = auth.issue(e.id, Tier.REGIONAL, Permission.ENROLL | Permission.RELAY)
+        e.set_certificate_chain([cert])
+        token = e.create_enrollment_token(Tier.EDGE, Permission.RELAY, ttl=timedelta(minutes=10))
+        assert len(token) == 64
+        chain = d.enroll(e.addrs()[0], token)
+        assert len(chain) == 2 and chain[1] == cert
+        info = peat_mesh.certificate_info(chain[0])
+        assert (info.subject, info.issuer, info.tier) == (d.id, e.id, Tier.EDGE)
+        m = d.membership()
+        assert (m.state, m.tier) == ("valid", Tier.EDGE)
+        with pytest.raises(peat_mesh.AdmissionRefusedError, match="already used"):
+            d2.enroll(e.addrs()[0], token)
+        m = d2.membership()
+        assert m.state == "denied" and "already used" in m.reason
+        for bad in (
+            lambda: e.create_enrollment_token(Tier.REGIONAL),
+            lambda: e.create_enrollment_token(Tier.EDGE, Permission.ADMIN),
+            lambda: d2.create_enrollment_token(Tier.EDGE),
+            lambda: d2.enroll(e.addrs()[0], "zz"),
+        ):
+            with pytest.raises(peat_mesh.InvalidArgumentError):
+                bad()
+        with pytest.raises(ValueError):
+            e.create_enrollment_token(Tier.EDGE, ttl=timedelta(0))
+
+
+def test_enrollment_with_asyncio(tmp_path):
+    async def main() -> None:
+        auth = Authority.generate("py")
+        trust = auth.trust()
+        async with await peat_mesh.Node.open(
+            str(tmp_path / "e"), "py", SECRET, listen="127.0.0.1:0", trust=trust
+        ) as e, await peat_mesh.Node.open(str(tmp_path / "d"), "py", SECRET, listen="127.0.0.1:0", trust=trust) as d:
+            e.set_certificate_chain([auth.issue(e.id, Tier.REGIONAL, Permission.ENROLL)])
+            token = e.create_enrollment_token(Tier.EDGE)
+            chain = await d.enroll(e.addrs()[0], token)
+            assert len(chain) == 2 and d.membership().state == "valid"
+
+    asyncio.run(main())

@@ -1947,6 +1947,74 @@ static int t_certificates_and_revocation(void) {
     return 1;
 }
 
+static int t_enrollment(void) {
+    uint8_t secret[32];
+    OK(peat_authority_secret_generate(secret, sizeof secret, ERR));
+    char *authority = NULL;
+    OK(peat_authority_public_key(S("conformance"), secret, 32, &authority, ERR));
+    char trust[200];
+    snprintf(trust, sizeof trust, "{\"authority\": \"%s\"}", authority);
+    PeatNode e, d, d2;
+    char de[64], dd[64], dd2[64];
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.trust_json = S(trust);
+    CHECK(open_node_with(&e, de, SECRET, &o));
+    CHECK(open_node_with(&d, dd, SECRET, &o));
+    CHECK(open_node_with(&d2, dd2, SECRET, &o));
+    char *eid = NULL, *did = NULL;
+    OK(peat_node_id(e, &eid, ERR));
+    OK(peat_node_id(d, &did, ERR));
+    PeatGrant g = {S(eid), S("regional"), 3, 0, 3600000};
+    char *cert = NULL;
+    OK(peat_authority_issue(S("conformance"), secret, 32, &g, &cert, ERR));
+    PeatStr chain_in[1] = {S(cert)};
+    OK(peat_node_set_certificate_chain(e, chain_in, 1, ERR));
+    char *token = NULL;
+    OK(peat_node_create_enrollment_token(e, S("edge"), 1, 600000, &token, ERR));
+    CHECK(strlen(token) == 64);
+    PeatStringList addrs;
+    OK(peat_node_addrs(e, &addrs, ERR));
+    PeatStringList chain;
+    OK(peat_node_enroll(d, S(addrs.items[0]), S(token), 10000, NO_CANCEL, &chain, ERR));
+    CHECK(chain.len == 2 && strcmp(chain.items[1], cert) == 0);
+    PeatCertificateInfo info;
+    OK(peat_certificate_info(S(chain.items[0]), &info, ERR));
+    CHECK(strcmp(info.subject, did) == 0 && strcmp(info.issuer, eid) == 0 && strcmp(info.tier, "edge") == 0);
+    peat_string_list_free(chain);
+    PeatMembership m;
+    OK(peat_node_membership(d, &m, ERR));
+    CHECK(strcmp(m.state, "valid") == 0 && strcmp(m.tier, "edge") == 0);
+    /* the token is spent */
+    CHECK(call_with_err_(peat_node_enroll(d2, S(addrs.items[0]), S(token), 10000, NO_CANCEL, &chain, ERR)) ==
+          PEAT_STATUS_ADMISSION_REFUSED);
+    CHECK(strstr(last_message, "already used") != NULL);
+    OK(peat_node_membership(d2, &m, ERR));
+    CHECK(strcmp(m.state, "denied") == 0 && strstr(m.reason, "already used") != NULL);
+    /* bad input */
+    char *out = NULL;
+    CHECK(peat_node_create_enrollment_token(e, S("regional"), 0, 1000, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_create_enrollment_token(e, S("edge"), 4, 1000, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_create_enrollment_token(e, S("edge"), 0, 0, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_create_enrollment_token(d2, S("edge"), 0, 1000, &out, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_enroll(d2, S(addrs.items[0]), S("zz"), 1000, NO_CANCEL, &chain, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(out == NULL);
+    peat_string_list_free(addrs);
+    OK(peat_node_close(e, 5000, ERR));
+    OK(peat_node_close(d, 5000, ERR));
+    OK(peat_node_close(d2, 5000, ERR));
+    rm_rf(de);
+    rm_rf(dd);
+    rm_rf(dd2);
+    peat_string_free(token);
+    peat_string_free(cert);
+    peat_string_free(eid);
+    peat_string_free(did);
+    peat_string_free(authority);
+    return 1;
+}
+
 static int t_ephemeral_and_beacons(void) {
     PeatNode a, b, c;
     char da[64], db[64], dc[64];
@@ -2152,6 +2220,7 @@ static const struct {
     {"policies_and_lifecycle", t_policies_and_lifecycle},
     {"bandwidth_budgets", t_bandwidth_budgets},
     {"certificates_and_revocation", t_certificates_and_revocation},
+    {"enrollment", t_enrollment},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

@@ -176,12 +176,13 @@ impl Node {
         .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Arc::new(store);
         let gate = {
-            let (formation, trust, dir) = (
+            let (formation, trust, dir, key) = (
                 config.formation.clone(),
                 config.trust.clone(),
                 config.data_dir.clone(),
+                secret.clone(),
             );
-            tokio::task::spawn_blocking(move || Gate::open(me, &formation, trust.as_ref(), &dir))
+            tokio::task::spawn_blocking(move || Gate::open(&key, &formation, trust.as_ref(), &dir))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))
                 .and_then(|g| g)

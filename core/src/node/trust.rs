@@ -1,10 +1,18 @@
 //! Membership: this node's certificate chain and status, the chains of its
-//! peers, and revoking certificates ([`crate::trust`]).
+//! peers, enrolling devices and being enrolled, and revoking certificates
+//! ([`crate::trust`]).
+
+use std::time::Duration;
 
 use super::Node;
 use crate::clock::unix_ms;
+use crate::config::PeerAddr;
+use crate::discovery::Source;
 use crate::error::{Error, Result};
-use crate::trust::{AdmissionMode, Certificate, MembershipStatus, Revocation, RevocationRecord};
+use crate::trust::{
+    AdmissionMode, Certificate, EnrollmentToken, MembershipStatus, Permissions, Revocation,
+    RevocationRecord, Tier,
+};
 use crate::NodeId;
 
 impl Node {
@@ -68,6 +76,59 @@ impl Node {
         // The enforcer announces it (`PeerEvent::Revoked`), then cuts the
         // holder off: in that order for every revocation, wherever learnt.
         gate.learn(record, None).await
+    }
+
+    /// A one-time enrollment token for a device to join with ([`Node::enroll`]):
+    /// it grants `tier` (below this node's own) and `permissions` (a subset of
+    /// this node's), is redeemable for `ttl`, and is kept only as a hash (in
+    /// `trust.redb`: spent stays spent across restarts). Hand its hex to the
+    /// device out of band. This node's chain must hold the enroll permission.
+    pub fn create_enrollment_token(
+        &self,
+        tier: Tier,
+        permissions: Permissions,
+        ttl: Duration,
+    ) -> Result<EnrollmentToken> {
+        self.check_open()?;
+        self.inner.ctx.gate.create_token(tier, permissions, ttl)
+    }
+
+    /// Enrolls with `enroller` (a node holding the enroll permission) using
+    /// its one-time `token`: dials it, sends a request signed with this
+    /// node's key (to it alone), and keeps the certificate chain it answers
+    /// with (stored; [`Node::membership`] then says valid). The connection
+    /// stays up, as with [`Node::connect`]. A refusal (a used, expired or
+    /// unknown token, say) is an `AdmissionRefused` error with the reason,
+    /// and [`Node::membership`] says denied. Refused if this node already
+    /// holds a valid chain, or does not admit by certificate.
+    pub async fn enroll(
+        &self,
+        enroller: &PeerAddr,
+        token: EnrollmentToken,
+    ) -> Result<Vec<Certificate>> {
+        self.check_open()?;
+        let gate = &self.inner.ctx.gate;
+        if let MembershipStatus::Valid(_) = gate.status() {
+            return Err(Error::InvalidArgument(
+                "this node already holds a valid certificate chain".into(),
+            ));
+        }
+        gate.start_enrollment(token, enroller.id)?;
+        let dialled = self.inner.manager.dial(enroller).await;
+        if let Err(e) = dialled {
+            gate.enrollment_failed(e.to_string());
+            return Err(e);
+        }
+        self.inner.manager.want(enroller.clone(), Source::Direct);
+        match gate.status() {
+            MembershipStatus::Valid(_) => Ok(gate.chain()),
+            other => {
+                let reason =
+                    format!("the enroller admitted this node without enrolling it ({other:?})");
+                gate.enrollment_failed(reason.clone());
+                Err(Error::Protocol(reason))
+            }
+        }
     }
 
     /// Revocations this node holds (of certificates not yet expired).

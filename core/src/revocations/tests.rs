@@ -54,7 +54,7 @@ fn raw_gate(auth: &Authority) -> (Gate, iroh::SecretKey, TempDir) {
     let cfg =
         TrustConfig::new(auth.genesis().clone(), AdmissionMode::Certificate).chain(vec![cert]);
     (
-        Gate::open(me, &alpha(), Some(&cfg), dir.path()).unwrap(),
+        Gate::open(&key, &alpha(), Some(&cfg), dir.path()).unwrap(),
         key,
         dir,
     )

@@ -52,7 +52,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let frame = match first {
-        Some(Frame::Membership { .. }) | None => expect(r, "Protocols").await?,
+        Some(Frame::Membership { .. } | Frame::Enroll { .. }) | None => {
+            expect(r, "Protocols").await?
+        }
         Some(f) => f,
     };
     let offers = match frame {
@@ -126,12 +128,30 @@ async fn expect<R: AsyncRead + Unpin>(r: &mut R, stage: &str) -> Result<Frame> {
     }
 }
 
+/// A write failed: the responder may have refused on what it had read and
+/// stopped reading, in which case its `Refused` frame (already sent) is the
+/// better error; else `e`.
+async fn refusal_or<R: AsyncRead + Unpin>(r: &mut R, e: Error) -> Error {
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        read_frame_max(r, MAX_MEMBERSHIP_FRAME),
+    )
+    .await;
+    match read {
+        Ok(Ok(Some((Frame::Refused { reason }, _)))) => {
+            Error::AdmissionRefused(format!("peer refused: {}", sanitize_reason(&reason)))
+        }
+        _ => e,
+    }
+}
+
 impl Admission<'_> {
     /// Judges the frame where a peer that uses certificates sends its
-    /// `Membership`: when this node checks certificates it must be one that
-    /// passes; when it does not, it must not be one (the peer would require
-    /// a chain this node does not have). Refuses the peer, with the reason,
-    /// otherwise.
+    /// `Membership` (or, a device without a chain, its `Enroll` request):
+    /// when this node checks certificates it must be a chain that passes,
+    /// or a request this node answers (with `Enrolled`, written here); when
+    /// it does not, it must be neither (the peer would require a chain this
+    /// node does not have). Refuses the peer, with the reason, otherwise.
     async fn judge<W: AsyncWrite + Unpin>(
         &self,
         w: &mut W,
@@ -141,28 +161,45 @@ impl Admission<'_> {
             (false, Frame::Membership { .. }) => {
                 "certificate required by the peer: this node has none (no trust settings)".into()
             }
+            (false, Frame::Enroll { .. }) => {
+                "this node does not enroll devices (no trust settings)".into()
+            }
             (false, _) => return Ok(None),
             (true, Frame::Membership { chain }) => match self.gate.check_peer(self.peer, chain) {
                 Ok(m) => return Ok(Some(m)),
                 Err(reason) => format!("certificate refused: {reason}"),
             },
+            (true, Frame::Enroll { request }) => {
+                match self.gate.answer_enrollment(self.peer, request) {
+                    Ok(chain) => {
+                        let m = self.gate.check_peer(self.peer, &chain);
+                        write_frame(w, &Frame::Enrolled { chain }).await?;
+                        match m {
+                            Ok(m) => return Ok(Some(m)),
+                            Err(reason) => format!("the issued chain does not pass: {reason}"),
+                        }
+                    }
+                    Err(reason) => format!("enrollment refused: {reason}"),
+                }
+            }
             (true, _) => "certificate required: the peer presented none".into(),
         };
         Err(refuse(w, reason).await)
     }
 
-    /// Sends this node's chain when its mode uses certificates.
+    /// Sends this node's chain when its mode uses certificates, or its
+    /// enrollment request when it has no chain and is enrolling.
     async fn present<W: AsyncWrite + Unpin>(&self, w: &mut W) -> Result<()> {
-        if self.gate.mode().certificates() {
-            write_frame(
-                w,
-                &Frame::Membership {
-                    chain: self.gate.chain_bytes(),
-                },
-            )
-            .await?;
+        if !self.gate.mode().certificates() {
+            return Ok(());
         }
-        Ok(())
+        let frame = match self.gate.enrollment_request(self.peer) {
+            Some(request) => Frame::Enroll { request },
+            None => Frame::Membership {
+                chain: self.gate.chain_bytes(),
+            },
+        };
+        write_frame(w, &frame).await.map(|_| ())
     }
 }
 
@@ -200,23 +237,37 @@ where
         return Err(refuse(w, "responder failed the formation proof".into()).await);
     }
     let proof = mac(&key, Role::Initiator, me, peer, &nonce_i, &nonce_r);
-    write_frame(
-        w,
-        &Frame::Proof {
-            proof: *proof.as_bytes(),
-        },
-    )
-    .await?;
-    a.present(w).await?;
-    write_frame(
-        w,
-        &Frame::Protocols {
-            offers: a.offers.to_vec(),
-        },
-    )
-    .await?;
-    // The responder's chain (if it sends one) comes before its Welcome.
+    let wrote: Result<()> = async {
+        write_frame(
+            w,
+            &Frame::Proof {
+                proof: *proof.as_bytes(),
+            },
+        )
+        .await?;
+        a.present(w).await?;
+        write_frame(
+            w,
+            &Frame::Protocols {
+                offers: a.offers.to_vec(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = wrote {
+        return Err(refusal_or(r, e).await);
+    }
+    // The responder's chain (if it sends one) comes before its Welcome; an
+    // enroller's answer before that.
     let mut frame = expect(r, "Welcome").await?;
+    if let Frame::Enrolled { chain } = &frame {
+        if let Err(reason) = a.gate.accept_enrolled(chain) {
+            return Err(refuse(w, format!("the enrolled chain does not pass: {reason}")).await);
+        }
+        frame = expect(r, "Welcome").await?;
+    }
     let membership = a.judge(w, &frame).await?;
     if matches!(frame, Frame::Membership { .. }) {
         frame = expect(r, "Welcome").await?;

@@ -57,10 +57,11 @@ fn trusted_side(
     mode: AdmissionMode,
     chain: impl FnOnce(NodeId) -> Vec<Certificate>,
 ) -> Side {
-    let id = id();
+    let k = key();
+    let id = NodeId(k.public());
     let dir = tempfile::tempdir().unwrap();
     let cfg = TrustConfig::new(auth.genesis().clone(), mode);
-    let gate = Gate::open(id, &f, Some(&cfg), dir.path()).unwrap();
+    let gate = Gate::open(&k, &f, Some(&cfg), dir.path()).unwrap();
     let c = chain(id);
     if !c.is_empty() {
         // set afterwards: a side may hold a chain its own gate would refuse
@@ -263,4 +264,111 @@ async fn a_revoked_certificate_is_refused() {
     let (eb, ea) = refusal(&b, &a).await;
     assert!(ea.contains("revoked"), "{ea}");
     assert!(eb.contains("revoked"), "{eb}");
+}
+
+/// An enroller (regional, enroll + relay) and a device without a chain.
+fn enroller_and_device(auth: &Authority) -> (Side, Side) {
+    let enroller = trusted_side(alpha(), auth, AdmissionMode::Certificate, |me| {
+        let mut g = grant(me, Tier::Regional);
+        g.permissions = Permissions::ENROLL | Permissions::RELAY;
+        vec![auth.issue(&g).unwrap()]
+    });
+    let device = trusted_side(alpha(), auth, AdmissionMode::Certificate, |_| Vec::new());
+    (enroller, device)
+}
+
+#[tokio::test]
+async fn a_device_enrolls_during_admission_and_is_admitted_at_once() {
+    let auth = Authority::generate("alpha").unwrap();
+    let (enroller, device) = enroller_and_device(&auth);
+    let token = enroller
+        .gate
+        .create_token(Tier::Edge, Permissions::NONE, Duration::from_secs(60))
+        .unwrap();
+    device.gate.start_enrollment(token, enroller.id).unwrap();
+    let (rd, re) = run(&device, &enroller).await;
+    let (rd, re) = (rd.unwrap(), re.unwrap());
+    assert_eq!(re.membership.unwrap().verified.subject, device.id);
+    assert_eq!(rd.membership.unwrap().verified.subject, enroller.id);
+    let chain = device.gate.chain();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0].tier(), Some(Tier::Edge));
+    assert!(matches!(
+        device.gate.status(),
+        crate::trust::MembershipStatus::Valid(_)
+    ));
+}
+
+#[tokio::test]
+async fn the_token_goes_to_its_enroller_only() {
+    let auth = Authority::generate("alpha").unwrap();
+    let (enroller, device) = enroller_and_device(&auth);
+    let (other, _) = enroller_and_device(&auth);
+    let token = enroller
+        .gate
+        .create_token(Tier::Edge, Permissions::NONE, Duration::from_secs(60))
+        .unwrap();
+    device.gate.start_enrollment(token, enroller.id).unwrap();
+    assert!(device.gate.enrollment_request(&other.id).is_none());
+    // to another node the device shows its (empty) chain, not the token
+    let (ed, eo) = refusal(&device, &other).await;
+    assert!(eo.contains("empty certificate chain"), "{eo}");
+    assert!(ed.contains("empty certificate chain"), "{ed}");
+    // the token still works with its enroller
+    let (rd, _) = run(&device, &enroller).await;
+    assert!(rd.is_ok());
+}
+
+#[tokio::test]
+async fn a_request_signed_by_another_key_or_garbage_is_refused() {
+    let auth = Authority::generate("alpha").unwrap();
+    let (enroller, device) = enroller_and_device(&auth);
+    let token = enroller
+        .gate
+        .create_token(Tier::Edge, Permissions::NONE, Duration::from_secs(60))
+        .unwrap();
+    let thief = key();
+    let forged =
+        crate::trust::EnrollmentRequest::sign(&thief, "alpha", Some(&token), unix_ms()).unwrap();
+    for request in [forged.to_bytes(), vec![0xde, 0xad]] {
+        let (x, y) = tokio::io::duplex(8192);
+        let (mut ar, mut aw) = tokio::io::split(x);
+        let (mut br, mut bw) = tokio::io::split(y);
+        let sb = Admission {
+            formation: &enroller.formation,
+            gate: &enroller.gate,
+            me: &enroller.id,
+            peer: &device.id,
+            offers: &[],
+        };
+        let device_side = async {
+            use crate::wire::{read_frame_max, write_frame};
+            write_frame(
+                &mut aw,
+                &Frame::Hello {
+                    version: PROTOCOL_VERSION,
+                    formation_tag: alpha().tag(),
+                    nonce: [1; 32],
+                },
+            )
+            .await
+            .unwrap();
+            let _challenge = read_frame_max(&mut ar, 4096).await.unwrap();
+            write_frame(&mut aw, &Frame::Proof { proof: [0; 32] })
+                .await
+                .unwrap();
+            write_frame(&mut aw, &Frame::Enroll { request })
+                .await
+                .unwrap();
+            read_frame_max(&mut ar, 4096).await.unwrap().map(|(f, _)| f)
+        };
+        let (answer, r) = tokio::join!(device_side, admit_inbound(&mut br, &mut bw, &sb));
+        let e = r.err().unwrap().to_string();
+        assert!(e.contains("enrollment refused"), "{e}");
+        assert!(matches!(answer, Some(Frame::Refused { .. })), "{answer:?}");
+    }
+    // the token was not spent by either
+    device.gate.start_enrollment(token, enroller.id).unwrap();
+    let (rd, _) = run(&device, &enroller).await;
+    assert!(rd.is_ok());
 }

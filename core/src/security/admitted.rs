@@ -105,10 +105,11 @@ pub(crate) async fn admit(
         offers,
     };
     let admitted = if outbound {
-        admit_outbound(&mut recv, &mut send, &a).await?
+        admit_outbound(&mut recv, &mut send, &a).await
     } else {
-        admit_inbound(&mut recv, &mut send, &a).await?
+        admit_inbound(&mut recv, &mut send, &a).await
     };
+    let admitted = admitted?;
     Ok((
         Admitted {
             conn,

@@ -15,14 +15,16 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::broadcast;
 
+use super::enrollment::{DeviceState, Enrollment};
 use super::trust_store::TrustStore;
 use super::{Formation, NodeId};
 use crate::clock::unix_ms;
 use crate::error::{Error, Result};
 use crate::locks::{LockExt, RwLockExt};
 use crate::trust::{
-    decode_chain, encode_chain, validate_chain, AdmissionMode, Certificate, Genesis,
-    MembershipStatus, RevocationRecord, Revocations, TrustConfig, TrustError, Verified,
+    decode_chain, encode_chain, validate_chain, AdmissionMode, Certificate, EnrollmentToken,
+    Genesis, MembershipStatus, Permissions, RevocationRecord, Revocations, Tier, TrustConfig,
+    TrustError, Verified,
 };
 
 /// What a peer's chain said at admission.
@@ -62,6 +64,8 @@ pub(crate) struct Gate {
     news: broadcast::Sender<News>,
     /// Revocations from peers that did not check out.
     refused: AtomicU64,
+    /// Enrollment, both roles (none without trust settings).
+    enrollment: Option<Enrollment>,
 }
 
 fn trust_err(e: TrustError) -> Error {
@@ -80,6 +84,7 @@ impl Gate {
             store: Mutex::new(None),
             news: broadcast::channel(1).0,
             refused: AtomicU64::new(0),
+            enrollment: None,
         }
     }
 
@@ -88,11 +93,12 @@ impl Gate {
     /// certify this node or does not lead to the authority; a chain that is
     /// only out of its validity window is kept (peers will say so).
     pub fn open(
-        me: NodeId,
+        key: &iroh::SecretKey,
         formation: &Formation,
         config: Option<&TrustConfig>,
         dir: &Path,
     ) -> Result<Gate> {
+        let me = NodeId(key.public());
         let Some(config) = config else {
             return Ok(Gate::secret_only(me));
         };
@@ -133,6 +139,7 @@ impl Gate {
             store: Mutex::new(Some(Arc::new(store))),
             news: broadcast::channel(NEWS_CAPACITY).0,
             refused: AtomicU64::new(0),
+            enrollment: Some(Enrollment::new(key.clone(), loaded.tokens)),
         })
     }
 
@@ -229,7 +236,11 @@ impl Gate {
         };
         let chain = self.chain();
         if chain.is_empty() {
-            return MembershipStatus::NoCertificate;
+            return match self.enrollment.as_ref().map(|e| e.state.locked().clone()) {
+                Some(DeviceState::Pending(..)) => MembershipStatus::Pending,
+                Some(DeviceState::Denied(reason)) => MembershipStatus::Denied { reason },
+                _ => MembershipStatus::NoCertificate,
+            };
         }
         match validate_chain(genesis, &chain, unix_ms()) {
             Ok(v) => match self.known.locked().list.revoking(&v, &chain) {
@@ -242,6 +253,90 @@ impl Gate {
                 reason: e.to_string(),
             },
         }
+    }
+
+    fn enrollment(&self) -> Result<(&Genesis, &Enrollment)> {
+        match (&self.genesis, &self.enrollment) {
+            (Some(g), Some(e)) => Ok((g, e)),
+            _ => Err(Error::InvalidArgument(
+                "the node has no trust settings (open it with a genesis)".into(),
+            )),
+        }
+    }
+
+    /// A one-time enrollment token for `tier` and `permissions`, redeemable
+    /// for `ttl`, kept (hashed) across restarts.
+    pub fn create_token(
+        &self,
+        tier: Tier,
+        permissions: Permissions,
+        ttl: std::time::Duration,
+    ) -> Result<EnrollmentToken> {
+        let (g, e) = self.enrollment()?;
+        let token = e
+            .create_token(g, &self.chain(), tier, permissions, ttl)
+            .map_err(Error::InvalidArgument)?;
+        if let Some(store) = self.store() {
+            store.save_tokens(&e.tokens.locked())?;
+        }
+        Ok(token)
+    }
+
+    /// Sends `token` with this node's next admission with `enroller`.
+    pub fn start_enrollment(&self, token: EnrollmentToken, enroller: NodeId) -> Result<()> {
+        let (_, e) = self.enrollment()?;
+        if !self.mode.certificates() {
+            return Err(Error::InvalidArgument(
+                "enrollment needs admission by certificate (mode certificate or both)".into(),
+            ));
+        }
+        *e.state.locked() = DeviceState::Pending(token, enroller);
+        Ok(())
+    }
+
+    /// Records why the enroller refused (or could not be reached).
+    pub fn enrollment_failed(&self, reason: String) {
+        if let Some(e) = &self.enrollment {
+            let mut s = e.state.locked();
+            if matches!(*s, DeviceState::Pending(..)) {
+                *s = DeviceState::Denied(reason);
+            }
+        }
+    }
+
+    /// The request admission sends to `peer` in place of a chain, when
+    /// enrolling with it.
+    pub fn enrollment_request(&self, peer: &NodeId) -> Option<Vec<u8>> {
+        let (g, e) = self.enrollment().ok()?;
+        e.request(&g.formation, peer)
+    }
+
+    /// Answers a peer's enrollment request with its chain (as admission
+    /// sends it), or the reason it is refused.
+    pub fn answer_enrollment(
+        &self,
+        peer: &NodeId,
+        request: &[u8],
+    ) -> std::result::Result<Vec<Vec<u8>>, String> {
+        let (g, e) = self.enrollment().map_err(|e| e.to_string())?;
+        let store = self.store();
+        let chain = e.answer(g, &self.chain(), peer, request, |tokens| match &store {
+            Some(s) => s.save_tokens(tokens),
+            None => Ok(()),
+        })?;
+        tracing::info!(peer = %peer.short(), "enrolled a device");
+        Ok(encode_chain(&chain))
+    }
+
+    /// Keeps the chain an enroller answered with (checked as at open).
+    pub fn accept_enrolled(&self, raw: &[Vec<u8>]) -> std::result::Result<(), String> {
+        let chain = decode_chain(raw).map_err(|e| e.to_string())?;
+        self.set_chain(chain).map_err(|e| e.to_string())?;
+        if let Some(e) = &self.enrollment {
+            *e.state.locked() = DeviceState::Idle;
+        }
+        tracing::info!("enrolled: certificate chain received and stored");
+        Ok(())
     }
 
     /// Checks and keeps a revocation; true if it is new (then stored and

@@ -3,6 +3,7 @@
 
 mod admission;
 mod admitted;
+mod enrollment;
 mod formation;
 mod gate;
 mod identity;
@@ -12,6 +13,7 @@ pub use crate::identity::NodeId;
 #[cfg(test)]
 pub(crate) use admission::{admit_outbound, Admission};
 pub(crate) use admitted::{admit, Admitted, Control};
+pub use enrollment::ENROLLED_VALIDITY;
 pub use formation::Formation;
 pub(crate) use gate::{Gate, News};
 pub(crate) use identity::load_or_create_identity;

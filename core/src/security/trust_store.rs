@@ -1,17 +1,20 @@
 //! What a node keeps of trust across restarts, in `trust.redb` in its data
-//! dir: its own certificate chain and the revocations it has learnt (each
-//! checked when learnt, with its revoker's chain, so it can be passed on).
+//! dir: its own certificate chain, the revocations it has learnt (each
+//! checked when learnt, with its revoker's chain, so it can be passed on) and,
+//! on an enroller, its enrollment tokens (hashes only, so a used token stays
+//! used across restarts).
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
-use crate::trust::{decode_chain, encode_chain, Certificate, RevocationRecord};
+use crate::trust::{decode_chain, encode_chain, Certificate, RevocationRecord, TokenStore};
 
 const REVOCATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("revocations");
 const MEMBERSHIP: TableDefinition<&str, &[u8]> = TableDefinition::new("membership");
 const CHAIN_KEY: &str = "chain";
+const TOKENS_KEY: &str = "tokens";
 
 /// The trust database.
 pub(crate) struct TrustStore {
@@ -22,6 +25,7 @@ pub(crate) struct TrustStore {
 pub(crate) struct Loaded {
     pub chain: Vec<Certificate>,
     pub records: Vec<RevocationRecord>,
+    pub tokens: TokenStore,
 }
 
 fn db_err(e: impl Into<redb::Error>) -> Error {
@@ -40,6 +44,7 @@ impl TrustStore {
         let mut loaded = Loaded {
             chain: Vec::new(),
             records: Vec::new(),
+            tokens: TokenStore::default(),
         };
         let rx = db.begin_read().map_err(db_err)?;
         let membership = rx.open_table(MEMBERSHIP).map_err(db_err)?;
@@ -51,6 +56,15 @@ impl TrustStore {
                 Ok(chain) => loaded.chain = chain,
                 Err(e) => {
                     tracing::warn!(error = %e, "stored certificate chain unreadable; ignored")
+                }
+            }
+        }
+        if let Some(raw) = membership.get(TOKENS_KEY).map_err(db_err)? {
+            match TokenStore::from_bytes(raw.value()) {
+                Ok(t) => loaded.tokens = t,
+                // Refusing every token is safe; accepting a used one is not.
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored enrollment tokens unreadable; none kept")
                 }
             }
         }
@@ -74,6 +88,16 @@ impl TrustStore {
         tx.open_table(MEMBERSHIP)
             .map_err(db_err)?
             .insert(CHAIN_KEY, raw.as_slice())
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Stores the enroller's tokens (their hashes and state).
+    pub fn save_tokens(&self, tokens: &TokenStore) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(MEMBERSHIP)
+            .map_err(db_err)?
+            .insert(TOKENS_KEY, tokens.to_bytes().as_slice())
             .map_err(db_err)?;
         tx.commit().map_err(db_err)
     }

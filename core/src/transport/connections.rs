@@ -76,6 +76,25 @@ impl Link {
     }
 }
 
+/// A network error because the peer closed the connection as a refusal of
+/// admission is that refusal, with the reason it gave in the close.
+fn refused_by_close(conn: &Connection, e: Error) -> Error {
+    if !matches!(e, Error::Network(_)) {
+        return e;
+    }
+    match conn.close_reason() {
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(c))
+            if c.error_code == VarInt::from_u32(close_code::ADMISSION_REFUSED) =>
+        {
+            Error::AdmissionRefused(format!(
+                "peer refused: {}",
+                crate::wire::sanitize_reason(&String::from_utf8_lossy(&c.reason))
+            ))
+        }
+        _ => e,
+    }
+}
+
 /// The node's admitted connections.
 pub(crate) struct Connections {
     ctx: Arc<NodeContext>,
@@ -126,6 +145,7 @@ impl Connections {
         match tokio::time::timeout(ADMISSION_TIMEOUT, res).await {
             Ok(Ok((admitted, control))) => Ok((Arc::new(admitted), control)),
             Ok(Err(e)) => {
+                let e = refused_by_close(&conn, e);
                 let reason = crate::wire::sanitize_reason(&e.to_string());
                 if matches!(e, Error::AdmissionRefused(_) | Error::Protocol(_)) {
                     if self.refusals.allow(peer) {

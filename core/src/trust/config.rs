@@ -89,6 +89,14 @@ pub enum MembershipStatus {
     /// Trust settings but no certificate yet: peers that check
     /// certificates refuse this node until it has one.
     NoCertificate,
+    /// No certificate yet; an enrollment request goes out with this node's
+    /// next admission ([`crate::Node::enroll`]).
+    Pending,
+    /// No certificate; the last enrollment was refused, for this reason.
+    Denied {
+        /// The enroller's reason (or why it could not be reached).
+        reason: String,
+    },
     /// A chain that peers accept.
     Valid(super::Verified),
     /// The chain was revoked (this node knows the revocation).

@@ -22,6 +22,7 @@
 mod cert;
 mod chain;
 mod config;
+mod enroll;
 mod record;
 #[cfg(test)]
 mod record_tests;
@@ -40,6 +41,7 @@ use zeroize::Zeroizing;
 pub use cert::{Certificate, MAX_CERT_LEN};
 pub use chain::{validate_chain, CLOCK_SKEW, MAX_CHAIN};
 pub use config::{AdmissionMode, MembershipStatus, TrustConfig};
+pub use enroll::{EnrollmentRequest, MAX_REQUEST_AGE_MS, MAX_REQUEST_LEN};
 pub use record::{decode_chain, encode_chain, RevocationRecord, MAX_RECORD_LEN};
 pub use revoke::{Revocation, Revocations, MAX_REVOCATIONS, MAX_REVOCATION_LEN};
 pub use text::{authority_from_hex, chain_from_text, chain_to_text};
@@ -52,7 +54,9 @@ pub const MAX_FORMATION_ID: usize = 64;
 
 /// Where a device sits in the formation: a delegate may only issue
 /// certificates of tiers below its own. Ordered from the highest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Tier {
     Enterprise,
     Regional,
@@ -85,7 +89,9 @@ impl Tier {
 }
 
 /// What a certificate lets its device do, as a set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Permissions(u32);
 
 impl Permissions {
@@ -107,6 +113,11 @@ impl Permissions {
     /// The raw bits.
     pub fn bits(self) -> u32 {
         self.0
+    }
+
+    /// Both sets (`|` in a `const`).
+    pub const fn union(self, other: Permissions) -> Permissions {
+        Permissions(self.0 | other.0)
     }
 
     /// Whether every permission of `other` is in `self`.

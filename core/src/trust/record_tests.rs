@@ -1,5 +1,6 @@
-//! Revocation records and the text forms: round trips, bounds, and property
-//! tests that any input decodes or is refused without a panic.
+//! Revocation records, enrollment requests, token tables and the text forms:
+//! round trips, bounds, and property tests that any input decodes or is
+//! refused without a panic.
 
 use std::time::Duration;
 
@@ -146,5 +147,109 @@ proptest! {
     fn any_text_is_trust_settings_or_refused(s in ".{0,200}") {
         let _ = TrustConfig::from_json("alpha", &s);
         let _ = chain_from_text(&s);
+    }
+}
+
+#[test]
+fn enrollment_requests_round_trip_and_check() {
+    let key = iroh::SecretKey::from_bytes(&[8; 32]);
+    let token = EnrollmentToken::from_hex(&"cd".repeat(32)).unwrap();
+    let r = EnrollmentRequest::sign(&key, "alpha", Some(&token), NOW).unwrap();
+    let back = EnrollmentRequest::from_bytes(&r.to_bytes()).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(back.token(), Some(token));
+    assert!(
+        !format!("{back:?}").contains(&"cd".repeat(32)),
+        "Debug hides the token"
+    );
+    let me = crate::NodeId(key.public());
+    assert_eq!(back.check("alpha", NOW).unwrap(), me);
+    // another formation, from the future, too old
+    assert!(matches!(
+        back.check("beta", NOW),
+        Err(TrustError::WrongFormation { .. })
+    ));
+    let skew = CLOCK_SKEW.as_millis() as u64;
+    assert!(matches!(
+        back.check("alpha", NOW - skew - 1),
+        Err(TrustError::NotYetValid { .. })
+    ));
+    assert!(back.check("alpha", NOW - skew + 1).is_ok());
+    assert!(matches!(
+        back.check("alpha", NOW + MAX_REQUEST_AGE_MS + 1),
+        Err(TrustError::Expired { .. })
+    ));
+    // offline: no token
+    let offline = EnrollmentRequest::sign(&key, "alpha", None, NOW).unwrap();
+    assert_eq!(
+        EnrollmentRequest::from_bytes(&offline.to_bytes())
+            .unwrap()
+            .token(),
+        None
+    );
+    // truncated, trailing, oversized
+    let bytes = r.to_bytes();
+    assert!(EnrollmentRequest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(EnrollmentRequest::from_bytes(&long).is_err());
+    assert!(EnrollmentRequest::from_bytes(&vec![0; MAX_REQUEST_LEN + 1]).is_err());
+}
+
+#[test]
+fn token_stores_keep_their_state_through_bytes() {
+    let mut store = TokenStore::default();
+    let used = store
+        .create(Tier::Edge, Permissions::NONE, Duration::from_secs(60), NOW)
+        .unwrap();
+    let fresh = store
+        .create(
+            Tier::Tactical,
+            Permissions::RELAY,
+            Duration::from_secs(60),
+            NOW,
+        )
+        .unwrap();
+    store.redeem(&used, NOW).unwrap();
+    let bytes = store.to_bytes();
+    assert!(
+        !crate::hex::hex(&bytes).contains(used.to_hex().as_str()),
+        "hashes only"
+    );
+    let mut back = TokenStore::from_bytes(&bytes).unwrap();
+    assert_eq!(back.redeem(&used, NOW), Err(TrustError::TokenUsed));
+    assert_eq!(
+        back.redeem(&fresh, NOW),
+        Ok((Tier::Tactical, Permissions::RELAY))
+    );
+    assert!(TokenStore::from_bytes(&[0xff; 9]).is_err());
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_a_request_or_refused(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(r) = EnrollmentRequest::from_bytes(&data) {
+            prop_assert_eq!(r.to_bytes(), data);
+            let _ = r.check("alpha", NOW);
+        }
+    }
+
+    #[test]
+    fn a_changed_request_byte_never_passes(pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let key = iroh::SecretKey::from_bytes(&[8; 32]);
+        let r = EnrollmentRequest::sign(&key, "alpha", None, NOW).unwrap();
+        let mut bytes = r.to_bytes();
+        let i = pos.index(bytes.len());
+        bytes[i] ^= flip;
+        if let Ok(r2) = EnrollmentRequest::from_bytes(&bytes) {
+            if r2 != r {
+                prop_assert!(r2.check("alpha", NOW).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn any_bytes_are_a_token_store_or_refused(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = TokenStore::from_bytes(&data);
     }
 }

@@ -53,13 +53,22 @@ impl EnrollmentToken {
         Ok(EnrollmentToken(out))
     }
 
+    /// A token from its 32 bytes (as an enrollment request carries it).
+    pub(super) fn from_secret(bytes: [u8; 32]) -> EnrollmentToken {
+        EnrollmentToken(Zeroizing::new(bytes))
+    }
+
+    pub(super) fn secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     fn hash(&self) -> [u8; 32] {
         *blake3::hash(&self.0[..]).as_bytes()
     }
 }
 
 /// What a token grants, and its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Entry {
     tier: Tier,
     permissions: Permissions,
@@ -124,6 +133,24 @@ impl TokenStore {
         }
         entry.used = true;
         Ok((entry.tier, entry.permissions))
+    }
+
+    /// The store's bytes, to keep across restarts (hashes only, never a token).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let entries: Vec<(&[u8; 32], &Entry)> = self.by_hash.iter().collect();
+        postcard::to_allocvec(&entries).unwrap_or_default()
+    }
+
+    /// A store from [`TokenStore::to_bytes`]; at most [`MAX_TOKENS`] entries.
+    pub fn from_bytes(bytes: &[u8]) -> Result<TokenStore, TrustError> {
+        let entries: Vec<([u8; 32], Entry)> = postcard::from_bytes(bytes)
+            .map_err(|e| TrustError::Malformed(format!("token store: {e}")))?;
+        if entries.len() > MAX_TOKENS {
+            return Err(TrustError::TooManyTokens { max: MAX_TOKENS });
+        }
+        Ok(TokenStore {
+            by_hash: entries.into_iter().collect(),
+        })
     }
 
     /// Tokens held (redeemed ones until they are forgotten).

@@ -143,6 +143,19 @@ pub enum Frame {
         /// Encoded certificates.
         chain: Vec<Vec<u8>>,
     },
+    /// Admission, initiator → responder, in place of `Membership`: a device
+    /// without a chain asks to enroll
+    /// ([`crate::trust::EnrollmentRequest::to_bytes`], with its token).
+    Enroll {
+        /// The encoded, signed request.
+        request: Vec<u8>,
+    },
+    /// Admission, responder → initiator, before its own `Membership`: the
+    /// chain the enroller issued to the device (own certificate first).
+    Enrolled {
+        /// Encoded certificates.
+        chain: Vec<Vec<u8>>,
+    },
     /// Revocation protocol: ids of the certificates whose revocations the
     /// sender holds, in pages; `last` ends the list.
     RevocationIds {
@@ -178,6 +191,8 @@ impl Frame {
             Frame::Open { .. } => "Open",
             Frame::Ping => "Ping",
             Frame::Membership { .. } => "Membership",
+            Frame::Enroll { .. } => "Enroll",
+            Frame::Enrolled { .. } => "Enrolled",
             Frame::RevocationIds { .. } => "RevocationIds",
             Frame::RevocationRecord { .. } => "RevocationRecord",
         }

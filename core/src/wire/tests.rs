@@ -91,6 +91,10 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             .prop_map(|(ids, last)| Frame::RevocationIds { ids, last }),
         proptest::collection::vec(any::<u8>(), 0..300)
             .prop_map(|record| Frame::RevocationRecord { record }),
+        proptest::collection::vec(any::<u8>(), 0..300)
+            .prop_map(|request| Frame::Enroll { request }),
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..5)
+            .prop_map(|chain| Frame::Enrolled { chain }),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Trust: a formation authority's key (held by the application), the
-//! certificates it issues and revokes, and a node's membership, chains and
-//! revocations. Certificates and revocation records are hex text; the
+//! certificates it issues and revokes, a node's membership, chains and
+//! revocations, and enrollment (tokens on the enroller, enroll on the
+//! device). Certificates and revocation records are hex text; the
 //! records returned here are plain values with fixed-size NUL-terminated
 //! text (nothing to free).
 
@@ -397,5 +398,66 @@ pub unsafe extern "C" fn peat_node_trust_stats(
 ) -> i32 {
     call_out(err, out, "out", || {
         Ok(sdk::node_trust_stats(node.id)?.into())
+    })
+}
+
+/// `*out` receives a one-time enrollment token (64 hex digits; free with
+/// `peat_string_free`; hand it to the device out of band) granting `tier`
+/// and `permissions`, redeemable for `ttl_ms`. The node's chain must hold
+/// the enroll permission, `tier` must be below its own and `permissions`
+/// within its own, else `PEAT_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_create_enrollment_token(
+    node: PeatNode,
+    tier: PeatStr,
+    permissions: u32,
+    ttl_ms: u64,
+    out: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        let t = str_arg(tier, "tier")?;
+        Ok(c_string(sdk::node_create_enrollment_token(
+            node.id,
+            t,
+            permissions,
+            ttl_ms,
+        )?))
+    })
+}
+
+/// Enrolls with `enroller` ("NODEID@HOST:PORT") using its one-time `token`
+/// (hex): `*out` receives the certificate chain it answered with (hex, own
+/// first; free with `peat_string_list_free`), already stored and in use. A
+/// refusal (a used, expired or unknown token) is
+/// `PEAT_STATUS_ADMISSION_REFUSED` with the reason, and
+/// [`peat_node_membership`] then says "denied"; a node that already holds a
+/// valid chain gets `PEAT_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_node_enroll(
+    node: PeatNode,
+    enroller: PeatStr,
+    token: PeatStr,
+    timeout_ms: u64,
+    cancel: super::types::PeatCancel,
+    out: *mut PeatStringList,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        let e = str_arg(enroller, "enroller")?;
+        let t = str_arg(token, "token")?;
+        Ok(string_list(sdk::node_enroll(
+            node.id, e, t, timeout_ms, cancel.id,
+        )?))
     })
 }

@@ -88,8 +88,10 @@ impl From<&Certificate> for CertificateRecord {
 /// Where a node stands in its formation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
 pub struct MembershipRecord {
-    /// `secret_only` (no trust settings), `no_certificate`, `valid`,
-    /// `revoked` or `invalid` (out of its validity window, say).
+    /// `secret_only` (no trust settings), `no_certificate`, `pending` (an
+    /// enrollment under way), `denied` (the last enrollment refused, see
+    /// `reason`), `valid`, `revoked` or `invalid` (out of its validity
+    /// window, say).
     pub state: String,
     /// The tier when valid (else empty).
     pub tier: String,
@@ -99,7 +101,7 @@ pub struct MembershipRecord {
     pub not_after_ms: u64,
     /// When it was revoked (Unix ms) when revoked (else 0).
     pub revoked_at_ms: u64,
-    /// Why, when invalid (else empty).
+    /// Why, when invalid or denied (else empty).
     pub reason: String,
 }
 
@@ -112,6 +114,11 @@ impl From<MembershipStatus> for MembershipRecord {
         match s {
             MembershipStatus::SecretOnly => state("secret_only"),
             MembershipStatus::NoCertificate => state("no_certificate"),
+            MembershipStatus::Pending => state("pending"),
+            MembershipStatus::Denied { reason } => MembershipRecord {
+                reason,
+                ..state("denied")
+            },
             MembershipStatus::Valid(v) => MembershipRecord {
                 tier: v.tier.name().into(),
                 permissions: v.permissions.bits(),

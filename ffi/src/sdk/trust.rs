@@ -1,13 +1,17 @@
 //! Trust: a formation authority (its key held by the application, wherever
 //! it runs), the certificates it issues and revokes, trust settings at open
 //! (JSON in the core's form, see [`peat_mesh::trust::TrustConfig::from_json`]),
-//! and a node's membership, chains and revocations. Certificates and
-//! revocation records cross the boundary as hex text.
+//! a node's membership, chains and revocations, and enrollment (tokens on
+//! the enroller, `enroll` on the device). Certificates, revocation records
+//! and tokens cross the boundary as hex text.
 
-use peat_mesh::trust::{Authority, Certificate, RevocationRecord, TrustConfig};
+use peat_mesh::trust::{
+    Authority, Certificate, EnrollmentToken, Permissions, RevocationRecord, Tier, TrustConfig,
+};
 use peat_mesh::NodeConfig;
 use zeroize::Zeroizing;
 
+use super::args::{ms, parse_peer};
 use crate::error::{SdkError, SdkResult};
 use crate::handles;
 use crate::records::{
@@ -151,6 +155,53 @@ pub fn node_add_revocation(node: u64, record_hex: &str) -> SdkResult<bool> {
     let n = handles::node(node)?;
     let record = RevocationRecord::from_hex(record_hex).map_err(bad)?;
     runtime::block_on(async move { n.add_revocation(record).await.map_err(SdkError::from) })?
+}
+
+/// A one-time enrollment token (64 hex digits) granting `tier` and
+/// `permissions` (bits), redeemable for `ttl_ms`; the node's chain must hold
+/// the enroll permission, the tier must be below its own and the permissions
+/// a subset of its own.
+pub fn node_create_enrollment_token(
+    node: u64,
+    tier: &str,
+    permissions: u32,
+    ttl_ms: u64,
+) -> SdkResult<String> {
+    let tier = Tier::from_name(tier).ok_or_else(|| {
+        SdkError::invalid(format!(
+            "tier {tier:?} (enterprise, regional, tactical or edge)"
+        ))
+    })?;
+    if ttl_ms == 0 {
+        return Err(SdkError::invalid("ttl_ms must be more than 0"));
+    }
+    let token = handles::node(node)?.create_enrollment_token(
+        tier,
+        Permissions::from_bits(permissions),
+        std::time::Duration::from_millis(ttl_ms),
+    )?;
+    Ok(token.to_hex().to_string())
+}
+
+/// Enrolls with `enroller` (`NODEID@HOST:PORT`) using its one-time `token`
+/// (hex); returns the chain it answered with (hex, own first), now stored.
+pub fn node_enroll(
+    node: u64,
+    enroller: &str,
+    token_hex: &str,
+    timeout_ms: u64,
+    cancel: u64,
+) -> SdkResult<Vec<String>> {
+    let n = handles::node(node)?;
+    let peer = parse_peer(enroller)?;
+    let token = EnrollmentToken::from_hex(token_hex).map_err(bad)?;
+    let cancel = handles::cancel_token(cancel)?;
+    runtime::block_on_cancellable(ms(timeout_ms), cancel, async move {
+        n.enroll(&peer, token)
+            .await
+            .map(|c| chain_text(&c))
+            .map_err(SdkError::from)
+    })
 }
 
 /// The node's admission mode and revocation counters.

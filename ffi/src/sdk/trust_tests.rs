@@ -162,3 +162,68 @@ fn certificates_admission_and_revocation_reach_the_sdk() {
     }
     assert_eq!(handles::live_handles(), before);
 }
+
+#[test]
+fn enrollment_reaches_the_sdk() {
+    let _g = serial();
+    let before = handles::live_handles();
+    let secret = generate_authority_secret();
+    let authority = authority_public_key("t", &secret[..]).unwrap();
+    let trust = format!(r#"{{"authority": "{authority}"}}"#);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let open = |i: usize| {
+        node_open(
+            &NodeOptions {
+                trust_json: trust.clone(),
+                ..opts(dirs[i].path())
+            },
+            5000,
+            0,
+        )
+        .unwrap()
+    };
+    let (e, d, d2) = (open(0), open(1), open(2));
+    let grant = GrantRecord {
+        subject: node_id(e).unwrap(),
+        tier: "regional".into(),
+        permissions: 3,
+        not_before_ms: 0,
+        valid_for_ms: 3_600_000,
+    };
+    let cert = authority_issue("t", &secret[..], &grant).unwrap();
+    node_set_certificate_chain(e, std::slice::from_ref(&cert)).unwrap();
+    let token = node_create_enrollment_token(e, "edge", 1, 600_000).unwrap();
+    assert_eq!(token.len(), 64);
+    let enroller = node_addrs(e).unwrap()[0].clone();
+    let chain = node_enroll(d, &enroller, &token, 5000, 0).unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[1], cert);
+    let info = certificate_info(&chain[0]).unwrap();
+    assert_eq!(
+        (info.subject, info.issuer, info.tier.as_str()),
+        (node_id(d).unwrap(), node_id(e).unwrap(), "edge")
+    );
+    let m = node_membership(d).unwrap();
+    assert_eq!((m.state.as_str(), m.tier.as_str()), ("valid", "edge"));
+    // the token is spent
+    let err = node_enroll(d2, &enroller, &token, 5000, 0).unwrap_err();
+    assert_eq!(err.code, ErrorCode::AdmissionRefused);
+    assert!(err.message.contains("already used"), "{}", err.message);
+    let m = node_membership(d2).unwrap();
+    assert_eq!(m.state, "denied");
+    assert!(m.reason.contains("already used"), "{}", m.reason);
+    for bad in [
+        node_create_enrollment_token(e, "regional", 0, 1000).err(),
+        node_create_enrollment_token(e, "edge", 4, 1000).err(),
+        node_create_enrollment_token(e, "edge", 0, 0).err(),
+        node_create_enrollment_token(e, "general", 0, 1000).err(),
+        node_create_enrollment_token(d2, "edge", 0, 1000).err(),
+        node_enroll(d2, &enroller, "zz", 5000, 0).err(),
+    ] {
+        assert_eq!(bad.map(|e| e.code), Some(ErrorCode::InvalidArgument));
+    }
+    for n in [e, d, d2] {
+        node_close(n, 5000).unwrap();
+    }
+    assert_eq!(handles::live_handles(), before);
+}

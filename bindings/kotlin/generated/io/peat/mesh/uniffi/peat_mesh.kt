@@ -794,6 +794,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_certificate_info(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_create_enrollment_token(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_enroll(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_generate_authority_secret(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_membership(
@@ -970,6 +974,10 @@ external fun uniffi_peat_mesh_ffi_fn_func_authority_revoke(`formationId`: RustBu
 external fun uniffi_peat_mesh_ffi_fn_func_certificate_chain(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_certificate_info(`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_create_enrollment_token(`node`: Long,`tier`: RustBuffer.ByValue,`permissions`: Int,`ttlMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_enroll(`node`: Long,`enroller`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_generate_authority_secret(uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1304,6 +1312,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_certificate_info() != 60418) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_create_enrollment_token() != 6144) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_enroll() != 22635) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_generate_authority_secret() != 23024) {
@@ -3122,8 +3136,10 @@ public object FfiConverterTypeListPage: FfiConverterRustBuffer<ListPage> {
  */
 data class MembershipRecord (
     /**
-     * `secret_only` (no trust settings), `no_certificate`, `valid`,
-     * `revoked` or `invalid` (out of its validity window, say).
+     * `secret_only` (no trust settings), `no_certificate`, `pending` (an
+     * enrollment under way), `denied` (the last enrollment refused, see
+     * `reason`), `valid`, `revoked` or `invalid` (out of its validity
+     * window, say).
      */
     var `state`: kotlin.String
     , 
@@ -3148,7 +3164,7 @@ data class MembershipRecord (
     var `revokedAtMs`: kotlin.ULong
     , 
     /**
-     * Why, when invalid (else empty).
+     * Why, when invalid or denied (else empty).
      */
     var `reason`: kotlin.String
     
@@ -7113,6 +7129,34 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_certificate_info(
     
         FfiConverterString.lower(`certificate`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A one-time enrollment token (hex) granting `tier` and `permissions`.
+         */
+    @Throws(PeatException::class) fun `createEnrollmentToken`(`node`: kotlin.ULong, `tier`: kotlin.String, `permissions`: kotlin.UInt, `ttlMs`: kotlin.ULong): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_create_enrollment_token(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`tier`),FfiConverterUInt.lower(`permissions`),FfiConverterULong.lower(`ttlMs`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Enrolls with `enroller` using its one-time `token`; the chain it answered with.
+         */
+    @Throws(PeatException::class) fun `enroll`(`node`: kotlin.ULong, `enroller`: kotlin.String, `token`: kotlin.String, `timeoutMs`: kotlin.ULong, `cancel`: kotlin.ULong): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_enroll(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`enroller`),FfiConverterString.lower(`token`),FfiConverterULong.lower(`timeoutMs`),FfiConverterULong.lower(`cancel`),_status)
 }
     )
     }

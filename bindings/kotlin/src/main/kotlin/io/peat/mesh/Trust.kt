@@ -6,6 +6,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.days
+import kotlin.time.Duration.Companion.hours
 
 /** Where a device sits in its formation; a delegate issues lower tiers only. */
 enum class Tier(val wire: String) { ENTERPRISE("enterprise"), REGIONAL("regional"), TACTICAL("tactical"), EDGE("edge") }
@@ -131,3 +132,26 @@ suspend fun Node.addRevocation(record: String): Boolean = withContext(Dispatcher
 fun Node.trustStats(): TrustStats = needsJna("trustStats") { io.peat.mesh.uniffi.trustStats(sdkHandle) }.let {
     TrustStats(AdmissionMode.entries.first { m -> m.wire == it.admissionMode }, it.revocations.toLong(), it.refusedRevocations.toLong())
 }
+
+/**
+ * A one-time enrollment token (64 hex digits; hand it to the device out of
+ * band) granting [tier] (below this node's own) and [permissions] (within
+ * this node's), redeemable for [ttl]. This node's chain must hold
+ * [Permission.ENROLL].
+ */
+fun Node.createEnrollmentToken(tier: Tier, permissions: Int = Permission.NONE, ttl: Duration = 1.hours): String {
+    require(ttl.isPositive() && permissions >= 0) { "ttl must be positive and permissions not negative" }
+    return needsJna("createEnrollmentToken") {
+        io.peat.mesh.uniffi.createEnrollmentToken(sdkHandle, tier.wire, permissions.toUInt(), ttl.inWholeMilliseconds.toULong())
+    }
+}
+
+/**
+ * Enrolls with [enroller] (`NODEID@HOST:PORT`) using its one-time [token]:
+ * the certificate chain it answered with (hex, own first), already stored and
+ * in use. A used, expired or unknown token is a `PeatException.AdmissionRefused`
+ * with the reason, and [membership] then says "denied". Cancelling the
+ * coroutine stops it.
+ */
+suspend fun Node.enroll(enroller: String, token: String, timeoutMs: Long = 10_000): List<String> =
+    cancellable { t -> needsJna("enroll") { io.peat.mesh.uniffi.enroll(sdkHandle, enroller, token, timeoutMs.toULong(), t) } }

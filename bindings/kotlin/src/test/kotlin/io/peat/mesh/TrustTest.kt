@@ -12,6 +12,7 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.hours
+import kotlin.time.Duration.Companion.minutes
 
 /**
  * Conformance scenario 28: a formation authority, certificates set at
@@ -94,6 +95,41 @@ class TrustTest {
             }
         }
         assertFailsWith<Err.InvalidArgument> { open(Trust("00")) }
+        assertEquals(before, PeatMesh.liveHandles())
+    }
+
+    @Test
+    fun enrollment() = runBlocking<Unit> {
+        val before = PeatMesh.liveHandles()
+        val auth = Authority.generate("kotlin")
+        val open = { runBlocking { Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", trust = auth.trust()) } }
+        open().use { e ->
+            open().use { d ->
+                open().use { d2 ->
+                    val cert = auth.issue(e.id, Tier.REGIONAL, Permission.ENROLL or Permission.RELAY)
+                    e.setCertificateChain(listOf(cert))
+                    val token = e.createEnrollmentToken(Tier.EDGE, Permission.RELAY, ttl = 10.minutes)
+                    assertEquals(64, token.length)
+                    val chain = d.enroll(e.addrs[0], token)
+                    assertEquals(2, chain.size)
+                    assertEquals(cert, chain[1])
+                    val info = Authority.certificateInfo(chain[0])
+                    assertEquals(Triple(d.id, e.id, "edge"), Triple(info.subject, info.issuer, info.tier))
+                    assertEquals("valid", d.membership().state)
+                    assertEquals(Tier.EDGE, d.membership().tier)
+                    val spent = assertFailsWith<Err.AdmissionRefused> { d2.enroll(e.addrs[0], token) }
+                    assertTrue(spent.message!!.contains("already used"), spent.message)
+                    val m = d2.membership()
+                    assertEquals("denied", m.state)
+                    assertTrue(m.reason.contains("already used"), m.reason)
+                    assertFailsWith<Err.InvalidArgument> { e.createEnrollmentToken(Tier.REGIONAL) }
+                    assertFailsWith<Err.InvalidArgument> { e.createEnrollmentToken(Tier.EDGE, Permission.ADMIN) }
+                    assertFailsWith<Err.InvalidArgument> { d2.createEnrollmentToken(Tier.EDGE) }
+                    assertFailsWith<Err.InvalidArgument> { d2.enroll(e.addrs[0], "zz") }
+                    assertFailsWith<IllegalArgumentException> { e.createEnrollmentToken(Tier.EDGE, ttl = 0.minutes) }
+                }
+            }
+        }
         assertEquals(before, PeatMesh.liveHandles())
     }
 }
