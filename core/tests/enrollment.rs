@@ -84,6 +84,7 @@ async fn a_device_enrolls_with_a_token_and_joins_the_formation() {
         .unwrap();
     // the token travels as text
     let token = EnrollmentToken::from_hex(&token.to_hex()).unwrap();
+    let enroller_events = enroller.node.subscribe_peers();
     let started = Instant::now();
     let chain = device
         .node
@@ -99,7 +100,17 @@ async fn a_device_enrolls_with_a_token_and_joins_the_formation() {
     assert!(
         matches!(device.node.membership(), MembershipStatus::Valid(v) if v.tier == Tier::Tactical)
     );
-    // admitted by the enroller already, and by any other member
+    // admitted by the enroller already (once its side has registered the
+    // connection: `Connected`), and by any other member
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match enroller_events.next_timeout(left).await.unwrap() {
+            Some(Event::Item(PeerEvent::Connected { peer })) if peer == device.node.id() => break,
+            Some(_) => {}
+            None => panic!("the enroller never saw the device connect"),
+        }
+    }
     assert!(enroller
         .node
         .peer_certificate_chain(&device.node.id())

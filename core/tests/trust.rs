@@ -314,3 +314,57 @@ async fn only_a_revoker_with_the_right_may_revoke() {
         n.close(Duration::from_secs(5)).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_keeps_the_data_and_the_old_certificate_is_revoked() {
+    let auth = Authority::generate("alpha").unwrap();
+    let mode = AdmissionMode::Certificate;
+    // a node whose key lives in its data dir (identity.key)
+    let dir = tempfile::tempdir().unwrap();
+    let open_a = || {
+        let cfg = config(dir.path(), Formation::new("alpha", SECRET))
+            .trust(TrustConfig::new(auth.genesis().clone(), mode));
+        Node::open(cfg)
+    };
+    let a = open_a().await.unwrap();
+    let old_id = a.id();
+    let old_cert = auth
+        .issue(&grant(old_id, Tier::Tactical, Permissions::RELAY))
+        .unwrap();
+    a.set_certificate_chain(vec![old_cert.clone()]).unwrap();
+    let b = member(&auth, mode).await;
+    a.put("notes", "n1", &serde_json::json!({"kept": true}))
+        .await
+        .unwrap();
+    a.close(Duration::from_secs(5)).await.unwrap();
+    drop(a);
+    // rotate while closed; the stored chain certified the old key
+    let new_id = peat_mesh::security::rotate_identity(dir.path()).unwrap();
+    assert_ne!(new_id, old_id);
+    let a = open_a().await.unwrap();
+    assert_eq!(a.id(), new_id);
+    assert_eq!(a.membership(), MembershipStatus::NoCertificate);
+    assert_eq!(
+        a.get("notes", "n1").unwrap().unwrap()["kept"],
+        true,
+        "data kept"
+    );
+    // the authority certifies the new key and revokes the old certificate
+    let cert = auth
+        .issue(&grant(new_id, Tier::Tactical, Permissions::RELAY))
+        .unwrap();
+    a.set_certificate_chain(vec![cert]).unwrap();
+    b.node
+        .add_revocation(RevocationRecord {
+            revocation: auth.revoke(&old_cert, now_ms()),
+            revoker_chain: Vec::new(),
+        })
+        .await
+        .unwrap();
+    connect_both(&a, &b.node).await;
+    let b2 = b.node.clone();
+    assert!(common::eventually(WAIT, || b2.get("notes", "n1").unwrap().is_some()).await);
+    for n in [a, b.node] {
+        n.close(Duration::from_secs(5)).await.unwrap();
+    }
+}

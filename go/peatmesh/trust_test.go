@@ -100,6 +100,8 @@ func TestCertificatesAdmissionAndRevocation(t *testing.T) {
 	defer events.Close()
 	connect(t, b, a)
 	bid, _ := b.ID()
+	// a's side registers the connection when it publishes PeerConnected
+	waitFor(t, events, "b connected", func(ev Event) bool { return ev.Kind == PeerConnected && ev.Peer == bid })
 	if chain, err := a.PeerCertificateChain(bid); err != nil || len(chain) != 1 || chain[0] != certs[b] {
 		t.Fatalf("peer chain %v %v", chain, err)
 	}

@@ -10,7 +10,14 @@
 //!                    [--blobs-below-level N] [--collection-below-level NAME=N]...
 //!                    [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
 //!                    [--policies FILE.json|FILE.toml] [--no-qos] [--bandwidth JSON]
+//!                    [--authority PUBLICKEY [--admission MODE] [--chain HEX,...]]
+//! peat-mesh-node authority new|issue|revoke --formation ID --key-file PATH ...
+//! peat-mesh-node enroll --data-dir DIR --formation ID --authority PUBLICKEY
+//!                       --enroller NODEID@ADDR --token-file PATH
 //! ```
+//!
+//! The trust commands and flags (an offline formation authority, enrollment,
+//! admission by certificate, revocation) are in `trust_cmds`.
 //!
 //! `--link` adds a link besides the UDP socket (a UDP socket of its own on one
 //! interface's address, paired with peers' links of the same name) at a PACE
@@ -36,6 +43,7 @@
 mod ephemeral_cmds;
 mod lifecycle_cmds;
 mod link_flags;
+mod trust_cmds;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -55,6 +63,13 @@ const USAGE: &str = "usage:
                      [--blobs-below-level N] [--collection-below-level NAME=N]...
                      [--multicast GROUP:PORT@IFACE_ADDR] [--beacon-preset NAME]
                      [--policies FILE.json|FILE.toml] [--no-qos] [--bandwidth JSON]
+                     [--authority PUBLICKEY [--admission certificate|both|secret] [--chain HEX,...]]
+  peat-mesh-node authority new --formation ID --key-file PATH
+  peat-mesh-node authority issue --formation ID --key-file PATH --subject NODEID --tier TIER
+                                 [--permissions relay,enroll,admin] [--valid-days N]
+  peat-mesh-node authority revoke --formation ID --key-file PATH --certificate HEX
+  peat-mesh-node enroll --data-dir DIR --formation ID --authority PUBLICKEY
+                        --enroller NODEID@ADDR --token-file PATH [--listen ADDR]
 The formation secret (64 hex digits) comes from --secret-file PATH, else from
 the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.";
 
@@ -81,6 +96,8 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => rt.block_on(demo(&args[1..])),
         Some("run") => rt.block_on(run(&args[1..])),
+        Some("authority") => trust_cmds::authority(&args[1..]),
+        Some("enroll") => rt.block_on(trust_cmds::enroll(&args[1..])),
         _ => bail!("{USAGE}"),
     }
 }
@@ -188,6 +205,7 @@ async fn run(args: &[String]) -> Result<()> {
     let cfg = link_flags::apply(args, cfg).await?;
     let cfg = ephemeral_cmds::apply(args, cfg)?;
     let cfg = lifecycle_cmds::apply(args, cfg)?;
+    let cfg = trust_cmds::apply(args, cfg)?;
     let control = args.iter().any(|a| a == "--control");
     let node = Node::open(cfg).await?;
     println!("READY {} {:?}", node.id(), node.addrs());
@@ -270,6 +288,9 @@ async fn command(node: &Node, line: &str) -> Result<String> {
         return out;
     }
     if let Some(out) = lifecycle_cmds::command(node, cmd, rest).await {
+        return out;
+    }
+    if let Some(out) = trust_cmds::command(node, cmd, rest).await {
         return out;
     }
     let mut parts = line.splitn(4, ' ');

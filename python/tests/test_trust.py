@@ -50,6 +50,8 @@ def test_certificates_admission_and_revocation(tmp_path):
             a.set_certificate_chain([certs[b.id]])
         with a.subscribe_peers() as events:
             b.connect(a.addrs()[0])
+            # a's side registers the connection when it publishes Connected
+            _wait_for(events, lambda e: e.kind == PeerEventKind.CONNECTED and e.peer == b.id)
             assert a.peer_certificate_chain(b.id) == [certs[b.id]]
             # a node with the formation secret only is refused, and told why
             with pytest.raises(peat_mesh.AdmissionRefusedError, match="certificate required"):

@@ -1892,6 +1892,8 @@ static int t_certificates_and_revocation(void) {
     PeatSubscription events;
     OK(peat_peer_subscribe(a, &events, ERR));
     CHECK(connect_nodes(b, a));
+    /* a's side registers the connection when it publishes Connected */
+    CHECK(await_peer_event(events, PEAT_EVENT_KIND_PEER_CONNECTED, ids[1]));
     PeatStringList peer_chain;
     OK(peat_node_peer_certificate_chain(a, S(ids[1]), &peer_chain, ERR));
     CHECK(peer_chain.len == 1 && strcmp(peer_chain.items[0], certs[1]) == 0);

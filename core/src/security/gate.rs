@@ -111,14 +111,21 @@ impl Gate {
         }
         let (store, loaded) = TrustStore::open(dir)?;
         let chain = if config.chain.is_empty() {
-            loaded.chain
+            // A stored chain that no longer fits (the key was rotated, the
+            // genesis changed) is dropped: the node needs a new certificate.
+            match check_own_chain(&config.genesis, &me, &loaded.chain) {
+                Ok(()) => loaded.chain,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the stored certificate chain does not fit this node any more; dropped");
+                    store.save_chain(&[])?;
+                    Vec::new()
+                }
+            }
         } else {
+            check_own_chain(&config.genesis, &me, &config.chain)?;
+            store.save_chain(&config.chain)?;
             config.chain.clone()
         };
-        check_own_chain(&config.genesis, &me, &chain)?;
-        if !config.chain.is_empty() {
-            store.save_chain(&chain)?;
-        }
         let now = unix_ms();
         let mut known = Known::default();
         for r in loaded.records {

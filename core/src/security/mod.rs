@@ -17,3 +17,4 @@ pub use enrollment::ENROLLED_VALIDITY;
 pub use formation::Formation;
 pub(crate) use gate::{Gate, News};
 pub(crate) use identity::load_or_create_identity;
+pub use identity::rotate_identity;

@@ -88,6 +88,11 @@ fn certificates_admission_and_revocation_reach_the_sdk() {
     let events = subscribe_peers(a).unwrap();
     connect(b, &node_addrs(a).unwrap()[0], 5000, 0).unwrap();
     let b_id = node_id(b).unwrap();
+    // a's side registers the connection when it publishes Connected
+    wait_for(
+        events,
+        |e| matches!(e, PeerEventRecord::Connected { peer } if *peer == b_id),
+    );
     assert_eq!(
         node_peer_certificate_chain(a, &b_id).unwrap(),
         vec![certs[1].clone()]

@@ -61,6 +61,13 @@ class TrustTest {
                     // the collector subscribes when it first runs (before the revocation, long after this)
                     kotlinx.coroutines.yield()
                     b.connect(a.addrs[0])
+                    // a's side registers the connection when it publishes Connected
+                    withTimeout(10_000) {
+                        while (true) {
+                            val e = events.receive()
+                            if (e is PeerEventRecord.Connected && e.peer == b.id) break
+                        }
+                    }
                     assertEquals(listOf(certs.getValue(b.id)), a.peerCertificateChain(b.id))
                     // a node with the formation secret only is refused, and told why
                     val refused = assertFailsWith<Err.AdmissionRefused> { c.connect(a.addrs[0]) }
