@@ -83,6 +83,38 @@ pub(crate) fn trust(out: &Out, size: &Size) -> Result<()> {
     f("baseline: one Ed25519 verification", bare, "us");
     f("chain of 1 / baseline", single / bare, "x");
     f("chain of 4 / (4 x baseline)", four / (4.0 * bare), "x");
+    // What a signed change will cost to check: a signature over a 32-byte
+    // change hash (with a short domain and document key), alone and in a
+    // batch of 64 from 4 authors, as a sync frame would carry them.
+    let authors: Vec<ed25519_dalek::SigningKey> = (0..4u8)
+        .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i + 20; 32]))
+        .collect();
+    let msgs: Vec<Vec<u8>> = (0..64u8)
+        .map(|i| {
+            let mut m = b"peat-mesh change v1\0bench/tracks/t1".to_vec();
+            m.extend_from_slice(&[i; 32]);
+            m
+        })
+        .collect();
+    use ed25519_dalek::Signer;
+    let sigs: Vec<ed25519_dalek::Signature> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| authors[i % 4].sign(m))
+        .collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> =
+        (0..64).map(|i| authors[i % 4].verifying_key()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    anyhow::ensure!(ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok());
+    let one_change = per_call(n, || {
+        let _ = std::hint::black_box(keys[0].verify_strict(&msgs[0], &sigs[0]));
+    });
+    let batch = per_call(n / 64, || {
+        let _ = std::hint::black_box(ed25519_dalek::verify_batch(&refs, &sigs, &keys));
+    }) / 64.0;
+    f("a change hash's signature, alone", one_change, "us");
+    f("a change hash's signature, in a batch of 64", batch, "us");
+    f("batched / alone", batch / one_change, "x");
     Ok(())
 }
 

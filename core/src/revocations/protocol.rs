@@ -21,6 +21,11 @@ use crate::wire::{encode, read_frame_max, Frame, Hash32};
 pub(crate) const NAME: &str = "revocations";
 const VERSIONS: &[u16] = &[1];
 
+/// Records from one connection that do not check out before it is closed:
+/// each costs signature checks, so a captured peer flooding forged ones is
+/// cut off after this many (an honest peer sends a stale one rarely).
+pub(crate) const MAX_REFUSED_PER_CONNECTION: usize = 64;
+
 /// Largest frame read: a page of ids or one record, with room to spare.
 const MAX_FRAME: usize = IDS_PER_FRAME * 33 + MAX_RECORD_LEN + 64;
 
@@ -90,6 +95,7 @@ async fn read_side(
     let peer = conn.peer();
     let mut theirs = HashSet::new();
     let mut tx = Some(theirs_tx);
+    let mut refused = 0usize;
     while let Some((frame, _)) = read_frame_max(&mut recv, MAX_FRAME).await? {
         match frame {
             Frame::RevocationIds { ids, last } => {
@@ -121,6 +127,12 @@ async fn read_side(
                 if let Err(e) = learnt {
                     // A stale or forged record: dropped, counted, not passed on.
                     tracing::debug!(peer = %peer.short(), error = %e, "revocation from a peer refused");
+                    refused += 1;
+                    if refused > MAX_REFUSED_PER_CONNECTION {
+                        return Err(Error::Protocol(format!(
+                            "more than {MAX_REFUSED_PER_CONNECTION} revocations that do not check out"
+                        )));
+                    }
                 }
             }
             other => {

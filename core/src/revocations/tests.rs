@@ -96,7 +96,8 @@ async fn forged_and_malformed_revocations_are_refused_and_not_passed_on() {
         revocation: Revocation::sign(&key, &b_cert, unix_ms()),
         revoker_chain: gate.chain(),
     };
-    for _ in 0..1000 {
+    // (under the per-connection bound of refused records)
+    for _ in 0..60 {
         send(
             &mut tx,
             &Frame::RevocationRecord {
@@ -155,7 +156,7 @@ async fn forged_and_malformed_revocations_are_refused_and_not_passed_on() {
     }
     assert_eq!(a.revocation_count(), 1);
     assert_eq!(b.revocation_count(), 1);
-    assert_eq!(a.refused_revocations(), 1002);
+    assert_eq!(a.refused_revocations(), 62);
     assert!(
         a.peer_certificate_chain(&b.id()).is_some(),
         "b still connected"
