@@ -2867,6 +2867,20 @@ int32_t peat_node_enroll(PeatNode node,
                          PeatStringList *out,
                          PeatError **err);
 
+/*
+ Gives the node of `data_dir` a new identity key, used from its next open
+ (close it first): `*out` receives its new node id (free with
+ `peat_string_free`). Documents, blobs and revocations stay; its stored
+ certificate chain (of the old key) is dropped at the next open. A dir
+ without an identity is `PEAT_STATUS_NOT_FOUND`.
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_rotate_identity(PeatStr data_dir, char **out, PeatError **err);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

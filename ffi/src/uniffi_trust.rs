@@ -107,3 +107,9 @@ pub fn enroll(
         node, &enroller, &token, timeout_ms, cancel,
     )?)
 }
+
+/// Gives the node of `data_dir` a new identity key (used from its next open).
+#[uniffi::export]
+pub fn rotate_identity(data_dir: String) -> R<String> {
+    Ok(sdk::rotate_identity(&data_dir)?)
+}

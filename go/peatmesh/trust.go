@@ -384,3 +384,19 @@ func (n *Node) Enroll(ctx context.Context, enroller, token string) ([]string, er
 	}
 	return takeList(l), nil
 }
+
+// RotateIdentity gives the node of dataDir a new identity key, used from its
+// next open (close it first), and returns its new node id. Its documents,
+// blobs and revocations stay; its stored certificate chain (of the old key)
+// is dropped at the next open: certify the new key and revoke the old
+// certificate. A dir without an identity is ErrNotFound.
+func RotateIdentity(dataDir string) (string, error) {
+	var out *C.char
+	var e *C.PeatError
+	rc := C.peat_rotate_identity(str(dataDir), &out, &e)
+	runtime.KeepAlive(dataDir)
+	if err := check(rc, e); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}

@@ -227,3 +227,38 @@ func TestEnrollment(t *testing.T) {
 		}
 	}
 }
+
+// Conformance scenario 30: key rotation keeps the data.
+func TestKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := RotateIdentity(dir); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no identity yet: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := Config{DataDir: dir, FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0"}
+	n, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := n.ID()
+	if err := n.Put(ctx, "notes", "n1", map[string]any{"kept": true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Close()
+	id, err := RotateIdentity(dir)
+	if err != nil || id == old || len(id) != 64 {
+		t.Fatalf("rotate %q %v", id, err)
+	}
+	n, err = Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if got, _ := n.ID(); got != id {
+		t.Fatalf("id %s, want %s", got, id)
+	}
+	if doc, err := n.Get(ctx, "notes", "n1"); err != nil || string(doc) != `{"kept":true}` {
+		t.Fatalf("doc %s %v", doc, err)
+	}
+}

@@ -62,6 +62,7 @@ from ._trust import (
     Trust,
     TrustStats,
     certificate_info,
+    rotate_identity,
 )
 from ._native import (
     AdmissionRefusedError,
@@ -110,6 +111,7 @@ __all__ = [
     "Trust",
     "TrustStats",
     "certificate_info",
+    "rotate_identity",
     "generate_formation_secret",
     "set_log_handler",
     "clear_log_handler",

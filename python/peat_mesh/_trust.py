@@ -74,6 +74,15 @@ def certificate_info(certificate: str) -> CertificateInfo:
     return CertificateInfo(i, f, s, iss, Tier(tier) if tier else None, Permission(perms), nb, na)
 
 
+def rotate_identity(data_dir: str) -> str:
+    """Gives the node of ``data_dir`` a new identity key, used from its next
+    open (close it first); returns the new node id. Its documents, blobs and
+    revocations stay; its stored certificate chain (of the old key) is dropped
+    at the next open: certify the new key and revoke the old certificate.
+    :class:`NotFoundError` if the dir has no identity."""
+    return _native.rotate_identity(str(data_dir))
+
+
 @dataclass(frozen=True)
 class Trust:
     """A node's trust settings at open: the authority's public key (hex), the

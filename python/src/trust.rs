@@ -125,6 +125,11 @@ fn enroll(
         .map_err(err)
 }
 
+#[pyfunction]
+fn rotate_identity(data_dir: String) -> R<String> {
+    sdk::rotate_identity(&data_dir).map_err(err)
+}
+
 /// (admission_mode, revocations, refused_revocations)
 #[pyfunction]
 fn trust_stats(node: u64) -> R<(String, u64, u64)> {
@@ -148,5 +153,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trust_stats, m)?)?;
     m.add_function(wrap_pyfunction!(create_enrollment_token, m)?)?;
     m.add_function(wrap_pyfunction!(enroll, m)?)?;
+    m.add_function(wrap_pyfunction!(rotate_identity, m)?)?;
     Ok(())
 }

@@ -147,3 +147,17 @@ def test_enrollment_with_asyncio(tmp_path):
             assert len(chain) == 2 and d.membership().state == "valid"
 
     asyncio.run(main())
+
+
+def test_key_rotation(tmp_path):
+    d = str(tmp_path / "n")
+    with pytest.raises(peat_mesh.NotFoundError):
+        peat_mesh.rotate_identity(d)
+    with peat_mesh.SyncNode.open(d, "py", SECRET, listen="127.0.0.1:0") as n:
+        old = n.id
+        n.put("notes", "n1", {"kept": True})
+    new = peat_mesh.rotate_identity(d)
+    assert new != old and len(new) == 64
+    with peat_mesh.SyncNode.open(d, "py", SECRET, listen="127.0.0.1:0") as n:
+        assert n.id == new
+        assert n.get("notes", "n1") == {"kept": True}

@@ -2017,6 +2017,46 @@ static int t_enrollment(void) {
     return 1;
 }
 
+static int t_key_rotation(void) {
+    PeatNode n;
+    char dir[64];
+    char *out = NULL;
+    strcpy(dir, "/tmp/peat-c-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/n", dir);
+    CHECK(peat_rotate_identity(S(sub), &out, NULL) == PEAT_STATUS_NOT_FOUND && out == NULL);
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.data_dir = S(sub);
+    o.formation_id = S("conformance");
+    o.formation_secret = SECRET;
+    o.formation_secret_len = 32;
+    OK(peat_node_open(&o, 10000, NO_CANCEL, &n, ERR));
+    char *old = NULL;
+    OK(peat_node_id(n, &old, ERR));
+    OK(peat_doc_put(n, S("notes"), S("n1"), S("{\"kept\":true}"), ERR));
+    OK(peat_node_close(n, 5000, ERR));
+    char *new_id = NULL;
+    OK(peat_rotate_identity(S(sub), &new_id, ERR));
+    CHECK(strlen(new_id) == 64 && strcmp(new_id, old) != 0);
+    OK(peat_node_open(&o, 10000, NO_CANCEL, &n, ERR));
+    char *now = NULL;
+    OK(peat_node_id(n, &now, ERR));
+    CHECK(strcmp(now, new_id) == 0);
+    char *doc = NULL;
+    OK(peat_doc_get(n, S("notes"), S("n1"), &doc, ERR));
+    CHECK(doc && strcmp(doc, "{\"kept\":true}") == 0);
+    OK(peat_node_close(n, 5000, ERR));
+    peat_string_free(doc);
+    peat_string_free(now);
+    peat_string_free(new_id);
+    peat_string_free(old);
+    rm_rf(dir);
+    return 1;
+}
+
 static int t_ephemeral_and_beacons(void) {
     PeatNode a, b, c;
     char da[64], db[64], dc[64];
@@ -2223,6 +2263,7 @@ static const struct {
     {"bandwidth_budgets", t_bandwidth_budgets},
     {"certificates_and_revocation", t_certificates_and_revocation},
     {"enrollment", t_enrollment},
+    {"key_rotation", t_key_rotation},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

@@ -49,7 +49,8 @@ fn write_new_identity(data_dir: &Path) -> Result<iroh::SecretKey> {
     Ok(key)
 }
 
-/// Gives the node of `data_dir` (closed) a new identity key: its node id
+/// Gives the node of `data_dir` a new identity key, used from its next open
+/// (a node running on the dir keeps its key until it closes): its node id
 /// changes, its documents, blobs and revocations stay. Its stored
 /// certificate chain no longer applies (it certified the old key) and is
 /// dropped at the next open; get the new key a certificate (enroll again, or

@@ -461,3 +461,26 @@ pub unsafe extern "C" fn peat_node_enroll(
         )?))
     })
 }
+
+/// Gives the node of `data_dir` a new identity key, used from its next open
+/// (close it first): `*out` receives its new node id (free with
+/// `peat_string_free`). Documents, blobs and revocations stay; its stored
+/// certificate chain (of the old key) is dropped at the next open. A dir
+/// without an identity is `PEAT_STATUS_NOT_FOUND`.
+///
+/// # Safety
+/// Pointer arguments must be NULL or valid as the header's ownership rule says:
+/// inputs readable for the call, out-pointers writable, and anything passed back
+/// to a `peat_*_free` function exactly as the library returned it.
+#[no_mangle]
+pub unsafe extern "C" fn peat_rotate_identity(
+    data_dir: PeatStr,
+    out: *mut *mut c_char,
+    err: *mut *mut PeatError,
+) -> i32 {
+    call_out(err, out, "out", || {
+        Ok(c_string(sdk::rotate_identity(str_arg(
+            data_dir, "data_dir",
+        )?)?))
+    })
+}

@@ -213,3 +213,14 @@ pub fn node_trust_stats(node: u64) -> SdkResult<TrustStatsRecord> {
         refused_revocations: n.refused_revocations(),
     })
 }
+
+/// Gives the node of `data_dir` a new identity key, used from its next open
+/// (close it first); returns its new node id. Documents, blobs and
+/// revocations stay; the stored chain (of the old key) is dropped at the
+/// next open. A dir without an identity is `NotFound`.
+pub fn rotate_identity(data_dir: &str) -> SdkResult<String> {
+    if data_dir.is_empty() {
+        return Err(SdkError::invalid("data_dir must not be empty"));
+    }
+    Ok(peat_mesh::security::rotate_identity(std::path::Path::new(data_dir))?.to_string())
+}

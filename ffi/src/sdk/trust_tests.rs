@@ -232,3 +232,31 @@ fn enrollment_reaches_the_sdk() {
     }
     assert_eq!(handles::live_handles(), before);
 }
+
+#[test]
+fn key_rotation_reaches_the_sdk() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    assert_eq!(
+        rotate_identity(&path).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    let n = node_open(&opts(dir.path()), 5000, 0).unwrap();
+    let old = node_id(n).unwrap();
+    put(n, "notes", "n1", r#"{"kept": true}"#).unwrap();
+    node_close(n, 5000).unwrap();
+    let new = rotate_identity(&path).unwrap();
+    assert_ne!(new, old);
+    let n = node_open(&opts(dir.path()), 5000, 0).unwrap();
+    assert_eq!(node_id(n).unwrap(), new);
+    assert_eq!(
+        get(n, "notes", "n1").unwrap().as_deref(),
+        Some(r#"{"kept":true}"#)
+    );
+    node_close(n, 5000).unwrap();
+    assert_eq!(
+        rotate_identity("").unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
+}

@@ -806,6 +806,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_revoke(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_rotate_identity(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_set_certificate_chain(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_trust_stats(
@@ -987,6 +989,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_peer_certificate_chain(`node`: Long,`p
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_revoke(`node`: Long,`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Byte
+external fun uniffi_peat_mesh_ffi_fn_func_rotate_identity(`dataDir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_set_certificate_chain(`node`: Long,`certificates`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_trust_stats(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1330,6 +1334,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_revoke() != 45820) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_rotate_identity() != 19056) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_set_certificate_chain() != 16908) {
@@ -7212,6 +7219,20 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     UniffiLib.uniffi_peat_mesh_ffi_fn_func_revoke(
     
         FfiConverterULong.lower(`node`),FfiConverterString.lower(`certificate`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Gives the node of `data_dir` a new identity key (used from its next open).
+         */
+    @Throws(PeatException::class) fun `rotateIdentity`(`dataDir`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_rotate_identity(
+    
+        FfiConverterString.lower(`dataDir`),_status)
 }
     )
     }

@@ -155,3 +155,12 @@ fun Node.createEnrollmentToken(tier: Tier, permissions: Int = Permission.NONE, t
  */
 suspend fun Node.enroll(enroller: String, token: String, timeoutMs: Long = 10_000): List<String> =
     cancellable { t -> needsJna("enroll") { io.peat.mesh.uniffi.enroll(sdkHandle, enroller, token, timeoutMs.toULong(), t) } }
+
+/**
+ * Gives the node of [dataDir] a new identity key, used from its next open
+ * (close it first); returns its new node id. Its documents, blobs and
+ * revocations stay; its stored certificate chain (of the old key) is dropped
+ * at the next open: certify the new key and revoke the old certificate. A
+ * dir without an identity is a `PeatException.NotFound`.
+ */
+fun rotateIdentity(dataDir: String): String = needsJna("rotateIdentity") { io.peat.mesh.uniffi.rotateIdentity(dataDir) }

@@ -139,4 +139,20 @@ class TrustTest {
         }
         assertEquals(before, PeatMesh.liveHandles())
     }
+
+    @Test
+    fun keyRotation() = runBlocking<Unit> {
+        val dir = Support.tmp()
+        assertFailsWith<Err.NotFound> { rotateIdentity(dir) }
+        val old = Node.open(dir, "kotlin", Support.SECRET, listen = "127.0.0.1:0").use { n ->
+            n.put("notes", "n1", """{"kept":true}""")
+            n.id
+        }
+        val new = rotateIdentity(dir)
+        assertTrue(new != old && new.length == 64)
+        Node.open(dir, "kotlin", Support.SECRET, listen = "127.0.0.1:0").use { n ->
+            assertEquals(new, n.id)
+            assertEquals("""{"kept":true}""", n.get("notes", "n1"))
+        }
+    }
 }
