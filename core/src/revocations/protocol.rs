@@ -157,16 +157,13 @@ async fn write_side(
 ) -> Result<()> {
     let peer = conn.peer();
     let ids = p.gate.revoked_ids();
-    let pages = ids.chunks(IDS_PER_FRAME).count().max(1);
-    for i in 0..pages {
-        let page = ids
-            .chunks(IDS_PER_FRAME)
-            .nth(i)
-            .map(<[Hash32]>::to_vec)
-            .unwrap_or_default();
+    // At least one page: an empty list is one empty last page.
+    let pages: Vec<&[Hash32]> = ids.chunks(IDS_PER_FRAME).collect();
+    let count = pages.len().max(1);
+    for i in 0..count {
         let frame = Frame::RevocationIds {
-            ids: page,
-            last: i + 1 == pages,
+            ids: pages.get(i).map(|p| p.to_vec()).unwrap_or_default(),
+            last: i + 1 == count,
         };
         write(p, &peer, &mut send, &frame).await?;
     }

@@ -12,7 +12,9 @@ use super::boundary::{
 };
 use super::types::{PeatError, PeatNode, PeatStr, PeatStringList};
 use crate::error::SdkError;
-use crate::records::{CertificateRecord, GrantRecord, MembershipRecord, TrustStatsRecord};
+use crate::records::{
+    fixed_text as text, CertificateRecord, GrantRecord, MembershipRecord, TrustStatsRecord,
+};
 use crate::sdk;
 
 /// What a new certificate grants ([`peat_authority_issue`]).
@@ -78,20 +80,6 @@ pub struct PeatTrustStats {
     pub revocations: u64,
     /// Revocations peers sent that did not check out, since open.
     pub refused_revocations: u64,
-}
-
-/// `s` as NUL-terminated text in a buffer of `N`, cut at a character
-/// boundary to fit.
-fn text<const N: usize>(s: &str) -> [c_char; N] {
-    let mut out = [0 as c_char; N];
-    let mut end = s.len().min(N - 1);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    for (o, b) in out.iter_mut().zip(s.as_bytes()[..end].iter()) {
-        *o = *b as c_char;
-    }
-    out
 }
 
 impl From<CertificateRecord> for PeatCertificateInfo {

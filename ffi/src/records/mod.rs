@@ -334,10 +334,16 @@ pub struct BlobInfoRecord {
     pub size: u64,
 }
 
-fn hex_field(s: &str) -> [c_char; 65] {
-    let mut out = [0 as c_char; 65];
-    for (o, b) in out.iter_mut().zip(s.bytes().take(64)) {
-        *o = b as c_char;
+/// `s` as NUL-terminated text in a fixed buffer of `N` (the C ABI's
+/// plain-value records), cut at a character boundary to fit.
+pub(crate) fn fixed_text<const N: usize>(s: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    let mut end = s.len().min(N - 1);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(s.as_bytes()[..end].iter()) {
+        *o = *b as c_char;
     }
     out
 }
@@ -352,8 +358,8 @@ fn field_str(f: &[c_char; 65]) -> String {
 impl From<&BlobInfo> for BlobInfoRecord {
     fn from(i: &BlobInfo) -> Self {
         BlobInfoRecord {
-            hash: hex_field(&i.hash.to_hex()),
-            sha256: hex_field(&i.sha256_hex()),
+            hash: fixed_text(&i.hash.to_hex()),
+            sha256: fixed_text(&i.sha256_hex()),
             size: i.size,
         }
     }
