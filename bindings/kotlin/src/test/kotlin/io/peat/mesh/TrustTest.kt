@@ -3,7 +3,6 @@ package io.peat.mesh
 import io.peat.mesh.uniffi.PeatException as Err
 import io.peat.mesh.uniffi.PeerEventRecord
 import kotlinx.coroutines.channels.Channel
-import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlin.test.Test
@@ -57,9 +56,8 @@ class TrustTest {
                     // another node's certificate is not this node's chain
                     assertFailsWith<Err.InvalidArgument> { a.setCertificateChain(listOf(certs.getValue(b.id))) }
                     val events = Channel<PeerEventRecord>(Channel.UNLIMITED)
-                    val collector = launch { a.peerEvents().collect { events.send(it) } }
-                    // the collector subscribes when it first runs (before the revocation, long after this)
-                    kotlinx.coroutines.yield()
+                    // subscribed when this returns (a Flow subscribes only once collected)
+                    val subscription = a.onPeerEvent { events.trySend(it) }
                     b.connect(a.addrs[0])
                     // a's side registers the connection when it publishes Connected
                     withTimeout(10_000) {
@@ -86,7 +84,7 @@ class TrustTest {
                             if (e is PeerEventRecord.Disconnected && e.peer == b.id) break
                         }
                     }
-                    collector.cancel()
+                    subscription.close()
                     assertEquals(1L, a.trustStats().revocations)
                     val again = assertFailsWith<Err.AdmissionRefused> { b.connect(a.addrs[0]) }
                     assertTrue(again.message!!.contains("revoked"), again.message)
