@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 10
+#define PEAT_ABI_VERSION 11
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -1680,7 +1680,69 @@ typedef struct {
    Revocations peers sent that did not check out, since open.
    */
   uint64_t refused_revocations;
+  /*
+   Changes written here and signed, since open.
+   */
+  uint64_t changes_signed;
+  /*
+   Received changes whose signature checked out.
+   */
+  uint64_t signatures_verified;
+  /*
+   Received changes whose signature did not (forged or damaged).
+   */
+  uint64_t signatures_forged;
+  /*
+   Received changes without a signature (in collections not "off").
+   */
+  uint64_t changes_unsigned;
+  /*
+   Unsigned or forged changes applied in "flag" collections.
+   */
+  uint64_t changes_flagged;
+  /*
+   Changes refused in "reject" collections.
+   */
+  uint64_t changes_rejected;
 } PeatTrustStats;
+
+/*
+ One change of a document and who signed it. Plain data: nothing inside
+ to free.
+ */
+typedef struct {
+  /*
+   The Automerge change hash (64 hex digits).
+   */
+  char hash[65];
+  /*
+   The time its writer stamped it with (Unix ms).
+   */
+  int64_t time_ms;
+  /*
+   The node id that signed it (64 hex digits), empty when unsigned.
+   */
+  char author[65];
+  /*
+   Whether the signature checks out (false when unsigned).
+   */
+  bool valid;
+} PeatChangeAuthor;
+
+/*
+ A document's changes with their authors, owned by the library. Free
+ with [`peat_change_author_list_free`].
+ */
+typedef struct {
+  /*
+   `len` changes, oldest first; NULL when `len` is 0.
+   */
+  PeatChangeAuthor *items;
+  /*
+   Number of changes.
+   */
+  uintptr_t len;
+} PeatChangeAuthorList;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2880,6 +2942,32 @@ int32_t peat_node_enroll(PeatNode node,
  to a `peat_*_free` function exactly as the library returned it.
  */
 int32_t peat_rotate_identity(PeatStr data_dir, char **out, PeatError **err);
+
+/*
+ `*out` receives every change of document `collection`/`id`, oldest
+ first (causal order), with who signed it and whether the signature
+ checks out (each is checked again by this call). A document that does
+ not exist here is `PEAT_ERROR_NOT_FOUND`. Free with
+ [`peat_change_author_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_authors(PeatNode node,
+                          PeatStr collection,
+                          PeatStr id,
+                          PeatChangeAuthorList *out,
+                          PeatError **err);
+
+/*
+ Frees a change author list. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by [`peat_node_authors`].
+ */
+void peat_change_author_list_free(PeatChangeAuthorList list);
 
 #ifdef __cplusplus
 }  // extern "C"

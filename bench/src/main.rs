@@ -885,6 +885,7 @@ fn main() -> Result<()> {
     if go("trust") {
         trust::trust(&out, &size)?;
         rt.block_on(trust::admission(&out, &size))?;
+        rt.block_on(trust::signed_sync(&out, &size))?;
     }
     if !ran {
         bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, trust, all");

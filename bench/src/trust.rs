@@ -187,3 +187,77 @@ pub(crate) async fn admission(out: &Out, size: &Size) -> Result<()> {
     }
     Ok(())
 }
+
+/// Opens a node whose `tracks` collection has signature policy `p`.
+async fn open_signing(p: peat_mesh::SignaturePolicy) -> Result<(Node, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let policies = peat_mesh::Policies::default().with(
+        "tracks",
+        peat_mesh::CollectionPolicy::default().signatures(p),
+    )?;
+    let cfg = NodeConfig::new(dir.path(), crate::formation())
+        .listen("127.0.0.1:0".parse()?)
+        .policies(policies);
+    Ok((Node::open(cfg).await?, dir))
+}
+
+/// Milliseconds for `n` one-change documents written on A to reach B once
+/// B connects, both with signature policy `p`; and B's signature stats.
+async fn sync_time(
+    p: peat_mesh::SignaturePolicy,
+    n: usize,
+) -> Result<(f64, peat_mesh::SignatureStats)> {
+    let (a, _da) = open_signing(p).await?;
+    let (b, _db) = open_signing(p).await?;
+    crate::fill(&a, "tracks", n, 64).await?;
+    let t = Instant::now();
+    b.connect(&a.peer_addr()).await?;
+    crate::wait_until(Duration::from_secs(300), || {
+        Ok(b.document_count()? as usize >= n)
+    })
+    .await?;
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    let stats = b.signature_stats();
+    a.close(Duration::from_secs(5)).await?;
+    b.close(Duration::from_secs(5)).await?;
+    Ok((took, stats))
+}
+
+/// `trust` (signed changes): initial sync of `n` documents whose changes
+/// are signed and checked on receipt (policy `reject`), beside the same
+/// unsigned (policy `off`, the baseline) in the same run, interleaved; the
+/// difference per change is what checking (and carrying) signatures adds.
+pub(crate) async fn signed_sync(out: &Out, size: &Size) -> Result<()> {
+    use peat_mesh::SignaturePolicy;
+    let n = size.n(10_000, 500);
+    let (mut signed, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let (t, stats) = sync_time(SignaturePolicy::Reject, n).await?;
+        anyhow::ensure!(
+            stats.verified as usize >= n && stats.rejected == 0,
+            "not every change was checked: {stats:?}"
+        );
+        signed.push(t);
+        plain.push(sync_time(SignaturePolicy::Off, n).await?.0);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (s, u) = (best(&signed), best(&plain));
+    let f = |m: &str, v: f64, unit: &str| out.fig("trust", m, v, unit);
+    f(
+        &format!("sync of {n} signed changes (reject), best of 2"),
+        s,
+        "ms",
+    );
+    f(
+        &format!("baseline: sync of {n} unsigned changes, best of 2"),
+        u,
+        "ms",
+    );
+    f("signed throughput / unsigned", u / s, "x");
+    f(
+        "added per received change (checking and carrying its signature)",
+        (s - u) * 1000.0 / n as f64,
+        "us",
+    );
+    Ok(())
+}

@@ -61,6 +61,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod authorship;
 pub mod bandwidth;
 pub mod beacons;
 pub mod blobs;
@@ -100,6 +101,7 @@ pub mod bench_support {
     pub use crate::sync::reconcile::{simulate, simulate_shaped};
 }
 
+pub use authorship::{ChangeAuthor, SignatureStats};
 pub use bandwidth::{Bandwidth, BandwidthStats};
 pub use beacons::{Beacon, BeaconConfig, BeaconEvent, BeaconInfo, Nearby, OperationalState};
 pub use config::{NodeConfig, PeerAddr};
@@ -111,7 +113,9 @@ pub use events::{Event, Subscription};
 pub use identity::NodeId;
 pub use lifecycle::{GarbageReport, StorageBudget, StorageStats};
 pub use node::{ListOptions, Node};
-pub use policy::{CollectionPolicy, DeleteRule, Policies, Priority, Retention, SyncMode};
+pub use policy::{
+    CollectionPolicy, DeleteRule, Policies, Priority, Retention, SignaturePolicy, SyncMode,
+};
 pub use security::Formation;
 pub use storage::{DocKey, ListPage};
 pub use transport::{PeerEvent, PeerInfo, PeerState};

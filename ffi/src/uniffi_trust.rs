@@ -2,7 +2,9 @@
 //! trust module, exported as they are. Certificates and revocation records
 //! cross as hex text; the Kotlin layer wraps them.
 
-use crate::records::{CertificateRecord, GrantRecord, MembershipRecord, TrustStatsRecord};
+use crate::records::{
+    CertificateRecord, ChangeAuthorRecord, GrantRecord, MembershipRecord, TrustStatsRecord,
+};
 use crate::sdk;
 use crate::uniffi_api::R;
 
@@ -72,10 +74,16 @@ pub fn add_revocation(node: u64, record: String) -> R<bool> {
     Ok(sdk::node_add_revocation(node, &record)?)
 }
 
-/// The node's admission mode and revocation counters.
+/// The node's admission mode, revocation and change-signature counters.
 #[uniffi::export]
 pub fn trust_stats(node: u64) -> R<TrustStatsRecord> {
     Ok(sdk::node_trust_stats(node)?)
+}
+
+/// Every change of a document, oldest first, with who signed it.
+#[uniffi::export]
+pub fn authors(node: u64, collection: String, id: String) -> R<Vec<ChangeAuthorRecord>> {
+    Ok(sdk::node_authors(node, &collection, &id)?)
 }
 
 /// A one-time enrollment token (hex) granting `tier` and `permissions`.

@@ -46,6 +46,24 @@ const (
 	UpdateWins DeleteRule = "update_wins"
 )
 
+// SignaturePolicy says what a node does with changes of a collection
+// according to their authors' signatures.
+type SignaturePolicy string
+
+// The signature policies.
+const (
+	// SignaturesOff: nothing signed or checked (the default).
+	SignaturesOff SignaturePolicy = "off"
+	// SignaturesAccept: this node's changes signed, peers' checked and kept,
+	// all applied.
+	SignaturesAccept SignaturePolicy = "accept"
+	// SignaturesFlag: as accept, and unsigned or forged changes counted and logged.
+	SignaturesFlag SignaturePolicy = "flag"
+	// SignaturesReject: unsigned or forged changes, and those built on one,
+	// never applied.
+	SignaturesReject SignaturePolicy = "reject"
+)
+
 // CollectionPolicy is one collection's policy. A zero field takes the
 // default policy's value (priority normal, full sync, no TTL, tombstones kept
 // 7 days, no retention bound, blobs fetched on demand, delete wins).
@@ -65,6 +83,8 @@ type CollectionPolicy struct {
 	// KeepUntilDelivered: the storage budget never evicts a document written
 	// here until a peer is known to hold its current version.
 	KeepUntilDelivered bool
+	// Signatures: signing of this node's changes and checking of peers'.
+	Signatures SignaturePolicy
 }
 
 func secs(what string, d time.Duration) (any, error) {
@@ -116,21 +136,25 @@ func (p CollectionPolicy) form() (map[string]any, error) {
 	if p.KeepUntilDelivered {
 		f["keep_until_delivered"] = true
 	}
+	if p.Signatures != "" {
+		f["signatures"] = p.Signatures
+	}
 	return f, nil
 }
 
 // policyJSON is the form of the SDK's answer (every field written).
 type policyJSON struct {
-	Priority     Priority   `json:"priority"`
-	Sync         SyncMode   `json:"sync"`
-	WindowSecs   uint64     `json:"window_secs"`
-	TTLSecs      uint64     `json:"ttl_secs"`
-	TombstoneTTL uint64     `json:"tombstone_ttl_secs"`
-	MaxDocuments uint64     `json:"max_documents"`
-	MaxBytes     uint64     `json:"max_bytes"`
-	EagerBlobs   bool       `json:"eager_blobs"`
-	Delete       DeleteRule `json:"delete"`
-	KeepUntil    bool       `json:"keep_until_delivered"`
+	Priority     Priority        `json:"priority"`
+	Sync         SyncMode        `json:"sync"`
+	WindowSecs   uint64          `json:"window_secs"`
+	TTLSecs      uint64          `json:"ttl_secs"`
+	TombstoneTTL uint64          `json:"tombstone_ttl_secs"`
+	MaxDocuments uint64          `json:"max_documents"`
+	MaxBytes     uint64          `json:"max_bytes"`
+	EagerBlobs   bool            `json:"eager_blobs"`
+	Delete       DeleteRule      `json:"delete"`
+	KeepUntil    bool            `json:"keep_until_delivered"`
+	Signatures   SignaturePolicy `json:"signatures"`
 }
 
 func (j policyJSON) policy() CollectionPolicy {
@@ -139,6 +163,7 @@ func (j policyJSON) policy() CollectionPolicy {
 		Priority: j.Priority, Sync: j.Sync, Window: s(j.WindowSecs), TTL: s(j.TTLSecs),
 		TombstoneTTL: s(j.TombstoneTTL), MaxDocuments: j.MaxDocuments, MaxBytes: j.MaxBytes,
 		EagerBlobs: j.EagerBlobs, Delete: j.Delete, KeepUntilDelivered: j.KeepUntil,
+		Signatures: j.Signatures,
 	}
 }
 

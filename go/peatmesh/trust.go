@@ -317,11 +317,58 @@ func (n *Node) revocation(ctx context.Context, text string, f func(C.PeatNode, C
 	return bool(out), nil
 }
 
-// TrustStats is the node's admission mode and revocation counters.
+// TrustStats is the node's admission mode, revocation and change-signature
+// counters (signature counters since the node opened).
 type TrustStats struct {
 	AdmissionMode      AdmissionMode
 	Revocations        uint64 // held, of certificates not yet expired
 	RefusedRevocations uint64 // from peers that did not check out, since open
+	ChangesSigned      uint64 // changes written here and signed
+	SignaturesVerified uint64 // received changes whose signature checked out
+	SignaturesForged   uint64 // received changes whose signature did not
+	ChangesUnsigned    uint64 // received changes without one (collections not off)
+	ChangesFlagged     uint64 // unsigned or forged changes applied in flag collections
+	ChangesRejected    uint64 // changes refused in reject collections
+}
+
+// ChangeAuthor is one change of a document and who signed it.
+type ChangeAuthor struct {
+	Hash   string // the Automerge change hash (64 hex digits)
+	TimeMs int64  // the time its writer stamped it with (Unix ms)
+	Author string // the node id that signed it, "" when unsigned
+	Valid  bool   // whether the signature checks out (false when unsigned)
+}
+
+// Authors returns every change of document collection/id, oldest first,
+// with who signed it and whether the signature checks out (checked again
+// by this call). A document that does not exist here is ErrNotFound.
+func (n *Node) Authors(ctx context.Context, collection, id string) ([]ChangeAuthor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := n.node()
+	if err != nil {
+		return nil, err
+	}
+	var l C.PeatChangeAuthorList
+	var e *C.PeatError
+	rc := C.peat_node_authors(h, str(collection), str(id), &l, &e)
+	runtime.KeepAlive(collection)
+	runtime.KeepAlive(id)
+	if err := check(rc, e); err != nil {
+		return nil, err
+	}
+	defer C.peat_change_author_list_free(l)
+	items := unsafe.Slice(l.items, int(l.len))
+	out := make([]ChangeAuthor, len(items))
+	for i := range items {
+		c := &items[i]
+		out[i] = ChangeAuthor{
+			Hash: C.GoString(&c.hash[0]), TimeMs: int64(c.time_ms),
+			Author: C.GoString(&c.author[0]), Valid: bool(c.valid),
+		}
+	}
+	return out, nil
 }
 
 // TrustStats returns the node's admission mode and revocation counters.
@@ -338,6 +385,9 @@ func (n *Node) TrustStats() (TrustStats, error) {
 	return TrustStats{
 		AdmissionMode: AdmissionMode(C.GoString(&s.admission_mode[0])),
 		Revocations:   uint64(s.revocations), RefusedRevocations: uint64(s.refused_revocations),
+		ChangesSigned: uint64(s.changes_signed), SignaturesVerified: uint64(s.signatures_verified),
+		SignaturesForged: uint64(s.signatures_forged), ChangesUnsigned: uint64(s.changes_unsigned),
+		ChangesFlagged: uint64(s.changes_flagged), ChangesRejected: uint64(s.changes_rejected),
 	}, nil
 }
 

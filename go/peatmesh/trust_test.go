@@ -262,3 +262,75 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("doc %s %v", doc, err)
 	}
 }
+
+// Conformance scenario 31: changes signed by their writer and checked by a
+// node that rejects unsigned ones; authors answered per change.
+func TestSignedChanges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reject := map[string]CollectionPolicy{"orders": {Signatures: SignaturesReject}}
+	openWith := func(p map[string]CollectionPolicy) *Node {
+		n, err := Open(ctx, Config{
+			DataDir: t.TempDir(), FormationID: "go", FormationSecret: secret, Listen: "127.0.0.1:0", Policies: p,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	a, b, u := openWith(reject), openWith(reject), openWith(nil)
+	if p, err := b.Policy("orders"); err != nil || p.Signatures != SignaturesReject {
+		t.Fatalf("policy %+v %v", p, err)
+	}
+	sub, err := b.Subscribe("orders", "", false, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	connect(t, b, a)
+	connect(t, u, b)
+	if err := u.Put(ctx, "orders", "unsigned", map[string]any{"v": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, "orders", "o1", map[string]any{"v": 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, "o1", func(ev Event) bool { return ev.ID == "o1" })
+	aID, _ := a.ID()
+	got, err := b.Authors(ctx, "orders", "o1")
+	if err != nil || len(got) != 1 || got[0].Author != aID || !got[0].Valid || len(got[0].Hash) != 64 || got[0].TimeMs <= 0 {
+		t.Fatalf("authors %+v %v", got, err)
+	}
+	var st TrustStats
+	for i := 0; i < 500; i++ {
+		if st, err = b.TrustStats(); err != nil || st.ChangesRejected >= 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || st.ChangesRejected < 1 || st.SignaturesVerified < 1 || st.ChangesUnsigned < 1 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if _, err := b.Get(ctx, "orders", "unsigned"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the unsigned document reached b: %v", err)
+	}
+	if st, err := a.TrustStats(); err != nil || st.ChangesSigned < 1 {
+		t.Fatalf("a signed nothing: %+v %v", st, err)
+	}
+	mine, err := u.Authors(ctx, "orders", "unsigned")
+	if err != nil || len(mine) != 1 || mine[0].Author != "" || mine[0].Valid {
+		t.Fatalf("own unsigned change %+v %v", mine, err)
+	}
+	if _, err := b.Authors(ctx, "orders", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing document: %v", err)
+	}
+	if _, err := b.Authors(ctx, "orders", ""); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("empty id: %v", err)
+	}
+	done, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := b.Authors(done, "orders", "o1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+}

@@ -50,6 +50,23 @@ class DeleteRule(str, enum.Enum):
         return self.value
 
 
+class SignaturePolicy(str, enum.Enum):
+    """What a node does with changes of a collection according to their
+    authors' signatures: ``OFF`` (the default: nothing signed or checked),
+    ``ACCEPT`` (its changes signed, peers' checked and kept, all applied),
+    ``FLAG`` (the same, unsigned or forged ones counted and logged),
+    ``REJECT`` (unsigned or forged changes, and those built on one, never
+    applied)."""
+
+    OFF = "off"
+    ACCEPT = "accept"
+    FLAG = "flag"
+    REJECT = "reject"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def _secs(what: str, v: Optional[float]) -> Optional[int]:
     if v is None:
         return None
@@ -65,7 +82,7 @@ class CollectionPolicy:
     retention bound, blobs fetched on demand, delete wins, evictable by the
     storage budget). Lifetimes are in seconds. ``keep_until_delivered``: the
     storage budget never evicts a document written here until a peer is known
-    to hold its current version."""
+    to hold its current version. ``signatures``: see :class:`SignaturePolicy`."""
 
     priority: Optional[Priority] = None
     sync: Optional[SyncMode] = None
@@ -77,6 +94,7 @@ class CollectionPolicy:
     eager_blobs: Optional[bool] = None
     delete: Optional[DeleteRule] = None
     keep_until_delivered: Optional[bool] = None
+    signatures: Optional[SignaturePolicy] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The policy in the SDK's JSON form (absent fields left out)."""
@@ -91,6 +109,7 @@ class CollectionPolicy:
             "eager_blobs": self.eager_blobs,
             "delete": DeleteRule(self.delete).value if self.delete is not None else None,
             "keep_until_delivered": self.keep_until_delivered,
+            "signatures": SignaturePolicy(self.signatures).value if self.signatures is not None else None,
         }
         return {k: v for k, v in d.items() if v is not None}
 
@@ -112,6 +131,7 @@ class CollectionPolicy:
             eager_blobs=d.get("eager_blobs"),
             delete=DeleteRule(d["delete"]) if "delete" in d else None,
             keep_until_delivered=d.get("keep_until_delivered"),
+            signatures=SignaturePolicy(d["signatures"]) if "signatures" in d else None,
         )
 
 

@@ -15,7 +15,7 @@ import enum
 import json as _json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from . import _native
 
@@ -164,11 +164,38 @@ class Membership:
 
 @dataclass(frozen=True)
 class TrustStats:
-    """A node's admission mode and revocation counters."""
+    """A node's admission mode, revocation and change-signature counters
+    (signature counters since the node opened)."""
 
     admission_mode: AdmissionMode
     revocations: int
     refused_revocations: int
+    #: Changes written here and signed.
+    changes_signed: int = 0
+    #: Received changes whose signature checked out.
+    signatures_verified: int = 0
+    #: Received changes whose signature did not (forged or damaged).
+    signatures_forged: int = 0
+    #: Received changes without a signature (in collections not ``off``).
+    changes_unsigned: int = 0
+    #: Unsigned or forged changes applied in ``flag`` collections.
+    changes_flagged: int = 0
+    #: Changes refused in ``reject`` collections.
+    changes_rejected: int = 0
+
+
+@dataclass(frozen=True)
+class ChangeAuthor:
+    """One change of a document and who signed it."""
+
+    #: The Automerge change hash (64 hex digits).
+    hash: str
+    #: The time its writer stamped it with (Unix ms).
+    time_ms: int
+    #: The node id that signed it, ``None`` when unsigned.
+    author: Optional[str]
+    #: Whether the signature checks out (False when unsigned).
+    valid: bool
 
 
 class SyncTrustMethods:
@@ -208,8 +235,17 @@ class SyncTrustMethods:
 
     def trust_stats(self) -> TrustStats:
         """The admission mode and revocation counters."""
-        mode, n, refused = _native.trust_stats(self.handle)
-        return TrustStats(AdmissionMode(mode), n, refused)
+        mode, n, refused, counts = _native.trust_stats(self.handle)
+        return TrustStats(AdmissionMode(mode), n, refused, *counts)
+
+    def authors(self, collection: str, id: str) -> List[ChangeAuthor]:
+        """Every change of a document, oldest first, with who signed it and
+        whether the signature checks out (checked again by this call).
+        Raises :class:`NotFoundError` if the document does not exist here."""
+        return [
+            ChangeAuthor(h, t, a or None, v)
+            for h, t, a, v in _native.authors(self.handle, collection, id)
+        ]
 
     def create_enrollment_token(
         self, tier: Tier, permissions: Permission = Permission.NONE, ttl: timedelta = timedelta(hours=1)
@@ -264,6 +300,10 @@ class AsyncTrustMethods:
     def trust_stats(self) -> TrustStats:
         """See :meth:`SyncNode.trust_stats`."""
         return self.sync.trust_stats()
+
+    async def authors(self, collection: str, id: str) -> List[ChangeAuthor]:
+        """See :meth:`SyncNode.authors` (runs off the event loop)."""
+        return await asyncio.to_thread(self.sync.authors, collection, id)
 
     def create_enrollment_token(
         self, tier: Tier, permissions: Permission = Permission.NONE, ttl: timedelta = timedelta(hours=1)

@@ -130,16 +130,51 @@ fn rotate_identity(data_dir: String) -> R<String> {
     sdk::rotate_identity(&data_dir).map_err(err)
 }
 
-/// (admission_mode, revocations, refused_revocations)
+/// (admission_mode, revocations, refused_revocations, (changes_signed,
+/// signatures_verified, signatures_forged, changes_unsigned,
+/// changes_flagged, changes_rejected))
 #[pyfunction]
-fn trust_stats(node: u64) -> R<(String, u64, u64)> {
+fn trust_stats(node: u64) -> R<(String, u64, u64, Counts6)> {
     let t = sdk::node_trust_stats(node).map_err(err)?;
-    Ok((t.admission_mode, t.revocations, t.refused_revocations))
+    Ok((
+        t.admission_mode,
+        t.revocations,
+        t.refused_revocations,
+        (
+            t.changes_signed,
+            t.signatures_verified,
+            t.signatures_forged,
+            t.changes_unsigned,
+            t.changes_flagged,
+            t.changes_rejected,
+        ),
+    ))
+}
+
+/// The six change-signature counters, in [`trust_stats`]'s order.
+type Counts6 = (u64, u64, u64, u64, u64, u64);
+
+/// [(hash, time_ms, author, valid)] of a document's changes, oldest first.
+#[pyfunction]
+fn authors(
+    py: Python<'_>,
+    node: u64,
+    collection: String,
+    id: String,
+) -> R<Vec<(String, i64, String, bool)>> {
+    let list = py
+        .detach(|| sdk::node_authors(node, &collection, &id))
+        .map_err(err)?;
+    Ok(list
+        .into_iter()
+        .map(|c| (c.hash, c.time_ms, c.author, c.valid))
+        .collect())
 }
 
 /// Adds this module's functions to `m`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate_authority_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(authors, m)?)?;
     m.add_function(wrap_pyfunction!(authority_public_key, m)?)?;
     m.add_function(wrap_pyfunction!(authority_issue, m)?)?;
     m.add_function(wrap_pyfunction!(authority_revoke, m)?)?;

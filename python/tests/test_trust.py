@@ -4,6 +4,7 @@ reason, a revocation that cuts the peer off and keeps it out, bad input
 refused; with the blocking and the asyncio API."""
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -161,3 +162,48 @@ def test_key_rotation(tmp_path):
     with peat_mesh.SyncNode.open(d, "py", SECRET, listen="127.0.0.1:0") as n:
         assert n.id == new
         assert n.get("notes", "n1") == {"kept": True}
+
+
+def test_signed_changes(tmp_path):
+    """Scenario 31: changes signed by their writer and checked by a node
+    that rejects unsigned ones; authors answered per change."""
+    from peat_mesh import ChangeAuthor, CollectionPolicy, SignaturePolicy
+
+    reject = {"orders": CollectionPolicy(signatures=SignaturePolicy.REJECT)}
+    open_ = lambda name, **kw: peat_mesh.SyncNode.open(str(tmp_path / name), "py", SECRET, listen="127.0.0.1:0", **kw)
+    with open_("a", policies=reject) as a, open_("b", policies=reject) as b, open_("u") as u:
+        assert b.policy("orders").signatures == SignaturePolicy.REJECT
+        with b.subscribe("orders") as sub:
+            b.connect(a.addrs()[0])
+            u.connect(b.addrs()[0])
+            u.put("orders", "unsigned", {"v": 0})
+            a.put("orders", "o1", {"v": 1})
+            while True:
+                ev = sub.next(timeout=10.0)
+                assert ev is not None, "o1 never arrived"
+                if ev.id == "o1":
+                    break
+        (c,) = b.authors("orders", "o1")
+        assert isinstance(c, ChangeAuthor) and c.author == a.id and c.valid
+        assert len(c.hash) == 64 and c.time_ms > 0
+        for _ in range(500):
+            st = b.trust_stats()
+            if st.changes_rejected >= 1:
+                break
+            time.sleep(0.01)
+        assert st.changes_rejected >= 1 and st.signatures_verified >= 1 and st.changes_unsigned >= 1
+        assert b.get("orders", "unsigned") is None
+        assert a.trust_stats().changes_signed >= 1
+        (mine,) = u.authors("orders", "unsigned")
+        assert (mine.author, mine.valid) == (None, False)
+        with pytest.raises(peat_mesh.NotFoundError):
+            b.authors("orders", "nope")
+        with pytest.raises(peat_mesh.InvalidArgumentError):
+            b.authors("orders", "")
+
+        async def main():
+            an = peat_mesh.Node(b)
+            (x,) = await an.authors("orders", "o1")
+            assert x == c
+
+        asyncio.run(main())

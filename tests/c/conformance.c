@@ -2017,6 +2017,65 @@ static int t_enrollment(void) {
     return 1;
 }
 
+/* Scenario 31: changes signed by their writer and checked by a node that
+ * rejects unsigned ones; authors answered per change. */
+static int t_signed_changes(void) {
+    PeatNode a, b, u;
+    char da[64], db[64], du[64];
+    PeatNodeOptions o;
+    memset(&o, 0, sizeof o);
+    o.listen = S("127.0.0.1:0");
+    o.policies_json = S("{\"collections\": {\"orders\": {\"signatures\": \"reject\"}}}");
+    CHECK(open_node_with(&a, da, SECRET, &o));
+    CHECK(open_node_with(&b, db, SECRET, &o));
+    CHECK(open_node(&u, du, SECRET)); /* signs nothing */
+    PeatSubscription sub;
+    OK(peat_doc_subscribe(b, S("orders"), S(""), false, &sub, ERR));
+    CHECK(connect_nodes(b, a));
+    CHECK(connect_nodes(u, b));
+    OK(peat_doc_put(u, S("orders"), S("unsigned"), S("{\"v\":0}"), ERR));
+    OK(peat_doc_put(a, S("orders"), S("o1"), S("{\"v\":1}"), ERR));
+    CHECK(await_doc(sub, "o1", "{\"v\":1}"));
+    char *a_id = NULL;
+    OK(peat_node_id(a, &a_id, ERR));
+    PeatChangeAuthorList list;
+    OK(peat_node_authors(b, S("orders"), S("o1"), &list, ERR));
+    CHECK(list.len == 1 && list.items[0].valid && strcmp(list.items[0].author, a_id) == 0);
+    CHECK(strlen(list.items[0].hash) == 64 && list.items[0].time_ms > 0);
+    peat_change_author_list_free(list);
+    /* the unsigned change is refused, counted, and never applied */
+    PeatTrustStats ts;
+    for (int i = 0; i < 500; i++) {
+        OK(peat_node_trust_stats(b, &ts, ERR));
+        if (ts.changes_rejected >= 1) break;
+        usleep(10000);
+    }
+    CHECK(ts.changes_rejected >= 1 && ts.signatures_verified >= 1 && ts.changes_unsigned >= 1);
+    char *doc = NULL;
+    CHECK(peat_doc_get(b, S("orders"), S("unsigned"), &doc, NULL) == PEAT_STATUS_NOT_FOUND && doc == NULL);
+    OK(peat_node_trust_stats(a, &ts, ERR));
+    CHECK(ts.changes_signed >= 1 && ts.changes_rejected == 0);
+    /* the writer's own view, and a document that does not exist */
+    memset(&list, 0, sizeof list);
+    OK(peat_node_authors(u, S("orders"), S("unsigned"), &list, ERR));
+    CHECK(list.len == 1 && !list.items[0].valid && list.items[0].author[0] == 0);
+    peat_change_author_list_free(list);
+    memset(&list, 0, sizeof list);
+    CHECK(peat_node_authors(b, S("orders"), S("nope"), &list, NULL) == PEAT_STATUS_NOT_FOUND);
+    CHECK(list.items == NULL && list.len == 0);
+    peat_change_author_list_free(list);
+    CHECK(peat_node_authors(b, S("orders"), S(""), &list, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    OK(peat_subscription_close(sub, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    OK(peat_node_close(u, 5000, ERR));
+    peat_string_free(a_id);
+    rm_rf(da);
+    rm_rf(db);
+    rm_rf(du);
+    return 1;
+}
+
 static int t_key_rotation(void) {
     PeatNode n;
     char dir[64];
@@ -2264,6 +2323,7 @@ static const struct {
     {"certificates_and_revocation", t_certificates_and_revocation},
     {"enrollment", t_enrollment},
     {"key_rotation", t_key_rotation},
+    {"signed_changes", t_signed_changes},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

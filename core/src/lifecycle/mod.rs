@@ -201,6 +201,12 @@ impl Lifecycle {
             Refusal::Evicted => &self.counters.refused_evicted,
         };
         c.fetch_add(1, Ordering::Relaxed);
+        self.remember_refused(vid);
+    }
+
+    /// Remembers a version this node refused (or refused part of), so that
+    /// reconciliation does not ask for it again (bounded like every refusal).
+    pub(crate) fn remember_refused(&self, vid: &Hash32) {
         let mut p = [0u8; 8];
         p.copy_from_slice(&vid[..8]);
         self.refused.locked().put(p, ());

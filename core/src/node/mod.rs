@@ -1,6 +1,7 @@
 //! [`Node`]: the public face of a running peer. Opening and closing, identity
 //! and peers are here; the document API is in `documents`.
 
+mod authors;
 mod bandwidth;
 mod documents;
 mod eager;
@@ -25,6 +26,7 @@ use iroh::Endpoint;
 #[cfg(test)]
 use iroh::{EndpointAddr, TransportAddr};
 
+use crate::authorship::Authorship;
 use crate::blobs::{BlobProtocol, BlobState, Blobs};
 use crate::config::{NodeConfig, PeerAddr};
 use crate::discovery::mdns::Mdns;
@@ -240,6 +242,7 @@ impl Node {
             let _ = throttle.bond.set(b.clone());
         }
         let links_for_sync = bond.clone();
+        let authorship = Arc::new(Authorship::new(&ephemeral_key, config.formation.id()));
         let engine = Arc::new(Engine::new(
             ctx.clone(),
             store,
@@ -248,7 +251,9 @@ impl Node {
             config.anti_entropy_interval,
             Arc::new(Lifecycle::new(config.policies.clone()).with_budget(config.storage_budget)),
             config.qos,
+            authorship,
         ));
+        authors::install_signer(&engine);
         blobs.qos.store(config.qos, Ordering::Relaxed);
         if let Some(b) = links_for_sync {
             let _ = engine.links.set(b);

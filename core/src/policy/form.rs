@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CollectionPolicy, DeleteRule, Policies, Priority, Retention, SyncMode};
+use super::{
+    CollectionPolicy, DeleteRule, Policies, Priority, Retention, SignaturePolicy, SyncMode,
+};
 use crate::error::{Error, Result};
 
 /// One policy as plain data.
@@ -45,6 +47,9 @@ pub struct PolicyForm {
     /// `delete_wins` or `update_wins`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<String>,
+    /// `off`, `accept`, `flag` or `reject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<String>,
 }
 
 /// A whole policy set as plain data.
@@ -118,6 +123,13 @@ impl PolicyForm {
                 )))
             }
         }
+        if let Some(s) = self.signatures.as_deref() {
+            p.signatures = SignaturePolicy::from_name(s).ok_or_else(|| {
+                bad(format!(
+                    "signatures {s:?}: expected off, accept, flag or reject"
+                ))
+            })?;
+        }
         p.check()?;
         Ok(p)
     }
@@ -150,6 +162,7 @@ impl PolicyForm {
                 }
                 .into(),
             ),
+            signatures: Some(p.signatures.name().into()),
         }
     }
 }

@@ -116,6 +116,51 @@ pub enum DeleteRule {
     UpdateWins,
 }
 
+/// What a node does with changes of a collection according to their
+/// authors' signatures (see [`crate::authorship`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignaturePolicy {
+    /// Changes written here are not signed; signatures from peers are
+    /// neither checked nor kept (nor passed on). The default.
+    #[default]
+    Off,
+    /// Changes written here are signed; signatures from peers are checked
+    /// and valid ones kept (and passed on); unsigned and forged changes are
+    /// applied all the same.
+    Accept,
+    /// Like `Accept`, and every unsigned or forged change applied is counted
+    /// and logged ([`crate::SignatureStats::flagged`]).
+    Flag,
+    /// Like `Accept`, but unsigned and forged changes, and every change that
+    /// depends on one, are never applied here.
+    Reject,
+}
+
+impl SignaturePolicy {
+    /// Every policy, in order.
+    pub const ALL: [SignaturePolicy; 4] = [
+        SignaturePolicy::Off,
+        SignaturePolicy::Accept,
+        SignaturePolicy::Flag,
+        SignaturePolicy::Reject,
+    ];
+
+    /// The lower-case name used in the JSON form and the SDKs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignaturePolicy::Off => "off",
+            SignaturePolicy::Accept => "accept",
+            SignaturePolicy::Flag => "flag",
+            SignaturePolicy::Reject => "reject",
+        }
+    }
+
+    /// Parses [`SignaturePolicy::name`].
+    pub fn from_name(s: &str) -> Option<SignaturePolicy> {
+        SignaturePolicy::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
 /// Most documents and bytes of a collection a node keeps; past either, the
 /// oldest documents (by newest change) are removed from this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,6 +187,8 @@ pub struct CollectionPolicy {
     /// here until a peer is known to hold its current version (see
     /// [`crate::lifecycle`]). Default false: the budget may evict it.
     pub keep_until_delivered: bool,
+    /// Signing of local changes and checking of peers' (default off).
+    pub signatures: SignaturePolicy,
 }
 
 impl Default for CollectionPolicy {
@@ -155,6 +202,7 @@ impl Default for CollectionPolicy {
             eager_blobs: false,
             delete_rule: DeleteRule::DeleteWins,
             keep_until_delivered: false,
+            signatures: SignaturePolicy::Off,
         }
     }
 }
@@ -206,6 +254,12 @@ impl CollectionPolicy {
     /// Fetch referenced blobs as documents arrive.
     pub fn eager_blobs(mut self, on: bool) -> Self {
         self.eager_blobs = on;
+        self
+    }
+
+    /// Sets what is done with changes' signatures.
+    pub fn signatures(mut self, s: SignaturePolicy) -> Self {
+        self.signatures = s;
         self
     }
 

@@ -44,8 +44,12 @@ pub(crate) fn heads_to_wire(heads: &[ChangeHash]) -> Vec<Hash32> {
 
 /// Changes in `doc` that a replica with `their_heads` lacks. Unknown heads are
 /// ignored, so with unknown heads this may send changes the peer already has
-/// (harmless: applying a change twice is a no-op).
-pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<u8>> {
+/// (harmless: applying a change twice is a no-op). Each change comes with
+/// its hash.
+pub(crate) fn changes_since_hashed(
+    doc: &Automerge,
+    their_heads: &[Hash32],
+) -> (Vec<Vec<u8>>, Vec<Hash32>) {
     let unknown: std::collections::HashSet<Hash32> =
         unknown_hashes(doc, their_heads).into_iter().collect();
     let known: Vec<ChangeHash> = their_heads
@@ -55,8 +59,8 @@ pub(crate) fn changes_since(doc: &Automerge, their_heads: &[Hash32]) -> Vec<Vec<
         .collect();
     doc.get_changes(&known)
         .iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect()
+        .map(|c| (c.raw_bytes().to_vec(), c.hash().0))
+        .unzip()
 }
 
 /// Parses received change chunks. A malformed chunk is a protocol error.

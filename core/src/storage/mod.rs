@@ -22,11 +22,15 @@ mod maintenance;
 mod meta;
 mod purge;
 mod queries;
+mod reads;
 mod ready;
+mod signatures;
 mod store;
 mod writer;
 
-pub(crate) use changes::{changes_since, heads_to_wire, parse_changes, unknown_hashes, version_id};
+pub(crate) use changes::{
+    changes_since_hashed, heads_to_wire, parse_changes, unknown_hashes, version_id,
+};
 pub(crate) use chunks::check_automerge_bytes;
 pub(crate) use deletes::{edited_concurrently_with_delete, lift_tombstone};
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
@@ -36,5 +40,6 @@ pub(crate) use latest::{base_time, compacted, judge, next_write_time, Incoming};
 pub(crate) use meta::Meta;
 
 pub(crate) use ready::causally_ready;
+pub(crate) use signatures::SigRow;
 pub use store::ListPage;
 pub(crate) use store::{Committed, Store, StoreOptions};

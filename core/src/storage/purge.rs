@@ -38,7 +38,7 @@ impl Store {
             // before the cell is cached, so no write can come before it.
             let pending = Arc::new(AtomicUsize::new(0));
             self.send(
-                WriterMsg::Write(purge_op(&skey, meta, &pending)),
+                WriterMsg::Write(Box::new(purge_op(&skey, meta, &pending))),
                 &[&pending],
             )?;
             let cell = Arc::new(DocCell {
@@ -54,7 +54,7 @@ impl Store {
             return Ok(None);
         };
         let op = purge_op(&skey, meta, &cell.pending);
-        self.send(WriterMsg::Write(op), &[&cell.pending])?;
+        self.send(WriterMsg::Write(Box::new(op)), &[&cell.pending])?;
         *st = DocState::empty(&self.actor);
         Ok(Some(meta))
     }
@@ -117,7 +117,7 @@ impl Store {
                 continue;
             };
             let op = purge_op(&key.storage_key(), meta, &cell.pending);
-            self.send(WriterMsg::Write(op), &[&cell.pending])?;
+            self.send(WriterMsg::Write(Box::new(op)), &[&cell.pending])?;
             *st = DocState::empty(&self.actor);
             removed.push((key.clone(), meta));
         }
@@ -156,6 +156,8 @@ fn purge_op(skey: &str, meta: Meta, pending: &Arc<AtomicUsize>) -> WriteOp {
         old: Some(meta),
         meta,
         data: WriteData::Purge,
+        sigs: Vec::new(),
+        clear_sigs: true,
         pending: pending.clone(),
         ack,
     }

@@ -63,6 +63,8 @@ pub(crate) struct Committed {
     pub changes: Vec<Vec<u8>>,
     /// The document's heads after the change.
     pub heads: Vec<Hash32>,
+    /// The new changes' signatures, in their order (empty: none signed).
+    pub signatures: Vec<Option<super::signatures::SigRow>>,
     pub deleted: bool,
     /// Resolves when the change is durable.
     pub durable: oneshot::Receiver<Result<()>>,
@@ -106,6 +108,10 @@ pub(crate) struct Store {
     failed: Arc<std::sync::OnceLock<String>>,
     /// Tells watchers (the node's event stream) when `failed` is set.
     failure: tokio::sync::watch::Receiver<Option<String>>,
+    /// Signs changes written with [`Store::actor`] (set at open).
+    pub(super) signer: std::sync::OnceLock<super::signatures::Signer>,
+    /// Whether any signature was ever stored: reads skip the table until then.
+    pub(super) has_signatures: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -127,6 +133,10 @@ impl Store {
             txn.open_table(INCREMENTS)?;
             txn.open_table(VIDS)?;
         }
+        let has_signatures = {
+            use redb::ReadableTableMetadata;
+            txn.open_table(super::signatures::SIGNATURES)?.len()? > 0
+        };
         txn.commit()?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE);
@@ -148,6 +158,8 @@ impl Store {
             loading: std::sync::RwLock::new(()),
             failed,
             failure,
+            signer: std::sync::OnceLock::new(),
+            has_signatures: std::sync::atomic::AtomicBool::new(has_signatures),
         })
     }
 
@@ -199,6 +211,11 @@ impl Store {
         self.check_not_failed()
     }
 
+    /// Sets the signer for changes written here (once, at open).
+    pub(crate) fn set_signer(&self, signer: super::signatures::Signer) {
+        let _ = self.signer.set(signer);
+    }
+
     /// The actor this node's changes are written with.
     pub fn actor(&self) -> &ActorId {
         &self.actor
@@ -223,7 +240,7 @@ impl Store {
         self.db.read_locked().clone().ok_or(Error::Closed)
     }
 
-    fn load_cell(&self, skey: &str) -> Result<Option<Arc<DocCell>>> {
+    pub(super) fn load_cell(&self, skey: &str) -> Result<Option<Arc<DocCell>>> {
         if let Some(c) = self.cache.locked().get(skey) {
             return Ok(Some(c.clone()));
         }
@@ -268,7 +285,7 @@ impl Store {
     }
 
     /// Reads a document straight from the database (no cache).
-    fn read_doc(&self, skey: &str) -> Result<Option<DocState>> {
+    pub(super) fn read_doc(&self, skey: &str) -> Result<Option<DocState>> {
         let txn = self.db()?.begin_read()?;
         let meta_t = txn.open_table(META)?;
         let Some(meta) = meta_t.get(skey)? else {
@@ -310,6 +327,21 @@ impl Store {
         &self,
         key: &DocKey,
         create: bool,
+        f: impl FnOnce(&mut Automerge) -> Result<R>,
+        fan_out: impl FnOnce(&Committed),
+        publish: impl FnOnce(&Committed, &Automerge),
+    ) -> Result<Option<(R, Option<Committed>)>> {
+        self.update_signed(key, create, &[], f, fan_out, publish)
+    }
+
+    /// [`Store::update`], also keeping the `received` (checked) signatures
+    /// of the new changes; changes written with this node's actor are
+    /// signed by its signer. Both are committed with the changes.
+    pub fn update_signed<R>(
+        &self,
+        key: &DocKey,
+        create: bool,
+        received: &[(Hash32, super::signatures::SigRow)],
         f: impl FnOnce(&mut Automerge) -> Result<R>,
         fan_out: impl FnOnce(&Committed),
         publish: impl FnOnce(&Committed, &Automerge),
@@ -357,6 +389,17 @@ impl Store {
             return Err(e);
         }
         let changes: Vec<Vec<u8>> = new.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let signatures =
+            super::signatures::rows_for(self.signer.get(), &self.actor, key, &new, received);
+        let sigs: Vec<(Hash32, super::signatures::SigRow)> = new
+            .iter()
+            .zip(&signatures)
+            .filter_map(|(c, r)| r.map(|r| (c.hash().0, r)))
+            .collect();
+        if !sigs.is_empty() {
+            self.has_signatures
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         // The version's timestamp is the newest change time in the whole history:
         // the same on every replica with the same changes, and kept incrementally.
         let ts = new
@@ -394,6 +437,7 @@ impl Store {
             key: key.clone(),
             changes,
             heads: heads_to_wire(&after),
+            signatures,
             deleted,
             durable,
         };
@@ -401,14 +445,16 @@ impl Store {
         // Cloned out of the lock: a full queue blocks this writer only.
         let writer = self.writer.locked().clone();
         let sent = writer.map(|w| {
-            w.send(WriterMsg::Write(WriteOp {
+            w.send(WriterMsg::Write(Box::new(WriteOp {
                 skey,
                 old,
                 meta,
                 data,
+                sigs,
+                clear_sigs: replaced,
                 pending: cell.pending.clone(),
                 ack,
-            }))
+            })))
             .is_ok()
         });
         if sent != Some(true) {
@@ -455,81 +501,6 @@ impl Store {
         let writer = self.writer.locked().clone();
         let sent = writer.map(|w| w.send(WriterMsg::BarrierSync(tx)).is_ok());
         sent == Some(true) && rx.recv().is_ok()
-    }
-
-    /// Runs `f` on the document read-only. `Ok(None)` if it does not exist.
-    pub fn read<R>(
-        &self,
-        key: &DocKey,
-        f: impl FnOnce(&Automerge) -> Result<R>,
-    ) -> Result<Option<R>> {
-        let Some(cell) = self.load_cell(&key.storage_key())? else {
-            return Ok(None);
-        };
-        let st = cell.state.locked();
-        if st.meta.is_none() {
-            return Ok(None); // created in memory but never persisted: no content
-        }
-        f(&st.doc).map(Some)
-    }
-
-    /// The document rendered by `render` (`None` for a deleted one), cached until
-    /// the document next changes. `Ok(None)` if the document does not exist.
-    pub fn rendered(
-        &self,
-        key: &DocKey,
-        render: impl FnOnce(&Automerge) -> Result<Option<String>>,
-    ) -> Result<Option<Option<Arc<str>>>> {
-        let Some(cell) = self.load_cell(&key.storage_key())? else {
-            return Ok(None);
-        };
-        let mut st = cell.state.locked();
-        if st.meta.is_none() {
-            return Ok(None);
-        }
-        if let Some(r) = &st.rendered {
-            return Ok(Some(r.clone()));
-        }
-        let r: Option<Arc<str>> = render(&st.doc)?.map(Arc::from);
-        st.rendered = Some(r.clone());
-        Ok(Some(r))
-    }
-
-    /// Like [`Store::read`], also passing the bytes the document takes in storage.
-    pub fn read_sized<R>(
-        &self,
-        key: &DocKey,
-        f: impl FnOnce(&Automerge, usize) -> Result<R>,
-    ) -> Result<Option<R>> {
-        let Some(cell) = self.load_cell(&key.storage_key())? else {
-            return Ok(None);
-        };
-        let st = cell.state.locked();
-        if st.meta.is_none() {
-            return Ok(None);
-        }
-        f(&st.doc, st.snap_len + st.incr_bytes).map(Some)
-    }
-
-    /// Reads a document that may not be cached without disturbing the cache.
-    pub fn peek<R>(
-        &self,
-        key: &DocKey,
-        f: impl FnOnce(&Automerge) -> Result<R>,
-    ) -> Result<Option<R>> {
-        let skey = key.storage_key();
-        if let Some(c) = self.cache.locked().peek(&skey).cloned() {
-            let st = c.state.locked();
-            return if st.meta.is_some() {
-                f(&st.doc).map(Some)
-            } else {
-                Ok(None)
-            };
-        }
-        match self.read_doc(&skey)? {
-            Some(st) => f(&st.doc).map(Some),
-            None => Ok(None),
-        }
     }
 }
 

@@ -8,10 +8,11 @@ use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
 use super::meta::{vid_index_key, Meta, INCREMENTS, META, SNAPSHOTS, VIDS};
+use super::signatures::{doc_range, SIGNATURES};
 use crate::error::{Error, Result};
 
 /// Messages the writer thread's queue holds (1,024: its slots are allocated
-/// up front, ~190 B each); a write past it waits for the
+/// up front, ~40 B each: a write is boxed); a write past it waits for the
 /// writer (back-pressure), so queued writes, and the document cells they pin in
 /// the cache, are bounded by it.
 pub(crate) const WRITER_QUEUE: usize = 1024;
@@ -22,6 +23,10 @@ pub(super) struct WriteOp {
     pub(super) meta: Meta,
     /// Change chunks to append, or a full snapshot that replaces all rows.
     pub(super) data: WriteData,
+    /// Signatures of the new changes to keep (change hash, row).
+    pub(super) sigs: Vec<(crate::wire::Hash32, super::signatures::SigRow)>,
+    /// Drop the document's stored signatures first (its history was replaced).
+    pub(super) clear_sigs: bool,
     pub(super) pending: Arc<AtomicUsize>,
     pub(super) ack: oneshot::Sender<Result<()>>,
 }
@@ -35,7 +40,7 @@ pub(super) enum WriteData {
 
 /// What the writer thread receives.
 pub(super) enum WriterMsg {
-    Write(WriteOp),
+    Write(Box<WriteOp>),
     /// Writes committed together (a page of garbage collection's removals).
     Writes(Vec<WriteOp>),
     /// Acknowledged once every write queued before it is durable.
@@ -67,7 +72,7 @@ pub(super) fn writer_loop(
         let mut sync_barriers = Vec::new();
         for m in msgs {
             match m {
-                WriterMsg::Write(op) => batch.push(op),
+                WriterMsg::Write(op) => batch.push(*op),
                 WriterMsg::Writes(ops) => batch.extend(ops),
                 WriterMsg::Barrier(b) => barriers.push(b),
                 WriterMsg::BarrierSync(b) => sync_barriers.push(b),
@@ -114,8 +119,15 @@ pub(super) fn commit_batch(db: &Database, batch: &[WriteOp]) -> Result<()> {
         let mut snaps = txn.open_table(SNAPSHOTS)?;
         let mut incr = txn.open_table(INCREMENTS)?;
         let mut vids = txn.open_table(VIDS)?;
+        let mut sigs = txn.open_table(SIGNATURES)?;
         for op in batch {
             let skey = op.skey.as_str();
+            if op.clear_sigs || matches!(op.data, WriteData::Purge) {
+                sigs.retain_in(doc_range(skey), |_, _| false)?;
+            }
+            for (h, row) in &op.sigs {
+                sigs.insert((skey, &h[..]), &row[..])?;
+            }
             if let WriteData::Purge = op.data {
                 snaps.remove(skey)?;
                 incr.retain_in((skey, 0u64)..=(skey, u64::MAX), |_, _| false)?;

@@ -52,9 +52,13 @@ pub(crate) struct Engine {
     pub qos: bool,
     /// Documents whose blobs are fetched eagerly go here (set at open).
     pub eager: std::sync::OnceLock<crate::lifecycle::EagerQueue>,
+    /// Signs changes written here and checks received ones.
+    pub authorship: Arc<crate::authorship::Authorship>,
 }
 
 impl Engine {
+    // One argument per part the node wires in at open.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ctx: Arc<NodeContext>,
         store: Arc<Store>,
@@ -63,6 +67,7 @@ impl Engine {
         anti_entropy: Duration,
         lifecycle: Arc<Lifecycle>,
         qos: bool,
+        authorship: Arc<crate::authorship::Authorship>,
     ) -> Self {
         Engine {
             ctx,
@@ -78,10 +83,11 @@ impl Engine {
             lifecycle,
             qos,
             eager: std::sync::OnceLock::new(),
+            authorship,
         }
     }
 
-    fn policy_of(&self, collection: &str) -> crate::policy::CollectionPolicy {
+    pub(crate) fn policy_of(&self, collection: &str) -> crate::policy::CollectionPolicy {
         *self.lifecycle.policies.get().for_collection(collection)
     }
 
@@ -199,7 +205,7 @@ impl Engine {
             .map(|(_, r)| r.outbox.clone())
             .collect();
         for o in outboxes {
-            o.push_live(&c.key, &c.changes, &c.heads);
+            o.push_live(&c.key, &c.changes, &c.heads, &c.signatures);
         }
     }
 
@@ -229,20 +235,23 @@ impl Engine {
         self.doc_hub.publish(&ev, |f| f.matches(&ev.key));
     }
 
-    /// Applies changes received from `from`. Returns true if some were left out
-    /// because what they depend on has not arrived (the caller asks again).
+    /// Applies changes received from `from`, keeping their checked
+    /// signatures (`rows`). Returns true if some were left out because what
+    /// they depend on has not arrived (the caller asks again).
     pub(crate) fn apply_remote(
         &self,
         key: &DocKey,
         changes: Vec<Change>,
+        rows: &[(crate::wire::Hash32, crate::storage::SigRow)],
         from: NodeId,
     ) -> Result<bool> {
         let policy = self.policy_of(key.collection());
         let update_wins = policy.delete_rule == DeleteRule::UpdateWins;
         let rebased = policy.sync != SyncMode::Full;
-        let r = self.store.update(
+        let r = self.store.update_signed(
             key,
             true,
+            rows,
             |doc| {
                 let changes = if rebased {
                     match crate::storage::judge(doc, changes, self.store.actor())? {

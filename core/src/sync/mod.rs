@@ -21,6 +21,7 @@ pub(crate) mod rbsr;
 pub(crate) mod reconcile;
 pub(crate) mod replies;
 mod session;
+mod signing;
 mod stats;
 mod writer;
 

@@ -198,7 +198,15 @@ impl Outbox {
     }
 
     /// Queues a live update, coalescing if its lane's queue is full.
-    pub(crate) fn push_live(&self, key: &DocKey, changes: &[Vec<u8>], heads: &[Hash32]) {
+    /// A signed update's `Signatures` frame goes with it (one entry of the
+    /// queue's bound).
+    pub(crate) fn push_live(
+        &self,
+        key: &DocKey,
+        changes: &[Vec<u8>],
+        heads: &[Hash32],
+        sigs: &[Option<crate::storage::SigRow>],
+    ) {
         let class = self.class_of(key.collection());
         let lane = self.lane(self.lane_of(class));
         let mut q = lane.live.locked();
@@ -209,6 +217,9 @@ impl Outbox {
                 q.len += 1;
             }
         } else {
+            if let Some(f) = super::signing::signatures_frame(key, sigs) {
+                c.frames.push_back(f);
+            }
             c.frames.push_back(Frame::Changes {
                 collection: key.collection().to_string(),
                 id: key.id().to_string(),
@@ -227,7 +238,8 @@ impl Lane {
     /// heads are to be offered. The highest waiting class goes, except that
     /// after [`FAIR_SHARE`] in a row while a lower class waits, the lowest
     /// waiting class goes once.
-    pub(super) fn pop_live(&self) -> Option<Result<Frame, DocKey>> {
+    /// A signed update comes as its `Signatures` frame and its `Changes`.
+    pub(super) fn pop_live(&self) -> Option<Result<Vec<Frame>, DocKey>> {
         let mut q = self.live.locked();
         let waiting: Vec<usize> = (0..5).filter(|&i| !q.classes[i].is_empty()).collect();
         let (&first, &last) = (waiting.first()?, waiting.last()?);
@@ -245,7 +257,13 @@ impl Lane {
         q.len -= 1;
         let c = &mut q.classes[pick];
         if let Some(f) = c.frames.pop_front() {
-            return Some(Ok(f));
+            if matches!(f, Frame::Signatures { .. }) {
+                // Pushed together with its changes, under this lock.
+                let mut v = vec![f];
+                v.extend(c.frames.pop_front());
+                return Some(Ok(v));
+            }
+            return Some(Ok(vec![f]));
         }
         let key = c.dirty.iter().next().cloned()?;
         c.dirty.remove(&key);
@@ -270,9 +288,9 @@ mod tests {
         Outbox::new(cap, lanes, Arc::new(Lifecycle::new(p)), true)
     }
 
-    fn id(item: Option<Result<Frame, DocKey>>) -> String {
-        match item {
-            Some(Ok(Frame::Changes { collection, id, .. })) => format!("{collection}/{id}"),
+    fn id(item: Option<Result<Vec<Frame>, DocKey>>) -> String {
+        match item.map(|r| r.map(|mut v| v.pop())) {
+            Some(Ok(Some(Frame::Changes { collection, id, .. }))) => format!("{collection}/{id}"),
             Some(Err(k)) => format!("dirty {k}"),
             other => format!("{:?}", other.is_some()),
         }
@@ -282,10 +300,20 @@ mod tests {
     fn higher_classes_go_first_and_a_waiting_class_gets_its_share() {
         let o = outbox(1000, false);
         for i in 0..40 {
-            o.push_live(&DocKey::new("bulk", format!("b{i}")).unwrap(), &[], &[]);
+            o.push_live(
+                &DocKey::new("bulk", format!("b{i}")).unwrap(),
+                &[],
+                &[],
+                &[],
+            );
         }
         for i in 0..40 {
-            o.push_live(&DocKey::new("crit", format!("c{i}")).unwrap(), &[], &[]);
+            o.push_live(
+                &DocKey::new("crit", format!("c{i}")).unwrap(),
+                &[],
+                &[],
+                &[],
+            );
         }
         let lane = o.lane(MAIN);
         let order: Vec<String> = (0..40).map(|_| id(lane.pop_live())).collect();
@@ -308,14 +336,15 @@ mod tests {
         let o = outbox(4, true);
         assert_eq!(o.lane_count(), 2);
         let b = DocKey::new("bulk", "x").unwrap();
-        o.push_live(&b, &[], &[]);
-        o.push_live(&DocKey::new("crit", "y").unwrap(), &[], &[]);
+        o.push_live(&b, &[], &[], &[]);
+        o.push_live(&DocKey::new("crit", "y").unwrap(), &[], &[], &[]);
         assert_eq!(id(o.lane(BULK).pop_live()), "bulk/x");
         assert_eq!(id(o.lane(MAIN).pop_live()), "crit/y");
         // past the bound, updates of one document become one heads offer
         for i in 0..10 {
             o.push_live(
                 &DocKey::new("bulk", format!("d{}", i % 6)).unwrap(),
+                &[],
                 &[],
                 &[],
             );

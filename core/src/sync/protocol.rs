@@ -2,7 +2,8 @@
 //! sync streams of a connection and both sides run the session over them.
 //! Version 1 has one stream; version 2 two lanes (see [`super::outbox`]):
 //! the main stream and the bulk lane, each opened with a one-byte lane tag,
-//! the bulk lane sent at a lower QUIC priority.
+//! the bulk lane sent at a lower QUIC priority. Version 3 adds the
+//! signatures of changes ([`crate::authorship`]).
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use crate::transport::close_code;
 use crate::transport::router::{open_stream, IncomingStream, Protocol, ProtocolTask};
 
 /// Versions of the sync protocol this node speaks.
-const VERSIONS: &[u16] = &[1, 2];
+const VERSIONS: &[u16] = &[1, 2, 3];
 
 /// The QUIC send priority of the bulk lane: below the main stream (0), like
 /// blob transfers.
@@ -127,7 +128,7 @@ impl Protocol for SyncProtocol {
                 std::future::pending::<()>().await
             };
             tokio::select! {
-                _ = run_session(engine, &conn, outbox, streams) => {}
+                _ = run_session(engine, &conn, outbox, streams, version) => {}
                 _ = extra => {}
             }
             engine.forget(conn.peer(), registration);
@@ -149,6 +150,7 @@ async fn run_session(
     conn: &Arc<Admitted>,
     outbox: Arc<Outbox>,
     streams: Streams,
+    version: u16,
 ) {
     let peer = conn.peer();
     let session = Arc::new(Session::new(
@@ -156,6 +158,7 @@ async fn run_session(
         peer,
         outbox,
         conn.conn().clone(),
+        version,
     ));
     let outbound = conn.outbound();
     let c = conn.conn();

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use iroh::endpoint::{Connection, RecvStream};
 
 use super::engine::Engine;
-use super::incoming::{check_heads, ChangeBatch, PieceAssembly, Work, MAX_BATCH_FRAMES};
+use super::incoming::{
+    check_heads, ChangeBatch, PendingSigs, PieceAssembly, Work, MAX_BATCH_FRAMES,
+};
 use super::outbox::{Outbox, BULK};
 use super::rbsr;
 use super::reconcile::{self, Reconciler};
@@ -44,6 +46,8 @@ pub(crate) struct Session {
     pub peer: NodeId,
     pub outbox: Arc<Outbox>,
     pub conn: Connection,
+    /// The negotiated sync protocol version (signatures travel from 3 on).
+    pub version: u16,
     /// Initiator state of the current reconciliation round, if any.
     pub initiator: Mutex<Option<Round>>,
     responder: Mutex<Option<Reconciler>>,
@@ -57,12 +61,14 @@ impl Session {
         peer: NodeId,
         outbox: Arc<Outbox>,
         conn: Connection,
+        version: u16,
     ) -> Self {
         Session {
             engine,
             peer,
             outbox,
             conn,
+            version,
             initiator: Mutex::new(None),
             responder: Mutex::new(None),
             last_responder_round: Mutex::new(None),
@@ -111,6 +117,7 @@ impl Session {
     pub(crate) async fn read_loop(self: &Arc<Self>, recv: RecvStream, lane: usize) -> Result<()> {
         let mut reader = FrameReader::new(recv);
         let mut pieces = PieceAssembly::default();
+        let mut sigs = PendingSigs::default();
         loop {
             let Some(first) = reader.read().await? else {
                 return Ok(());
@@ -144,11 +151,9 @@ impl Session {
                     } => {
                         pieces.check_idle("Changes")?;
                         check_heads(&heads)?;
-                        work.push(Work::Changes(
-                            DocKey::new(collection, id)?,
-                            chunks,
-                            Some(heads),
-                        ));
+                        let key = DocKey::new(collection, id)?;
+                        let s = sigs.take(&key, chunks.len())?;
+                        work.push(Work::Changes(key, chunks, s, Some(heads)));
                     }
                     Frame::MoreChanges {
                         collection,
@@ -156,7 +161,9 @@ impl Session {
                         changes: chunks,
                     } => {
                         pieces.check_idle("MoreChanges")?;
-                        work.push(Work::Changes(DocKey::new(collection, id)?, chunks, None));
+                        let key = DocKey::new(collection, id)?;
+                        let s = sigs.take(&key, chunks.len())?;
+                        work.push(Work::Changes(key, chunks, s, None));
                     }
                     Frame::ChangePiece {
                         collection,
@@ -165,12 +172,23 @@ impl Session {
                         last,
                     } => {
                         let key = DocKey::new(collection, id)?;
+                        let s = sigs.piece(&key, last)?;
                         if let Some(change) = pieces.add(key.clone(), bytes, last)? {
-                            work.push(Work::Changes(key, vec![change], None));
+                            work.push(Work::Changes(key, vec![change], s, None));
                         }
+                    }
+                    Frame::Signatures {
+                        collection,
+                        id,
+                        authors,
+                        entries,
+                    } => {
+                        pieces.check_idle("Signatures")?;
+                        sigs.set(DocKey::new(collection, id)?, &authors, entries)?;
                     }
                     other => {
                         pieces.check_idle(other.name())?;
+                        sigs.check_idle(other.name())?;
                         if lane == BULK && !matches!(other, Frame::Heads { .. }) {
                             return Err(Error::Protocol(format!(
                                 "{} frame on the bulk lane",
@@ -210,7 +228,7 @@ impl Session {
         let mut changes = ChangeBatch::default();
         for item in work {
             match item {
-                Work::Changes(key, chunks, heads) => changes.add(key, chunks, heads),
+                Work::Changes(key, chunks, sigs, heads) => changes.add(key, chunks, sigs, heads),
                 Work::Frame(frame) => {
                     self.apply_batch(&mut changes)?;
                     self.handle(frame)?;
@@ -234,9 +252,25 @@ impl Session {
         tokio::time::sleep_until(wait_until).await;
     }
 
+    /// Applies a batch of documents' changes: their signatures are checked
+    /// first, all in one batch (see [`crate::authorship`]).
     fn apply_batch(&self, batch: &mut ChangeBatch) -> Result<()> {
-        for (key, (chunks, heads)) in batch.take() {
-            self.on_changes(key, chunks, heads.as_deref())?;
+        let mut docs = Vec::new();
+        for (key, (chunks, sigs, heads)) in batch.take() {
+            let changes = crate::storage::parse_changes(chunks)?;
+            docs.push((key, changes, sigs, heads));
+        }
+        let engine = &self.engine;
+        let checks: Vec<_> = docs
+            .iter()
+            .map(|(k, c, s, _)| {
+                let on = crate::authorship::is_on(engine.policy_of(k.collection()).signatures);
+                (k, c.as_slice(), if on { s.as_slice() } else { &[][..] })
+            })
+            .collect();
+        let valid = engine.authorship.check_all(&checks);
+        for ((key, changes, sigs, heads), valid) in docs.into_iter().zip(valid) {
+            self.on_changes(key, changes, &sigs, &valid, heads.as_deref())?;
         }
         Ok(())
     }
@@ -325,10 +359,12 @@ impl Session {
     }
 
     /// The peer offered its heads: our answer is owed (rendered when sent).
+    /// Changes this node refused count as what they build on (see
+    /// [`crate::authorship`]).
     fn on_heads(&self, key: DocKey, theirs: &[Hash32], answer: bool) -> Result<()> {
         self.outbox.reply(Reply::AnswerHeads {
             key,
-            theirs: theirs.to_vec(),
+            theirs: self.engine.authorship.refused.accepted_heads(theirs),
             answer,
         })
     }
@@ -336,12 +372,10 @@ impl Session {
     /// Renders what is owed to the peer into frames (reading the store).
     pub(super) fn render(&self, r: Reply) -> Result<Vec<Frame>> {
         let store = &self.engine.store;
-        let changes_frame = |key: &DocKey, changes, heads| Frame::Changes {
-            collection: key.collection().to_string(),
-            id: key.id().to_string(),
-            changes,
-            heads,
-        };
+        let changes_frame =
+            |key: &DocKey, (changes, hashes): (Vec<Vec<u8>>, Vec<Hash32>), heads| {
+                super::signing::signed_changes(store, self.version, key, changes, &hashes, heads)
+            };
         let held_back = match &r {
             Reply::Offer(k)
             | Reply::Wanted(k)
@@ -367,14 +401,14 @@ impl Session {
             Reply::Wanted(key) => match store.read_sized(&key, |doc, stored| {
                 Ok(if stored <= SEND_WHOLE_BELOW {
                     Ok((
-                        crate::storage::changes_since(doc, &[]),
+                        crate::storage::changes_since_hashed(doc, &[]),
                         heads_to_wire(&doc.get_heads()),
                     ))
                 } else {
                     Err(heads_to_wire(&doc.get_heads()))
                 })
             })? {
-                Some(Ok((changes, heads))) => vec![changes_frame(&key, changes, heads)],
+                Some(Ok((changes, heads))) => changes_frame(&key, changes, heads)?,
                 Some(Err(heads)) => vec![heads_frame(&key, heads, false)],
                 None => Vec::new(),
             },
@@ -391,17 +425,17 @@ impl Session {
                     // changes bounded by the heads we do know, which may repeat
                     // some the peer has.
                     let changes = if !unknown || answer {
-                        crate::storage::changes_since(doc, &theirs)
+                        crate::storage::changes_since_hashed(doc, &theirs)
                     } else {
-                        Vec::new()
+                        Default::default()
                     };
                     Ok((changes, unknown, heads_to_wire(&doc.get_heads())))
                 })?;
                 let mut out = Vec::new();
                 match reply {
                     Some((changes, unknown, ours)) => {
-                        if !changes.is_empty() {
-                            out.push(changes_frame(&key, changes, ours.clone()));
+                        if !changes.0.is_empty() {
+                            out.extend(changes_frame(&key, changes, ours.clone())?);
                         }
                         if unknown {
                             // An offer of ours after diverged changes; an answer otherwise.
@@ -417,14 +451,14 @@ impl Session {
             Reply::Ahead { key, theirs } => store
                 .read(&key, |d| {
                     Ok((
-                        crate::storage::changes_since(d, &theirs),
+                        crate::storage::changes_since_hashed(d, &theirs),
                         heads_to_wire(&d.get_heads()),
                     ))
                 })?
-                .filter(|(changes, _)| !changes.is_empty())
+                .filter(|(changes, _)| !changes.0.is_empty())
                 .map(|(changes, heads)| changes_frame(&key, changes, heads))
-                .into_iter()
-                .collect(),
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
@@ -433,16 +467,33 @@ impl Session {
     fn on_changes(
         &self,
         key: DocKey,
-        chunks: Vec<Vec<u8>>,
+        changes: Vec<automerge::Change>,
+        sigs: &[Option<crate::storage::SigRow>],
+        valid: &[bool],
         theirs: Option<&[Hash32]>,
     ) -> Result<()> {
-        let changes = crate::storage::parse_changes(chunks)?;
         if let Some(theirs) = theirs {
             if self.refuses(&key, &changes, theirs)? {
                 return Ok(());
             }
         }
-        let missing = match self.engine.apply_remote(&key, changes, self.peer) {
+        let engine = &self.engine;
+        let policy = engine.policy_of(key.collection()).signatures;
+        let screened = engine.authorship.screen(policy, &key, changes, sigs, valid);
+        if screened.refused > 0 {
+            if let Some(theirs) = theirs {
+                let heads: Vec<automerge::ChangeHash> =
+                    theirs.iter().map(|h| automerge::ChangeHash(*h)).collect();
+                let vid = crate::storage::version_id(&key, &heads);
+                engine.lifecycle.remember_refused(&vid);
+            }
+        }
+        let applied = if screened.apply.is_empty() {
+            Ok(false)
+        } else {
+            engine.apply_remote(&key, screened.apply, &screened.rows, self.peer)
+        };
+        let missing = match applied {
             Ok(m) => m,
             // The store refused the document (too deep, a change too large):
             // nothing of it was kept; the session and every other document go on.
@@ -456,11 +507,17 @@ impl Session {
         let Some(theirs) = theirs else {
             return Ok(()); // more of this run follows
         };
+        // What this node refused (unsigned, forged) it does not lack.
+        let theirs = &engine.authorship.refused.accepted_heads(theirs)[..];
         let state = self.engine.store.read(&key, |d| {
             let behind = !crate::storage::unknown_hashes(d, theirs).is_empty();
             Ok((behind, heads_to_wire(&d.get_heads())))
         })?;
-        let (behind, ours) = state.unwrap_or((true, Vec::new()));
+        let (behind, ours) = match state {
+            Some(s) => s,
+            None if theirs.is_empty() => return Ok(()), // all of it refused
+            None => (true, Vec::new()),
+        };
         if missing || behind {
             // Dependencies or earlier concurrent changes have not arrived: ask for them.
             self.outbox.send(heads_frame(&key, ours, false))

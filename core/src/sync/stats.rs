@@ -17,9 +17,10 @@ const KINDS: [&str; N] = [
     "Changes",
     "MoreChanges",
     "ChangePiece",
+    "Signatures",
 ];
 
-const N: usize = 11;
+const N: usize = 12;
 
 fn index(f: &Frame) -> usize {
     KINDS.iter().position(|k| *k == f.name()).unwrap_or(0)

@@ -14,18 +14,50 @@ use crate::error::{Error, Result};
 use crate::policy::Priority;
 use crate::wire::{encode, split_changes, Frame};
 
-/// Writes a frame of `lane`, split into several if its change data is too
-/// large for one. The main lane leaves a starved bulk lane its slice first
+/// Writes frames of `lane`, each split into several if its change data is
+/// too large for one; a `Signatures` frame is held until the changes it
+/// signs and cut to match their frames (dropped for a peer before sync v3).
+/// The main lane leaves a starved bulk lane its slice first
 /// (see [`super::outbox::BULK_STARVED`]); every frame waits for the node's
 /// bandwidth budgets in its class (a document's frames in its collection's
 /// class, protocol frames as critical).
-async fn send_frame(session: &Session, lane: usize, send: &mut SendStream, f: Frame) -> Result<()> {
+async fn send_frames(
+    session: &Session,
+    lane: usize,
+    send: &mut SendStream,
+    frames: Vec<Frame>,
+) -> Result<()> {
+    let mut sigs = None;
+    for f in frames {
+        if matches!(f, Frame::Signatures { .. }) {
+            if session.version >= super::signing::SIGNATURES_VERSION {
+                sigs = Some(f);
+            }
+            continue;
+        }
+        let parts = match sigs.take() {
+            Some(s) => super::signing::split_signed(s, f),
+            None => split_changes(f),
+        };
+        send_parts(session, lane, send, parts).await?;
+    }
+    Ok(())
+}
+
+async fn send_parts(
+    session: &Session,
+    lane: usize,
+    send: &mut SendStream,
+    parts: Vec<Frame>,
+) -> Result<()> {
     let outbox = &session.outbox;
     let throttle = &session.engine.ctx.throttle;
-    for f in &split_changes(f) {
+    for f in &parts {
         let bytes = encode(f)?;
         let class = match f {
-            Frame::Changes { collection, .. } => outbox.class_of(collection),
+            Frame::Changes { collection, .. } | Frame::Signatures { collection, .. } => {
+                outbox.class_of(collection)
+            }
             _ => Priority::Critical,
         };
         if lane == BULK {
@@ -110,20 +142,17 @@ pub(crate) async fn write_loop(
     loop {
         let owed = queues.replies.take(batch);
         if !owed.is_empty() {
-            for f in render_blocking(session, lane, owed).await? {
-                send_frame(session, lane, &mut send, f).await?;
-            }
+            let frames = render_blocking(session, lane, owed).await?;
+            send_frames(session, lane, &mut send, frames).await?;
             continue;
         }
         if closing.is_cancelled() {
             while let Some(item) = queues.pop_live() {
                 let frames = match item {
-                    Ok(f) => vec![f],
+                    Ok(f) => f,
                     Err(key) => render_blocking(session, lane, offer(session, key)).await?,
                 };
-                for f in frames {
-                    send_frame(session, lane, &mut send, f).await?;
-                }
+                send_frames(session, lane, &mut send, frames).await?;
             }
             let _ = send.finish();
             // The peer acknowledging the bytes (`stopped`) is not the peer having
@@ -146,14 +175,11 @@ pub(crate) async fn write_loop(
             continue;
         }
         if let Some(item) = queues.pop_live() {
-            match item {
-                Ok(f) => send_frame(session, lane, &mut send, f).await?,
-                Err(key) => {
-                    for f in render_blocking(session, lane, offer(session, key)).await? {
-                        send_frame(session, lane, &mut send, f).await?;
-                    }
-                }
-            }
+            let frames = match item {
+                Ok(f) => f,
+                Err(key) => render_blocking(session, lane, offer(session, key)).await?,
+            };
+            send_frames(session, lane, &mut send, frames).await?;
             continue;
         }
         tokio::select! {

@@ -21,6 +21,15 @@ pub const MAX_PROTOCOL_VERSIONS: usize = 8;
 /// A 32-byte hash (document version id, change hash, nonce or MAC).
 pub type Hash32 = [u8; 32];
 
+/// A change's signature in [`Frame::Signatures`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSig {
+    /// Index of the signing key in the frame's `authors`.
+    pub author: u16,
+    /// The Ed25519 signature (64 bytes; any other length is a protocol error).
+    pub sig: Vec<u8>,
+}
+
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
@@ -164,6 +173,21 @@ pub enum Frame {
         /// True on the final page.
         last: bool,
     },
+    /// Sync (version 3): the authors' signatures of the changes carried by
+    /// the next frame the sender writes on this stream, which is a
+    /// `Changes` or `MoreChanges` frame of the same document (one entry per
+    /// change, in order) or the first of a change's `ChangePiece`s (one
+    /// entry). `None`: that change is unsigned. See [`crate::authorship`].
+    Signatures {
+        /// Collection.
+        collection: String,
+        /// Document id.
+        id: String,
+        /// The signing keys the entries refer to by index.
+        authors: Vec<[u8; 32]>,
+        /// One per change, in the order of the changes.
+        entries: Vec<Option<ChangeSig>>,
+    },
     /// Revocation protocol: one revocation with the revoker's chain
     /// ([`crate::trust::RevocationRecord::to_bytes`]).
     RevocationRecord {
@@ -195,6 +219,7 @@ impl Frame {
             Frame::Enrolled { .. } => "Enrolled",
             Frame::RevocationIds { .. } => "RevocationIds",
             Frame::RevocationRecord { .. } => "RevocationRecord",
+            Frame::Signatures { .. } => "Signatures",
         }
     }
 }

@@ -12,7 +12,8 @@ mod split;
 mod tests;
 
 pub use frame::{
-    Frame, Hash32, ProtocolOffer, MAX_PROTOCOLS, MAX_PROTOCOL_NAME, MAX_PROTOCOL_VERSIONS,
+    ChangeSig, Frame, Hash32, ProtocolOffer, MAX_PROTOCOLS, MAX_PROTOCOL_NAME,
+    MAX_PROTOCOL_VERSIONS,
 };
 #[cfg(any(test, fuzzing))]
 pub use framing::decode;

@@ -95,6 +95,24 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             .prop_map(|request| Frame::Enroll { request }),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..5)
             .prop_map(|chain| Frame::Enrolled { chain }),
+        (
+            ".{0,10}",
+            ".{0,10}",
+            proptest::collection::vec(arb_hash(), 0..3),
+            proptest::collection::vec(
+                proptest::option::of((any::<u16>(), proptest::collection::vec(any::<u8>(), 0..70))),
+                0..5
+            )
+        )
+            .prop_map(|(collection, id, authors, entries)| Frame::Signatures {
+                collection,
+                id,
+                authors,
+                entries: entries
+                    .into_iter()
+                    .map(|e| e.map(|(author, sig)| crate::wire::ChangeSig { author, sig }))
+                    .collect(),
+            }),
     ]
 }
 

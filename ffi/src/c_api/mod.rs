@@ -60,9 +60,13 @@ mod blobs;
 /// Trust: authority, certificates, membership, revocations.
 mod trust;
 
-/// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 10;
+/// Who wrote a document's changes.
+mod authors;
 
+/// Version of this C ABI; bumped on any incompatible change.
+pub const PEAT_ABI_VERSION: u32 = 11;
+
+pub use authors::*;
 pub use beacons::*;
 pub use blobs::*;
 pub use documents::*;

@@ -80,6 +80,18 @@ pub struct PeatTrustStats {
     pub revocations: u64,
     /// Revocations peers sent that did not check out, since open.
     pub refused_revocations: u64,
+    /// Changes written here and signed, since open.
+    pub changes_signed: u64,
+    /// Received changes whose signature checked out.
+    pub signatures_verified: u64,
+    /// Received changes whose signature did not (forged or damaged).
+    pub signatures_forged: u64,
+    /// Received changes without a signature (in collections not "off").
+    pub changes_unsigned: u64,
+    /// Unsigned or forged changes applied in "flag" collections.
+    pub changes_flagged: u64,
+    /// Changes refused in "reject" collections.
+    pub changes_rejected: u64,
 }
 
 impl From<CertificateRecord> for PeatCertificateInfo {
@@ -116,6 +128,12 @@ impl From<TrustStatsRecord> for PeatTrustStats {
             admission_mode: text(&t.admission_mode),
             revocations: t.revocations,
             refused_revocations: t.refused_revocations,
+            changes_signed: t.changes_signed,
+            signatures_verified: t.signatures_verified,
+            signatures_forged: t.signatures_forged,
+            changes_unsigned: t.changes_unsigned,
+            changes_flagged: t.changes_flagged,
+            changes_rejected: t.changes_rejected,
         }
     }
 }

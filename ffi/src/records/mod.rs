@@ -25,7 +25,9 @@ pub use ephemeral::{
 pub use lifecycle::{priority_arg, BandwidthStatsRecord, GarbageReportRecord, StorageStatsRecord};
 pub use links::{CollectionRule, LinkHealthRecord, LinkOptions, LinkState, PaceOptions};
 pub use peers::PeerEventRecord;
-pub use trust::{CertificateRecord, GrantRecord, MembershipRecord, TrustStatsRecord};
+pub use trust::{
+    CertificateRecord, ChangeAuthorRecord, GrantRecord, MembershipRecord, TrustStatsRecord,
+};
 
 /// What `sdk::node_open` needs. Documents travel as JSON text; everything else is typed.
 #[derive(Debug, Clone, Default, uniffi::Record)]

@@ -146,4 +146,40 @@ pub struct TrustStatsRecord {
     pub revocations: u64,
     /// Revocations peers sent that did not check out, since open.
     pub refused_revocations: u64,
+    /// Changes written here and signed, since open.
+    pub changes_signed: u64,
+    /// Received changes whose signature checked out.
+    pub signatures_verified: u64,
+    /// Received changes whose signature did not (forged or damaged).
+    pub signatures_forged: u64,
+    /// Received changes without a signature (in collections not `off`).
+    pub changes_unsigned: u64,
+    /// Unsigned or forged changes applied in `flag` collections.
+    pub changes_flagged: u64,
+    /// Changes refused in `reject` collections.
+    pub changes_rejected: u64,
+}
+
+/// One change of a document and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
+pub struct ChangeAuthorRecord {
+    /// The Automerge change hash (64 hex digits).
+    pub hash: String,
+    /// The time its writer stamped it with (Unix ms).
+    pub time_ms: i64,
+    /// The node id that signed it (64 hex digits), empty when unsigned.
+    pub author: String,
+    /// Whether the signature checks out (false when unsigned).
+    pub valid: bool,
+}
+
+impl From<peat_mesh::ChangeAuthor> for ChangeAuthorRecord {
+    fn from(c: peat_mesh::ChangeAuthor) -> Self {
+        ChangeAuthorRecord {
+            hash: c.hash.iter().map(|b| format!("{b:02x}")).collect(),
+            time_ms: c.time_ms,
+            author: c.author.map(|a| a.to_string()).unwrap_or_default(),
+            valid: c.valid,
+        }
+    }
 }

@@ -15,7 +15,8 @@ use super::args::{ms, parse_peer};
 use crate::error::{SdkError, SdkResult};
 use crate::handles;
 use crate::records::{
-    CertificateRecord, GrantRecord, MembershipRecord, NodeOptions, TrustStatsRecord,
+    CertificateRecord, ChangeAuthorRecord, GrantRecord, MembershipRecord, NodeOptions,
+    TrustStatsRecord,
 };
 use crate::runtime;
 
@@ -204,14 +205,38 @@ pub fn node_enroll(
     })
 }
 
-/// The node's admission mode and revocation counters.
+/// The node's admission mode, revocation and change-signature counters.
 pub fn node_trust_stats(node: u64) -> SdkResult<TrustStatsRecord> {
     let n = handles::node(node)?;
+    let s = n.signature_stats();
     Ok(TrustStatsRecord {
         admission_mode: n.admission_mode().name().into(),
         revocations: n.revocation_count() as u64,
         refused_revocations: n.refused_revocations(),
+        changes_signed: s.signed,
+        signatures_verified: s.verified,
+        signatures_forged: s.forged,
+        changes_unsigned: s.unsigned,
+        changes_flagged: s.flagged,
+        changes_rejected: s.rejected,
     })
+}
+
+/// Every change of document `collection`/`id`, oldest first, with who
+/// signed it and whether the signature checks out (checked again now). A
+/// document that does not exist here is `NotFound`.
+pub fn node_authors(node: u64, collection: &str, id: &str) -> SdkResult<Vec<ChangeAuthorRecord>> {
+    let n = handles::node(node)?;
+    let (c, i) = (collection.to_string(), id.to_string());
+    let found = runtime::block_on(async move { n.authors(&c, &i).await })??;
+    found
+        .map(|v| v.into_iter().map(ChangeAuthorRecord::from).collect())
+        .ok_or_else(|| {
+            SdkError::new(
+                crate::error::ErrorCode::NotFound,
+                format!("no document {collection}/{id}"),
+            )
+        })
 }
 
 /// Gives the node of `data_dir` a new identity key, used from its next open

@@ -790,6 +790,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_authority_revoke(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_authors(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_certificate_chain(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_certificate_info(
@@ -972,6 +974,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_authority_issue(`formationId`: RustBuf
 external fun uniffi_peat_mesh_ffi_fn_func_authority_public_key(`formationId`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_authority_revoke(`formationId`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,`certificate`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_authors(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_certificate_chain(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1312,6 +1316,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_authority_revoke() != 42703) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_authors() != 50754) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_certificate_chain() != 35804) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1342,7 +1349,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_set_certificate_chain() != 16908) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_peat_mesh_ffi_checksum_func_trust_stats() != 45771) {
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_trust_stats() != 30096) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_method_eventlistener_on_event() != 14324) {
@@ -1606,6 +1613,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterLong: FfiConverter<Long, Long> {
+    override fun lift(value: Long): Long {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Long {
+        return buf.getLong()
+    }
+
+    override fun lower(value: Long): Long {
+        return value
+    }
+
+    override fun allocationSize(value: Long) = 8UL
+
+    override fun write(value: Long, buf: ByteBuffer) {
+        buf.putLong(value)
     }
 }
 
@@ -2525,6 +2555,69 @@ public object FfiConverterTypeCertificateRecord: FfiConverterRustBuffer<Certific
             FfiConverterUInt.write(value.`permissions`, buf)
             FfiConverterULong.write(value.`notBeforeMs`, buf)
             FfiConverterULong.write(value.`notAfterMs`, buf)
+    }
+}
+
+
+
+/**
+ * One change of a document and who signed it.
+ */
+data class ChangeAuthorRecord (
+    /**
+     * The Automerge change hash (64 hex digits).
+     */
+    var `hash`: kotlin.String
+    , 
+    /**
+     * The time its writer stamped it with (Unix ms).
+     */
+    var `timeMs`: kotlin.Long
+    , 
+    /**
+     * The node id that signed it (64 hex digits), empty when unsigned.
+     */
+    var `author`: kotlin.String
+    , 
+    /**
+     * Whether the signature checks out (false when unsigned).
+     */
+    var `valid`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChangeAuthorRecord: FfiConverterRustBuffer<ChangeAuthorRecord> {
+    override fun read(buf: ByteBuffer): ChangeAuthorRecord {
+        return ChangeAuthorRecord(
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ChangeAuthorRecord) = (
+            FfiConverterString.allocationSize(value.`hash`) +
+            FfiConverterLong.allocationSize(value.`timeMs`) +
+            FfiConverterString.allocationSize(value.`author`) +
+            FfiConverterBoolean.allocationSize(value.`valid`)
+    )
+
+    override fun write(value: ChangeAuthorRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`hash`, buf)
+            FfiConverterLong.write(value.`timeMs`, buf)
+            FfiConverterString.write(value.`author`, buf)
+            FfiConverterBoolean.write(value.`valid`, buf)
     }
 }
 
@@ -4050,6 +4143,36 @@ data class TrustStatsRecord (
      * Revocations peers sent that did not check out, since open.
      */
     var `refusedRevocations`: kotlin.ULong
+    , 
+    /**
+     * Changes written here and signed, since open.
+     */
+    var `changesSigned`: kotlin.ULong
+    , 
+    /**
+     * Received changes whose signature checked out.
+     */
+    var `signaturesVerified`: kotlin.ULong
+    , 
+    /**
+     * Received changes whose signature did not (forged or damaged).
+     */
+    var `signaturesForged`: kotlin.ULong
+    , 
+    /**
+     * Received changes without a signature (in collections not `off`).
+     */
+    var `changesUnsigned`: kotlin.ULong
+    , 
+    /**
+     * Unsigned or forged changes applied in `flag` collections.
+     */
+    var `changesFlagged`: kotlin.ULong
+    , 
+    /**
+     * Changes refused in `reject` collections.
+     */
+    var `changesRejected`: kotlin.ULong
     
 ){
     
@@ -4069,19 +4192,37 @@ public object FfiConverterTypeTrustStatsRecord: FfiConverterRustBuffer<TrustStat
             FfiConverterString.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
     override fun allocationSize(value: TrustStatsRecord) = (
             FfiConverterString.allocationSize(value.`admissionMode`) +
             FfiConverterULong.allocationSize(value.`revocations`) +
-            FfiConverterULong.allocationSize(value.`refusedRevocations`)
+            FfiConverterULong.allocationSize(value.`refusedRevocations`) +
+            FfiConverterULong.allocationSize(value.`changesSigned`) +
+            FfiConverterULong.allocationSize(value.`signaturesVerified`) +
+            FfiConverterULong.allocationSize(value.`signaturesForged`) +
+            FfiConverterULong.allocationSize(value.`changesUnsigned`) +
+            FfiConverterULong.allocationSize(value.`changesFlagged`) +
+            FfiConverterULong.allocationSize(value.`changesRejected`)
     )
 
     override fun write(value: TrustStatsRecord, buf: ByteBuffer) {
             FfiConverterString.write(value.`admissionMode`, buf)
             FfiConverterULong.write(value.`revocations`, buf)
             FfiConverterULong.write(value.`refusedRevocations`, buf)
+            FfiConverterULong.write(value.`changesSigned`, buf)
+            FfiConverterULong.write(value.`signaturesVerified`, buf)
+            FfiConverterULong.write(value.`signaturesForged`, buf)
+            FfiConverterULong.write(value.`changesUnsigned`, buf)
+            FfiConverterULong.write(value.`changesFlagged`, buf)
+            FfiConverterULong.write(value.`changesRejected`, buf)
     }
 }
 
@@ -6049,6 +6190,34 @@ public object FfiConverterSequenceTypeBeaconRecord: FfiConverterRustBuffer<List<
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeChangeAuthorRecord: FfiConverterRustBuffer<List<ChangeAuthorRecord>> {
+    override fun read(buf: ByteBuffer): List<ChangeAuthorRecord> {
+        val len = buf.getInt()
+        return List<ChangeAuthorRecord>(len) {
+            FfiConverterTypeChangeAuthorRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ChangeAuthorRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeChangeAuthorRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ChangeAuthorRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeChangeAuthorRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeCollectionRule: FfiConverterRustBuffer<List<CollectionRule>> {
     override fun read(buf: ByteBuffer): List<CollectionRule> {
         val len = buf.getInt()
@@ -7114,6 +7283,20 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * Every change of a document, oldest first, with who signed it.
+         */
+    @Throws(PeatException::class) fun `authors`(`node`: kotlin.ULong, `collection`: kotlin.String, `id`: kotlin.String): List<ChangeAuthorRecord> {
+            return FfiConverterSequenceTypeChangeAuthorRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_authors(
+    
+        FfiConverterULong.lower(`node`),FfiConverterString.lower(`collection`),FfiConverterString.lower(`id`),_status)
+}
+    )
+    }
+    
+
+        /**
          * The node's certificate chain (hex, own first).
          */
     @Throws(PeatException::class) fun `certificateChain`(`node`: kotlin.ULong): List<kotlin.String> {
@@ -7252,7 +7435,7 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     
 
         /**
-         * The node's admission mode and revocation counters.
+         * The node's admission mode, revocation and change-signature counters.
          */
     @Throws(PeatException::class) fun `trustStats`(`node`: kotlin.ULong): TrustStatsRecord {
             return FfiConverterTypeTrustStatsRecord.lift(

@@ -9,6 +9,15 @@ enum class Priority(val wire: String) { CRITICAL("critical"), HIGH("high"), NORM
 /** How much of a document's history travels: all, the current state only, or a window. */
 enum class SyncMode(val wire: String) { FULL("full"), LATEST_ONLY("latest_only"), WINDOWED("windowed") }
 
+/**
+ * What a node does with changes of a collection according to their authors'
+ * signatures: [OFF] (the default: nothing signed or checked), [ACCEPT] (its
+ * changes signed, peers' checked and kept, all applied), [FLAG] (the same,
+ * unsigned or forged ones counted and logged), [REJECT] (unsigned or forged
+ * changes, and those built on one, never applied).
+ */
+enum class SignaturePolicy(val wire: String) { OFF("off"), ACCEPT("accept"), FLAG("flag"), REJECT("reject") }
+
 /** How a delete and an edit it did not see resolve. */
 enum class DeleteRule(val wire: String) { DELETE_WINS("delete_wins"), UPDATE_WINS("update_wins") }
 
@@ -16,8 +25,8 @@ enum class DeleteRule(val wire: String) { DELETE_WINS("delete_wins"), UPDATE_WIN
  * One collection's policy. A null field takes the default policy's value
  * (priority normal, full sync, no ttl, tombstones kept 7 days, no retention
  * bound, blobs fetched on demand, delete wins, evictable by the storage
- * budget). [keepUntilDelivered]: the storage budget never evicts a document
- * written here until a peer is known to hold its current version. Durations are whole seconds
+ * budget, unsigned). [keepUntilDelivered]: the storage budget never evicts a document
+ * written here until a peer is known to hold its current version; [signatures]: see [SignaturePolicy]. Durations are whole seconds
  * (anything else is an [IllegalArgumentException]). Give every node of a
  * formation the same policies: lifetimes run from a document's newest
  * change, the same on every replica.
@@ -33,6 +42,7 @@ data class CollectionPolicy(
     val eagerBlobs: Boolean? = null,
     val delete: DeleteRule? = null,
     val keepUntilDelivered: Boolean? = null,
+    val signatures: SignaturePolicy? = null,
 ) {
     /** The policy in the SDK's JSON form (null fields left out). */
     fun toJson(): String {
@@ -51,6 +61,7 @@ data class CollectionPolicy(
             "eager_blobs" to eagerBlobs?.toString(),
             "delete" to delete?.wire?.let(::quote),
             "keep_until_delivered" to keepUntilDelivered?.toString(),
+            "signatures" to signatures?.wire?.let(::quote),
         )
         return fields.filter { it.second != null }.joinToString(",", "{", "}") { "\"${it.first}\":${it.second}" }
     }
@@ -73,6 +84,7 @@ data class CollectionPolicy(
                 eagerBlobs = m["eager_blobs"] as Boolean?,
                 delete = (m["delete"] as String?)?.let { w -> DeleteRule.entries.first { it.wire == w } },
                 keepUntilDelivered = m["keep_until_delivered"] as Boolean?,
+                signatures = (m["signatures"] as String?)?.let { w -> SignaturePolicy.entries.first { it.wire == w } },
             )
         }
     }

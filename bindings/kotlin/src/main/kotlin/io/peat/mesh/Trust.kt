@@ -93,8 +93,27 @@ data class Membership(
     val reason: String,
 )
 
-/** The node's admission mode and revocation counters. */
-data class TrustStats(val admissionMode: AdmissionMode, val revocations: Long, val refusedRevocations: Long)
+/**
+ * The node's admission mode, revocation counters and change-signature
+ * counters since it opened: changes written here and signed, received ones
+ * whose signature checked out or did not (forged), unsigned ones (in
+ * collections not [SignaturePolicy.OFF]), those applied though flagged, and
+ * those refused.
+ */
+data class TrustStats(
+    val admissionMode: AdmissionMode,
+    val revocations: Long,
+    val refusedRevocations: Long,
+    val changesSigned: Long = 0,
+    val signaturesVerified: Long = 0,
+    val signaturesForged: Long = 0,
+    val changesUnsigned: Long = 0,
+    val changesFlagged: Long = 0,
+    val changesRejected: Long = 0,
+)
+
+/** One change of a document: its hash (hex), its time (Unix ms), who signed it (null: unsigned) and whether that checks out. */
+data class ChangeAuthor(val hash: String, val timeMs: Long, val author: String?, val valid: Boolean)
 
 private fun tier(wire: String): Tier? = Tier.entries.firstOrNull { it.wire == wire }
 
@@ -130,7 +149,22 @@ suspend fun Node.addRevocation(record: String): Boolean = withContext(Dispatcher
 
 /** The admission mode and revocation counters. */
 fun Node.trustStats(): TrustStats = needsJna("trustStats") { io.peat.mesh.uniffi.trustStats(sdkHandle) }.let {
-    TrustStats(AdmissionMode.entries.first { m -> m.wire == it.admissionMode }, it.revocations.toLong(), it.refusedRevocations.toLong())
+    TrustStats(
+        AdmissionMode.entries.first { m -> m.wire == it.admissionMode }, it.revocations.toLong(), it.refusedRevocations.toLong(),
+        it.changesSigned.toLong(), it.signaturesVerified.toLong(), it.signaturesForged.toLong(),
+        it.changesUnsigned.toLong(), it.changesFlagged.toLong(), it.changesRejected.toLong(),
+    )
+}
+
+/**
+ * Every change of document [collection]/[id], oldest first, with who signed
+ * it and whether the signature checks out (checked again by this call). A
+ * document that does not exist here is [PeatException.NotFound].
+ */
+suspend fun Node.authors(collection: String, id: String): List<ChangeAuthor> = withContext(Dispatchers.IO) {
+    needsJna("authors") { io.peat.mesh.uniffi.authors(sdkHandle, collection, id) }.map {
+        ChangeAuthor(it.hash, it.timeMs, it.author.ifEmpty { null }, it.valid)
+    }
 }
 
 /**

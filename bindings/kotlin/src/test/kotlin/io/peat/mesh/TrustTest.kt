@@ -153,4 +153,41 @@ class TrustTest {
             assertEquals("""{"kept":true}""", n.get("notes", "n1"))
         }
     }
+
+    /** Conformance scenario 31: signed changes checked by a node that rejects unsigned ones; authors per change. */
+    @Test
+    fun signedChanges() = runBlocking<Unit> {
+        val reject = mapOf("orders" to CollectionPolicy(signatures = SignaturePolicy.REJECT))
+        val open = { p: Map<String, CollectionPolicy> ->
+            runBlocking { Node.open(Support.tmp(), "kotlin", Support.SECRET, listen = "127.0.0.1:0", policies = p) }
+        }
+        open(reject).use { a ->
+            open(reject).use { b ->
+                open(emptyMap()).use { u ->
+                    assertEquals(SignaturePolicy.REJECT, b.policy("orders").signatures)
+                    b.connect(a.addrs[0])
+                    u.connect(b.addrs[0])
+                    u.put("orders", "unsigned", """{"v":0}""")
+                    a.put("orders", "o1", """{"v":1}""")
+                    withTimeout(20_000) {
+                        while (b.get("orders", "o1") == null) kotlinx.coroutines.delay(10)
+                        while (b.trustStats().changesRejected < 1) kotlinx.coroutines.delay(10)
+                    }
+                    val got = b.authors("orders", "o1")
+                    assertEquals(1, got.size)
+                    assertEquals(a.id, got[0].author)
+                    assertTrue(got[0].valid && got[0].hash.length == 64 && got[0].timeMs > 0)
+                    val st = b.trustStats()
+                    assertTrue(st.signaturesVerified >= 1 && st.changesUnsigned >= 1, "$st")
+                    assertEquals(null, b.get("orders", "unsigned"))
+                    assertTrue(a.trustStats().changesSigned >= 1)
+                    val mine = u.authors("orders", "unsigned").single()
+                    assertEquals(null, mine.author)
+                    assertFalse(mine.valid)
+                    assertFailsWith<Err.NotFound> { b.authors("orders", "nope") }
+                    assertFailsWith<Err.InvalidArgument> { b.authors("orders", "") }
+                }
+            }
+        }
+    }
 }
