@@ -258,11 +258,7 @@ pub(crate) async fn signed_sync(out: &Out, size: &Size) -> Result<()> {
         s,
         "ms",
     );
-    f(
-        &format!("baseline: the same unsigned, median of 3"),
-        u,
-        "ms",
-    );
+    f("baseline: the same unsigned, median of 3", u, "ms");
     f("signed throughput / unsigned", u / s, "x");
     f("CPU of both nodes, signed", sc, "ms");
     f("baseline: CPU of both nodes, unsigned", uc, "ms");
