@@ -25,6 +25,9 @@
 //!   holder off ([`Node::revoke`]).
 //! - [`sync`] — the document sync protocol: range-based set reconciliation plus
 //!   Automerge change exchange.
+//! - [`authorship`] — signed changes: each change signed by its writer's node
+//!   key, checked on receipt, kept or refused by its collection's
+//!   [`SignaturePolicy`]; [`Node::authors`] says who wrote what.
 //! - [`storage`] — documents persisted in redb, durable before a write returns.
 //! - [`blobs`] — large files, content-addressed and verified, fetched resumably
 //!   over the same admitted connections ([`Node::blobs`]); a protocol of the

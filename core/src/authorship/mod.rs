@@ -14,7 +14,7 @@
 //! change's Automerge actor (a node takes a fresh actor at each open).
 //!
 //! **Travel.** Signatures are kept in the store beside their changes and sent
-//! with them (sync protocol v3, [`crate::wire::Frame::Signatures`] before the
+//! with them (sync protocol v3, `Signatures` frame before the
 //! frame carrying the changes); a relay passes on the signatures it holds
 //! whatever its own policy (unless `off`), so authorship survives any path.
 //!
