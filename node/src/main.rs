@@ -3,6 +3,9 @@
 //! ```text
 //! peat-mesh-node demo [--docs N]
 //! peat-mesh-node gen-secret
+//! peat-mesh-node serve [--config FILE] [FLAGS]   (see `serve_cmds`; --help)
+//! peat-mesh-node config check FILE
+//! peat-mesh-node hash-token < TOKEN
 //! peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
 //!                    [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
 //!                    [--link NAME=BIND[@LEVEL]]... [--links-only]
@@ -43,6 +46,7 @@
 mod ephemeral_cmds;
 mod lifecycle_cmds;
 mod link_flags;
+mod serve_cmds;
 mod trust_cmds;
 
 use std::net::SocketAddr;
@@ -56,6 +60,9 @@ use zeroize::Zeroizing;
 const USAGE: &str = "usage:
   peat-mesh-node demo [--docs N]
   peat-mesh-node gen-secret
+  peat-mesh-node serve [--config FILE] [FLAGS]     (the node as a service; --help)
+  peat-mesh-node config check FILE
+  peat-mesh-node hash-token < TOKEN
   peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
                      [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
                      [--link NAME=BIND[@LEVEL]]... [--links-only]
@@ -76,17 +83,24 @@ the PEAT_SECRET environment variable; make one with `peat-mesh-node gen-secret`.
 /// The environment variable holding the formation secret (64 hex digits).
 const SECRET_ENV: &str = "PEAT_SECRET";
 
-fn main() -> Result<()> {
+fn main() -> Result<std::process::ExitCode> {
+    // The service commands set up their own logs from their settings.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => return Ok(serve_cmds::serve(&args[1..])),
+        Some("config") => return Ok(serve_cmds::config(&args[1..])),
+        Some("hash-token") => return Ok(serve_cmds::hash_token()),
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("gen-secret") {
         let secret = Zeroizing::new(Formation::generate_secret());
         println!("{}", Zeroizing::new(hex(&*secret)).as_str());
-        return Ok(());
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,7 +113,8 @@ fn main() -> Result<()> {
         Some("authority") => trust_cmds::authority(&args[1..]),
         Some("enroll") => rt.block_on(trust_cmds::enroll(&args[1..])),
         _ => bail!("{USAGE}"),
-    }
+    }?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {

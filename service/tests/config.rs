@@ -1,0 +1,153 @@
+//! Settings from a file, the environment and flags: precedence, redaction,
+//! and one clear line for every bad value.
+
+use peat_mesh_service::auth::hash_token;
+use peat_mesh_service::{Layer, Settings};
+
+const HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+fn env(vars: &[(&str, &str)]) -> Layer {
+    Layer::from_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+#[test]
+fn later_sources_win_field_by_field() {
+    let file = Layer::from_toml(
+        r#"
+data_dir = "/from/file"
+formation = "file"
+listen = "0.0.0.0:4433"
+log_level = "debug"
+[http]
+bind = "127.0.0.1:9000"
+"#,
+    )
+    .unwrap();
+    let from_env = env(&[
+        ("PEAT_FORMATION", "env"),
+        ("PEAT_SECRET", HEX),
+        ("PEAT_HTTP_BIND", "127.0.0.1:9001"),
+    ]);
+    let flags = Layer {
+        formation: Some("flag".into()),
+        ..Layer::default()
+    };
+    let s = Settings::resolve(file.merge(from_env).merge(flags)).unwrap();
+    assert_eq!(s.formation, "flag");
+    assert_eq!(s.data_dir.to_str(), Some("/from/file"));
+    assert_eq!(s.listen.to_string(), "0.0.0.0:4433");
+    assert_eq!(s.http_bind.to_string(), "127.0.0.1:9001");
+    assert_eq!(s.log_level, "debug");
+    assert_eq!(*s.secret, [0x5a; 32]);
+}
+
+#[test]
+fn secrets_never_appear_in_the_printed_settings() {
+    let token = "tok-3e1f9c0d";
+    let file = Layer::from_toml(&format!(
+        r#"
+data_dir = "/d"
+formation = "f"
+[[http.tokens]]
+name = "ops"
+sha256 = "{}"
+scopes = ["read", "write"]
+"#,
+        hash_token(token)
+    ))
+    .unwrap();
+    let s = Settings::resolve(file.merge(env(&[("PEAT_SECRET", HEX)]))).unwrap();
+    for text in [s.redacted(), format!("{s:?}")] {
+        assert!(!text.contains(HEX) && !text.contains("5a5a"), "{text}");
+        assert!(
+            !text.contains(&hash_token(token)) && !text.contains(token),
+            "{text}"
+        );
+        assert!(
+            text.contains("<redacted: from PEAT_SECRET>") && text.contains("name = \"ops\""),
+            "{text}"
+        );
+    }
+    // The printed form reads back as a config file (secret aside).
+    assert!(s.redacted().parse::<toml::Table>().is_ok());
+}
+
+#[test]
+fn a_secret_file_holds_hex_or_raw_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hexf, raw) = (dir.path().join("hex"), dir.path().join("raw"));
+    std::fs::write(&hexf, format!("{HEX}\n")).unwrap();
+    std::fs::write(&raw, [0x5a; 32]).unwrap();
+    for f in [&hexf, &raw] {
+        let l = env(&[
+            ("PEAT_DATA_DIR", "/d"),
+            ("PEAT_FORMATION", "f"),
+            ("PEAT_SECRET_FILE", f.to_str().unwrap()),
+        ]);
+        let s = Settings::resolve(l).unwrap();
+        assert_eq!(*s.secret, [0x5a; 32]);
+        assert!(s.redacted().contains("<redacted: from file"));
+    }
+}
+
+#[test]
+fn every_bad_value_is_one_clear_line() {
+    let ok = [
+        ("PEAT_DATA_DIR", "/d"),
+        ("PEAT_FORMATION", "f"),
+        ("PEAT_SECRET", HEX),
+    ];
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("PEAT_SECRET", "xyz")], "64 hex digits"),
+        (
+            &[(
+                "PEAT_SECRET",
+                "é5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+            )],
+            "64 hex digits",
+        ),
+        (&[("PEAT_SECRET", &"00".repeat(32))], "all zeros"),
+        (&[("PEAT_LISTEN", "nowhere")], "not an address"),
+        (&[("PEAT_HTTP_BIND", "1.2.3.4")], "not an address"),
+        (&[("PEAT_HTTP_BIND", "0.0.0.0:8080")], "not loopback"),
+        (&[("PEAT_PEERS", "not-a-peer")], "peer"),
+        (&[("PEAT_LOG_LEVEL", "loud")], "log_level"),
+        (&[("PEAT_LOG_FORMAT", "xml")], "log_format"),
+        (&[("PEAT_FORMATION", "")], "formation"),
+        (&[("PEAT_SECRET_FILE", "/no/such/file")], "secret_file"),
+    ];
+    for (over, want) in cases {
+        let mut vars: Vec<(&str, &str)> = ok.to_vec();
+        vars.extend_from_slice(over);
+        let e = match Layer::from_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))) {
+            Ok(l) => Settings::resolve(l).expect_err("accepted a bad value"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains(want) && !msg.contains('\n'), "{over:?}: {msg}");
+    }
+    assert!(Layer::from_env([("PEAT_MDNS".to_string(), "maybe".to_string())]).is_err());
+    for (text, want) in [
+        ("colour = \"red\"", "unknown field"),
+        ("listen = 5", "invalid type"),
+        ("[http]\nbind = \"127.0.0.1:1\"\n[[http.tokens]]\nname = \"x\"\nsha256 = \"12\"\nscopes = [\"read\"]", ""),
+        ("data_dir = ", "config file"),
+    ] {
+        let r = Layer::from_toml(text).map(|l| Settings::resolve(l.merge(env(&ok))));
+        let msg = match r {
+            Err(e) => e.to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(_)) => panic!("accepted {text:?}"),
+        };
+        assert!(msg.contains(want) && !msg.contains('\n'), "{text:?}: {msg}");
+    }
+    // Required values name where they come from.
+    let e = Settings::resolve(Layer::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("data_dir is required") && e.contains("PEAT_DATA_DIR"),
+        "{e}"
+    );
+}
