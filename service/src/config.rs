@@ -11,6 +11,11 @@
 //! mdns = false
 //! log_level = "info"
 //!
+//! [policies.default]                      # collection policies (see peat_mesh::policy)
+//! priority = "normal"
+//! [policies.collections.orders]
+//! signatures = "reject"
+//!
 //! [http]
 //! bind = "0.0.0.0:8080"
 //! ready_needs_peer = true
@@ -56,6 +61,8 @@ pub struct Layer {
     pub log_format: Option<String>,
     #[serde(default)]
     pub http: HttpLayer,
+    /// Collection policies, in the form of [`peat_mesh::Policies::from_json`].
+    pub policies: Option<toml::Table>,
     /// Only from `PEAT_SECRET` (never from a file or flag).
     #[serde(skip)]
     pub secret_hex: Option<Zeroizing<String>>,
@@ -140,6 +147,7 @@ impl Layer {
         take!(mdns);
         take!(log_level);
         take!(log_format);
+        take!(policies);
         take!(http.bind);
         take!(http.ready_needs_peer);
         take!(http.tokens);
@@ -183,6 +191,7 @@ pub struct Settings {
     pub http_bind: SocketAddr,
     pub ready_needs_peer: bool,
     pub tokens: Vec<Token>,
+    pub policies: peat_mesh::Policies,
 }
 
 impl std::fmt::Debug for Settings {
@@ -244,6 +253,13 @@ impl Settings {
             .into_iter()
             .map(token)
             .collect::<Result<Vec<_>, _>>()?;
+        let policies = match l.policies {
+            None => peat_mesh::Policies::default(),
+            Some(t) => {
+                let json = serde_json::to_string(&t).map_err(|e| bad(format!("policies: {e}")))?;
+                peat_mesh::Policies::from_json(&json).map_err(|e| bad(e.to_string()))?
+            }
+        };
         if !http_bind.ip().is_loopback() && tokens.is_empty() {
             return Err(bad(format!(
                 "http.bind {http_bind} is not loopback: configure at least one token ([[http.tokens]])"
@@ -262,6 +278,7 @@ impl Settings {
             http_bind,
             ready_needs_peer: l.http.ready_needs_peer.unwrap_or(false),
             tokens,
+            policies,
         })
     }
 
@@ -285,6 +302,12 @@ impl Settings {
             LogFormat::Json => "json",
         };
         out += &format!("log_format = {}\n\n[http]\n", q(f));
+        let mut tail = String::new();
+        if let Ok(t) = self.policies.to_json().parse::<serde_json::Value>() {
+            if let Ok(text) = toml::to_string(&serde_json::json!({ "policies": t })) {
+                tail = format!("\n{text}");
+            }
+        }
         out += &format!("bind = {}\n", q(&self.http_bind.to_string()));
         out += &format!("ready_needs_peer = {}\n", self.ready_needs_peer);
         for t in &self.tokens {
@@ -295,7 +318,7 @@ impl Settings {
                 scopes.join(", ")
             );
         }
-        out
+        out + &tail
     }
 }
 

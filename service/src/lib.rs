@@ -46,7 +46,8 @@ impl Service {
         let formation = Formation::try_new(s.formation.clone(), *s.secret)?;
         let mut cfg = NodeConfig::new(&s.data_dir, formation)
             .listen(s.listen)
-            .mdns(s.mdns);
+            .mdns(s.mdns)
+            .policies(s.policies.clone());
         for p in &s.peers {
             cfg = cfg.peer(p.clone());
         }

@@ -73,6 +73,38 @@ scopes = ["read", "write"]
 }
 
 #[test]
+fn collection_policies_come_from_the_file_and_are_checked() {
+    let file = Layer::from_toml(
+        r#"
+data_dir = "/d"
+formation = "f"
+[policies.collections.orders]
+signatures = "reject"
+priority = "critical"
+"#,
+    )
+    .unwrap();
+    let s = Settings::resolve(file.clone().merge(env(&[("PEAT_SECRET", HEX)]))).unwrap();
+    let p = s.policies.for_collection("orders");
+    assert_eq!(p.signatures, peat_mesh::SignaturePolicy::Reject);
+    assert_eq!(p.priority, peat_mesh::Priority::Critical);
+    assert!(
+        s.redacted().contains("signatures = \"reject\""),
+        "{}",
+        s.redacted()
+    );
+    let bad = Layer::from_toml("[policies.collections.orders]\nsignatures = \"maybe\"").unwrap();
+    let e = Settings::resolve(bad.merge(env(&[
+        ("PEAT_DATA_DIR", "/d"),
+        ("PEAT_FORMATION", "f"),
+        ("PEAT_SECRET", HEX),
+    ])))
+    .expect_err("accepted a bad policy")
+    .to_string();
+    assert!(e.contains("signatures") && !e.contains('\n'), "{e}");
+}
+
+#[test]
 fn a_secret_file_holds_hex_or_raw_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let (hexf, raw) = (dir.path().join("hex"), dir.path().join("raw"));
