@@ -64,6 +64,13 @@ pub struct ChangeAuthor {
     pub valid: bool,
 }
 
+impl ChangeAuthor {
+    /// [`ChangeAuthor::hash`] as 64 lower-case hex digits.
+    pub fn hash_hex(&self) -> String {
+        crate::hex::hex(&self.hash)
+    }
+}
+
 /// What the node did with change signatures since it opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SignatureStats {

@@ -176,7 +176,7 @@ pub struct ChangeAuthorRecord {
 impl From<peat_mesh::ChangeAuthor> for ChangeAuthorRecord {
     fn from(c: peat_mesh::ChangeAuthor) -> Self {
         ChangeAuthorRecord {
-            hash: c.hash.iter().map(|b| format!("{b:02x}")).collect(),
+            hash: c.hash_hex(),
             time_ms: c.time_ms,
             author: c.author.map(|a| a.to_string()).unwrap_or_default(),
             valid: c.valid,
