@@ -200,6 +200,7 @@ async fn a_revocation_cuts_off_the_node_everywhere_and_reaches_an_offline_node()
         .map(|m| m.node.subscribe_peers())
         .collect();
     let c_events = c.node.subscribe_peers();
+    let d_events = d.node.subscribe_peers();
 
     // the authority (offline) revokes d; an operator hands it to a
     let d_cert = d.node.certificate_chain()[0].clone();
@@ -235,7 +236,13 @@ async fn a_revocation_cuts_off_the_node_everywhere_and_reaches_an_offline_node()
         assert!(m.node.peer_certificate_chain(&d.node.id()).is_none());
     }
 
-    // d cannot come back, through anyone
+    // d cannot come back, through anyone (once d has seen the close: until
+    // then its connection to c counts as live and connect returns at once)
+    wait_for(&d_events, |e| match e {
+        PeerEvent::Disconnected { peer, .. } if *peer == c.node.id() => Some(()),
+        _ => None,
+    })
+    .await;
     for m in [&a, &b, &c] {
         let err = d.node.connect(&m.node.peer_addr()).await.unwrap_err();
         assert!(err.to_string().contains("revoked"), "{err}");

@@ -111,6 +111,12 @@ func TestCertificatesAdmissionAndRevocation(t *testing.T) {
 		t.Fatalf("a node without a certificate: %v", err)
 	}
 	// the authority revokes b: a learns it, cuts b off and refuses it
+	bEvents, err := b.SubscribePeers(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bEvents.Close()
+	aid, _ := a.ID()
 	record, err := auth.Revoke(certs[b])
 	if err != nil {
 		t.Fatal(err)
@@ -126,11 +132,13 @@ func TestCertificatesAdmissionAndRevocation(t *testing.T) {
 	if st, _ := a.TrustStats(); st.Revocations != 1 {
 		t.Fatalf("trust stats %+v", st)
 	}
+	// b dials again only once it has seen the close: until then its
+	// connection still counts as live and Connect returns at once
+	waitFor(t, bEvents, "b sees the close", func(ev Event) bool { return ev.Kind == PeerDisconnected && ev.Peer == aid })
 	if err := b.Connect(ctx, addrs[0]); !errors.Is(err, ErrAdmissionRefused) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("b reconnecting: %v", err)
 	}
 	// bad input
-	aid, _ := a.ID()
 	bad := []error{}
 	_, err = ParseCertificate("zz")
 	bad = append(bad, err)

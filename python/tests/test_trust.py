@@ -58,11 +58,15 @@ def test_certificates_admission_and_revocation(tmp_path):
             with pytest.raises(peat_mesh.AdmissionRefusedError, match="certificate required"):
                 c.connect(a.addrs()[0])
             # the authority revokes b: a learns it, cuts b off, and refuses it
-            record = auth.revoke(certs[b.id])
-            assert a.add_revocation(record) is True
-            assert a.add_revocation(record) is False
-            _wait_for(events, lambda e: e.kind == PeerEventKind.REVOKED and e.peer == b.id)
-            _wait_for(events, lambda e: e.kind == PeerEventKind.DISCONNECTED and e.peer == b.id)
+            with b.subscribe_peers() as b_events:
+                record = auth.revoke(certs[b.id])
+                assert a.add_revocation(record) is True
+                assert a.add_revocation(record) is False
+                _wait_for(events, lambda e: e.kind == PeerEventKind.REVOKED and e.peer == b.id)
+                _wait_for(events, lambda e: e.kind == PeerEventKind.DISCONNECTED and e.peer == b.id)
+                # b dials again only once it has seen the close: until then its
+                # connection still counts as live and connect returns at once
+                _wait_for(b_events, lambda e: e.kind == PeerEventKind.DISCONNECTED and e.peer == a.id)
         assert a.trust_stats().revocations == 1
         with pytest.raises(peat_mesh.AdmissionRefusedError, match="revoked"):
             b.connect(a.addrs()[0])

@@ -1902,6 +1902,8 @@ static int t_certificates_and_revocation(void) {
     CHECK(!connect_nodes(c, a));
     CHECK(strstr(last_message, "certificate required") != NULL);
     /* the authority revokes b: a learns it, cuts b off and refuses it */
+    PeatSubscription b_events;
+    OK(peat_peer_subscribe(b, &b_events, ERR));
     char *record = NULL;
     OK(peat_authority_revoke(S("conformance"), secret, 32, S(certs[1]), &record, ERR));
     bool added = false;
@@ -1913,6 +1915,10 @@ static int t_certificates_and_revocation(void) {
     CHECK(await_peer_event(events, PEAT_EVENT_KIND_PEER_DISCONNECTED, ids[1]));
     OK(peat_node_trust_stats(a, &ts, ERR));
     CHECK(ts.revocations == 1);
+    /* b may dial again only once it has seen the close: until then its
+       connection still counts as live and connect returns at once */
+    CHECK(await_peer_event(b_events, PEAT_EVENT_KIND_PEER_DISCONNECTED, ids[0]));
+    OK(peat_subscription_close(b_events, ERR));
     CHECK(!connect_nodes(b, a));
     CHECK(strstr(last_message, "revoked") != NULL);
     /* bad input */

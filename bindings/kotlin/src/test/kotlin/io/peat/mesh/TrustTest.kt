@@ -71,6 +71,8 @@ class TrustTest {
                     val refused = assertFailsWith<Err.AdmissionRefused> { c.connect(a.addrs[0]) }
                     assertTrue(refused.message!!.contains("certificate required"), refused.message)
                     // the authority revokes b: a learns it, cuts b off and refuses it
+                    val bEvents = Channel<PeerEventRecord>(Channel.UNLIMITED)
+                    val bSubscription = b.onPeerEvent { bEvents.trySend(it) }
                     val record = auth.revoke(certs.getValue(b.id))
                     assertTrue(a.addRevocation(record))
                     assertFalse(a.addRevocation(record))
@@ -86,6 +88,15 @@ class TrustTest {
                     }
                     subscription.close()
                     assertEquals(1L, a.trustStats().revocations)
+                    // b dials again only once it has seen the close: until then
+                    // its connection still counts as live and connect returns at once
+                    withTimeout(10_000) {
+                        while (true) {
+                            val e = bEvents.receive()
+                            if (e is PeerEventRecord.Disconnected && e.peer == a.id) break
+                        }
+                    }
+                    bSubscription.close()
                     val again = assertFailsWith<Err.AdmissionRefused> { b.connect(a.addrs[0]) }
                     assertTrue(again.message!!.contains("revoked"), again.message)
                     // bad input
