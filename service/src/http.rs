@@ -1,21 +1,27 @@
 //! The HTTP API under `/api/v1` (JSON): health and readiness, node info,
-//! peers, and documents (list with a cursor, get, put, merge-patch per
-//! RFC 7386, delete). Every route but health and readiness needs a token
-//! with the route's scope when tokens are configured ([`crate::auth`]).
+//! peers, documents ([`crate::documents_api`]), the WebSocket
+//! ([`crate::ws`]), and `/metrics` ([`crate::metrics`]); its OpenAPI
+//! document is at `/api/v1/openapi.json` ([`crate::openapi`]). Every route
+//! but health, readiness and the OpenAPI document needs a token with the
+//! route's scope when tokens are configured ([`crate::auth`]).
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use peat_mesh::{ErrorKind, ListOptions, Node, PeerState};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use peat_mesh::{ErrorKind, Node, PeerState};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Denied, Scope};
+use crate::documents_api as docs;
+use crate::metrics::ServiceMetrics;
+use crate::schema::{ErrorBody, ErrorDetail, Health, NodeInfo, PeerEntry, Peers, Ready};
 
 /// Largest request body accepted (a document or patch), 4 MiB.
 pub const MAX_BODY: usize = 4 << 20;
@@ -29,6 +35,25 @@ pub struct ApiState {
     pub auth: Auth,
     /// Readiness also waits for a first admitted peer.
     pub ready_needs_peer: bool,
+    /// Places for WebSocket clients ([`crate::ws::MAX_CLIENTS`]).
+    pub ws_clients: Arc<Semaphore>,
+    /// Cancelled when the service shuts down (WebSocket clients are closed).
+    pub stop: CancellationToken,
+    /// The service's own counters, served at `/metrics`.
+    pub metrics: ServiceMetrics,
+}
+
+impl ApiState {
+    pub fn new(node: Node, auth: Auth, ready_needs_peer: bool) -> ApiState {
+        ApiState {
+            node,
+            auth,
+            ready_needs_peer,
+            ws_clients: Arc::new(Semaphore::new(crate::ws::MAX_CLIENTS)),
+            stop: CancellationToken::new(),
+            metrics: ServiceMetrics::default(),
+        }
+    }
 }
 
 /// The API's routes over `state`.
@@ -36,40 +61,68 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let api = Router::new()
         .route("/node", get(node_info))
         .route("/peers", get(peers))
-        .route("/collections/{collection}/documents", get(list))
+        .route("/ws", get(crate::ws::upgrade))
+        .route("/collections/{collection}/documents", get(docs::list))
+        .route("/collections/{collection}/find", get(docs::find))
         .route(
             "/collections/{collection}/documents/{id}",
-            get(get_doc)
-                .put(put_doc)
-                .patch(patch_doc)
-                .delete(delete_doc),
+            get(docs::get_doc)
+                .put(docs::put_doc)
+                .patch(docs::patch_doc)
+                .delete(docs::delete_doc),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/ready", get(ready))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .nest("/api/v1", api)
+        .merge(metrics)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
 /// An error as JSON: `{"error": {"kind": ..., "message": ...}}`.
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"kind": kind, "message": message.into()}});
+pub(crate) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            kind: kind.to_string(),
+            message: message.into(),
+        },
+    };
     (status, Json(body)).into_response()
 }
 
-fn node_error(e: peat_mesh::Error) -> Response {
-    let (status, kind) = match e.kind() {
-        ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
-        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        ErrorKind::Closed => (StatusCode::SERVICE_UNAVAILABLE, "closed"),
-        ErrorKind::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-        ErrorKind::Io => (StatusCode::SERVICE_UNAVAILABLE, "io"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+/// The API's name for an error kind.
+pub(crate) fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidArgument => "invalid_argument",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Closed => "closed",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Io => "io",
+        _ => "internal",
+    }
+}
+
+pub(crate) fn node_error(e: peat_mesh::Error) -> Response {
+    let status = match e.kind() {
+        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Closed | ErrorKind::Timeout | ErrorKind::Io => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    error(status, kind, e.to_string())
+    error(status, kind_name(e.kind()), e.to_string())
+}
+
+/// A query string that does not parse, as a JSON error.
+pub(crate) fn bad_query(e: QueryRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid_argument", e.body_text())
 }
 
 async fn not_found() -> Response {
@@ -116,40 +169,80 @@ async fn authorize(
     }
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Times every request for `peat_http_request_duration_seconds`, labelled
+/// with the route's template (never the raw path).
+async fn track(State(s): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let r = next.run(req).await;
+    s.metrics
+        .request(&method, &route, r.status().as_u16(), started.elapsed());
+    r
+}
+
+async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&s.node, &s.metrics).await,
+    )
+        .into_response()
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/api/v1/health", tag = "node", responses((status = 200, body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Ready once the store is open (the node is) and, when configured, a first
 /// peer has been admitted.
-async fn ready(State(s): State<Arc<ApiState>>) -> Response {
+#[utoipa::path(get, path = "/api/v1/ready", tag = "node",
+    responses((status = 200, body = Ready), (status = 503, body = Ready)))]
+pub(crate) async fn ready(State(s): State<Arc<ApiState>>) -> Response {
+    let not = |reason: String| {
+        let body = Ready {
+            ready: false,
+            reason: Some(reason),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    };
     if let Err(e) = s.node.document_count() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": e.to_string()})),
-        )
-            .into_response();
+        return not(e.to_string());
     }
     if s.ready_needs_peer && s.node.connected_peers() == 0 {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "no peer admitted yet"})),
-        )
-            .into_response();
+        return not("no peer admitted yet".into());
     }
-    Json(json!({"ready": true})).into_response()
+    Json(Ready {
+        ready: true,
+        reason: None,
+    })
+    .into_response()
 }
 
-async fn node_info(State(s): State<Arc<ApiState>>) -> Response {
+/// This node: id, addresses, peers connected, documents stored.
+#[utoipa::path(get, path = "/api/v1/node", tag = "node",
+    responses((status = 200, body = NodeInfo), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn node_info(State(s): State<Arc<ApiState>>) -> Response {
     let n = &s.node;
     match n.document_count() {
-        Ok(docs) => Json(json!({
-            "id": n.id().to_string(),
-            "addrs": n.addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "peer": n.peer_addr().to_string(),
-            "connected_peers": n.connected_peers(),
-            "documents": docs,
-        }))
+        Ok(documents) => Json(NodeInfo {
+            id: n.id().to_string(),
+            addrs: n.addrs().iter().map(|a| a.to_string()).collect(),
+            peer: n.peer_addr().to_string(),
+            connected_peers: n.connected_peers() as u64,
+            documents,
+        })
         .into_response(),
         Err(e) => node_error(e),
     }
@@ -164,133 +257,24 @@ fn state_name(s: PeerState) -> &'static str {
     }
 }
 
-async fn peers(State(s): State<Arc<ApiState>>) -> Json<Value> {
-    let list: Vec<Value> = s
+/// Every peer seen, with state and health.
+#[utoipa::path(get, path = "/api/v1/peers", tag = "node",
+    responses((status = 200, body = Peers), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn peers(State(s): State<Arc<ApiState>>) -> Json<Peers> {
+    let peers = s
         .node
         .peers()
         .into_iter()
-        .map(|p| {
-            json!({
-                "id": p.id.to_string(),
-                "state": state_name(p.state),
-                "addr": p.addr.map(|a| a.to_string()),
-                "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                "outbound": p.outbound,
-                "sources": p.sources.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
-                "links": p.links.len(),
-            })
+        .map(|p| PeerEntry {
+            id: p.id.to_string(),
+            state: state_name(p.state).to_string(),
+            addr: p.addr.map(|a| a.to_string()),
+            rtt_ms: p.rtt.map(|r| r.as_secs_f64() * 1000.0),
+            outbound: p.outbound,
+            sources: p.sources.iter().map(|x| x.to_string()).collect(),
+            links: p.links.len() as u64,
         })
         .collect();
-    Json(json!({ "peers": list }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    after: Option<String>,
-    prefix: Option<String>,
-    limit: Option<usize>,
-}
-
-async fn list(
-    State(s): State<Arc<ApiState>>,
-    Path(collection): Path<String>,
-    Query(p): Query<Page>,
-) -> Response {
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        );
-    }
-    let opts = ListOptions {
-        prefix: p.prefix.unwrap_or_default(),
-        after: p.after,
-        limit,
-    };
-    match s.node.list(&collection, &opts) {
-        Ok(page) => Json(json!({"ids": page.ids, "next": page.next})).into_response(),
-        Err(e) => node_error(e),
-    }
-}
-
-async fn get_doc(
-    State(s): State<Arc<ApiState>>,
-    Path((collection, id)): Path<(String, String)>,
-) -> Response {
-    match s.node.get_json(&collection, &id) {
-        Ok(Some(text)) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            text.to_string(),
-        )
-            .into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no document {collection}/{id}"),
-        ),
-        Err(e) => node_error(e),
-    }
-}
-
-/// The body as a JSON value, or why not.
-fn body_json(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
-}
-
-/// A write whose body is a JSON document or patch: 204, or the error.
-async fn write_doc<F, Fut>(body: &[u8], write: F) -> Response
-where
-    F: FnOnce(Value) -> Fut,
-    Fut: std::future::Future<Output = peat_mesh::Result<()>>,
-{
-    let v = match body_json(body) {
-        Ok(v) => v,
-        Err(m) => return error(StatusCode::BAD_REQUEST, "invalid_argument", m),
-    };
-    match write(v).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => node_error(e),
-    }
-}
-
-async fn put_doc(
-    State(s): State<Arc<ApiState>>,
-    Path((collection, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
-    write_doc(
-        &body,
-        |v| async move { s.node.put(&collection, &id, &v).await },
-    )
-    .await
-}
-
-/// An RFC 7386 merge patch.
-async fn patch_doc(
-    State(s): State<Arc<ApiState>>,
-    Path((collection, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
-    write_doc(&body, |v| async move {
-        s.node.merge_patch(&collection, &id, &v).await
-    })
-    .await
-}
-
-async fn delete_doc(
-    State(s): State<Arc<ApiState>>,
-    Path((collection, id)): Path<(String, String)>,
-) -> Response {
-    match s.node.delete(&collection, &id).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no document {collection}/{id}"),
-        ),
-        Err(e) => node_error(e),
-    }
+    Json(Peers { peers })
 }

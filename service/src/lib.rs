@@ -9,7 +9,12 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod documents_api;
 pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod schema;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +42,7 @@ pub struct Service {
     node: Node,
     http_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    ws_stop: tokio_util::sync::CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
 }
 
@@ -60,11 +66,12 @@ impl Service {
             }
         };
         let http_addr = listener.local_addr().map_err(ServiceError::Http)?;
-        let state = Arc::new(http::ApiState {
-            node: node.clone(),
-            auth: auth::Auth::new(s.tokens.clone()),
-            ready_needs_peer: s.ready_needs_peer,
-        });
+        let state = Arc::new(http::ApiState::new(
+            node.clone(),
+            auth::Auth::new(s.tokens.clone()),
+            s.ready_needs_peer,
+        ));
+        let ws_stop = state.stop.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let app = http::router(state);
         let server = tokio::spawn(async move {
@@ -79,6 +86,7 @@ impl Service {
             node,
             http_addr,
             stop: Some(stop),
+            ws_stop,
             server,
         })
     }
@@ -99,6 +107,7 @@ impl Service {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.ws_stop.cancel();
         match tokio::time::timeout(grace, &mut self.server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Ok(_) => {}

@@ -86,6 +86,42 @@ async fn documents_over_http() {
     .await
     .unwrap();
     assert_eq!(r.json()["ids"], serde_json::json!(["t2", "t3"]));
+    // Find by a top-level field (the value is JSON, URL-encoded).
+    let find = "/api/v1/collections/tracks/find";
+    let r = call(a, "GET", &format!("{find}?field=n&value=3"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"documents": [{"id": "t3", "value": {"n": 3, "k": true}}]})
+    );
+    let r = call(
+        a,
+        "GET",
+        &format!("{find}?field=s&value=%22x%22&limit=2"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let ids: Vec<_> = r.json()["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].clone())
+        .collect();
+    assert_eq!(ids, [serde_json::json!("t0"), serde_json::json!("t1")]);
+    // Text that is not JSON is a string: value=x finds "x".
+    let r = call(
+        a,
+        "GET",
+        &format!("{find}?field=s&value=x&limit=1"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json()["documents"][0]["id"], "t0");
     let r = call(a, "DELETE", &format!("{docs}/t0"), None, None)
         .await
         .unwrap();
@@ -122,6 +158,20 @@ async fn documents_over_http() {
             "invalid_argument",
         ),
         ("GET", "/api/v1/nothing".to_string(), None, 404, "not_found"),
+        (
+            "GET",
+            format!("{docs}?limit=many"),
+            None,
+            400,
+            "invalid_argument",
+        ),
+        (
+            "GET",
+            "/api/v1/collections/tracks/find?field=n".to_string(),
+            None,
+            400,
+            "invalid_argument",
+        ),
     ] {
         let r = call(a, method, &path, None, body).await.unwrap();
         assert_eq!(r.status, status, "{method} {path}: {}", r.body);

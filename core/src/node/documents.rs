@@ -263,8 +263,9 @@ impl Node {
         snapshot: bool,
     ) -> Result<Subscription<DocEvent>> {
         self.check_open()?;
-        if let Some(id) = id {
-            DocKey::new(collection, id)?;
+        match id {
+            Some(id) => drop(DocKey::new(collection, id)?),
+            None => storage::check_collection(collection)?,
         }
         let sub = self.inner.engine.doc_hub.subscribe(DocFilter {
             collection: collection.to_string(),

@@ -19,13 +19,8 @@ impl DocKey {
     /// collection without NUL characters.
     pub fn new(collection: impl Into<String>, id: impl Into<String>) -> Result<Self> {
         let (collection, id) = (collection.into(), id.into());
-        check_name("collection", &collection)?;
+        check_collection(&collection)?;
         check_name("document id", &id)?;
-        if collection.contains('\0') {
-            return Err(Error::InvalidArgument(
-                "collection must not contain NUL".into(),
-            ));
-        }
         Ok(DocKey { collection, id })
     }
 
@@ -58,6 +53,17 @@ pub(crate) fn storage_prefix(collection: &str, id_prefix: &str) -> String {
     s.push('\0');
     s.push_str(id_prefix);
     s
+}
+
+/// Checks a collection name: not empty, not too long, no NUL.
+pub(crate) fn check_collection(collection: &str) -> Result<()> {
+    check_name("collection", collection)?;
+    if collection.contains('\0') {
+        return Err(Error::InvalidArgument(
+            "collection must not contain NUL".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_name(what: &str, s: &str) -> Result<()> {

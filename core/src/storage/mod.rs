@@ -35,6 +35,7 @@ pub(crate) use chunks::check_automerge_bytes;
 pub(crate) use deletes::{edited_concurrently_with_delete, lift_tombstone};
 pub(crate) use json::{check_object, is_tombstoned, merge_patch, put_map, read_doc, tombstone};
 pub use json::{parse_document, MAX_NESTING};
+pub(crate) use key::check_collection;
 pub use key::DocKey;
 pub(crate) use latest::{base_time, compacted, judge, next_write_time, Incoming};
 pub(crate) use meta::Meta;
