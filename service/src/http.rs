@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Denied, Scope};
+use crate::blobs_api as blobs;
 use crate::documents_api as docs;
 use crate::metrics::ServiceMetrics;
 use crate::schema::{ErrorBody, ErrorDetail, Health, NodeInfo, PeerEntry, Peers, Ready};
@@ -62,6 +63,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/node", get(node_info))
         .route("/peers", get(peers))
         .route("/ws", get(crate::ws::upgrade))
+        .route("/blobs", get(blobs::list).post(blobs::upload))
+        .route("/blobs/{hash}", get(blobs::download))
+        .route("/blobs/{hash}/status", get(blobs::status))
+        .route("/blobs/{hash}/fetch", axum::routing::post(blobs::fetch))
         .route("/collections/{collection}/documents", get(docs::list))
         .route("/collections/{collection}/find", get(docs::find))
         .route(

@@ -7,6 +7,7 @@
 //! the `peat-mesh-node` binary uses this crate for `serve`.
 
 pub mod auth;
+pub mod blobs_api;
 pub mod client;
 pub mod config;
 pub mod documents_api;

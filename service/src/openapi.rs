@@ -8,11 +8,11 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{documents_api, http, schema};
+use crate::{blobs_api, documents_api, http, schema};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "peat-mesh node API", description = "A peat-mesh node as a service: node, peers and documents."),
+    info(title = "peat-mesh node API", description = "A peat-mesh node as a service: node, peers, documents and blobs."),
     paths(
         http::health,
         http::ready,
@@ -24,6 +24,11 @@ use crate::{documents_api, http, schema};
         documents_api::put_doc,
         documents_api::patch_doc,
         documents_api::delete_doc,
+        blobs_api::upload,
+        blobs_api::list,
+        blobs_api::status,
+        blobs_api::fetch,
+        blobs_api::download,
     ),
     components(schemas(
         schema::ErrorBody,
@@ -37,6 +42,9 @@ use crate::{documents_api, http, schema};
         schema::FoundDoc,
         schema::Found,
         schema::Document,
+        schema::BlobEntry,
+        schema::BlobList,
+        schema::BlobState,
     )),
     modifiers(&Bearer),
 )]

@@ -94,3 +94,30 @@ pub struct Found {
 #[derive(ToSchema)]
 #[schema(value_type = Object)]
 pub struct Document(pub serde_json::Value);
+
+/// A complete blob.
+#[derive(Serialize, ToSchema)]
+pub struct BlobEntry {
+    /// BLAKE3 of the bytes, hex: the blob's name.
+    pub hash: String,
+    pub size: u64,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BlobList {
+    pub blobs: Vec<BlobEntry>,
+}
+
+/// How much of a blob is here.
+#[derive(Serialize, ToSchema)]
+pub struct BlobState {
+    pub hash: String,
+    /// `missing`, `partial` or `complete`.
+    pub state: String,
+    /// The blob's size, once known.
+    pub size: Option<u64>,
+    /// Verified bytes here.
+    pub present: u64,
+}

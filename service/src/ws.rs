@@ -5,12 +5,18 @@
 //! Client → node:
 //! - `{"op":"subscribe","sub":"s1","collection":"tracks","id":null,"snapshot":true}`
 //! - `{"op":"subscribe_peers","sub":"p"}`
-//! - `{"op":"unsubscribe","sub":"s1"}`
+//! - `{"op":"fetch_blob","sub":"f1","hash":"<blake3 hex>"}`: fetch a blob
+//!   from the mesh and follow its progress
+//! - `{"op":"unsubscribe","sub":"s1"}` (for a fetch: stop following it)
 //!
 //! Node → client:
 //! - `{"type":"subscribed","sub":"s1"}` / `{"type":"unsubscribed","sub":"s1"}`
 //! - `{"type":"doc","sub":"s1","collection":..,"id":..,"value":{..}|null,"origin":"snapshot"|"local"|"peer","peer":..}`
 //! - `{"type":"peer","sub":"p","event":"connected",..}` (the SDK's peer events)
+//! - `{"type":"blob_progress","sub":"f1","hash":..,"done":N,"total":N,"rate":bytes_per_s}`
+//!   (coalesced: at most the latest is queued), then one
+//!   `{"type":"blob_done","sub":"f1","hash":..,"size":N}` or
+//!   `{"type":"blob_failed","sub":"f1","hash":..,"kind":..,"message":..}`
 //! - `{"type":"lagged","sub":"s1","missed":N}`: N events of that subscription
 //!   were dropped because the client read too slowly. Documents' latest
 //!   states can be re-read over HTTP (or by subscribing again with a snapshot).
@@ -25,6 +31,7 @@
 //! told with `lagged`. Nothing the node does ever waits on a client.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -32,6 +39,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use peat_mesh::blobs::{BlobHash, FetchOptions, Transfer};
 use peat_mesh::{DocEvent, Event, Origin, PeerEvent, Subscription};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -65,6 +73,10 @@ enum Request {
     },
     SubscribePeers {
         sub: String,
+    },
+    FetchBlob {
+        sub: String,
+        hash: String,
     },
     Unsubscribe {
         sub: String,
@@ -159,6 +171,7 @@ fn handle(s: &Arc<ApiState>, subs: &mut Subs, out: &mpsc::Sender<Value>, text: &
     let sub = match &req {
         Request::Subscribe { sub, .. }
         | Request::SubscribePeers { sub }
+        | Request::FetchBlob { sub, .. }
         | Request::Unsubscribe { sub } => sub.clone(),
     };
     if sub.is_empty() || sub.len() > MAX_SUB_NAME {
@@ -204,6 +217,20 @@ fn handle(s: &Arc<ApiState>, subs: &mut Subs, out: &mpsc::Sender<Value>, text: &
             sub.clone(),
             peer_msg,
         ),
+        Request::FetchBlob { hash, .. } => match BlobHash::from_str(&hash) {
+            Ok(hash) => follow_fetch(
+                s.node.blobs().fetch(hash, FetchOptions::default()),
+                out.clone(),
+                sub.clone(),
+            ),
+            Err(e) => {
+                return err_msg(
+                    Some(&sub),
+                    "invalid_argument",
+                    format!("not a blob hash: {e}"),
+                )
+            }
+        },
         Request::Unsubscribe { .. } => unreachable!("answered above"),
     };
     subs.0.insert(sub.clone(), task);
@@ -237,6 +264,37 @@ fn forward<T: Clone + Send + Sync + 'static>(
         let _ = out
             .send(err_msg(Some(&sub), "closed", "the subscription ended"))
             .await;
+    })
+    .abort_handle()
+}
+
+/// Sends a fetch's progress as it changes (a watch: only the latest is
+/// kept while the client is busy), then how it ended. Aborting this task
+/// stops following; the fetch itself goes on.
+fn follow_fetch(t: Transfer, out: mpsc::Sender<Value>, sub: String) -> AbortHandle {
+    tokio::spawn(async move {
+        let hash = t.hash().to_hex();
+        let mut progress = t.watch();
+        loop {
+            let p = progress.borrow_and_update().clone();
+            if p.finished {
+                break;
+            }
+            let msg = json!({"type": "blob_progress", "sub": sub, "hash": hash,
+                "done": p.done, "total": p.total, "rate": p.rate});
+            if out.send(msg).await.is_err() {
+                return;
+            }
+            if progress.changed().await.is_err() {
+                break;
+            }
+        }
+        let msg = match t.wait().await {
+            Ok(info) => json!({"type": "blob_done", "sub": sub, "hash": hash, "size": info.size}),
+            Err(e) => json!({"type": "blob_failed", "sub": sub, "hash": hash,
+                "kind": crate::http::kind_name(e.kind()), "message": e.to_string()}),
+        };
+        let _ = out.send(msg).await;
     })
     .abort_handle()
 }

@@ -74,7 +74,7 @@ async fn recv(ws: &mut Ws) -> Value {
 }
 
 /// Reads messages until one matches.
-async fn recv_until(ws: &mut Ws, what: impl Fn(&Value) -> bool) -> Value {
+async fn recv_until(ws: &mut Ws, mut what: impl FnMut(&Value) -> bool) -> Value {
     loop {
         let m = recv(ws).await;
         if what(&m) {
@@ -177,6 +177,44 @@ async fn subscriptions_over_websocket() {
     assert_eq!(
         (&m["sub"], &m["origin"], &m["peer"]),
         (&json!("all"), &json!("peer"), &json!(pid))
+    );
+
+    // a blob fetched from the peer, followed over the socket
+    let blob: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let info = peer.blobs().add_bytes(blob).await.unwrap();
+    let hash = info.hash.to_hex();
+    send(
+        &mut ws,
+        json!({"op": "fetch_blob", "sub": "f", "hash": hash}),
+    )
+    .await;
+    recv_until(&mut ws, |m| m["type"] == "subscribed" && m["sub"] == "f").await;
+    let mut progress = 0;
+    let done = recv_until(&mut ws, |m| {
+        if m["type"] == "blob_progress" && m["sub"] == "f" {
+            progress += 1;
+        }
+        m["type"] == "blob_done" || m["type"] == "blob_failed"
+    })
+    .await;
+    assert_eq!(
+        (&done["type"], &done["hash"], &done["size"]),
+        (&json!("blob_done"), &json!(hash), &json!(2u64 << 20)),
+        "{done}"
+    );
+    assert!(progress >= 1, "progress was reported");
+    assert!(svc.node().blobs().info(info.hash).unwrap().is_some());
+    send(&mut ws, json!({"op": "unsubscribe", "sub": "f"})).await;
+    recv_until(&mut ws, |m| m["type"] == "unsubscribed" && m["sub"] == "f").await;
+    send(
+        &mut ws,
+        json!({"op": "fetch_blob", "sub": "g", "hash": "zz"}),
+    )
+    .await;
+    let m = recv_until(&mut ws, |m| m["type"] == "error").await;
+    assert_eq!(
+        (&m["sub"], &m["kind"]),
+        (&json!("g"), &json!("invalid_argument"))
     );
 
     // a deletion is a null value

@@ -78,7 +78,8 @@ impl FromStr for BlobHash {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidArgument(format!("not a 64-digit hex blob hash: {s:?}"));
-        if s.len() != 64 || !s.is_ascii() {
+        // Hex digits only (`from_str_radix` alone would take a leading `+`).
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
