@@ -48,6 +48,7 @@ mod ephemeral;
 mod lifecycle;
 mod links;
 mod priority;
+mod service;
 mod stall;
 mod trust;
 
@@ -887,8 +888,14 @@ fn main() -> Result<()> {
         rt.block_on(trust::admission(&out, &size))?;
         rt.block_on(trust::signed_sync(&out, &size))?;
     }
+    if go("http") {
+        rt.block_on(service::http(&out, &size))?;
+    }
+    if go("ws-fanout") {
+        rt.block_on(service::ws_fanout(&out, &size))?;
+    }
     if !ran {
-        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, trust, all");
+        bail!("unknown scenario {scenario:?}; one of connect, sync-initial, update-latency, update-throughput, reconcile, automerge-cost, store, startup, discover, reconnect, blob-add, blob-transfer, blob-resume, stall, failover, thin-link, lossy-link, ble, ephemeral, beacons, priority, latest-only, gc, trust, http, ws-fanout, all");
     }
     Ok(())
 }

@@ -39,9 +39,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use peat_mesh::blobs::{BlobHash, FetchOptions, Transfer};
 use peat_mesh::{DocEvent, Event, Origin, PeerEvent, Subscription};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::AbortHandle;
@@ -56,6 +57,8 @@ pub const MAX_SUBSCRIPTIONS: usize = 64;
 pub const MAX_MESSAGE: usize = 64 << 10;
 /// Messages queued for one client before its subscriptions wait (and lag).
 pub const OUT_QUEUE: usize = 256;
+/// Messages written to a client's socket before one flush.
+const WRITE_BATCH: u64 = 64;
 /// Longest subscription name a client may choose.
 const MAX_SUB_NAME: usize = 128;
 
@@ -123,7 +126,7 @@ impl Drop for Connected {
 async fn serve(s: Arc<ApiState>, mut socket: WebSocket, _permit: OwnedSemaphorePermit) {
     s.metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
     let _connected = Connected(s.clone());
-    let (out, mut queued) = mpsc::channel::<Value>(OUT_QUEUE);
+    let (out, mut queued) = mpsc::channel::<String>(OUT_QUEUE);
     let mut subs = Subs::default();
     let stop = s.stop.clone();
     loop {
@@ -136,16 +139,29 @@ async fn serve(s: Arc<ApiState>, mut socket: WebSocket, _permit: OwnedSemaphoreP
             msg = queued.recv() => {
                 // `out` is held here, so the queue never closes.
                 let Some(msg) = msg else { return };
-                if socket.send(Message::Text(msg.to_string().into())).await.is_err() {
+                // Write what is queued (up to a batch) and flush once: one
+                // write to the socket for a burst, not one per message.
+                let mut batch = 1u64;
+                if socket.feed(Message::Text(msg.into())).await.is_err() {
                     return;
                 }
-                s.metrics.ws_messages.fetch_add(1, Ordering::Relaxed);
+                while batch < WRITE_BATCH {
+                    let Ok(more) = queued.try_recv() else { break };
+                    if socket.feed(Message::Text(more.into())).await.is_err() {
+                        return;
+                    }
+                    batch += 1;
+                }
+                if socket.flush().await.is_err() {
+                    return;
+                }
+                s.metrics.ws_messages.fetch_add(batch, Ordering::Relaxed);
             }
             incoming = socket.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
-                        let _ = out.send(err_msg(None, "invalid_argument", "messages are JSON text")).await;
+                        let _ = out.send(err_msg(None, "invalid_argument", "messages are JSON text").to_string()).await;
                         continue;
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
@@ -154,7 +170,7 @@ async fn serve(s: Arc<ApiState>, mut socket: WebSocket, _permit: OwnedSemaphoreP
                 let reply = handle(&s, &mut subs, &out, text.as_str());
                 // A reply waits for room like any message: requests are
                 // answered in order.
-                if out.send(reply).await.is_err() {
+                if out.send(reply.to_string()).await.is_err() {
                     return;
                 }
             }
@@ -163,7 +179,7 @@ async fn serve(s: Arc<ApiState>, mut socket: WebSocket, _permit: OwnedSemaphoreP
 }
 
 /// Carries out one request; returns the reply.
-fn handle(s: &Arc<ApiState>, subs: &mut Subs, out: &mpsc::Sender<Value>, text: &str) -> Value {
+fn handle(s: &Arc<ApiState>, subs: &mut Subs, out: &mpsc::Sender<String>, text: &str) -> Value {
     let req: Request = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) => return err_msg(None, "invalid_argument", format!("bad request: {e}")),
@@ -243,9 +259,9 @@ fn handle(s: &Arc<ApiState>, subs: &mut Subs, out: &mpsc::Sender<Value>, text: &
 fn forward<T: Clone + Send + Sync + 'static>(
     s: Arc<ApiState>,
     events: Subscription<T>,
-    out: mpsc::Sender<Value>,
+    out: mpsc::Sender<String>,
     sub: String,
-    render: fn(&str, T) -> Value,
+    render: fn(&str, T) -> String,
 ) -> AbortHandle {
     tokio::spawn(async move {
         while let Some(ev) = events.next().await {
@@ -254,7 +270,7 @@ fn forward<T: Clone + Send + Sync + 'static>(
                 Event::Lagged(missed) => {
                     s.metrics.ws_lagged.fetch_add(1, Ordering::Relaxed);
                     s.metrics.ws_dropped.fetch_add(missed, Ordering::Relaxed);
-                    json!({"type": "lagged", "sub": sub, "missed": missed})
+                    json!({"type": "lagged", "sub": sub, "missed": missed}).to_string()
                 }
             };
             if out.send(msg).await.is_err() {
@@ -262,7 +278,7 @@ fn forward<T: Clone + Send + Sync + 'static>(
             }
         }
         let _ = out
-            .send(err_msg(Some(&sub), "closed", "the subscription ended"))
+            .send(err_msg(Some(&sub), "closed", "the subscription ended").to_string())
             .await;
     })
     .abort_handle()
@@ -271,7 +287,7 @@ fn forward<T: Clone + Send + Sync + 'static>(
 /// Sends a fetch's progress as it changes (a watch: only the latest is
 /// kept while the client is busy), then how it ended. Aborting this task
 /// stops following; the fetch itself goes on.
-fn follow_fetch(t: Transfer, out: mpsc::Sender<Value>, sub: String) -> AbortHandle {
+fn follow_fetch(t: Transfer, out: mpsc::Sender<String>, sub: String) -> AbortHandle {
     tokio::spawn(async move {
         let hash = t.hash().to_hex();
         let mut progress = t.watch();
@@ -282,7 +298,7 @@ fn follow_fetch(t: Transfer, out: mpsc::Sender<Value>, sub: String) -> AbortHand
             }
             let msg = json!({"type": "blob_progress", "sub": sub, "hash": hash,
                 "done": p.done, "total": p.total, "rate": p.rate});
-            if out.send(msg).await.is_err() {
+            if out.send(msg.to_string()).await.is_err() {
                 return;
             }
             if progress.changed().await.is_err() {
@@ -294,7 +310,7 @@ fn follow_fetch(t: Transfer, out: mpsc::Sender<Value>, sub: String) -> AbortHand
             Err(e) => json!({"type": "blob_failed", "sub": sub, "hash": hash,
                 "kind": crate::http::kind_name(e.kind()), "message": e.to_string()}),
         };
-        let _ = out.send(msg).await;
+        let _ = out.send(msg.to_string()).await;
     })
     .abort_handle()
 }
@@ -303,24 +319,45 @@ fn err_msg(sub: Option<&str>, kind: &str, message: impl Into<String>) -> Value {
     json!({"type": "error", "sub": sub, "kind": kind, "message": message.into()})
 }
 
-fn doc_msg(sub: &str, ev: DocEvent) -> Value {
+/// A `doc` message, written straight to text (the hot path of a fan-out:
+/// no intermediate JSON tree).
+#[derive(Serialize)]
+struct DocMsg<'a> {
+    r#type: &'static str,
+    sub: &'a str,
+    collection: &'a str,
+    id: &'a str,
+    value: &'a Option<Value>,
+    origin: &'static str,
+    peer: Option<String>,
+}
+
+fn doc_msg(sub: &str, ev: DocEvent) -> String {
     let (origin, peer) = match ev.origin {
         Origin::Snapshot => ("snapshot", None),
         Origin::Local => ("local", None),
         Origin::Peer(p) => ("peer", Some(p.to_string())),
     };
-    json!({
-        "type": "doc",
-        "sub": sub,
-        "collection": ev.key.collection(),
-        "id": ev.key.id(),
-        "value": ev.value,
-        "origin": origin,
-        "peer": peer,
+    let m = DocMsg {
+        r#type: "doc",
+        sub,
+        collection: ev.key.collection(),
+        id: ev.key.id(),
+        value: &ev.value,
+        origin,
+        peer,
+    };
+    serde_json::to_string(&m).unwrap_or_else(|e| {
+        err_msg(
+            Some(sub),
+            "internal",
+            format!("cannot render a document: {e}"),
+        )
+        .to_string()
     })
 }
 
-fn peer_msg(sub: &str, ev: PeerEvent) -> Value {
+fn peer_msg(sub: &str, ev: PeerEvent) -> String {
     let mut m = match ev {
         PeerEvent::Connected { peer } => json!({"event": "connected", "peer": peer.to_string()}),
         PeerEvent::Disconnected { peer, reason } => {
@@ -357,5 +394,5 @@ fn peer_msg(sub: &str, ev: PeerEvent) -> Value {
     };
     m["type"] = json!("peer");
     m["sub"] = json!(sub);
-    m
+    m.to_string()
 }
