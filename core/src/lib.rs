@@ -115,7 +115,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
 pub use identity::NodeId;
 pub use lifecycle::{GarbageReport, StorageBudget, StorageStats};
-pub use node::{ListOptions, Node};
+pub use node::{CollectionInfo, ListOptions, Node, MAX_COLLECTIONS_PAGE};
 pub use policy::{
     CollectionPolicy, DeleteRule, Policies, Priority, Retention, SignaturePolicy, SyncMode,
 };

@@ -512,3 +512,29 @@ async fn close_with_a_transfer_in_flight_is_prompt_and_keeps_the_partial() {
     b2.close(Duration::from_secs(5)).await.unwrap();
     a.node.close(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_fetches_are_listed_until_they_end() {
+    let (a, b) = pair().await;
+    let info = a.node.blobs().add_bytes(bytes(4 << 20, 7)).await.unwrap();
+    assert!(b.node.blobs().transfers().is_empty());
+    // slow enough to be caught running: 4 MiB at 256 KiB/s
+    let opts = FetchOptions {
+        rate_limit: Some(256 << 10),
+        ..FetchOptions::default()
+    };
+    let t = b.node.blobs().fetch(info.hash, opts);
+    let listed = b.node.blobs().transfers();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].hash(), info.hash);
+    // the listed handle is the running transfer: its progress moves, and
+    // cancelling it ends the fetch
+    let mut progress = listed[0].watch();
+    while progress.borrow_and_update().done == 0 {
+        progress.changed().await.unwrap();
+    }
+    listed[0].cancel();
+    assert!(t.wait().await.is_err());
+    assert!(b.node.blobs().transfers().is_empty());
+    close(&[&a, &b]).await;
+}

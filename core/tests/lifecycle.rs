@@ -122,3 +122,47 @@ async fn a_node_with_an_unset_secret_does_not_open() {
     assert!(err.to_string().contains("all zeros"), "{err}");
     assert!(!dir.path().join("n").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_are_listed_with_live_counts_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(config(dir.path(), formation())).await.unwrap();
+    // names chosen to sort around the key separator: "a", "a\u{1}", "ab"
+    for (c, n) in [("a", 3), ("a\u{1}", 1), ("ab", 2), ("gone", 2), ("z", 1)] {
+        for i in 0..n {
+            node.put(c, &format!("d{i}"), &json!({ "i": i }))
+                .await
+                .unwrap();
+        }
+    }
+    node.delete("a", "d0").await.unwrap();
+    for i in 0..2 {
+        node.delete("gone", &format!("d{i}")).await.unwrap();
+    }
+    let all: Vec<(String, u64)> = node
+        .collections(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.documents))
+        .collect();
+    let want = [("a", 2), ("a\u{1}", 1), ("ab", 2), ("z", 1)];
+    let want: Vec<(String, u64)> = want.iter().map(|(c, n)| (c.to_string(), *n)).collect();
+    assert_eq!(all, want, "only collections with live documents");
+    // paging: two at a time, each page after the last name
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = node.collections(after.as_deref(), 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|c| c.name.clone());
+        paged.extend(page.into_iter().map(|c| (c.name, c.documents)));
+    }
+    assert_eq!(paged, want);
+    for bad in [0, peat_mesh::MAX_COLLECTIONS_PAGE + 1] {
+        let err = node.collections(None, bad).unwrap_err();
+        assert_eq!(err.kind(), peat_mesh::ErrorKind::InvalidArgument);
+    }
+    node.close(Duration::from_secs(5)).await.unwrap();
+}

@@ -21,7 +21,7 @@ use tokio_util::io::StreamReader;
 use utoipa::IntoParams;
 
 use crate::http::{error, node_error, ApiState};
-use crate::schema::{BlobEntry, BlobList, BlobState, ErrorBody};
+use crate::schema::{BlobEntry, BlobList, BlobState, ErrorBody, TransferEntry, Transfers};
 
 /// Bytes read from the store per piece of a download.
 pub const PIECE: u64 = 1 << 20;
@@ -86,6 +86,29 @@ pub(crate) async fn list(State(s): State<Arc<ApiState>>) -> Response {
         .into_response(),
         Err(e) => node_error(e),
     }
+}
+
+/// The blob fetches running now, with their progress.
+#[utoipa::path(get, path = "/api/v1/transfers", tag = "blobs",
+    responses((status = 200, body = Transfers), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn transfers(State(s): State<Arc<ApiState>>) -> Json<Transfers> {
+    let transfers = s
+        .node
+        .blobs()
+        .transfers()
+        .into_iter()
+        .map(|t| {
+            let p = t.progress();
+            TransferEntry {
+                hash: t.hash().to_hex(),
+                done: p.done,
+                total: p.total,
+                rate: p.rate,
+            }
+        })
+        .collect();
+    Json(Transfers { transfers })
 }
 
 /// How much of a blob is here (`present` grows while a fetch runs).

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::http::{bad_query, error, node_error, ApiState, MAX_PAGE};
-use crate::schema::{Document, ErrorBody, Found, FoundDoc, IdPage};
+use crate::schema::{CollectionEntry, Collections, Document, ErrorBody, Found, FoundDoc, IdPage};
 use utoipa::IntoParams;
 
 /// Paging of a collection listing.
@@ -29,6 +29,71 @@ pub(crate) struct Page {
     /// Ids per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+/// Paging of the collections.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CollectionPage {
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// Collections per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// Collections with live documents, in name order, with their counts.
+#[utoipa::path(get, path = "/api/v1/collections", tag = "documents",
+    params(CollectionPage),
+    responses((status = 200, body = Collections), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn collections(
+    State(s): State<Arc<ApiState>>,
+    p: Result<Query<CollectionPage>, QueryRejection>,
+) -> Response {
+    let Query(p) = match p {
+        Ok(p) => p,
+        Err(e) => return bad_query(e),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        );
+    }
+    let node = s.node.clone();
+    let after = p.after;
+    // one extra: whether there is a next page
+    let found =
+        tokio::task::spawn_blocking(move || node.collections(after.as_deref(), limit + 1)).await;
+    match found {
+        Ok(Ok(mut all)) => {
+            let next = (all.len() > limit).then(|| {
+                all.truncate(limit);
+                all.last().map(|c| c.name.clone())
+            });
+            Json(Collections {
+                collections: all
+                    .into_iter()
+                    .map(|c| CollectionEntry {
+                        name: c.name,
+                        documents: c.documents,
+                    })
+                    .collect(),
+                next: next.flatten(),
+            })
+            .into_response()
+        }
+        Ok(Err(e)) => node_error(e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the listing failed",
+        ),
+    }
 }
 
 /// Ids of a collection's live documents, in order, a page at a time.

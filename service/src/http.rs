@@ -67,6 +67,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/blobs/{hash}", get(blobs::download))
         .route("/blobs/{hash}/status", get(blobs::status))
         .route("/blobs/{hash}/fetch", axum::routing::post(blobs::fetch))
+        .route("/transfers", get(blobs::transfers))
+        .route("/collections", get(docs::collections))
         .route("/collections/{collection}/documents", get(docs::list))
         .route("/collections/{collection}/find", get(docs::find))
         .route(
@@ -84,6 +86,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/ready", get(ready))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
+        .route("/", get(status_page))
         .nest("/api/v1", api)
         .merge(metrics)
         .fallback(not_found)
@@ -149,9 +152,20 @@ async fn authorize(
     req: Request,
     next: Next,
 ) -> Response {
+    // A browser's WebSocket cannot set headers: it may offer the token as
+    // the subprotocol `peat-bearer.<token>` (beside `peat.v1`).
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix(crate::ws::TOKEN_PROTOCOL))
+        })
+        .map(|t| format!("Bearer {t}"));
     let header = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .or(offered.as_deref());
     match s.auth.check(header, scope_of(req.method())) {
         Ok(()) => next.run(req).await,
         Err(Denied::Unauthenticated) => {
@@ -197,6 +211,22 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         crate::metrics::render(&s.node, &s.metrics).await,
+    )
+        .into_response()
+}
+
+/// The status page: one self-contained file (no build step, nothing fetched
+/// from elsewhere) that reads this API; it asks for a token when needed.
+async fn status_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        include_str!("status.html"),
     )
         .into_response()
 }

@@ -18,6 +18,7 @@ use crate::{blobs_api, documents_api, http, schema};
         http::ready,
         http::node_info,
         http::peers,
+        documents_api::collections,
         documents_api::list,
         documents_api::find,
         documents_api::get_doc,
@@ -29,6 +30,7 @@ use crate::{blobs_api, documents_api, http, schema};
         blobs_api::status,
         blobs_api::fetch,
         blobs_api::download,
+        blobs_api::transfers,
     ),
     components(schemas(
         schema::ErrorBody,
@@ -45,6 +47,10 @@ use crate::{blobs_api, documents_api, http, schema};
         schema::BlobEntry,
         schema::BlobList,
         schema::BlobState,
+        schema::CollectionEntry,
+        schema::Collections,
+        schema::TransferEntry,
+        schema::Transfers,
     )),
     modifiers(&Bearer),
 )]

@@ -121,3 +121,35 @@ pub struct BlobState {
     /// Verified bytes here.
     pub present: u64,
 }
+
+/// A collection and its live documents.
+#[derive(Serialize, ToSchema)]
+pub struct CollectionEntry {
+    pub name: String,
+    pub documents: u64,
+}
+
+/// A page of collections.
+#[derive(Serialize, ToSchema)]
+pub struct Collections {
+    pub collections: Vec<CollectionEntry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A running blob fetch.
+#[derive(Serialize, ToSchema)]
+pub struct TransferEntry {
+    pub hash: String,
+    /// Verified bytes here.
+    pub done: u64,
+    /// The blob's size; 0 until a provider answered.
+    pub total: u64,
+    /// Bytes per second, recently.
+    pub rate: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Transfers {
+    pub transfers: Vec<TransferEntry>,
+}

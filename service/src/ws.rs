@@ -57,6 +57,11 @@ pub const MAX_SUBSCRIPTIONS: usize = 64;
 pub const MAX_MESSAGE: usize = 64 << 10;
 /// Messages queued for one client before its subscriptions wait (and lag).
 pub const OUT_QUEUE: usize = 256;
+/// The subprotocol a client may offer (and the node selects).
+pub const PROTOCOL: &str = "peat.v1";
+/// The prefix of a subprotocol carrying a bearer token, for browsers
+/// (which cannot set an Authorization header on a WebSocket).
+pub const TOKEN_PROTOCOL: &str = "peat-bearer.";
 /// Messages written to a client's socket before one flush.
 const WRITE_BATCH: u64 = 64;
 /// Longest subscription name a client may choose.
@@ -95,7 +100,8 @@ pub async fn upgrade(State(s): State<Arc<ApiState>>, ws: WebSocketUpgrade) -> Re
             format!("at most {MAX_CLIENTS} WebSocket clients"),
         );
     };
-    ws.max_message_size(MAX_MESSAGE)
+    ws.protocols([PROTOCOL])
+        .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| serve(s, socket, permit))
         .into_response()

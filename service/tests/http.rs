@@ -86,6 +86,35 @@ async fn documents_over_http() {
     .await
     .unwrap();
     assert_eq!(r.json()["ids"], serde_json::json!(["t2", "t3"]));
+    // Collections with their live counts, a page at a time.
+    let r = call(
+        a,
+        "PUT",
+        "/api/v1/collections/alpha/documents/x",
+        None,
+        Some(r#"{"k":1}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 204);
+    let r = call(a, "GET", "/api/v1/collections?limit=1", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"collections": [{"name": "alpha", "documents": 1}], "next": "alpha"})
+    );
+    let r = call(a, "GET", "/api/v1/collections?after=alpha", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"collections": [{"name": "tracks", "documents": 5}], "next": null})
+    );
+    let r = call(a, "GET", "/api/v1/transfers", None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.json(), serde_json::json!({"transfers": []}));
     // Find by a top-level field (the value is JSON, URL-encoded).
     let find = "/api/v1/collections/tracks/find";
     let r = call(a, "GET", &format!("{find}?field=n&value=3"), None, None)

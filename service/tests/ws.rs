@@ -107,6 +107,22 @@ async fn subscriptions_over_websocket() {
         }
     }
 
+    // a browser offers the token as a subprotocol; the node picks peat.v1
+    let mut req = format!("ws://{a}/api/v1/ws").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("peat.v1, peat-bearer.{TOKEN}").parse().unwrap(),
+    );
+    let stream = TcpStream::connect(a).await.unwrap();
+    let (mut browser, resp) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "peat.v1");
+    send(&mut browser, json!({"op": "subscribe_peers", "sub": "p"})).await;
+    assert_eq!(
+        recv(&mut browser).await,
+        json!({"type": "subscribed", "sub": "p"})
+    );
+    drop(browser);
+
     let mut ws = open(a).await;
     // the collection with a snapshot, one document, and peer events
     send(

@@ -385,6 +385,19 @@ impl Blobs {
         }
     }
 
+    /// The fetches running now, in hash order (one per blob: a second fetch
+    /// of a blob joins the first). Each handle shows progress and can cancel.
+    pub fn transfers(&self) -> Vec<Transfer> {
+        let active = self.shared.active.locked();
+        let mut running: Vec<Transfer> = active
+            .values()
+            .filter(|t| !t.is_finished())
+            .cloned()
+            .collect();
+        running.sort_by_key(|t| t.hash);
+        running
+    }
+
     /// The stored blob, if complete here.
     pub fn info(&self, hash: BlobHash) -> Result<Option<BlobInfo>> {
         self.shared.store.info(&hash)

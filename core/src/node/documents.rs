@@ -14,6 +14,18 @@ use crate::storage::{self, Committed, DocKey, ListPage};
 
 use super::Node;
 
+/// Largest page of [`Node::collections`].
+pub const MAX_COLLECTIONS_PAGE: usize = 1024;
+
+/// A collection and how many live documents it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionInfo {
+    /// The collection's name.
+    pub name: String,
+    /// Live (not deleted) documents in it.
+    pub documents: u64,
+}
+
 /// Documents read per page of a subscription snapshot.
 const SNAPSHOT_PAGE: usize = 64;
 
@@ -175,6 +187,24 @@ impl Node {
             .engine
             .store
             .list(collection, &opts.prefix, opts.after.as_deref(), limit)
+    }
+
+    /// Collections holding live documents, in name order, with their live
+    /// document counts: at most `limit` (1 to [`MAX_COLLECTIONS_PAGE`]),
+    /// after `after` (the last name of the previous page). Walks the
+    /// documents of the collections it returns.
+    pub fn collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<CollectionInfo>> {
+        self.check_open()?;
+        if limit == 0 || limit > MAX_COLLECTIONS_PAGE {
+            return Err(Error::InvalidArgument(format!(
+                "limit must be 1 to {MAX_COLLECTIONS_PAGE}"
+            )));
+        }
+        let page = self.inner.engine.store.collections(after, limit)?;
+        Ok(page
+            .into_iter()
+            .map(|(name, documents)| CollectionInfo { name, documents })
+            .collect())
     }
 
     /// Live documents of `collection` whose top-level `field` equals `value`

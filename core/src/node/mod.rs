@@ -14,7 +14,7 @@ pub(crate) mod test_support;
 mod tests;
 mod trust;
 
-pub use documents::ListOptions;
+pub use documents::{CollectionInfo, ListOptions, MAX_COLLECTIONS_PAGE};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

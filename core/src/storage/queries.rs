@@ -81,6 +81,38 @@ impl Store {
         Ok(())
     }
 
+    /// Collections with live documents, in name order, after `after`, at
+    /// most `limit`: (name, live documents). Walks the documents of the
+    /// collections it returns (and the deleted ones between), one read
+    /// transaction, memory bounded by `limit`.
+    pub fn collections(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // Keys are `collection \0 id`: every key of `after` sorts before
+        // `after \x01`, and every later collection's at or after it.
+        let start = after.map(|a| format!("{a}\u{1}")).unwrap_or_default();
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(META)?;
+        for row in t.range(start.as_str()..)? {
+            let (k, v) = row?;
+            let k = k.value();
+            let Some((collection, _)) = k.split_once('\0') else {
+                continue;
+            };
+            let live = !Meta::decode(v.value())?.deleted;
+            let full = out.len() == limit;
+            match out.last_mut() {
+                Some((name, n)) if name == collection => *n += u64::from(live),
+                _ if !live => {}
+                _ if full => break,
+                _ => out.push((collection.to_string(), 1)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls `f` with the key of every live (not deleted) document, in key order.
     pub fn scan_all(&self, mut f: impl FnMut(&DocKey) -> Result<()>) -> Result<()> {
         let txn = self.db()?.begin_read()?;
