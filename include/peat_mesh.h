@@ -1744,6 +1744,64 @@ typedef struct {
   uintptr_t len;
 } PeatChangeAuthorList;
 
+/*
+ A collection and its live documents. `name` is owned by the list.
+ */
+typedef struct {
+  /*
+   The collection's name (NUL-terminated UTF-8).
+   */
+  char *name;
+  /*
+   Live (not deleted) documents in it.
+   */
+  uint64_t documents;
+} PeatCollectionInfo;
+
+/*
+ Collections, owned by the library. Free with
+ [`peat_collection_list_free`].
+ */
+typedef struct {
+  /*
+   `len` collections in name order; NULL when `len` is 0.
+   */
+  PeatCollectionInfo *items;
+  /*
+   Number of collections.
+   */
+  uintptr_t len;
+} PeatCollectionList;
+
+/*
+ A blob fetch running now. Plain data: nothing inside to free.
+ */
+typedef struct {
+  /*
+   The blob's BLAKE3 hash, 64 hex digits and a NUL.
+   */
+  char hash[65];
+  /*
+   Its progress.
+   */
+  PeatTransferProgress progress;
+} PeatTransferStatus;
+
+/*
+ Running fetches, owned by the library. Free with
+ [`peat_transfer_status_list_free`].
+ */
+typedef struct {
+  /*
+   `len` fetches in hash order; NULL when `len` is 0.
+   */
+  PeatTransferStatus *items;
+  /*
+   Number of fetches.
+   */
+  uintptr_t len;
+} PeatTransferStatusList;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -2968,6 +3026,52 @@ int32_t peat_node_authors(PeatNode node,
  `list` must be zeroed or exactly as returned by [`peat_node_authors`].
  */
 void peat_change_author_list_free(PeatChangeAuthorList list);
+
+/*
+ `*out` receives the collections holding live documents, in name order,
+ with their counts: at most `limit` (1 to 1,024), after `after` (empty for
+ the first page; else the last name of the previous page). Walks the
+ documents of the collections it returns. Free with
+ [`peat_collection_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_node_collections(PeatNode node,
+                              PeatStr after,
+                              uintptr_t limit,
+                              PeatCollectionList *out,
+                              PeatError **err);
+
+/*
+ Frees a collection list and its names. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by [`peat_node_collections`].
+ */
+void peat_collection_list_free(PeatCollectionList list);
+
+/*
+ `*out` receives the blob fetches running on the node now (one per blob),
+ in hash order, with their progress. Free with
+ [`peat_transfer_status_list_free`].
+
+ # Safety
+ Pointer arguments must be NULL or valid as the header's ownership rule says:
+ inputs readable for the call, out-pointers writable, and anything passed back
+ to a `peat_*_free` function exactly as the library returned it.
+ */
+int32_t peat_blob_transfers(PeatNode node, PeatTransferStatusList *out, PeatError **err);
+
+/*
+ Frees a transfer status list. Accepts a zeroed list.
+
+ # Safety
+ `list` must be zeroed or exactly as returned by [`peat_blob_transfers`].
+ */
+void peat_transfer_status_list_free(PeatTransferStatusList list);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,6 +13,7 @@ use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::handles::{self, Object};
 use crate::records::{
     BlobInfoRecord, BlobStatusRecord, SubEvent, TransferProfile, TransferProgress,
+    TransferStatusRecord,
 };
 use crate::runtime;
 
@@ -78,6 +79,16 @@ pub fn blob_fetch(
     // The transfer task runs on the SDK runtime.
     let t = runtime::block_on(async move { n.blobs().fetch(hash, opts) })?;
     Ok(handles::insert(Object::Transfer(t)))
+}
+
+/// The blob fetches running on the node now, in hash order.
+pub fn blob_transfers(node: u64) -> SdkResult<Vec<TransferStatusRecord>> {
+    let n = handles::node(node)?;
+    Ok(n.blobs()
+        .transfers()
+        .iter()
+        .map(TransferStatusRecord::from)
+        .collect())
 }
 
 /// Current progress of a transfer.

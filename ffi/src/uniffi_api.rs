@@ -10,8 +10,8 @@ use crate::blobs;
 use crate::dispatch::EventSink;
 use crate::error::{ErrorCode, SdkError, SdkResult};
 use crate::records::{
-    BlobInfoRecord, BlobStatusRecord, NodeOptions, NodeStats, PeerRecord, SubEvent,
-    TransferProfile, TransferProgress,
+    BlobInfoRecord, BlobStatusRecord, CollectionRecord, NodeOptions, NodeStats, PeerRecord,
+    SubEvent, TransferProfile, TransferProgress, TransferStatusRecord,
 };
 use crate::reload;
 use crate::sdk;
@@ -369,6 +369,18 @@ pub fn list(
 ) -> R<ListPage> {
     let (ids, next) = sdk::list(node, &collection, &prefix, after.as_deref(), limit as usize)?;
     Ok(ListPage { ids, next })
+}
+
+/// Collections with live documents and their counts, a page at a time.
+#[uniffi::export]
+pub fn collections(node: u64, after: Option<String>, limit: u32) -> R<Vec<CollectionRecord>> {
+    Ok(sdk::collections(node, after.as_deref(), limit as usize)?)
+}
+
+/// The blob fetches running now.
+#[uniffi::export]
+pub fn blob_transfers(node: u64) -> R<Vec<TransferStatusRecord>> {
+    Ok(crate::blobs::blob_transfers(node)?)
 }
 
 /// Raw Automerge bytes.

@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Callable, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native
 from . import _ephemeral
@@ -86,6 +86,8 @@ from ._native import (
 
 __all__ = [
     "Node",
+    "Collection",
+    "TransferStatus",
     "Ephemeral",
     "Message",
     "TopicSubscription",
@@ -684,6 +686,22 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class TransferStatus:
+    """A blob fetch running on the node: the blob's hash and its progress."""
+
+    hash: str
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection and how many live documents it holds."""
+
+    name: str
+    documents: int
+
+
+@dataclass(frozen=True)
 class BlobStatus:
     """How much of a blob is here."""
 
@@ -937,6 +955,12 @@ class SyncNode(_trust.SyncTrustMethods):
         """One page of ids: ``(ids, next_cursor_or_None)``."""
         return _native.list(self.handle, collection, prefix, after, limit)
 
+    def collections(self, after: Optional[str] = None, limit: int = 100) -> List[Collection]:
+        """Collections holding live documents, in name order, with their counts:
+        at most ``limit`` (1 to 1,024), after ``after`` (the last name of the
+        previous page)."""
+        return [Collection(n, c) for n, c in _native.collections(self.handle, after, limit)]
+
     def export(self, collection: str, id: str) -> Optional[bytes]:
         """The document's raw Automerge bytes, or None."""
         data = _native.export(self.handle, collection, id)
@@ -1021,6 +1045,13 @@ class SyncNode(_trust.SyncTrustMethods):
         """How much of a blob is here."""
         state, size, present = _native.blob_status(self.handle, hash)
         return BlobStatus(BlobState(state), size, present)
+
+    def blob_transfers(self) -> List[TransferStatus]:
+        """The blob fetches running now (one per blob), in hash order."""
+        return [
+            TransferStatus(h, Progress(done, total, resumed, received, rate, False))
+            for h, done, total, resumed, received, rate in _native.blob_transfers(self.handle)
+        ]
 
     # ----- ephemeral messages and beacons -----
 
@@ -1235,6 +1266,11 @@ class Node(_trust.AsyncTrustMethods):
         """One page of ids: ``(ids, next_cursor_or_None)``."""
         return self.sync.list(collection, prefix, after, limit)
 
+    async def collections(self, after: Optional[str] = None, limit: int = 100) -> List[Collection]:
+        """Collections holding live documents, with their counts (walks their
+        documents, so it runs on a worker thread)."""
+        return await asyncio.to_thread(self.sync.collections, after, limit)
+
     async def export(self, collection: str, id: str) -> Optional[bytes]:
         """The document's raw Automerge bytes, or None."""
         return self.sync.export(collection, id)
@@ -1305,6 +1341,10 @@ class Node(_trust.AsyncTrustMethods):
     def blob_status(self, hash: str) -> BlobStatus:
         """How much of a blob is here."""
         return self.sync.blob_status(hash)
+
+    def blob_transfers(self) -> List[TransferStatus]:
+        """The blob fetches running now (one per blob), in hash order."""
+        return self.sync.blob_transfers()
 
     # ----- ephemeral messages and beacons (none of these waits) -----
 

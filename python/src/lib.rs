@@ -355,6 +355,37 @@ fn list(
         .map_err(err)
 }
 
+/// [(name, live documents)] of the collections, in name order, a page.
+#[pyfunction]
+#[pyo3(signature = (node, after, limit))]
+fn collections(
+    py: Python<'_>,
+    node: u64,
+    after: Option<String>,
+    limit: usize,
+) -> R<Vec<(String, u64)>> {
+    let list = py
+        .detach(|| sdk::collections(node, after.as_deref(), limit))
+        .map_err(err)?;
+    Ok(list.into_iter().map(|c| (c.name, c.documents)).collect())
+}
+
+/// (hash, done, total, resumed, received, rate) of a running fetch.
+type TransferRow = (String, u64, u64, u64, u64, f64);
+
+/// The running fetches, in hash order.
+#[pyfunction]
+fn blob_transfers(py: Python<'_>, node: u64) -> R<Vec<TransferRow>> {
+    let list = py.detach(|| blobs::blob_transfers(node)).map_err(err)?;
+    Ok(list
+        .into_iter()
+        .map(|t| {
+            let p = t.progress;
+            (t.hash, p.done, p.total, p.resumed, p.received, p.rate)
+        })
+        .collect())
+}
+
 #[pyfunction]
 fn export(py: Python<'_>, node: u64, collection: String, id: String) -> R<Option<Vec<u8>>> {
     py.detach(|| sdk::export(node, &collection, &id))
@@ -788,6 +819,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(delete, m)?)?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
+    m.add_function(wrap_pyfunction!(collections, m)?)?;
+    m.add_function(wrap_pyfunction!(blob_transfers, m)?)?;
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(import_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(subscribe_docs, m)?)?;

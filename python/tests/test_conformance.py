@@ -663,3 +663,42 @@ def test_links_pace_and_silencing(tmp_path):
         ).close()
     except peat_mesh.NetworkError as e:
         assert "Bluetooth" in str(e), e
+
+
+def test_collections_and_transfers(open_node, tmp_path):
+    """Scenario 32: collections with their live counts, a page at a time; the
+    blob fetches running, listed while they run and not once cancelled."""
+    a, b = open_node("a"), open_node("b")
+    a.put("alpha", "a1", {"n": 1})
+    a.put("alpha", "a2", {"n": 2})
+    a.put("beta", "b1", {"n": 1})
+    a.put("beta", "b2", {"n": 2})
+    assert a.delete("beta", "b1")
+    assert a.collections() == [peat_mesh.Collection("alpha", 2), peat_mesh.Collection("beta", 1)]
+    assert a.collections(limit=1) == [peat_mesh.Collection("alpha", 2)]
+    assert a.collections(after="alpha", limit=1) == [peat_mesh.Collection("beta", 1)]
+    assert a.collections(after="beta") == []
+    with pytest.raises(peat_mesh.InvalidArgumentError):
+        a.collections(limit=0)
+    assert asyncio.run(_async_collections(tmp_path)) == [peat_mesh.Collection("c", 1)]
+
+    assert b.blob_transfers() == []
+    b.connect(a.addrs()[0])
+    src = tmp_path / "s.bin"
+    src.write_bytes(os.urandom(2 << 20))
+    info = a.add_blob_file(src)
+    with b.fetch_blob(info.hash, profile=peat_mesh.TransferProfile.EDGE, rate_limit=128 << 10) as t:
+        running = b.blob_transfers()
+        assert [r.hash for r in running] == [info.hash]
+        assert running[0].progress.total in (0, 2 << 20)
+        t.cancel()
+        with pytest.raises(peat_mesh.OperationCancelledError):
+            t.wait_blocking(10.0)
+    assert b.blob_transfers() == []
+
+
+async def _async_collections(tmp_path):
+    n = await peat_mesh.Node.open(str(tmp_path / "c"), "py", SECRET, listen="127.0.0.1:0")
+    async with n:
+        await n.put("c", "x", {"k": 1})
+        return await n.collections()

@@ -2025,6 +2025,78 @@ static int t_enrollment(void) {
 
 /* Scenario 31: changes signed by their writer and checked by a node that
  * rejects unsigned ones; authors answered per change. */
+/* Collections with their live counts, paged, and the blob fetches running. */
+static int t_collections_and_transfers(void) {
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_node(&a, da, SECRET));
+    CHECK(open_node(&b, db, SECRET));
+    OK(peat_doc_put(a, S("alpha"), S("a1"), S("{\"n\":1}"), ERR));
+    OK(peat_doc_put(a, S("alpha"), S("a2"), S("{\"n\":2}"), ERR));
+    OK(peat_doc_put(a, S("beta"), S("b1"), S("{\"n\":1}"), ERR));
+    OK(peat_doc_put(a, S("beta"), S("b2"), S("{\"n\":2}"), ERR));
+    bool deleted = false;
+    OK(peat_doc_delete(a, S("beta"), S("b1"), &deleted, ERR));
+    PeatCollectionList cl;
+    OK(peat_node_collections(a, S(""), 10, &cl, ERR));
+    CHECK(cl.len == 2);
+    CHECK(strcmp(cl.items[0].name, "alpha") == 0 && cl.items[0].documents == 2);
+    CHECK(strcmp(cl.items[1].name, "beta") == 0 && cl.items[1].documents == 1);
+    peat_collection_list_free(cl);
+    /* a page at a time */
+    OK(peat_node_collections(a, S(""), 1, &cl, ERR));
+    CHECK(cl.len == 1 && strcmp(cl.items[0].name, "alpha") == 0);
+    peat_collection_list_free(cl);
+    OK(peat_node_collections(a, S("alpha"), 1, &cl, ERR));
+    CHECK(cl.len == 1 && strcmp(cl.items[0].name, "beta") == 0);
+    peat_collection_list_free(cl);
+    OK(peat_node_collections(a, S("beta"), 1, &cl, ERR));
+    CHECK(cl.len == 0 && cl.items == NULL);
+    peat_collection_list_free(cl);
+    CHECK(peat_node_collections(a, S(""), 0, &cl, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    CHECK(peat_node_collections(a, S(""), 10, NULL, NULL) == PEAT_STATUS_INVALID_ARGUMENT);
+    PeatCollectionList zero;
+    memset(&zero, 0, sizeof zero);
+    peat_collection_list_free(zero);
+
+    /* a slow fetch is listed while it runs, and not once cancelled */
+    PeatTransferStatusList tl;
+    OK(peat_blob_transfers(b, &tl, ERR));
+    CHECK(tl.len == 0);
+    peat_transfer_status_list_free(tl);
+    CHECK(connect_nodes(b, a));
+    char src[128];
+    snprintf(src, sizeof src, "%s/source.bin", da);
+    size_t size = 2u << 20;
+    unsigned char *data = malloc(size);
+    CHECK(data != NULL);
+    unsigned int seed = 777;
+    for (size_t i = 0; i < size; i++) data[i] = (unsigned char)(rand_r(&seed) >> 7);
+    FILE *f = fopen(src, "wb");
+    CHECK(f && fwrite(data, 1, size, f) == size);
+    fclose(f);
+    free(data);
+    PeatBlobInfo info;
+    OK(peat_blob_add_file(a, S(src), 10000, NO_CANCEL, &info, ERR));
+    PeatTransfer t;
+    OK(peat_blob_fetch(b, S(info.hash), NULL, 0, PEAT_TRANSFER_PROFILE_EDGE, 128u << 10, 0, S(""), &t, ERR));
+    OK(peat_blob_transfers(b, &tl, ERR));
+    CHECK(tl.len == 1 && strcmp(tl.items[0].hash, info.hash) == 0 && !tl.items[0].progress.finished);
+    peat_transfer_status_list_free(tl);
+    OK(peat_transfer_cancel(t, ERR));
+    PeatBlobInfo got;
+    CHECK(call_with_err_(peat_transfer_wait(t, 10000, NO_CANCEL, &got, ERR)) == PEAT_STATUS_CANCELLED);
+    OK(peat_transfer_free(t, ERR));
+    OK(peat_blob_transfers(b, &tl, ERR));
+    CHECK(tl.len == 0);
+    peat_transfer_status_list_free(tl);
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    return 1;
+}
+
 static int t_signed_changes(void) {
     PeatNode a, b, u;
     char da[64], db[64], du[64];
@@ -2330,6 +2402,7 @@ static const struct {
     {"enrollment", t_enrollment},
     {"key_rotation", t_key_rotation},
     {"signed_changes", t_signed_changes},
+    {"collections_and_transfers", t_collections_and_transfers},
     {"exit_with_open_node", t_exit_with_open_node},
     {"shutdown", t_shutdown},
 };

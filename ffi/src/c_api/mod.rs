@@ -63,12 +63,16 @@ mod trust;
 /// Who wrote a document's changes.
 mod authors;
 
+/// Listings: collections with their counts, running blob fetches.
+mod catalog;
+
 /// Version of this C ABI; bumped on any incompatible change.
 pub const PEAT_ABI_VERSION: u32 = 11;
 
 pub use authors::*;
 pub use beacons::*;
 pub use blobs::*;
+pub use catalog::*;
 pub use documents::*;
 pub use ephemeral::*;
 pub use events::*;

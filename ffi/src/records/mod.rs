@@ -12,12 +12,14 @@ use peat_mesh::{Event, PeerInfo};
 
 use crate::error::{SdkError, SdkResult};
 
+mod catalog;
 mod ephemeral;
 mod lifecycle;
 mod links;
 mod peers;
 mod trust;
 
+pub use catalog::{CollectionRecord, TransferStatusRecord};
 pub use ephemeral::{
     BeaconEventRecord, BeaconInfoRecord, BeaconRecord, EphemeralOptions, EphemeralStatsRecord,
     MessageEventRecord, MessageRecord, NodeState, PublishOptionsRecord,

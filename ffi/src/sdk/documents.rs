@@ -6,6 +6,7 @@ use peat_mesh::ListOptions;
 use super::args::{check_doc, check_name, parse_json};
 use crate::error::{SdkError, SdkResult};
 use crate::handles;
+use crate::records::CollectionRecord;
 use crate::runtime;
 
 /// Writes a document (a JSON object). Returns once durable.
@@ -77,4 +78,20 @@ pub fn import(node: u64, collection: &str, id: &str, bytes: &[u8]) -> SdkResult<
     check_doc(collection, Some(id))?;
     let (c, i, b) = (collection.to_string(), id.to_string(), bytes.to_vec());
     runtime::block_on(async move { n.import(&c, &i, &b).await.map_err(SdkError::from) })?
+}
+
+/// Collections holding live documents, in name order, with their counts: at
+/// most `limit` (1 to 1,024), after `after` (the last name of the previous
+/// page). Walks the documents of the collections it returns.
+pub fn collections(
+    node: u64,
+    after: Option<&str>,
+    limit: usize,
+) -> SdkResult<Vec<CollectionRecord>> {
+    let n = handles::node(node)?;
+    after.map_or(Ok(()), |a| check_name("cursor", a))?;
+    Ok(n.collections(after, limit)?
+        .into_iter()
+        .map(CollectionRecord::from)
+        .collect())
 }

@@ -672,6 +672,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_blob_status(
     ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_blob_transfers(
+    ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_cancel(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_cancel_free(
@@ -679,6 +681,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_peat_mesh_ffi_checksum_func_cancel_new(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_clear_log_listener(
+    ): Int
+    external fun uniffi_peat_mesh_ffi_checksum_func_collections(
     ): Int
     external fun uniffi_peat_mesh_ffi_checksum_func_connect(
     ): Int
@@ -857,6 +861,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_blob_fetch(`node`: Long,`hash`: RustBu
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_blob_status(`node`: Long,`hash`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
+external fun uniffi_peat_mesh_ffi_fn_func_blob_transfers(`node`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_cancel(`token`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_cancel_free(`token`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -865,6 +871,8 @@ external fun uniffi_peat_mesh_ffi_fn_func_cancel_new(uniffi_out_err: UniffiRustC
 ): Long
 external fun uniffi_peat_mesh_ffi_fn_func_clear_log_listener(uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_peat_mesh_ffi_fn_func_collections(`node`: Long,`after`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_peat_mesh_ffi_fn_func_connect(`node`: Long,`peer`: RustBuffer.ByValue,`timeoutMs`: Long,`cancel`: Long,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
 external fun uniffi_peat_mesh_ffi_fn_func_delete(`node`: Long,`collection`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1139,6 +1147,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_status() != 52074) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_blob_transfers() != 58499) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_cancel() != 795) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1149,6 +1160,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_clear_log_listener() != 9123) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_peat_mesh_ffi_checksum_func_collections() != 46008) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_peat_mesh_ffi_checksum_func_connect() != 30990) {
@@ -2618,6 +2632,53 @@ public object FfiConverterTypeChangeAuthorRecord: FfiConverterRustBuffer<ChangeA
             FfiConverterLong.write(value.`timeMs`, buf)
             FfiConverterString.write(value.`author`, buf)
             FfiConverterBoolean.write(value.`valid`, buf)
+    }
+}
+
+
+
+/**
+ * A collection and how many live documents it holds.
+ */
+data class CollectionRecord (
+    /**
+     * The collection's name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Live (not deleted) documents in it.
+     */
+    var `documents`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCollectionRecord: FfiConverterRustBuffer<CollectionRecord> {
+    override fun read(buf: ByteBuffer): CollectionRecord {
+        return CollectionRecord(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CollectionRecord) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterULong.allocationSize(value.`documents`)
+    )
+
+    override fun write(value: CollectionRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterULong.write(value.`documents`, buf)
     }
 }
 
@@ -4120,6 +4181,53 @@ public object FfiConverterTypeTransferProgress: FfiConverterRustBuffer<TransferP
             FfiConverterULong.write(value.`received`, buf)
             FfiConverterDouble.write(value.`rate`, buf)
             FfiConverterBoolean.write(value.`finished`, buf)
+    }
+}
+
+
+
+/**
+ * A blob fetch running now.
+ */
+data class TransferStatusRecord (
+    /**
+     * The blob's BLAKE3 hash, 64 hex digits.
+     */
+    var `hash`: kotlin.String
+    , 
+    /**
+     * Its progress.
+     */
+    var `progress`: TransferProgress
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTransferStatusRecord: FfiConverterRustBuffer<TransferStatusRecord> {
+    override fun read(buf: ByteBuffer): TransferStatusRecord {
+        return TransferStatusRecord(
+            FfiConverterString.read(buf),
+            FfiConverterTypeTransferProgress.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TransferStatusRecord) = (
+            FfiConverterString.allocationSize(value.`hash`) +
+            FfiConverterTypeTransferProgress.allocationSize(value.`progress`)
+    )
+
+    override fun write(value: TransferStatusRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`hash`, buf)
+            FfiConverterTypeTransferProgress.write(value.`progress`, buf)
     }
 }
 
@@ -6218,6 +6326,34 @@ public object FfiConverterSequenceTypeChangeAuthorRecord: FfiConverterRustBuffer
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeCollectionRecord: FfiConverterRustBuffer<List<CollectionRecord>> {
+    override fun read(buf: ByteBuffer): List<CollectionRecord> {
+        val len = buf.getInt()
+        return List<CollectionRecord>(len) {
+            FfiConverterTypeCollectionRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<CollectionRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeCollectionRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<CollectionRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeCollectionRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeCollectionRule: FfiConverterRustBuffer<List<CollectionRule>> {
     override fun read(buf: ByteBuffer): List<CollectionRule> {
         val len = buf.getInt()
@@ -6358,6 +6494,34 @@ public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<Pe
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeTransferStatusRecord: FfiConverterRustBuffer<List<TransferStatusRecord>> {
+    override fun read(buf: ByteBuffer): List<TransferStatusRecord> {
+        val len = buf.getInt()
+        return List<TransferStatusRecord>(len) {
+            FfiConverterTypeTransferStatusRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<TransferStatusRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeTransferStatusRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<TransferStatusRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeTransferStatusRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<PeerSource>> {
     override fun read(buf: ByteBuffer): List<PeerSource> {
         val len = buf.getInt()
@@ -6477,6 +6641,20 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
     
 
         /**
+         * The blob fetches running now.
+         */
+    @Throws(PeatException::class) fun `blobTransfers`(`node`: kotlin.ULong): List<TransferStatusRecord> {
+            return FfiConverterSequenceTypeTransferStatusRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_blob_transfers(
+    
+        FfiConverterULong.lower(`node`),_status)
+}
+    )
+    }
+    
+
+        /**
          * Triggers a cancel token.
          */
     @Throws(PeatException::class) fun `cancel`(`token`: kotlin.ULong)
@@ -6525,6 +6703,20 @@ public object FfiConverterSequenceTypePeerSource: FfiConverterRustBuffer<List<Pe
         _status)
 }
     
+    
+
+        /**
+         * Collections with live documents and their counts, a page at a time.
+         */
+    @Throws(PeatException::class) fun `collections`(`node`: kotlin.ULong, `after`: kotlin.String?, `limit`: kotlin.UInt): List<CollectionRecord> {
+            return FfiConverterSequenceTypeCollectionRecord.lift(
+    uniffiRustCallWithError(PeatException) { _status ->
+    UniffiLib.uniffi_peat_mesh_ffi_fn_func_collections(
+    
+        FfiConverterULong.lower(`node`),FfiConverterOptionalString.lower(`after`),FfiConverterUInt.lower(`limit`),_status)
+}
+    )
+    }
     
 
         /**

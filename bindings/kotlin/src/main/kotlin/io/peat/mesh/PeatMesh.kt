@@ -5,6 +5,7 @@ import io.peat.mesh.uniffi.BeaconInfoRecord
 import io.peat.mesh.uniffi.BeaconRecord
 import io.peat.mesh.uniffi.BlobInfo
 import io.peat.mesh.uniffi.BlobStatusRecord
+import io.peat.mesh.uniffi.CollectionRecord
 import io.peat.mesh.uniffi.DocEventRecord
 import io.peat.mesh.uniffi.EphemeralOptions
 import io.peat.mesh.uniffi.EphemeralStatsRecord
@@ -23,6 +24,7 @@ import io.peat.mesh.uniffi.PublishOptionsRecord
 import io.peat.mesh.uniffi.SubEvent
 import io.peat.mesh.uniffi.TransferProfile
 import io.peat.mesh.uniffi.TransferProgress
+import io.peat.mesh.uniffi.TransferStatusRecord
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.awaitCancellation
@@ -425,6 +427,17 @@ class Node private constructor(private val handle: ULong) : Closeable {
             }, { io.peat.mesh.uniffi.list(handle, collection, prefix, after, limit.toUInt()) })
         }
 
+    /**
+     * Collections holding live documents, in name order, with their counts:
+     * at most [limit] (1 to 1,024), after [after] (the last name of the
+     * previous page). Walks their documents, so it runs on the IO dispatcher.
+     */
+    suspend fun collections(after: String? = null, limit: Int = 100): List<CollectionRecord> =
+        withContext(Dispatchers.IO) {
+            // a negative limit is refused like 0, with the library's message
+            needsJna("collections") { io.peat.mesh.uniffi.collections(handle, after, limit.coerceAtLeast(0).toUInt()) }
+        }
+
     /** The document's raw Automerge bytes, or null. */
     suspend fun export(collection: String, id: String): ByteArray? =
         withContext(Dispatchers.IO) { either({ JniBridge.exportDoc(h, collection, id) }, { io.peat.mesh.uniffi.exportDoc(handle, collection, id) }) }
@@ -525,6 +538,9 @@ class Node private constructor(private val handle: ULong) : Closeable {
 
     /** How much of a blob is here (`state`: missing, partial or complete). */
     fun blobStatus(hash: String): BlobStatusRecord = needsJna("blobs") { io.peat.mesh.uniffi.blobStatus(handle, hash) }
+
+    /** The blob fetches running now (one per blob), in hash order, with their progress. */
+    fun blobTransfers(): List<TransferStatusRecord> = needsJna("blobs") { io.peat.mesh.uniffi.blobTransfers(handle) }
 
     // ----- ephemeral messages and beacons -----
 

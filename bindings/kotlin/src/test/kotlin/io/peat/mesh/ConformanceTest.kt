@@ -334,6 +334,40 @@ class ConformanceTest {
     }
 
     /**
+     * Scenario 32: collections with their live counts, a page at a time; the
+     * blob fetches running, listed while they run and not once cancelled.
+     */
+    @Test
+    fun collectionsAndTransfers() = runBlocking<Unit> {
+        node().use { a ->
+            node().use { b ->
+                for ((c, id) in listOf("alpha" to "a1", "alpha" to "a2", "beta" to "b1", "beta" to "b2")) {
+                    a.put(c, id, """{"n":1}""")
+                }
+                assertTrue(a.delete("beta", "b1"))
+                assertEquals(listOf("alpha" to 2UL, "beta" to 1UL), a.collections().map { it.name to it.documents })
+                assertEquals(listOf("alpha"), a.collections(limit = 1).map { it.name })
+                assertEquals(listOf("beta"), a.collections(after = "alpha", limit = 1).map { it.name })
+                assertEquals(emptyList(), a.collections(after = "beta"))
+                assertFailsWith<Err.InvalidArgument> { a.collections(limit = 0) }
+
+                assertEquals(emptyList(), b.blobTransfers())
+                b.connect(a.addrs[0])
+                val src = File(tmp(), "src.bin").apply { writeBytes(Random(32).nextBytes(2 shl 20)) }
+                val info = a.addBlobFile(src.absolutePath)
+                b.fetchBlob(info.hash, emptyList(), TransferProfile.EDGE, 128L shl 10).use { t ->
+                    val running = b.blobTransfers()
+                    assertEquals(listOf(info.hash), running.map { it.hash })
+                    assertTrue(!running[0].progress.finished)
+                    t.cancel()
+                    assertFailsWith<Err.Cancelled> { t.await() }
+                }
+                assertEquals(emptyList(), b.blobTransfers())
+            }
+        }
+    }
+
+    /**
      * Scenario 22: a fetch expecting another size than the only provider's fails
      * with Corrupt and keeps nothing; discarding a partial is refused while its
      * fetch runs, then returns true once and false after; the next fetch (with
