@@ -72,6 +72,18 @@ struct Flags {
     /// Report ready only once a first peer is admitted [PEAT_HTTP_READY_NEEDS_PEER].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     ready_needs_peer: Option<bool>,
+    /// Serve HTTPS with this PEM certificate chain, leaf first (with
+    /// --http-tls-key-file) [PEAT_HTTP_TLS_CERT_FILE].
+    #[arg(long, value_name = "FILE")]
+    http_tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --http-tls-cert-file [PEAT_HTTP_TLS_KEY_FILE].
+    #[arg(long, value_name = "FILE")]
+    http_tls_key_file: Option<PathBuf>,
+    /// A browser origin allowed to call the API (CORS), like
+    /// https://console.example; repeat for more; none by default
+    /// [PEAT_HTTP_CORS_ORIGINS, comma-separated].
+    #[arg(long = "http-cors-origin", value_name = "ORIGIN")]
+    http_cors_origins: Vec<String>,
 }
 
 impl Flags {
@@ -89,6 +101,10 @@ impl Flags {
         };
         l.http.bind = self.http_bind;
         l.http.ready_needs_peer = self.ready_needs_peer;
+        l.http.tls_cert_file = self.http_tls_cert_file;
+        l.http.tls_key_file = self.http_tls_key_file;
+        l.http.cors_origins =
+            (!self.http_cors_origins.is_empty()).then_some(self.http_cors_origins);
         l
     }
 }

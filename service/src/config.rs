@@ -19,6 +19,9 @@
 //! [http]
 //! bind = "0.0.0.0:8080"
 //! ready_needs_peer = true
+//! tls_cert_file = "/etc/peat/tls.crt"   # HTTPS (optional): PEM chain and key
+//! tls_key_file = "/etc/peat/tls.key"
+//! cors_origins = ["https://console.example"]   # CORS (optional; off by default)
 //! [[http.tokens]]
 //! name = "ops"
 //! sha256 = "…64 hex digits…"     # peat-mesh-node hash-token < token-file
@@ -75,6 +78,11 @@ pub struct HttpLayer {
     pub bind: Option<String>,
     pub ready_needs_peer: Option<bool>,
     pub tokens: Option<Vec<TokenLayer>>,
+    /// HTTPS: a PEM certificate chain (leaf first) and its PEM key.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Origins a browser page may call the API from (CORS); none by default.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// A bearer token as configured: its SHA-256 (hex) and scopes.
@@ -123,6 +131,9 @@ impl Layer {
                 "PEAT_LOG_FORMAT" => l.log_format = Some(v),
                 "PEAT_HTTP_BIND" => l.http.bind = Some(v),
                 "PEAT_HTTP_READY_NEEDS_PEER" => l.http.ready_needs_peer = Some(parse_bool(&k, &v)?),
+                "PEAT_HTTP_TLS_CERT_FILE" => l.http.tls_cert_file = Some(v.into()),
+                "PEAT_HTTP_TLS_KEY_FILE" => l.http.tls_key_file = Some(v.into()),
+                "PEAT_HTTP_CORS_ORIGINS" => l.http.cors_origins = Some(list(&v)),
                 _ => {}
             }
         }
@@ -151,6 +162,9 @@ impl Layer {
         take!(http.bind);
         take!(http.ready_needs_peer);
         take!(http.tokens);
+        take!(http.tls_cert_file);
+        take!(http.tls_key_file);
+        take!(http.cors_origins);
         self
     }
 }
@@ -192,6 +206,18 @@ pub struct Settings {
     pub ready_needs_peer: bool,
     pub tokens: Vec<Token>,
     pub policies: peat_mesh::Policies,
+    /// HTTPS, when configured (the files checked and loaded).
+    pub tls: Option<Tls>,
+    /// Origins allowed by CORS (none: CORS off).
+    pub cors_origins: Vec<String>,
+}
+
+/// HTTPS settings: the files and the server configuration made from them.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub config: std::sync::Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -260,6 +286,23 @@ impl Settings {
                 peat_mesh::Policies::from_json(&json).map_err(|e| bad(e.to_string()))?
             }
         };
+        let tls = match (l.http.tls_cert_file, l.http.tls_key_file) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(Tls {
+                config: crate::tls::server_config(&cert_file, &key_file)?,
+                cert_file,
+                key_file,
+            }),
+            _ => {
+                return Err(bad(
+                    "http.tls_cert_file and http.tls_key_file go together: set both or neither",
+                ))
+            }
+        };
+        let cors_origins = l.http.cors_origins.unwrap_or_default();
+        for o in &cors_origins {
+            check_origin(o)?;
+        }
         if !http_bind.ip().is_loopback() && tokens.is_empty() {
             return Err(bad(format!(
                 "http.bind {http_bind} is not loopback: configure at least one token ([[http.tokens]])"
@@ -279,6 +322,8 @@ impl Settings {
             ready_needs_peer: l.http.ready_needs_peer.unwrap_or(false),
             tokens,
             policies,
+            tls,
+            cors_origins,
         })
     }
 
@@ -310,6 +355,15 @@ impl Settings {
         }
         out += &format!("bind = {}\n", q(&self.http_bind.to_string()));
         out += &format!("ready_needs_peer = {}\n", self.ready_needs_peer);
+        if let Some(t) = &self.tls {
+            out += &format!(
+                "tls_cert_file = {}\ntls_key_file = {}\n",
+                q(&t.cert_file.display().to_string()),
+                q(&t.key_file.display().to_string())
+            );
+        }
+        let origins: Vec<String> = self.cors_origins.iter().map(|o| q(o)).collect();
+        out += &format!("cors_origins = [{}]\n", origins.join(", "));
         for t in &self.tokens {
             let scopes: Vec<String> = t.scopes.iter().map(|s| q(s.name())).collect();
             out += &format!(
@@ -319,6 +373,26 @@ impl Settings {
             );
         }
         out + &tail
+    }
+}
+
+/// An origin as browsers send it: `http://` or `https://`, a host, an
+/// optional port, nothing after.
+fn check_origin(o: &str) -> Result<(), ConfigError> {
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    let ok = rest.is_some_and(|h| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "http.cors_origins: {o:?} is not an origin like https://console.example:8443"
+        )))
     }
 }
 

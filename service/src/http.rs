@@ -95,6 +95,32 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// Adds CORS for `origins` (none: no CORS headers at all, the default).
+/// Preflight requests are answered before auth; the browser still sends the
+/// token with the real request.
+pub fn with_cors(app: Router, origins: &[String]) -> Router {
+    let origins: Vec<header::HeaderValue> = origins
+        .iter()
+        .filter_map(|o| header::HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return app;
+    }
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::POST,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::RANGE])
+        .expose_headers([header::CONTENT_RANGE, header::ACCEPT_RANGES, header::ETAG])
+        .max_age(std::time::Duration::from_secs(600));
+    app.layer(cors)
+}
+
 /// An error as JSON: `{"error": {"kind": ..., "message": ...}}`.
 pub(crate) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     let body = ErrorBody {

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod schema;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -74,15 +75,26 @@ impl Service {
         ));
         let ws_stop = state.stop.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = http::router(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        tracing::info!(node = %node.id(), http = %http_addr, "service started");
+        let app = http::with_cors(http::router(state), &s.cors_origins);
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let server = match &s.tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+            Some(t) => {
+                let tls = tls::TlsListener::new(listener, t.config.clone())
+                    .map_err(ServiceError::Http)?;
+                tokio::spawn(
+                    async move { axum::serve(tls, app).with_graceful_shutdown(stopped).await },
+                )
+            }
+        };
+        let scheme = if s.tls.is_some() { "https" } else { "http" };
+        tracing::info!(node = %node.id(), http = %http_addr, scheme, "service started");
         Ok(Service {
             node,
             http_addr,

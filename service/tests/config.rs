@@ -147,6 +147,22 @@ fn every_bad_value_is_one_clear_line() {
         (&[("PEAT_LOG_FORMAT", "xml")], "log_format"),
         (&[("PEAT_FORMATION", "")], "formation"),
         (&[("PEAT_SECRET_FILE", "/no/such/file")], "secret_file"),
+        (&[("PEAT_HTTP_TLS_CERT_FILE", "/c.pem")], "go together"),
+        (
+            &[
+                ("PEAT_HTTP_TLS_CERT_FILE", "/no/cert.pem"),
+                ("PEAT_HTTP_TLS_KEY_FILE", "/no/key.pem"),
+            ],
+            "http.tls_cert_file /no/cert.pem",
+        ),
+        (
+            &[("PEAT_HTTP_CORS_ORIGINS", "console.example")],
+            "not an origin",
+        ),
+        (
+            &[("PEAT_HTTP_CORS_ORIGINS", "https://a.example/path")],
+            "not an origin",
+        ),
     ];
     for (over, want) in cases {
         let mut vars: Vec<(&str, &str)> = ok.to_vec();
