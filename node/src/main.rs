@@ -6,6 +6,7 @@
 //! peat-mesh-node serve [--config FILE] [FLAGS]   (see `serve_cmds`; --help)
 //! peat-mesh-node config check FILE
 //! peat-mesh-node hash-token < TOKEN
+//! peat-mesh-node healthcheck [ADDR]
 //! peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
 //!                    [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
 //!                    [--link NAME=BIND[@LEVEL]]... [--links-only]
@@ -63,6 +64,7 @@ const USAGE: &str = "usage:
   peat-mesh-node serve [--config FILE] [FLAGS]     (the node as a service; --help)
   peat-mesh-node config check FILE
   peat-mesh-node hash-token < TOKEN
+  peat-mesh-node healthcheck [ADDR]                 (exit 0 if the API at ADDR is healthy)
   peat-mesh-node run --data-dir DIR --formation ID [--secret-file PATH] [--listen ADDR]
                      [--peer NODEID@ADDR[,ADDR]]... [--no-mdns] [--control]
                      [--link NAME=BIND[@LEVEL]]... [--links-only]
@@ -90,6 +92,7 @@ fn main() -> Result<std::process::ExitCode> {
         Some("serve") => return Ok(serve_cmds::serve(&args[1..])),
         Some("config") => return Ok(serve_cmds::config(&args[1..])),
         Some("hash-token") => return Ok(serve_cmds::hash_token()),
+        Some("healthcheck") => return Ok(serve_cmds::healthcheck(&args[1..])),
         _ => {}
     }
     tracing_subscriber::fmt()

@@ -238,3 +238,50 @@ pub fn hash_token() -> ExitCode {
     println!("{}", peat_mesh_service::auth::hash_token(&token));
     ExitCode::SUCCESS
 }
+
+/// `peat-mesh-node healthcheck [ADDR]`: exit 0 if the HTTP API at ADDR
+/// (default 127.0.0.1:8080, or PEAT_HTTP_BIND) answers its health route
+/// with 200 within 3 s, else 1. For a container's HEALTHCHECK: the image
+/// needs no HTTP client of its own. (Plain HTTP only; behind HTTPS use the
+/// orchestrator's own probe.)
+pub fn healthcheck(args: &[String]) -> ExitCode {
+    let addr = args
+        .first()
+        .cloned()
+        .or_else(|| std::env::var("PEAT_HTTP_BIND").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let Ok(mut addr) = addr.parse::<std::net::SocketAddr>() else {
+        return fail(format!(
+            "healthcheck: {addr:?} is not an address like 127.0.0.1:8080"
+        ));
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let answer = rt.block_on(async {
+        let call = peat_mesh_service::client::call(addr, "GET", "/api/v1/health", None, None);
+        tokio::time::timeout(Duration::from_secs(3), call).await
+    });
+    match answer {
+        Ok(Ok(r)) if r.status == 200 => ExitCode::SUCCESS,
+        Ok(Ok(r)) => {
+            eprintln!("healthcheck: {addr} answered {}", r.status);
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("healthcheck: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("healthcheck: {addr} did not answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}

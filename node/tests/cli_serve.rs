@@ -215,5 +215,19 @@ async fn sigterm_drains_and_keeps_the_data() {
     let (addr, _) = ready(child.0.as_mut().unwrap());
     let r = call(addr, "GET", doc, None, None).await.unwrap();
     assert_eq!(r.json(), serde_json::json!({"v": 1}));
+    // healthcheck (a container's HEALTHCHECK): 0 while it serves
+    let health = |a: String| {
+        bin()
+            .args(["healthcheck", &a])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(health(addr.to_string()), Some(0));
     assert_eq!(terminate(&mut child).await, Some(0));
+    // 1 once nothing answers, 2 for an address that is not one
+    assert_eq!(health(addr.to_string()), Some(1));
+    assert_eq!(health("nowhere".into()), Some(2));
 }
