@@ -86,7 +86,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/ready", get(ready))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
-        .route("/", get(status_page))
+        .route("/", get(crate::status_page::serve))
         .nest("/api/v1", api)
         .merge(metrics)
         .fallback(not_found)
@@ -237,22 +237,6 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         crate::metrics::render(&s.node, &s.metrics).await,
-    )
-        .into_response()
-}
-
-/// The status page: one self-contained file (no build step, nothing fetched
-/// from elsewhere) that reads this API; it asks for a token when needed.
-async fn status_page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-            ),
-        ],
-        include_str!("status.html"),
     )
         .into_response()
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod schema;
+mod status_page;
 pub mod tls;
 pub mod ws;
 
