@@ -31,6 +31,19 @@ pub(crate) struct Page {
     limit: Option<usize>,
 }
 
+/// A page's size: 100 by default, else 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<usize>) -> Option<usize> {
+    Some(limit.unwrap_or(100)).filter(|l| (1..=MAX_PAGE).contains(l))
+}
+
+fn bad_limit() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        format!("limit must be 1 to {MAX_PAGE}"),
+    )
+}
+
 /// Paging of the collections.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +69,9 @@ pub(crate) async fn collections(
         Ok(p) => p,
         Err(e) => return bad_query(e),
     };
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        );
-    }
+    let Some(limit) = page_limit(p.limit) else {
+        return bad_limit();
+    };
     let node = s.node.clone();
     let after = p.after;
     // one extra: whether there is a next page
@@ -110,14 +118,9 @@ pub(crate) async fn list(
         Ok(p) => p,
         Err(e) => return bad_query(e),
     };
-    let limit = p.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        );
-    }
+    let Some(limit) = page_limit(p.limit) else {
+        return bad_limit();
+    };
     let opts = ListOptions {
         prefix: p.prefix.unwrap_or_default(),
         after: p.after,
@@ -163,14 +166,9 @@ pub(crate) async fn find(
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        );
-    }
+    let Some(limit) = page_limit(q.limit) else {
+        return bad_limit();
+    };
     // JSON where it parses, else the text as a string.
     let value = serde_json::from_str(&q.value).unwrap_or_else(|_| Value::String(q.value.clone()));
     let node = s.node.clone();
