@@ -350,6 +350,11 @@ enum PeatPeerSource
    Dialled with `peat_node_connect`.
    */
   PEAT_PEER_SOURCE_DIRECT = 4,
+  /*
+   A ready endpoint of the Kubernetes Service (reported by
+   `peat-mesh-node`'s Kubernetes discovery; an SDK node never sets it).
+   */
+  PEAT_PEER_SOURCE_KUBERNETES = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -108,7 +108,7 @@ pub use authorship::{ChangeAuthor, SignatureStats};
 pub use bandwidth::{Bandwidth, BandwidthStats};
 pub use beacons::{Beacon, BeaconConfig, BeaconEvent, BeaconInfo, Nearby, OperationalState};
 pub use config::{NodeConfig, PeerAddr};
-pub use discovery::Source;
+pub use discovery::{Source, MAX_KUBERNETES_PEERS};
 pub use documents::{DocEvent, Origin};
 pub use ephemeral::{EphemeralStats, Message, PublishOptions, TopicSubscription};
 pub use error::{Error, ErrorKind, Result};

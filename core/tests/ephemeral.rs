@@ -203,17 +203,27 @@ async fn a_line_forwards_signed_messages_once_within_the_hop_limit() {
         hop_limit: 3,
         ..Default::default()
     };
-    // `Connected` comes before each side's ephemeral path is attached: wait
-    // until the diamond carries copies (on a topic c does not subscribe to)
-    assert!(
-        eventually(WAIT, || {
-            a.node.publish("warm/a", b"w", two).unwrap();
-            c.node.ephemeral_stats().duplicates >= 1
+    // `Connected` comes before each side's ephemeral path is attached, and a
+    // duplicate connection made by both sides dialling at once can carry a
+    // copy before it is closed: wait until the settled diamond carries copies,
+    // i.e. three warm-up messages in a row (on a topic c does not subscribe
+    // to) each reach c twice.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut in_a_row = 0;
+    while in_a_row < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the diamond never settled: {:?}",
+            c.node.ephemeral_stats()
+        );
+        let seen = c.node.ephemeral_stats().duplicates;
+        a.node.publish("warm/a", b"w", two).unwrap();
+        let copied = eventually(Duration::from_millis(500), || {
+            c.node.ephemeral_stats().duplicates > seen
         })
-        .await,
-        "{:?}",
-        c.node.ephemeral_stats()
-    );
+        .await;
+        in_a_row = if copied { in_a_row + 1 } else { 0 };
+    }
     let before = c.node.ephemeral_stats().duplicates;
     for i in 0..20u8 {
         a.node.publish("pos/a", &[i], two).unwrap();

@@ -559,7 +559,7 @@ type PeerInfo struct {
 	RTT       time.Duration // 0 if unknown
 	LastSeen  time.Time     // zero if never
 	State     PeerState
-	Sources   []Source // discoveries that want the peer, in order static, mdns, direct
+	Sources   []Source // discoveries that want the peer, in order static, mdns, direct, kubernetes
 	// Links is the health towards the peer of each link that reaches it, in
 	// the order of Config.Links; nil when the node has no links besides UDP
 	// (or has not met the peer on one).
@@ -688,7 +688,7 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 		for _, p := range unsafe.Slice(list.items, int(list.len)) {
 			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr),
 				State: peerStates[p.state]}
-			for _, bit := range []C.PeatPeerSource{C.PEAT_PEER_SOURCE_STATIC, C.PEAT_PEER_SOURCE_MDNS, C.PEAT_PEER_SOURCE_DIRECT} {
+			for _, bit := range []C.PeatPeerSource{C.PEAT_PEER_SOURCE_STATIC, C.PEAT_PEER_SOURCE_MDNS, C.PEAT_PEER_SOURCE_DIRECT, C.PEAT_PEER_SOURCE_KUBERNETES} {
 				if uint32(p.sources)&uint32(bit) != 0 {
 					info.Sources = append(info.Sources, sources[bit])
 				}

@@ -84,12 +84,16 @@ const (
 	SourceStatic Source = "static" // configured, or added with AddPeer
 	SourceMDNS   Source = "mdns"   // announced on the local network
 	SourceDirect Source = "direct" // dialled with Connect
+	// SourceKubernetes is a ready endpoint of the Kubernetes Service
+	// (peat-mesh-node's discovery; an SDK node never reports it itself).
+	SourceKubernetes Source = "kubernetes"
 )
 
 var sources = map[C.PeatPeerSource]Source{
-	C.PEAT_PEER_SOURCE_STATIC: SourceStatic,
-	C.PEAT_PEER_SOURCE_MDNS:   SourceMDNS,
-	C.PEAT_PEER_SOURCE_DIRECT: SourceDirect,
+	C.PEAT_PEER_SOURCE_STATIC:     SourceStatic,
+	C.PEAT_PEER_SOURCE_MDNS:       SourceMDNS,
+	C.PEAT_PEER_SOURCE_DIRECT:     SourceDirect,
+	C.PEAT_PEER_SOURCE_KUBERNETES: SourceKubernetes,
 }
 
 // Event is one subscription event.

@@ -84,6 +84,18 @@ struct Flags {
     /// [PEAT_HTTP_CORS_ORIGINS, comma-separated].
     #[arg(long = "http-cors-origin", value_name = "ORIGIN")]
     http_cors_origins: Vec<String>,
+    /// Find the other pods of the formation through the Kubernetes API
+    /// (EndpointSlices of the headless Service, node ids from pod
+    /// annotations); the other settings are in the [kubernetes] table and
+    /// PEAT_KUBERNETES_… variables [PEAT_KUBERNETES].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    kubernetes: Option<bool>,
+    /// This node's pod (default $POD_NAME, then $HOSTNAME) [PEAT_KUBERNETES_POD_NAME].
+    #[arg(long, value_name = "NAME")]
+    kubernetes_pod_name: Option<String>,
+    /// Namespace to watch (default the service account's) [PEAT_KUBERNETES_NAMESPACE].
+    #[arg(long, value_name = "NAME")]
+    kubernetes_namespace: Option<String>,
 }
 
 impl Flags {
@@ -105,6 +117,9 @@ impl Flags {
         l.http.tls_key_file = self.http_tls_key_file;
         l.http.cors_origins =
             (!self.http_cors_origins.is_empty()).then_some(self.http_cors_origins);
+        l.kubernetes.enabled = self.kubernetes;
+        l.kubernetes.pod_name = self.kubernetes_pod_name;
+        l.kubernetes.namespace = self.kubernetes_namespace;
         l
     }
 }

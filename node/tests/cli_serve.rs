@@ -29,6 +29,11 @@ fn bad_values_exit_2_with_one_line() {
         (&["--mdns", "maybe"], "invalid value"),
         (&["--no-such-flag"], "unexpected argument"),
         (&["--secret-file", "/no/such/file"], "secret_file"),
+        (&["--kubernetes", "maybe"], "invalid value"),
+        (
+            &["--kubernetes", "--kubernetes-namespace", "Not_A_Name"],
+            "kubernetes.namespace",
+        ),
     ];
     for (extra, want) in cases {
         let out = bin()
@@ -62,6 +67,7 @@ fn bad_values_exit_2_with_one_line() {
         "--data-dir",
         "--secret-file",
         "--http-bind",
+        "--kubernetes",
         "PEAT_LISTEN",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");

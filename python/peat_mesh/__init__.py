@@ -224,6 +224,7 @@ class PeerSource(_Named):
     STATIC = "static"  # configured, or added with add_peer
     MDNS = "mdns"  # announced on the local network
     DIRECT = "direct"  # dialled with connect
+    KUBERNETES = "kubernetes"  # a ready endpoint of the Kubernetes Service (peat-mesh-node)
 
 
 class PeerEventKind(_Named):

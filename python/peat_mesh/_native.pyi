@@ -4,7 +4,7 @@ from typing import Callable, List, Literal, Optional, Tuple, Union
 
 # The SDK's names of its enums (peat_mesh wraps them in enum classes).
 PeerStateName = Literal["connected", "disconnected", "discovered", "other_formation"]
-PeerSourceName = Literal["static", "mdns", "direct"]
+PeerSourceName = Literal["static", "mdns", "direct", "kubernetes"]
 OriginName = Literal["snapshot", "local", "peer"]
 BlobStateName = Literal["missing", "partial", "complete"]
 TransferProfileName = Literal["", "datacenter", "tactical", "edge"]

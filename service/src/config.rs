@@ -26,6 +26,9 @@
 //! name = "ops"
 //! sha256 = "…64 hex digits…"     # peat-mesh-node hash-token < token-file
 //! scopes = ["read", "write"]
+//!
+//! [kubernetes]                   # discovery in a cluster (see kube_settings)
+//! enabled = true
 //! ```
 //!
 //! The formation secret never sits in the file: it comes from `secret_file`
@@ -64,6 +67,8 @@ pub struct Layer {
     pub log_format: Option<String>,
     #[serde(default)]
     pub http: HttpLayer,
+    #[serde(default)]
+    pub kubernetes: crate::kube_settings::KubernetesLayer,
     /// Collection policies, in the form of [`peat_mesh::Policies::from_json`].
     pub policies: Option<toml::Table>,
     /// Only from `PEAT_SECRET` (never from a file or flag).
@@ -134,7 +139,9 @@ impl Layer {
                 "PEAT_HTTP_TLS_CERT_FILE" => l.http.tls_cert_file = Some(v.into()),
                 "PEAT_HTTP_TLS_KEY_FILE" => l.http.tls_key_file = Some(v.into()),
                 "PEAT_HTTP_CORS_ORIGINS" => l.http.cors_origins = Some(list(&v)),
-                _ => {}
+                _ => {
+                    l.kubernetes.set_env(&k, v)?;
+                }
             }
         }
         Ok(l)
@@ -165,11 +172,12 @@ impl Layer {
         take!(http.tls_cert_file);
         take!(http.tls_key_file);
         take!(http.cors_origins);
+        self.kubernetes = self.kubernetes.merge(over.kubernetes);
         self
     }
 }
 
-fn parse_bool(what: &str, v: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(what: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -210,6 +218,8 @@ pub struct Settings {
     pub tls: Option<Tls>,
     /// Origins allowed by CORS (none: CORS off).
     pub cors_origins: Vec<String>,
+    /// Kubernetes discovery, when enabled.
+    pub kubernetes: Option<peat_mesh_k8s::KubernetesConfig>,
 }
 
 /// HTTPS settings: the files and the server configuration made from them.
@@ -299,6 +309,7 @@ impl Settings {
                 ))
             }
         };
+        let kubernetes = l.kubernetes.resolve()?;
         let cors_origins = l.http.cors_origins.unwrap_or_default();
         for o in &cors_origins {
             check_origin(o)?;
@@ -324,6 +335,7 @@ impl Settings {
             policies,
             tls,
             cors_origins,
+            kubernetes,
         })
     }
 
@@ -372,7 +384,7 @@ impl Settings {
                 scopes.join(", ")
             );
         }
-        out + &tail
+        out + &crate::kube_settings::redacted(&self.kubernetes) + &tail
     }
 }
 

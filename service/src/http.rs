@@ -42,6 +42,8 @@ pub struct ApiState {
     pub stop: CancellationToken,
     /// The service's own counters, served at `/metrics`.
     pub metrics: ServiceMetrics,
+    /// Kubernetes discovery, when enabled (its figures go to `/metrics`).
+    pub kubernetes: Option<Arc<peat_mesh_k8s::Discovery>>,
 }
 
 impl ApiState {
@@ -53,6 +55,7 @@ impl ApiState {
             ws_clients: Arc::new(Semaphore::new(crate::ws::MAX_CLIENTS)),
             stop: CancellationToken::new(),
             metrics: ServiceMetrics::default(),
+            kubernetes: None,
         }
     }
 }
@@ -236,7 +239,7 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics::render(&s.node, &s.metrics).await,
+        crate::metrics::render(&s.node, &s.metrics, s.kubernetes.as_deref()).await,
     )
         .into_response()
 }

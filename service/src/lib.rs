@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod documents_api;
 pub mod http;
+pub mod kube_settings;
 pub mod metrics;
 pub mod openapi;
 pub mod schema;
@@ -38,6 +39,8 @@ pub enum ServiceError {
     Bind(SocketAddr, std::io::Error),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    #[error("kubernetes discovery: {0}")]
+    Kubernetes(#[from] peat_mesh_k8s::Error),
 }
 
 /// A running service: the node and its HTTP API.
@@ -47,6 +50,7 @@ pub struct Service {
     stop: Option<oneshot::Sender<()>>,
     ws_stop: tokio_util::sync::CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    kubernetes: Option<Arc<peat_mesh_k8s::Discovery>>,
 }
 
 impl Service {
@@ -61,6 +65,16 @@ impl Service {
             cfg = cfg.peer(p.clone());
         }
         let node = Node::open(cfg).await?;
+        let kubernetes = match &s.kubernetes {
+            None => None,
+            Some(k) => match peat_mesh_k8s::Discovery::start(node.clone(), k.clone()).await {
+                Ok(d) => Some(Arc::new(d)),
+                Err(e) => {
+                    let _ = node.close(Duration::from_secs(5)).await;
+                    return Err(e.into());
+                }
+            },
+        };
         let listener = match tokio::net::TcpListener::bind(s.http_bind).await {
             Ok(l) => l,
             Err(e) => {
@@ -69,11 +83,14 @@ impl Service {
             }
         };
         let http_addr = listener.local_addr().map_err(ServiceError::Http)?;
-        let state = Arc::new(http::ApiState::new(
-            node.clone(),
-            auth::Auth::new(s.tokens.clone()),
-            s.ready_needs_peer,
-        ));
+        let state = Arc::new(http::ApiState {
+            kubernetes: kubernetes.clone(),
+            ..http::ApiState::new(
+                node.clone(),
+                auth::Auth::new(s.tokens.clone()),
+                s.ready_needs_peer,
+            )
+        });
         let ws_stop = state.stop.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let app = http::with_cors(http::router(state), &s.cors_origins);
@@ -102,6 +119,7 @@ impl Service {
             stop: Some(stop),
             ws_stop,
             server,
+            kubernetes,
         })
     }
 
@@ -122,6 +140,12 @@ impl Service {
             let _ = stop.send(());
         }
         self.ws_stop.cancel();
+        // Stop watching first: no peer is dialled while the node drains.
+        if let Some(k) = self.kubernetes.take() {
+            if let Ok(k) = Arc::try_unwrap(k) {
+                k.stop().await;
+            }
+        }
         match tokio::time::timeout(grace, &mut self.server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
             Ok(_) => {}

@@ -89,7 +89,11 @@ fn one(out: &mut String, name: &str, kind: &str, help: &str, v: u64) {
 }
 
 /// The whole exposition.
-pub async fn render(node: &Node, svc: &ServiceMetrics) -> String {
+pub async fn render(
+    node: &Node,
+    svc: &ServiceMetrics,
+    kubernetes: Option<&peat_mesh_k8s::Discovery>,
+) -> String {
     let mut out = String::with_capacity(8 << 10);
     let o = &mut out;
 
@@ -278,6 +282,10 @@ pub async fn render(node: &Node, svc: &ServiceMetrics) -> String {
         svc.ws_dropped.load(Ordering::Relaxed),
     );
 
+    if let Some(k) = kubernetes {
+        kubernetes_metrics(o, &k.stats());
+    }
+
     let requests = svc
         .requests
         .lock()
@@ -318,4 +326,77 @@ pub async fn render(node: &Node, svc: &ServiceMetrics) -> String {
         );
     }
     out
+}
+
+/// Kubernetes discovery's figures (present only when it runs).
+fn kubernetes_metrics(o: &mut String, k: &peat_mesh_k8s::Stats) {
+    head(
+        o,
+        "peat_kubernetes_endpoints",
+        "gauge",
+        "Endpoints of the watched EndpointSlices, by state (unidentified: ready, but its pod has not announced a node id).",
+    );
+    for (state, n) in [
+        ("ready", k.counts.ready),
+        ("not_ready", k.counts.not_ready),
+        ("unidentified", k.counts.unidentified),
+    ] {
+        let _ = writeln!(o, "peat_kubernetes_endpoints{{state=\"{state}\"}} {n}");
+    }
+    one(
+        o,
+        "peat_kubernetes_slices_without_port",
+        "gauge",
+        "Watched EndpointSlices without the configured UDP port (not dialled).",
+        k.counts.slices_without_port as u64,
+    );
+    one(
+        o,
+        "peat_kubernetes_over_limit",
+        "gauge",
+        "Slices, endpoints, pods or peers left out at discovery's bounds.",
+        k.counts.over_limit as u64,
+    );
+    one(
+        o,
+        "peat_kubernetes_peers",
+        "gauge",
+        "Peers Kubernetes discovery wants dialled.",
+        k.peers as u64,
+    );
+    one(
+        o,
+        "peat_kubernetes_synced",
+        "gauge",
+        "1 once both watches have listed their objects.",
+        u64::from(k.synced),
+    );
+    one(
+        o,
+        "peat_kubernetes_announced",
+        "gauge",
+        "1 while this node's pod carries its node id.",
+        u64::from(k.announced),
+    );
+    one(
+        o,
+        "peat_kubernetes_watch_errors_total",
+        "counter",
+        "Watch errors (each followed by a re-list after a backoff).",
+        k.watch_errors,
+    );
+    one(
+        o,
+        "peat_kubernetes_announce_errors_total",
+        "counter",
+        "Failed attempts to write this node's id into its pod.",
+        k.announce_errors,
+    );
+    one(
+        o,
+        "peat_kubernetes_events_total",
+        "counter",
+        "Watch events received.",
+        k.events,
+    );
 }

@@ -57,7 +57,8 @@ pub struct PeerEntry {
     pub rtt_ms: Option<f64>,
     /// True if this node dialled.
     pub outbound: bool,
-    /// Discovery sources that want the peer (`static`, `mdns`, `direct`).
+    /// Discovery sources that want the peer (`static`, `mdns`, `direct`,
+    /// `kubernetes`).
     pub sources: Vec<String>,
     /// Links the peer is reachable over.
     pub links: u64,

@@ -163,6 +163,43 @@ fn every_bad_value_is_one_clear_line() {
             &[("PEAT_HTTP_CORS_ORIGINS", "https://a.example/path")],
             "not an origin",
         ),
+        (&[("PEAT_KUBERNETES", "sometimes")], "PEAT_KUBERNETES"),
+        (
+            &[
+                ("PEAT_KUBERNETES", "true"),
+                ("PEAT_KUBERNETES_SLICE_SELECTOR", "app in (peat"),
+            ],
+            "kubernetes.slice_selector",
+        ),
+        (
+            &[
+                ("PEAT_KUBERNETES", "true"),
+                ("PEAT_KUBERNETES_PORT_NAME", "QUIC"),
+            ],
+            "kubernetes.port_name",
+        ),
+        (
+            &[
+                ("PEAT_KUBERNETES", "true"),
+                ("PEAT_KUBERNETES_NAMESPACE", "Mesh_1"),
+            ],
+            "kubernetes.namespace",
+        ),
+        (
+            &[
+                ("PEAT_KUBERNETES", "true"),
+                ("PEAT_KUBERNETES_API_SERVER", "http://10.0.0.1"),
+            ],
+            "kubernetes.api_server",
+        ),
+        (
+            &[
+                ("PEAT_KUBERNETES", "true"),
+                ("PEAT_KUBERNETES_KUBECONFIG", "/k"),
+                ("PEAT_KUBERNETES_API_SERVER", "https://10.0.0.1"),
+            ],
+            "kubernetes.kubeconfig",
+        ),
     ];
     for (over, want) in cases {
         let mut vars: Vec<(&str, &str)> = ok.to_vec();
@@ -198,4 +235,63 @@ fn every_bad_value_is_one_clear_line() {
         e.contains("data_dir is required") && e.contains("PEAT_DATA_DIR"),
         "{e}"
     );
+}
+
+#[test]
+fn kubernetes_discovery_is_off_unless_enabled_and_layers_like_the_rest() {
+    let ok = [
+        ("PEAT_DATA_DIR", "/d"),
+        ("PEAT_FORMATION", "f"),
+        ("PEAT_SECRET", HEX),
+    ];
+    let s = Settings::resolve(env(&ok)).unwrap();
+    assert!(s.kubernetes.is_none());
+    assert!(s.redacted().contains("[kubernetes]\nenabled = false"));
+
+    let file = Layer::from_toml(
+        r#"
+[kubernetes]
+enabled = true
+slice_selector = "kubernetes.io/service-name=r1-peat-mesh"
+port_name = "mesh"
+namespace = "from-file"
+"#,
+    )
+    .unwrap();
+    let mut vars = ok.to_vec();
+    vars.extend([
+        ("PEAT_KUBERNETES_NAMESPACE", "from-env"),
+        ("PEAT_KUBERNETES_SERVICE_ACCOUNT_DIR", "/sa"),
+    ]);
+    let mut flags = Layer::default();
+    flags.kubernetes.pod_name = Some("r1-peat-mesh-2".into());
+    let s = Settings::resolve(file.merge(env(&vars)).merge(flags)).unwrap();
+    let k = s.kubernetes.clone().expect("enabled");
+    assert_eq!(k.slice_selector, "kubernetes.io/service-name=r1-peat-mesh");
+    assert_eq!(
+        k.pod_selector, "app.kubernetes.io/name=peat-mesh",
+        "the default"
+    );
+    assert_eq!(k.port_name, "mesh");
+    assert_eq!(k.namespace.as_deref(), Some("from-env"));
+    assert_eq!(k.pod_name.as_deref(), Some("r1-peat-mesh-2"));
+    assert_eq!(
+        k.access,
+        peat_mesh_k8s::ApiAccess::InCluster {
+            service_account_dir: "/sa".into(),
+            server: None
+        }
+    );
+    let printed = s.redacted();
+    assert!(printed.contains("namespace = \"from-env\""), "{printed}");
+    assert!(
+        printed.contains("service_account_dir = \"/sa\""),
+        "{printed}"
+    );
+    // What `config check` prints is a config file that reads back.
+    let again =
+        Layer::from_toml(&printed.replace("secret = \"<redacted: from PEAT_SECRET>\"\n", ""))
+            .unwrap();
+    let s2 = Settings::resolve(again.merge(env(&ok))).unwrap();
+    assert_eq!(s2.kubernetes, s.kubernetes);
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod mdns;
 
+pub use crate::transport::manager::MAX_KUBERNETES_PEERS;
 pub use crate::transport::Source;
 
 /// The DNS-SD service type nodes announce and browse.

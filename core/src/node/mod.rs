@@ -7,6 +7,7 @@ mod documents;
 mod eager;
 mod ephemeral;
 mod lifecycle;
+mod peers;
 mod reports;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -43,7 +44,7 @@ use crate::transport::Connections;
 use crate::transport::NodeContext;
 #[cfg(test)]
 use crate::transport::MESH_ALPN;
-use crate::transport::{bind_endpoint, PeerEvent, PeerInfo};
+use crate::transport::{bind_endpoint, PeerEvent};
 use crate::NodeId;
 
 /// A running mesh node: documents, peers and sync. Cheap to clone; all clones
@@ -424,49 +425,6 @@ impl Node {
         }
     }
 
-    // ----- peers -----
-
-    /// Dials a peer and waits until it is admitted (or refused). Returns at once
-    /// if a live session with the peer is up; a session whose link went silent
-    /// (the peer died or restarted) does not count, and the peer is dialled
-    /// afresh. Once connected, the peer is re-dialled (with backoff, like a
-    /// static peer, source [`Source::Direct`]) whenever the link drops, until
-    /// [`Node::disconnect`] or [`Node::remove_peer`].
-    pub async fn connect(&self, peer: &PeerAddr) -> Result<()> {
-        self.check_open()?;
-        self.inner.manager.dial(peer).await?;
-        self.inner.manager.want(peer.clone(), Source::Direct);
-        Ok(())
-    }
-
-    /// Adds a static peer at runtime: it is dialled now and re-dialled (with
-    /// backoff and jitter) whenever its link drops, until [`Node::remove_peer`].
-    pub fn add_peer(&self, peer: PeerAddr) -> Result<()> {
-        self.check_open()?;
-        if peer.id == self.id() {
-            return Err(Error::InvalidArgument("cannot add self as a peer".into()));
-        }
-        self.inner.manager.want(peer, Source::Static);
-        Ok(())
-    }
-
-    /// Removes a static peer: stops re-dialling it and closes its connection
-    /// unless another discovery (mDNS) still wants it. Returns false if it was
-    /// not a static peer.
-    pub fn remove_peer(&self, peer: &NodeId) -> bool {
-        let direct = self.inner.manager.unwant(peer, Source::Direct);
-        let had = self.inner.manager.unwant(peer, Source::Static) || direct;
-        if had && self.inner.manager.sources(peer).is_empty() {
-            self.inner.connections.disconnect(peer);
-        }
-        had
-    }
-
-    /// True if mDNS discovery is running.
-    pub fn mdns_enabled(&self) -> bool {
-        self.inner.mdns.is_some()
-    }
-
     /// The blob store and transfers of this node.
     pub fn blobs(&self) -> Blobs {
         Blobs {
@@ -475,56 +433,6 @@ impl Node {
             connections: self.inner.connections.clone(),
             shared: self.inner.blobs.clone(),
         }
-    }
-
-    /// Every peer seen, with state and health (and, with links, each link's
-    /// health towards it).
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        let mut peers = self.inner.ctx.peers.list();
-        if let Some(bond) = &self.inner.bond {
-            for p in &mut peers {
-                p.links = bond.links_to(&p.id);
-            }
-        }
-        peers
-    }
-
-    /// Silences the link `name` or lets it speak again (emission control; see
-    /// [`crate::links::Bond::set_silent`]). Peers on a silenced link move to
-    /// another one at once, each with a [`PeerEvent::LinkChanged`].
-    /// `InvalidArgument` if the node has no link of that name.
-    pub fn set_link_silent(&self, name: &str, silent: bool) -> Result<()> {
-        self.check_open()?;
-        let known = self
-            .inner
-            .bond
-            .as_ref()
-            .is_some_and(|b| b.set_silent(name, silent));
-        if known {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(format!(
-                "no link named {name:?} (links: {:?})",
-                self.inner
-                    .bond
-                    .as_ref()
-                    .map(|b| b.link_names())
-                    .unwrap_or_default()
-            )))
-        }
-    }
-
-    /// Number of peers currently connected.
-    pub fn connected_peers(&self) -> usize {
-        self.inner.connections.count()
-    }
-
-    /// Closes the connection to `peer`, if any. A static peer will be re-dialled.
-    pub fn disconnect(&self, peer: &NodeId) -> bool {
-        // A peer we connected to is no longer re-dialled; static and mDNS
-        // peers are (remove them with `remove_peer`), and the peer may dial back.
-        self.inner.manager.unwant(peer, Source::Direct);
-        self.inner.connections.disconnect(peer)
     }
 
     /// Number of live document and peer subscriptions (for leak checks).

@@ -32,6 +32,21 @@ const MAX_PENDING_ADMISSIONS: usize = 32;
 /// public formation tag, so further announcements are ignored (logged).
 pub(crate) const MAX_MDNS_PEERS: usize = 64;
 
+/// Peers wanted by Kubernetes discovery alone, at most (one per ready
+/// endpoint of the Service; a larger formation is not expected in one
+/// namespace). Further endpoints are refused with an error to the caller.
+pub const MAX_KUBERNETES_PEERS: usize = 256;
+
+/// The bound on peers wanted by `source` alone, for the discoveries that
+/// others feed (static and direct peers are the application's own choice).
+fn discovery_limit(source: Source) -> Option<usize> {
+    match source {
+        Source::Mdns => Some(MAX_MDNS_PEERS),
+        Source::Kubernetes => Some(MAX_KUBERNETES_PEERS),
+        Source::Static | Source::Direct => None,
+    }
+}
+
 /// Addresses kept per wanted peer (the newest).
 const MAX_ADDRS_PER_PEER: usize = 8;
 
@@ -95,21 +110,24 @@ impl Manager {
 
     /// Records that `source` wants `peer` connected at `peer.addrs` (merged with
     /// addresses already known), starting its dialling task if it had none.
-    pub(crate) fn want(self: &Arc<Self>, peer: PeerAddr, source: Source) {
+    /// Returns false if the peer was not taken: this node itself, a shunned
+    /// mDNS peer, or a new peer beyond the source's [`discovery_limit`].
+    pub(crate) fn want(self: &Arc<Self>, peer: PeerAddr, source: Source) -> bool {
         if peer.id == self.ctx.me {
-            return;
+            return false;
         }
         if source == Source::Mdns && self.is_shunned(&peer.id) {
-            return;
+            return false;
         }
         let mut wanted = self.wanted();
-        let mdns_full = source == Source::Mdns
-            && !wanted.contains_key(&peer.id)
-            && wanted
-                .values()
-                .filter(|w| w.sources.iter().all(|s| *s == Source::Mdns))
-                .count()
-                >= MAX_MDNS_PEERS;
+        let full = discovery_limit(source).filter(|limit| {
+            !wanted.contains_key(&peer.id)
+                && wanted
+                    .values()
+                    .filter(|w| w.sources.iter().all(|s| *s == source))
+                    .count()
+                    >= *limit
+        });
         let new_source;
         match wanted.get_mut(&peer.id) {
             Some(w) => {
@@ -129,9 +147,9 @@ impl Manager {
                 let excess = w.links.len().saturating_sub(MAX_ADDRS_PER_PEER);
                 w.links.drain(..excess);
             }
-            None if mdns_full => {
-                tracing::debug!(peer = %peer.id.short(), limit = MAX_MDNS_PEERS, "mDNS peer limit reached; announcement ignored");
-                return;
+            None if full.is_some() => {
+                tracing::debug!(peer = %peer.id.short(), %source, limit = full, "discovery peer limit reached; peer ignored");
+                return false;
             }
             None => {
                 new_source = true;
@@ -162,7 +180,7 @@ impl Manager {
         if new_source {
             self.ctx.peers.discovered(peer.id, source);
             if source == Source::Direct {
-                return; // the application's own choice, not a discovery
+                return true; // the application's own choice, not a discovery
             }
             self.ctx.peer_hub.publish(
                 &PeerEvent::Discovered {
@@ -172,6 +190,7 @@ impl Manager {
                 |_| true,
             );
         }
+        true
     }
 
     /// Withdraws `source`'s interest in `peer`; once no source wants it, its

@@ -25,6 +25,10 @@ pub enum Source {
     /// [`crate::Node::disconnect`] or [`crate::Node::remove_peer`]. Wanting or
     /// dropping such a peer publishes no `Discovered`/`Lost` event.
     Direct,
+    /// A ready endpoint of the node's Kubernetes Service, reported through
+    /// [`crate::Node::discovered`] by the discovery in `peat-mesh-k8s` (the
+    /// core has no Kubernetes client).
+    Kubernetes,
 }
 
 impl fmt::Display for Source {
@@ -33,6 +37,7 @@ impl fmt::Display for Source {
             Source::Static => "static",
             Source::Mdns => "mdns",
             Source::Direct => "direct",
+            Source::Kubernetes => "kubernetes",
         })
     }
 }

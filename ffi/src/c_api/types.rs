@@ -72,6 +72,9 @@ pub enum PeatPeerSource {
     Mdns = 2,
     /// Dialled with `peat_node_connect`.
     Direct = 4,
+    /// A ready endpoint of the Kubernetes Service (reported by
+    /// `peat-mesh-node`'s Kubernetes discovery; an SDK node never sets it).
+    Kubernetes = 8,
 }
 
 impl From<PeerSource> for PeatPeerSource {
@@ -80,6 +83,7 @@ impl From<PeerSource> for PeatPeerSource {
             PeerSource::Static => PeatPeerSource::Static,
             PeerSource::Mdns => PeatPeerSource::Mdns,
             PeerSource::Direct => PeatPeerSource::Direct,
+            PeerSource::Kubernetes => PeatPeerSource::Kubernetes,
         }
     }
 }

@@ -122,15 +122,19 @@ pub enum PeerSource {
     Mdns,
     /// Dialled with `connect`.
     Direct,
+    /// A ready endpoint of the Kubernetes Service (`peat-mesh-node` with
+    /// Kubernetes discovery; an SDK node never reports it itself).
+    Kubernetes,
 }
 
 impl PeerSource {
-    /// The stable lower-case name (`static`, `mdns`, `direct`).
+    /// The stable lower-case name (`static`, `mdns`, `direct`, `kubernetes`).
     pub fn name(self) -> &'static str {
         match self {
             PeerSource::Static => "static",
             PeerSource::Mdns => "mdns",
             PeerSource::Direct => "direct",
+            PeerSource::Kubernetes => "kubernetes",
         }
     }
 }
@@ -141,6 +145,7 @@ impl From<peat_mesh::Source> for PeerSource {
             peat_mesh::Source::Static => PeerSource::Static,
             peat_mesh::Source::Mdns => PeerSource::Mdns,
             peat_mesh::Source::Direct => PeerSource::Direct,
+            peat_mesh::Source::Kubernetes => PeerSource::Kubernetes,
         }
     }
 }
@@ -240,7 +245,7 @@ pub struct PeerRecord {
     pub last_seen_ms: Option<u64>,
     /// Where this node stands with the peer.
     pub state: PeerState,
-    /// The discoveries that want this peer, in order (static, mdns, direct); may be empty.
+    /// The discoveries that want this peer, in order (static, mdns, direct, kubernetes); may be empty.
     pub sources: Vec<PeerSource>,
     /// Each link's health towards the peer (empty without links).
     pub links: Vec<LinkHealthRecord>,

@@ -3863,7 +3863,7 @@ data class PeerRecord (
     var `state`: PeerState
     , 
     /**
-     * The discoveries that want this peer, in order (static, mdns, direct); may be empty.
+     * The discoveries that want this peer, in order (static, mdns, direct, kubernetes); may be empty.
      */
     var `sources`: List<PeerSource>
     , 
@@ -5596,7 +5596,12 @@ enum class PeerSource {
     /**
      * Dialled with `connect`.
      */
-    DIRECT;
+    DIRECT,
+    /**
+     * A ready endpoint of the Kubernetes Service (`peat-mesh-node` with
+     * Kubernetes discovery; an SDK node never reports it itself).
+     */
+    KUBERNETES;
 
     
 
