@@ -125,8 +125,15 @@ impl Discovery {
         self.shared.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
-    /// Stops the watches; the peers found stay wanted until the node closes.
-    pub async fn stop(mut self) {
+    /// Stops the watches and the announcer (at once; shared holders such as
+    /// the HTTP API's state may still read [`Discovery::stats`]). The peers
+    /// found stay wanted until the node closes.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// [`Discovery::stop`], then waits for the tasks to end.
+    pub async fn stopped(mut self) {
         self.cancel.cancel();
         for t in self.tasks.drain(..) {
             let _ = t.await;

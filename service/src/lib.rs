@@ -142,9 +142,7 @@ impl Service {
         self.ws_stop.cancel();
         // Stop watching first: no peer is dialled while the node drains.
         if let Some(k) = self.kubernetes.take() {
-            if let Ok(k) = Arc::try_unwrap(k) {
-                k.stop().await;
-            }
+            k.stop();
         }
         match tokio::time::timeout(grace, &mut self.server).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
