@@ -37,7 +37,7 @@
 /*
  Version of this C ABI; bumped on any incompatible change.
  */
-#define PEAT_ABI_VERSION 11
+#define PEAT_ABI_VERSION 12
 
 /*
  Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -841,6 +841,22 @@ typedef struct {
    Number of links.
    */
   uintptr_t links_len;
+  /*
+   Sync bytes sent to the peer since this node opened (all sessions).
+   */
+  uint64_t sync_bytes_sent;
+  /*
+   Sync bytes received from the peer since this node opened.
+   */
+  uint64_t sync_bytes_received;
+  /*
+   Live updates waiting in the peer's sync queues now (0 when not connected).
+   */
+  uint64_t sync_queued_updates;
+  /*
+   Bytes of answers queued for the peer now (0 when not connected).
+   */
+  uint64_t sync_queued_reply_bytes;
 } PeatPeerInfo;
 
 /*
@@ -895,6 +911,20 @@ typedef struct {
    open: nested too deep, or a change too large. Nothing of them was stored.
    */
   uint64_t refused_documents;
+  /*
+   Events waiting unread in the node's subscriptions now.
+   */
+  uint64_t queued_events;
+  /*
+   Changes from peers applied since open, and the sum of their update
+   latencies (author's commit to application here, in milliseconds; the
+   two clocks' skew shifts it): the mean is `sum / count`.
+   */
+  uint64_t update_latency_count;
+  /*
+   See `update_latency_count`.
+   */
+  uint64_t update_latency_sum_ms;
 } PeatNodeStats;
 
 /*

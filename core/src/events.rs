@@ -147,6 +147,16 @@ impl<T: Clone, F> Hub<T, F> {
         }
     }
 
+    /// Items waiting in the live subscribers' queues (each queue holds at
+    /// most the hub's capacity).
+    pub fn queued(&self) -> usize {
+        let subs: Vec<Arc<Shared<T>>> = {
+            let g = self.subs.locked();
+            g.1.iter().filter_map(|(_, _, w)| w.upgrade()).collect()
+        };
+        subs.iter().map(|s| s.lock().items.len()).sum()
+    }
+
     /// Number of live subscribers.
     pub fn len(&self) -> usize {
         let g = self.subs.locked();

@@ -37,6 +37,9 @@ pub(crate) struct Push {
     state: Mutex<State>,
     idle: Condvar,
     forwarder: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The node's count of events the SDK holds ([`crate::backlog`]), for a
+    /// subscription's events (not for ready signals or logs).
+    backlog: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 thread_local! {
@@ -70,6 +73,19 @@ fn queue() -> SdkResult<&'static mpsc::Sender<Job>> {
 
 impl Push {
     pub(crate) fn new(sink: Box<dyn EventSink>) -> Arc<Self> {
+        Self::with_backlog(sink, None)
+    }
+
+    /// A push target whose events waiting for the dispatcher count in
+    /// `node`'s held events ([`crate::backlog`]).
+    pub(crate) fn for_node(sink: Box<dyn EventSink>, node: u64) -> Arc<Self> {
+        Self::with_backlog(sink, Some(crate::backlog::counter(node)))
+    }
+
+    fn with_backlog(
+        sink: Box<dyn EventSink>,
+        backlog: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Arc<Self> {
         Arc::new(Push {
             state: Mutex::new(State {
                 closed: false,
@@ -78,6 +94,7 @@ impl Push {
             }),
             idle: Condvar::new(),
             forwarder: Mutex::new(None),
+            backlog,
         })
     }
 
@@ -86,6 +103,9 @@ impl Push {
     }
 
     fn deliver(&self, ev: &SubEvent) {
+        if !matches!(ev, SubEvent::Closed | SubEvent::Ready) {
+            crate::backlog::release(self.backlog.as_ref(), 1);
+        }
         let sink = {
             let mut st = self.lock();
             if st.closed {
@@ -126,6 +146,13 @@ impl Push {
             loop {
                 let ev = next().await;
                 let end = ev.is_none();
+                // Counted while it waits for the dispatcher; uncounted if the
+                // send fails or the forwarder is aborted meanwhile.
+                let held = crate::backlog::Held::new(
+                    me.backlog
+                        .as_ref()
+                        .filter(|_| matches!(ev, Some(SubEvent::Doc(_) | SubEvent::Peer(_)))),
+                );
                 if tx
                     .send((me.clone(), ev.unwrap_or(SubEvent::Closed)))
                     .await
@@ -134,6 +161,7 @@ impl Push {
                 {
                     return;
                 }
+                held.handed_on();
             }
         });
         *self.forwarder.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());

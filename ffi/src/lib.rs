@@ -7,6 +7,7 @@
 //! cbindgen) is a thin layer over [`sdk`]; Python, Go and Kotlin sit on the same
 //! functions, so no behaviour is written twice.
 
+mod backlog;
 pub mod blobs;
 pub mod dispatch;
 pub mod error;

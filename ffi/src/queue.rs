@@ -115,6 +115,8 @@ pub struct Queue<R> {
     changed: Notify,
     forwarder: Mutex<Option<tokio::task::AbortHandle>>,
     ready: Arc<Push>,
+    /// The node's count of events the SDK holds ([`crate::backlog`]).
+    backlog: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl<R: Queued> Queue<R> {
@@ -124,11 +126,12 @@ impl<R: Queued> Queue<R> {
         sub: Subscription<T>,
         capacity: usize,
         ready: Box<dyn EventSink>,
+        node: u64,
     ) -> SdkResult<Arc<Self>>
     where
         R: From<Event<T>>,
     {
-        let q = Self::new(capacity, ready)?;
+        let q = Self::new(capacity, ready, Some(crate::backlog::counter(node)))?;
         let me = q.clone();
         let task = runtime::handle()?.spawn(async move {
             while let Some(ev) = sub.next().await {
@@ -142,7 +145,11 @@ impl<R: Queued> Queue<R> {
     }
 
     /// An empty queue with its ready signal running, fed by [`Queue::put`].
-    fn new(capacity: usize, ready: Box<dyn EventSink>) -> SdkResult<Arc<Self>> {
+    fn new(
+        capacity: usize,
+        ready: Box<dyn EventSink>,
+        backlog: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> SdkResult<Arc<Self>> {
         if capacity > MAX_CAPACITY {
             return Err(SdkError::invalid(format!(
                 "a queued subscription holds at most {MAX_CAPACITY} events (asked for {capacity})"
@@ -164,6 +171,7 @@ impl<R: Queued> Queue<R> {
             changed: Notify::new(),
             forwarder: Mutex::new(None),
             ready: Push::new(ready),
+            backlog,
         });
         let me = q.clone();
         q.ready.start(move || {
@@ -196,6 +204,8 @@ impl<R: Queued> Queue<R> {
                     if st.items.len() >= self.capacity {
                         st.items.pop_front();
                         st.dropped += 1;
+                    } else {
+                        crate::backlog::Held::new(self.backlog.as_ref()).handed_on();
                     }
                     st.snapshots += usize::from(snapshot);
                     st.items.push_back(r);
@@ -238,6 +248,7 @@ impl<R: Queued> Queue<R> {
                 Some(R::lagged(std::mem::take(&mut st.dropped)))
             } else if let Some(r) = st.items.pop_front() {
                 st.snapshots -= usize::from(r.is_snapshot());
+                crate::backlog::release(self.backlog.as_ref(), 1);
                 Some(r)
             } else if st.closed {
                 return Err(SdkError::new(ErrorCode::Closed, "the subscription ended"));
@@ -297,6 +308,23 @@ impl<R: Queued> Queue<R> {
     }
 }
 
+impl<R> Drop for Queue<R> {
+    fn drop(&mut self) {
+        let left = self.lock_items_len();
+        crate::backlog::release(self.backlog.as_ref(), left as u64);
+    }
+}
+
+impl<R> Queue<R> {
+    fn lock_items_len(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .items
+            .len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +358,7 @@ mod tests {
         std::sync::mpsc::Receiver<SubEvent>,
     ) {
         let (tx, rx) = std::sync::mpsc::channel();
-        let q = Queue::new(capacity, Box::new(Signals(Mutex::new(tx)))).unwrap();
+        let q = Queue::new(capacity, Box::new(Signals(Mutex::new(tx))), None).unwrap();
         (q, rx)
     }
 
@@ -342,11 +370,34 @@ mod tests {
     const WAIT: Duration = Duration::from_secs(5);
 
     #[test]
+    fn held_events_are_counted_for_the_node_until_taken_or_dropped() {
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let held = || counter.load(std::sync::atomic::Ordering::Relaxed);
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let q = Queue::new(2, Box::new(Signals(Mutex::new(tx))), Some(counter.clone())).unwrap();
+        for i in 0..3 {
+            put(&q, doc(i, "local"));
+        }
+        assert_eq!(
+            held(),
+            2,
+            "at the bound the oldest is dropped, not counted twice"
+        );
+        assert!(q.try_next().unwrap().is_some_and(|r| r.lag().is_some()));
+        assert!(q.try_next().unwrap().is_some());
+        assert_eq!(held(), 1);
+        assert!(q.try_next().unwrap().is_some());
+        assert_eq!(held(), 0);
+        q.close();
+    }
+
+    #[test]
     fn a_capacity_past_the_bound_is_refused() {
         let (tx, _rx) = std::sync::mpsc::channel();
-        let err = Queue::<DocEventRecord>::new(MAX_CAPACITY + 1, Box::new(Signals(Mutex::new(tx))))
-            .err()
-            .expect("refused");
+        let err =
+            Queue::<DocEventRecord>::new(MAX_CAPACITY + 1, Box::new(Signals(Mutex::new(tx))), None)
+                .err()
+                .expect("refused");
         assert_eq!(err.code, ErrorCode::InvalidArgument);
         let (q, _rx) = queue(MAX_CAPACITY);
         assert_eq!(q.capacity, MAX_CAPACITY);

@@ -467,6 +467,13 @@ type Stats struct {
 	// Documents (or changes to them) received from peers and refused: nested
 	// too deep, or a change too large. Nothing of them was stored.
 	RefusedDocuments uint64
+	// QueuedEvents is the events waiting unread in the node's subscriptions now.
+	QueuedEvents uint64
+	// UpdateLatencyCount changes from peers were applied since open, their
+	// update latencies (author's commit to application here; the clocks'
+	// skew shifts it) summing to UpdateLatencySum.
+	UpdateLatencyCount uint64
+	UpdateLatencySum   time.Duration
 }
 
 // Stats returns the node's counters.
@@ -485,6 +492,8 @@ func (n *Node) Stats() (Stats, error) {
 		Subscriptions: uint64(s.subscriptions), FramesSent: uint64(s.frames_sent),
 		BytesSent: uint64(s.bytes_sent), FramesRecv: uint64(s.frames_received),
 		BytesRecv: uint64(s.bytes_received), RefusedDocuments: uint64(s.refused_documents),
+		QueuedEvents: uint64(s.queued_events), UpdateLatencyCount: uint64(s.update_latency_count),
+		UpdateLatencySum: time.Duration(s.update_latency_sum_ms) * time.Millisecond,
 	}, nil
 }
 
@@ -564,6 +573,11 @@ type PeerInfo struct {
 	// the order of Config.Links; nil when the node has no links besides UDP
 	// (or has not met the peer on one).
 	Links []LinkHealth
+	// Sync bytes sent to and received from the peer since the node opened.
+	SyncBytesSent, SyncBytesRecv uint64
+	// What waits in the peer's sync queues now (0 when not connected): live
+	// updates, and bytes of answers owed.
+	SyncQueuedUpdates, SyncQueuedReplyBytes uint64
 }
 
 // LinkState says how a link to a peer is judged.
@@ -687,7 +701,9 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 	if list.len > 0 {
 		for _, p := range unsafe.Slice(list.items, int(list.len)) {
 			info := PeerInfo{ID: C.GoString(p.id), Connected: bool(p.connected), Addr: goString(p.addr),
-				State: peerStates[p.state]}
+				State: peerStates[p.state], SyncBytesSent: uint64(p.sync_bytes_sent),
+				SyncBytesRecv: uint64(p.sync_bytes_received), SyncQueuedUpdates: uint64(p.sync_queued_updates),
+				SyncQueuedReplyBytes: uint64(p.sync_queued_reply_bytes)}
 			for _, bit := range []C.PeatPeerSource{C.PEAT_PEER_SOURCE_STATIC, C.PEAT_PEER_SOURCE_MDNS, C.PEAT_PEER_SOURCE_DIRECT, C.PEAT_PEER_SOURCE_KUBERNETES} {
 				if uint32(p.sources)&uint32(bit) != 0 {
 					info.Sources = append(info.Sources, sources[bit])

@@ -81,6 +81,64 @@ func TestOpenCloseFreesHandles(t *testing.T) {
 	}
 }
 
+// until polls f (a node's counters) until it returns true, for at most 10 s.
+func until(f func() bool) bool {
+	end := time.Now().Add(10 * time.Second)
+	for time.Now().Before(end) {
+		if f() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f()
+}
+
+// Scenario 33: per-peer sync traffic and queues, unread events, update latency.
+func TestPeerTrafficQueuesAndLatency(t *testing.T) {
+	a, b := open(t, secret), open(t, secret)
+	sub, err := b.Subscribe("q", "", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	connect(t, b, a)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := a.Put(ctx, "q", fmt.Sprintf("d%d", i), map[string]int{"n": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pump holds one event for the unread channel; the rest wait queued.
+	var st Stats
+	if !until(func() bool { st, _ = b.Stats(); return st.QueuedEvents >= 2 && st.UpdateLatencyCount >= 3 }) {
+		t.Fatalf("stats %+v", st)
+	}
+	if st.UpdateLatencySum >= time.Duration(st.UpdateLatencyCount)*time.Minute {
+		t.Fatalf("update latency %v over %d changes", st.UpdateLatencySum, st.UpdateLatencyCount)
+	}
+	atB, err := b.Peers()
+	if err != nil || len(atB) != 1 || atB[0].SyncBytesSent == 0 || atB[0].SyncBytesRecv == 0 {
+		t.Fatalf("peers at b %+v %v", atB, err)
+	}
+	var atA []PeerInfo
+	if !until(func() bool {
+		atA, _ = a.Peers()
+		return len(atA) == 1 && atA[0].SyncQueuedUpdates == 0 && atA[0].SyncQueuedReplyBytes == 0
+	}) || atA[0].SyncBytesSent == 0 {
+		t.Fatalf("peers at a %+v", atA)
+	}
+	for i := 0; i < 3; i++ {
+		select {
+		case <-sub.Events():
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+	}
+	if !until(func() bool { st, _ = b.Stats(); return st.QueuedEvents == 0 }) {
+		t.Fatalf("events still queued after reading: %+v", st)
+	}
+}
+
 func TestTwoNodesSync(t *testing.T) {
 	a, b := open(t, secret), open(t, secret)
 	sub, err := b.Subscribe("tracks", "", false, 0)

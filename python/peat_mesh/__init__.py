@@ -375,6 +375,10 @@ class PeerInfo:
     state: PeerState
     sources: FrozenSet[PeerSource]  # the discoveries that want the peer
     links: Tuple[LinkHealth, ...] = ()  # each link's health towards the peer (empty without links)
+    sync_bytes_sent: int = 0  # sync bytes sent to the peer since the node opened
+    sync_bytes_received: int = 0  # sync bytes received from the peer since the node opened
+    sync_queued_updates: int = 0  # live updates waiting in the peer's sync queues now
+    sync_queued_reply_bytes: int = 0  # bytes of answers queued for the peer now
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,11 @@ class NodeStats:
     # documents (or changes) received from peers and refused: nested too deep,
     # or a change too large; nothing of them was stored
     refused_documents: int
+    queued_events: int  # events waiting unread in the node's subscriptions now
+    # changes from peers applied, and the sum of their update latencies (author's
+    # commit to application here, ms; the two clocks' skew shifts it)
+    update_latency_count: int
+    update_latency_sum_ms: int
 
 
 Event = Union[DocEvent, PeerEvent, Lagged]
@@ -911,8 +920,9 @@ class SyncNode(_trust.SyncTrustMethods):
                     LinkHealth(name, level, LinkState(ls), lrtt, lvar, loss, last, in_use, silent)
                     for name, level, ls, lrtt, lvar, loss, last, in_use, silent in links
                 ),
+                *sync,
             )
-            for id, connected, addr, rtt, seen, state, sources, links in _native.peers(self.handle)
+            for id, connected, addr, rtt, seen, state, sources, links, sync in _native.peers(self.handle)
         ]
 
     def set_link_silent(self, name: str, silent: bool) -> None:

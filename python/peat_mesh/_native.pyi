@@ -38,9 +38,18 @@ LinkArg = Tuple[str, str, int]
 PaceArg = Tuple[int, int, int, float, int, int, List[Tuple[str, int]]]
 # (name, level, state, rtt_us, rtt_var_us, loss, last_answer_ms, in_use, silent) of a link to a peer.
 LinkTuple = Tuple[str, Optional[int], LinkStateName, Optional[int], Optional[int], float, Optional[int], bool, bool]
-# (id, connected, addr, rtt_us, last_seen_ms, state, sources, links) of a peer.
+# (id, connected, addr, rtt_us, last_seen_ms, state, sources, links,
+#  (sync_bytes_sent, sync_bytes_received, sync_queued_updates, sync_queued_reply_bytes)) of a peer.
 PeerTuple = Tuple[
-    str, bool, Optional[str], Optional[int], Optional[int], PeerStateName, List[PeerSourceName], List[LinkTuple]
+    str,
+    bool,
+    Optional[str],
+    Optional[int],
+    Optional[int],
+    PeerStateName,
+    List[PeerSourceName],
+    List[LinkTuple],
+    Tuple[int, int, int, int],
 ]
 
 # (beacon_preset, beacon_interval_ms, beacon_ttl_ms, multicast_group, multicast_interface); 0/"" = default.
@@ -102,7 +111,7 @@ def node_id(node: int) -> str: ...
 def node_addrs(node: int) -> List[str]: ...
 def connect(node: int, peer: str, timeout_ms: int, cancel: int) -> None: ...
 def peers(node: int) -> List[PeerTuple]: ...
-def stats(node: int) -> Tuple[int, int, int, int, int, int, int, int]: ...
+def stats(node: int) -> Tuple[int, int, int, int, int, int, int, int, int, int, int]: ...
 def put(node: int, collection: str, id: str, json: str) -> None: ...
 def merge_patch(node: int, collection: str, id: str, json: str) -> None: ...
 def get(node: int, collection: str, id: str) -> Optional[str]: ...

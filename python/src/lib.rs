@@ -248,9 +248,10 @@ fn link_tuple(l: LinkHealthRecord) -> LinkTuple {
     )
 }
 
-/// (id, connected, addr, rtt_us, last_seen_ms, state, sources, links) of one
-/// peer; the state and the sources by their SDK names, the links as
-/// [`LinkTuple`]s.
+/// (id, connected, addr, rtt_us, last_seen_ms, state, sources, links, sync)
+/// of one peer; the state and the sources by their SDK names, the links as
+/// [`LinkTuple`]s, sync as (bytes_sent, bytes_received, queued_updates,
+/// queued_reply_bytes).
 type PeerTuple = (
     String,
     bool,
@@ -260,6 +261,7 @@ type PeerTuple = (
     &'static str,
     Vec<&'static str>,
     Vec<LinkTuple>,
+    (u64, u64, u64, u64),
 );
 
 /// Every peer seen.
@@ -278,14 +280,21 @@ fn peers(node: u64) -> R<Vec<PeerTuple>> {
                 p.state.name(),
                 p.sources.iter().map(|s| s.name()).collect(),
                 p.links.into_iter().map(link_tuple).collect(),
+                (
+                    p.sync_bytes_sent,
+                    p.sync_bytes_received,
+                    p.sync_queued_updates,
+                    p.sync_queued_reply_bytes,
+                ),
             )
         })
         .collect())
 }
 
 /// (documents, connected_peers, subscriptions, frames_sent, bytes_sent,
-/// frames_received, bytes_received, refused_documents).
-type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64);
+/// frames_received, bytes_received, refused_documents, queued_events,
+/// update_latency_count, update_latency_sum_ms).
+type StatsTuple = (u64, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64);
 
 /// The node's counters.
 #[pyfunction]
@@ -300,6 +309,9 @@ fn stats(py: Python<'_>, node: u64) -> R<StatsTuple> {
         s.frames_received,
         s.bytes_received,
         s.refused_documents,
+        s.queued_events,
+        s.update_latency_count,
+        s.update_latency_sum_ms,
     ))
 }
 

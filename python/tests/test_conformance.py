@@ -57,6 +57,36 @@ def test_two_nodes_sync(open_node):
     assert st.refused_documents == 0
 
 
+def _until(pred, timeout=10.0):
+    """Polls ``pred`` (a node's counters) until it holds or ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    return pred()
+
+
+def test_peer_traffic_queues_and_latency(open_node):
+    """Scenario 33: per-peer sync traffic and queues, unread events, update latency."""
+    a, b = open_node("a"), open_node("b")
+    with b.subscribe("q") as sub:
+        b.connect(a.addrs()[0])
+        for i in range(3):
+            a.put("q", f"d{i}", {"n": 1})
+        st = _until(lambda: (s := b.stats()).queued_events >= 3 and s.update_latency_count >= 3 and s)
+        assert st and st.queued_events == 3 and st.update_latency_count >= 3
+        assert st.update_latency_sum_ms < st.update_latency_count * 60_000
+        (at_b,) = b.peers()
+        assert at_b.sync_bytes_sent > 0 and at_b.sync_bytes_received > 0
+        at_a = _until(lambda: (p := a.peers()[0]).sync_queued_updates == 0 and p.sync_queued_reply_bytes == 0 and p)
+        assert at_a and at_a.sync_bytes_sent > 0
+        for _ in range(3):
+            assert isinstance(sub.next(5), DocEvent)
+        assert b.stats().queued_events == 0
+
+
 def test_get_list_delete_export_import(open_node):
     n = open_node()
     for i in "abc":

@@ -132,6 +132,46 @@ pub async fn render(
         }
     }
 
+    // Per peer: the peer table is bounded (1,024 entries), so are these series.
+    head(
+        o,
+        "peat_peer_sync_bytes_total",
+        "counter",
+        "Sync bytes exchanged with each peer since the node opened, by direction.",
+    );
+    for p in &peers {
+        for (dir, n) in [
+            ("sent", p.sync_bytes_sent),
+            ("received", p.sync_bytes_received),
+        ] {
+            if n > 0 {
+                let _ = writeln!(
+                    o,
+                    "peat_peer_sync_bytes_total{{peer=\"{}\",direction=\"{dir}\"}} {n}",
+                    p.id
+                );
+            }
+        }
+    }
+    head(
+        o,
+        "peat_peer_sync_queue",
+        "gauge",
+        "What waits in each connected peer's sync queues: live updates, and bytes of owed answers.",
+    );
+    for p in peers.iter().filter(|p| p.state == PeerState::Connected) {
+        let _ = writeln!(
+            o,
+            "peat_peer_sync_queue{{peer=\"{}\",queue=\"updates\"}} {}",
+            p.id, p.sync_queued_updates
+        );
+        let _ = writeln!(
+            o,
+            "peat_peer_sync_queue{{peer=\"{}\",queue=\"reply_bytes\"}} {}",
+            p.id, p.sync_queued_reply_bytes
+        );
+    }
+
     if let Ok(st) = node.storage_stats().await {
         one(
             o,
@@ -198,6 +238,31 @@ pub async fn render(
             );
         }
     }
+    let h = &sync.update_latency;
+    head(
+        o,
+        "peat_update_latency_seconds",
+        "histogram",
+        "Changes from peers: from the commit at their author to their application here (the clocks' skew shifts it).",
+    );
+    for (le, n) in peat_mesh::sync::LATENCY_BOUNDS_MS.iter().zip(h.buckets) {
+        let _ = writeln!(
+            o,
+            "peat_update_latency_seconds_bucket{{le=\"{}\"}} {n}",
+            *le as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        "peat_update_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+        h.count
+    );
+    let _ = writeln!(
+        o,
+        "peat_update_latency_seconds_sum {}",
+        h.sum_ms as f64 / 1000.0
+    );
+    let _ = writeln!(o, "peat_update_latency_seconds_count {}", h.count);
     let rounds = sync.sent.by_kind.get("Reconcile").map_or(0, |v| v.0);
     one(
         o,
@@ -251,6 +316,13 @@ pub async fn render(
         "gauge",
         "Live document subscriptions (SDK and WebSocket).",
         node.subscription_count() as u64,
+    );
+    one(
+        o,
+        "peat_subscription_queued_events",
+        "gauge",
+        "Events waiting unread in the node's subscriptions (each queue bounded).",
+        node.queued_events(),
     );
 
     one(

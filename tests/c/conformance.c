@@ -188,6 +188,73 @@ static int t_two_nodes_sync(void) {
     return 1;
 }
 
+/* Scenario 33: per-peer sync traffic and queues, unread events and update
+ * latency in the node's counters. */
+static int peer_sync_of(PeatNode n, uint64_t out[4]) {
+    PeatPeerList peers;
+    if (call_with_err_(peat_node_peers(n, &peers, ERR)) != PEAT_STATUS_OK) return 0;
+    int found = peers.len == 1;
+    if (found) {
+        out[0] = peers.items[0].sync_bytes_sent;
+        out[1] = peers.items[0].sync_bytes_received;
+        out[2] = peers.items[0].sync_queued_updates;
+        out[3] = peers.items[0].sync_queued_reply_bytes;
+    }
+    peat_peer_list_free(peers);
+    return found;
+}
+
+static int t_peer_traffic_queues_and_latency(void) {
+    PeatNode a, b;
+    char da[64], db[64];
+    CHECK(open_node(&a, da, SECRET));
+    CHECK(open_node(&b, db, SECRET));
+    PeatSubscription sub;
+    OK(peat_doc_subscribe(b, S("q"), S(""), false, &sub, ERR));
+    CHECK(connect_nodes(b, a));
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "d%d", i);
+        OK(peat_doc_put(a, S("q"), S(id), S("{\"n\":1}"), ERR));
+    }
+    /* the three changes wait unread in B's subscription; each was timed */
+    PeatNodeStats st;
+    memset(&st, 0, sizeof st);
+    for (int i = 0; i < 500; i++) {
+        OK(peat_node_stats(b, &st, ERR));
+        if (st.queued_events >= 3 && st.update_latency_count >= 3) break;
+        usleep(10000);
+    }
+    CHECK(st.queued_events == 3 && st.update_latency_count >= 3);
+    CHECK(st.update_latency_sum_ms < st.update_latency_count * 60000);
+    /* traffic both ways, per peer; A's queues towards B drain to nothing */
+    uint64_t at_b[4], at_a[4];
+    CHECK(peer_sync_of(b, at_b));
+    CHECK(at_b[0] > 0 && at_b[1] > 0);
+    int idle = 0;
+    for (int i = 0; i < 500 && !idle; i++) {
+        CHECK(peer_sync_of(a, at_a));
+        idle = at_a[2] == 0 && at_a[3] == 0;
+        if (!idle) usleep(10000);
+    }
+    CHECK(idle && at_a[0] >= at_b[1] / 2 && at_a[0] > 0);
+    /* reading the events empties the queue */
+    for (int i = 0; i < 3; i++) {
+        PeatEvent ev;
+        memset(&ev, 0, sizeof ev);
+        OK(peat_subscription_next(sub, 5000, &ev, ERR));
+        peat_event_free(&ev);
+    }
+    OK(peat_node_stats(b, &st, ERR));
+    CHECK(st.queued_events == 0);
+    OK(peat_subscription_close(sub, ERR));
+    OK(peat_node_close(a, 5000, ERR));
+    OK(peat_node_close(b, 5000, ERR));
+    rm_rf(da);
+    rm_rf(db);
+    return 1;
+}
+
 static int t_get_list_delete_export_import(void) {
     PeatNode n;
     char dir[64];
@@ -2372,6 +2439,7 @@ static const struct {
     {"abi_version", t_abi_version},
     {"open_close", t_open_close},
     {"two_nodes_sync", t_two_nodes_sync},
+    {"peer_traffic_queues_and_latency", t_peer_traffic_queues_and_latency},
     {"get_list_delete_export_import", t_get_list_delete_export_import},
     {"subscribe_with_snapshot", t_subscribe_with_snapshot},
     {"subscribe_cycles_free_everything", t_subscribe_cycles_free_everything},

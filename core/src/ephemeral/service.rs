@@ -418,6 +418,10 @@ impl Ephemeral {
         self.hub.len() + self.beacons.hub.len()
     }
 
+    pub fn queued_events(&self) -> usize {
+        self.hub.queued() + self.beacons.hub.queued()
+    }
+
     pub fn close_subscriptions(&self) {
         self.hub.close_all();
         self.beacons.hub.close_all();

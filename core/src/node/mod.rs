@@ -442,6 +442,15 @@ impl Node {
             + self.inner.ephemeral.subscription_count()
     }
 
+    /// Events waiting in every live subscription's queue, unread (document,
+    /// peer, message and beacon subscriptions; each queue is bounded, and a
+    /// reader that falls behind is told how many it lost).
+    pub fn queued_events(&self) -> u64 {
+        (self.inner.engine.doc_hub.queued()
+            + self.inner.ctx.peer_hub.queued()
+            + self.inner.ephemeral.queued_events()) as u64
+    }
+
     /// Peer events from now on: connected, disconnected, admission refused.
     pub fn subscribe_peers(&self) -> Subscription<PeerEvent> {
         self.inner.ctx.peer_hub.subscribe(())

@@ -96,6 +96,12 @@ impl Node {
     /// health towards it).
     pub fn peers(&self) -> Vec<PeerInfo> {
         let mut peers = self.inner.ctx.peers.list();
+        for (id, updates, reply_bytes) in self.inner.engine.queues() {
+            if let Some(p) = peers.iter_mut().find(|p| p.id == id) {
+                p.sync_queued_updates = updates as u64;
+                p.sync_queued_reply_bytes = reply_bytes as u64;
+            }
+        }
         if let Some(bond) = &self.inner.bond {
             for p in &mut peers {
                 p.links = bond.links_to(&p.id);

@@ -183,6 +183,20 @@ impl Engine {
         }
     }
 
+    /// Each session's queues now: (peer, live updates waiting, reply bytes).
+    pub(crate) fn queues(&self) -> Vec<(NodeId, usize, usize)> {
+        self.sessions()
+            .iter()
+            .map(|(id, r)| {
+                (
+                    *id,
+                    r.outbox.queued_updates(),
+                    r.outbox.queued_reply_bytes(),
+                )
+            })
+            .collect()
+    }
+
     /// Bytes of answers queued for `peer`'s session.
     #[cfg(test)]
     pub(crate) fn queued_reply_bytes(&self, peer: &NodeId) -> Option<usize> {
@@ -268,8 +282,11 @@ impl Engine {
                 // Only what can be applied now: Automerge's own queue for
                 // changes awaiting dependencies has no bound.
                 let (ready, left_out) = crate::storage::causally_ready(doc, changes);
+                let stamps: Vec<i64> = ready.iter().map(|c| c.timestamp()).collect();
                 doc.apply_changes(ready)
                     .map_err(|e| Error::Protocol(format!("changes for {key} rejected: {e}")))?;
+                self.counters
+                    .applied(crate::clock::unix_ms() as i64, &stamps);
                 if update_wins
                     && is_tombstoned(doc)
                     && crate::storage::edited_concurrently_with_delete(doc)

@@ -30,4 +30,4 @@ mod lane_tests;
 
 pub(crate) use engine::Engine;
 pub(crate) use protocol::SyncProtocol;
-pub use stats::{SyncStats, TrafficStats};
+pub use stats::{LatencyHistogram, SyncStats, TrafficStats, LATENCY_BOUNDS_MS};

@@ -192,9 +192,13 @@ impl Outbox {
     }
 
     /// Bytes of answers queued for the peer.
-    #[cfg(test)]
     pub(crate) fn queued_reply_bytes(&self) -> usize {
         self.lanes.iter().map(|l| l.replies.bytes()).sum()
+    }
+
+    /// Live updates waiting in every lane (a coalesced document counts once).
+    pub(crate) fn queued_updates(&self) -> usize {
+        self.lanes.iter().map(|l| l.live.locked().len).sum()
     }
 
     /// Queues a live update, coalescing if its lane's queue is full.

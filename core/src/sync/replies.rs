@@ -168,7 +168,6 @@ impl Replies {
     }
 
     /// Bytes queued now.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.q.locked().bytes
     }

@@ -139,6 +139,8 @@ impl Session {
                 .find(|p| p.is_selected())
                 .map(|p| p.rtt());
             self.engine.ctx.peers.seen(self.peer, rtt);
+            let received = batch.iter().map(|(_, size)| *size as u64).sum();
+            self.engine.ctx.peers.traffic(self.peer, 0, received);
             let mut work = Vec::with_capacity(batch.len());
             for (frame, size) in batch {
                 self.engine.counters.received(&frame, size);

@@ -52,6 +52,7 @@ async fn send_parts(
 ) -> Result<()> {
     let outbox = &session.outbox;
     let throttle = &session.engine.ctx.throttle;
+    let mut sent = 0u64;
     for f in &parts {
         let bytes = encode(f)?;
         let class = match f {
@@ -72,9 +73,14 @@ async fn send_parts(
         if lane == BULK {
             outbox.bulk_writing(false);
         }
+        if n.is_err() {
+            session.engine.ctx.peers.traffic(session.peer, sent, 0);
+        }
         n?;
         session.engine.counters.sent(f, bytes.len());
+        sent += bytes.len() as u64;
     }
+    session.engine.ctx.peers.traffic(session.peer, sent, 0);
     Ok(())
 }
 

@@ -44,6 +44,17 @@ pub struct PeerInfo {
     /// Each link's health towards the peer (empty without links besides UDP,
     /// or before the bond has met the peer).
     pub links: Vec<crate::links::LinkHealth>,
+    /// Sync bytes (encoded frames) sent to the peer, over all its sessions
+    /// since this node opened.
+    pub sync_bytes_sent: u64,
+    /// Sync bytes received from the peer, likewise.
+    pub sync_bytes_received: u64,
+    /// Live updates waiting in the peer's sync queues now (a document
+    /// coalesced at the queue's bound counts once); 0 when not connected.
+    pub sync_queued_updates: u64,
+    /// Bytes of answers owed to the peer and queued now (bounded by the
+    /// session's reply budget); 0 when not connected.
+    pub sync_queued_reply_bytes: u64,
 }
 
 /// A change in a peer's state.
@@ -166,6 +177,10 @@ impl PeerTable {
             outbound: false,
             sources: Vec::new(),
             links: Vec::new(),
+            sync_bytes_sent: 0,
+            sync_bytes_received: 0,
+            sync_queued_updates: 0,
+            sync_queued_reply_bytes: 0,
         })
     }
 
@@ -227,6 +242,16 @@ impl PeerTable {
                 if rtt.is_some() {
                     p.rtt = rtt;
                 }
+            }
+        })
+    }
+
+    /// Counts sync bytes sent to and received from a known peer.
+    pub fn traffic(&self, id: NodeId, sent: u64, received: u64) {
+        self.with(|m| {
+            if let Some(p) = m.get_mut(&id) {
+                p.sync_bytes_sent += sent;
+                p.sync_bytes_received += received;
             }
         })
     }

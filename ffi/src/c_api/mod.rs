@@ -67,7 +67,7 @@ mod authors;
 mod catalog;
 
 /// Version of this C ABI; bumped on any incompatible change.
-pub const PEAT_ABI_VERSION: u32 = 11;
+pub const PEAT_ABI_VERSION: u32 = 12;
 
 pub use authors::*;
 pub use beacons::*;

@@ -112,6 +112,14 @@ pub struct PeatPeerInfo {
     pub links: *mut PeatLinkHealth,
     /// Number of links.
     pub links_len: usize,
+    /// Sync bytes sent to the peer since this node opened (all sessions).
+    pub sync_bytes_sent: u64,
+    /// Sync bytes received from the peer since this node opened.
+    pub sync_bytes_received: u64,
+    /// Live updates waiting in the peer's sync queues now (0 when not connected).
+    pub sync_queued_updates: u64,
+    /// Bytes of answers queued for the peer now (0 when not connected).
+    pub sync_queued_reply_bytes: u64,
 }
 
 /// Where a node stands with a peer ([`PeatPeerInfo::state`]).
@@ -180,6 +188,10 @@ pub unsafe extern "C" fn peat_node_peers(
                         .fold(0, |bits, b| bits | b),
                     links,
                     links_len,
+                    sync_bytes_sent: p.sync_bytes_sent,
+                    sync_bytes_received: p.sync_bytes_received,
+                    sync_queued_updates: p.sync_queued_updates,
+                    sync_queued_reply_bytes: p.sync_queued_reply_bytes,
                 }
             })
             .collect();

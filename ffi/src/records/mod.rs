@@ -249,6 +249,14 @@ pub struct PeerRecord {
     pub sources: Vec<PeerSource>,
     /// Each link's health towards the peer (empty without links).
     pub links: Vec<LinkHealthRecord>,
+    /// Sync bytes sent to the peer since this node opened (all sessions).
+    pub sync_bytes_sent: u64,
+    /// Sync bytes received from the peer since this node opened.
+    pub sync_bytes_received: u64,
+    /// Live updates waiting in the peer's sync queues now (0 when not connected).
+    pub sync_queued_updates: u64,
+    /// Bytes of answers queued for the peer now (0 when not connected).
+    pub sync_queued_reply_bytes: u64,
 }
 
 impl From<PeerInfo> for PeerRecord {
@@ -271,6 +279,10 @@ impl From<PeerInfo> for PeerRecord {
                 v
             },
             links: p.links.into_iter().map(Into::into).collect(),
+            sync_bytes_sent: p.sync_bytes_sent,
+            sync_bytes_received: p.sync_bytes_received,
+            sync_queued_updates: p.sync_queued_updates,
+            sync_queued_reply_bytes: p.sync_queued_reply_bytes,
         }
     }
 }
@@ -296,6 +308,14 @@ pub struct NodeStats {
     /// Documents (or changes to them) received from peers and refused since
     /// open: nested too deep, or a change too large. Nothing of them was stored.
     pub refused_documents: u64,
+    /// Events waiting unread in the node's subscriptions now.
+    pub queued_events: u64,
+    /// Changes from peers applied since open, and the sum of their update
+    /// latencies (author's commit to application here, in milliseconds; the
+    /// two clocks' skew shifts it): the mean is `sum / count`.
+    pub update_latency_count: u64,
+    /// See `update_latency_count`.
+    pub update_latency_sum_ms: u64,
 }
 
 /// A document event.

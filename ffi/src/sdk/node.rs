@@ -102,6 +102,7 @@ pub fn node_close(node: u64, timeout_ms: u64) -> SdkResult<()> {
     let Object::Node(n) = handles::remove(node)? else {
         return Err(SdkError::new(ErrorCode::Internal, "handle changed type"));
     };
+    crate::backlog::forget(node);
     runtime::block_on(async move { n.close(ms(timeout_ms)).await.map_err(SdkError::from) })?
 }
 

@@ -49,5 +49,8 @@ pub fn stats(node: u64) -> SdkResult<NodeStats> {
         frames_received: s.received.frames(),
         bytes_received: s.received.bytes(),
         refused_documents: s.refused_documents,
+        queued_events: n.queued_events() + crate::backlog::held(node),
+        update_latency_count: s.update_latency.count,
+        update_latency_sum_ms: s.update_latency.sum_ms,
     })
 }

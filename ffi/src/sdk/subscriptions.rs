@@ -114,7 +114,7 @@ pub fn subscribe_docs_queued(
     let n = handles::node(node)?;
     check_doc(collection, id)?;
     let sub = n.subscribe(collection, id, snapshot)?;
-    let q = Queue::start(sub, capacity, ready)?;
+    let q = Queue::start(sub, capacity, ready, node)?;
     Ok(handles::insert(Object::DocQueue(q)))
 }
 
@@ -125,7 +125,7 @@ pub fn subscribe_peers_queued(
     ready: Box<dyn EventSink>,
 ) -> SdkResult<u64> {
     let n = handles::node(node)?;
-    let q = Queue::start(n.subscribe_peers(), capacity, ready)?;
+    let q = Queue::start(n.subscribe_peers(), capacity, ready, node)?;
     Ok(handles::insert(Object::PeerQueue(q)))
 }
 
@@ -141,7 +141,7 @@ pub fn subscribe_docs_push(
     let n = handles::node(node)?;
     check_doc(collection, id)?;
     let sub = Arc::new(n.subscribe(collection, id, snapshot)?);
-    let push = Push::new(sink);
+    let push = Push::for_node(sink, node);
     push.start(move || {
         let sub = sub.clone();
         async move { sub.next().await.map(|e| SubEvent::Doc(e.into())) }
@@ -153,7 +153,7 @@ pub fn subscribe_docs_push(
 pub fn subscribe_peers_push(node: u64, sink: Box<dyn EventSink>) -> SdkResult<u64> {
     let n = handles::node(node)?;
     let sub = Arc::new(n.subscribe_peers());
-    let push = Push::new(sink);
+    let push = Push::for_node(sink, node);
     push.start(move || {
         let sub = sub.clone();
         async move { sub.next().await.map(|e| SubEvent::Peer(e.into())) }

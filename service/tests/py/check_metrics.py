@@ -73,6 +73,10 @@ def main() -> None:
         "peat_ws_lagged": "counter",
         "peat_ws_dropped_events": "counter",
         "peat_http_request_duration_seconds": "histogram",
+        "peat_peer_sync_bytes": "counter",
+        "peat_peer_sync_queue": "gauge",
+        "peat_update_latency_seconds": "histogram",
+        "peat_subscription_queued_events": "gauge",
     }
     for name, kind in expected.items():
         assert name in after, f"{name} missing; have {sorted(after)}"
@@ -82,6 +86,9 @@ def main() -> None:
     assert value(after, "peat_peers", state="connected") == 0
     assert value(after, "peat_sessions") == 0
     assert value(after, "peat_store_document_bytes") > 0
+    # no peer: no change arrived, nothing per peer
+    assert value(after, "peat_update_latency_seconds", "peat_update_latency_seconds_count") == 0
+    assert not after["peat_peer_sync_bytes"].samples and not after["peat_peer_sync_queue"].samples
     put_route = "/api/v1/collections/{collection}/documents/{id}"
     puts = value(after, "peat_http_request_duration_seconds", "peat_http_request_duration_seconds_count",
                  method="PUT", route=put_route, status="204")

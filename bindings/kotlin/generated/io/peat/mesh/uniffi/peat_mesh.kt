@@ -3687,6 +3687,23 @@ data class NodeStats (
      * open: nested too deep, or a change too large. Nothing of them was stored.
      */
     var `refusedDocuments`: kotlin.ULong
+    , 
+    /**
+     * Events waiting unread in the node's subscriptions now.
+     */
+    var `queuedEvents`: kotlin.ULong
+    , 
+    /**
+     * Changes from peers applied since open, and the sum of their update
+     * latencies (author's commit to application here, in milliseconds; the
+     * two clocks' skew shifts it): the mean is `sum / count`.
+     */
+    var `updateLatencyCount`: kotlin.ULong
+    , 
+    /**
+     * See `update_latency_count`.
+     */
+    var `updateLatencySumMs`: kotlin.ULong
     
 ){
     
@@ -3711,6 +3728,9 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -3722,7 +3742,10 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.allocationSize(value.`bytesSent`) +
             FfiConverterULong.allocationSize(value.`framesReceived`) +
             FfiConverterULong.allocationSize(value.`bytesReceived`) +
-            FfiConverterULong.allocationSize(value.`refusedDocuments`)
+            FfiConverterULong.allocationSize(value.`refusedDocuments`) +
+            FfiConverterULong.allocationSize(value.`queuedEvents`) +
+            FfiConverterULong.allocationSize(value.`updateLatencyCount`) +
+            FfiConverterULong.allocationSize(value.`updateLatencySumMs`)
     )
 
     override fun write(value: NodeStats, buf: ByteBuffer) {
@@ -3734,6 +3757,9 @@ public object FfiConverterTypeNodeStats: FfiConverterRustBuffer<NodeStats> {
             FfiConverterULong.write(value.`framesReceived`, buf)
             FfiConverterULong.write(value.`bytesReceived`, buf)
             FfiConverterULong.write(value.`refusedDocuments`, buf)
+            FfiConverterULong.write(value.`queuedEvents`, buf)
+            FfiConverterULong.write(value.`updateLatencyCount`, buf)
+            FfiConverterULong.write(value.`updateLatencySumMs`, buf)
     }
 }
 
@@ -3871,6 +3897,26 @@ data class PeerRecord (
      * Each link's health towards the peer (empty without links).
      */
     var `links`: List<LinkHealthRecord>
+    , 
+    /**
+     * Sync bytes sent to the peer since this node opened (all sessions).
+     */
+    var `syncBytesSent`: kotlin.ULong
+    , 
+    /**
+     * Sync bytes received from the peer since this node opened.
+     */
+    var `syncBytesReceived`: kotlin.ULong
+    , 
+    /**
+     * Live updates waiting in the peer's sync queues now (0 when not connected).
+     */
+    var `syncQueuedUpdates`: kotlin.ULong
+    , 
+    /**
+     * Bytes of answers queued for the peer now (0 when not connected).
+     */
+    var `syncQueuedReplyBytes`: kotlin.ULong
     
 ){
     
@@ -3895,6 +3941,10 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterTypePeerState.read(buf),
             FfiConverterSequenceTypePeerSource.read(buf),
             FfiConverterSequenceTypeLinkHealthRecord.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -3906,7 +3956,11 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterOptionalULong.allocationSize(value.`lastSeenMs`) +
             FfiConverterTypePeerState.allocationSize(value.`state`) +
             FfiConverterSequenceTypePeerSource.allocationSize(value.`sources`) +
-            FfiConverterSequenceTypeLinkHealthRecord.allocationSize(value.`links`)
+            FfiConverterSequenceTypeLinkHealthRecord.allocationSize(value.`links`) +
+            FfiConverterULong.allocationSize(value.`syncBytesSent`) +
+            FfiConverterULong.allocationSize(value.`syncBytesReceived`) +
+            FfiConverterULong.allocationSize(value.`syncQueuedUpdates`) +
+            FfiConverterULong.allocationSize(value.`syncQueuedReplyBytes`)
     )
 
     override fun write(value: PeerRecord, buf: ByteBuffer) {
@@ -3918,6 +3972,10 @@ public object FfiConverterTypePeerRecord: FfiConverterRustBuffer<PeerRecord> {
             FfiConverterTypePeerState.write(value.`state`, buf)
             FfiConverterSequenceTypePeerSource.write(value.`sources`, buf)
             FfiConverterSequenceTypeLinkHealthRecord.write(value.`links`, buf)
+            FfiConverterULong.write(value.`syncBytesSent`, buf)
+            FfiConverterULong.write(value.`syncBytesReceived`, buf)
+            FfiConverterULong.write(value.`syncQueuedUpdates`, buf)
+            FfiConverterULong.write(value.`syncQueuedReplyBytes`, buf)
     }
 }
 

@@ -49,7 +49,7 @@ class ConformanceTest {
 
     @Test
     fun openCloseFreesHandles() = runBlocking<Unit> {
-        assertEquals(11, PeatMesh.abiVersion)
+        assertEquals(12, PeatMesh.abiVersion)
         // the test JVM loads the library once, so the JNI path is bound
         assertEquals(if (System.getProperty("peat.mesh.jni") == "false") "jna" else "jni", PeatMesh.callPath)
         val before = PeatMesh.liveHandles()
@@ -78,6 +78,42 @@ class ConformanceTest {
                 assertEquals(0UL, st.refusedDocuments)
                 assertTrue(a.delete("tracks", "t1"))
                 assertEquals(null, a.get("tracks", "t1"))
+            }
+        }
+    }
+
+    /** Polls [f] (a node's counters) for up to 10 s. */
+    private suspend fun until(f: () -> Boolean): Boolean {
+        val end = System.nanoTime() + 10_000_000_000L
+        while (System.nanoTime() < end) {
+            if (f()) return true
+            delay(10)
+        }
+        return f()
+    }
+
+    /** Scenario 33: per-peer sync traffic and queues, unread events, update latency. */
+    @Test
+    fun peerTrafficQueuesAndLatency() = runBlocking<Unit> {
+        node().use { a ->
+            node().use { b ->
+                // The callback holds the first event until the gate opens: the
+                // other two wait in the subscription's queue.
+                val gate = java.util.concurrent.CountDownLatch(1)
+                val seen = AtomicInteger()
+                b.onDocument("q") { gate.await(); seen.incrementAndGet() }.use {
+                    b.connect(a.addrs[0])
+                    repeat(3) { a.put("q", "d$it", """{"n":1}""") }
+                    assertTrue(until { b.stats().let { it.queuedEvents >= 2UL && it.updateLatencyCount >= 3UL } }, "${b.stats()}")
+                    val st = b.stats()
+                    assertTrue(st.updateLatencySumMs < st.updateLatencyCount * 60_000UL, "$st")
+                    val atB = b.peers().single()
+                    assertTrue(atB.syncBytesSent > 0UL && atB.syncBytesReceived > 0UL, "$atB")
+                    assertTrue(until { a.peers().single().let { it.syncQueuedUpdates == 0UL && it.syncQueuedReplyBytes == 0UL } })
+                    assertTrue(a.peers().single().syncBytesSent > 0UL)
+                    gate.countDown()
+                    assertTrue(until { seen.get() == 3 && b.stats().queuedEvents == 0UL }, "${b.stats()}")
+                }
             }
         }
     }
