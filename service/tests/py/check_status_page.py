@@ -127,9 +127,12 @@ def main() -> None:
         page = Page(ws_url)
         page.call("Page.enable")
         page.call("Page.navigate", url=f"http://{HTTP}/#token={TOKEN}")
+        # Page.navigate answers before the new document exists: until it has
+        # loaded, the old (blank) one answers the checks.
+        page.wait_for("the page loaded", f"location.host === {json.dumps(HTTP)} && document.readyState === 'complete'")
         node = api("GET", "/node")
-        page.wait_for("the node's id", f"document.getElementById('node-id').title === {json.dumps(node['id'])}")
-        page.wait_for("the live WebSocket", "document.getElementById('live').textContent === 'live'")
+        page.wait_for("the node's id", f"document.getElementById('node-id')?.title === {json.dumps(node['id'])}")
+        page.wait_for("the live WebSocket", "document.getElementById('live')?.textContent === 'live'")
         assert page.eval("location.hash") == "", "the token is taken out of the address bar"
 
         api("PUT", "/collections/tracks/documents/t1", {"callsign": "ALPHA-1"})
