@@ -41,9 +41,7 @@ pub(crate) struct Held(Option<Arc<AtomicU64>>);
 
 impl Held {
     pub(crate) fn new(c: Option<&Arc<AtomicU64>>) -> Held {
-        if let Some(c) = c {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        add(c);
         Held(c.cloned())
     }
 
@@ -57,6 +55,13 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         release(self.0.as_ref(), 1);
+    }
+}
+
+/// An event is held (queued for its reader, who calls [`release`]).
+pub(crate) fn add(c: Option<&Arc<AtomicU64>>) {
+    if let Some(c) = c {
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 

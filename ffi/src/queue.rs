@@ -205,7 +205,7 @@ impl<R: Queued> Queue<R> {
                         st.items.pop_front();
                         st.dropped += 1;
                     } else {
-                        crate::backlog::Held::new(self.backlog.as_ref()).handed_on();
+                        crate::backlog::add(self.backlog.as_ref());
                     }
                     st.snapshots += usize::from(snapshot);
                     st.items.push_back(r);
@@ -309,19 +309,10 @@ impl<R: Queued> Queue<R> {
 }
 
 impl<R> Drop for Queue<R> {
+    /// What is still queued is no longer held for the node.
     fn drop(&mut self) {
-        let left = self.lock_items_len();
-        crate::backlog::release(self.backlog.as_ref(), left as u64);
-    }
-}
-
-impl<R> Queue<R> {
-    fn lock_items_len(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .items
-            .len()
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        crate::backlog::release(self.backlog.as_ref(), st.items.len() as u64);
     }
 }
 

@@ -46,6 +46,7 @@ func (n *Node) Collections(ctx context.Context, after string, limit int) ([]Coll
 		return nil, err
 	}
 	defer C.peat_collection_list_free(l)
+	// At most limit (≤ 1,024) items: the library caps the page.
 	items := unsafe.Slice(l.items, int(l.len))
 	out := make([]Collection, len(items))
 	for i := range items {
@@ -67,6 +68,7 @@ func (n *Node) BlobTransfers() ([]TransferStatus, error) {
 		return nil, err
 	}
 	defer C.peat_transfer_status_list_free(l)
+	// One item per fetch this process started (none comes from a peer).
 	items := unsafe.Slice(l.items, int(l.len))
 	out := make([]TransferStatus, len(items))
 	for i := range items {

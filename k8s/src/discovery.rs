@@ -63,7 +63,6 @@ pub struct Discovery {
     shared: Arc<Shared>,
     namespace: String,
     cancel: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Discovery {
@@ -80,25 +79,24 @@ impl Discovery {
             announce: Notify::new(),
         });
         let cancel = CancellationToken::new();
-        let mut tasks = Vec::new();
         let own_pod = config.own_pod();
         match &own_pod {
             Some(pod) => {
                 shared.announce.notify_one();
-                tasks.push(tokio::spawn(announce(
+                tokio::spawn(announce(
                     Api::namespaced(client.clone(), &namespace),
                     pod.clone(),
                     node.id(),
                     shared.clone(),
                     cancel.clone(),
-                )));
+                ));
             }
             None => tracing::warn!(
                 "kubernetes: no pod name (POD_NAME, HOSTNAME or kubernetes.pod_name): this node's id is not announced, so other nodes will not dial it"
             ),
         }
         tracing::info!(%namespace, slices = %config.slice_selector, pods = %config.pod_selector, port = %config.port_name, "kubernetes discovery started");
-        tasks.push(tokio::spawn(watch(
+        tokio::spawn(watch(
             node,
             client,
             namespace.clone(),
@@ -106,12 +104,11 @@ impl Discovery {
             own_pod,
             shared.clone(),
             cancel.clone(),
-        )));
+        ));
         Ok(Discovery {
             shared,
             namespace,
             cancel,
-            tasks,
         })
     }
 
@@ -130,14 +127,6 @@ impl Discovery {
     /// found stay wanted until the node closes.
     pub fn stop(&self) {
         self.cancel.cancel();
-    }
-
-    /// [`Discovery::stop`], then waits for the tasks to end.
-    pub async fn stopped(mut self) {
-        self.cancel.cancel();
-        for t in self.tasks.drain(..) {
-            let _ = t.await;
-        }
     }
 }
 

@@ -71,12 +71,16 @@ def _until(pred, timeout=10.0):
 def test_peer_traffic_queues_and_latency(open_node):
     """Scenario 33: per-peer sync traffic and queues, unread events, update latency."""
     a, b = open_node("a"), open_node("b")
+    # `sub` is left unread; `seen` (subscribed after it, so served after it)
+    # tells when the three changes have arrived.
     with b.subscribe("q") as sub:
-        b.connect(a.addrs()[0])
-        for i in range(3):
-            a.put("q", f"d{i}", {"n": 1})
-        st = _until(lambda: (s := b.stats()).queued_events >= 3 and s.update_latency_count >= 3 and s)
-        assert st and st.queued_events == 3 and st.update_latency_count >= 3
+        with b.subscribe("q") as seen:
+            b.connect(a.addrs()[0])
+            for i in range(3):
+                a.put("q", f"d{i}", {"n": 1})
+            wait_doc(seen, "d2")
+        st = b.stats()
+        assert st.queued_events == 3 and st.update_latency_count >= 3
         assert st.update_latency_sum_ms < st.update_latency_count * 60_000
         (at_b,) = b.peers()
         assert at_b.sync_bytes_sent > 0 and at_b.sync_bytes_received > 0
